@@ -1,0 +1,396 @@
+"""Forms: JSON Schema 2020-12 documents with fieldsync's annotations (docs/forms.md).
+
+A form is validated by a real validator (``jsonschema``); this module adds what a person needs
+around it: a tree of fields with English and Arabic labels, errors that name the field in words,
+the cross-field rules JSON Schema cannot say (victim totals), and turning typed text into values.
+
+Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x-multiline``,
+``x-hidden`` (set by the tool, e.g. item ids), ``x-message`` (replaces the validator's wording),
+``x-form`` / ``x-version`` (identity), ``x-rules`` (named cross-field rules), ``x-summary``
+(fields that make a record's one-line summary).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from fieldsync.core import encoding
+from fieldsync.errors import AnswersInvalid, InputError, MalformedData
+
+Kind = Literal["text", "integer", "boolean", "date", "choice", "choices", "group", "items", "texts"]
+
+FORM_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+TRUE_WORDS = frozenset({"y", "yes", "true", "1", "نعم"})
+FALSE_WORDS = frozenset({"n", "no", "false", "0", "لا"})
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    label_ar: str
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    path: tuple[str, ...]
+    kind: Kind
+    label: str
+    label_ar: str
+    required: bool = False
+    sensitive: bool = False
+    multiline: bool = False
+    hidden: bool = False
+    choices: tuple[Choice, ...] = ()
+    children: tuple[Field, ...] = ()  # of a group, or of each item of an items list
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+    def choice_label(self, value: object) -> str:
+        for choice in self.choices:
+            if choice.value == value:
+                return choice.label
+        return str(value)
+
+    def parse(self, text: str) -> Any:
+        """Turn typed text into this field's value, or raise ``InputError``."""
+        text = text.strip()
+        if self.kind == "integer":
+            try:
+                return int(text)
+            except ValueError:
+                raise InputError(f"{self.label} must be a whole number, not {text!r}") from None
+        if self.kind == "boolean":
+            word = text.lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise InputError(f"{self.label} must be yes or no, not {text!r}")
+        if self.kind == "choice":
+            return self._choice_value(text)
+        if self.kind == "choices":
+            if text.startswith("["):
+                return _json_value(text, self.label)
+            return [self._choice_value(part) for part in re.split(r"[,;،]", text) if part.strip()]
+        if self.kind in ("group", "items", "texts"):
+            return _json_value(text, self.label)
+        return text
+
+    def _choice_value(self, text: str) -> str:
+        text = text.strip()
+        for choice in self.choices:
+            if text in (choice.value, choice.label, choice.label_ar):
+                return choice.value
+            if text.lower() == choice.label.lower():
+                return choice.value
+        return text  # the validator names the field and the allowed values
+
+
+@dataclass(frozen=True)
+class Form:
+    id: str
+    version: int
+    title: str
+    title_ar: str
+    schema: dict[str, Any]
+    fields: tuple[Field, ...]
+    rules: tuple[str, ...] = ()
+    summary_paths: tuple[str, ...] = ()
+    _validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    def walk(self) -> Iterator[Field]:
+        """Every field, depth first, in form order."""
+        stack = list(reversed(self.fields))
+        while stack:
+            current = stack.pop()
+            yield current
+            stack.extend(reversed(current.children))
+
+    def field(self, dotted: str) -> Field:
+        for candidate in self.walk():
+            if candidate.dotted == dotted:
+                return candidate
+        raise InputError(f"the {self.id} form has no field {dotted!r}")
+
+    def problems(self, answers: object) -> list[str]:
+        """Every way ``answers`` fails the form, in words; empty when they fit."""
+        if not isinstance(answers, dict):
+            return ["the answers must be a set of named fields (a JSON object)"]
+        try:
+            encoding.encode(answers)
+        except ValueError as exc:
+            return [f"the answers cannot be stored: {exc}"]
+        problems = [self._describe(error) for error in self._sorted_errors(answers)]
+        if not problems:
+            for rule in self.rules:
+                problems.extend(RULES[rule](answers))
+        return list(dict.fromkeys(problems))
+
+    def validate(self, answers: object) -> None:
+        problems = self.problems(answers)
+        if problems:
+            raise AnswersInvalid(problems, form=self.id)
+
+    def summary(self, answers: dict[str, Any]) -> str:
+        parts = []
+        for dotted in self.summary_paths:
+            value = get_path(answers, dotted.split("."))
+            if value in (None, "", []):
+                continue
+            described = self.field(dotted)
+            if isinstance(value, list):
+                parts.append(", ".join(described.choice_label(v) for v in value))
+            else:
+                parts.append(described.choice_label(value))
+        return " · ".join(parts)
+
+    def label_of(self, path: tuple[str | int, ...]) -> str:
+        """``Victims › Individual victims #2 › Age`` for ("victims", "individuals", 1, "age")."""
+        words: list[str] = []
+        fields = self.fields
+        for step in path:
+            if isinstance(step, int):
+                if words:
+                    words[-1] += f" #{step + 1}"
+                continue
+            found = next((f for f in fields if f.name == step), None)
+            if found is None:
+                words.append(step)
+                fields = ()
+                continue
+            words.append(found.label)
+            fields = found.children
+        return " › ".join(words) if words else "the answers"
+
+    def _sorted_errors(self, answers: dict[str, Any]) -> list[ValidationError]:
+        errors = list(self._validator.iter_errors(answers))
+        return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
+
+    def _describe(self, error: ValidationError) -> str:
+        path = tuple(error.absolute_path)
+        where = self.label_of(path)
+        custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+        kind = error.validator
+        if kind == "required":
+            missing = [p for p in error.validator_value if p not in error.instance]
+            labels = [self.label_of((*path, name)) for name in missing]
+            return "; ".join(f"{label} is required" for label in labels)
+        if custom:
+            return f"{where} {custom}"
+        if kind == "additionalProperties":
+            extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+            return f"{where} has unknown field(s): {', '.join(extra)}"
+        if kind == "oneOf" and "oneOf" in error.schema:
+            allowed = ", ".join(o.get("const", "?") for o in error.schema["oneOf"][:20])
+            return f"{where} must be one of: {allowed} (not {_shown(error.instance)})"
+        if kind == "type":
+            wanted = {
+                "integer": "a whole number", "string": "text", "boolean": "yes or no",
+                "array": "a list", "object": "a group of fields",
+            }.get(str(error.validator_value), str(error.validator_value))
+            return f"{where} must be {wanted}, not {_shown(error.instance)}"
+        if kind in ("format", "pattern") and "date" in str(error.schema.get("format", "")):
+            return f"{where} must be a real date written YYYY-MM-DD, not {_shown(error.instance)}"
+        if kind == "minLength":
+            return f"{where} must not be empty"
+        if kind == "maxLength":
+            return f"{where} is too long (at most {error.validator_value} characters)"
+        if kind == "minItems":
+            return f"{where} needs at least {error.validator_value} item(s)"
+        if kind == "maxItems":
+            return f"{where} has too many items (at most {error.validator_value})"
+        if kind == "uniqueItems":
+            return f"{where} lists the same item twice"
+        if kind == "minimum":
+            return f"{where} must be at least {error.validator_value}"
+        if kind == "maximum":
+            return f"{where} must be at most {error.validator_value}"
+        return f"{where}: {error.message[:200]}"
+
+
+def load(schema: dict[str, Any]) -> Form:
+    """A ``Form`` from a schema document; raises ``MalformedData`` for an unusable schema."""
+    try:
+        Draft202012Validator.check_schema(schema)
+    except Exception as exc:  # jsonschema raises SchemaError and friends
+        raise MalformedData(f"the form schema is not valid JSON Schema: {exc}") from exc
+    form_id, version = schema.get("x-form"), schema.get("x-version")
+    if not isinstance(form_id, str) or not FORM_ID.match(form_id):
+        raise MalformedData("the form schema has no valid x-form id")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise MalformedData("the form schema has no valid x-version")
+    if schema.get("type") != "object":
+        raise MalformedData("a form schema must describe an object")
+    rules = tuple(schema.get("x-rules", ()))
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise MalformedData(f"the form schema names unknown rules: {', '.join(unknown)}")
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Form(
+        id=form_id,
+        version=version,
+        title=str(schema.get("title", form_id)),
+        title_ar=str(schema.get("x-title-ar", "")),
+        schema=schema,
+        fields=_fields(schema, ()),
+        rules=rules,
+        summary_paths=tuple(schema.get("x-summary", ())),
+        _validator=validator,
+    )
+
+
+def _fields(schema: dict[str, Any], prefix: tuple[str, ...]) -> tuple[Field, ...]:
+    required = set(schema.get("required", ()))
+    return tuple(
+        _field(name, sub, (*prefix, name), name in required)
+        for name, sub in schema.get("properties", {}).items()
+    )
+
+
+def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: bool) -> Field:
+    kind: Kind
+    children: tuple[Field, ...] = ()
+    choices: tuple[Choice, ...] = ()
+    json_type = schema.get("type")
+    if json_type == "object":
+        kind, children = "group", _fields(schema, path)
+    elif json_type == "array":
+        item = schema.get("items", {})
+        if item.get("type") == "object":
+            kind, children = "items", _fields(item, path)
+        elif "oneOf" in item:
+            kind, choices = "choices", _choices(item)
+        else:
+            kind = "texts"
+    elif "oneOf" in schema:
+        kind, choices = "choice", _choices(schema)
+    elif json_type == "integer":
+        kind = "integer"
+    elif json_type == "boolean":
+        kind = "boolean"
+    elif schema.get("format") == "date":
+        kind = "date"
+    else:
+        kind = "text"
+    return Field(
+        name=name,
+        path=path,
+        kind=kind,
+        label=str(schema.get("title", name)),
+        label_ar=str(schema.get("x-title-ar", "")),
+        required=required,
+        sensitive=bool(schema.get("x-sensitive", False)),
+        multiline=bool(schema.get("x-multiline", False)),
+        hidden=bool(schema.get("x-hidden", False)),
+        choices=choices,
+        children=children,
+    )
+
+
+def _choices(schema: dict[str, Any]) -> tuple[Choice, ...]:
+    return tuple(
+        Choice(str(o["const"]), str(o.get("title", o["const"])), str(o.get("x-title-ar", "")))
+        for o in schema["oneOf"]
+        if "const" in o
+    )
+
+
+# --- cross-field rules -----------------------------------------------------------------------
+
+
+def _victim_totals(answers: dict[str, Any]) -> list[str]:
+    """Listed individuals must fit inside the totals given beside them.
+
+    The totals may count victims nobody could name, so they may exceed the list; they may never
+    be smaller than it. Children are under 18; adult women are female and 18 or older.
+    """
+    victims = answers.get("victims")
+    if not isinstance(victims, dict):
+        return []
+    people = [p for p in victims.get("individuals", []) if isinstance(p, dict)]
+    total, children, women = (victims.get(k) for k in ("total", "children", "adult_women"))
+    problems = []
+    if isinstance(total, int):
+        if people and total < len(people):
+            problems.append(
+                f"Victims › Total number of victims is {total}, but {len(people)} individual "
+                "victims are listed"
+            )
+        if isinstance(children, int) and isinstance(women, int) and children + women > total:
+            problems.append(
+                f"Victims: children ({children}) and adult women ({women}) add up to more than "
+                f"the total ({total})"
+            )
+    listed_children = sum(1 for p in people if isinstance(p.get("age"), int) and p["age"] < 18)
+    listed_women = sum(
+        1
+        for p in people
+        if p.get("sex") == "female" and isinstance(p.get("age"), int) and p["age"] >= 18
+    )
+    if isinstance(children, int) and children < listed_children:
+        problems.append(
+            f"Victims › Children is {children}, but {listed_children} listed victims are under 18"
+        )
+    if isinstance(women, int) and women < listed_women:
+        problems.append(
+            f"Victims › Adult women is {women}, but {listed_women} listed victims are adult women"
+        )
+    return problems
+
+
+RULES = {"victim-totals": _victim_totals}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def get_path(answers: dict[str, Any], path: list[str] | tuple[str, ...]) -> Any:
+    current: Any = answers
+    for step in path:
+        if not isinstance(current, dict):
+            return None
+        current = current.get(step)
+    return current
+
+
+def set_path(answers: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    current = answers
+    for step in path[:-1]:
+        nxt = current.setdefault(step, {})
+        if not isinstance(nxt, dict):
+            nxt = current[step] = {}
+        current = nxt
+    current[path[-1]] = value
+
+
+def _json_value(text: str, label: str) -> Any:
+    try:
+        value = json.loads(text, parse_float=_refuse_float)
+        encoding.encode(value)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{label} must be written as JSON here ({exc})") from None
+    return value
+
+
+def _refuse_float(text: str) -> Any:
+    raise ValueError("numbers with a fraction are not allowed; write them as text")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,211 @@
+"""Every error fieldsync raises on purpose, in one tree.
+
+    FieldsyncError                      exit 1   HTTP 500
+    ├── InputError                      exit 5   HTTP 422   something the person gave us is wrong
+    │   ├── AnswersInvalid                                  answers fail the form's rules
+    │   ├── ImportFileError                                 an import file cannot be read as records
+    │   ├── AttachmentError                                 a file to attach is missing or not a file
+    │   ├── PassphraseError                                 passphrase missing, too short, or mismatched
+    │   └── OutputPathError                                 where to write a decrypted file is unusable
+    ├── WrongPassphrase                 exit 3   HTTP 401
+    ├── NotFound                        exit 4   HTTP 404
+    │   ├── StoreNotFound
+    │   ├── RecordNotFound
+    │   ├── AttachmentNotFound
+    │   └── FormNotFound
+    ├── StoreStateError                 exit 7   HTTP 409
+    │   ├── StoreExists
+    │   ├── StoreWiped
+    │   ├── UnsupportedFormat                               written by a newer fieldsync
+    │   ├── KdfParamsRefused                                Argon2id limits below the floor or above the cap
+    │   └── StoreBusy                                       another fieldsync holds the store
+    ├── IntegrityError                  exit 6   HTTP 400   bytes are not what they claim to be
+    │   ├── MalformedData                                   cannot be decoded (truncated, bad magic, ...)
+    │   ├── SignatureInvalid
+    │   ├── DecryptionFailed                                AEAD refused: wrong key or altered bytes
+    │   └── StoreCorrupted                                  a file of the local store is damaged
+    └── Interrupted                     exit 130
+
+The CLI is the one place that turns these into a line `error: <message>` (plus `hint: <hint>`)
+and an exit code; the server will map them to HTTP statuses. Messages name objects (a record,
+a file, a field), never key material or passphrases.
+"""
+
+from __future__ import annotations
+
+
+class FieldsyncError(Exception):
+    """Something went wrong."""
+
+    exit_code = 1
+    http_status = 500
+    hint: str | None = None
+
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "error").strip().splitlines()[0]
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self.message)
+
+
+# --- what the person gave us ---------------------------------------------------------------
+
+
+class InputError(FieldsyncError):
+    """The input is not usable."""
+
+    exit_code = 5
+    http_status = 422
+
+
+class AnswersInvalid(InputError):
+    """The answers do not fit the form."""
+
+    def __init__(self, problems: list[str], *, form: str) -> None:
+        self.problems = problems
+        listing = "; ".join(problems[:8])
+        more = f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""
+        super().__init__(
+            f"the answers do not fit the {form} form: {listing}{more}",
+            hint="Nothing was saved. Correct the answers and try again.",
+        )
+
+
+class ImportFileError(InputError):
+    """The import file cannot be read."""
+
+    hint = "Nothing was saved from this file."
+
+
+class AttachmentError(InputError):
+    """A file to attach cannot be used."""
+
+    hint = "Nothing was attached; the record is unchanged."
+
+
+class PassphraseError(InputError):
+    """The passphrase cannot be used."""
+
+
+class OutputPathError(InputError):
+    """The output path cannot be used."""
+
+
+# --- who you are ---------------------------------------------------------------------------
+
+
+class WrongPassphrase(FieldsyncError):
+    """The passphrase is wrong for this store."""
+
+    exit_code = 3
+    http_status = 401
+    hint = "Nothing was changed. Check the passphrase (and keyboard layout) and try again."
+
+
+# --- what is not there ---------------------------------------------------------------------
+
+
+class NotFound(FieldsyncError):
+    """Not found."""
+
+    exit_code = 4
+    http_status = 404
+
+
+class StoreNotFound(NotFound):
+    """There is no fieldsync store here."""
+
+    hint = "Run 'fieldsync init' to create one, or pass --home to point at an existing one."
+
+
+class RecordNotFound(NotFound):
+    """No such record."""
+
+    hint = "Run 'fieldsync list' to see the records in this store."
+
+
+class AttachmentNotFound(NotFound):
+    """No such attachment."""
+
+    hint = "Run 'fieldsync show RECORD' to see its numbered attachments."
+
+
+class FormNotFound(NotFound):
+    """No such form."""
+
+    hint = "Run 'fieldsync forms list' to see the forms this device knows."
+
+
+# --- the state of the store ----------------------------------------------------------------
+
+
+class StoreStateError(FieldsyncError):
+    """The store is not in a state that allows this."""
+
+    exit_code = 7
+    http_status = 409
+
+
+class StoreExists(StoreStateError):
+    """A store already exists here."""
+
+    hint = "Nothing was changed. Use another --home for a new store."
+
+
+class StoreWiped(StoreStateError):
+    """This store's keys have been destroyed; its contents can no longer be read."""
+
+
+class UnsupportedFormat(StoreStateError):
+    """This data was written by a newer version of fieldsync."""
+
+    hint = "Nothing was changed. Upgrade fieldsync to read it."
+
+
+class KdfParamsRefused(StoreStateError):
+    """The store's key-derivation settings are outside the safe range."""
+
+    hint = "The store header may have been tampered with. Nothing was unlocked."
+
+
+class StoreBusy(StoreStateError):
+    """Another fieldsync process is using this store."""
+
+    hint = "Nothing was changed. Wait for it to finish and try again."
+
+
+# --- bytes that are not what they claim ----------------------------------------------------
+
+
+class IntegrityError(FieldsyncError):
+    """Data failed an integrity check."""
+
+    exit_code = 6
+    http_status = 400
+
+
+class MalformedData(IntegrityError):
+    """Data cannot be decoded."""
+
+
+class SignatureInvalid(IntegrityError):
+    """A signature does not verify."""
+
+
+class DecryptionFailed(IntegrityError):
+    """Data cannot be decrypted: the key is wrong or the bytes were altered."""
+
+
+class StoreCorrupted(IntegrityError):
+    """A file of the local store is damaged."""
+
+    hint = "Run 'fieldsync check' to see what is intact, and restore the file from a backup."
+
+
+# --- the person stopped us -----------------------------------------------------------------
+
+
+class Interrupted(FieldsyncError):
+    """Interrupted."""
+
+    exit_code = 130

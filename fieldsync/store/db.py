@@ -1,0 +1,118 @@
+"""The local store's tables (SQLModel over SQLite in WAL mode).
+
+Nothing here is plaintext content: entries are the signed, encrypted bytes; wraps are sealed
+boxes; the record index and drafts are AEAD-encrypted under subkeys of the vault key. What stays
+readable is what every entry header already shows the server: record ids, authors, sequence
+numbers, parents and clock values.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, LargeBinary, UniqueConstraint, event
+from sqlmodel import Column, Field, SQLModel, create_engine
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10
+
+
+class EntryRow(SQLModel, table=True):
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("author", "seq"),)
+
+    id: str = Field(primary_key=True)  # entry id (hex)
+    author: str = Field(index=True)
+    seq: int
+    record: str = Field(index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class WrapRow(SQLModel, table=True):
+    """A content key sealed for one reader's box key; beside the entry, not inside it."""
+
+    __tablename__ = "wraps"
+
+    entry_id: str = Field(primary_key=True, foreign_key="entries.id")
+    reader: str = Field(primary_key=True)  # hex X25519 public key
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RecordRow(SQLModel, table=True):
+    """One row per record: its heads, and an encrypted summary for fast listing."""
+
+    __tablename__ = "records"
+
+    record: str = Field(primary_key=True)
+    heads: str  # JSON list of version ids
+    created_ms: int = Field(index=True)
+    index_nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    index_ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class BlobRow(SQLModel, table=True):
+    __tablename__ = "blobs"
+
+    id: str = Field(primary_key=True)
+    stored_size: int
+
+
+class DraftRow(SQLModel, table=True):
+    """Answers typed so far into an unfinished ``new``, encrypted."""
+
+    __tablename__ = "drafts"
+
+    id: str = Field(primary_key=True)
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "begin", _on_begin)
+    return engine
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (the pysqlite recipe), so a
+    # writer takes the lock before it reads the chain head it is about to extend.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA temp_store=MEMORY")
+    cursor.close()
+
+
+def _on_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+STORE_TABLES = [EntryRow, WrapRow, RecordRow, BlobRow, DraftRow, MetaRow]
+
+
+def create_schema(engine: Engine) -> None:
+    # Only the store's tables: SQLModel's metadata is shared with the server's tables.
+    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in STORE_TABLES])  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def schema_version(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)

@@ -1,0 +1,634 @@
+"""The local encrypted store: a vault file, a SQLite database of entries, and blob files.
+
+    HOME/vault            the secrets, sealed under Argon2id(passphrase)   (core/vault.py)
+    HOME/store.db         entries, key wraps, encrypted index and drafts   (store/db.py)
+    HOME/blobs/ab/abcd..  encrypted attachments, named by their hash       (core/blob.py)
+    HOME/blobs/tmp/       blobs being written; anything left here is encrypted and discarded
+
+Write ordering, and what survives a crash: a blob is written to blobs/tmp, flushed, then renamed
+into place before the entry that references it is committed; an entry, its key wrap, the record
+index and the device's clock move together in one SQLite transaction (WAL, synchronous=FULL).
+A crash leaves either the whole save or none of it, plus at most an unreferenced encrypted blob.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ParamSpec, TypeVar
+
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlmodel import Session, col, select
+
+from fieldsync.core import blob, clock, crypto, encoding, vault
+from fieldsync.core.body import Body
+from fieldsync.core.clock import HLC
+from fieldsync.core.entry import Entry, Header
+from fieldsync.core.entry import parse as parse_entry
+from fieldsync.core.entry import seal as seal_entry
+from fieldsync.core.ids import fingerprint
+from fieldsync.errors import (
+    FieldsyncError,
+    IntegrityError,
+    MalformedData,
+    RecordNotFound,
+    StoreBusy,
+    StoreCorrupted,
+    StoreExists,
+    StoreNotFound,
+    StoreWiped,
+    UnsupportedFormat,
+)
+from fieldsync.store import files
+from fieldsync.store.db import (
+    SCHEMA_VERSION,
+    BlobRow,
+    DraftRow,
+    EntryRow,
+    MetaRow,
+    RecordRow,
+    WrapRow,
+    create_schema,
+    make_engine,
+    schema_version,
+)
+
+VAULT_FILE = "vault"
+DB_FILE = "store.db"
+BLOBS_DIR = "blobs"
+LABEL_INDEX = b"fieldsync/index/v1"
+LABEL_DRAFT = b"fieldsync/draft/v1"
+KEY_DEVICE_SIGN = "device_sign"
+KEY_DEVICE_BOX = "device_box"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _db_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite's failures into fieldsync's: busy, or a damaged database file."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise StoreBusy() from exc
+            raise StoreCorrupted(f"the store database cannot be read ({exc.orig})") from exc
+        except DatabaseError as exc:
+            raise StoreCorrupted(f"the store database is damaged ({exc.orig})") from exc
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Identity:
+    signer: crypto.SigningPair
+    box: crypto.BoxPair
+
+    @property
+    def device_id(self) -> str:
+        return self.signer.public.hex()
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.signer.public, self.box.public)
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version: its verified entry and, if it could be opened, its body."""
+
+    entry: Entry
+    body: Body | None
+    problem: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    record: str
+    heads: tuple[str, ...]
+    form: str = ""
+    summary: str = ""
+    created: HLC = clock.ZERO
+    updated: HLC = clock.ZERO
+    versions: int = 0
+    attachments: int = 0
+    problem: str | None = None
+
+
+@dataclass
+class CheckReport:
+    entries: int = 0
+    records: int = 0
+    blobs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Store:
+    """An unlocked store. Open it with ``Store.open`` or ``Store.create``; close it after."""
+
+    def __init__(
+        self,
+        home: Path,
+        engine: Engine,
+        vault_key: bytes,
+        identity: Identity,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.home = home
+        self._engine = engine
+        self._vault_key = vault_key
+        self._index_key = crypto.derive_key(vault_key, LABEL_INDEX)
+        self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
+        self.identity = identity
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+
+    # --- opening -------------------------------------------------------------------------
+
+    @staticmethod
+    def exists(home: Path) -> bool:
+        return (home / VAULT_FILE).exists() or (home / DB_FILE).exists()
+
+    @classmethod
+    def create(
+        cls, home: Path, passphrase: str, *, kdf: vault.KdfParams | None = None
+    ) -> Store:
+        if (home / VAULT_FILE).exists():
+            raise StoreExists(f"a store already exists in {home}")
+        if (home / DB_FILE).exists():
+            _discard_unfinished_init(home)
+        files.make_private_dir(home)
+        identity = Identity(crypto.SigningPair.generate(), crypto.BoxPair.generate())
+        secrets = vault.Secrets(
+            {KEY_DEVICE_SIGN: identity.signer.seed, KEY_DEVICE_BOX: identity.box.secret}
+        )
+        vault_bytes, vault_key = vault.create(passphrase, secrets, kdf)
+        engine = make_engine(home / DB_FILE)
+        create_schema(engine)
+        files.make_private_dir(home / BLOBS_DIR / "tmp")
+        # The vault goes last: a store without one is not a store, so a crash before this line
+        # leaves nothing that ``open`` would mistake for a usable store.
+        files.write_atomic(home / VAULT_FILE, vault_bytes)
+        return cls(home, engine, vault_key, identity)
+
+    @classmethod
+    def open(cls, home: Path, passphrase: str) -> Store:
+        vault_path = home / VAULT_FILE
+        if not vault_path.exists():
+            if (home / DB_FILE).exists():
+                raise StoreWiped(
+                    f"the store in {home} has no vault file: its keys were destroyed or removed",
+                    hint="Restore the vault file from a backup; without it nothing can be read.",
+                )
+            raise StoreNotFound(f"there is no fieldsync store in {home}")
+        vault_bytes = vault_path.read_bytes()
+        try:
+            vault_key, secrets = vault.unlock(vault_bytes, passphrase)
+        except MalformedData as exc:
+            raise StoreCorrupted(
+                f"the vault file {vault_path} is damaged ({exc.message})",
+                hint="Restore the vault file from a backup; without it nothing can be read.",
+            ) from exc
+        try:
+            identity = Identity(
+                crypto.SigningPair(secrets.keys[KEY_DEVICE_SIGN]),
+                crypto.BoxPair(secrets.keys[KEY_DEVICE_BOX]),
+            )
+        except KeyError as exc:
+            raise StoreCorrupted(f"the vault file {vault_path} lacks the device keys") from exc
+        db_path = home / DB_FILE
+        if not db_path.exists():
+            raise StoreCorrupted(f"the store database {db_path} is missing")
+        store = cls(home, make_engine(db_path), vault_key, identity)
+        store._check_schema()
+        return store
+
+    @_db_errors
+    def _check_schema(self) -> None:
+        found = schema_version(self._engine)
+        if found > SCHEMA_VERSION:
+            raise UnsupportedFormat(
+                f"the store database was written by a newer fieldsync (schema {found})"
+            )
+        if found != SCHEMA_VERSION:
+            raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
+        with Session(self._engine) as session:
+            session.exec(select(MetaRow).limit(1)).all()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- passphrase ----------------------------------------------------------------------
+
+    def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-seal the vault key under a new passphrase; no data is re-encrypted."""
+        secrets = vault.Secrets(
+            {KEY_DEVICE_SIGN: self.identity.signer.seed, KEY_DEVICE_BOX: self.identity.box.secret}
+        )
+        sealed = vault.seal(new_passphrase, self._vault_key, secrets, vault.KdfParams.fresh())
+        files.write_atomic(self.home / VAULT_FILE, sealed)
+
+    # --- writing versions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Writer]:
+        """One transaction: everything appended inside commits together, or not at all."""
+        try:
+            with Session(self._engine) as session, session.begin():
+                yield Writer(self, session)
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                raise StoreBusy() from exc
+            raise StoreCorrupted(f"the store database cannot be written ({exc.orig})") from exc
+        except DatabaseError as exc:
+            raise StoreCorrupted(f"the store database is damaged ({exc.orig})") from exc
+
+    # --- reading -------------------------------------------------------------------------
+
+    @_db_errors
+    def index(self) -> list[IndexEntry]:
+        with Session(self._engine) as session:
+            rows = session.exec(select(RecordRow).order_by(col(RecordRow.created_ms))).all()
+        return [self._open_index(row) for row in rows]
+
+    @_db_errors
+    def index_entry(self, record: str) -> IndexEntry:
+        with Session(self._engine) as session:
+            row = session.get(RecordRow, record)
+        if row is None:
+            raise RecordNotFound(f"no record {record} in this store")
+        return self._open_index(row)
+
+    @_db_errors
+    def resolve_record(self, prefix: str) -> str:
+        """The full record id for a unique prefix (as ``git`` does for commits)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 4:
+            raise RecordNotFound(f"{prefix!r} is too short to name a record (use 4+ characters)")
+        with Session(self._engine) as session:
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            matches = session.exec(
+                select(RecordRow.record)
+                .where(col(RecordRow.record).like(f"{escaped}%", escape="\\"))
+                .limit(2)
+            ).all()
+        if not matches:
+            raise RecordNotFound(f"no record {prefix} in this store")
+        if len(matches) > 1:
+            raise RecordNotFound(
+                f"{prefix} names more than one record", hint="Give more characters of the id."
+            )
+        return matches[0]
+
+    @_db_errors
+    def versions(self, record: str) -> list[Version]:
+        """Every version of a record, verified and opened, oldest first (by clock)."""
+        with Session(self._engine) as session:
+            rows = session.exec(select(EntryRow).where(EntryRow.record == record)).all()
+            wraps = {
+                w.entry_id: w.wrapped
+                for w in session.exec(
+                    select(WrapRow).where(
+                        col(WrapRow.entry_id).in_([r.id for r in rows]),
+                        WrapRow.reader == self.identity.box.public.hex(),
+                    )
+                ).all()
+            }
+        if not rows:
+            raise RecordNotFound(f"no record {record} in this store")
+        versions = [self._open_version(row, wraps.get(row.id)) for row in rows]
+        return sorted(versions, key=lambda v: (v.entry.header.hlc, v.entry.header.author, v.id))
+
+    def _open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
+        try:
+            entry = parse_entry(row.raw)
+            if entry.id != row.id:
+                raise IntegrityError(f"version {row.id[:12]} does not match its id")
+        except IntegrityError as exc:
+            placeholder = _damaged_entry(row)
+            return Version(placeholder, None, f"version {row.id[:12]} is damaged: {exc.message}")
+        if wrapped is None:
+            return Version(entry, None, "this device holds no key for this version")
+        try:
+            key = self.identity.box.unwrap(wrapped, what=f"version {entry.id[:12]}")
+            return Version(entry, Body.decode(entry.open(key)))
+        except IntegrityError as exc:
+            return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
+
+    # --- blobs ---------------------------------------------------------------------------
+
+    def blob_path(self, blob_id: str) -> Path:
+        return self.home / BLOBS_DIR / blob_id[:2] / blob_id
+
+    def put_blob(self, source: BinaryIO) -> blob.Sealed:
+        """Encrypt a file into the store, streaming; returns its id, key and measurements."""
+        sealed = blob.Sealed(key=blob.new_key())
+        tmp_dir = self.home / BLOBS_DIR / "tmp"
+        files.make_private_dir(tmp_dir)
+        staging = tmp_dir / f"incoming-{os.getpid()}-{time.monotonic_ns()}"
+        files.write_chunks_atomic(staging, blob.encrypt(source, sealed), tmp_dir=tmp_dir)
+        final = self.blob_path(sealed.blob_id)
+        files.make_private_dir(final.parent)
+        os.replace(staging, final)
+        files.fsync_dir(final.parent)
+        self._remember_blob(sealed)
+        return sealed
+
+    @_db_errors
+    def _remember_blob(self, sealed: blob.Sealed) -> None:
+        with Session(self._engine) as session, session.begin():
+            if session.get(BlobRow, sealed.blob_id) is None:
+                session.add(BlobRow(id=sealed.blob_id, stored_size=sealed.stored_size))
+
+    def read_blob(self, blob_id: str, key: bytes) -> Iterator[bytes]:
+        path = self.blob_path(blob_id)
+        what = f"attachment blob {blob_id[:12]}"
+        if not path.is_file():
+            raise StoreCorrupted(f"{what} is missing from {path.parent}")
+        with open(path, "rb") as handle:
+            yield from blob.decrypt(key, handle, what=what)
+
+    # --- drafts --------------------------------------------------------------------------
+
+    @_db_errors
+    def save_draft(self, draft_id: str, payload: dict[str, Any]) -> None:
+        nonce, ct = crypto.seal_with_key(
+            self._draft_key, encoding.encode(payload), LABEL_DRAFT + draft_id.encode()
+        )
+        with Session(self._engine) as session, session.begin():
+            session.merge(DraftRow(id=draft_id, nonce=nonce, ct=ct))
+
+    @_db_errors
+    def drafts(self) -> list[tuple[str, dict[str, Any]]]:
+        with Session(self._engine) as session:
+            rows = session.exec(select(DraftRow)).all()
+        found = []
+        for row in rows:
+            plain = crypto.open_with_key(
+                self._draft_key, row.nonce, row.ct, LABEL_DRAFT + row.id.encode(), what="a draft"
+            )
+            found.append((row.id, encoding.decode(plain, what="a draft")))
+        return found
+
+    @_db_errors
+    def delete_draft(self, draft_id: str) -> None:
+        with Session(self._engine) as session, session.begin():
+            row = session.get(DraftRow, draft_id)
+            if row is not None:
+                session.delete(row)
+
+    # --- integrity -----------------------------------------------------------------------
+
+    @_db_errors
+    def check(self) -> CheckReport:
+        """Re-verify everything: database pages, signatures, chain, keys, index, blobs."""
+        report = CheckReport()
+        with Session(self._engine) as session:
+            verdict = session.connection().exec_driver_sql("PRAGMA integrity_check").scalars()
+            report.problems += [f"database: {line}" for line in verdict if line != "ok"]
+            rows = session.exec(select(EntryRow).order_by(EntryRow.author, EntryRow.seq)).all()
+            records = session.exec(select(RecordRow)).all()
+            blob_rows = session.exec(select(BlobRow)).all()
+            wraps = {
+                w.entry_id: w.wrapped
+                for w in session.exec(
+                    select(WrapRow).where(WrapRow.reader == self.identity.box.public.hex())
+                ).all()
+            }
+        report.entries, report.records, report.blobs = len(rows), len(records), len(blob_rows)
+        referenced_blobs: set[str] = set()
+        previous: dict[str, tuple[int, str]] = {}
+        heads: dict[str, set[str]] = {}
+        for row in rows:
+            version = self._open_version(row, wraps.get(row.id))
+            if version.problem and version.body is None and not version.entry.raw:
+                report.problems.append(version.problem)
+                continue
+            header = version.entry.header
+            last_seq, last_id = previous.get(header.author, (0, ""))
+            if header.seq != last_seq + 1 or (header.prev or "") != last_id:
+                report.problems.append(
+                    f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
+                    f"{last_seq} of its author"
+                )
+            previous[header.author] = (header.seq, row.id)
+            record_heads = heads.setdefault(row.record, set())
+            record_heads.difference_update(header.parents)
+            record_heads.add(row.id)
+            if version.problem:
+                report.problems.append(version.problem)
+            elif version.body is not None:
+                referenced_blobs.update(a.blob for a in version.body.attachments)
+        for record_row in records:
+            opened = self._open_index(record_row)
+            if opened.problem:
+                report.problems.append(opened.problem)
+            if set(json.loads(record_row.heads)) != heads.get(record_row.record, set()):
+                report.problems.append(f"index: the heads of record {record_row.record} disagree")
+        for blob_id in sorted(referenced_blobs):
+            path = self.blob_path(blob_id)
+            if not path.is_file():
+                report.problems.append(f"blob {blob_id[:12]} is missing")
+                continue
+            with open(path, "rb") as handle:
+                if blob.blob_id_of(handle) != blob_id:
+                    report.problems.append(f"blob {blob_id[:12]} does not match its hash")
+        return report
+
+    def discard_partial_blobs(self) -> int:
+        """Remove encrypted leftovers of interrupted blob writes; returns how many."""
+        tmp_dir = self.home / BLOBS_DIR / "tmp"
+        removed = 0
+        for leftover in tmp_dir.glob("*") if tmp_dir.exists() else []:
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    # --- index helpers -------------------------------------------------------------------
+
+    def _open_index(self, row: RecordRow) -> IndexEntry:
+        heads = tuple(json.loads(row.heads))
+        try:
+            plain = crypto.open_with_key(
+                self._index_key,
+                row.index_nonce,
+                row.index_ct,
+                LABEL_INDEX + row.record.encode(),
+                what=f"the index of record {row.record}",
+            )
+            value = encoding.decode(plain, what="a record index")
+            return IndexEntry(
+                record=row.record,
+                heads=heads,
+                form=value["form"],
+                summary=value["summary"],
+                created=HLC.from_json(value["created"]),
+                updated=HLC.from_json(value["updated"]),
+                versions=value["versions"],
+                attachments=value["attachments"],
+            )
+        except (FieldsyncError, KeyError, TypeError, ValueError) as exc:
+            return IndexEntry(row.record, heads, problem=f"index of record {row.record}: {exc}")
+
+    def _seal_index(self, record: str, value: dict[str, Any]) -> tuple[bytes, bytes]:
+        return crypto.seal_with_key(
+            self._index_key, encoding.encode(value), LABEL_INDEX + record.encode()
+        )
+
+
+class Writer:
+    """Appends versions inside one transaction of a ``Store``."""
+
+    def __init__(self, store: Store, session: Session) -> None:
+        self._store = store
+        self._session = session
+
+    def append(self, record: str, parents: list[str], body: Body, summary: str) -> Entry:
+        """Seal, sign and store one version; the device's chain and clock advance with it."""
+        store, session = self._store, self._session
+        me = store.identity.device_id
+        last = session.exec(
+            select(EntryRow.seq, EntryRow.id)
+            .where(EntryRow.author == me)
+            .order_by(col(EntryRow.seq).desc())
+            .limit(1)
+        ).first()
+        seq, prev = (last[0] + 1, last[1]) if last else (1, None)
+        hlc = clock.tick(self._last_hlc(), store.now_ms())
+        entry, content_key = seal_entry(
+            store.identity.signer,
+            seq=seq,
+            prev=prev,
+            record=record,
+            parents=parents,
+            hlc=hlc,
+            body=body.encode(),
+        )
+        session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
+        session.add(
+            WrapRow(
+                entry_id=entry.id,
+                reader=store.identity.box.public.hex(),
+                wrapped=crypto.wrap_key(store.identity.box.public, content_key),
+            )
+        )
+        session.merge(MetaRow(key="hlc", value=json.dumps(hlc.to_json())))
+        self._update_index(record, parents, entry, body, summary)
+        session.flush()
+        return entry
+
+    def delete_draft(self, draft_id: str) -> None:
+        row = self._session.get(DraftRow, draft_id)
+        if row is not None:
+            self._session.delete(row)
+
+    def _last_hlc(self) -> HLC:
+        row = self._session.get(MetaRow, "hlc")
+        return HLC.from_json(json.loads(row.value)) if row else clock.ZERO
+
+    def _update_index(
+        self, record: str, parents: list[str], entry: Entry, body: Body, summary: str
+    ) -> None:
+        row = self._session.get(RecordRow, record)
+        hlc = entry.header.hlc
+        if row is None:
+            heads = {entry.id}
+            created, versions = hlc, 1
+            row = RecordRow(
+                record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
+            )
+        else:
+            previous = self._store._open_index(row)
+            heads = (set(json.loads(row.heads)) - set(parents)) | {entry.id}
+            created, versions = previous.created, previous.versions + 1
+        row.heads = json.dumps(sorted(heads))
+        row.index_nonce, row.index_ct = self._store._seal_index(
+            record,
+            {
+                "attachments": len(body.attachments),
+                "created": created.to_json(),
+                "form": body.form,
+                "summary": summary,
+                "updated": hlc.to_json(),
+                "versions": versions,
+            },
+        )
+        self._session.add(row)
+
+
+def _damaged_entry(row: EntryRow) -> Entry:
+    """A stand-in for an entry whose bytes no longer verify, so it can still be listed."""
+    header = Header(
+        author=row.author,
+        seq=row.seq,
+        prev=None,
+        record=row.record,
+        parents=(),
+        hlc=clock.ZERO,
+        nonce="",
+        commit="",
+    )
+    return Entry(raw=b"", id=row.id, header=header, ciphertext=b"", associated=b"")
+
+
+def _discard_unfinished_init(home: Path) -> None:
+    """A database with no vault and no entries is what a crashed ``init`` leaves behind."""
+    engine = make_engine(home / DB_FILE)
+    try:
+        with Session(engine) as session:
+            count = session.exec(select(func.count()).select_from(EntryRow)).one()
+    except DatabaseError:
+        count = -1
+    finally:
+        engine.dispose()
+    if count != 0:
+        raise StoreWiped(
+            f"the store in {home} has no vault file: its keys were destroyed or removed",
+            hint="Nothing was changed. Use another --home, or restore the vault from a backup.",
+        )
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
+        (home / name).unlink(missing_ok=True)
+
+
+def wipe(home: Path) -> list[str]:
+    """Destroy the store's keys, then remove what remains; returns what was removed."""
+    removed = []
+    vault_path = home / VAULT_FILE
+    if vault_path.exists():
+        files.destroy(vault_path)
+        removed.append(str(vault_path))
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
+        path = home / name
+        if path.exists():
+            path.unlink()
+            removed.append(str(path))
+    blobs = home / BLOBS_DIR
+    if blobs.exists():
+        shutil.rmtree(blobs)
+        removed.append(str(blobs))
+    return removed
+
