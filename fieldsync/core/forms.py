@@ -51,6 +51,8 @@ class Field:
     hidden: bool = False
     choices: tuple[Choice, ...] = ()
     children: tuple[Field, ...] = ()  # of a group, or of each item of an items list
+    item_label: str = ""  # for an items list: what one item is called ("Victim")
+    schema: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dotted(self) -> str:
@@ -140,6 +142,17 @@ class Form:
             for rule in self.rules:
                 problems.extend(RULES[rule](answers))
         return list(dict.fromkeys(problems))
+
+    def check_value(self, described: Field, value: object) -> list[str]:
+        """Problems with one field's value on its own (the whole form is checked on save)."""
+        validator = Draft202012Validator(
+            described.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        problems = []
+        for error in validator.iter_errors(value):
+            error.path.extendleft(reversed(described.path))
+            problems.append(self._describe(error))
+        return problems
 
     def validate(self, answers: object) -> None:
         problems = self.problems(answers)
@@ -267,12 +280,14 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
     children: tuple[Field, ...] = ()
     choices: tuple[Choice, ...] = ()
     json_type = schema.get("type")
+    item_label = ""
     if json_type == "object":
         kind, children = "group", _fields(schema, path)
     elif json_type == "array":
         item = schema.get("items", {})
         if item.get("type") == "object":
             kind, children = "items", _fields(item, path)
+            item_label = str(item.get("title", name))
         elif "oneOf" in item:
             kind, choices = "choices", _choices(item)
         else:
@@ -299,6 +314,8 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
         hidden=bool(schema.get("x-hidden", False)),
         choices=choices,
         children=children,
+        item_label=item_label,
+        schema=schema,
     )
 
 

@@ -189,16 +189,21 @@ class Store:
         files.write_atomic(home / VAULT_FILE, vault_bytes)
         return cls(home, engine, vault_key, identity)
 
-    @classmethod
-    def open(cls, home: Path, passphrase: str) -> Store:
-        vault_path = home / VAULT_FILE
-        if not vault_path.exists():
+    @staticmethod
+    def require(home: Path) -> None:
+        """Raise the precise error if ``home`` holds no openable store (before any prompt)."""
+        if not (home / VAULT_FILE).exists():
             if (home / DB_FILE).exists():
                 raise StoreWiped(
                     f"the store in {home} has no vault file: its keys were destroyed or removed",
                     hint="Restore the vault file from a backup; without it nothing can be read.",
                 )
             raise StoreNotFound(f"there is no fieldsync store in {home}")
+
+    @classmethod
+    def open(cls, home: Path, passphrase: str) -> Store:
+        cls.require(home)
+        vault_path = home / VAULT_FILE
         vault_bytes = vault_path.read_bytes()
         try:
             vault_key, secrets = vault.unlock(vault_bytes, passphrase)

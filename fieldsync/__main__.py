@@ -1,0 +1,3 @@
+from fieldsync.cli.main import main
+
+main()

@@ -1,0 +1,91 @@
+"""``forms list`` and ``forms show``: the forms this device knows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fieldsync.cli.options import Json
+from fieldsync.cli.render import emit_json, literal, out
+from fieldsync.core.forms import Field
+from fieldsync.services.forms import builtin_forms, get_form
+
+forms_app = typer.Typer(help="The forms this device knows.", no_args_is_help=True)
+
+KIND_WORDS = {
+    "text": "text", "integer": "number", "boolean": "yes/no", "date": "date (YYYY-MM-DD)",
+    "choice": "one choice", "choices": "several choices", "group": "group",
+    "items": "list of entries", "texts": "list of texts",
+}
+
+
+@forms_app.command("list")
+def list_forms(json: Json = False) -> None:
+    """List the forms, with their English and Arabic titles."""
+    forms = sorted(builtin_forms().values(), key=lambda f: f.id)
+    if json:
+        emit_json(
+            [
+                {"id": f.id, "version": f.version, "ref": f.ref, "title": f.title,
+                 "title_ar": f.title_ar, "fields": sum(1 for _ in f.walk())}
+                for f in forms
+            ]
+        )
+        return
+    table = Table("form", "version", "title", "العنوان", "fields")
+    for form in forms:
+        table.add_row(
+            literal(form.id), str(form.version), literal(form.title),
+            literal(form.title_ar), str(sum(1 for _ in form.walk())),
+        )
+    out.print(table)
+
+
+@forms_app.command("show")
+def show_form(
+    form: Annotated[str, typer.Argument(help="Form id, e.g. incident or incident@1.")],
+    json: Json = False,
+) -> None:
+    """Show a form's fields: names (for --set and CSV columns), kinds, labels, choices."""
+    found = get_form(form)
+    if json:
+        emit_json(
+            {"id": found.id, "version": found.version, "ref": found.ref, "title": found.title,
+             "title_ar": found.title_ar, "fields": [_field_json(f) for f in found.fields],
+             "schema": found.schema}
+        )
+        return
+    out.print(literal(f"{found.title} — {found.title_ar}  ({found.ref})", style="bold"))
+    table = Table("field", "kind", "label", "التسمية", "notes")
+    for field in found.walk():
+        if field.hidden:
+            continue
+        notes = []
+        if field.required:
+            notes.append("required")
+        if field.sensitive:
+            notes.append("sensitive")
+        if field.choices:
+            notes.append(f"{len(field.choices)} choices")
+        depth = "  " * (len(field.path) - 1)
+        table.add_row(
+            literal(depth + field.dotted), KIND_WORDS[field.kind], literal(field.label),
+            literal(field.label_ar), literal("; ".join(notes)),
+        )
+    out.print(table)
+
+
+def _field_json(field: Field) -> dict[str, Any]:
+    return {
+        "name": field.dotted, "kind": field.kind, "label": field.label,
+        "label_ar": field.label_ar, "required": field.required, "sensitive": field.sensitive,
+        "choices": [{"value": c.value, "label": c.label, "label_ar": c.label_ar}
+                    for c in field.choices],
+        "fields": [_field_json(child) for child in field.children],
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(forms_app, name="forms")

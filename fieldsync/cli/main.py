@@ -1,0 +1,105 @@
+"""The ``fieldsync`` command: one typer app, one place where errors become messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from fieldsync import __version__
+from fieldsync.cli import forms_cmds, record_cmds, store_cmds
+from fieldsync.cli.render import err, safe
+from fieldsync.errors import FieldsyncError, Interrupted
+
+
+class FieldsyncGroup(TyperGroup):
+    """Runs every command inside the one error handler of the CLI.
+
+    Expected failures print ``error: ...`` and ``hint: ...`` on stderr and exit with their code.
+    Nothing prints a traceback unless ``--debug`` (or FIELDSYNC_DEBUG=1) is given, and none ever
+    shows local variables: a passphrase could be among them.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FieldsyncError as exc:
+            _report(exc)
+            raise click.exceptions.Exit(exc.exit_code) from None
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _report(Interrupted("interrupted; nothing was saved from this command"))
+            raise click.exceptions.Exit(Interrupted.exit_code) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            _report(FieldsyncError(f"the system refused an operation: {exc.strerror}{where}"), exc)
+            raise click.exceptions.Exit(1) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as exc:
+            _report(
+                FieldsyncError(
+                    f"internal error ({type(exc).__name__}); nothing more was saved",
+                    hint="Please report this; run again with --debug to see where it happened.",
+                ),
+                exc,
+            )
+            raise click.exceptions.Exit(1) from None
+
+
+def _debug() -> bool:
+    return os.environ.get("FIELDSYNC_DEBUG") == "1"
+
+
+def _report(error: FieldsyncError, cause: BaseException | None = None) -> None:
+    if _debug():
+        traceback.print_exception(cause or error, file=sys.stderr)
+    err.print(f"error: {safe(error.message)}", markup=False)
+    if error.hint:
+        err.print(f"hint: {safe(error.hint)}", markup=False)
+
+
+app = typer.Typer(
+    cls=FieldsyncGroup,
+    name="fieldsync",
+    help="Record testimony and incidents offline, encrypted; deliver them signed.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fieldsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show a traceback (never local variables) on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """fieldsync: secure offline field collection for human-rights documentation."""
+    if debug:
+        os.environ["FIELDSYNC_DEBUG"] = "1"
+
+
+store_cmds.register(app)
+forms_cmds.register(app)
+record_cmds.register(app)
+
+
+def main() -> None:
+    app()

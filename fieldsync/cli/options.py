@@ -1,0 +1,94 @@
+"""Options every command shares, and getting a passphrase without ever echoing it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import click
+import platformdirs
+import typer
+
+from fieldsync.errors import PassphraseError
+from fieldsync.store.store import Store
+
+MIN_PASSPHRASE = 8
+
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="FIELDSYNC_HOME",
+        help="Folder of the store [default: the platform's user data folder].",
+        show_default=False,
+    ),
+]
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help="Read the passphrase from the first line of this file (for scripts).",
+        dir_okay=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+
+
+def home_dir(home: Path | None) -> Path:
+    return home if home is not None else Path(platformdirs.user_data_dir("fieldsync", False))
+
+
+def read_passphrase(
+    passphrase_file: Path | None,
+    *,
+    prompt: str = "Passphrase",
+    confirm: bool = False,
+    env: str = "FIELDSYNC_PASSPHRASE",
+) -> str:
+    """From ``--passphrase-file``, then the environment variable, then a hidden prompt."""
+    if passphrase_file is not None:
+        try:
+            lines = passphrase_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PassphraseError(f"cannot read the passphrase file {str(passphrase_file)!r}") from exc
+        passphrase = lines[0] if lines else ""
+    elif os.environ.get(env):
+        passphrase = os.environ[env]
+    else:
+        try:
+            passphrase = typer.prompt(
+                prompt, hide_input=True, confirmation_prompt=confirm and "Repeat to confirm"
+            )
+        except click.exceptions.Abort:
+            raise PassphraseError(
+                "no passphrase was given",
+                hint=f"Type it when asked, or set {env} or use --passphrase-file in scripts.",
+            ) from None
+    if not passphrase:
+        raise PassphraseError("the passphrase is empty")
+    return passphrase
+
+
+def new_passphrase(passphrase_file: Path | None, *, env: str = "FIELDSYNC_PASSPHRASE") -> str:
+    passphrase = read_passphrase(passphrase_file, prompt="New passphrase", confirm=True, env=env)
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise PassphraseError(
+            f"the passphrase is too short (at least {MIN_PASSPHRASE} characters)",
+            hint="Nothing was created or changed. A few unrelated words make a strong passphrase.",
+        )
+    return passphrase
+
+
+@contextlib.contextmanager
+def unlocked(home: Path | None, passphrase_file: Path | None) -> Iterator[Store]:
+    """Open and unlock the store for the length of one command."""
+    folder = home_dir(home)
+    Store.require(folder)  # say "no store here" before asking for a passphrase
+    store = Store.open(folder, read_passphrase(passphrase_file))
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,424 @@
+"""``new``, ``import``, ``edit``, ``attach``, ``list``, ``show``, ``history``."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fieldsync.cli.options import Home, Json, PassphraseFile, unlocked
+from fieldsync.cli.prompts import FormWalker, ask_value
+from fieldsync.cli.render import emit_json, err, iso, literal, out, safe, when
+from fieldsync.core.forms import Field, Form, get_path
+from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.services import drafts, importer, records
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import Store
+
+FormName = Annotated[str, typer.Argument(help="Form id: incident, interview, disappearance.")]
+RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
+FromFile = Annotated[
+    Path | None,
+    typer.Option("--from-file", help="Take the answers from this JSON file.", dir_okay=False),
+]
+Note = Annotated[str | None, typer.Option("--note", help="A note on this version.")]
+MAX_ANSWERS_FILE = 16 * 1024 * 1024
+
+
+def new(
+    form: FormName,
+    from_file: FromFile = None,
+    note: Note = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Record one: prompts field by field, or answers from a JSON file; prints the record id."""
+    found = get_form(form)
+    answers = _answers_file(from_file) if from_file else None
+    with unlocked(home, passphrase_file) as store:
+        if answers is None:
+            record = _new_interactive(store, found, note)
+        else:
+            record = records.create(store, found, answers, note=note)
+    if json:
+        emit_json({"record": record, "form": found.ref})
+    else:
+        out.print(f"Saved {found.id} record {record}", markup=False)
+
+
+def _new_interactive(store: Store, form: Form, note: str | None) -> str:
+    draft = _pick_draft(store, form)
+    asked: set[str] = set(draft.answers.pop("__asked__", []))
+
+    def save() -> None:
+        draft.answers["__asked__"] = sorted(asked)
+        draft.save(store)
+        draft.answers.pop("__asked__")
+
+    out.print(literal(f"New {form.title} — {form.title_ar}", style="bold"))
+    out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
+    try:
+        answers = FormWalker(form, draft.answers, asked, save).run()
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        raise Interrupted(
+            "stopped; the answers typed so far are kept, encrypted, as a draft",
+            hint=f"Run 'fieldsync new {form.id}' to continue where you left off.",
+        ) from None
+    return records.create(store, form, answers, note=note, draft_id=draft.id)
+
+
+def _pick_draft(store: Store, form: Form) -> drafts.Draft:
+    for found in drafts.find(store, form.ref):
+        filled = len([k for k in found.answers if k != "__asked__"])
+        question = (
+            f"An unfinished {form.id} draft from {when(found.saved_ms)} ({filled} field(s) "
+            "answered) was found. Continue it?"
+        )
+        if click.confirm(question, default=True):
+            return found
+        if click.confirm("Discard that draft?", default=False):
+            drafts.discard(store, found)
+    return drafts.start(store, form.ref)
+
+
+def import_records(
+    form: FormName,
+    file: Annotated[Path, typer.Argument(help="JSON Lines, a JSON array, or CSV.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, json or csv (default: by extension).")
+    ] = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Record many at once under one unlock; reports which rows were refused and why."""
+    found = get_form(form)
+    kind = importer.detect_format(file, fmt)
+    if not file.is_file():
+        raise ImportFileError(f"there is no file {str(file)!r}")
+    with unlocked(home, passphrase_file) as store:
+        total = importer.count_rows(file, kind)
+        columns = [TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=err, transient=True, disable=json) as bar:
+            task = bar.add_task("import", total=total)
+            report = importer.import_file(
+                store,
+                found,
+                importer.read_rows(file, kind, found),
+                progress=lambda n: bar.advance(task, n),
+            )
+    if json:
+        emit_json(
+            {
+                "saved": len(report.saved),
+                "records": report.saved,
+                "refused": [{"row": r.row, "problems": list(r.problems)} for r in report.refused],
+            }
+        )
+    else:
+        out.print(f"Saved {len(report.saved)} {found.id} record(s).", markup=False)
+        for refused in report.refused:
+            out.print(literal(f"  row {refused.row} refused: {'; '.join(refused.problems)}"))
+    if report.refused:
+        raise InputError(
+            f"{len(report.refused)} row(s) were refused; the {len(report.saved)} valid row(s) "
+            "were saved",
+            hint="Correct the refused rows and import just those again.",
+        )
+
+
+def edit(
+    record: RecordArg,
+    from_file: FromFile = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="FIELD=VALUE, e.g. --set victims.total=3 (repeatable)."),
+    ] = None,
+    note: Note = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Save a new version of a record (the earlier versions stay in its history)."""
+    answers = _answers_file(from_file) if from_file else None
+    with unlocked(home, passphrase_file) as store:
+        full = store.resolve_record(record)
+        if answers is None and not set_:
+            set_ = _ask_changes(store, full)
+        version = records.edit(store, full, answers=answers, sets=set_, note=note)
+    if json:
+        emit_json({"record": full, "version": version})
+    else:
+        out.print(f"Saved a new version of {full} ({version[:12]})", markup=False)
+
+
+def _ask_changes(store: Store, record: str) -> list[str]:
+    view = records.read(store, record)
+    changes: list[str] = []
+    out.print("Name each field to change (see 'fieldsync forms show'); an empty name finishes.")
+    while name := click.prompt("Field", default="", show_default=False).strip():
+        try:
+            field = view.form.field(name)
+        except InputError as exc:
+            out.print(literal(exc.message))
+            continue
+        if field.kind in ("group", "items"):
+            out.print("Change one field inside it, or use --from-file for a whole list.")
+            continue
+        value = ask_value(view.form, field, get_path(view.body.answers, field.path))
+        text = "" if value is None else _value_text(field, value)
+        changes.append(f"{field.dotted}={text}")
+    return changes
+
+
+def _value_text(field: Field, value: Any) -> str:
+    if field.kind == "choices":
+        return jsonlib.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def attach(
+    record: RecordArg,
+    files: Annotated[list[Path], typer.Argument(help="Files to encrypt into the store.")],
+    note: Note = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Encrypt files into the store and reference them from a new version of a record."""
+    with unlocked(home, passphrase_file) as store:
+        full = store.resolve_record(record)
+        version = records.attach(store, full, files, note=note)
+    if json:
+        emit_json({"record": full, "version": version, "attached": len(files)})
+    else:
+        out.print(f"Attached {len(files)} file(s) to {full} ({version[:12]})", markup=False)
+
+
+def list_records(
+    form: Annotated[str | None, typer.Option("--form", help="Only records of this form.")] = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """List the records in this store."""
+    wanted = get_form(form).id if form else None
+    with unlocked(home, passphrase_file) as store:
+        rows = [r for r in store.index() if wanted is None or r.form.split("@")[0] == wanted]
+    if json:
+        emit_json(
+            [
+                {
+                    "record": r.record, "form": r.form, "summary": r.summary,
+                    "versions": r.versions, "attachments": r.attachments,
+                    "created": iso(r.created.wall_ms) if r.created.wall_ms else None,
+                    "updated": iso(r.updated.wall_ms) if r.updated.wall_ms else None,
+                    "in_conflict": len(r.heads) > 1, "problem": r.problem,
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table("record", "form", "summary", "versions", "files", "updated")
+    for r in rows:
+        mark = " (conflict)" if len(r.heads) > 1 else ""
+        table.add_row(
+            literal(r.record[:13]), literal(r.form.split("@")[0]),
+            literal(r.problem or (r.summary + mark)), str(r.versions), str(r.attachments),
+            when(r.updated.wall_ms),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} record(s)", markup=False)
+
+
+def show(
+    record: RecordArg,
+    attachment: Annotated[
+        int | None, typer.Option("--attachment", help="Decrypt attachment N (from 1) to --out.")
+    ] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the decrypted attachment.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Show a record's current version; with --attachment N --out F, decrypt one file."""
+    if (attachment is None) != (out_path is None):
+        raise InputError("--attachment and --out go together")
+    with unlocked(home, passphrase_file) as store:
+        full = store.resolve_record(record)
+        if attachment is not None and out_path is not None:
+            written = records.save_attachment(store, full, attachment, out_path, force=force)
+            if json:
+                emit_json({"record": full, "attachment": attachment, "out": str(written)})
+            else:
+                out.print(f"Wrote attachment {attachment} to {safe(written)}", markup=False)
+            return
+        view = records.read(store, full)
+    if json:
+        emit_json(_view_json(view))
+        return
+    _print_view(view)
+
+
+def _view_json(view: records.RecordView) -> dict[str, Any]:
+    header = view.current.entry.header
+    return {
+        "record": view.record,
+        "form": view.form.ref,
+        "version": view.current.id,
+        "author": header.author,
+        "time": iso(header.hlc.wall_ms),
+        "versions": view.index.versions,
+        "in_conflict": view.in_conflict,
+        "heads": list(view.heads),
+        "note": view.body.note,
+        "answers": view.body.answers,
+        "attachments": [
+            {"number": n, "id": a.id, "name": a.name, "media_type": a.media_type,
+             "size": a.size, "sha256": a.sha256}
+            for n, a in enumerate(view.body.attachments, start=1)
+        ],
+    }
+
+
+def _print_view(view: records.RecordView) -> None:
+    header = view.current.entry.header
+    out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
+    out.print(literal(f"record   {view.record}"))
+    out.print(literal(f"version  {view.current.id[:12]} of {view.index.versions}, "
+                      f"{when(header.hlc.wall_ms)}, by device {header.author[:12]}"))
+    if view.in_conflict:
+        out.print(literal("IN CONFLICT: another version exists; shown is the latest", "bold"))
+    if view.body.note:
+        out.print(literal(f"note     {view.body.note}"))
+    table = Table("field", "value", show_header=False, box=None, padding=(0, 2))
+    for field in view.form.fields:
+        _add_rows(table, field, view.body.answers.get(field.name), 0)
+    out.print(table)
+    if view.body.attachments:
+        out.print("Attachments:", markup=False)
+        for n, a in enumerate(view.body.attachments, start=1):
+            out.print(literal(f"  {n}. {a.name}  ({a.media_type}, {a.size} bytes, "
+                              f"sha256 {a.sha256[:16]}…)"))
+
+
+def _add_rows(table: Table, field: Field, value: Any, depth: int) -> None:
+    if value is None or field.hidden:
+        return
+    label = literal("  " * depth + field.label)
+    if field.kind == "group" and isinstance(value, dict):
+        table.add_row(label, "")
+        for child in field.children:
+            _add_rows(table, child, value.get(child.name), depth + 1)
+    elif field.kind == "items" and isinstance(value, list):
+        for n, item in enumerate(value, start=1):
+            table.add_row(literal("  " * depth + f"{field.item_label} #{n}"), "")
+            for child in field.children:
+                _add_rows(table, child, item.get(child.name) if isinstance(item, dict) else None,
+                          depth + 1)
+    elif isinstance(value, list):
+        table.add_row(label, literal(", ".join(field.choice_label(v) for v in value)))
+    elif isinstance(value, bool):
+        table.add_row(label, "yes" if value else "no")
+    else:
+        table.add_row(label, literal(field.choice_label(value)))
+
+
+def history(
+    record: RecordArg,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Every version of a record: who, when, based on what, and what changed."""
+    with unlocked(home, passphrase_file) as store:
+        full = store.resolve_record(record)
+        items = records.history(store, full)
+    if json:
+        emit_json(
+            {
+                "record": full,
+                "versions": [
+                    {
+                        "version": i.version.id,
+                        "author": i.version.entry.header.author,
+                        "seq": i.version.entry.header.seq,
+                        "time": iso(i.version.entry.header.hlc.wall_ms),
+                        "parents": list(i.version.entry.header.parents),
+                        "changed": list(i.changed),
+                        "attached": list(i.attached),
+                        "note": i.version.body.note if i.version.body else None,
+                        "problem": i.version.problem,
+                    }
+                    for i in items
+                ],
+            }
+        )
+        return
+    table = Table("version", "time", "author", "based on", "changes")
+    for item in items:
+        header = item.version.entry.header
+        changes = item.version.problem or _describe_changes(item)
+        table.add_row(
+            literal(item.version.id[:12]), when(header.hlc.wall_ms), literal(header.author[:12]),
+            literal(", ".join(p[:12] for p in header.parents) or "(new)"), literal(changes),
+        )
+    out.print(table)
+
+
+def _describe_changes(item: records.HistoryItem) -> str:
+    parts = []
+    if not item.version.entry.header.parents:
+        parts.append("created")
+    elif item.changed:
+        parts.append("changed " + ", ".join(item.changed))
+    if item.attached:
+        parts.append("attached " + ", ".join(item.attached))
+    if item.version.body and item.version.body.note:
+        parts.append(f"note: {item.version.body.note}")
+    return "; ".join(parts) or "no change to the answers"
+
+
+def _answers_file(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > MAX_ANSWERS_FILE:
+            raise InputError(f"{str(path)!r} is too large for one record's answers")
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"there is no file {str(path)!r}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{str(path)!r} is not UTF-8 text", hint="Save it as UTF-8.") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        value = jsonlib.loads(text, parse_float=_no_float, parse_constant=_no_float)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{str(path)!r} is not valid JSON ({str(exc)[:100]})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{str(path)!r} must hold one JSON object of answers")
+    return value
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError(f"{text} has a fraction; write such numbers as text")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(new)
+    app.command("import")(import_records)
+    app.command()(edit)
+    app.command()(attach)
+    app.command("list")(list_records)
+    app.command()(show)
+    app.command()(history)

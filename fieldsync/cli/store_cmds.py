@@ -1,0 +1,106 @@
+"""``init``, ``passwd``, ``wipe``, ``check``: the store itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fieldsync.cli.options import Home, Json, PassphraseFile, home_dir, new_passphrase, unlocked
+from fieldsync.cli.render import emit_json, err, out, safe
+from fieldsync.errors import InputError, StoreCorrupted
+from fieldsync.services import setup
+
+WIPE_WORD = "wipe"
+
+
+def init(home: Home = None, passphrase_file: PassphraseFile = None, json: Json = False) -> None:
+    """Create the encrypted store and this device's keys; print the device fingerprint."""
+    folder = home_dir(home)
+    setup.refuse_existing(folder)
+    identity = setup.create_store(folder, new_passphrase(passphrase_file))
+    if json:
+        emit_json(
+            {"home": str(folder), "device": identity.device_id, "fingerprint": identity.fingerprint}
+        )
+        return
+    out.print(f"Created an encrypted store in {safe(folder)}", markup=False)
+    out.print(f"Device fingerprint: {identity.fingerprint}", markup=False)
+    out.print(
+        "Read the fingerprint aloud to your administrator when you enrol this device.",
+        markup=False,
+    )
+
+
+def passwd(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-passphrase-file",
+            help="Read the new passphrase from this file (or set FIELDSYNC_NEW_PASSPHRASE).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Change the passphrase (only the vault key is re-sealed; no data is re-encrypted)."""
+    with unlocked(home, passphrase_file) as store:
+        fresh = new_passphrase(new_passphrase_file, env="FIELDSYNC_NEW_PASSPHRASE")
+        store.change_passphrase(fresh)
+    out.print("The passphrase was changed.", markup=False)
+
+
+def wipe(home: Home = None) -> None:
+    """Destroy the store's keys, making everything in it unreadable, then remove it."""
+    folder = home_dir(home)
+    setup.require_store_files(folder)
+    err.print(
+        f"This destroys the keys of the store in {safe(folder)}. Records that were not "
+        "delivered are lost for good.",
+        markup=False,
+    )
+    answer = typer.prompt(f"Type {WIPE_WORD!r} to confirm", default="", show_default=False)
+    if answer.strip() != WIPE_WORD:
+        raise InputError("not confirmed; nothing was wiped")
+    removed = setup.wipe(folder)
+    out.print(f"Wiped: the keys were destroyed and {len(removed)} item(s) removed.", markup=False)
+
+
+def check(home: Home = None, passphrase_file: PassphraseFile = None, json: Json = False) -> None:
+    """Re-verify the whole store: database, signatures, chain, keys, index, attachments."""
+    with unlocked(home, passphrase_file) as store:
+        report = setup.check(store)
+    if json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "entries": report.entries,
+                "records": report.records,
+                "blobs": report.blobs,
+                "problems": report.problems,
+            }
+        )
+    else:
+        out.print(
+            f"Checked {report.entries} versions of {report.records} records and "
+            f"{report.blobs} attachments.",
+            markup=False,
+        )
+        for problem in report.problems:
+            out.print(f"  problem: {safe(problem)}", markup=False)
+    if not report.ok:
+        raise StoreCorrupted(
+            f"{len(report.problems)} problem(s) found; the rest of the store is intact",
+            hint="Records not named above are readable. Restore damaged files from a backup.",
+        )
+    if not json:
+        out.print("Everything checks out.", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(passwd)
+    app.command()(wipe)
+    app.command()(check)

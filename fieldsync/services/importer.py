@@ -1,0 +1,205 @@
+"""Many records at once from JSON Lines, a JSON array or CSV, under one unlock.
+
+Every row is checked on its own: valid rows are saved (in transactions of ``BATCH`` rows),
+refused rows are reported with their row number and the reasons, and nothing else changes.
+CSV columns are dotted field paths (``location.governorate``); lists of choices are separated by
+commas; lists of groups (victims, sources) are JSON in their cell. See docs/import.md.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fieldsync.core.body import Body
+from fieldsync.core.forms import Form, set_path
+from fieldsync.core.ids import new_record_id
+from fieldsync.errors import ImportFileError, InputError
+from fieldsync.store.store import Store
+
+Format = Literal["jsonl", "json", "csv"]
+BATCH = 500
+MAX_JSON_ARRAY_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+csv.field_size_limit(MAX_LINE_BYTES)
+
+
+@dataclass(frozen=True)
+class Refused:
+    row: int  # 1-based: line in JSONL, element in a JSON array, data row in CSV
+    problems: tuple[str, ...]
+
+
+@dataclass
+class ImportReport:
+    saved: list[str] = field(default_factory=list)  # record ids
+    refused: list[Refused] = field(default_factory=list)
+
+
+def detect_format(path: Path, given: str | None) -> Format:
+    name = (given or path.suffix.lstrip(".")).lower()
+    aliases: dict[str, Format] = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv"}
+    if name not in aliases:
+        raise ImportFileError(
+            f"cannot tell the format of {path.name!r}",
+            hint="Name it .jsonl, .json or .csv, or pass --format jsonl|json|csv.",
+        )
+    return aliases[name]
+
+
+def count_rows(path: Path, fmt: Format) -> int | None:
+    """Rows to expect, for a progress bar; None when counting would cost a full parse."""
+    if fmt == "json":
+        return None
+    with open(path, "rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    return max(lines - 1, 0) if fmt == "csv" else lines
+
+
+def read_rows(path: Path, fmt: Format, form: Form) -> Iterator[tuple[int, Any]]:
+    """Yield ``(row number, answers or InputError)`` from an import file."""
+    if not path.is_file():
+        raise ImportFileError(f"there is no file {str(path)!r}")
+    if fmt == "jsonl":
+        yield from _jsonl_rows(path)
+    elif fmt == "json":
+        yield from _json_rows(path)
+    else:
+        yield from _csv_rows(path, form)
+
+
+def import_file(
+    store: Store,
+    form: Form,
+    rows: Iterator[tuple[int, Any]],
+    *,
+    progress: Callable[[int], None] = lambda _: None,
+) -> ImportReport:
+    report = ImportReport()
+    pending: list[tuple[str, Body, str]] = []
+    for number, answers in rows:
+        problems = [answers.message] if isinstance(answers, InputError) else form.problems(answers)
+        if problems:
+            report.refused.append(Refused(number, tuple(problems)))
+        else:
+            body = Body(form.ref, answers)
+            pending.append((new_record_id(store.now_ms()), body, form.summary(answers)))
+        if len(pending) >= BATCH:
+            report.saved += _save(store, pending)
+        progress(1)
+    report.saved += _save(store, pending)
+    return report
+
+
+def _save(store: Store, pending: list[tuple[str, Body, str]]) -> list[str]:
+    saved = []
+    if pending:
+        with store.writer() as writer:
+            for record, body, summary in pending:
+                writer.append(record, [], body, summary)
+                saved.append(record)
+    pending.clear()
+    return saved
+
+
+def _text(path: Path) -> Iterator[str]:
+    """Lines of a UTF-8 (or BOM-marked UTF-16) file; a clear error for any other encoding."""
+    with open(path, "rb") as raw:
+        head = raw.read(4)
+    encoding = "utf-16" if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    line_number = 0
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            for line_number, line in enumerate(handle, start=1):  # noqa: B007
+                if len(line) > MAX_LINE_BYTES:
+                    raise ImportFileError(f"line {line_number} of {path.name!r} is too long")
+                yield line
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"{path.name!r} is not UTF-8 text (near line {line_number + 1}: {exc.reason})",
+            hint="Nothing was saved from this file. Save it as UTF-8 (\"CSV UTF-8\" in "
+            "spreadsheet programs) and import it again.",
+        ) from exc
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(_text(path), start=1):
+        if not line.strip():
+            continue
+        yield number, _parse_json(line, f"line {number}")
+
+
+def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    if path.stat().st_size > MAX_JSON_ARRAY_BYTES:
+        raise ImportFileError(
+            f"{path.name!r} is too large for a JSON array",
+            hint="Use JSON Lines (one record per line) for large imports.",
+        )
+    value = _parse_json("".join(_text(path)), path.name)
+    if isinstance(value, InputError):
+        raise ImportFileError(value.message)
+    if not isinstance(value, list):
+        raise ImportFileError(f"{path.name!r} must hold a JSON array of records")
+    yield from enumerate(value, start=1)
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text, parse_float=_no_float, parse_constant=_no_float)
+    except (ValueError, RecursionError) as exc:
+        return InputError(f"{where} is not valid JSON ({str(exc)[:100]})")
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError(f"{text} has a fraction; write such numbers as text")
+
+
+def _csv_rows(path: Path, form: Form) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(_text(path))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportFileError(f"{path.name!r} is empty") from None
+    except csv.Error as exc:
+        raise ImportFileError(f"{path.name!r} is not valid CSV ({exc})") from exc
+    columns = [name.strip() for name in header]
+    known = {f.dotted: f for f in form.walk() if f.kind != "group"}
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise ImportFileError(
+            f"{path.name!r} has columns the {form.id} form does not know: {', '.join(unknown)}",
+            hint=f"Column names are field paths; 'fieldsync forms show {form.id}' lists them.",
+        )
+    if len(set(columns)) != len(columns):
+        raise ImportFileError(f"{path.name!r} names a column twice")
+    number = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFileError(f"{path.name!r} is not valid CSV near row {number + 1} ({exc})")
+        number += 1
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(columns):
+            yield number, InputError(
+                f"row has {len(cells)} cells but the header names {len(columns)} columns"
+            )
+            continue
+        answers: dict[str, Any] = {}
+        try:
+            for column, cell in zip(columns, cells, strict=True):
+                if cell.strip():
+                    described = known[column]
+                    set_path(answers, described.path, described.parse(cell))
+        except InputError as exc:
+            yield number, exc
+            continue
+        yield number, answers
