@@ -1,30 +1,30 @@
 """Every error fieldsync raises on purpose, in one tree.
 
-    FieldsyncError                      exit 1   HTTP 500
-    ├── InputError                      exit 5   HTTP 422   something the person gave us is wrong
-    │   ├── AnswersInvalid                                  answers fail the form's rules
-    │   ├── ImportFileError                                 an import file cannot be read as records
-    │   ├── AttachmentError                                 a file to attach is missing or not a file
-    │   ├── PassphraseError                                 passphrase missing, too short, or mismatched
-    │   └── OutputPathError                                 where to write a decrypted file is unusable
-    ├── WrongPassphrase                 exit 3   HTTP 401
-    ├── NotFound                        exit 4   HTTP 404
+    FieldsyncError               exit 1    HTTP 500
+    ├── InputError               exit 5    HTTP 422   what the person gave us is unusable
+    │   ├── AnswersInvalid                            answers fail the form's rules
+    │   ├── ImportFileError                           an import file cannot be read
+    │   ├── AttachmentError                           a file to attach is missing or odd
+    │   ├── PassphraseError                           missing, too short, or mismatched
+    │   └── OutputPathError                           cannot write a decrypted file there
+    ├── WrongPassphrase          exit 3    HTTP 401
+    ├── NotFound                 exit 4    HTTP 404
     │   ├── StoreNotFound
     │   ├── RecordNotFound
     │   ├── AttachmentNotFound
     │   └── FormNotFound
-    ├── StoreStateError                 exit 7   HTTP 409
+    ├── StoreStateError          exit 7    HTTP 409
     │   ├── StoreExists
     │   ├── StoreWiped
-    │   ├── UnsupportedFormat                               written by a newer fieldsync
-    │   ├── KdfParamsRefused                                Argon2id limits below the floor or above the cap
-    │   └── StoreBusy                                       another fieldsync holds the store
-    ├── IntegrityError                  exit 6   HTTP 400   bytes are not what they claim to be
-    │   ├── MalformedData                                   cannot be decoded (truncated, bad magic, ...)
+    │   ├── UnsupportedFormat                         written by a newer fieldsync
+    │   ├── KdfParamsRefused                          Argon2id limits outside floor..cap
+    │   └── StoreBusy                                 another fieldsync holds the store
+    ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
+    │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
-    │   ├── DecryptionFailed                                AEAD refused: wrong key or altered bytes
-    │   └── StoreCorrupted                                  a file of the local store is damaged
-    └── Interrupted                     exit 130
+    │   ├── DecryptionFailed                          wrong key or altered bytes
+    │   └── StoreCorrupted                            a file of the local store is damaged
+    └── Interrupted              exit 130
 
 The CLI is the one place that turns these into a line `error: <message>` (plus `hint: <hint>`)
 and an exit code; the server will map them to HTTP statuses. Messages name objects (a record,

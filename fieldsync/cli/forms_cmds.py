@@ -15,9 +15,15 @@ from fieldsync.services.forms import builtin_forms, get_form
 forms_app = typer.Typer(help="The forms this device knows.", no_args_is_help=True)
 
 KIND_WORDS = {
-    "text": "text", "integer": "number", "boolean": "yes/no", "date": "date (YYYY-MM-DD)",
-    "choice": "one choice", "choices": "several choices", "group": "group",
-    "items": "list of entries", "texts": "list of texts",
+    "text": "text",
+    "integer": "number",
+    "boolean": "yes/no",
+    "date": "date (YYYY-MM-DD)",
+    "choice": "one choice",
+    "choices": "several choices",
+    "group": "group",
+    "items": "list of entries",
+    "texts": "list of texts",
 }
 
 
@@ -28,8 +34,14 @@ def list_forms(json: Json = False) -> None:
     if json:
         emit_json(
             [
-                {"id": f.id, "version": f.version, "ref": f.ref, "title": f.title,
-                 "title_ar": f.title_ar, "fields": sum(1 for _ in f.walk())}
+                {
+                    "id": f.id,
+                    "version": f.version,
+                    "ref": f.ref,
+                    "title": f.title,
+                    "title_ar": f.title_ar,
+                    "fields": sum(1 for _ in f.walk()),
+                }
                 for f in forms
             ]
         )
@@ -37,8 +49,11 @@ def list_forms(json: Json = False) -> None:
     table = Table("form", "version", "title", "العنوان", "fields")
     for form in forms:
         table.add_row(
-            literal(form.id), str(form.version), literal(form.title),
-            literal(form.title_ar), str(sum(1 for _ in form.walk())),
+            literal(form.id),
+            str(form.version),
+            literal(form.title),
+            literal(form.title_ar),
+            str(sum(1 for _ in form.walk())),
         )
     out.print(table)
 
@@ -52,9 +67,15 @@ def show_form(
     found = get_form(form)
     if json:
         emit_json(
-            {"id": found.id, "version": found.version, "ref": found.ref, "title": found.title,
-             "title_ar": found.title_ar, "fields": [_field_json(f) for f in found.fields],
-             "schema": found.schema}
+            {
+                "id": found.id,
+                "version": found.version,
+                "ref": found.ref,
+                "title": found.title,
+                "title_ar": found.title_ar,
+                "fields": [_field_json(f) for f in found.fields],
+                "schema": found.schema,
+            }
         )
         return
     out.print(literal(f"{found.title} — {found.title_ar}  ({found.ref})", style="bold"))
@@ -71,18 +92,26 @@ def show_form(
             notes.append(f"{len(field.choices)} choices")
         depth = "  " * (len(field.path) - 1)
         table.add_row(
-            literal(depth + field.dotted), KIND_WORDS[field.kind], literal(field.label),
-            literal(field.label_ar), literal("; ".join(notes)),
+            literal(depth + field.dotted),
+            KIND_WORDS[field.kind],
+            literal(field.label),
+            literal(field.label_ar),
+            literal("; ".join(notes)),
         )
     out.print(table)
 
 
 def _field_json(field: Field) -> dict[str, Any]:
     return {
-        "name": field.dotted, "kind": field.kind, "label": field.label,
-        "label_ar": field.label_ar, "required": field.required, "sensitive": field.sensitive,
-        "choices": [{"value": c.value, "label": c.label, "label_ar": c.label_ar}
-                    for c in field.choices],
+        "name": field.dotted,
+        "kind": field.kind,
+        "label": field.label,
+        "label_ar": field.label_ar,
+        "required": field.required,
+        "sensitive": field.sensitive,
+        "choices": [
+            {"value": c.value, "label": c.label, "label_ar": c.label_ar} for c in field.choices
+        ],
         "fields": [_field_json(child) for child in field.children],
     }
 

@@ -7,7 +7,6 @@ import sys
 import traceback
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,22 +24,22 @@ class FieldsyncGroup(TyperGroup):
     shows local variables: a passphrase could be among them.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except FieldsyncError as exc:
             _report(exc)
-            raise click.exceptions.Exit(exc.exit_code) from None
-        except (KeyboardInterrupt, click.exceptions.Abort):
+            raise typer.Exit(exc.exit_code) from None
+        except (KeyboardInterrupt, typer.Abort):
             _report(Interrupted("interrupted; nothing was saved from this command"))
-            raise click.exceptions.Exit(Interrupted.exit_code) from None
+            raise typer.Exit(Interrupted.exit_code) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             _report(FieldsyncError(f"the system refused an operation: {exc.strerror}{where}"), exc)
-            raise click.exceptions.Exit(1) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit):
-            raise
+            raise typer.Exit(1) from None
         except Exception as exc:
+            if _is_cli_control(exc):  # usage errors and exits belong to typer
+                raise
             _report(
                 FieldsyncError(
                     f"internal error ({type(exc).__name__}); nothing more was saved",
@@ -48,7 +47,11 @@ class FieldsyncGroup(TyperGroup):
                 ),
                 exc,
             )
-            raise click.exceptions.Exit(1) from None
+            raise typer.Exit(1) from None
+
+
+def _is_cli_control(exc: Exception) -> bool:
+    return isinstance(exc, typer.Exit) or type(exc).__module__.startswith(("typer", "click"))
 
 
 def _debug() -> bool:

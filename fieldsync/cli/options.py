@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import click
 import platformdirs
 import typer
 
@@ -53,7 +52,9 @@ def read_passphrase(
         try:
             lines = passphrase_file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise PassphraseError(f"cannot read the passphrase file {str(passphrase_file)!r}") from exc
+            raise PassphraseError(
+                f"cannot read the passphrase file {str(passphrase_file)!r}"
+            ) from exc
         passphrase = lines[0] if lines else ""
     elif os.environ.get(env):
         passphrase = os.environ[env]
@@ -62,7 +63,7 @@ def read_passphrase(
             passphrase = typer.prompt(
                 prompt, hide_input=True, confirmation_prompt=confirm and "Repeat to confirm"
             )
-        except click.exceptions.Abort:
+        except typer.Abort:
             raise PassphraseError(
                 "no passphrase was given",
                 hint=f"Type it when asked, or set {env} or use --passphrase-file in scripts.",

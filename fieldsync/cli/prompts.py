@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import click
+import typer
 
 from fieldsync.cli.render import literal, out, safe
 from fieldsync.core.forms import Field, Form
@@ -89,17 +89,17 @@ class FormWalker:
             out.print("These answers do not fit the form yet:")
             for problem in problems:
                 out.print(literal(f"  - {problem}"))
-            name = click.prompt(
+            name = typer.prompt(
                 "Field to change (its name from 'fieldsync forms show'; empty to stop and keep "
                 "the draft)",
                 default="",
                 show_default=False,
             ).strip()
             if not name:
-                raise click.exceptions.Abort()
+                raise typer.Abort()
             try:
                 field = self.form.field(name)
-            except Exception as exc:  # noqa: BLE001 - show and ask again
+            except Exception as exc:
                 out.print(literal(str(exc)))
                 continue
             # A field inside a list of entries is re-asked by re-entering the whole list.
@@ -119,7 +119,7 @@ class FormWalker:
 
 
 def ask_value(form: Form, field: Field, current: Any) -> Any:
-    """Prompt until a valid value (or nothing, for an optional field); ``current`` is the default."""
+    """Prompt until a valid value (or None for a skipped optional field); default ``current``."""
     out.print(literal(_heading(field), style="bold" if field.required else ""))
     if field.kind in ("choice", "choices"):
         for number, choice in enumerate(field.choices, start=1):
@@ -133,7 +133,7 @@ def ask_value(form: Form, field: Field, current: Any) -> Any:
             return None
         try:
             value = _parse(field, text)
-        except Exception as exc:  # noqa: BLE001 - InputError and friends: show and ask again
+        except Exception as exc:
             out.print(literal(f"  {getattr(exc, 'message', exc)}"))
             continue
         problems = form.check_value(field, value)
@@ -152,12 +152,12 @@ def _read(field: Field, current: Any) -> str | None:
             out.print(literal(f"  current: {default}"))
             out.print("  (an empty first line keeps it)")
         lines = []
-        while line := click.prompt("", default="", show_default=False, prompt_suffix="> "):
+        while line := typer.prompt("", default="", show_default=False, prompt_suffix="> "):
             lines.append(line)
         if not lines:
             return default or None
-        return "\n".join(lines) if field.kind != "texts" else "\n".join(lines)
-    text: str = click.prompt(
+        return "\n".join(lines)
+    text: str = typer.prompt(
         "", default=default or "", show_default=bool(default), prompt_suffix="> "
     )
     return text if text.strip() else None
@@ -216,4 +216,4 @@ def _label(field: Field) -> str:
 
 
 def confirm(question: str) -> bool:
-    return bool(click.confirm(question, default=False))
+    return bool(typer.confirm(question, default=False))

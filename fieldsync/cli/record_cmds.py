@@ -6,7 +6,6 @@ import json as jsonlib
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -65,7 +64,7 @@ def _new_interactive(store: Store, form: Form, note: str | None) -> str:
     out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
     try:
         answers = FormWalker(form, draft.answers, asked, save).run()
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
             "stopped; the answers typed so far are kept, encrypted, as a draft",
             hint=f"Run 'fieldsync new {form.id}' to continue where you left off.",
@@ -80,9 +79,9 @@ def _pick_draft(store: Store, form: Form) -> drafts.Draft:
             f"An unfinished {form.id} draft from {when(found.saved_ms)} ({filled} field(s) "
             "answered) was found. Continue it?"
         )
-        if click.confirm(question, default=True):
+        if typer.confirm(question, default=True):
             return found
-        if click.confirm("Discard that draft?", default=False):
+        if typer.confirm("Discard that draft?", default=False):
             drafts.discard(store, found)
     return drafts.start(store, form.ref)
 
@@ -162,7 +161,7 @@ def _ask_changes(store: Store, record: str) -> list[str]:
     view = records.read(store, record)
     changes: list[str] = []
     out.print("Name each field to change (see 'fieldsync forms show'); an empty name finishes.")
-    while name := click.prompt("Field", default="", show_default=False).strip():
+    while name := typer.prompt("Field", default="", show_default=False).strip():
         try:
             field = view.form.field(name)
         except InputError as exc:
@@ -217,11 +216,15 @@ def list_records(
         emit_json(
             [
                 {
-                    "record": r.record, "form": r.form, "summary": r.summary,
-                    "versions": r.versions, "attachments": r.attachments,
+                    "record": r.record,
+                    "form": r.form,
+                    "summary": r.summary,
+                    "versions": r.versions,
+                    "attachments": r.attachments,
                     "created": iso(r.created.wall_ms) if r.created.wall_ms else None,
                     "updated": iso(r.updated.wall_ms) if r.updated.wall_ms else None,
-                    "in_conflict": len(r.heads) > 1, "problem": r.problem,
+                    "in_conflict": len(r.heads) > 1,
+                    "problem": r.problem,
                 }
                 for r in rows
             ]
@@ -231,8 +234,11 @@ def list_records(
     for r in rows:
         mark = " (conflict)" if len(r.heads) > 1 else ""
         table.add_row(
-            literal(r.record[:13]), literal(r.form.split("@")[0]),
-            literal(r.problem or (r.summary + mark)), str(r.versions), str(r.attachments),
+            literal(r.record[:13]),
+            literal(r.form.split("@")[0]),
+            literal(r.problem or (r.summary + mark)),
+            str(r.versions),
+            str(r.attachments),
             when(r.updated.wall_ms),
         )
     out.print(table)
@@ -285,8 +291,14 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
         "note": view.body.note,
         "answers": view.body.answers,
         "attachments": [
-            {"number": n, "id": a.id, "name": a.name, "media_type": a.media_type,
-             "size": a.size, "sha256": a.sha256}
+            {
+                "number": n,
+                "id": a.id,
+                "name": a.name,
+                "media_type": a.media_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
             for n, a in enumerate(view.body.attachments, start=1)
         ],
     }
@@ -296,8 +308,12 @@ def _print_view(view: records.RecordView) -> None:
     header = view.current.entry.header
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
-    out.print(literal(f"version  {view.current.id[:12]} of {view.index.versions}, "
-                      f"{when(header.hlc.wall_ms)}, by device {header.author[:12]}"))
+    out.print(
+        literal(
+            f"version  {view.current.id[:12]} of {view.index.versions}, "
+            f"{when(header.hlc.wall_ms)}, by device {header.author[:12]}"
+        )
+    )
     if view.in_conflict:
         out.print(literal("IN CONFLICT: another version exists; shown is the latest", "bold"))
     if view.body.note:
@@ -309,8 +325,11 @@ def _print_view(view: records.RecordView) -> None:
     if view.body.attachments:
         out.print("Attachments:", markup=False)
         for n, a in enumerate(view.body.attachments, start=1):
-            out.print(literal(f"  {n}. {a.name}  ({a.media_type}, {a.size} bytes, "
-                              f"sha256 {a.sha256[:16]}…)"))
+            out.print(
+                literal(
+                    f"  {n}. {a.name}  ({a.media_type}, {a.size} bytes, sha256 {a.sha256[:16]}…)"
+                )
+            )
 
 
 def _add_rows(table: Table, field: Field, value: Any, depth: int) -> None:
@@ -325,8 +344,12 @@ def _add_rows(table: Table, field: Field, value: Any, depth: int) -> None:
         for n, item in enumerate(value, start=1):
             table.add_row(literal("  " * depth + f"{field.item_label} #{n}"), "")
             for child in field.children:
-                _add_rows(table, child, item.get(child.name) if isinstance(item, dict) else None,
-                          depth + 1)
+                _add_rows(
+                    table,
+                    child,
+                    item.get(child.name) if isinstance(item, dict) else None,
+                    depth + 1,
+                )
     elif isinstance(value, list):
         table.add_row(label, literal(", ".join(field.choice_label(v) for v in value)))
     elif isinstance(value, bool):
@@ -371,8 +394,11 @@ def history(
         header = item.version.entry.header
         changes = item.version.problem or _describe_changes(item)
         table.add_row(
-            literal(item.version.id[:12]), when(header.hlc.wall_ms), literal(header.author[:12]),
-            literal(", ".join(p[:12] for p in header.parents) or "(new)"), literal(changes),
+            literal(item.version.id[:12]),
+            when(header.hlc.wall_ms),
+            literal(header.author[:12]),
+            literal(", ".join(p[:12] for p in header.parents) or "(new)"),
+            literal(changes),
         )
     out.print(table)
 

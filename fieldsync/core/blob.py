@@ -96,4 +96,3 @@ def new_key() -> bytes:
 def _with_prefix(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield PREFIX
     yield from chunks
-

@@ -119,7 +119,9 @@ class Entry:
             self.associated,
             what=what,
         )
-        if not crypto.equal(crypto.commitment(content_key, body), bytes.fromhex(self.header.commit)):
+        if not crypto.equal(
+            crypto.commitment(content_key, body), bytes.fromhex(self.header.commit)
+        ):
             raise DecryptionFailed(f"{what} does not match its signed commitment")
         return body
 
@@ -210,4 +212,3 @@ def _hex(text: str) -> bool:
     except ValueError:
         return False
     return text == text.lower()
-

@@ -109,7 +109,7 @@ class Form:
     fields: tuple[Field, ...]
     rules: tuple[str, ...] = ()
     summary_paths: tuple[str, ...] = ()
-    _validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    _validator: Draft202012Validator = field(repr=False, compare=False, default=None)
 
     @property
     def ref(self) -> str:
@@ -213,8 +213,11 @@ class Form:
             return f"{where} must be one of: {allowed} (not {_shown(error.instance)})"
         if kind == "type":
             wanted = {
-                "integer": "a whole number", "string": "text", "boolean": "yes or no",
-                "array": "a list", "object": "a group of fields",
+                "integer": "a whole number",
+                "string": "text",
+                "boolean": "yes or no",
+                "array": "a list",
+                "object": "a group of fields",
             }.get(str(error.validator_value), str(error.validator_value))
             return f"{where} must be {wanted}, not {_shown(error.instance)}"
         if kind in ("format", "pattern") and "date" in str(error.schema.get("format", "")):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core import crypto, encoding
-from fieldsync.errors import MalformedData, UnsupportedFormat, WrongPassphrase
+from fieldsync.errors import DecryptionFailed, MalformedData, UnsupportedFormat, WrongPassphrase
 
 FORMAT = "fieldsync/vault"
 VERSION = 1
@@ -58,7 +58,9 @@ class Secrets:
         return f"Secrets(<{len(self.keys)} keys>)"
 
 
-def create(passphrase: str, secrets: Secrets, params: KdfParams | None = None) -> tuple[bytes, bytes]:
+def create(
+    passphrase: str, secrets: Secrets, params: KdfParams | None = None
+) -> tuple[bytes, bytes]:
     """A new vault; returns ``(vault file bytes, vault key)``."""
     vault_key = crypto.random_bytes(crypto.KEY_BYTES)
     return seal(passphrase, vault_key, secrets, params or KdfParams.fresh()), vault_key
@@ -69,10 +71,15 @@ def seal(passphrase: str, vault_key: bytes, secrets: Secrets, params: KdfParams)
     kdf_json = params.to_json()
     key_nonce = crypto.random_bytes(crypto.NONCE_BYTES)
     key_ct = crypto.aead_encrypt(
-        kek, key_nonce, vault_key, crypto.labelled(crypto.LABEL_VAULT_KEY, encoding.encode(kdf_json))
+        kek,
+        key_nonce,
+        vault_key,
+        crypto.labelled(crypto.LABEL_VAULT_KEY, encoding.encode(kdf_json)),
     )
     secrets_nonce, secrets_ct = crypto.seal_with_key(
-        crypto.derive_key(vault_key, LABEL_SECRETS), encoding.encode(secrets.to_json()), LABEL_SECRETS
+        crypto.derive_key(vault_key, LABEL_SECRETS),
+        encoding.encode(secrets.to_json()),
+        LABEL_SECRETS,
     )
     return encoding.encode(
         {
@@ -108,7 +115,7 @@ def unlock(data: bytes, passphrase: str) -> tuple[bytes, Secrets]:
             crypto.labelled(crypto.LABEL_VAULT_KEY, encoding.encode(doc["kdf"])),
             what="the vault key",
         )
-    except crypto.DecryptionFailed as exc:
+    except DecryptionFailed as exc:
         raise WrongPassphrase() from exc
     sealed = doc["secrets"]
     plain = crypto.open_with_key(

@@ -44,10 +44,7 @@ def _all_versions() -> dict[str, Form]:
 def get_form(name: str) -> Form:
     """A form by id (``incident``: newest version) or by reference (``incident@1``)."""
     name = name.strip().lower()
-    if "@" in name:
-        form = _all_versions().get(name)
-    else:
-        form = builtin_forms().get(name)
+    form = _all_versions().get(name) if "@" in name else builtin_forms().get(name)
     if form is None:
         known = ", ".join(sorted(builtin_forms()))
         raise FormNotFound(f"there is no form {name!r} (known forms: {known})")

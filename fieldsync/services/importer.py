@@ -115,14 +115,14 @@ def _text(path: Path) -> Iterator[str]:
     line_number = 0
     try:
         with open(path, encoding=encoding, newline="") as handle:
-            for line_number, line in enumerate(handle, start=1):  # noqa: B007
+            for line_number, line in enumerate(handle, start=1):
                 if len(line) > MAX_LINE_BYTES:
                     raise ImportFileError(f"line {line_number} of {path.name!r} is too long")
                 yield line
     except UnicodeDecodeError as exc:
         raise ImportFileError(
             f"{path.name!r} is not UTF-8 text (near line {line_number + 1}: {exc.reason})",
-            hint="Nothing was saved from this file. Save it as UTF-8 (\"CSV UTF-8\" in "
+            hint='Nothing was saved from this file. Save it as UTF-8 ("CSV UTF-8" in '
             "spreadsheet programs) and import it again.",
         ) from exc
 
@@ -184,13 +184,18 @@ def _csv_rows(path: Path, form: Form) -> Iterator[tuple[int, Any]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportFileError(f"{path.name!r} is not valid CSV near row {number + 1} ({exc})")
+            raise ImportFileError(
+                f"{path.name!r} is not valid CSV near row {number + 1} ({exc})"
+            ) from exc
         number += 1
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(columns):
-            yield number, InputError(
-                f"row has {len(cells)} cells but the header names {len(columns)} columns"
+            yield (
+                number,
+                InputError(
+                    f"row has {len(cells)} cells but the header names {len(columns)} columns"
+                ),
             )
             continue
         answers: dict[str, Any] = {}

@@ -168,9 +168,7 @@ class Store:
         return (home / VAULT_FILE).exists() or (home / DB_FILE).exists()
 
     @classmethod
-    def create(
-        cls, home: Path, passphrase: str, *, kdf: vault.KdfParams | None = None
-    ) -> Store:
+    def create(cls, home: Path, passphrase: str, *, kdf: vault.KdfParams | None = None) -> Store:
         if (home / VAULT_FILE).exists():
             raise StoreExists(f"a store already exists in {home}")
         if (home / DB_FILE).exists():
@@ -415,7 +413,9 @@ class Store:
         with Session(self._engine) as session:
             verdict = session.connection().exec_driver_sql("PRAGMA integrity_check").scalars()
             report.problems += [f"database: {line}" for line in verdict if line != "ok"]
-            rows = session.exec(select(EntryRow).order_by(EntryRow.author, EntryRow.seq)).all()
+            rows = session.exec(
+                select(EntryRow).order_by(col(EntryRow.author), col(EntryRow.seq))
+            ).all()
             records = session.exec(select(RecordRow)).all()
             blob_rows = session.exec(select(BlobRow)).all()
             wraps = {
@@ -636,4 +636,3 @@ def wipe(home: Path) -> list[str]:
         shutil.rmtree(blobs)
         removed.append(str(blobs))
     return removed
-
