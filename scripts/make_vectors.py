@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Write the known-answer vectors in tests/vectors/ (run once per format change, then commit).
+
+Every input that is normally random (signing seed, content key, nonce) is pinned here, so the
+outputs are exact bytes that any implementation of the format must reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fieldsync.core import crypto, encoding
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors"
+
+
+def entry_vectors() -> list[dict[str, object]]:
+    signer = crypto.SigningPair(
+        bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+    )
+    body = encoding.encode(
+        {
+            "answers": {"date": "2024-03-05", "narrative": "قصف المستشفى فجراً"},
+            "attachments": [],
+            "form": "incident@1",
+            "note": None,
+        }
+    )
+    cases = []
+    prev = None
+    parents: list[str] = []
+    for seq in (1, 2):
+        key = bytes([seq]) * 32
+        nonce = bytes([0x40 + seq]) * 24
+        hlc = HLC(1_709_600_000_000 + seq, 0)
+        record = "018e0c2a-3b00-7000-8000-000000000001"
+        entry, _ = entry_format.seal(
+            signer,
+            seq=seq,
+            prev=prev,
+            record=record,
+            parents=parents,
+            hlc=hlc,
+            body=body,
+            content_key=key,
+            nonce=nonce,
+        )
+        cases.append(
+            {
+                "description": f"entry seq {seq} of one device",
+                "signing_seed": signer.seed.hex(),
+                "content_key": key.hex(),
+                "nonce": nonce.hex(),
+                "seq": seq,
+                "prev": prev,
+                "record": record,
+                "parents": parents,
+                "hlc": hlc.to_json(),
+                "body": body.decode("utf-8"),
+                "expect": "ok",
+                "entry": entry.raw.hex(),
+                "entry_id": entry.id,
+                "header": encoding.encode(entry.header.to_json()).decode("utf-8"),
+            }
+        )
+        prev, parents = entry.id, [entry.id]
+    flipped = bytearray(bytes.fromhex(cases[0]["entry"]))  # type: ignore[arg-type]
+    flipped[-1] ^= 1
+    cases.append(
+        {
+            "description": "last signature byte flipped",
+            "entry": flipped.hex(),
+            "expect": "refused: signature",
+        }
+    )
+    truncated = bytes.fromhex(cases[0]["entry"])[:-1]  # type: ignore[arg-type]
+    cases.append(
+        {"description": "one byte short", "entry": truncated.hex(), "expect": "refused: malformed"}
+    )
+    return cases
+
+
+def primitive_vectors() -> list[dict[str, object]]:
+    key = bytes(range(32))
+    plain = "شهادة".encode()
+    return [
+        {
+            "what": "commitment",
+            "key": key.hex(),
+            "plaintext": plain.hex(),
+            "expect": crypto.commitment(key, plain).hex(),
+        },
+        {
+            "what": "hash32",
+            "label": crypto.LABEL_ENTRY_ID.decode(),
+            "data": plain.hex(),
+            "expect": crypto.hash32(crypto.LABEL_ENTRY_ID, plain).hex(),
+        },
+        {
+            "what": "derive_key",
+            "key": key.hex(),
+            "label": "fieldsync/index/v1",
+            "expect": crypto.derive_key(key, b"fieldsync/index/v1").hex(),
+        },
+        {
+            "what": "canonical_json",
+            "value": {"b": [1, None, True], "a": "سلام\n"},
+            "expect": encoding.encode({"b": [1, None, True], "a": "سلام\n"}).decode("utf-8"),
+        },
+    ]
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, cases in (
+        ("entry-v1.json", entry_vectors()),
+        ("primitives-v1.json", primitive_vectors()),
+    ):
+        (OUT / name).write_text(
+            json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"wrote {OUT / name}")
+
+
+if __name__ == "__main__":
+    main()
