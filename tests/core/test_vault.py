@@ -84,7 +84,7 @@ def test_newer_version_is_named_and_garbage_is_refused(sealed: tuple[bytes, byte
 
 
 def test_reseal_with_a_new_passphrase_keeps_the_vault_key(sealed: tuple[bytes, bytes]) -> None:
-    data, key = sealed
+    _data, key = sealed
     fresh = vault.seal("another passphrase", key, SECRETS, vault.KdfParams.fresh())
     assert vault.unlock(fresh, "another passphrase")[0] == key
     with pytest.raises(WrongPassphrase):
