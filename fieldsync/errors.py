@@ -18,7 +18,8 @@
     │   ├── StoreWiped
     │   ├── UnsupportedFormat                         written by a newer fieldsync
     │   ├── KdfParamsRefused                          Argon2id limits outside floor..cap
-    │   └── StoreBusy                                 another fieldsync holds the store
+    │   ├── StoreBusy                                 another fieldsync holds the store
+    │   └── DiskFull                                  no space left to write
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
@@ -172,6 +173,12 @@ class StoreBusy(StoreStateError):
     """Another fieldsync process is using this store."""
 
     hint = "Nothing was changed. Wait for it to finish and try again."
+
+
+class DiskFull(StoreStateError):
+    """There is no space left on the disk."""
+
+    hint = "Nothing from this command was saved; what was saved before is intact. Free space."
 
 
 # --- bytes that are not what they claim ----------------------------------------------------

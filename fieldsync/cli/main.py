@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -13,7 +14,7 @@ from typer.core import TyperGroup
 from fieldsync import __version__
 from fieldsync.cli import forms_cmds, record_cmds, store_cmds
 from fieldsync.cli.render import err, safe
-from fieldsync.errors import FieldsyncError, Interrupted
+from fieldsync.errors import DiskFull, FieldsyncError, Interrupted
 
 
 class FieldsyncGroup(TyperGroup):
@@ -35,8 +36,12 @@ class FieldsyncGroup(TyperGroup):
             raise typer.Exit(Interrupted.exit_code) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            _report(FieldsyncError(f"the system refused an operation: {exc.strerror}{where}"), exc)
-            raise typer.Exit(1) from None
+            if exc.errno == errno.ENOSPC:
+                failure: FieldsyncError = DiskFull(f"there is no space left on the disk{where}")
+            else:
+                failure = FieldsyncError(f"the system refused an operation: {exc.strerror}{where}")
+            _report(failure, exc)
+            raise typer.Exit(failure.exit_code) from None
         except Exception as exc:
             if _is_cli_control(exc):  # usage errors and exits belong to typer
                 raise

@@ -36,6 +36,7 @@ from fieldsync.core.entry import parse as parse_entry
 from fieldsync.core.entry import seal as seal_entry
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import (
+    DiskFull,
     FieldsyncError,
     IntegrityError,
     MalformedData,
@@ -80,14 +81,21 @@ def _db_errors(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise StoreBusy() from exc
-            raise StoreCorrupted(f"the store database cannot be read ({exc.orig})") from exc
         except DatabaseError as exc:
-            raise StoreCorrupted(f"the store database is damaged ({exc.orig})") from exc
+            store = args[0]
+            assert isinstance(store, Store)
+            raise _database_error(store.home / DB_FILE, exc) from exc
 
     return wrapper
+
+
+def _database_error(path: Path, exc: DatabaseError) -> FieldsyncError:
+    reason = str(exc.orig)
+    if isinstance(exc, OperationalError) and ("locked" in reason or "busy" in reason):
+        return StoreBusy()
+    if "disk is full" in reason:
+        return DiskFull(f"there is no space left to write to {path}")
+    return StoreCorrupted(f"the store database {path} is damaged or unreadable ({exc.orig})")
 
 
 @dataclass(frozen=True)
@@ -263,12 +271,8 @@ class Store:
         try:
             with Session(self._engine) as session, session.begin():
                 yield Writer(self, session)
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                raise StoreBusy() from exc
-            raise StoreCorrupted(f"the store database cannot be written ({exc.orig})") from exc
         except DatabaseError as exc:
-            raise StoreCorrupted(f"the store database is damaged ({exc.orig})") from exc
+            raise _database_error(self.home / DB_FILE, exc) from exc
 
     # --- reading -------------------------------------------------------------------------
 

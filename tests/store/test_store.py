@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fieldsync.core.body import Body
+from fieldsync.core.ids import new_record_id
+from fieldsync.errors import (
+    DecryptionFailed,
+    RecordNotFound,
+    StoreCorrupted,
+    StoreExists,
+    StoreNotFound,
+    StoreWiped,
+    UnsupportedFormat,
+    WrongPassphrase,
+)
+from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
+from tests.conftest import PASSPHRASE
+
+
+def add(store: Store, text: str = "x", record: str | None = None) -> tuple[str, str]:
+    record = record or new_record_id()
+    parents = (
+        list(store.index_entry(record).heads) if record in {r.record for r in store.index()} else []
+    )
+    with store.writer() as writer:
+        entry = writer.append(record, parents, Body("incident@1", {"narrative": text}), text)
+    return record, entry.id
+
+
+def test_versions_chain_and_index(store: Store) -> None:
+    record, first = add(store, "one")
+    _, second = add(store, "two", record)
+    other, _ = add(store, "three")
+    versions = store.versions(record)
+    assert [v.id for v in versions] == [first, second]
+    assert versions[1].entry.header.parents == (first,)
+    assert versions[1].entry.header.prev == first  # the device chain runs across records
+    assert store.versions(other)[0].entry.header.seq == 3
+    index = {r.record: r for r in store.index()}
+    assert index[record].heads == (second,)
+    assert index[record].versions == 2
+    assert index[record].summary == "two"
+    assert store.check().ok
+
+
+def test_a_transaction_that_fails_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.writer() as writer:
+        writer.append(new_record_id(), [], Body("incident@1", {}), "")
+        raise RuntimeError("crash in the middle of a save")
+    assert store.index() == []
+    record, _ = add(store)
+    assert store.versions(record)[0].entry.header.seq == 1  # the failed seq was not burned
+
+
+def test_record_prefixes_resolve_uniquely(store: Store) -> None:
+    record, _ = add(store)
+    assert store.resolve_record(record[:8].upper()) == record
+    with pytest.raises(RecordNotFound):
+        store.resolve_record("ffffffff")
+    with pytest.raises(RecordNotFound, match="too short"):
+        store.resolve_record("01")
+    with pytest.raises(RecordNotFound):
+        store.resolve_record("%%%%")
+
+
+def test_open_with_the_real_passphrase_and_refuse_a_wrong_one(store_home: Path) -> None:
+    before = sorted((p.name, p.stat().st_size) for p in store_home.rglob("*") if p.is_file())
+    with pytest.raises(WrongPassphrase):
+        Store.open(store_home, "not the passphrase")
+    after = sorted((p.name, p.stat().st_size) for p in store_home.rglob("*") if p.is_file())
+    assert before == after
+    Store.open(store_home, PASSPHRASE).close()
+
+
+def test_no_store_wiped_store_and_existing_store(tmp_path: Path, store_home: Path) -> None:
+    with pytest.raises(StoreNotFound):
+        Store.open(tmp_path / "nothing", PASSPHRASE)
+    assert not (tmp_path / "nothing").exists()  # a wrong --home creates nothing
+    with pytest.raises(StoreExists):
+        Store.create(store_home, PASSPHRASE)
+    (store_home / VAULT_FILE).unlink()
+    with pytest.raises(StoreWiped):
+        Store.open(store_home, PASSPHRASE)
+
+
+def test_passphrase_change_keeps_every_record(store: Store, store_home: Path) -> None:
+    record, _ = add(store, "kept")
+    store.change_passphrase("a brand new passphrase")
+    with pytest.raises(WrongPassphrase):
+        Store.open(store_home, PASSPHRASE)
+    with Store.open(store_home, "a brand new passphrase") as reopened:
+        assert reopened.versions(record)[0].body.answers == {"narrative": "kept"}  # type: ignore[union-attr]
+
+
+def test_one_damaged_entry_leaves_the_others_readable(store: Store, store_home: Path) -> None:
+    damaged, damaged_id = add(store, "to be damaged")
+    intact, _ = add(store, "intact")
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        (stored,) = db.execute("select raw from entries where id=?", (damaged_id,)).fetchone()
+        raw = bytearray(stored)
+        raw[200] ^= 0x10
+        db.execute("update entries set raw=? where id=?", (bytes(raw), damaged_id))
+    version = store.versions(damaged)[0]
+    assert version.body is None
+    assert "damaged" in (version.problem or "")
+    assert store.versions(intact)[0].body is not None
+    report = store.check()
+    assert not report.ok
+    assert any(damaged_id[:12] in p for p in report.problems)
+
+
+def test_a_truncated_database_is_named(store: Store, store_home: Path) -> None:
+    for _ in range(50):
+        add(store, "padding " * 200)
+    store.close()
+    path = store_home / DB_FILE
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(StoreCorrupted, match=str(path)):
+        with Store.open(store_home, PASSPHRASE) as reopened:
+            reopened.index()
+            for row in reopened.index():
+                reopened.versions(row.record)
+
+
+def test_garbage_instead_of_a_database_is_named(store_home: Path) -> None:
+    (store_home / DB_FILE).write_bytes(b"\x00" * 4096)
+    with pytest.raises(StoreCorrupted, match="store.db"):
+        Store.open(store_home, PASSPHRASE)
+
+
+def test_a_newer_schema_is_refused(store: Store, store_home: Path) -> None:
+    store.close()
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("PRAGMA user_version=2")
+    with pytest.raises(UnsupportedFormat):
+        Store.open(store_home, PASSPHRASE)
+
+
+def test_a_damaged_vault_is_named(store_home: Path) -> None:
+    vault = store_home / VAULT_FILE
+    vault.write_bytes(vault.read_bytes()[:-10])
+    with pytest.raises(StoreCorrupted, match="vault"):
+        Store.open(store_home, PASSPHRASE)
+
+
+def test_a_vault_from_a_newer_version_is_refused(store_home: Path) -> None:
+    vault = store_home / VAULT_FILE
+    doc = json.loads(vault.read_bytes())
+    doc["version"] = 7
+    vault.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    with pytest.raises(UnsupportedFormat):
+        Store.open(store_home, PASSPHRASE)
+
+
+def test_blobs_are_named_by_their_hash_and_tamper_is_detected(store: Store) -> None:
+    data = b"evidence " * 50_000
+    sealed = store.put_blob(io.BytesIO(data))
+    path = store.blob_path(sealed.blob_id)
+    assert path.name == sealed.blob_id
+    assert b"".join(store.read_blob(sealed.blob_id, sealed.key)) == data
+    stored = bytearray(path.read_bytes())
+    stored[5000] ^= 1
+    path.write_bytes(bytes(stored))
+    with pytest.raises(DecryptionFailed):
+        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+    path.unlink()
+    with pytest.raises(StoreCorrupted, match="missing"):
+        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+
+
+def test_drafts_are_encrypted_and_removable(store: Store, store_home: Path) -> None:
+    store.save_draft("d1", {"answers": {"narrative": "half-typed secret"}, "form": "incident@1"})
+    assert store.drafts() == [
+        ("d1", {"answers": {"narrative": "half-typed secret"}, "form": "incident@1"})
+    ]
+    store.close()
+    everything = b"".join(p.read_bytes() for p in store_home.rglob("*") if p.is_file())
+    assert b"half-typed secret" not in everything
+    with Store.open(store_home, PASSPHRASE) as reopened:
+        reopened.delete_draft("d1")
+        assert reopened.drafts() == []
+
+
+def test_wipe_destroys_the_keys(store: Store, store_home: Path) -> None:
+    add(store)
+    store.close()
+    removed = wipe(store_home)
+    assert str(store_home / VAULT_FILE) in removed
+    assert not (store_home / VAULT_FILE).exists()
+    assert not (store_home / DB_FILE).exists()
+    with pytest.raises(StoreNotFound):
+        Store.open(store_home, PASSPHRASE)
