@@ -16,8 +16,8 @@ from rich.text import Text
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _C1 = re.compile(r"[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def safe(value: object) -> str:
