@@ -32,7 +32,7 @@ class FieldsyncGroup(TyperGroup):
             _report(exc)
             raise typer.Exit(exc.exit_code) from None
         except (KeyboardInterrupt, typer.Abort):
-            _report(Interrupted("interrupted; nothing was saved from this command"))
+            _report(Interrupted("interrupted; what was being saved at that moment was not saved"))
             raise typer.Exit(Interrupted.exit_code) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""

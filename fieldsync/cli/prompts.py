@@ -109,7 +109,9 @@ class FormWalker:
                     field = outer
                     break
             dotted = field.dotted
-            self.asked = {p for p in self.asked if p != dotted and not p.startswith(dotted + ".")}
+            self.asked.difference_update(
+                {p for p in self.asked if p == dotted or p.startswith(dotted + ".")}
+            )
             container = self.answers
             for step in field.path[:-1]:
                 container = container.setdefault(step, {})

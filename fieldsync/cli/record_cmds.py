@@ -14,7 +14,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, unlocked
 from fieldsync.cli.prompts import FormWalker, ask_value
 from fieldsync.cli.render import emit_json, err, iso, literal, out, safe, when
 from fieldsync.core.forms import Field, Form, get_path
-from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.errors import ImportFileError, InputError, Interrupted, StoreCorrupted
 from fieldsync.services import drafts, importer, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
@@ -53,17 +53,10 @@ def new(
 
 def _new_interactive(store: Store, form: Form, note: str | None) -> str:
     draft = _pick_draft(store, form)
-    asked: set[str] = set(draft.answers.pop("__asked__", []))
-
-    def save() -> None:
-        draft.answers["__asked__"] = sorted(asked)
-        draft.save(store)
-        draft.answers.pop("__asked__")
-
     out.print(literal(f"New {form.title} — {form.title_ar}", style="bold"))
     out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
     try:
-        answers = FormWalker(form, draft.answers, asked, save).run()
+        answers = FormWalker(form, draft.answers, draft.asked, lambda: draft.save(store)).run()
     except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
             "stopped; the answers typed so far are kept, encrypted, as a draft",
@@ -74,10 +67,9 @@ def _new_interactive(store: Store, form: Form, note: str | None) -> str:
 
 def _pick_draft(store: Store, form: Form) -> drafts.Draft:
     for found in drafts.find(store, form.ref):
-        filled = len([k for k in found.answers if k != "__asked__"])
         question = (
-            f"An unfinished {form.id} draft from {when(found.saved_ms)} ({filled} field(s) "
-            "answered) was found. Continue it?"
+            f"An unfinished {form.id} draft from {when(found.saved_ms)} "
+            f"({len(found.asked)} field(s) answered) was found. Continue it?"
         )
         if typer.confirm(question, default=True):
             return found
@@ -273,8 +265,15 @@ def show(
         view = records.read(store, full)
     if json:
         emit_json(_view_json(view))
-        return
-    _print_view(view)
+    else:
+        _print_view(view)
+    if view.problems:
+        for problem in view.problems:
+            err.print(f"warning: {safe(problem)}", markup=False)
+        raise StoreCorrupted(
+            f"{len(view.problems)} problem(s) with record {full}; what is shown is intact",
+            hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
+        )
 
 
 def _view_json(view: records.RecordView) -> dict[str, Any]:
@@ -290,6 +289,7 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
         "heads": list(view.heads),
         "note": view.body.note,
         "answers": view.body.answers,
+        "problems": list(view.problems),
         "attachments": [
             {
                 "number": n,

@@ -68,10 +68,17 @@ def wipe(home: Home = None) -> None:
     out.print(f"Wiped: the keys were destroyed and {len(removed)} item(s) removed.", markup=False)
 
 
-def check(home: Home = None, passphrase_file: PassphraseFile = None, json: Json = False) -> None:
+def check(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="First rebuild the record index from the entries.")
+    ] = False,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
     """Re-verify the whole store: database, signatures, chain, keys, index, attachments."""
     with unlocked(home, passphrase_file) as store:
-        report = setup.check(store)
+        report = setup.check(store, repair=repair)
     if json:
         emit_json(
             {
@@ -93,7 +100,8 @@ def check(home: Home = None, passphrase_file: PassphraseFile = None, json: Json 
     if not report.ok:
         raise StoreCorrupted(
             f"{len(report.problems)} problem(s) found; the rest of the store is intact",
-            hint="Records not named above are readable. Restore damaged files from a backup.",
+            hint="Records not named above are readable. If only the index is damaged, "
+            "'fieldsync check --repair' rebuilds it; restore other damaged files from a backup.",
         )
     if not json:
         out.print("Everything checks out.", markup=False)

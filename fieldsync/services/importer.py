@@ -19,7 +19,7 @@ from typing import Any, Literal
 from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
-from fieldsync.errors import ImportFileError, InputError
+from fieldsync.errors import ImportFileError, InputError, Interrupted
 from fieldsync.store.store import Store
 
 Format = Literal["jsonl", "json", "csv"]
@@ -82,16 +82,29 @@ def import_file(
 ) -> ImportReport:
     report = ImportReport()
     pending: list[tuple[str, Body, str]] = []
-    for number, answers in rows:
-        problems = [answers.message] if isinstance(answers, InputError) else form.problems(answers)
-        if problems:
-            report.refused.append(Refused(number, tuple(problems)))
-        else:
-            body = Body(form.ref, answers)
-            pending.append((new_record_id(store.now_ms()), body, form.summary(answers)))
-        if len(pending) >= BATCH:
-            report.saved += _save(store, pending)
-        progress(1)
+    number = 0
+    try:
+        for number, answers in rows:
+            if isinstance(answers, InputError):
+                problems = [answers.message]
+            else:
+                problems = form.problems(answers)
+            if problems:
+                report.refused.append(Refused(number, tuple(problems)))
+            else:
+                body = Body(form.ref, answers)
+                pending.append((new_record_id(store.now_ms()), body, form.summary(answers)))
+            if len(pending) >= BATCH:
+                report.saved += _save(store, pending)
+            progress(1)
+    except KeyboardInterrupt:
+        # The rows checked so far are kept, so the person knows exactly where to resume.
+        report.saved += _save(store, pending)
+        raise Interrupted(
+            f"import stopped after row {number}: {len(report.saved)} record(s) from rows 1 to "
+            f"{number} were saved ({len(report.refused)} refused); later rows were not read",
+            hint=f"Import the rows after row {number} again.",
+        ) from None
     report.saved += _save(store, pending)
     return report
 

@@ -37,6 +37,7 @@ class RecordView:
     body: Body
     index: IndexEntry
     heads: tuple[str, ...]
+    problems: tuple[str, ...] = ()  # damaged versions, and whether an older one is shown
 
     @property
     def in_conflict(self) -> bool:
@@ -168,10 +169,16 @@ def read(store: Store, record: str) -> RecordView:
         v for v in versions if v.body is not None
     ]
     if not readable:
-        problems = "; ".join(v.problem or "" for v in versions)
-        raise StoreCorrupted(f"no version of record {record} can be read: {problems}")
+        reasons = "; ".join(v.problem or "" for v in versions)
+        raise StoreCorrupted(f"no version of record {record} can be read: {reasons}")
     current = readable[-1]  # versions are sorted by (clock, author, id)
     assert current.body is not None
+    problems = [v.problem for v in versions if v.problem]
+    if current.id not in index.heads:
+        problems.append(
+            f"no current version of record {record} can be read; shown is the older version "
+            f"{current.id[:12]}"
+        )
     return RecordView(
         record=record,
         form=get_form(current.body.form),
@@ -179,6 +186,7 @@ def read(store: Store, record: str) -> RecordView:
         body=current.body,
         index=index,
         heads=index.heads,
+        problems=tuple(problems),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fieldsync.errors import StoreExists
+from fieldsync.services.forms import get_form
 from fieldsync.store.store import VAULT_FILE, CheckReport, Identity, Store
 from fieldsync.store.store import wipe as wipe_store
 
@@ -25,9 +26,28 @@ def require_store_files(home: Path) -> None:
         Store.require(home)
 
 
-def check(store: Store) -> CheckReport:
+def check(store: Store, *, repair: bool = False) -> CheckReport:
+    """Verify everything; with ``repair``, first rebuild the record index from the entries."""
     store.discard_partial_blobs()
+    if repair:
+        rebuild_index(store)
     return store.check()
+
+
+def rebuild_index(store: Store) -> int:
+    """Rewrite every record's index row from its signed entries; returns how many."""
+    rebuilt = 0
+    for record in store.entry_records():
+        versions = store.versions(record)
+        readable = [v for v in versions if v.body is not None]
+        if not readable:
+            continue  # nothing to summarise; check keeps reporting the damage
+        current = readable[-1]
+        assert current.body is not None
+        form = get_form(current.body.form)
+        store.replace_index(record, versions, current, form.summary(current.body.answers))
+        rebuilt += 1
+    return rebuilt
 
 
 def wipe(home: Path) -> list[str]:

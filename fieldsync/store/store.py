@@ -333,8 +333,11 @@ class Store:
     def _open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
         try:
             entry = parse_entry(row.raw)
+            header = entry.header
             if entry.id != row.id:
                 raise IntegrityError(f"version {row.id[:12]} does not match its id")
+            if (header.record, header.author, header.seq) != (row.record, row.author, row.seq):
+                raise IntegrityError(f"version {row.id[:12]} is filed under the wrong record")
         except IntegrityError as exc:
             placeholder = _damaged_entry(row)
             return Version(placeholder, None, f"version {row.id[:12]} is damaged: {exc.message}")
@@ -452,6 +455,8 @@ class Store:
                 report.problems.append(version.problem)
             elif version.body is not None:
                 referenced_blobs.update(a.blob for a in version.body.attachments)
+        for missing in sorted(set(heads) - {r.record for r in records}):
+            report.problems.append(f"index: record {missing} is missing from the index")
         for record_row in records:
             opened = self._open_index(record_row)
             if opened.problem:
@@ -467,6 +472,42 @@ class Store:
                 if blob.blob_id_of(handle) != blob_id:
                     report.problems.append(f"blob {blob_id[:12]} does not match its hash")
         return report
+
+    @_db_errors
+    def entry_records(self) -> list[str]:
+        """Every record that has at least one entry, whatever the index says."""
+        with Session(self._engine) as session:
+            return list(session.exec(select(EntryRow.record).distinct()).all())
+
+    @_db_errors
+    def replace_index(
+        self, record: str, versions: list[Version], current: Version, summary: str
+    ) -> None:
+        """Rewrite a record's index row from its versions (the entries are the truth)."""
+        assert current.body is not None
+        heads = {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
+        clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
+        created, updated = min(clocks), max(clocks)
+        nonce, ct = self._seal_index(
+            record,
+            {
+                "attachments": len(current.body.attachments),
+                "created": created.to_json(),
+                "form": current.body.form,
+                "summary": summary,
+                "updated": updated.to_json(),
+                "versions": len(versions),
+            },
+        )
+        row = RecordRow(
+            record=record,
+            heads=json.dumps(sorted(heads)),
+            created_ms=created.wall_ms,
+            index_nonce=nonce,
+            index_ct=ct,
+        )
+        with Session(self._engine) as session, session.begin():
+            session.merge(row)
 
     def discard_partial_blobs(self) -> int:
         """Remove encrypted leftovers of interrupted blob writes; returns how many."""

@@ -303,3 +303,52 @@ def test_forms_list_and_show(run: Run) -> None:
     shown = json.loads(run("forms", "show", "incident", "--json").stdout)
     assert shown["schema"]["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert "تقرير حادثة" in run("forms", "show", "incident").stdout
+
+
+def test_show_of_a_damaged_record_warns_and_exits_with_integrity(
+    run: Run, tmp_path: Path, store_home: Path
+) -> None:
+    import sqlite3
+
+    record = record_from(run, example("incident"), tmp_path)
+    run("edit", record, "--set", "victims.total=9")
+    latest = json.loads(run("history", record, "--json").stdout)["versions"][-1]["version"]
+    with sqlite3.connect(store_home / "store.db") as db:
+        (raw,) = db.execute("select raw from entries where id=?", (latest,)).fetchone()
+        db.execute("update entries set raw=? where id=?", (raw[:-1] + bytes([raw[-1] ^ 1]), latest))
+    result = run("show", record, "--json")
+    assert result.exit_code == 6
+    shown = json.loads(result.stdout)
+    assert shown["answers"]["victims"]["total"] == 5
+    assert shown["problems"]
+    assert "warning: no current version" in result.stderr
+    check = run("check")
+    assert check.exit_code == 6
+    assert latest[:12] in check.stdout
+
+
+def test_a_store_header_below_the_kdf_floor_is_refused(run: Run, store_home: Path) -> None:
+    vault = store_home / "vault"
+    doc = json.loads(vault.read_bytes())
+    doc["kdf"]["memlimit"] = 1024 * 1024
+    vault.write_bytes(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    result = run("list")
+    assert result.exit_code == 7
+    assert "outside the accepted range" in result.stderr
+
+
+def test_no_passphrase_source_at_all_is_a_clear_error(run: Run) -> None:
+    result = run("list", env={"FIELDSYNC_PASSPHRASE": None}, input="")
+    assert result.exit_code == 5
+    assert "no passphrase was given" in result.stderr
+    assert "FIELDSYNC_PASSPHRASE" in result.stderr
+
+
+def test_interactive_edit_asks_which_fields_to_change(run: Run, tmp_path: Path) -> None:
+    record = record_from(run, example("incident"), tmp_path)
+    result = run("edit", record, input="victims.total\n11\nnot.a.field\nlocation.place\nسراقب\n\n")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "has no field 'not.a.field'" in result.stdout
+    answers = json.loads(run("show", record, "--json").stdout)["answers"]
+    assert answers["victims"]["total"] == 11
+    assert answers["location"]["place"] == "سراقب"

@@ -196,3 +196,15 @@ def test_wipe_destroys_the_keys(store: Store, store_home: Path) -> None:
     assert not (store_home / DB_FILE).exists()
     with pytest.raises(StoreNotFound):
         Store.open(store_home, PASSPHRASE)
+
+
+def test_an_entry_filed_under_another_record_is_refused(store: Store, store_home: Path) -> None:
+    _first, first_id = add(store, "first")
+    second, _ = add(store, "second")
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("update entries set record=? where id=?", (second, first_id))
+    versions = store.versions(second)
+    assert [v.problem for v in versions if v.problem] == [
+        f"version {first_id[:12]} is damaged: version {first_id[:12]} is filed under the "
+        "wrong record"
+    ]

@@ -1,0 +1,92 @@
+"""Damage to the store: reported by name, never silently shown as if it were intact."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fieldsync.errors import FieldsyncError, Interrupted
+from fieldsync.services import importer, records, setup
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import DB_FILE, Store
+from tests.conftest import PASSPHRASE, example
+
+
+def damage_entry(home: Path, version_id: str) -> None:
+    with sqlite3.connect(home / DB_FILE) as db:
+        (raw,) = db.execute("select raw from entries where id=?", (version_id,)).fetchone()
+        raw = bytearray(raw)
+        raw[-1] ^= 1
+        db.execute("update entries set raw=? where id=?", (bytes(raw), version_id))
+
+
+def test_a_damaged_current_version_is_reported_not_silently_replaced(
+    store: Store, store_home: Path
+) -> None:
+    record = records.create(store, get_form("incident"), example("incident"))
+    latest = records.edit(store, record, sets=["victims.total=9"])
+    damage_entry(store_home, latest)
+    view = records.read(store, record)
+    assert view.body.answers["victims"]["total"] == 5  # the older, intact version ...
+    assert any("no current version" in p for p in view.problems)  # ... and it says so
+    assert any(latest[:12] in p for p in view.problems)
+
+
+def test_check_repair_rebuilds_a_damaged_or_missing_index(store: Store, store_home: Path) -> None:
+    kept = records.create(store, get_form("incident"), example("incident"))
+    lost = records.create(store, get_form("interview"), example("interview"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("update records set index_ct=? where record=?", (b"\x00" * 40, kept))
+        db.execute("delete from records where record=?", (lost,))
+    report = setup.check(store)
+    assert any(kept in p for p in report.problems)
+    assert any(lost in p and "missing from the index" in p for p in report.problems)
+    assert setup.check(store, repair=True).ok
+    index = {r.record: r for r in store.index()}
+    assert index[kept].form == "incident@1"
+    assert index[lost].summary.startswith("2024-04-01")
+
+
+def rows_then_ctrl_c(good: dict[str, Any], before: int) -> Iterator[tuple[int, Any]]:
+    for number in range(1, before + 1):
+        yield number, good
+    raise KeyboardInterrupt
+
+
+def test_an_interrupted_import_keeps_the_rows_it_checked_and_says_which(store: Store) -> None:
+    form = get_form("interview")
+    with pytest.raises(Interrupted, match="after row 7: 7 record") as caught:
+        importer.import_file(store, form, rows_then_ctrl_c(example("interview"), 7))
+    assert "after row 7" in (caught.value.hint or "")
+    assert len(store.index()) == 7
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_damage_to_the_database_is_named_or_harmless(
+    store: Store, store_home: Path, seed: int
+) -> None:
+    made = {records.create(store, get_form("incident"), example("incident")) for _ in range(20)}
+    store.close()
+    path = store_home / DB_FILE
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(8):
+        data[rng.randrange(100, len(data))] ^= 1 << rng.randrange(8)
+    path.write_bytes(bytes(data))
+    try:
+        with Store.open(store_home, PASSPHRASE) as reopened:
+            for row in reopened.index():
+                if row.problem:
+                    continue
+                view = records.read(reopened, row.record)
+                if not view.problems:
+                    assert view.body.answers == example("incident")  # never wrong data
+            assert {r.record for r in reopened.index()} <= made | {""}
+            setup.check(reopened)
+    except FieldsyncError:
+        pass  # a named error is the right answer to a damaged file
