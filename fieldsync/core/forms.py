@@ -146,7 +146,7 @@ class Form:
     def check_value(self, described: Field, value: object) -> list[str]:
         """Problems with one field's value on its own (the whole form is checked on save)."""
         validator = Draft202012Validator(
-            described.schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+            _for_validation(described.schema), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
         problems = []
         for error in validator.iter_errors(value):
@@ -208,8 +208,8 @@ class Form:
         if kind == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             return f"{where} has unknown field(s): {', '.join(extra)}"
-        if kind == "oneOf" and "oneOf" in error.schema:
-            allowed = ", ".join(o.get("const", "?") for o in error.schema["oneOf"][:20])
+        if kind == "enum":
+            allowed = ", ".join(str(v) for v in error.validator_value)
             return f"{where} must be one of: {allowed} (not {_shown(error.instance)})"
         if kind == "type":
             wanted = {
@@ -256,7 +256,9 @@ def load(schema: dict[str, Any]) -> Form:
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         raise MalformedData(f"the form schema names unknown rules: {', '.join(unknown)}")
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator = Draft202012Validator(
+        _for_validation(schema), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
     return Form(
         id=form_id,
         version=version,
@@ -268,6 +270,29 @@ def load(schema: dict[str, Any]) -> Form:
         summary_paths=tuple(schema.get("x-summary", ())),
         _validator=validator,
     )
+
+
+def _for_validation(schema: Any) -> Any:
+    """The same rules, faster to check: ``oneOf`` of labelled constants becomes ``enum``.
+
+    "Exactly one of these distinct constants" and "one of these values" accept the same
+    values, but a validator evaluates every ``oneOf`` branch; ``enum`` is one lookup.
+    """
+    if isinstance(schema, list):
+        return [_for_validation(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    compiled = {key: _for_validation(value) for key, value in schema.items()}
+    branches = schema.get("oneOf")
+    if (
+        isinstance(branches, list)
+        and branches
+        and all(isinstance(b, dict) and "const" in b for b in branches)
+        and len({encoding.encode(b["const"]) for b in branches}) == len(branches)
+    ):
+        del compiled["oneOf"]
+        compiled["enum"] = [b["const"] for b in branches]
+    return compiled
 
 
 def _fields(schema: dict[str, Any], prefix: tuple[str, ...]) -> tuple[Field, ...]:
