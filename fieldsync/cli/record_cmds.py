@@ -26,7 +26,6 @@ FromFile = Annotated[
     typer.Option("--from-file", help="Take the answers from this JSON file.", dir_okay=False),
 ]
 Note = Annotated[str | None, typer.Option("--note", help="A note on this version.")]
-MAX_ANSWERS_FILE = 16 * 1024 * 1024
 
 
 def new(
@@ -39,7 +38,7 @@ def new(
 ) -> None:
     """Record one: prompts field by field, or answers from a JSON file; prints the record id."""
     found = get_form(form)
-    answers = _answers_file(from_file) if from_file else None
+    answers = importer.read_answers_file(from_file) if from_file else None
     with unlocked(home, passphrase_file) as store:
         if answers is None:
             record = _new_interactive(store, found, note)
@@ -137,7 +136,7 @@ def edit(
     json: Json = False,
 ) -> None:
     """Save a new version of a record (the earlier versions stay in its history)."""
-    answers = _answers_file(from_file) if from_file else None
+    answers = importer.read_answers_file(from_file) if from_file else None
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
         if answers is None and not set_:
@@ -414,30 +413,6 @@ def _describe_changes(item: records.HistoryItem) -> str:
     if item.version.body and item.version.body.note:
         parts.append(f"note: {item.version.body.note}")
     return "; ".join(parts) or "no change to the answers"
-
-
-def _answers_file(path: Path) -> dict[str, Any]:
-    try:
-        if path.stat().st_size > MAX_ANSWERS_FILE:
-            raise InputError(f"{str(path)!r} is too large for one record's answers")
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"there is no file {str(path)!r}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{str(path)!r} is not UTF-8 text", hint="Save it as UTF-8.") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    try:
-        value = jsonlib.loads(text, parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"{str(path)!r} is not valid JSON ({str(exc)[:100]})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"{str(path)!r} must hold one JSON object of answers")
-    return value
-
-
-def _no_float(text: str) -> Any:
-    raise ValueError(f"{text} has a fraction; write such numbers as text")
 
 
 def register(app: typer.Typer) -> None:

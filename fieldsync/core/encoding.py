@@ -54,6 +54,21 @@ def decode(data: bytes, *, what: str = "data", max_bytes: int = 16 * 1024 * 1024
     return value
 
 
+def parse_input(text: str) -> JSONValue:
+    """JSON that a person or a file gave us: any layout, but no floats and not too deep.
+
+    Raises ``ValueError`` (with a message for the person) for anything else.
+    """
+    try:
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_float=_no_float, parse_constant=_no_float
+        )
+        _check(value, depth=0)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
+    return value
+
+
 def _check(value: JSONValue, *, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
@@ -86,7 +101,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _no_float(text: str) -> Any:
-    raise ValueError("numbers with a fraction or exponent are not allowed")
+    raise ValueError(f"{text}: numbers with a fraction are not allowed; write them as text")
 
 
 def _short(exc: BaseException) -> str:

@@ -12,7 +12,6 @@ Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -425,15 +424,9 @@ def set_path(answers: dict[str, Any], path: tuple[str, ...], value: Any) -> None
 
 def _json_value(text: str, label: str) -> Any:
     try:
-        value = json.loads(text, parse_float=_refuse_float)
-        encoding.encode(value)
-    except (ValueError, RecursionError) as exc:
+        return encoding.parse_input(text)
+    except ValueError as exc:
         raise InputError(f"{label} must be written as JSON here ({exc})") from None
-    return value
-
-
-def _refuse_float(text: str) -> Any:
-    raise ValueError("numbers with a fraction are not allowed; write them as text")
 
 
 def _shown(value: object) -> str:

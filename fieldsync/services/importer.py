@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fieldsync.core import encoding
 from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
@@ -26,6 +26,7 @@ Format = Literal["jsonl", "json", "csv"]
 BATCH = 500
 MAX_JSON_ARRAY_BYTES = 256 * 1024 * 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_ANSWERS_FILE = 16 * 1024 * 1024
 csv.field_size_limit(MAX_LINE_BYTES)
 
 
@@ -163,13 +164,29 @@ def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _parse_json(text: str, where: str) -> Any:
     try:
-        return json.loads(text, parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, RecursionError) as exc:
+        return encoding.parse_input(text)
+    except ValueError as exc:
         return InputError(f"{where} is not valid JSON ({str(exc)[:100]})")
 
 
-def _no_float(text: str) -> Any:
-    raise ValueError(f"{text} has a fraction; write such numbers as text")
+def read_answers_file(path: Path) -> dict[str, Any]:
+    """One record's answers from a JSON file (``new --from-file``, ``edit --from-file``)."""
+    try:
+        if path.stat().st_size > MAX_ANSWERS_FILE:
+            raise InputError(f"{str(path)!r} is too large for one record's answers")
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"there is no file {str(path)!r}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{str(path)!r} is not UTF-8 text", hint="Save it as UTF-8.") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    value = _parse_json(text, repr(str(path)))
+    if isinstance(value, InputError):
+        raise value
+    if not isinstance(value, dict):
+        raise InputError(f"{str(path)!r} must hold one JSON object of answers")
+    return value
 
 
 def _csv_rows(path: Path, form: Form) -> Iterator[tuple[int, Any]]:

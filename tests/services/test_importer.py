@@ -36,7 +36,7 @@ def test_json_lines_keeps_valid_rows_and_reports_the_rest(store: Store, tmp_path
     assert [r.row for r in report.refused] == [3, 4, 5]
     assert "Date of arrest or last sighting must be a real date" in report.refused[0].problems[0]
     assert "line 4 is not valid JSON" in report.refused[1].problems[0]
-    assert "has a fraction" in report.refused[2].problems[0]
+    assert "numbers with a fraction are not allowed" in report.refused[2].problems[0]
     assert len(store.index()) == 2
     assert records.read(store, report.saved[0]).body.answers == good
 
