@@ -352,3 +352,66 @@ def test_interactive_edit_asks_which_fields_to_change(run: Run, tmp_path: Path) 
     answers = json.loads(run("show", record, "--json").stdout)["answers"]
     assert answers["victims"]["total"] == 11
     assert answers["location"]["place"] == "سراقب"
+
+
+def test_interactive_incident_with_lists_groups_and_several_choices(run: Run) -> None:
+    answers = (
+        "\n".join(
+            [
+                "6, 8",  # violations: attack on a vital facility, outlawed weapon
+                "2024-03-05",
+                "",  # date, precision
+                "4",
+                "",
+                "كفرنبل",
+                "n",  # location: Idlib, district, place, no coordinates
+                "1,5",
+                "3",  # perpetrator: regime army + Russian forces, joint
+                "y",
+                "٣",
+                "1",
+                "",  # victims: total (Arabic-Indic digit), children, adult women
+                "y",
+                "سارة",
+                "7",
+                "2",
+                "1",
+                "",  # one listed victim
+                "n",  # no more victims
+                "1",
+                "1",  # facility: medical; weapons: cluster munitions
+                "y",
+                "2",
+                "2",
+                "",
+                "",
+                "n",  # one source: eyewitness, high
+                "قصف المستشفى مرتين",
+                "second line",
+                "",  # narrative over two lines
+            ]
+        )
+        + "\n"
+    )
+    result = run("new", "incident", input=answers)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    record = json.loads(run("list", "--json").stdout)[0]["record"]
+    saved = json.loads(run("show", record, "--json").stdout)["answers"]
+    (victim,) = saved["victims"].pop("individuals")
+    assert re.fullmatch(r"[0-9a-f-]{36}", victim.pop("id"))  # list items get ids, for merging
+    assert victim == {"name": "سارة", "age": 7, "sex": "female", "status": "killed"}
+    assert saved["sources"][0].pop("id")
+    assert saved == {
+        "violations": ["attack_on_vital_facility", "outlawed_weapon"],
+        "date": "2024-03-05",
+        "location": {"governorate": "idlib", "place": "كفرنبل"},
+        "perpetrator": {
+            "parties": ["regime_army", "russian_forces"],
+            "attribution": "joint_undetermined",
+        },
+        "victims": {"total": 3, "children": 1},
+        "facility_type": "medical_facility",
+        "weapons": ["cluster_munitions"],
+        "sources": [{"type": "eyewitness", "certainty": "high"}],
+        "narrative": "قصف المستشفى مرتين\nsecond line",
+    }

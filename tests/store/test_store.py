@@ -208,3 +208,24 @@ def test_an_entry_filed_under_another_record_is_refused(store: Store, store_home
         f"version {first_id[:12]} is damaged: version {first_id[:12]} is filed under the "
         "wrong record"
     ]
+
+
+def test_attaching_a_large_file_uses_constant_memory(store: Store) -> None:
+    import tracemalloc
+
+    class Endless:
+        def __init__(self, size: int) -> None:
+            self.left = size
+
+        def read(self, n: int = -1) -> bytes:
+            n = self.left if n < 0 else min(n, self.left)
+            self.left -= n
+            return b"\x00" * n
+
+    tracemalloc.start()
+    sealed = store.put_blob(Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sealed.size == 64 * 1024 * 1024
+    assert peak < 4 * 1024 * 1024
+    assert sum(len(c) for c in store.read_blob(sealed.blob_id, sealed.key)) == sealed.size
