@@ -34,6 +34,7 @@ PassphraseFile = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
 
 
 def home_dir(home: Path | None) -> Path:

@@ -1,4 +1,4 @@
-"""``new``, ``import``, ``edit``, ``attach``, ``list``, ``show``, ``history``."""
+"""``new``, ``import``, ``edit``, ``attach``: recording."""
 
 from __future__ import annotations
 
@@ -8,19 +8,17 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from fieldsync.cli.options import Home, Json, PassphraseFile, unlocked
+from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.prompts import FormWalker, ask_value
-from fieldsync.cli.render import emit_json, err, iso, literal, out, safe, when
+from fieldsync.cli.render import emit_json, err, literal, out, when
 from fieldsync.core.forms import Field, Form, get_path
-from fieldsync.errors import ImportFileError, InputError, Interrupted, StoreCorrupted
+from fieldsync.errors import ImportFileError, InputError, Interrupted
 from fieldsync.services import drafts, importer, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
 FormName = Annotated[str, typer.Argument(help="Form id: incident, interview, disappearance.")]
-RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
 FromFile = Annotated[
     Path | None,
     typer.Option("--from-file", help="Take the answers from this JSON file.", dir_okay=False),
@@ -193,233 +191,8 @@ def attach(
         out.print(f"Attached {len(files)} file(s) to {full} ({version[:12]})", markup=False)
 
 
-def list_records(
-    form: Annotated[str | None, typer.Option("--form", help="Only records of this form.")] = None,
-    home: Home = None,
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
-) -> None:
-    """List the records in this store."""
-    wanted = get_form(form).id if form else None
-    with unlocked(home, passphrase_file) as store:
-        rows = [r for r in store.index() if wanted is None or r.form.split("@")[0] == wanted]
-    if json:
-        emit_json(
-            [
-                {
-                    "record": r.record,
-                    "form": r.form,
-                    "summary": r.summary,
-                    "versions": r.versions,
-                    "attachments": r.attachments,
-                    "created": iso(r.created.wall_ms) if r.created.wall_ms else None,
-                    "updated": iso(r.updated.wall_ms) if r.updated.wall_ms else None,
-                    "in_conflict": len(r.heads) > 1,
-                    "problem": r.problem,
-                }
-                for r in rows
-            ]
-        )
-        return
-    table = Table("record", "form", "summary", "versions", "files", "updated")
-    for r in rows:
-        mark = " (conflict)" if len(r.heads) > 1 else ""
-        table.add_row(
-            literal(r.record[:13]),
-            literal(r.form.split("@")[0]),
-            literal(r.problem or (r.summary + mark)),
-            str(r.versions),
-            str(r.attachments),
-            when(r.updated.wall_ms),
-        )
-    out.print(table)
-    out.print(f"{len(rows)} record(s)", markup=False)
-
-
-def show(
-    record: RecordArg,
-    attachment: Annotated[
-        int | None, typer.Option("--attachment", help="Decrypt attachment N (from 1) to --out.")
-    ] = None,
-    out_path: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the decrypted attachment.")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
-    home: Home = None,
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
-) -> None:
-    """Show a record's current version; with --attachment N --out F, decrypt one file."""
-    if (attachment is None) != (out_path is None):
-        raise InputError("--attachment and --out go together")
-    with unlocked(home, passphrase_file) as store:
-        full = store.resolve_record(record)
-        if attachment is not None and out_path is not None:
-            written = records.save_attachment(store, full, attachment, out_path, force=force)
-            if json:
-                emit_json({"record": full, "attachment": attachment, "out": str(written)})
-            else:
-                out.print(f"Wrote attachment {attachment} to {safe(written)}", markup=False)
-            return
-        view = records.read(store, full)
-    if json:
-        emit_json(_view_json(view))
-    else:
-        _print_view(view)
-    if view.problems:
-        for problem in view.problems:
-            err.print(f"warning: {safe(problem)}", markup=False)
-        raise StoreCorrupted(
-            f"{len(view.problems)} problem(s) with record {full}; what is shown is intact",
-            hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
-        )
-
-
-def _view_json(view: records.RecordView) -> dict[str, Any]:
-    header = view.current.entry.header
-    return {
-        "record": view.record,
-        "form": view.form.ref,
-        "version": view.current.id,
-        "author": header.author,
-        "time": iso(header.hlc.wall_ms),
-        "versions": view.index.versions,
-        "in_conflict": view.in_conflict,
-        "heads": list(view.heads),
-        "note": view.body.note,
-        "answers": view.body.answers,
-        "problems": list(view.problems),
-        "attachments": [
-            {
-                "number": n,
-                "id": a.id,
-                "name": a.name,
-                "media_type": a.media_type,
-                "size": a.size,
-                "sha256": a.sha256,
-            }
-            for n, a in enumerate(view.body.attachments, start=1)
-        ],
-    }
-
-
-def _print_view(view: records.RecordView) -> None:
-    header = view.current.entry.header
-    out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
-    out.print(literal(f"record   {view.record}"))
-    out.print(
-        literal(
-            f"version  {view.current.id[:12]} of {view.index.versions}, "
-            f"{when(header.hlc.wall_ms)}, by device {header.author[:12]}"
-        )
-    )
-    if view.in_conflict:
-        out.print(literal("IN CONFLICT: another version exists; shown is the latest", "bold"))
-    if view.body.note:
-        out.print(literal(f"note     {view.body.note}"))
-    table = Table("field", "value", show_header=False, box=None, padding=(0, 2))
-    for field in view.form.fields:
-        _add_rows(table, field, view.body.answers.get(field.name), 0)
-    out.print(table)
-    if view.body.attachments:
-        out.print("Attachments:", markup=False)
-        for n, a in enumerate(view.body.attachments, start=1):
-            out.print(
-                literal(
-                    f"  {n}. {a.name}  ({a.media_type}, {a.size} bytes, sha256 {a.sha256[:16]}…)"
-                )
-            )
-
-
-def _add_rows(table: Table, field: Field, value: Any, depth: int) -> None:
-    if value is None or field.hidden:
-        return
-    label = literal("  " * depth + field.label)
-    if field.kind == "group" and isinstance(value, dict):
-        table.add_row(label, "")
-        for child in field.children:
-            _add_rows(table, child, value.get(child.name), depth + 1)
-    elif field.kind == "items" and isinstance(value, list):
-        for n, item in enumerate(value, start=1):
-            table.add_row(literal("  " * depth + f"{field.item_label} #{n}"), "")
-            for child in field.children:
-                _add_rows(
-                    table,
-                    child,
-                    item.get(child.name) if isinstance(item, dict) else None,
-                    depth + 1,
-                )
-    elif isinstance(value, list):
-        table.add_row(label, literal(", ".join(field.choice_label(v) for v in value)))
-    elif isinstance(value, bool):
-        table.add_row(label, "yes" if value else "no")
-    else:
-        table.add_row(label, literal(field.choice_label(value)))
-
-
-def history(
-    record: RecordArg,
-    home: Home = None,
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
-) -> None:
-    """Every version of a record: who, when, based on what, and what changed."""
-    with unlocked(home, passphrase_file) as store:
-        full = store.resolve_record(record)
-        items = records.history(store, full)
-    if json:
-        emit_json(
-            {
-                "record": full,
-                "versions": [
-                    {
-                        "version": i.version.id,
-                        "author": i.version.entry.header.author,
-                        "seq": i.version.entry.header.seq,
-                        "time": iso(i.version.entry.header.hlc.wall_ms),
-                        "parents": list(i.version.entry.header.parents),
-                        "changed": list(i.changed),
-                        "attached": list(i.attached),
-                        "note": i.version.body.note if i.version.body else None,
-                        "problem": i.version.problem,
-                    }
-                    for i in items
-                ],
-            }
-        )
-        return
-    table = Table("version", "time", "author", "based on", "changes")
-    for item in items:
-        header = item.version.entry.header
-        changes = item.version.problem or _describe_changes(item)
-        table.add_row(
-            literal(item.version.id[:12]),
-            when(header.hlc.wall_ms),
-            literal(header.author[:12]),
-            literal(", ".join(p[:12] for p in header.parents) or "(new)"),
-            literal(changes),
-        )
-    out.print(table)
-
-
-def _describe_changes(item: records.HistoryItem) -> str:
-    parts = []
-    if not item.version.entry.header.parents:
-        parts.append("created")
-    elif item.changed:
-        parts.append("changed " + ", ".join(item.changed))
-    if item.attached:
-        parts.append("attached " + ", ".join(item.attached))
-    if item.version.body and item.version.body.note:
-        parts.append(f"note: {item.version.body.note}")
-    return "; ".join(parts) or "no change to the answers"
-
-
 def register(app: typer.Typer) -> None:
     app.command()(new)
     app.command("import")(import_records)
     app.command()(edit)
     app.command()(attach)
-    app.command("list")(list_records)
-    app.command()(show)
-    app.command()(history)

@@ -24,7 +24,8 @@ from fieldsync.errors import (
     StoreCorrupted,
 )
 from fieldsync.services.forms import get_form
-from fieldsync.store.store import IndexEntry, Store, Version
+from fieldsync.store.index import IndexEntry
+from fieldsync.store.store import Store, Version
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from fieldsync.errors import StoreExists
 from fieldsync.services.forms import get_form
-from fieldsync.store.store import VAULT_FILE, CheckReport, Identity, Store
+from fieldsync.store.integrity import CheckReport
+from fieldsync.store.store import VAULT_FILE, Identity, Store
 from fieldsync.store.store import wipe as wipe_store
 
 

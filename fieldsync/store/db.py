@@ -8,15 +8,21 @@ numbers, parents and clock values.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from sqlalchemy import Engine, LargeBinary, UniqueConstraint, event
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Column, Field, SQLModel, create_engine
+
+from fieldsync.errors import DiskFull, FieldsyncError, StoreBusy, StoreCorrupted
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 10
+DB_FILE = "store.db"
 
 
 class EntryRow(SQLModel, table=True):
@@ -116,3 +122,34 @@ def create_schema(engine: Engine) -> None:
 def schema_version(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+
+
+class _HasHome(Protocol):
+    home: Path
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=_HasHome)
+
+
+def db_errors(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Turn SQLite's failures inside a store method into fieldsync's, naming the file."""
+
+    def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except DatabaseError as exc:
+            raise database_error(self.home / DB_FILE, exc) from exc
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+def database_error(path: Path, exc: DatabaseError) -> FieldsyncError:
+    reason = str(exc.orig)
+    if isinstance(exc, OperationalError) and ("locked" in reason or "busy" in reason):
+        return StoreBusy()
+    if "disk is full" in reason:
+        return DiskFull(f"there is no space left to write to {path}")
+    return StoreCorrupted(f"the store database {path} is damaged or unreadable ({exc.orig})")

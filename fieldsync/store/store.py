@@ -14,42 +14,37 @@ A crash leaves either the whole save or none of it, plus at most an unreferenced
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, ParamSpec, TypeVar
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, func
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
 from fieldsync.core import blob, clock, crypto, encoding, vault
 from fieldsync.core.body import Body
-from fieldsync.core.clock import HLC
 from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.core.entry import seal as seal_entry
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import (
-    DiskFull,
-    FieldsyncError,
     IntegrityError,
     MalformedData,
     RecordNotFound,
-    StoreBusy,
     StoreCorrupted,
     StoreExists,
     StoreNotFound,
     StoreWiped,
     UnsupportedFormat,
 )
-from fieldsync.store import files
+from fieldsync.store import files, integrity
 from fieldsync.store.db import (
+    DB_FILE,
     SCHEMA_VERSION,
     BlobRow,
     DraftRow,
@@ -58,44 +53,21 @@ from fieldsync.store.db import (
     RecordRow,
     WrapRow,
     create_schema,
+    database_error,
+    db_errors,
     make_engine,
     schema_version,
 )
+from fieldsync.store.index import IndexCodec, IndexEntry
+from fieldsync.store.integrity import CheckReport
+from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
-DB_FILE = "store.db"
+
 BLOBS_DIR = "blobs"
-LABEL_INDEX = b"fieldsync/index/v1"
 LABEL_DRAFT = b"fieldsync/draft/v1"
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _db_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn SQLite's failures into fieldsync's: busy, or a damaged database file."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except DatabaseError as exc:
-            store = args[0]
-            assert isinstance(store, Store)
-            raise _database_error(store.home / DB_FILE, exc) from exc
-
-    return wrapper
-
-
-def _database_error(path: Path, exc: DatabaseError) -> FieldsyncError:
-    reason = str(exc.orig)
-    if isinstance(exc, OperationalError) and ("locked" in reason or "busy" in reason):
-        return StoreBusy()
-    if "disk is full" in reason:
-        return DiskFull(f"there is no space left to write to {path}")
-    return StoreCorrupted(f"the store database {path} is damaged or unreadable ({exc.orig})")
 
 
 @dataclass(frozen=True)
@@ -125,31 +97,6 @@ class Version:
         return self.entry.id
 
 
-@dataclass(frozen=True)
-class IndexEntry:
-    record: str
-    heads: tuple[str, ...]
-    form: str = ""
-    summary: str = ""
-    created: HLC = clock.ZERO
-    updated: HLC = clock.ZERO
-    versions: int = 0
-    attachments: int = 0
-    problem: str | None = None
-
-
-@dataclass
-class CheckReport:
-    entries: int = 0
-    records: int = 0
-    blobs: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
 class Store:
     """An unlocked store. Open it with ``Store.open`` or ``Store.create``; close it after."""
 
@@ -164,7 +111,7 @@ class Store:
         self.home = home
         self._engine = engine
         self._vault_key = vault_key
-        self._index_key = crypto.derive_key(vault_key, LABEL_INDEX)
+        self.index_codec = IndexCodec(vault_key)
         self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
@@ -232,7 +179,7 @@ class Store:
         store._check_schema()
         return store
 
-    @_db_errors
+    @db_errors
     def _check_schema(self) -> None:
         found = schema_version(self._engine)
         if found > SCHEMA_VERSION:
@@ -274,27 +221,27 @@ class Store:
                 yield writer
                 writer.finish()
         except DatabaseError as exc:
-            raise _database_error(self.home / DB_FILE, exc) from exc
+            raise database_error(self.home / DB_FILE, exc) from exc
 
     # --- reading -------------------------------------------------------------------------
 
-    @_db_errors
+    @db_errors
     def index(self) -> list[IndexEntry]:
         """Every record's index row, oldest record first (plain columns: no ORM objects)."""
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
         with Session(self._engine) as session:
             rows = session.exec(select(*columns).order_by(col(RecordRow.created_ms))).all()
-        return [self._open_index(*row) for row in rows]
+        return [self.index_codec.open(*row) for row in rows]
 
-    @_db_errors
+    @db_errors
     def index_entry(self, record: str) -> IndexEntry:
         with Session(self._engine) as session:
             row = session.get(RecordRow, record)
         if row is None:
             raise RecordNotFound(f"no record {record} in this store")
-        return self._open_index(row.record, row.heads, row.index_nonce, row.index_ct)
+        return self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
 
-    @_db_errors
+    @db_errors
     def resolve_record(self, prefix: str) -> str:
         """The full record id for a unique prefix (as ``git`` does for commits)."""
         prefix = prefix.strip().lower()
@@ -315,7 +262,7 @@ class Store:
             )
         return matches[0]
 
-    @_db_errors
+    @db_errors
     def versions(self, record: str) -> list[Version]:
         """Every version of a record, verified and opened, oldest first (by clock)."""
         with Session(self._engine) as session:
@@ -331,10 +278,15 @@ class Store:
             }
         if not rows:
             raise RecordNotFound(f"no record {record} in this store")
-        versions = [self._open_version(row, wraps.get(row.id)) for row in rows]
+        versions = [self.open_version(row, wraps.get(row.id)) for row in rows]
         return sorted(versions, key=lambda v: (v.entry.header.hlc, v.entry.header.author, v.id))
 
-    def _open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
+    def session(self) -> Session:
+        """A read session on the database (for this package's own modules)."""
+        return Session(self._engine)
+
+    def open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
+        """Verify a stored entry against its row and open it with this device's key."""
         try:
             entry = parse_entry(row.raw)
             header = entry.header
@@ -372,7 +324,7 @@ class Store:
         self._remember_blob(sealed)
         return sealed
 
-    @_db_errors
+    @db_errors
     def _remember_blob(self, sealed: blob.Sealed) -> None:
         with Session(self._engine) as session, session.begin():
             if session.get(BlobRow, sealed.blob_id) is None:
@@ -388,7 +340,7 @@ class Store:
 
     # --- drafts --------------------------------------------------------------------------
 
-    @_db_errors
+    @db_errors
     def save_draft(self, draft_id: str, payload: dict[str, Any]) -> None:
         nonce, ct = crypto.seal_with_key(
             self._draft_key, encoding.encode(payload), LABEL_DRAFT + draft_id.encode()
@@ -396,7 +348,7 @@ class Store:
         with Session(self._engine) as session, session.begin():
             session.merge(DraftRow(id=draft_id, nonce=nonce, ct=ct))
 
-    @_db_errors
+    @db_errors
     def drafts(self) -> list[tuple[str, dict[str, Any]]]:
         with Session(self._engine) as session:
             rows = session.exec(select(DraftRow)).all()
@@ -408,7 +360,7 @@ class Store:
             found.append((row.id, encoding.decode(plain, what="a draft")))
         return found
 
-    @_db_errors
+    @db_errors
     def delete_draft(self, draft_id: str) -> None:
         with Session(self._engine) as session, session.begin():
             row = session.get(DraftRow, draft_id)
@@ -417,75 +369,18 @@ class Store:
 
     # --- integrity -----------------------------------------------------------------------
 
-    @_db_errors
+    @db_errors
     def check(self) -> CheckReport:
         """Re-verify everything: database pages, signatures, chain, keys, index, blobs."""
-        report = CheckReport()
-        with Session(self._engine) as session:
-            verdict = session.connection().exec_driver_sql("PRAGMA integrity_check").scalars()
-            report.problems += [f"database: {line}" for line in verdict if line != "ok"]
-            rows = session.exec(
-                select(EntryRow).order_by(col(EntryRow.author), col(EntryRow.seq))
-            ).all()
-            records = session.exec(select(RecordRow)).all()
-            blob_rows = session.exec(select(BlobRow)).all()
-            wraps = {
-                w.entry_id: w.wrapped
-                for w in session.exec(
-                    select(WrapRow).where(WrapRow.reader == self.identity.box.public.hex())
-                ).all()
-            }
-        report.entries, report.records, report.blobs = len(rows), len(records), len(blob_rows)
-        referenced_blobs: set[str] = set()
-        previous: dict[str, tuple[int, str]] = {}
-        heads: dict[str, set[str]] = {}
-        for row in rows:
-            version = self._open_version(row, wraps.get(row.id))
-            if version.problem and version.body is None and not version.entry.raw:
-                report.problems.append(version.problem)
-                continue
-            header = version.entry.header
-            last_seq, last_id = previous.get(header.author, (0, ""))
-            if header.seq != last_seq + 1 or (header.prev or "") != last_id:
-                report.problems.append(
-                    f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
-                    f"{last_seq} of its author"
-                )
-            previous[header.author] = (header.seq, row.id)
-            record_heads = heads.setdefault(row.record, set())
-            record_heads.difference_update(header.parents)
-            record_heads.add(row.id)
-            if version.problem:
-                report.problems.append(version.problem)
-            elif version.body is not None:
-                referenced_blobs.update(a.blob for a in version.body.attachments)
-        for missing in sorted(set(heads) - {r.record for r in records}):
-            report.problems.append(f"index: record {missing} is missing from the index")
-        for record_row in records:
-            opened = self._open_index(
-                record_row.record, record_row.heads, record_row.index_nonce, record_row.index_ct
-            )
-            if opened.problem:
-                report.problems.append(opened.problem)
-            if set(json.loads(record_row.heads)) != heads.get(record_row.record, set()):
-                report.problems.append(f"index: the heads of record {record_row.record} disagree")
-        for blob_id in sorted(referenced_blobs):
-            path = self.blob_path(blob_id)
-            if not path.is_file():
-                report.problems.append(f"blob {blob_id[:12]} is missing")
-                continue
-            with open(path, "rb") as handle:
-                if blob.blob_id_of(handle) != blob_id:
-                    report.problems.append(f"blob {blob_id[:12]} does not match its hash")
-        return report
+        return integrity.check(self)
 
-    @_db_errors
+    @db_errors
     def entry_records(self) -> list[str]:
         """Every record that has at least one entry, whatever the index says."""
         with Session(self._engine) as session:
             return list(session.exec(select(EntryRow.record).distinct()).all())
 
-    @_db_errors
+    @db_errors
     def replace_index(
         self, record: str, versions: list[Version], current: Version, summary: str
     ) -> None:
@@ -494,16 +389,17 @@ class Store:
         heads = {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
         clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
         created, updated = min(clocks), max(clocks)
-        nonce, ct = self._seal_index(
-            record,
-            {
-                "attachments": len(current.body.attachments),
-                "created": created.to_json(),
-                "form": current.body.form,
-                "summary": summary,
-                "updated": updated.to_json(),
-                "versions": len(versions),
-            },
+        nonce, ct = self.index_codec.seal(
+            IndexEntry(
+                record=record,
+                heads=(),
+                form=current.body.form,
+                summary=summary,
+                created=created,
+                updated=updated,
+                versions=len(versions),
+                attachments=len(current.body.attachments),
+            )
         )
         row = RecordRow(
             record=record,
@@ -523,129 +419,6 @@ class Store:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
-
-    # --- index helpers -------------------------------------------------------------------
-
-    def _open_index(self, record: str, heads_json: str, nonce: bytes, ct: bytes) -> IndexEntry:
-        heads = tuple(json.loads(heads_json))
-        try:
-            plain = crypto.open_with_key(
-                self._index_key,
-                nonce,
-                ct,
-                LABEL_INDEX + record.encode(),
-                what=f"the index of record {record}",
-            )
-            # Authenticated under our own key just now: no need for the strict canonical parse.
-            value = json.loads(plain)
-            return IndexEntry(
-                record=record,
-                heads=heads,
-                form=value["form"],
-                summary=value["summary"],
-                created=HLC.from_json(value["created"]),
-                updated=HLC.from_json(value["updated"]),
-                versions=value["versions"],
-                attachments=value["attachments"],
-            )
-        except (FieldsyncError, KeyError, TypeError, ValueError) as exc:
-            return IndexEntry(record, heads, problem=f"index of record {record}: {exc}")
-
-    def _seal_index(self, record: str, value: dict[str, Any]) -> tuple[bytes, bytes]:
-        return crypto.seal_with_key(
-            self._index_key, encoding.encode(value), LABEL_INDEX + record.encode()
-        )
-
-
-class Writer:
-    """Appends versions inside one transaction of a ``Store``."""
-
-    def __init__(self, store: Store, session: Session) -> None:
-        self._store = store
-        self._session = session
-        # The transaction holds the write lock, so the chain head and clock read once stay true.
-        self._head: tuple[int, str | None] | None = None
-        self._hlc: HLC | None = None
-
-    def append(self, record: str, parents: list[str], body: Body, summary: str) -> Entry:
-        """Seal, sign and store one version; the device's chain and clock advance with it."""
-        store, session = self._store, self._session
-        me = store.identity.device_id
-        if self._head is None:
-            last = session.exec(
-                select(EntryRow.seq, EntryRow.id)
-                .where(EntryRow.author == me)
-                .order_by(col(EntryRow.seq).desc())
-                .limit(1)
-            ).first()
-            self._head = (last[0], last[1]) if last else (0, None)
-        if self._hlc is None:
-            self._hlc = self._last_hlc()
-        seq, prev = self._head[0] + 1, self._head[1]
-        hlc = clock.tick(self._hlc, store.now_ms())
-        entry, content_key = seal_entry(
-            store.identity.signer,
-            seq=seq,
-            prev=prev,
-            record=record,
-            parents=parents,
-            hlc=hlc,
-            body=body.encode(),
-        )
-        session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
-        session.add(
-            WrapRow(
-                entry_id=entry.id,
-                reader=store.identity.box.public.hex(),
-                wrapped=crypto.wrap_key(store.identity.box.public, content_key),
-            )
-        )
-        self._update_index(record, parents, entry, body, summary)
-        self._head, self._hlc = (seq, entry.id), hlc
-        return entry
-
-    def finish(self) -> None:
-        """Called once, just before the commit: the device clock moves with the entries."""
-        if self._hlc is not None:
-            self._session.merge(MetaRow(key="hlc", value=json.dumps(self._hlc.to_json())))
-
-    def delete_draft(self, draft_id: str) -> None:
-        row = self._session.get(DraftRow, draft_id)
-        if row is not None:
-            self._session.delete(row)
-
-    def _last_hlc(self) -> HLC:
-        row = self._session.get(MetaRow, "hlc")
-        return HLC.from_json(json.loads(row.value)) if row else clock.ZERO
-
-    def _update_index(
-        self, record: str, parents: list[str], entry: Entry, body: Body, summary: str
-    ) -> None:
-        row = self._session.get(RecordRow, record) if parents else None
-        hlc = entry.header.hlc
-        if row is None:
-            heads = {entry.id}
-            created, versions = hlc, 1
-            row = RecordRow(
-                record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
-            )
-        else:
-            previous = self._store._open_index(row.record, row.heads, row.index_nonce, row.index_ct)
-            heads = (set(json.loads(row.heads)) - set(parents)) | {entry.id}
-            created, versions = previous.created, previous.versions + 1
-        row.heads = json.dumps(sorted(heads))
-        row.index_nonce, row.index_ct = self._store._seal_index(
-            record,
-            {
-                "attachments": len(body.attachments),
-                "created": created.to_json(),
-                "form": body.form,
-                "summary": summary,
-                "updated": hlc.to_json(),
-                "versions": versions,
-            },
-        )
-        self._session.add(row)
 
 
 def _damaged_entry(row: EntryRow) -> Entry:

@@ -1,0 +1,89 @@
+"""``check``: re-verify a whole store without trusting any of its bookkeeping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+
+from fieldsync.core import blob
+from fieldsync.store.db import BlobRow, EntryRow, RecordRow, WrapRow
+
+if TYPE_CHECKING:
+    from fieldsync.store.store import Store
+
+
+@dataclass
+class CheckReport:
+    entries: int = 0
+    records: int = 0
+    blobs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(store: Store) -> CheckReport:
+    """Database pages, every signature and key, each author's chain, the index, the blobs."""
+    report = CheckReport()
+    with store.session() as session:
+        verdict = session.connection().exec_driver_sql("PRAGMA integrity_check").scalars()
+        report.problems += [f"database: {line}" for line in verdict if line != "ok"]
+        rows = session.exec(
+            select(EntryRow).order_by(col(EntryRow.author), col(EntryRow.seq))
+        ).all()
+        records = session.exec(select(RecordRow)).all()
+        report.blobs = len(session.exec(select(BlobRow.id)).all())
+        wraps = {
+            w.entry_id: w.wrapped
+            for w in session.exec(
+                select(WrapRow).where(WrapRow.reader == store.identity.box.public.hex())
+            ).all()
+        }
+    report.entries, report.records = len(rows), len(records)
+    referenced_blobs: set[str] = set()
+    previous: dict[str, tuple[int, str]] = {}
+    heads: dict[str, set[str]] = {}
+    for row in rows:
+        version = store.open_version(row, wraps.get(row.id))
+        if version.problem and not version.entry.raw:  # the bytes themselves are damaged
+            report.problems.append(version.problem)
+            continue
+        header = version.entry.header
+        last_seq, last_id = previous.get(header.author, (0, ""))
+        if header.seq != last_seq + 1 or (header.prev or "") != last_id:
+            report.problems.append(
+                f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
+                f"{last_seq} of its author"
+            )
+        previous[header.author] = (header.seq, row.id)
+        record_heads = heads.setdefault(row.record, set())
+        record_heads.difference_update(header.parents)
+        record_heads.add(row.id)
+        if version.problem:
+            report.problems.append(version.problem)
+        elif version.body is not None:
+            referenced_blobs.update(a.blob for a in version.body.attachments)
+    for missing in sorted(set(heads) - {r.record for r in records}):
+        report.problems.append(f"index: record {missing} is missing from the index")
+    for record_row in records:
+        opened = store.index_codec.open(
+            record_row.record, record_row.heads, record_row.index_nonce, record_row.index_ct
+        )
+        if opened.problem:
+            report.problems.append(opened.problem)
+        if set(json.loads(record_row.heads)) != heads.get(record_row.record, set()):
+            report.problems.append(f"index: the heads of record {record_row.record} disagree")
+    for blob_id in sorted(referenced_blobs):
+        path = store.blob_path(blob_id)
+        if not path.is_file():
+            report.problems.append(f"blob {blob_id[:12]} is missing")
+            continue
+        with open(path, "rb") as handle:
+            if blob.blob_id_of(handle) != blob_id:
+                report.problems.append(f"blob {blob_id[:12]} does not match its hash")
+    return report

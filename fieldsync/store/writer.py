@@ -1,0 +1,111 @@
+"""Appending versions: one SQLite transaction per ``Store.writer()``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, select
+
+from fieldsync.core import clock, crypto
+from fieldsync.core.body import Body
+from fieldsync.core.clock import HLC
+from fieldsync.core.entry import Entry
+from fieldsync.core.entry import seal as seal_entry
+from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow, WrapRow
+from fieldsync.store.index import IndexEntry
+
+if TYPE_CHECKING:
+    from fieldsync.store.store import Store
+
+
+class Writer:
+    """Appends versions inside one transaction of a ``Store``.
+
+    The transaction was begun with BEGIN IMMEDIATE, so it holds the write lock: the device's
+    chain head and clock, read once, stay true until it commits.
+    """
+
+    def __init__(self, store: Store, session: Session) -> None:
+        self._store = store
+        self._session = session
+        self._head: tuple[int, str | None] | None = None
+        self._hlc: HLC | None = None
+
+    def append(self, record: str, parents: list[str], body: Body, summary: str) -> Entry:
+        """Seal, sign and store one version; the device's chain and clock advance with it."""
+        store, session = self._store, self._session
+        me = store.identity.device_id
+        if self._head is None:
+            last = session.exec(
+                select(EntryRow.seq, EntryRow.id)
+                .where(EntryRow.author == me)
+                .order_by(col(EntryRow.seq).desc())
+                .limit(1)
+            ).first()
+            self._head = (last[0], last[1]) if last else (0, None)
+        if self._hlc is None:
+            row = session.get(MetaRow, "hlc")
+            self._hlc = HLC.from_json(json.loads(row.value)) if row else clock.ZERO
+        seq, prev = self._head[0] + 1, self._head[1]
+        hlc = clock.tick(self._hlc, store.now_ms())
+        entry, content_key = seal_entry(
+            store.identity.signer,
+            seq=seq,
+            prev=prev,
+            record=record,
+            parents=parents,
+            hlc=hlc,
+            body=body.encode(),
+        )
+        session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
+        session.add(
+            WrapRow(
+                entry_id=entry.id,
+                reader=store.identity.box.public.hex(),
+                wrapped=crypto.wrap_key(store.identity.box.public, content_key),
+            )
+        )
+        self._update_index(record, parents, entry, body, summary)
+        self._head, self._hlc = (seq, entry.id), hlc
+        return entry
+
+    def delete_draft(self, draft_id: str) -> None:
+        row = self._session.get(DraftRow, draft_id)
+        if row is not None:
+            self._session.delete(row)
+
+    def finish(self) -> None:
+        """Called once, just before the commit: the device clock moves with the entries."""
+        if self._hlc is not None:
+            self._session.merge(MetaRow(key="hlc", value=json.dumps(self._hlc.to_json())))
+
+    def _update_index(
+        self, record: str, parents: list[str], entry: Entry, body: Body, summary: str
+    ) -> None:
+        codec = self._store.index_codec
+        row = self._session.get(RecordRow, record) if parents else None
+        hlc = entry.header.hlc
+        if row is None:
+            heads, created, versions = {entry.id}, hlc, 1
+            row = RecordRow(
+                record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
+            )
+        else:
+            previous = codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
+            heads = (set(json.loads(row.heads)) - set(parents)) | {entry.id}
+            created, versions = previous.created, previous.versions + 1
+        row.heads = json.dumps(sorted(heads))
+        row.index_nonce, row.index_ct = codec.seal(
+            IndexEntry(
+                record=record,
+                heads=(),
+                form=body.form,
+                summary=summary,
+                created=created,
+                updated=hlc,
+                versions=versions,
+                attachments=len(body.attachments),
+            )
+        )
+        self._session.add(row)
