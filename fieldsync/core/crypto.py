@@ -7,6 +7,7 @@ another. Nothing here touches disk, network or console.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,12 +143,16 @@ class SigningPair:
     def generate(cls) -> SigningPair:
         return cls(bytes(SigningKey.generate()))
 
-    @property
+    @functools.cached_property
+    def _key(self) -> SigningKey:  # deriving the key pair from the seed is not free
+        return SigningKey(self.seed)
+
+    @functools.cached_property
     def public(self) -> bytes:
-        return bytes(SigningKey(self.seed).verify_key)
+        return bytes(self._key.verify_key)
 
     def sign(self, label: bytes, message: bytes) -> bytes:
-        return bytes(SigningKey(self.seed).sign(labelled(label, message)).signature)
+        return bytes(self._key.sign(labelled(label, message)).signature)
 
     def __repr__(self) -> str:  # never print the seed
         return "SigningPair(<secret>)"
@@ -171,13 +176,17 @@ class BoxPair:
     def generate(cls) -> BoxPair:
         return cls(bytes(PrivateKey.generate()))
 
-    @property
+    @functools.cached_property
+    def _box(self) -> SealedBox[PrivateKey]:
+        return SealedBox(PrivateKey(self.secret))
+
+    @functools.cached_property
     def public(self) -> bytes:
         return bytes(PrivateKey(self.secret).public_key)
 
     def unwrap(self, wrapped: bytes, *, what: str) -> bytes:
         try:
-            key = bytes(SealedBox(PrivateKey(self.secret)).decrypt(wrapped))
+            key = bytes(self._box.decrypt(wrapped))
         except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, TypeError) as exc:
             raise DecryptionFailed(f"the key of {what} cannot be unwrapped") from exc
         if len(key) != KEY_BYTES:

@@ -161,7 +161,7 @@ def seal(
     ciphertext = crypto.aead_encrypt(key, nonce_bytes, body, associated)
     signed = prefix + struct.pack(">I", len(ciphertext)) + ciphertext
     raw = signed + signer.sign(crypto.LABEL_ENTRY, signed)
-    return parse(raw), key
+    return Entry(raw, entry_id(raw), header, ciphertext, associated), key
 
 
 def entry_id(raw: bytes) -> str:
