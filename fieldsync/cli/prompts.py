@@ -14,6 +14,7 @@ import typer
 from fieldsync.cli.render import literal, out, safe
 from fieldsync.core.forms import Field, Form
 from fieldsync.core.ids import new_record_id
+from fieldsync.errors import InputError
 
 
 class FormWalker:
@@ -99,8 +100,8 @@ class FormWalker:
                 raise typer.Abort()
             try:
                 field = self.form.field(name)
-            except Exception as exc:
-                out.print(literal(str(exc)))
+            except InputError as exc:
+                out.print(literal(exc.message))
                 continue
             # A field inside a list of entries is re-asked by re-entering the whole list.
             for depth in range(1, len(field.path)):
@@ -135,8 +136,8 @@ def ask_value(form: Form, field: Field, current: Any) -> Any:
             return None
         try:
             value = _parse(field, text)
-        except Exception as exc:
-            out.print(literal(f"  {getattr(exc, 'message', exc)}"))
+        except InputError as exc:
+            out.print(literal(f"  {exc.message}"))
             continue
         problems = form.check_value(field, value)
         if not problems:
@@ -181,7 +182,7 @@ def _parse(field: Field, text: str) -> Any:
 def _numbered(field: Field, text: str) -> str:
     number = int(text)
     if not 1 <= number <= len(field.choices):
-        raise ValueError(f"choose a number from 1 to {len(field.choices)}")
+        raise InputError(f"choose a number from 1 to {len(field.choices)}")
     return field.choices[number - 1].value
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -216,14 +217,18 @@ def check_kdf_params(opslimit: int, memlimit: int) -> None:
 
 
 def derive_from_passphrase(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> bytes:
-    """Argon2id (v1.3) key-encryption key; limits are checked before any work is done."""
+    """Argon2id (v1.3) key-encryption key; limits are checked before any work is done.
+
+    The passphrase is NFC-normalised first: the same words typed on another keyboard or
+    operating system may arrive composed differently (é as one code point or as e + accent).
+    """
     check_kdf_params(opslimit, memlimit)
     if len(salt) != SALT_BYTES:
         raise MalformedData("the key-derivation salt has the wrong length")
     return bytes(
         argon2id.kdf(
             KEY_BYTES,
-            passphrase.encode("utf-8"),
+            unicodedata.normalize("NFC", passphrase).encode("utf-8"),
             salt,
             opslimit=opslimit,
             memlimit=memlimit,

@@ -19,7 +19,6 @@ from fieldsync.errors import (
     AttachmentNotFound,
     FieldsyncError,
     InputError,
-    IntegrityError,
     OutputPathError,
     StoreCorrupted,
 )
@@ -244,13 +243,18 @@ def save_attachment(store: Store, record: str, number: int, out: Path, *, force:
             for chunk in store.read_blob(attachment.blob, bytes.fromhex(attachment.key)):
                 handle.write(chunk)
         os.replace(partial, out)
-    except (FieldsyncError, OSError) as exc:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        if isinstance(exc, IntegrityError | FieldsyncError):
-            raise
+    except FieldsyncError:
+        _discard(partial)
+        raise
+    except OSError as exc:
+        _discard(partial)
         raise OutputPathError(f"cannot write {str(out)!r}: {exc.strerror}") from exc
     return out
+
+
+def _discard(partial: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
 
 
 def safe_file_name(name: str) -> str:

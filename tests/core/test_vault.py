@@ -94,3 +94,10 @@ def test_reseal_with_a_new_passphrase_keeps_the_vault_key(sealed: tuple[bytes, b
 def test_secrets_never_appear_in_repr() -> None:
     assert "00" not in repr(SECRETS)
     assert repr(crypto.SigningPair(bytes(32))) == "SigningPair(<secret>)"
+
+
+def test_a_passphrase_unlocks_however_its_accents_were_composed() -> None:
+    composed, decomposed = "clé du café ١٢٣", "cle\u0301 du cafe\u0301 ١٢٣"
+    assert composed != decomposed
+    data, key = vault.create(composed, SECRETS)
+    assert vault.unlock(data, decomposed)[0] == key

@@ -229,3 +229,24 @@ def test_attaching_a_large_file_uses_constant_memory(store: Store) -> None:
     assert sealed.size == 64 * 1024 * 1024
     assert peak < 4 * 1024 * 1024
     assert sum(len(c) for c in store.read_blob(sealed.blob_id, sealed.key)) == sealed.size
+
+
+def test_a_store_held_by_another_process_is_busy_not_corrupt(
+    store_home: Path, template_store: tuple[Path, object, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fieldsync.errors import StoreBusy
+    from fieldsync.store import db as store_db
+
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_S", 0.2)
+    _, vault_key, identity = template_store
+    store = Store(store_home, store_db.make_engine(store_home / DB_FILE), vault_key, identity)  # type: ignore[arg-type]
+    holder = sqlite3.connect(store_home / DB_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with pytest.raises(StoreBusy):
+            add(store)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    add(store)  # and once it lets go, saving works
+    store.close()
