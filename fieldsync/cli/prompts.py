@@ -169,14 +169,25 @@ def _read(field: Field, current: Any) -> str | None:
 def _parse(field: Field, text: str) -> Any:
     if field.kind == "texts":
         return [line for line in text.split("\n") if line.strip()]
-    if field.kind == "choice" and text.strip().isdigit():
-        return _numbered(field, text.strip())
+    if field.kind == "choice":
+        return _choice(field, text.strip())
     if field.kind == "choices":
         parts = [p.strip() for p in text.replace("،", ",").split(",") if p.strip()]
-        return [_numbered(field, p) if p.isdigit() else field.parse(p)[0] for p in parts]
+        return [_choice(field, part) for part in parts]
     if field.multiline:
         return text
     return field.parse(text)
+
+
+def _choice(field: Field, text: str) -> str:
+    """A choice by its number in the list, its value, or its English or Arabic label."""
+    value = _numbered(field, text) if text.isdigit() else field.parse(text)
+    value = value[0] if isinstance(value, list) else value
+    if value not in {c.value for c in field.choices}:
+        raise InputError(
+            f"{text!r} is not one of the choices; type its number (1 to {len(field.choices)})"
+        )
+    return str(value)
 
 
 def _numbered(field: Field, text: str) -> str:

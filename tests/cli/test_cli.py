@@ -415,3 +415,40 @@ def test_interactive_incident_with_lists_groups_and_several_choices(run: Run) ->
         "sources": [{"type": "eyewitness", "certainty": "high"}],
         "narrative": "قصف المستشفى مرتين\nsecond line",
     }
+
+
+def test_a_wrong_choice_at_the_prompt_asks_for_a_number(run: Run) -> None:
+    answers = (
+        "\n".join(
+            [
+                "Nour",
+                "female",
+                "",
+                "",
+                "",
+                "2013-10-12",
+                "",
+                "detained",
+                "Arrest",
+                "دمشق",
+                "",
+                "",
+                "n",
+                "1",
+                "",
+                "n",
+                "1",
+                "n",
+                "",
+            ]
+        )
+        + "\n"
+    )
+    result = run("new", "disappearance", input=answers)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "'detained' is not one of the choices; type its number (1 to 3)" in result.stdout
+    record = json.loads(run("list", "--json").stdout)[0]["record"]
+    saved = json.loads(run("show", record, "--json").stdout)["answers"]
+    assert saved["person"]["sex"] == "female"  # by value
+    assert saved["event"] == "arrest"  # by English label
+    assert saved["location"]["governorate"] == "damascus"  # by Arabic label
