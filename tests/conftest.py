@@ -8,7 +8,6 @@ gets a copy of it, opened with the keys the session already derived: the same co
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from fieldsync.services import demo
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 
@@ -47,58 +47,5 @@ def store(template_store: tuple[Path, Any, Any], store_home: Path) -> Iterator[S
     opened.close()
 
 
-def example(form: str) -> dict[str, Any]:
-    """A complete, valid set of answers for a built-in form."""
-    return json.loads(json.dumps(EXAMPLES[form]))
-
-
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "incident": {
-        "violations": ["attack_on_vital_facility", "outlawed_weapon"],
-        "date": "2024-03-05",
-        "date_precision": "exact",
-        "location": {"governorate": "idlib", "district": "Maarrat al-Nu'man", "place": "كفرنبل"},
-        "perpetrator": {
-            "parties": ["regime_army", "russian_forces"],
-            "attribution": "joint_undetermined",
-        },
-        "victims": {
-            "total": 5,
-            "children": 2,
-            "adult_women": 1,
-            "individuals": [
-                {"name": "سارة", "age": 7, "sex": "female", "status": "killed"},
-                {
-                    "name": "محمد",
-                    "age": 34,
-                    "sex": "male",
-                    "status": "injured",
-                    "role": "medical_personnel",
-                },
-            ],
-        },
-        "facility_type": "medical_facility",
-        "weapons": ["cluster_munitions"],
-        "sources": [{"type": "eyewitness", "certainty": "high", "description": "nurse on duty"}],
-        "narrative": "At dawn the hospital was struck twice. الطابق الأرضي دُمّر.",
-    },
-    "interview": {
-        "interviewer": "R. K.",
-        "interview_date": "2024-04-01",
-        "interview_place": "Gaziantep",
-        "language": "arabic",
-        "interviewee_role": "survivor",
-        "consent": {"record": True, "quote": True, "share": False, "anonymity_required": True},
-        "topics": ["arbitrary_arrest", "torture"],
-        "testimony": "اعتُقلت عند الحاجز في تشرين الأول.",
-        "quotes": ["They took our names."],
-    },
-    "disappearance": {
-        "person": {"name": "خالد", "sex": "male", "age": 27},
-        "date": "2013-10-12",
-        "event": "arrest",
-        "location": {"governorate": "damascus", "place": "Mezzeh"},
-        "perpetrator_party": "regime_security",
-        "status": "missing",
-    },
-}
+example = demo.example
+EXAMPLES = demo.EXAMPLES

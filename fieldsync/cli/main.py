@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from fieldsync import __version__
-from fieldsync.cli import forms_cmds, read_cmds, record_cmds, store_cmds
+from fieldsync.cli import demo_cmds, forms_cmds, read_cmds, record_cmds, store_cmds
 from fieldsync.cli.render import err, safe
 from fieldsync.errors import DiskFull, FieldsyncError, Interrupted
 
@@ -108,6 +108,7 @@ store_cmds.register(app)
 forms_cmds.register(app)
 record_cmds.register(app)
 read_cmds.register(app)
+demo_cmds.register(app)
 
 
 def main() -> None:

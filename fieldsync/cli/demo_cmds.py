@@ -1,0 +1,44 @@
+"""``fieldsync demo``: the whole journey in a temporary folder, printed step by step."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fieldsync.cli.render import literal, out
+from fieldsync.services import demo as journey
+
+
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Run in this (new) folder and keep it, to look inside."),
+    ] = None,
+) -> None:
+    """Run the documenter's journey on built-in examples in a temporary folder."""
+    folder = keep or Path(tempfile.mkdtemp(prefix="fieldsync-demo-"))
+    started = time.monotonic()
+    out.print(
+        literal(
+            f"fieldsync demo in {folder} (passphrase: {journey.DEMO_PASSPHRASE!r})", style="bold"
+        )
+    )
+    try:
+        for number, step in enumerate(journey.run(folder), start=1):
+            out.print(literal(f"{number:>2}. {step.title}", style="bold"))
+            out.print(literal(f"    {step.detail}"))
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    out.print(
+        f"Done in {time.monotonic() - started:.1f} s; every step checked its result.", markup=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,175 @@
+"""``fieldsync demo``: the documenter's journey in a throw-away folder, on embedded examples.
+
+The journey is a generator of ``Step`` events, so the CLI only renders it and the tests can
+check every step. (With the sync issue it grows an organisation, a server and a push.)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fieldsync.errors import IntegrityError
+from fieldsync.services import importer, records, setup
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import Store
+
+DEMO_PASSPHRASE = "demo only, never use this passphrase"  # noqa: S105 - printed on purpose
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "incident": {
+        "violations": ["attack_on_vital_facility", "outlawed_weapon"],
+        "date": "2024-03-05",
+        "date_precision": "exact",
+        "location": {"governorate": "idlib", "district": "Maarrat al-Nu'man", "place": "كفرنبل"},
+        "perpetrator": {
+            "parties": ["regime_army", "russian_forces"],
+            "attribution": "joint_undetermined",
+        },
+        "victims": {
+            "total": 5,
+            "children": 2,
+            "adult_women": 1,
+            "individuals": [
+                {"name": "سارة", "age": 7, "sex": "female", "status": "killed"},
+                {
+                    "name": "محمد",
+                    "age": 34,
+                    "sex": "male",
+                    "status": "injured",
+                    "role": "medical_personnel",
+                },
+            ],
+        },
+        "facility_type": "medical_facility",
+        "weapons": ["cluster_munitions"],
+        "sources": [{"type": "eyewitness", "certainty": "high", "description": "nurse on duty"}],
+        "narrative": "At dawn the hospital was struck twice. الطابق الأرضي دُمّر.",
+    },
+    "interview": {
+        "interviewer": "R. K.",
+        "interview_date": "2024-04-01",
+        "interview_place": "Gaziantep",
+        "language": "arabic",
+        "interviewee_role": "survivor",
+        "consent": {"record": True, "quote": True, "share": False, "anonymity_required": True},
+        "topics": ["arbitrary_arrest", "torture"],
+        "testimony": "اعتُقلت عند الحاجز في تشرين الأول.",
+        "quotes": ["They took our names."],
+    },
+    "disappearance": {
+        "person": {"name": "خالد", "sex": "male", "age": 27},
+        "date": "2013-10-12",
+        "event": "arrest",
+        "location": {"governorate": "damascus", "place": "Mezzeh"},
+        "perpetrator_party": "regime_security",
+        "status": "missing",
+    },
+}
+
+
+def example(form: str) -> dict[str, Any]:
+    """A fresh copy of a complete, valid set of answers for a built-in form."""
+    return copy.deepcopy(EXAMPLES[form])
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str  # what was done, as a command a person could type
+    detail: str  # what came of it
+
+
+def run(folder: Path) -> Iterator[Step]:
+    """Every step of the journey, in order; raises if any step's result is wrong."""
+    home = folder / "home"
+    with Store.create(home, DEMO_PASSPHRASE) as store:
+        yield Step(
+            "fieldsync init",
+            f"encrypted store in {home}; device fingerprint {store.identity.fingerprint}",
+        )
+        incident = records.create(store, get_form("incident"), example("incident"))
+        yield Step("fieldsync new incident", f"record {incident}, signed entry 1 of this device")
+
+        interviews = folder / "interviews.jsonl"
+        second = example("interview") | {
+            "interviewee_role": "witness",
+            "testimony": "رأيت الطائرة تقصف السوق.",
+        }
+        lines = [example("interview"), second]
+        interviews.write_text("\n".join(map(_json, lines)) + "\n", encoding="utf-8")
+        form = get_form("interview")
+        report = importer.import_file(store, form, importer.read_rows(interviews, "jsonl", form))
+        interviews.unlink()
+        yield Step(
+            "fieldsync import interview interviews.jsonl",
+            f"{len(report.saved)} interviews saved under one unlock",
+        )
+
+        records.edit(store, incident, sets=["victims.total=6"], note="a sixth victim identified")
+        yield Step("fieldsync edit --set victims.total=6", "version 2; version 1 is kept")
+
+        photo = folder / "photo.jpg"
+        photo.write_bytes(os.urandom(256 * 1024))
+        digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+        records.attach(store, incident, [photo])
+        yield Step("fieldsync attach photo.jpg", "encrypted in 64 KiB chunks; version 3")
+
+        listed = store.index()
+        yield Step(
+            "fieldsync list",
+            f"{len(listed)} records: "
+            + "; ".join(f"{r.form.split('@')[0]} ({r.versions} versions)" for r in listed),
+        )
+
+        back = records.save_attachment(store, incident, 1, folder / "back.jpg", force=False)
+        if hashlib.sha256(back.read_bytes()).hexdigest() != digest:
+            raise IntegrityError("the attachment did not come back byte-identical")
+        yield Step("fieldsync show --attachment 1 --out back.jpg", "byte-identical (SHA-256)")
+
+        history = records.history(store, incident)
+        yield Step("fieldsync history", " → ".join(_describe(h) for h in history))
+
+        check = setup.check(store)
+        if not check.ok:
+            raise IntegrityError("; ".join(check.problems))
+        yield Step(
+            "fieldsync check",
+            f"{check.entries} signatures, the hash chain, "
+            f"{check.blobs} attachment and the index all verify",
+        )
+        needles = [
+            "سارة".encode(),
+            b"nurse on duty",
+            "اعتُقلت عند الحاجز".encode(),
+            b"photo.jpg",
+            photo.read_bytes()[1000:1032],
+        ]
+    found = [p.name for p in home.rglob("*") if p.is_file() and _contains(p, needles)]
+    if found:
+        raise IntegrityError(f"plaintext found at rest in {', '.join(found)}")
+    yield Step(
+        "search every byte of the store", "no name, text, file name or file content in the clear"
+    )
+
+
+def _describe(item: records.HistoryItem) -> str:
+    if not item.version.entry.header.parents:
+        return "created"
+    if item.attached:
+        return "attached " + ", ".join(item.attached)
+    return "changed " + ", ".join(item.changed)
+
+
+def _contains(path: Path, needles: list[bytes]) -> bool:
+    data = path.read_bytes()
+    return any(needle in data for needle in needles)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)

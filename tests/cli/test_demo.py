@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fieldsync.cli.main import app
+from fieldsync.errors import IntegrityError
+from fieldsync.services import demo
+
+
+def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo"], env={"TMPDIR": str(tmp_path)})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "10. search every byte of the store" in result.stdout
+    assert "created → changed victims.total → attached photo.jpg" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_keep_leaves_a_store_that_opens(tmp_path: Path) -> None:
+    folder = tmp_path / "kept"
+    result = CliRunner().invoke(app, ["demo", "--keep", str(folder)])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    listed = CliRunner().invoke(
+        app,
+        ["list", "--json", "--home", str(folder / "home")],
+        env={"FIELDSYNC_PASSPHRASE": demo.DEMO_PASSPHRASE},
+    )
+    assert listed.exit_code == 0
+    assert listed.stdout.count('"record"') == 3
+
+
+def test_the_demo_fails_loudly_if_plaintext_reaches_the_store(tmp_path: Path) -> None:
+    plaintext = tmp_path / "home" / "blobs" / "leak.txt"
+    steps = demo.run(tmp_path)
+    for step in steps:
+        if step.title == "fieldsync check":
+            plaintext.write_text("nurse on duty")  # as a bug that wrote a clear file would
+            break
+    with pytest.raises(IntegrityError, match="plaintext found at rest in leak.txt"):
+        list(steps)
