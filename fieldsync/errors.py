@@ -6,7 +6,8 @@
     │   ├── ImportFileError                           an import file cannot be read
     │   ├── AttachmentError                           a file to attach is missing or odd
     │   ├── PassphraseError                           missing, too short, or mismatched
-    │   └── OutputPathError                           cannot write a decrypted file there
+    │   ├── OutputPathError                           cannot write a decrypted file there
+    │   └── InviteExpired                  HTTP 410   an invite past its expiry
     ├── WrongPassphrase          exit 3    HTTP 401
     ├── NotFound                 exit 4    HTTP 404
     │   ├── StoreNotFound
@@ -24,7 +25,8 @@
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
     │   ├── DecryptionFailed                          wrong key or altered bytes
-    │   └── StoreCorrupted                            a file of the local store is damaged
+    │   ├── StoreCorrupted                            a file of the local store is damaged
+    │   └── BatchInvalid                              a batch disagrees with its manifest
     └── Interrupted              exit 130
 
 The CLI is the one place that turns these into a line `error: <message>` (plus `hint: <hint>`)
@@ -90,6 +92,13 @@ class PassphraseError(InputError):
 
 class OutputPathError(InputError):
     """The output path cannot be used."""
+
+
+class InviteExpired(InputError):
+    """This invite has expired."""
+
+    http_status = 410
+    hint = "Ask your administrator for a new invite."
 
 
 # --- who you are ---------------------------------------------------------------------------
@@ -207,6 +216,10 @@ class StoreCorrupted(IntegrityError):
     """A file of the local store is damaged."""
 
     hint = "Run 'fieldsync check' to see what is intact, and restore the file from a backup."
+
+
+class BatchInvalid(IntegrityError):
+    """A batch does not hold what its signed manifest says."""
 
 
 # --- the person stopped us -----------------------------------------------------------------

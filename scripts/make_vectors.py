@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fieldsync.core import crypto, encoding
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, invite, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 
@@ -113,11 +114,67 @@ def primitive_vectors() -> list[dict[str, object]]:
     ]
 
 
+def sync_vectors() -> list[dict[str, object]]:
+    """An invite, a batch of the two entry vectors, and the receipt for it, all pinned."""
+    admin = crypto.SigningPair(bytes([0xA1]) * 32)
+    server = crypto.SigningPair(bytes([0x5E]) * 32)
+    org_public = bytes([0x0A]) * 32  # treated as opaque bytes by the invite
+    invite_text = invite.issue(
+        admin,
+        name="field laptop 7",
+        server="https://sync.example.org",
+        server_key=server.public,
+        org_read_key=org_public,
+        expires_ms=1_900_000_000_000,
+        token=bytes([0x70]) * 32,
+    )
+    cases = entry_vectors()[:2]
+    entries = [entry_format.parse(bytes.fromhex(c["entry"])) for c in cases]  # type: ignore[arg-type]
+    device = crypto.SigningPair(bytes.fromhex(cases[0]["signing_seed"]))  # type: ignore[arg-type]
+    wraps = [bytes([0x77]) * crypto.SEAL_BYTES] * 2  # opaque to the batch format
+    built = batch_format.build(device, entries, wraps, [("bb" * 32, 4242)])
+    signed_receipt = receipt.sign(
+        server,
+        device=device.public.hex(),
+        last_seq=2,
+        head=entries[-1].id,
+        batch=built.id,
+        time_ms=1_709_600_100_000,
+    )
+    return [
+        {
+            "what": "invite",
+            "admin_seed": admin.seed.hex(),
+            "token": "70" * 32,
+            "text": invite_text,
+            "now_ms": 1_800_000_000_000,
+            "expect": "ok",
+        },
+        {
+            "what": "batch",
+            "signing_seed": device.seed.hex(),
+            "entries": [c["entry"] for c in cases],
+            "wraps": [w.hex() for w in wraps],
+            "blobs": [["bb" * 32, 4242]],
+            "batch": built.raw.hex(),
+            "batch_id": built.id,
+            "expect": "ok",
+        },
+        {
+            "what": "receipt",
+            "server_seed": server.seed.hex(),
+            "receipt": signed_receipt.decode(),
+            "expect": "ok",
+        },
+    ]
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cases in (
         ("entry-v1.json", entry_vectors()),
         ("primitives-v1.json", primitive_vectors()),
+        ("sync-v1.json", sync_vectors()),
     ):
         (OUT / name).write_text(
             json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -30,6 +30,10 @@ LABEL_BLOB = b"fieldsync/blob/v1"
 LABEL_BLOB_ID = b"fieldsync/blob-id/v1"
 LABEL_VAULT_KEY = b"fieldsync/vault-key/v1"
 LABEL_FINGERPRINT = b"fieldsync/fingerprint/v1"
+LABEL_INVITE = b"fieldsync/invite/v1"
+LABEL_BATCH = b"fieldsync/batch/v1"
+LABEL_BATCH_ID = b"fieldsync/batch-id/v1"
+LABEL_RECEIPT = b"fieldsync/receipt/v1"
 
 KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
@@ -200,7 +204,11 @@ class BoxPair:
 
 def wrap_key(reader_public: bytes, key: bytes) -> bytes:
     """Seal a content key for one reader's X25519 public key."""
-    return bytes(SealedBox(PublicKey(reader_public)).encrypt(key))
+    try:
+        return bytes(SealedBox(PublicKey(reader_public)).encrypt(key))
+    except (nacl.exceptions.CryptoError, nacl.exceptions.RuntimeError, ValueError) as exc:
+        # e.g. a low-order point: libsodium refuses to seal for it
+        raise MalformedData("the reader's public key cannot be used to wrap a key") from exc
 
 
 # --- passphrases -----------------------------------------------------------------------------

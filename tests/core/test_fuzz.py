@@ -11,7 +11,8 @@ import io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fieldsync.core import blob, crypto, encoding, vault
+from fieldsync.core import batch as batch_format
+from fieldsync.core import blob, crypto, encoding, invite, receipt, vault
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
@@ -92,5 +93,57 @@ def test_blob_decrypt(data: bytes) -> None:
 def test_vault_header(data: bytes) -> None:
     try:
         vault.read_params(data)  # everything before the (slow) key derivation
+    except FieldsyncError:
+        return
+
+
+BATCH = batch_format.build(
+    SIGNER, [ENTRY], [crypto.wrap_key(crypto.BoxPair.generate().public, KEY)]
+).raw
+SERVER = crypto.SigningPair(bytes([9]) * 32)
+RECEIPT = receipt.sign(
+    SERVER,
+    device=SIGNER.public.hex(),
+    last_seq=1,
+    head=ENTRY.id,
+    batch=batch_format.batch_id(BATCH),
+    time_ms=5,
+)
+INVITE = invite.issue(
+    SIGNER,
+    name="n",
+    server="https://s.example",
+    server_key=SERVER.public,
+    org_read_key=bytes(32),
+    expires_ms=10**13,
+)
+
+
+@FUZZ
+@given(mutations(BATCH))
+def test_batch_parse(data: bytes) -> None:
+    try:
+        parsed = batch_format.parse(data)
+    except IntegrityError:
+        return
+    assert data == BATCH
+    assert parsed.entries[0].raw == ENTRY.raw
+
+
+@FUZZ
+@given(mutations(RECEIPT))
+def test_receipt_verify(data: bytes) -> None:
+    try:
+        got = receipt.verify(data, pinned_server_key=SERVER.public)
+    except IntegrityError:
+        return
+    assert got.head == ENTRY.id  # any accepted variant says exactly what the server signed
+
+
+@FUZZ
+@given(mutations(INVITE.encode()))
+def test_invite_read(data: bytes) -> None:
+    try:
+        invite.read(data.decode("utf-8", "replace"), now_ms=0)
     except FieldsyncError:
         return

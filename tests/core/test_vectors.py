@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from fieldsync.core import crypto, encoding
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, invite, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 from fieldsync.errors import MalformedData, SignatureInvalid
@@ -60,3 +61,51 @@ def test_primitive_vectors(case: dict[str, Any]) -> None:
     else:
         got = encoding.encode(case["value"]).decode("utf-8")
     assert got == case["expect"]
+
+
+SYNC = {case["what"]: case for case in load("sync-v1.json")}
+
+
+def test_invite_vector() -> None:
+    case = SYNC["invite"]
+    admin = crypto.SigningPair(bytes.fromhex(case["admin_seed"]))
+    read = invite.read(case["text"], now_ms=case["now_ms"])
+    again = invite.issue(
+        admin,
+        name=read.name,
+        server=read.server,
+        server_key=bytes.fromhex(read.server_key),
+        org_read_key=bytes.fromhex(read.org_read_key),
+        expires_ms=read.expires_ms,
+        token=bytes.fromhex(case["token"]),
+    )
+    assert again == case["text"]
+
+
+def test_batch_vector() -> None:
+    case = SYNC["batch"]
+    entries = [entry_format.parse(bytes.fromhex(e)) for e in case["entries"]]
+    built = batch_format.build(
+        crypto.SigningPair(bytes.fromhex(case["signing_seed"])),
+        entries,
+        [bytes.fromhex(w) for w in case["wraps"]],
+        [tuple(b) for b in case["blobs"]],
+    )
+    assert built.raw.hex() == case["batch"]
+    assert built.id == case["batch_id"] == batch_format.parse(built.raw).id
+
+
+def test_receipt_vector() -> None:
+    case = SYNC["receipt"]
+    server = crypto.SigningPair(bytes.fromhex(case["server_seed"]))
+    got = receipt.verify(case["receipt"].encode(), pinned_server_key=server.public)
+    assert got.batch == SYNC["batch"]["batch_id"]
+    again = receipt.sign(
+        server,
+        device=got.device,
+        last_seq=got.last_seq,
+        head=got.head,
+        batch=got.batch,
+        time_ms=got.time_ms,
+    )
+    assert again.decode() == case["receipt"]

@@ -1,0 +1,162 @@
+"""Invites: how an administrator lets one device join the organisation's server.
+
+One line of text, so it can travel by any channel (docs/protocol.md, "Invite")::
+
+    fieldsync-invite-v1:<base64url(canonical JSON)>.<base64url(Ed25519 signature)>
+
+The JSON names the device, the server's URL and receipt key, the organisation's read key and
+admin key, a one-time token and an expiry. The signature is the admin key's, over
+``LABEL_INVITE || 0 || the JSON bytes``. A device checks it against the admin key the invite
+names and shows that key's fingerprint, so a person can compare it with the organisation's
+over a trusted channel; the server checks it against the admin key it was set up with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fieldsync.core import crypto, encoding
+from fieldsync.core.ids import is_hex32
+from fieldsync.errors import InviteExpired, MalformedData
+
+PREFIX = "fieldsync-invite-v1:"
+FORMAT = "fieldsync/invite"
+VERSION = 1
+MAX_TEXT = 4096
+MAX_NAME = 100
+KEYS = frozenset(
+    {
+        "admin_key",
+        "expires_ms",
+        "format",
+        "name",
+        "org_read_key",
+        "server",
+        "server_key",
+        "token",
+        "version",
+    }
+)
+SERVER_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
+
+
+@dataclass(frozen=True)
+class Invite:
+    name: str  # what the administrator calls this device
+    server: str  # base URL of the organisation's server
+    server_key: str  # hex Ed25519 key the server signs receipts with: pinned by the device
+    org_read_key: str  # hex X25519 key every entry's content key is wrapped for
+    admin_key: str  # hex Ed25519 key that signed this invite
+    token: str  # hex, 32 random bytes, good for one enrolment
+    expires_ms: int  # Unix milliseconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "admin_key": self.admin_key,
+            "expires_ms": self.expires_ms,
+            "format": FORMAT,
+            "name": self.name,
+            "org_read_key": self.org_read_key,
+            "server": self.server,
+            "server_key": self.server_key,
+            "token": self.token,
+            "version": VERSION,
+        }
+
+
+def issue(
+    admin: crypto.SigningPair,
+    *,
+    name: str,
+    server: str,
+    server_key: bytes,
+    org_read_key: bytes,
+    expires_ms: int,
+    token: bytes | None = None,
+) -> str:
+    """A signed invite as one line of text (``token`` is random unless given, for vectors)."""
+    invite = Invite(
+        name=name,
+        server=server.rstrip("/"),
+        server_key=server_key.hex(),
+        org_read_key=org_read_key.hex(),
+        admin_key=admin.public.hex(),
+        token=(token if token is not None else crypto.random_bytes(32)).hex(),
+        expires_ms=expires_ms,
+    )
+    _check(invite.to_json())  # never sign what a reader would refuse
+    payload = encoding.encode(invite.to_json())
+    signature = admin.sign(crypto.LABEL_INVITE, payload)
+    return f"{PREFIX}{_b64(payload)}.{_b64(signature)}"
+
+
+def read(text: str, *, now_ms: int) -> Invite:
+    """Parse and verify an invite; raises ``MalformedData``, ``SignatureInvalid`` or
+    ``InviteExpired``."""
+    text = text.strip()
+    if len(text) > MAX_TEXT or not text.startswith(PREFIX) or text.count(".") != 1:
+        raise MalformedData(
+            f"this is not a fieldsync invite (it should start with {PREFIX!r}); copy the whole line"
+        )
+    payload_text, signature_text = text[len(PREFIX) :].split(".")
+    payload, signature = _unb64(payload_text), _unb64(signature_text)
+    value = encoding.decode(payload, what="the invite", max_bytes=MAX_TEXT)
+    invite = _check(value)
+    crypto.verify(
+        bytes.fromhex(invite.admin_key),
+        crypto.LABEL_INVITE,
+        payload,
+        signature,
+        what="the invite",
+    )
+    if now_ms >= invite.expires_ms:
+        raise InviteExpired(f"the invite for {invite.name!r} has expired")
+    return invite
+
+
+def _check(value: object) -> Invite:
+    if not isinstance(value, dict) or set(value) != KEYS:
+        raise MalformedData("the invite does not have exactly the expected fields")
+    if value["format"] != FORMAT or value["version"] != VERSION:
+        raise MalformedData("the invite is of an unknown format or version")
+    name, server, expires = value["name"], value["server"], value["expires_ms"]
+    ok = (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_NAME
+        and name.isprintable()
+        and isinstance(server, str)
+        and bool(SERVER_URL.match(server))
+        and all(is_hex32(value[k]) for k in ("server_key", "org_read_key", "admin_key", "token"))
+        and isinstance(expires, int)
+        and not isinstance(expires, bool)
+        and expires > 0
+    )
+    if not ok:
+        raise MalformedData("the invite has invalid values")
+    return Invite(
+        name=name,
+        server=server,
+        server_key=value["server_key"],
+        org_read_key=value["org_read_key"],
+        admin_key=value["admin_key"],
+        token=value["token"],
+        expires_ms=expires,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        data: bytes | None = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        data = None
+    if data is None or _b64(data) != text:  # one spelling per invite, as for all our formats
+        raise MalformedData("the invite is damaged (not valid base64url); copy the whole line")
+    return data

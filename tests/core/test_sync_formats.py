@@ -1,0 +1,308 @@
+"""Invites, batches and receipts: the formats of the sync protocol (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, invite, receipt
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import new_record_id
+from fieldsync.errors import (
+    BatchInvalid,
+    IntegrityError,
+    InviteExpired,
+    MalformedData,
+    SignatureInvalid,
+)
+
+ADMIN = crypto.SigningPair(bytes([1]) * 32)
+DEVICE = crypto.SigningPair(bytes([2]) * 32)
+OTHER = crypto.SigningPair(bytes([3]) * 32)
+SERVER = crypto.SigningPair(bytes([4]) * 32)
+ORG = crypto.BoxPair(bytes([5]) * 32)
+NOW = 1_800_000_000_000
+
+
+def chain(
+    signer: crypto.SigningPair, count: int, start: int = 1, prev: str | None = None
+) -> list[entry_format.Entry]:
+    entries = []
+    for seq in range(start, start + count):
+        entry, _ = entry_format.seal(
+            signer,
+            seq=seq,
+            prev=prev,
+            record=new_record_id(),
+            parents=[],
+            hlc=HLC(seq, 0),
+            body=b'{"x":1}',
+        )
+        entries.append(entry)
+        prev = entry.id
+    return entries
+
+
+def wraps_for(entries: list[entry_format.Entry]) -> list[bytes]:
+    return [crypto.wrap_key(ORG.public, crypto.random_bytes(32)) for _ in entries]
+
+
+def make_invite(**overrides: object) -> str:
+    args: dict[str, object] = dict(
+        name="field laptop 7",
+        server="https://sync.example.org",
+        server_key=SERVER.public,
+        org_read_key=ORG.public,
+        expires_ms=NOW + 3_600_000,
+    )
+    args.update(overrides)
+    return invite.issue(ADMIN, **args)  # type: ignore[arg-type]
+
+
+# --- invites ---------------------------------------------------------------------------------
+
+
+def test_an_invite_is_one_line_that_reads_back() -> None:
+    text = make_invite()
+    assert "\n" not in text
+    assert text.startswith("fieldsync-invite-v1:")
+    read = invite.read(f"  {text}\n", now_ms=NOW)
+    assert read.name == "field laptop 7"
+    assert read.server_key == SERVER.public.hex()
+    assert read.admin_key == ADMIN.public.hex()
+    assert len(bytes.fromhex(read.token)) == 32
+    assert invite.read(make_invite(), now_ms=NOW).token != read.token  # one-time tokens
+
+
+def test_an_expired_invite_is_refused() -> None:
+    with pytest.raises(InviteExpired):
+        invite.read(make_invite(expires_ms=NOW - 1), now_ms=NOW)
+
+
+def test_every_changed_character_of_an_invite_is_refused() -> None:
+    text = make_invite()
+    alphabet = "AQgw-_"
+    for position in range(len("fieldsync-invite-v1:"), len(text)):
+        if text[position] == ".":
+            continue
+        changed = (
+            text[:position]
+            + next(c for c in alphabet if c != text[position])
+            + text[position + 1 :]
+        )
+        with pytest.raises(IntegrityError):
+            invite.read(changed, now_ms=NOW)
+
+
+def test_an_invite_signed_by_someone_else_is_refused() -> None:
+    text = make_invite()
+    payload_b64 = text.split(":", 1)[1].split(".")[0]
+    payload = invite._unb64(payload_b64)
+    forged = (
+        f"fieldsync-invite-v1:{payload_b64}.{invite._b64(OTHER.sign(crypto.LABEL_INVITE, payload))}"
+    )
+    with pytest.raises(SignatureInvalid):
+        invite.read(forged, now_ms=NOW)
+    # A forger who also names their own key as the admin key gets a valid-looking invite; that
+    # is why the device shows the admin key's fingerprint, and the server checks its own copy.
+    value = json.loads(payload) | {"admin_key": OTHER.public.hex()}
+    own = encoding.encode(value)
+    self_signed = f"fieldsync-invite-v1:{invite._b64(own)}.{invite._b64(OTHER.sign(crypto.LABEL_INVITE, own))}"
+    assert invite.read(self_signed, now_ms=NOW).admin_key != ADMIN.public.hex()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "hello",
+        "fieldsync-invite-v1:",
+        "fieldsync-invite-v1:a.b.c",
+        "fieldsync-invite-v1:!!!.???",
+        "x" * 5000,
+    ],
+)
+def test_things_that_are_not_invites(text: str) -> None:
+    with pytest.raises(MalformedData):
+        invite.read(text, now_ms=NOW)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"server": "javascript:alert(1)"},
+        {"server": "file:///etc/passwd"},
+        {"name": ""},
+        {"name": "bad\x1b[31mname"},
+        {"name": "x" * 101},
+        {"expires_ms": 0},
+    ],
+)
+def test_invalid_invites_are_never_signed(overrides: dict[str, object]) -> None:
+    with pytest.raises(MalformedData):
+        make_invite(**overrides)
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_a_batch_round_trips_and_names_its_entries() -> None:
+    entries = chain(DEVICE, 3)
+    wraps = wraps_for(entries)
+    built = batch_format.build(DEVICE, entries, wraps, [("ab" * 32, 1234)])
+    parsed = batch_format.parse(built.raw)
+    assert parsed.id == built.id == batch_format.batch_id(built.raw)
+    assert parsed.manifest.entries == tuple(e.id for e in entries)
+    assert (parsed.manifest.first_seq, parsed.manifest.last_seq, parsed.manifest.prev) == (
+        1,
+        3,
+        None,
+    )
+    assert parsed.wraps == tuple(wraps)
+    assert parsed.manifest.blobs == (("ab" * 32, 1234),)
+    later = chain(DEVICE, 2, start=4, prev=entries[-1].id)
+    assert batch_format.build(DEVICE, later, wraps_for(later)).manifest.prev == entries[-1].id
+
+
+def test_every_bit_flip_and_truncation_of_a_batch_is_refused() -> None:
+    entries = chain(DEVICE, 2)
+    raw = batch_format.build(DEVICE, entries, wraps_for(entries)).raw
+    for offset in range(len(raw)):
+        damaged = bytearray(raw)
+        damaged[offset] ^= 0x04
+        with pytest.raises(IntegrityError):
+            batch_format.parse(bytes(damaged))
+    for length in range(0, len(raw), 7):
+        with pytest.raises(IntegrityError):
+            batch_format.parse(raw[:length])
+
+
+def _unchecked(
+    signer: crypto.SigningPair,
+    manifest: batch_format.Manifest,
+    entries: list[entry_format.Entry],
+    wraps: list[bytes],
+) -> bytes:
+    """A batch a hostile but key-holding sender could sign: nothing is checked on the way."""
+    manifest_bytes = encoding.encode(manifest.to_json())
+    parts = [
+        b"FSBA\x01",
+        struct.pack(">I", len(manifest_bytes)),
+        manifest_bytes,
+        struct.pack(">I", len(entries)),
+    ]
+    for entry, wrap in zip(entries, wraps, strict=True):
+        parts += [struct.pack(">I", len(entry.raw)), entry.raw, wrap]
+    signed = b"".join(parts)
+    return signed + signer.sign(crypto.LABEL_BATCH, signed)
+
+
+def manifest_of(
+    source: list[entry_format.Entry], author: crypto.SigningPair = DEVICE, **changes: object
+) -> batch_format.Manifest:
+    values: dict[str, object] = dict(
+        author=author.public.hex(),
+        first_seq=source[0].header.seq,
+        last_seq=source[-1].header.seq,
+        prev=source[0].header.prev,
+        entries=tuple(e.id for e in source),
+        blobs=(),
+    )
+    values.update(changes)
+    return batch_format.Manifest(**values)  # type: ignore[arg-type]
+
+
+def test_a_dropped_entry_is_a_manifest_mismatch() -> None:
+    entries = chain(DEVICE, 3)
+    raw = _unchecked(DEVICE, manifest_of(entries), [entries[0], entries[2]], wraps_for(entries)[:2])
+    with pytest.raises(BatchInvalid, match="holds 2 entries, its manifest names 3"):
+        batch_format.parse(raw)
+
+
+def test_reordered_entries_break_the_chain() -> None:
+    entries = chain(DEVICE, 3)
+    swapped = [entries[1], entries[0], entries[2]]
+    raw = _unchecked(
+        DEVICE,
+        manifest_of(entries, entries=tuple(e.id for e in swapped)),
+        swapped,
+        wraps_for(swapped),
+    )
+    with pytest.raises(BatchInvalid, match="does not continue the author's chain"):
+        batch_format.parse(raw)
+
+
+def test_another_devices_entry_moved_into_a_batch_is_refused() -> None:
+    mine, theirs = chain(DEVICE, 2), chain(OTHER, 2)
+    moved = [mine[0], theirs[1]]
+    raw = _unchecked(
+        DEVICE, manifest_of(mine, entries=tuple(e.id for e in moved)), moved, wraps_for(moved)
+    )
+    with pytest.raises(BatchInvalid, match="signed by another author"):
+        batch_format.parse(raw)
+
+
+def test_a_batch_signed_by_someone_other_than_its_author_is_refused() -> None:
+    entries = chain(DEVICE, 2)
+    raw = _unchecked(OTHER, manifest_of(entries), entries, wraps_for(entries))
+    with pytest.raises(SignatureInvalid):
+        batch_format.parse(raw)
+
+
+def test_a_gap_inside_a_batch_is_refused() -> None:
+    entries = chain(DEVICE, 3)
+    gapped = [entries[0], entries[2]]
+    raw = _unchecked(
+        DEVICE,
+        manifest_of(entries, last_seq=2, entries=tuple(e.id for e in gapped)),
+        gapped,
+        wraps_for(gapped),
+    )
+    with pytest.raises(BatchInvalid):
+        batch_format.parse(raw)
+
+
+def test_plan_bounds_batches_by_bytes_and_count() -> None:
+    assert batch_format.plan([100] * 10, target=250) == [2, 2, 2, 2, 2]
+    assert batch_format.plan([10] * 1200) == [500, 500, 200]
+    assert batch_format.plan([5_000_000, 10]) == [1, 1]  # an oversized entry travels alone
+    assert batch_format.plan([]) == []
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+def make_receipt(signer: crypto.SigningPair = SERVER) -> bytes:
+    return receipt.sign(
+        signer, device=DEVICE.public.hex(), last_seq=3, head="aa" * 32, batch="bb" * 32, time_ms=NOW
+    )
+
+
+def test_a_receipt_verifies_against_the_pinned_key() -> None:
+    got = receipt.verify(make_receipt(), pinned_server_key=SERVER.public)
+    assert (got.last_seq, got.head, got.batch) == (3, "aa" * 32, "bb" * 32)
+
+
+def test_a_receipt_from_another_key_is_refused_even_if_it_names_that_key() -> None:
+    with pytest.raises(SignatureInvalid, match="pinned"):
+        receipt.verify(make_receipt(OTHER), pinned_server_key=SERVER.public)
+
+
+def test_an_altered_receipt_is_refused() -> None:
+    doc = json.loads(make_receipt())
+    doc["receipt"]["last_seq"] = 4  # claims more was stored than was
+    altered = encoding.encode(doc)
+    with pytest.raises(SignatureInvalid):
+        receipt.verify(altered, pinned_server_key=SERVER.public)
+    for bad in (b"", b"{}", b"200 OK", make_receipt()[:-3]):
+        with pytest.raises(MalformedData):
+            receipt.verify(bad, pinned_server_key=SERVER.public)
+
+
+def test_wrapping_for_an_unusable_reader_key_is_a_named_error() -> None:
+    with pytest.raises(MalformedData, match="cannot be used"):
+        crypto.wrap_key(bytes(32), crypto.random_bytes(32))  # the all-zero, low-order point
