@@ -20,6 +20,7 @@
     │   ├── UnsupportedFormat                         written by a newer fieldsync
     │   ├── KdfParamsRefused                          Argon2id limits outside floor..cap
     │   ├── StoreBusy                                 another fieldsync holds the store
+    │   ├── NotAdminStore                             a documenter's store, not an admin's
     │   └── DiskFull                                  no space left to write
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
@@ -182,6 +183,12 @@ class StoreBusy(StoreStateError):
     """Another fieldsync process is using this store."""
 
     hint = "Nothing was changed. Wait for it to finish and try again."
+
+
+class NotAdminStore(StoreStateError):
+    """This is a documenter's store, not an administrator's."""
+
+    hint = "Point --home at the store 'fieldsync admin init' created."
 
 
 class DiskFull(StoreStateError):

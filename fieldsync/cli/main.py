@@ -12,7 +12,14 @@ import typer
 from typer.core import TyperGroup
 
 from fieldsync import __version__
-from fieldsync.cli import demo_cmds, forms_cmds, read_cmds, record_cmds, store_cmds
+from fieldsync.cli import (
+    admin_cmds,
+    demo_cmds,
+    forms_cmds,
+    read_cmds,
+    record_cmds,
+    store_cmds,
+)
 from fieldsync.cli.render import err, safe
 from fieldsync.errors import DiskFull, FieldsyncError, Interrupted
 
@@ -109,6 +116,7 @@ forms_cmds.register(app)
 record_cmds.register(app)
 read_cmds.register(app)
 demo_cmds.register(app)
+admin_cmds.register(app)
 
 
 def main() -> None:

@@ -68,12 +68,46 @@ BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
+KEY_ORG_READ = "org_read"
 
 
 @dataclass(frozen=True)
 class Identity:
+    """Every secret key a store holds.
+
+    A documenter's store holds a device signing key and box key. An administrator's store
+    (``fieldsync admin init``) also holds the organisation's read key, and its signing key is
+    the organisation's admin key.
+    """
+
     signer: crypto.SigningPair
     box: crypto.BoxPair
+    org_read: crypto.BoxPair | None = None
+
+    @classmethod
+    def generate(cls, *, admin: bool = False) -> Identity:
+        org = crypto.BoxPair.generate() if admin else None
+        return cls(crypto.SigningPair.generate(), crypto.BoxPair.generate(), org)
+
+    @classmethod
+    def from_secrets(cls, secrets: vault.Secrets) -> Identity:
+        keys = secrets.keys
+        org = keys.get(KEY_ORG_READ)
+        return cls(
+            crypto.SigningPair(keys[KEY_DEVICE_SIGN]),
+            crypto.BoxPair(keys[KEY_DEVICE_BOX]),
+            crypto.BoxPair(org) if org is not None else None,
+        )
+
+    def secrets(self) -> vault.Secrets:
+        keys = {KEY_DEVICE_SIGN: self.signer.seed, KEY_DEVICE_BOX: self.box.secret}
+        if self.org_read is not None:
+            keys[KEY_ORG_READ] = self.org_read.secret
+        return vault.Secrets(keys)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.org_read is not None
 
     @property
     def device_id(self) -> str:
@@ -123,17 +157,22 @@ class Store:
         return (home / VAULT_FILE).exists() or (home / DB_FILE).exists()
 
     @classmethod
-    def create(cls, home: Path, passphrase: str, *, kdf: vault.KdfParams | None = None) -> Store:
+    def create(
+        cls,
+        home: Path,
+        passphrase: str,
+        *,
+        kdf: vault.KdfParams | None = None,
+        admin: bool = False,
+    ) -> Store:
+        """A new store; ``admin`` makes an administrator's store (with the org read key)."""
         if (home / VAULT_FILE).exists():
             raise StoreExists(f"a store already exists in {home}")
         if (home / DB_FILE).exists():
             _discard_unfinished_init(home)
         files.make_private_dir(home)
-        identity = Identity(crypto.SigningPair.generate(), crypto.BoxPair.generate())
-        secrets = vault.Secrets(
-            {KEY_DEVICE_SIGN: identity.signer.seed, KEY_DEVICE_BOX: identity.box.secret}
-        )
-        vault_bytes, vault_key = vault.create(passphrase, secrets, kdf)
+        identity = Identity.generate(admin=admin)
+        vault_bytes, vault_key = vault.create(passphrase, identity.secrets(), kdf)
         engine = make_engine(home / DB_FILE)
         create_schema(engine)
         files.make_private_dir(home / BLOBS_DIR / "tmp")
@@ -166,10 +205,7 @@ class Store:
                 hint="Restore the vault file from a backup; without it nothing can be read.",
             ) from exc
         try:
-            identity = Identity(
-                crypto.SigningPair(secrets.keys[KEY_DEVICE_SIGN]),
-                crypto.BoxPair(secrets.keys[KEY_DEVICE_BOX]),
-            )
+            identity = Identity.from_secrets(secrets)
         except KeyError as exc:
             raise StoreCorrupted(f"the vault file {vault_path} lacks the device keys") from exc
         db_path = home / DB_FILE
@@ -204,10 +240,9 @@ class Store:
 
     def change_passphrase(self, new_passphrase: str) -> None:
         """Re-seal the vault key under a new passphrase; no data is re-encrypted."""
-        secrets = vault.Secrets(
-            {KEY_DEVICE_SIGN: self.identity.signer.seed, KEY_DEVICE_BOX: self.identity.box.secret}
+        sealed = vault.seal(
+            new_passphrase, self._vault_key, self.identity.secrets(), vault.KdfParams.fresh()
         )
-        sealed = vault.seal(new_passphrase, self._vault_key, secrets, vault.KdfParams.fresh())
         files.write_atomic(self.home / VAULT_FILE, sealed)
 
     # --- writing versions ----------------------------------------------------------------

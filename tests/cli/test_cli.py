@@ -452,3 +452,21 @@ def test_a_wrong_choice_at_the_prompt_asks_for_a_number(run: Run) -> None:
     assert saved["person"]["sex"] == "female"  # by value
     assert saved["event"] == "arrest"  # by English label
     assert saved["location"]["governorate"] == "damascus"  # by Arabic label
+
+
+def test_admin_init_writes_the_public_keys_and_prints_the_fingerprint(tmp_path: Path) -> None:
+    env = {"FIELDSYNC_PASSPHRASE": PASSPHRASE}
+    public = tmp_path / "org.json"
+    home = tmp_path / "admin"
+    result = CliRunner().invoke(
+        app, ["admin", "init", "--home", str(home), "--public-out", str(public), "--json"], env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert re.fullmatch(r"(\d{5} ){7}\d{5}", shown["fingerprint"])
+    assert json.loads(public.read_text())["admin_key"] == shown["admin_key"]
+    again = CliRunner().invoke(
+        app, ["admin", "init", "--home", str(tmp_path / "b"), "--public-out", str(public)], env=env
+    )
+    assert again.exit_code == 5
+    assert "already exists" in again.stderr

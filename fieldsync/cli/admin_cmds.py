@@ -1,0 +1,54 @@
+"""``fieldsync admin ...``: the organisation's administrator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fieldsync.cli.options import Home, Json, PassphraseFile, home_dir, new_passphrase
+from fieldsync.cli.render import emit_json, out, safe
+from fieldsync.services import admin
+
+admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
+
+
+@admin_app.command("init")
+def init(
+    public_out: Annotated[
+        Path,
+        typer.Option("--public-out", help="Where to write the public keys for 'server init'."),
+    ] = Path("org-public.json"),
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Create the organisation's keys in a new, encrypted administrator's store."""
+    folder = home_dir(home)
+    admin.check_can_create(folder, public_out)
+    keys = admin.create_org(folder, new_passphrase(passphrase_file), public_out)
+    if json:
+        emit_json(
+            {
+                "home": str(folder),
+                "public_out": str(public_out),
+                "admin_key": keys.admin_key,
+                "org_read_key": keys.org_read_key,
+                "fingerprint": keys.fingerprint,
+            }
+        )
+        return
+    out.print(
+        f"Created the organisation's keys in an encrypted store in {safe(folder)}", markup=False
+    )
+    out.print(f"Organisation fingerprint: {keys.fingerprint}", markup=False)
+    out.print(
+        f"Wrote the public keys to {safe(public_out)}: give that file to "
+        "'fieldsync server init --org'. The read key itself never leaves this store.",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(admin_app, name="admin")
