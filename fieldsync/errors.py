@@ -7,8 +7,10 @@
     │   ├── AttachmentError                           a file to attach is missing or odd
     │   ├── PassphraseError                           missing, too short, or mismatched
     │   ├── OutputPathError                           cannot write a decrypted file there
-    │   └── InviteExpired                  HTTP 410   an invite past its expiry
+    │   ├── InviteExpired                  HTTP 410   an invite past its expiry
+    │   └── TooLarge                       HTTP 413   a request body over its limit
     ├── WrongPassphrase          exit 3    HTTP 401
+    ├── AccessDenied             exit 3    HTTP 403   not this organisation's, or revoked
     ├── NotFound                 exit 4    HTTP 404
     │   ├── StoreNotFound
     │   ├── RecordNotFound
@@ -21,7 +23,10 @@
     │   ├── KdfParamsRefused                          Argon2id limits outside floor..cap
     │   ├── StoreBusy                                 another fieldsync holds the store
     │   ├── NotAdminStore                             a documenter's store, not an admin's
+    │   ├── InviteUsed                                an invite already enrolled a device
     │   └── DiskFull                                  no space left to write
+    ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
+    │   └── ServerUnreachable                         no answer (timeouts, refused, dropped)
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
@@ -102,6 +107,12 @@ class InviteExpired(InputError):
     hint = "Ask your administrator for a new invite."
 
 
+class TooLarge(InputError):
+    """The request is too large."""
+
+    http_status = 413
+
+
 # --- who you are ---------------------------------------------------------------------------
 
 
@@ -111,6 +122,13 @@ class WrongPassphrase(FieldsyncError):
     exit_code = 3
     http_status = 401
     hint = "Nothing was changed. Check the passphrase (and keyboard layout) and try again."
+
+
+class AccessDenied(FieldsyncError):
+    """Not allowed."""
+
+    exit_code = 3
+    http_status = 403
 
 
 # --- what is not there ---------------------------------------------------------------------
@@ -191,10 +209,32 @@ class NotAdminStore(StoreStateError):
     hint = "Point --home at the store 'fieldsync admin init' created."
 
 
+class InviteUsed(StoreStateError):
+    """This invite has already been used to enrol a device."""
+
+    hint = "Ask your administrator for a new invite; each one enrols one device."
+
+
 class DiskFull(StoreStateError):
     """There is no space left on the disk."""
 
     hint = "Nothing from this command was saved; what was saved before is intact. Free space."
+
+
+# --- the server and the link to it ---------------------------------------------------------
+
+
+class ServerError(FieldsyncError):
+    """The server could not do what was asked."""
+
+    exit_code = 8
+    http_status = 502
+
+
+class ServerUnreachable(ServerError):
+    """The server could not be reached."""
+
+    http_status = 504
 
 
 # --- bytes that are not what they claim ----------------------------------------------------

@@ -114,7 +114,7 @@ def read(text: str, *, now_ms: int) -> Invite:
         what="the invite",
     )
     if now_ms >= invite.expires_ms:
-        raise InviteExpired(f"the invite for {invite.name!r} has expired")
+        raise InviteExpired("this invite has expired")
     return invite
 
 

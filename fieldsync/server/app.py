@@ -1,0 +1,113 @@
+"""The server: a FastAPI app over the data folder (docs/protocol.md, "Endpoints").
+
+The server verifies signatures and stores ciphertext; it never holds a key that decrypts
+testimony. Request bodies are read against a limit before anything is parsed, and error
+responses carry fieldsync's own message for the failure, never the request's contents.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, event
+from sqlmodel import Session, create_engine
+
+from fieldsync.core import enrolment
+from fieldsync.errors import FieldsyncError, TooLarge
+from fieldsync.server.data import ServerData
+from fieldsync.server.enrol import device_fingerprint, enrol
+from fieldsync.server.tables import create_tables
+
+PROTOCOL = 1
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_app(
+    server: ServerData,
+    *,
+    database_url: str | None = None,
+    now_ms: Callable[[], int] | None = None,
+) -> FastAPI:
+    engine = make_engine(database_url or server.database_url())
+    create_tables(engine)
+    clock = now_ms or (lambda: int(time.time() * 1000))
+    app = FastAPI(title="fieldsync server", version=str(PROTOCOL), docs_url=None, redoc_url=None)
+
+    def session() -> Iterator[Session]:
+        with Session(engine) as opened:
+            yield opened
+
+    @app.exception_handler(FieldsyncError)
+    async def fieldsync_error(_request: Request, exc: FieldsyncError) -> JSONResponse:
+        return JSONResponse(
+            {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint},
+            status_code=exc.http_status,
+        )
+
+    @app.get("/v1/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/info")
+    def info() -> dict[str, Any]:
+        """Who this server is: its receipt key and the organisation it serves."""
+        return {
+            "protocol": PROTOCOL,
+            "server_key": server.receipt_key.public.hex(),
+            "server_fingerprint": server.fingerprint,
+            "admin_key": server.org.admin_key,
+            "org_read_key": server.org.org_read_key,
+            "org_fingerprint": server.org.fingerprint,
+        }
+
+    @app.post("/v1/enrol")
+    async def enrol_device(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
+    ) -> dict[str, Any]:
+        """Register a device that shows a valid, unused invite and proves it holds its key."""
+        body = await read_limited(request, enrolment.MAX_REQUEST)
+        device = await run_in_threadpool(enrol, db, server, body, clock())
+        return {
+            "device": device.key,
+            "name": device.name,
+            "fingerprint": device_fingerprint(device),
+            "enrolled_ms": device.enrolled_ms,
+        }
+
+    app.state.engine = engine
+    return app
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(f"the request body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
