@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from fieldsync.cli.options import Home, Json, PassphraseFile, home_dir, new_passphrase
-from fieldsync.cli.render import emit_json, out, safe
+from fieldsync.cli.options import (
+    Home,
+    Json,
+    PassphraseFile,
+    home_dir,
+    new_passphrase,
+    unlocked,
+)
+from fieldsync.cli.render import emit_json, err, out, safe
 from fieldsync.services import admin
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
@@ -48,6 +55,32 @@ def init(
         "'fieldsync server init --org'. The read key itself never leaves this store.",
         markup=False,
     )
+
+
+@admin_app.command("invite")
+def invite(
+    name: Annotated[str, typer.Argument(help="What to call the device, e.g. 'laptop 7'.")],
+    server: Annotated[str, typer.Option("--server", help="The server's URL.")],
+    valid_days: Annotated[
+        int, typer.Option("--valid-days", min=1, max=90, help="Days the invite can be used.")
+    ] = 7,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """A one-time invite for a device, as one line of text for 'fieldsync enroll'."""
+    with unlocked(home, passphrase_file) as store:
+        text, info = admin.make_invite(store, name, server, valid_ms=valid_days * 86_400_000)
+    if json:
+        emit_json({"invite": text, "server_fingerprint": info["server_fingerprint"]})
+        return
+    err.print(
+        f"Invite for {safe(name)!r}, valid {valid_days} day(s), for the server with "
+        f"fingerprint {safe(info['server_fingerprint'])}. Send it privately; it enrols "
+        "one device.",
+        markup=False,
+    )
+    out.print(text, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,9 @@ from fieldsync.cli import (
     forms_cmds,
     read_cmds,
     record_cmds,
+    server_cmds,
     store_cmds,
+    sync_cmds,
 )
 from fieldsync.cli.render import err, safe
 from fieldsync.errors import DiskFull, FieldsyncError, Interrupted
@@ -117,6 +119,8 @@ record_cmds.register(app)
 read_cmds.register(app)
 demo_cmds.register(app)
 admin_cmds.register(app)
+server_cmds.register(app)
+sync_cmds.register(app)
 
 
 def main() -> None:

@@ -66,6 +66,7 @@ VAULT_FILE = "vault"
 
 BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
+LABEL_SETTINGS = b"fieldsync/settings/v1"
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
@@ -147,6 +148,7 @@ class Store:
         self._vault_key = vault_key
         self.index_codec = IndexCodec(vault_key)
         self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
+        self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
 
@@ -401,6 +403,63 @@ class Store:
             row = session.get(DraftRow, draft_id)
             if row is not None:
                 session.delete(row)
+
+    # --- settings and readers ------------------------------------------------------------
+
+    @db_errors
+    def save_setting(self, name: str, value: dict[str, Any]) -> None:
+        """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
+        label = LABEL_SETTINGS + name.encode()
+        nonce, ct = crypto.seal_with_key(self._settings_key, encoding.encode(value), label)
+        with Session(self._engine) as session, session.begin():
+            session.merge(MetaRow(key=f"setting:{name}", value=(nonce + ct).hex()))
+
+    @db_errors
+    def setting(self, name: str) -> dict[str, Any] | None:
+        with Session(self._engine) as session:
+            row = session.get(MetaRow, f"setting:{name}")
+        if row is None:
+            return None
+        sealed = bytes.fromhex(row.value)
+        plain = crypto.open_with_key(
+            self._settings_key,
+            sealed[: crypto.NONCE_BYTES],
+            sealed[crypto.NONCE_BYTES :],
+            LABEL_SETTINGS + name.encode(),
+            what=f"the setting {name!r}",
+        )
+        value = encoding.decode(plain, what=f"the setting {name!r}")
+        assert isinstance(value, dict)
+        return value
+
+    def readers(self) -> list[bytes]:
+        """Whose box keys every new entry's content key is wrapped for: this device's, and the
+        organisation's once the device is enrolled."""
+        enrolment = self.setting("enrolment")
+        extra = [bytes.fromhex(enrolment["org_read_key"])] if enrolment else []
+        return [self.identity.box.public, *extra]
+
+    @db_errors
+    def add_reader(self, reader: bytes) -> int:
+        """Wrap the content key of every entry this device can read for ``reader`` as well.
+
+        Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
+        """
+        mine, theirs = self.identity.box.public.hex(), reader.hex()
+        added = 0
+        with Session(self._engine) as session, session.begin():
+            have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
+            for row in session.exec(select(WrapRow).where(WrapRow.reader == mine)).all():
+                if row.entry_id in have:
+                    continue
+                key = self.identity.box.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                session.add(
+                    WrapRow(
+                        entry_id=row.entry_id, reader=theirs, wrapped=crypto.wrap_key(reader, key)
+                    )
+                )
+                added += 1
+        return added
 
     # --- integrity -----------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ class Writer:
         self._session = session
         self._head: tuple[int, str | None] | None = None
         self._hlc: HLC | None = None
+        self._readers = store.readers()
 
     def append(self, record: str, parents: list[str], body: Body, summary: str) -> Entry:
         """Seal, sign and store one version; the device's chain and clock advance with it."""
@@ -59,13 +60,14 @@ class Writer:
             body=body.encode(),
         )
         session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
-        session.add(
-            WrapRow(
-                entry_id=entry.id,
-                reader=store.identity.box.public.hex(),
-                wrapped=crypto.wrap_key(store.identity.box.public, content_key),
+        for reader in self._readers:
+            session.add(
+                WrapRow(
+                    entry_id=entry.id,
+                    reader=reader.hex(),
+                    wrapped=crypto.wrap_key(reader, content_key),
+                )
             )
-        )
         self._update_index(record, parents, entry, body, summary)
         self._head, self._hlc = (seq, entry.id), hlc
         return entry

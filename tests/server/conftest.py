@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.org import OrgKeys
 from fieldsync.server import data
 from fieldsync.server.app import create_app
+from tests.live import serve
 
 NOW = 1_800_000_000_000
 
@@ -38,26 +34,6 @@ def org() -> Org:
 @pytest.fixture
 def server(org: Org, tmp_path: Path) -> data.ServerData:
     return data.init(tmp_path / "server", org.keys.encode())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """A real uvicorn server for ``app`` on a free loopback port, in a thread."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", running, thread
 
 
 @pytest.fixture

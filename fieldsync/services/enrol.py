@@ -1,0 +1,73 @@
+"""A device joins its organisation's server with an invite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fieldsync.core import enrolment, invite
+from fieldsync.core.ids import fingerprint
+from fieldsync.errors import AccessDenied, ServerError, StoreStateError
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    server: str
+    name: str
+    device_fingerprint: str
+    server_fingerprint: str
+    admin_fingerprint: str
+    wrapped: int  # entries recorded before enrolment, now readable by the organisation
+
+
+def enrol(
+    store: Store, invite_text: str, *, client_for: Callable[[str], SyncClient] = SyncClient
+) -> Enrolled:
+    """Check the invite and the server, register this device, then let the org read its past.
+
+    Nothing is stored locally unless the server accepted the device; asking again after a
+    dropped answer is safe (the server answers the same device and invite the same way).
+    """
+    if store.identity.is_admin:
+        raise StoreStateError("this is an administrator's store; enrol a documenter's device")
+    current = store.setting("enrolment")
+    if current is not None:
+        raise StoreStateError(f"this device is already enrolled with {current['server']}")
+    shown = invite.read(invite_text, now_ms=store.now_ms())
+    with client_for(shown.server) as client:
+        info = client.info()
+        if info.get("server_key") != shown.server_key:
+            raise AccessDenied(
+                f"the server at {shown.server} is not the one the invite names (its key "
+                "differs); nothing was sent to it",
+                hint="Someone may be intercepting the connection. Tell your administrator.",
+            )
+        request = enrolment.request(
+            store.identity.signer, store.identity.box.public, invite_text, shown.token
+        )
+        answer = client.enrol(request.encode())
+    if answer.get("device") != store.identity.device_id:
+        raise ServerError("the server's answer names another device; nothing was stored")
+    store.save_setting(
+        "enrolment",
+        {
+            "admin_key": shown.admin_key,
+            "name": shown.name,
+            "org_read_key": shown.org_read_key,
+            "server": shown.server,
+            "server_key": shown.server_key,
+        },
+    )
+    wrapped = store.add_reader(bytes.fromhex(shown.org_read_key))
+    return Enrolled(
+        server=shown.server,
+        name=shown.name,
+        device_fingerprint=store.identity.fingerprint,
+        server_fingerprint=fingerprint(bytes.fromhex(shown.server_key)),
+        admin_fingerprint=fingerprint(
+            bytes.fromhex(shown.admin_key), bytes.fromhex(shown.org_read_key)
+        ),
+        wrapped=wrapped,
+    )
