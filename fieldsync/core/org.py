@@ -45,7 +45,13 @@ class OrgKeys:
 
 
 def parse(data: bytes) -> OrgKeys:
-    value = encoding.decode(data.strip(), what="the organisation's public keys", max_bytes=4096)
+    """Read the file as ordinary JSON: it is not signed, and a person may have re-saved it."""
+    if len(data) > 4096:
+        raise MalformedData("this is not an organisation's public-keys file (too large)")
+    try:
+        value = encoding.parse_input(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedData("this is not an organisation's public-keys file (not JSON)") from exc
     if not isinstance(value, dict) or set(value) != KEYS:
         raise MalformedData("this is not an organisation's public-keys file")
     if value["format"] != FORMAT or value["version"] != VERSION:

@@ -470,3 +470,27 @@ def test_admin_init_writes_the_public_keys_and_prints_the_fingerprint(tmp_path: 
     )
     assert again.exit_code == 5
     assert "already exists" in again.stderr
+
+
+def test_enroll_server_init_and_run_refuse_bad_input_clearly(run: Run, tmp_path: Path) -> None:
+    garbage = run("enroll", "not an invite at all")
+    assert garbage.exit_code == 5
+    assert "neither an invite" in garbage.stderr
+    damaged = run("enroll", "fieldsync-invite-v1:AAAA.BBBB")
+    assert damaged.exit_code == 6
+    assert "invite" in damaged.stderr
+    missing_org = CliRunner().invoke(
+        app, ["server", "init", "--data", str(tmp_path / "s"), "--org", str(tmp_path / "nope.json")]
+    )
+    assert missing_org.exit_code == 5
+    assert not (tmp_path / "s").exists()
+    not_org = tmp_path / "not-org.json"
+    not_org.write_text('{"hello": 1}')
+    wrong = CliRunner().invoke(
+        app, ["server", "init", "--data", str(tmp_path / "s"), "--org", str(not_org)]
+    )
+    assert wrong.exit_code == 6
+    assert "public-keys file" in wrong.stderr
+    no_server = CliRunner().invoke(app, ["server", "run", "--data", str(tmp_path / "none")])
+    assert no_server.exit_code == 4
+    assert "server init" in no_server.stderr

@@ -61,3 +61,11 @@ def test_a_documenters_store_is_not_an_administrators(store: Store) -> None:
 def test_broken_public_key_files_are_refused(data: bytes) -> None:
     with pytest.raises(MalformedData):
         org.parse(data)
+
+
+def test_a_pretty_printed_public_keys_file_still_reads(tmp_path: Path) -> None:
+    import json
+
+    keys = admin.create_org(tmp_path / "admin", PASSPHRASE, tmp_path / "org.json")
+    pretty = json.dumps(json.loads((tmp_path / "org.json").read_text()), indent=4).encode()
+    assert org.parse(pretty) == keys
