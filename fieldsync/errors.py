@@ -24,6 +24,8 @@
     │   ├── StoreBusy                                 another fieldsync holds the store
     │   ├── NotAdminStore                             a documenter's store, not an admin's
     │   ├── InviteUsed                                an invite already enrolled a device
+    │   ├── ChainGap                                  a batch skips entries the server lacks
+    │   ├── ChainFork                                 a batch contradicts stored entries
     │   └── DiskFull                                  no space left to write
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
     │   └── ServerUnreachable                         no answer (timeouts, refused, dropped)
@@ -213,6 +215,16 @@ class InviteUsed(StoreStateError):
     """This invite has already been used to enrol a device."""
 
     hint = "Ask your administrator for a new invite; each one enrols one device."
+
+
+class ChainGap(StoreStateError):
+    """The batch does not follow what the server has of this device."""
+
+
+class ChainFork(StoreStateError):
+    """The batch contradicts entries the server already holds."""
+
+    hint = "Nothing was overwritten; the batch is kept for review. Tell your administrator."
 
 
 class DiskFull(StoreStateError):

@@ -138,8 +138,8 @@ def batch_id(raw: bytes) -> str:
     return crypto.hash32(crypto.LABEL_BATCH_ID, raw).hex()
 
 
-def parse(raw: bytes) -> Batch:
-    """Decode a batch and check everything it says about itself; raises ``IntegrityError``."""
+def read_manifest(raw: bytes) -> Manifest:
+    """The manifest alone, unverified: enough to look its author up before any real work."""
     if len(raw) > MAX_BATCH_BYTES:
         raise MalformedData(f"batch is too large ({len(raw)} bytes, limit {MAX_BATCH_BYTES})")
     if len(raw) < 13 + crypto.SIGNATURE_BYTES or raw[:4] != MAGIC:
@@ -149,9 +149,15 @@ def parse(raw: bytes) -> Batch:
     (manifest_len,) = struct.unpack(">I", raw[5:9])
     if manifest_len > MAX_MANIFEST or 13 + manifest_len > len(raw) - crypto.SIGNATURE_BYTES:
         raise MalformedData("batch is truncated or its manifest length is wrong")
-    manifest = Manifest.from_json(
+    return Manifest.from_json(
         encoding.decode(raw[9 : 9 + manifest_len], what="batch manifest", max_bytes=MAX_MANIFEST)
     )
+
+
+def parse(raw: bytes) -> Batch:
+    """Decode a batch and check everything it says about itself; raises ``IntegrityError``."""
+    manifest = read_manifest(raw)
+    manifest_len = struct.unpack(">I", raw[5:9])[0]
     signed, signature = raw[: -crypto.SIGNATURE_BYTES], raw[-crypto.SIGNATURE_BYTES :]
     crypto.verify(
         bytes.fromhex(manifest.author),

@@ -13,14 +13,16 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
+from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment
 from fieldsync.errors import FieldsyncError, TooLarge
 from fieldsync.server.data import ServerData
 from fieldsync.server.enrol import device_fingerprint, enrol
+from fieldsync.server.ingest import ingest
 from fieldsync.server.tables import create_tables
 
 PROTOCOL = 1
@@ -94,6 +96,16 @@ def create_app(
             "fingerprint": device_fingerprint(device),
             "enrolled_ms": device.enrolled_ms,
         }
+
+    @app.post("/v1/batches")
+    async def receive_batch(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
+    ) -> Response:
+        """Verify and store a batch; the answer is the server-signed receipt."""
+        body = await read_limited(request, batch_format.MAX_BATCH_BYTES)
+        signed = await run_in_threadpool(ingest, db, server, body, clock())
+        return Response(signed, media_type="application/json")
 
     app.state.engine = engine
     return app

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Engine, LargeBinary, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
 
 
 class DeviceRow(SQLModel, table=True):
@@ -18,6 +18,10 @@ class DeviceRow(SQLModel, table=True):
     status: str = "active"  # active | revoked
     revoked_ms: int | None = None
     last_seen_ms: int | None = None
+    last_seq: int = 0  # every entry of this device up to here is stored
+    head: str | None = None  # id of the entry at last_seq
+    entries: int = 0
+    alert: str | None = None  # set when something needs a person (a fork)
 
 
 class InviteUseRow(SQLModel, table=True):
@@ -30,7 +34,71 @@ class InviteUseRow(SQLModel, table=True):
     used_ms: int
 
 
-SERVER_TABLES = [DeviceRow, InviteUseRow]
+class StoredEntry(SQLModel, table=True):
+    """Entries exactly as signed: the server never rewrites or deletes one."""
+
+    __tablename__ = "stored_entries"
+    __table_args__ = (UniqueConstraint("author", "seq"),)
+
+    id: str = Field(primary_key=True)
+    author: str = Field(index=True)
+    seq: int
+    record: str = Field(index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    org_wrap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    batch: str = Field(index=True)
+    received_ms: int
+
+
+class RecordHead(SQLModel, table=True):
+    """The heads of each record's version graph; more than one means a conflict."""
+
+    __tablename__ = "record_heads"
+
+    record: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+
+
+class AcceptedBatch(SQLModel, table=True):
+    """Every accepted batch and the receipt it got: the same batch again gets the same answer."""
+
+    __tablename__ = "accepted_batches"
+
+    id: str = Field(primary_key=True)
+    author: str = Field(index=True)
+    last_seq: int
+    receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Quarantined(SQLModel, table=True):
+    """Batches kept for a person to review and never merged: forks, revoked senders."""
+
+    __tablename__ = "quarantine"
+
+    id: str = Field(primary_key=True)  # batch id
+    author: str = Field(index=True)
+    reason: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_ms: int
+
+
+class StoredBlob(SQLModel, table=True):
+    __tablename__ = "stored_blobs"
+
+    id: str = Field(primary_key=True)
+    size: int
+    complete: bool = False
+
+
+SERVER_TABLES = [
+    DeviceRow,
+    InviteUseRow,
+    StoredEntry,
+    RecordHead,
+    AcceptedBatch,
+    Quarantined,
+    StoredBlob,
+]
 
 
 def create_tables(engine: Engine) -> None:

@@ -1,0 +1,186 @@
+"""Accepting a batch: DESIGN.md §4's verification order, failing closed, all or nothing.
+
+    1. size            the body was read against MAX_BATCH_BYTES before this point
+    2. device          the manifest's author is enrolled and not revoked
+    3. signatures      the batch's, and every entry's, with the chain inside the batch
+    4. idempotency     the same batch again gets the same receipt, and no new rows
+    5. chain           first_seq = last accepted + 1 and prev = the stored head; earlier seqs
+                       must be the very same entries (a replayed overlap), a different entry at
+                       a stored seq is a fork (quarantined, the device flagged, nothing
+                       overwritten), a later first_seq is a gap (refused, so the device resends
+                       in order)
+    6. parents         every parent is stored already, or earlier in this batch
+    7. blobs           every blob the manifest names is stored, complete, of the stated size
+    8. commit          in one transaction: entries, record heads, the device's head, the receipt
+
+Nothing is written before step 8 except a quarantined fork, which is kept precisely so that
+nothing sent is ever lost.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError as RowConflict
+from sqlmodel import Session, col, select
+
+from fieldsync.core import batch as batch_format
+from fieldsync.core import receipt
+from fieldsync.core.batch import Batch
+from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap
+from fieldsync.server.data import ServerData
+from fieldsync.server.tables import (
+    AcceptedBatch,
+    DeviceRow,
+    Quarantined,
+    RecordHead,
+    StoredBlob,
+    StoredEntry,
+)
+
+
+def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> bytes:
+    """Verify and store a batch; returns the signed receipt (the same one for a replay)."""
+    manifest = batch_format.read_manifest(raw)
+    device = session.get(DeviceRow, manifest.author)
+    if device is None:
+        raise AccessDenied("this device is not enrolled with this server")
+    if device.status != "active":
+        _quarantine(session, raw, manifest.author, "sent after the device was revoked", now_ms)
+        raise AccessDenied("this device has been revoked; the batch is kept for review")
+    batch = batch_format.parse(raw)
+    accepted = session.get(AcceptedBatch, batch.id)
+    if accepted is not None:
+        return accepted.receipt
+    fresh = _check_chain(session, device, batch, now_ms)
+    if not fresh:  # every entry was already stored (a rebuilt batch): answer for the head
+        return _sign(server, device, batch, now_ms)
+    _check_parents(session, fresh, batch)
+    _check_blobs(session, batch)
+    return _commit(session, server, device, batch, fresh, now_ms)
+
+
+def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int) -> list[int]:
+    """Positions in the batch of entries the server does not have yet."""
+    manifest = batch.manifest
+    if manifest.first_seq > device.last_seq + 1:
+        raise ChainGap(
+            f"the server holds this device's entries up to seq {device.last_seq}; this batch "
+            f"starts at {manifest.first_seq}",
+            hint=f"Nothing was stored. Send from seq {device.last_seq + 1} first.",
+        )
+    stored = {
+        row.seq: row.id
+        for row in session.exec(
+            select(StoredEntry).where(
+                StoredEntry.author == manifest.author,
+                col(StoredEntry.seq) >= manifest.first_seq,
+                col(StoredEntry.seq) <= manifest.last_seq,
+            )
+        ).all()
+    }
+    fresh = []
+    for position, entry in enumerate(batch.entries):
+        seq = entry.header.seq
+        if seq in stored:
+            if stored[seq] != entry.id:
+                _quarantine(session, batch.raw, manifest.author, f"fork at seq {seq}", now_ms)
+                device.alert = f"fork at seq {seq}"
+                session.add(device)
+                session.commit()
+                raise ChainFork(f"this device already sent a different entry at seq {seq}")
+        else:
+            fresh.append(position)
+    if fresh:
+        first = batch.entries[fresh[0]].header
+        if first.seq != device.last_seq + 1 or first.prev != device.head:
+            raise BatchInvalid("the batch does not continue the chain the server holds")
+    return fresh
+
+
+def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
+    earlier = {e.id for e in batch.entries}
+    wanted = {p for i in fresh for p in batch.entries[i].header.parents} - earlier
+    if not wanted:
+        return
+    known = set(session.exec(select(StoredEntry.id).where(col(StoredEntry.id).in_(wanted))))
+    missing = wanted - known
+    if missing:
+        raise BatchInvalid(
+            f"the batch names {len(missing)} parent version(s) the server does not hold"
+        )
+
+
+def _check_blobs(session: Session, batch: Batch) -> None:
+    for blob_id, size in batch.manifest.blobs:
+        stored = session.get(StoredBlob, blob_id)
+        if stored is None or not stored.complete or stored.size != size:
+            raise BatchInvalid(
+                f"attachment blob {blob_id[:12]} is not fully uploaded",
+                hint="Nothing was stored. Upload the attachments first.",
+            )
+
+
+def _commit(
+    session: Session,
+    server: ServerData,
+    device: DeviceRow,
+    batch: Batch,
+    fresh: list[int],
+    now_ms: int,
+) -> bytes:
+    for position in fresh:
+        entry, wrap = batch.entries[position], batch.wraps[position]
+        header = entry.header
+        session.add(
+            StoredEntry(
+                id=entry.id,
+                author=header.author,
+                seq=header.seq,
+                record=header.record,
+                raw=entry.raw,
+                org_wrap=wrap,
+                batch=batch.id,
+                received_ms=now_ms,
+            )
+        )
+        for parent in header.parents:
+            old = session.get(RecordHead, (header.record, parent))
+            if old is not None:
+                session.delete(old)
+        session.add(RecordHead(record=header.record, version=entry.id))
+    last = batch.entries[-1]
+    device.last_seq, device.head = last.header.seq, last.id
+    device.entries += len(fresh)
+    device.last_seen_ms = now_ms
+    session.add(device)
+    signed = _sign(server, device, batch, now_ms)
+    session.add(
+        AcceptedBatch(id=batch.id, author=device.key, last_seq=device.last_seq, receipt=signed)
+    )
+    try:
+        session.commit()
+    except RowConflict as exc:  # the same seq arrived by another request at the same moment
+        session.rollback()
+        raise ChainGap(
+            "another request stored these entries at the same moment",
+            hint="Nothing was lost. Send the batch again.",
+        ) from exc
+    return signed
+
+
+def _sign(server: ServerData, device: DeviceRow, batch: Batch, now_ms: int) -> bytes:
+    assert device.head is not None
+    return receipt.sign(
+        server.receipt_key,
+        device=device.key,
+        last_seq=device.last_seq,
+        head=device.head,
+        batch=batch.id,
+        time_ms=now_ms,
+    )
+
+
+def _quarantine(session: Session, raw: bytes, author: str, reason: str, now_ms: int) -> None:
+    key = batch_format.batch_id(raw)
+    if session.get(Quarantined, key) is None:
+        session.add(Quarantined(id=key, author=author, reason=reason, raw=raw, received_ms=now_ms))
+        session.commit()

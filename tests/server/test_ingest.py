@@ -1,0 +1,236 @@
+"""Batches against a real server: the verification order of DESIGN.md §4, case by case."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, func, select
+
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, receipt
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import new_record_id
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.server.tables import DeviceRow, Quarantined, RecordHead, StoredEntry
+from tests.live import running
+from tests.server.conftest import NOW, Org, enrol_body, make_invite
+
+
+@dataclass
+class Device:
+    signer: crypto.SigningPair = field(default_factory=crypto.SigningPair.generate)
+    box: crypto.BoxPair = field(default_factory=crypto.BoxPair.generate)
+    entries: list[entry_format.Entry] = field(default_factory=list)
+
+    def record(
+        self, count: int = 1, *, record: str | None = None, parents: tuple[str, ...] = ()
+    ) -> list[entry_format.Entry]:
+        made = []
+        for _ in range(count):
+            last = self.entries[-1] if self.entries else None
+            made_entry, _ = entry_format.seal(
+                self.signer,
+                seq=len(self.entries) + 1,
+                prev=last.id if last else None,
+                record=record or new_record_id(),
+                parents=parents,
+                hlc=HLC(len(self.entries) + 1, 0),
+                body=b'{"x":1}',
+            )
+            self.entries.append(made_entry)
+            made.append(made_entry)
+        return made
+
+    def batch(
+        self, entries: list[entry_format.Entry], blobs: tuple[tuple[str, int], ...] = ()
+    ) -> bytes:
+        wraps = [crypto.wrap_key(self.box.public, crypto.random_bytes(32)) for _ in entries]
+        return batch_format.build(self.signer, entries, wraps, blobs).raw
+
+
+@dataclass
+class Live:
+    http: httpx.Client
+    engine: Engine
+    server: data.ServerData
+
+    def send(self, raw: bytes) -> httpx.Response:
+        return self.http.post("/v1/batches", content=raw)
+
+    def count(self, table: type) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(table)).one())
+
+
+@pytest.fixture
+def live(server: data.ServerData) -> Iterator[Live]:
+    app = create_app(server, now_ms=lambda: NOW)
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield Live(http, app.state.engine, server)
+
+
+@pytest.fixture
+def device(live: Live, org: Org) -> Device:
+    enrolled = Device()
+    body = enrol_body(make_invite(org, live.server), enrolled.signer, enrolled.box)
+    assert live.http.post("/v1/enrol", content=body).status_code == 200
+    return enrolled
+
+
+def test_a_batch_is_stored_and_answered_with_a_verifiable_receipt(
+    live: Live, device: Device
+) -> None:
+    entries = device.record(3)
+    raw = device.batch(entries)
+    response = live.send(raw)
+    assert response.status_code == 200, response.text
+    got = receipt.verify(response.content, pinned_server_key=live.server.receipt_key.public)
+    assert (got.last_seq, got.head, got.batch) == (3, entries[-1].id, batch_format.batch_id(raw))
+    assert got.device == device.signer.public.hex()
+    assert live.count(StoredEntry) == 3
+    with Session(live.engine) as session:
+        stored = session.get(StoredEntry, entries[0].id)
+        assert stored is not None
+        assert stored.raw == entries[0].raw  # the very bytes that were signed
+
+
+def test_a_replayed_batch_gets_the_same_receipt_and_no_new_rows(live: Live, device: Device) -> None:
+    raw = device.batch(device.record(2))
+    first, again = live.send(raw), live.send(raw)
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    assert live.count(StoredEntry) == 2
+
+
+def test_a_gap_is_refused_and_the_real_next_batch_still_accepted(
+    live: Live, device: Device
+) -> None:
+    first, second, third = device.record(2), device.record(2), device.record(2)
+    assert live.send(device.batch(first)).status_code == 200
+    gap = live.send(device.batch(third))
+    assert gap.status_code == 409
+    assert gap.json()["error"] == "ChainGap"
+    assert "Send from seq 3" in gap.json()["hint"]
+    assert live.count(StoredEntry) == 2
+    assert live.send(device.batch(second)).status_code == 200
+    assert live.send(device.batch(third)).status_code == 200
+    assert live.count(StoredEntry) == 6
+
+
+def test_a_fork_is_quarantined_flagged_and_overwrites_nothing(live: Live, device: Device) -> None:
+    original = device.record(2)
+    assert live.send(device.batch(original)).status_code == 200
+    rewritten = Device(signer=device.signer, box=device.box)  # same key, other history
+    other = rewritten.record(2)
+    response = live.send(rewritten.batch(other))
+    assert response.status_code == 409
+    assert response.json()["error"] == "ChainFork"
+    with Session(live.engine) as session:
+        assert session.get(StoredEntry, original[0].id) is not None
+        assert session.get(StoredEntry, other[0].id) is None
+        assert session.exec(select(Quarantined)).one().reason == "fork at seq 1"
+        registered = session.get(DeviceRow, device.signer.public.hex())
+        assert registered is not None
+        assert registered.alert == "fork at seq 1"
+
+
+def test_a_rebuilt_batch_overlapping_stored_entries_adds_only_the_new_ones(
+    live: Live, device: Device
+) -> None:
+    first = device.record(2)
+    assert live.send(device.batch(first)).status_code == 200
+    both = first + device.record(2)
+    response = live.send(device.batch(both))
+    assert response.status_code == 200
+    assert (
+        receipt.verify(response.content, pinned_server_key=live.server.receipt_key.public).last_seq
+        == 4
+    )
+    assert live.count(StoredEntry) == 4
+
+
+def test_an_unknown_device_is_refused_before_anything_else(live: Live) -> None:
+    stranger = Device()
+    response = live.send(stranger.batch(stranger.record(1)))
+    assert response.status_code == 403
+    assert live.count(StoredEntry) == 0
+
+
+def test_bit_flips_anywhere_store_nothing_and_the_device_keeps_its_queue(
+    live: Live, device: Device
+) -> None:
+    raw = device.batch(device.record(2))
+    for offset in range(0, len(raw), 29):
+        damaged = bytearray(raw)
+        damaged[offset] ^= 0x20
+        response = live.send(bytes(damaged))
+        assert 400 <= response.status_code < 500, offset
+    assert live.count(StoredEntry) == 0
+    assert live.send(raw).status_code == 200  # the intact batch, resent, is accepted
+
+
+def test_unknown_parents_and_missing_blobs_are_refused(live: Live, device: Device) -> None:
+    orphan = device.record(1, parents=("ab" * 32,))
+    response = live.send(device.batch(orphan))
+    assert response.status_code == 400
+    assert "parent" in response.json()["message"]
+    other = Device(signer=device.signer, box=device.box)
+    with_blob = other.record(1)
+    response = live.send(other.batch(with_blob, blobs=(("cd" * 32, 100),)))
+    assert response.status_code == 400
+    assert "not fully uploaded" in response.json()["message"]
+    assert live.count(StoredEntry) == 0
+
+
+def test_versions_of_one_record_move_its_head(live: Live, device: Device) -> None:
+    record = new_record_id()
+    (first,) = device.record(1, record=record)
+    (second,) = device.record(1, record=record, parents=(first.id,))
+    assert live.send(device.batch([first, second])).status_code == 200
+    with Session(live.engine) as session:
+        heads = session.exec(select(RecordHead).where(RecordHead.record == record)).all()
+    assert [h.version for h in heads] == [second.id]
+
+
+def test_an_oversized_batch_is_refused_before_it_is_buffered(live: Live) -> None:
+    response = live.http.post("/v1/batches", content=b"F" * (batch_format.MAX_BATCH_BYTES + 1))
+    assert response.status_code == 413
+
+
+def test_an_entry_moved_into_another_devices_batch_is_refused(
+    live: Live, device: Device, org: Org
+) -> None:
+    other = Device()
+    body = enrol_body(make_invite(org, live.server), other.signer, other.box)
+    assert live.http.post("/v1/enrol", content=body).status_code == 200
+    (stolen,) = device.record(1)
+    manifest = batch_format.Manifest(other.signer.public.hex(), 1, 1, None, (stolen.id,), ())
+    forged = _signed_without_checks(other.signer, manifest, [stolen])
+    response = live.send(forged)
+    assert response.status_code == 400
+    assert response.json()["error"] == "BatchInvalid"
+    assert live.count(StoredEntry) == 0
+
+
+def _signed_without_checks(
+    signer: crypto.SigningPair, manifest: batch_format.Manifest, entries: list[entry_format.Entry]
+) -> bytes:
+    """What a hostile device could sign: its own batch, someone else's entry inside."""
+    manifest_bytes = encoding.encode(manifest.to_json())
+    parts = [
+        b"FSBA\x01",
+        struct.pack(">I", len(manifest_bytes)),
+        manifest_bytes,
+        struct.pack(">I", len(entries)),
+    ]
+    for entry in entries:
+        parts += [struct.pack(">I", len(entry.raw)), entry.raw, bytes(crypto.SEAL_BYTES)]
+    signed = b"".join(parts)
+    return signed + signer.sign(crypto.LABEL_BATCH, signed)
