@@ -49,3 +49,16 @@ def store(template_store: tuple[Path, Any, Any], store_home: Path) -> Iterator[S
 
 example = demo.example
 EXAMPLES = demo.EXAMPLES
+
+
+class Endless:
+    """A reader of ``size`` bytes that never holds more than one chunk of them."""
+
+    def __init__(self, size: int, fill: bytes = b"\x5a") -> None:
+        self.left = size
+        self.fill = fill
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return self.fill * n

@@ -8,6 +8,7 @@ import pytest
 
 from fieldsync.core import blob, crypto
 from fieldsync.errors import IntegrityError, MalformedData
+from tests.conftest import Endless
 
 CHUNK = crypto.STREAM_CHUNK
 
@@ -57,18 +58,6 @@ def test_reordered_chunks_flipped_bits_and_extra_bytes_are_detected() -> None:
 def test_foreign_files_are_named() -> None:
     with pytest.raises(MalformedData, match="not a fieldsync blob"):
         open_(b"PK\x03\x04" + bytes(100), blob.new_key())
-
-
-class Endless:
-    """A reader of ``size`` bytes that never holds more than one chunk of them."""
-
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.left if n < 0 else min(n, self.left)
-        self.left -= n
-        return b"\x5a" * n
 
 
 def test_memory_does_not_grow_with_the_size_of_the_file() -> None:

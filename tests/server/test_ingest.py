@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -12,7 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import crypto, encoding, receipt
+from fieldsync.core import crypto, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 from fieldsync.core.ids import new_record_id
@@ -212,25 +211,8 @@ def test_an_entry_moved_into_another_devices_batch_is_refused(
     assert live.http.post("/v1/enrol", content=body).status_code == 200
     (stolen,) = device.record(1)
     manifest = batch_format.Manifest(other.signer.public.hex(), 1, 1, None, (stolen.id,), ())
-    forged = _signed_without_checks(other.signer, manifest, [stolen])
+    forged = batch_format.encode(other.signer, manifest, [stolen], [bytes(crypto.SEAL_BYTES)])
     response = live.send(forged)
     assert response.status_code == 400
     assert response.json()["error"] == "BatchInvalid"
     assert live.count(StoredEntry) == 0
-
-
-def _signed_without_checks(
-    signer: crypto.SigningPair, manifest: batch_format.Manifest, entries: list[entry_format.Entry]
-) -> bytes:
-    """What a hostile device could sign: its own batch, someone else's entry inside."""
-    manifest_bytes = encoding.encode(manifest.to_json())
-    parts = [
-        b"FSBA\x01",
-        struct.pack(">I", len(manifest_bytes)),
-        manifest_bytes,
-        struct.pack(">I", len(entries)),
-    ]
-    for entry in entries:
-        parts += [struct.pack(">I", len(entry.raw)), entry.raw, bytes(crypto.SEAL_BYTES)]
-    signed = b"".join(parts)
-    return signed + signer.sign(crypto.LABEL_BATCH, signed)

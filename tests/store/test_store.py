@@ -20,7 +20,7 @@ from fieldsync.errors import (
     WrongPassphrase,
 )
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, Endless
 
 
 def add(store: Store, text: str = "x", record: str | None = None) -> tuple[str, str]:
@@ -225,15 +225,6 @@ def test_an_entry_filed_under_another_record_is_refused(store: Store, store_home
 
 def test_attaching_a_large_file_uses_constant_memory(store: Store) -> None:
     import tracemalloc
-
-    class Endless:
-        def __init__(self, size: int) -> None:
-            self.left = size
-
-        def read(self, n: int = -1) -> bytes:
-            n = self.left if n < 0 else min(n, self.left)
-            self.left -= n
-            return b"\x00" * n
 
     tracemalloc.start()
     sealed = store.put_blob(Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
