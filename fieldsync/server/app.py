@@ -18,12 +18,13 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import enrolment
-from fieldsync.errors import FieldsyncError, TooLarge
+from fieldsync.core import enrolment, httpsig
+from fieldsync.errors import AccessDenied, FieldsyncError, TooLarge
+from fieldsync.server.blobs import MAX_CHUNK, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.ingest import ingest
-from fieldsync.server.tables import create_tables
+from fieldsync.server.tables import DeviceRow, create_tables
 
 PROTOCOL = 1
 
@@ -106,6 +107,62 @@ def create_app(
         body = await read_limited(request, batch_format.MAX_BATCH_BYTES)
         signed = await run_in_threadpool(ingest, db, server, body, clock())
         return Response(signed, media_type="application/json")
+
+    blobs = BlobStore(server.folder / "blobs")
+
+    def known_device(db: Session) -> Callable[[str], bytes]:
+        def key_for(keyid: str) -> bytes:
+            device = db.get(DeviceRow, keyid)
+            if device is None or device.status != "active":
+                raise AccessDenied("this device is not enrolled with this server, or revoked")
+            return bytes.fromhex(device.key)
+
+        return key_for
+
+    async def signed_body(request: Request, db: Session, limit: int) -> bytes:
+        """The body of a request the device signed (RFC 9421 style), checked before use."""
+        body = await read_limited(request, limit)
+        httpsig.verify(
+            request.method,
+            request.url.path,
+            request.headers,
+            body,
+            now=clock() // 1000,
+            key_for=known_device(db),
+        )
+        return body
+
+    @app.get("/v1/blobs/{blob_id}")
+    async def blob_state(
+        blob_id: str,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """How much of a blob the server holds (to resume an upload from there)."""
+        await signed_body(request, db, 0)
+        return (await run_in_threadpool(blobs.state, db, blob_id)).to_json()
+
+    @app.put("/v1/blobs/{blob_id}/{size}")
+    async def blob_create(
+        blob_id: str,
+        size: int,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Start uploading a blob of ``size`` stored bytes (idempotent)."""
+        await signed_body(request, db, 0)
+        return (await run_in_threadpool(blobs.create, db, blob_id, size)).to_json()
+
+    @app.patch("/v1/blobs/{blob_id}/{offset}")
+    async def blob_append(
+        blob_id: str,
+        offset: int,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Append a chunk at ``offset``; the last chunk completes the blob if its hash fits."""
+        chunk = await signed_body(request, db, MAX_CHUNK)
+        return (await run_in_threadpool(blobs.append, db, blob_id, offset, chunk)).to_json()
 
     app.state.engine = engine
     return app

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, func, select
 
+from fieldsync.core import batch as batch_format
 from fieldsync.core import crypto, enrolment, invite
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import new_record_id
 from fieldsync.core.org import OrgKeys
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from tests.live import serve
+from tests.live import running, serve
 
 NOW = 1_800_000_000_000
 
@@ -64,3 +70,64 @@ def enrol_body(
     box = box or crypto.BoxPair.generate()
     token = invite.read(text, now_ms=NOW).token
     return enrolment.request(device, box.public, text, token).encode()
+
+
+@dataclass
+class Device:
+    signer: crypto.SigningPair = field(default_factory=crypto.SigningPair.generate)
+    box: crypto.BoxPair = field(default_factory=crypto.BoxPair.generate)
+    entries: list[entry_format.Entry] = field(default_factory=list)
+
+    def record(
+        self, count: int = 1, *, record: str | None = None, parents: tuple[str, ...] = ()
+    ) -> list[entry_format.Entry]:
+        made = []
+        for _ in range(count):
+            last = self.entries[-1] if self.entries else None
+            made_entry, _ = entry_format.seal(
+                self.signer,
+                seq=len(self.entries) + 1,
+                prev=last.id if last else None,
+                record=record or new_record_id(),
+                parents=parents,
+                hlc=HLC(len(self.entries) + 1, 0),
+                body=b'{"x":1}',
+            )
+            self.entries.append(made_entry)
+            made.append(made_entry)
+        return made
+
+    def batch(
+        self, entries: list[entry_format.Entry], blobs: tuple[tuple[str, int], ...] = ()
+    ) -> bytes:
+        wraps = [crypto.wrap_key(self.box.public, crypto.random_bytes(32)) for _ in entries]
+        return batch_format.build(self.signer, entries, wraps, blobs).raw
+
+
+@dataclass
+class Live:
+    http: httpx.Client
+    engine: Engine
+    server: data.ServerData
+
+    def send(self, raw: bytes) -> httpx.Response:
+        return self.http.post("/v1/batches", content=raw)
+
+    def count(self, table: type) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(table)).one())
+
+
+@pytest.fixture
+def live(server: data.ServerData) -> Iterator[Live]:
+    app = create_app(server, now_ms=lambda: NOW)
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield Live(http, app.state.engine, server)
+
+
+@pytest.fixture
+def device(live: Live, org: Org) -> Device:
+    enrolled = Device()
+    body = enrol_body(make_invite(org, live.server), enrolled.signer, enrolled.box)
+    assert live.http.post("/v1/enrol", content=body).status_code == 200
+    return enrolled
