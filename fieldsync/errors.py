@@ -52,10 +52,17 @@ class FieldsyncError(Exception):
     http_status = 500
     hint: str | None = None
 
-    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        hint: str | None = None,
+        details: dict[str, int | str] | None = None,
+    ) -> None:
         self.message = message or (self.__doc__ or "error").strip().splitlines()[0]
         if hint is not None:
             self.hint = hint
+        self.details = details or {}  # machine-readable facts, e.g. the seq to resend from
         super().__init__(self.message)
 
 

@@ -1,4 +1,4 @@
-"""``fieldsync enroll``: joining the organisation's server (push and pull arrive next)."""
+"""``enroll``, ``push``, ``status``: joining the organisation's server and delivering to it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, unlocked
-from fieldsync.cli.render import emit_json, out, safe
+from fieldsync.cli.render import emit_json, err, iso, out, safe, when
+from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
-from fieldsync.services import enrol
+from fieldsync.services import enrol, sync
 
 
 def enroll(
@@ -48,6 +50,104 @@ def enroll(
         )
 
 
+def push(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Deliver this device's new versions and attachments to the organisation's server."""
+    with unlocked(home, passphrase_file) as store:
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=err, transient=True, disable=json) as bars:
+            files = bars.add_task("attachments", total=None)
+            versions = bars.add_task("versions", total=None)
+
+            def plan(entries: int, blob_bytes: int) -> None:
+                bars.update(files, total=blob_bytes or 1, completed=0 if blob_bytes else 1)
+                bars.update(versions, total=entries or 1, completed=0 if entries else 1)
+
+            report = sync.push(
+                store,
+                progress=sync.Progress(
+                    plan=plan,
+                    bytes_sent=lambda n: bars.advance(files, n),
+                    entries_sent=lambda n: bars.advance(versions, n),
+                ),
+            )
+    got = report.receipt
+    if json:
+        emit_json(
+            {
+                "delivered": report.sent_entries,
+                "batches": report.batches,
+                "attachments": report.blobs,
+                "attachment_bytes": report.blob_bytes,
+                "acknowledged_seq": got.last_seq if got else None,
+                "receipt_time": iso(got.time_ms) if got else None,
+            }
+        )
+        return
+    if not report.sent_entries:
+        out.print("Nothing to deliver: every version is acknowledged by the server.", markup=False)
+        return
+    out.print(
+        f"Delivered {report.sent_entries} version(s) in {report.batches} batch(es) and "
+        f"{report.blobs} attachment(s) ({report.blob_bytes} bytes).",
+        markup=False,
+    )
+    if got:
+        out.print(
+            f"The server's signed receipt covers everything up to seq {got.last_seq} "
+            f"({when(got.time_ms)}).",
+            markup=False,
+        )
+
+
+def status(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """What is waiting to be delivered, what the server has acknowledged, and to whom."""
+    with unlocked(home, passphrase_file) as store:
+        joined = store.setting("enrolment")
+        delivery = store.setting("delivery") or {}
+        waiting = sync.pending(store)
+        device = store.identity.fingerprint
+    acknowledged = int(delivery.get("last_seq", 0))
+    receipt_ms = int(delivery["receipt_time_ms"]) if "receipt_time_ms" in delivery else None
+    server_fp = fingerprint(bytes.fromhex(joined["server_key"])) if joined else None
+    if json:
+        emit_json(
+            {
+                "enrolled": joined is not None,
+                "server": joined["server"] if joined else None,
+                "server_fingerprint": server_fp,
+                "device_fingerprint": device,
+                "pending": waiting,
+                "acknowledged_seq": acknowledged,
+                "last_receipt": iso(receipt_ms) if receipt_ms else None,
+            }
+        )
+        return
+    out.print(f"Device fingerprint: {device}", markup=False)
+    if joined is None:
+        out.print("Not enrolled with a server: run 'fieldsync enroll INVITE'.", markup=False)
+    else:
+        out.print(f"Server: {safe(joined['server'])} (fingerprint {server_fp})", markup=False)
+        out.print(
+            f"Acknowledged by the server: up to seq {acknowledged}"
+            + (f", receipt of {when(receipt_ms)}" if receipt_ms else ""),
+            markup=False,
+        )
+    out.print(f"Waiting to be delivered: {waiting} version(s)", markup=False)
+
+
 def _invite_text(given: str) -> str:
     if given.strip().startswith("fieldsync-invite-"):
         return given
@@ -62,3 +162,5 @@ def _invite_text(given: str) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command()(enroll)
+    app.command()(push)
+    app.command()(status)

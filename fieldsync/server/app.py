@@ -63,7 +63,12 @@ def create_app(
     @app.exception_handler(FieldsyncError)
     async def fieldsync_error(_request: Request, exc: FieldsyncError) -> JSONResponse:
         return JSONResponse(
-            {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint},
+            {
+                "error": type(exc).__name__,
+                "message": exc.message,
+                "hint": exc.hint,
+                "details": exc.details,
+            },
             status_code=exc.http_status,
         )
 

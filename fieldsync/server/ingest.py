@@ -66,6 +66,7 @@ def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int)
             f"the server holds this device's entries up to seq {device.last_seq}; this batch "
             f"starts at {manifest.first_seq}",
             hint=f"Nothing was stored. Send from seq {device.last_seq + 1} first.",
+            details={"expected_seq": device.last_seq + 1},
         )
     stored = {
         row.seq: row.id

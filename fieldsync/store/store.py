@@ -120,6 +120,15 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """One of this device's entries waiting for delivery, with what must travel with it."""
+
+    entry: Entry
+    org_wrap: bytes  # its content key, sealed for the organisation
+    blobs: tuple[str, ...]  # ids of the attachments its body references
+
+
+@dataclass(frozen=True)
 class Version:
     """One stored version: its verified entry and, if it could be opened, its body."""
 
@@ -460,6 +469,45 @@ class Store:
                 )
                 added += 1
         return added
+
+    @db_errors
+    def own_entries_after(self, seq: int) -> int:
+        with Session(self._engine) as session:
+            return int(
+                session.exec(
+                    select(func.count())
+                    .select_from(EntryRow)
+                    .where(EntryRow.author == self.identity.device_id, col(EntryRow.seq) > seq)
+                ).one()
+            )
+
+    @db_errors
+    def outbox(self, after_seq: int, org_reader: bytes) -> list[Outgoing]:
+        """This device's entries after ``after_seq``, in order, ready to be batched."""
+        me = self.identity.device_id
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(EntryRow)
+                .where(EntryRow.author == me, col(EntryRow.seq) > after_seq)
+                .order_by(col(EntryRow.seq))
+            ).all()
+            ids = [r.id for r in rows]
+            wraps = {
+                (w.entry_id, w.reader): w.wrapped
+                for w in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))).all()
+            }
+        outgoing = []
+        for row in rows:
+            org_wrap = wraps.get((row.id, org_reader.hex()))
+            version = self.open_version(row, wraps.get((row.id, self.identity.box.public.hex())))
+            if org_wrap is None or version.body is None:
+                raise StoreCorrupted(
+                    f"version {row.id[:12]} cannot be sent: "
+                    f"{version.problem or 'it has no key for the organisation'}"
+                )
+            blobs = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
+            outgoing.append(Outgoing(version.entry, org_wrap, blobs))
+        return outgoing
 
     # --- integrity -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from fieldsync import errors
+from fieldsync.core import crypto, httpsig
 from fieldsync.errors import FieldsyncError, ServerError, ServerUnreachable
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -34,8 +35,12 @@ class SyncClient:
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        signer: crypto.SigningPair | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._signer = signer
+        self._clock = clock
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._sleep = sleep
@@ -67,14 +72,35 @@ class SyncClient:
     def enrol(self, body: bytes) -> dict[str, Any]:
         return self._json(self._request("POST", "/v1/enrol", content=body))
 
-    def _request(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
+    def blob_state(self, blob_id: str) -> dict[str, Any] | None:
+        """How much of a blob the server holds; None if no upload has started."""
+        try:
+            return self._json(self._request("GET", f"/v1/blobs/{blob_id}", signed=True))
+        except errors.NotFound:
+            return None
+
+    def blob_create(self, blob_id: str, size: int) -> dict[str, Any]:
+        return self._json(self._request("PUT", f"/v1/blobs/{blob_id}/{size}", signed=True))
+
+    def blob_append(self, blob_id: str, offset: int, chunk: bytes) -> dict[str, Any]:
+        path = f"/v1/blobs/{blob_id}/{offset}"
+        return self._json(self._request("PATCH", path, content=chunk, signed=True))
+
+    def send_batch(self, raw: bytes) -> bytes:
+        """Deliver a batch; returns the receipt exactly as received (the caller verifies it)."""
+        return self._request("POST", "/v1/batches", content=raw).content
+
+    def _request(
+        self, method: str, path: str, content: bytes | None = None, *, signed: bool = False
+    ) -> httpx.Response:
         last: FieldsyncError | None = None
         for attempt in range(self._attempts):
             if attempt:
                 # Exponential backoff with full jitter: retries from many devices spread out.
                 self._sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311
+            headers = self._signature(method, path, content or b"") if signed else None
             try:
-                response = self._http.request(method, path, content=content)
+                response = self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as exc:
                 last = ServerUnreachable(
                     f"the server at {self.base_url} did not answer ({_reason(exc)}, "
@@ -90,6 +116,12 @@ class SyncClient:
             raise _server_error(self.base_url, response)
         assert last is not None
         raise last
+
+    def _signature(self, method: str, path: str, body: bytes) -> dict[str, str]:
+        # Signed afresh on every try: the signature carries the time it was made.
+        if self._signer is None:
+            raise ValueError("this request must be signed, and the client has no key")
+        return httpsig.sign(self._signer, method, path, body, int(self._clock()))
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
@@ -115,9 +147,19 @@ def _server_error(base_url: str, response: httpx.Response) -> FieldsyncError:
         )
     kind = getattr(errors, name, None)
     text = f"the server refused: {message[:1].lower()}{message[1:]}"
+    raw_details = body.get("details")
+    details = (
+        {str(k): v for k, v in (raw_details or {}).items() if isinstance(v, int | str)}
+        if isinstance(raw_details, dict)
+        else {}
+    )
     if isinstance(kind, type) and issubclass(kind, FieldsyncError):
+        # The same class the server raised, built without its own __init__ (some take other
+        # arguments), so the device shows the server's words and can act on the details.
         error = kind.__new__(kind)
-        FieldsyncError.__init__(error, text, hint=hint if isinstance(hint, str) else None)
+        FieldsyncError.__init__(
+            error, text, hint=hint if isinstance(hint, str) else None, details=details
+        )
         return error
     return ServerError(text)
 

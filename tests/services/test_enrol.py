@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,29 +17,9 @@ from fieldsync.services.forms import get_form
 from fieldsync.store.db import EntryRow, WrapRow
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
-from tests.conftest import PASSPHRASE, example
+from tests.conftest import example
 from tests.live import running
-
-DAY = 86_400_000
-
-
-@pytest.fixture(scope="module")
-def admin_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    folder = tmp_path_factory.mktemp("admin")
-    admin.create_org(folder / "home", PASSPHRASE, folder / "org.json")
-    with Store.open(folder / "home", PASSPHRASE) as store:
-        yield store
-
-
-@pytest.fixture
-def server_url(admin_store: Store, tmp_path: Path) -> Iterator[str]:
-    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
-    with running(create_app(server)) as url:
-        yield url
-
-
-def quick(url: str) -> SyncClient:
-    return SyncClient(url, attempts=2, timeout=5, backoff=0.01)
+from tests.services.conftest import DAY, quick
 
 
 def test_enrolment_lets_the_organisation_read_the_past_and_the_future(

@@ -1,0 +1,180 @@
+"""Delivering this device's versions to the organisation's server (docs/protocol.md).
+
+``push`` uploads every blob the pending versions reference (resuming from the server's offset),
+then sends the versions in seq order in bounded batches. A batch counts as delivered only when
+the server's receipt verifies against the key pinned at enrolment and names the batch's last
+entry; only then does the delivery point move. Every step is idempotent, so a push that stops
+anywhere can simply be run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fieldsync.core import batch as batch_format
+from fieldsync.core import receipt as receipts
+from fieldsync.core.receipt import Receipt
+from fieldsync.errors import (
+    ChainGap,
+    FieldsyncError,
+    ServerError,
+    ServerUnreachable,
+    StoreStateError,
+)
+from fieldsync.store.store import Outgoing, Store
+from fieldsync.transport.client import SyncClient
+
+UPLOAD_CHUNK = 1024 * 1024
+ClientFor = Callable[[str, Store], SyncClient]
+
+
+@dataclass
+class PushReport:
+    sent_entries: int = 0
+    batches: int = 0
+    blobs: int = 0
+    blob_bytes: int = 0
+    receipt: Receipt | None = None
+    pending: int = 0  # still queued when it stopped
+
+
+@dataclass
+class Progress:
+    """Callbacks for the CLI's progress bars (no-ops by default)."""
+
+    plan: Callable[[int, int], None] = field(default=lambda entries, blob_bytes: None)
+    bytes_sent: Callable[[int], None] = field(default=lambda n: None)
+    entries_sent: Callable[[int], None] = field(default=lambda n: None)
+
+
+def signed_client(url: str, store: Store) -> SyncClient:
+    return SyncClient(url, signer=store.identity.signer)
+
+
+def enrolment(store: Store) -> dict[str, Any]:
+    current = store.setting("enrolment")
+    if current is None:
+        raise StoreStateError(
+            "this device is not enrolled with a server",
+            hint="Ask your administrator for an invite, then run 'fieldsync enroll INVITE'.",
+        )
+    return current
+
+
+def delivered_seq(store: Store) -> int:
+    return int((store.setting("delivery") or {}).get("last_seq", 0))
+
+
+def pending(store: Store) -> int:
+    """Versions this device has not had acknowledged by a verified receipt."""
+    return store.own_entries_after(delivered_seq(store))
+
+
+def push(
+    store: Store, *, client_for: ClientFor = signed_client, progress: Progress | None = None
+) -> PushReport:
+    joined = enrolment(store)
+    progress = progress or Progress()
+    report = PushReport()
+    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    blob_ids = list(dict.fromkeys(b for item in outbox for b in item.blobs))
+    sizes = {b: store.blob_path(b).stat().st_size for b in blob_ids}
+    progress.plan(len(outbox), sum(sizes.values()))
+    try:
+        with client_for(joined["server"], store) as client:
+            for blob_id in blob_ids:
+                report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
+                report.blobs += 1
+            _send_batches(store, client, joined, outbox, sizes, report, progress)
+    except (ServerUnreachable, ServerError) as exc:
+        left = len(outbox) - report.sent_entries
+        raise type(exc)(
+            f"{exc.message}. Nothing was lost: {left} version(s) stay queued on this device",
+            hint="Run 'fieldsync push' again when the connection is back; it resumes.",
+        ) from exc
+    return report
+
+
+def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress: Progress) -> int:
+    state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
+    sent = 0
+    with open(store.blob_path(blob_id), "rb") as handle:
+        while not state["complete"]:
+            offset = int(state["offset"])
+            handle.seek(offset)
+            chunk = handle.read(UPLOAD_CHUNK)
+            try:
+                state = client.blob_append(blob_id, offset, chunk)
+            except ChainGap as exc:  # another try got there first: continue from the server's
+                state = {"complete": False, "offset": int(exc.details.get("offset", 0))}
+                continue
+            sent += len(chunk)
+            progress.bytes_sent(len(chunk))
+    return sent
+
+
+def _send_batches(
+    store: Store,
+    client: SyncClient,
+    joined: dict[str, Any],
+    outbox: list[Outgoing],
+    sizes: dict[str, int],
+    report: PushReport,
+    progress: Progress,
+) -> None:
+    pinned = bytes.fromhex(joined["server_key"])
+    start = 0
+    for count in batch_format.plan([len(item.entry.raw) for item in outbox]):
+        group = outbox[start : start + count]
+        blobs = {(b, sizes[b]) for item in group for b in item.blobs}
+        built = batch_format.build(
+            store.identity.signer, [i.entry for i in group], [i.org_wrap for i in group], blobs
+        )
+        try:
+            answer = client.send_batch(built.raw)
+        except ChainGap as exc:
+            expected = int(exc.details.get("expected_seq", 0))
+            raise StoreStateError(
+                f"the server holds this device's versions only up to seq {expected - 1}, "
+                f"before what this device believes it delivered",
+                hint="Nothing was lost or changed. Tell your administrator: the server may "
+                "have been restored from an old backup.",
+            ) from exc
+        got = _verified(answer, pinned, built)
+        last = group[-1].entry
+        store.save_setting(
+            "delivery",
+            {
+                "last_seq": last.header.seq,
+                "head": last.id,
+                "receipt": answer.decode("utf-8"),
+                "receipt_time_ms": got.time_ms,
+            },
+        )
+        report.sent_entries += count
+        report.batches += 1
+        report.receipt = got
+        progress.entries_sent(count)
+        start += count
+
+
+def _verified(answer: bytes, pinned: bytes, built: batch_format.Batch) -> Receipt:
+    """The receipt, if it is the server's and covers this batch; nothing is marked otherwise."""
+    try:
+        got = receipts.verify(answer, pinned_server_key=pinned)
+    except FieldsyncError as exc:
+        raise ServerError(
+            "the server's answer is not a valid receipt; nothing was marked as delivered",
+        ) from exc
+    last = built.entries[-1]
+    if (
+        got.device != built.manifest.author
+        or got.last_seq < last.header.seq
+        or (got.last_seq == last.header.seq and got.head != last.id)
+    ):
+        raise ServerError(
+            "the server's receipt does not cover this batch; nothing was marked as delivered"
+        )
+    return got

@@ -1,0 +1,37 @@
+"""An administrator's store and a live server, for the services that talk to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.services import admin
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+from tests.conftest import PASSPHRASE
+from tests.live import running
+
+DAY = 86_400_000
+
+
+@pytest.fixture(scope="session")
+def admin_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    folder = tmp_path_factory.mktemp("admin")
+    admin.create_org(folder / "home", PASSPHRASE, folder / "org.json")
+    with Store.open(folder / "home", PASSPHRASE) as store:
+        yield store
+
+
+@pytest.fixture
+def server_url(admin_store: Store, tmp_path: Path) -> Iterator[str]:
+    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
+    with running(create_app(server)) as url:
+        yield url
+
+
+def quick(url: str) -> SyncClient:
+    return SyncClient(url, attempts=2, timeout=5, backoff=0.01)

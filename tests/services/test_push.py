@@ -1,0 +1,145 @@
+"""push against a real server: delivery, resumed uploads, and receipts that are not trusted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, func, select
+
+from fieldsync.errors import ServerError, ServerUnreachable, StoreStateError
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.server.tables import StoredEntry
+from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+from tests.conftest import example
+from tests.live import running
+from tests.services.conftest import DAY, quick
+
+
+@pytest.fixture
+def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, data.ServerData, object]]:
+    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
+    app = create_app(server)
+    with running(app) as url:
+        yield url, server, app.state.engine
+
+
+@pytest.fixture
+def enrolled(store: Store, admin_store: Store, live: tuple[str, data.ServerData, object]) -> Store:
+    url = live[0]
+    text, _ = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
+    enrol.enrol(store, text, client_for=quick)
+    return store
+
+
+def client(url: str, store: Store, **options: object) -> SyncClient:
+    defaults: dict[str, object] = dict(signer=store.identity.signer, attempts=1, timeout=10)
+    defaults.update(options)
+    return SyncClient(url, **defaults)  # type: ignore[arg-type]
+
+
+def stored_entries(engine: object) -> int:
+    with Session(engine) as session:  # type: ignore[call-overload]
+        return int(session.exec(select(func.count()).select_from(StoredEntry)).one())
+
+
+def attach_file(store: Store, record: str, tmp_path: Path, size: int) -> None:
+    path = tmp_path / "video.bin"
+    path.write_bytes(bytes(range(256)) * (size // 256))
+    records.attach(store, record, [path])
+
+
+def test_push_delivers_versions_and_attachments_then_has_nothing_left(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    engine = live[2]
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 2_500_000)
+    assert sync.pending(enrolled) == 2
+    report = sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    assert (report.sent_entries, report.batches, report.blobs) == (2, 1, 1)
+    assert report.receipt is not None
+    assert report.receipt.last_seq == 2
+    assert stored_entries(engine) == 2
+    assert sync.pending(enrolled) == 0
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 0
+    records.edit(enrolled, record, sets=["victims.total=8"])
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
+    assert stored_entries(engine) == 3
+
+
+class DropsAfter(httpx.HTTPTransport):
+    """A link that dies for good after ``n`` requests."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.left <= 0:
+            raise httpx.ConnectError("the link dropped", request=request)
+        self.left -= 1
+        return super().handle_request(request)
+
+
+def test_a_dropped_link_loses_nothing_and_the_next_push_resumes_the_upload(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    engine = live[2]
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 3_000_000)
+    (attachment,) = records.read(enrolled, record).body.attachments
+    stored_size = enrolled.blob_path(attachment.blob).stat().st_size
+    # state + create + two 1 MiB chunks get through, then the link is gone
+    with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
+        sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DropsAfter(4)))
+    assert sync.pending(enrolled) == 2
+    assert stored_entries(engine) == 0
+    report = sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    assert report.sent_entries == 2
+    # it resumed after the two chunks the server kept; it did not start again
+    assert report.blob_bytes == stored_size - 2 * sync.UPLOAD_CHUNK
+
+
+def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
+    enrolled: Store, live: tuple[str, data.ServerData, object]
+) -> None:
+    records.create(enrolled, get_form("interview"), example("interview"))
+    joined = enrolled.setting("enrolment")
+    assert joined is not None
+    genuine = joined["server_key"]
+    enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})  # not this server
+    with pytest.raises(ServerError, match="nothing was marked as delivered"):
+        sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    assert sync.pending(enrolled) == 1
+    enrolled.save_setting("enrolment", joined | {"server_key": genuine})
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
+
+
+def test_a_bare_200_is_not_a_receipt(
+    enrolled: Store, live: tuple[str, data.ServerData, object]
+) -> None:
+    records.create(enrolled, get_form("interview"), example("interview"))
+    real = httpx.HTTPTransport()
+
+    def lying(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/batches":
+            return httpx.Response(200, content=b"OK")
+        return real.handle_request(request)
+
+    with pytest.raises(ServerError, match="nothing was marked as delivered"):
+        sync.push(
+            enrolled, client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(lying))
+        )
+    assert sync.pending(enrolled) == 1
+
+
+def test_push_needs_an_enrolled_device(store: Store) -> None:
+    with pytest.raises(StoreStateError, match="not enrolled"):
+        sync.push(store)
