@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +22,7 @@ def demo(
         typer.Option("--keep", help="Run in this (new) folder and keep it, to look inside."),
     ] = None,
 ) -> None:
-    """Run the documenter's journey on built-in examples in a temporary folder."""
+    """The whole journey on built-in examples: record, then organisation, server, push."""
     folder = keep or Path(tempfile.mkdtemp(prefix="fieldsync-demo-"))
     started = time.monotonic()
     out.print(
@@ -29,7 +31,7 @@ def demo(
         )
     )
     try:
-        for number, step in enumerate(journey.run(folder), start=1):
+        for number, step in enumerate(journey.run(folder, start_server), start=1):
             out.print(literal(f"{number:>2}. {step.title}", style="bold"))
             out.print(literal(f"    {step.detail}"))
     finally:
@@ -38,6 +40,18 @@ def demo(
     out.print(
         f"Done in {time.monotonic() - started:.1f} s; every step checked its result.", markup=False
     )
+
+
+@contextmanager
+def start_server(folder: Path, org_public: bytes) -> Iterator[tuple[str, str]]:
+    """A real server for the demo: set up in ``folder``, served on a free loopback port."""
+    from fieldsync.server import data
+    from fieldsync.server.app import create_app
+    from fieldsync.server.embedded import running
+
+    server = data.init(folder, org_public)
+    with running(create_app(server)) as url:
+        yield url, server.fingerprint
 
 
 def register(app: typer.Typer) -> None:

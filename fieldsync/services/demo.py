@@ -10,17 +10,19 @@ import copy
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fieldsync.errors import IntegrityError
-from fieldsync.services import importer, records, setup
+from fieldsync.services import admin, enrol, importer, records, setup, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
 DEMO_PASSPHRASE = "demo only, never use this passphrase"  # noqa: S105 - printed on purpose
+ADMIN_PASSPHRASE = "demo administrator, never use this passphrase"  # noqa: S105
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "incident": {
@@ -85,77 +87,134 @@ class Step:
     detail: str  # what came of it
 
 
-def run(folder: Path) -> Iterator[Step]:
-    """Every step of the journey, in order; raises if any step's result is wrong."""
+ServerStarter = Callable[[Path, bytes], AbstractContextManager[tuple[str, str]]]
+
+
+def run(folder: Path, start_server: ServerStarter | None = None) -> Iterator[Step]:
+    """Every step of the journey, in order; raises if any step's result is wrong.
+
+    With ``start_server`` (the CLI passes one; services never import the server), the journey
+    goes on: an organisation, a server on a free local port, an invite, enrolment, push.
+    """
     home = folder / "home"
+    needles: list[bytes] = []
     with Store.create(home, DEMO_PASSPHRASE) as store:
-        yield Step(
-            "fieldsync init",
-            f"encrypted store in {home}; device fingerprint {store.identity.fingerprint}",
-        )
-        incident = records.create(store, get_form("incident"), example("incident"))
-        yield Step("fieldsync new incident", f"record {incident}, signed entry 1 of this device")
-
-        interviews = folder / "interviews.jsonl"
-        second = example("interview") | {
-            "interviewee_role": "witness",
-            "testimony": "رأيت الطائرة تقصف السوق.",
-        }
-        lines = [example("interview"), second]
-        interviews.write_text("\n".join(map(_json, lines)) + "\n", encoding="utf-8")
-        form = get_form("interview")
-        report = importer.import_file(store, form, importer.read_rows(interviews, "jsonl", form))
-        interviews.unlink()
-        yield Step(
-            "fieldsync import interview interviews.jsonl",
-            f"{len(report.saved)} interviews saved under one unlock",
-        )
-
-        records.edit(store, incident, sets=["victims.total=6"], note="a sixth victim identified")
-        yield Step("fieldsync edit --set victims.total=6", "version 2; version 1 is kept")
-
-        photo = folder / "photo.jpg"
-        photo.write_bytes(os.urandom(256 * 1024))
-        digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-        records.attach(store, incident, [photo])
-        yield Step("fieldsync attach photo.jpg", "encrypted in 64 KiB chunks; version 3")
-
-        listed = store.index()
-        yield Step(
-            "fieldsync list",
-            f"{len(listed)} records: "
-            + "; ".join(f"{r.form.split('@')[0]} ({r.versions} versions)" for r in listed),
-        )
-
-        back = records.save_attachment(store, incident, 1, folder / "back.jpg", force=False)
-        if hashlib.sha256(back.read_bytes()).hexdigest() != digest:
-            raise IntegrityError("the attachment did not come back byte-identical")
-        yield Step("fieldsync show --attachment 1 --out back.jpg", "byte-identical (SHA-256)")
-
-        history = records.history(store, incident)
-        yield Step("fieldsync history", " → ".join(_describe(h) for h in history))
-
-        check = setup.check(store)
-        if not check.ok:
-            raise IntegrityError("; ".join(check.problems))
-        yield Step(
-            "fieldsync check",
-            f"{check.entries} signatures, the hash chain, "
-            f"{check.blobs} attachment and the index all verify",
-        )
-        needles = [
-            "سارة".encode(),
-            b"nurse on duty",
-            "اعتُقلت عند الحاجز".encode(),
-            b"photo.jpg",
-            photo.read_bytes()[1000:1032],
-        ]
-    found = [p.name for p in home.rglob("*") if p.is_file() and _contains(p, needles)]
+        yield from _record(store, folder, needles)
+        if start_server is not None:
+            yield from _deliver(store, folder, start_server)
+    searched = [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".jpg"]
+    found = [p.name for p in searched if _contains(p, needles)]
     if found:
         raise IntegrityError(f"plaintext found at rest in {', '.join(found)}")
+    places = "the store" if start_server is None else "the store, the admin's store and the server"
     yield Step(
-        "search every byte of the store", "no name, text, file name or file content in the clear"
+        "search every byte written",
+        f"no name, text, file name or file content in the "
+        f"clear in {places} ({len(searched)} files)",
     )
+
+
+def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
+    yield Step(
+        "fieldsync init",
+        f"encrypted store in {store.home}; device fingerprint {store.identity.fingerprint}",
+    )
+    incident = records.create(store, get_form("incident"), example("incident"))
+    yield Step("fieldsync new incident", f"record {incident}, signed entry 1 of this device")
+
+    interviews = folder / "interviews.jsonl"
+    second = example("interview") | {
+        "interviewee_role": "witness",
+        "testimony": "رأيت الطائرة تقصف السوق.",
+    }
+    interviews.write_text(
+        "\n".join(map(_json, [example("interview"), second])) + "\n", encoding="utf-8"
+    )
+    form = get_form("interview")
+    report = importer.import_file(store, form, importer.read_rows(interviews, "jsonl", form))
+    interviews.unlink()
+    yield Step(
+        "fieldsync import interview interviews.jsonl",
+        f"{len(report.saved)} interviews saved under one unlock",
+    )
+
+    records.edit(store, incident, sets=["victims.total=6"], note="a sixth victim identified")
+    yield Step("fieldsync edit --set victims.total=6", "version 2; version 1 is kept")
+
+    photo = folder / "photo.jpg"
+    photo.write_bytes(os.urandom(256 * 1024))
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    records.attach(store, incident, [photo])
+    yield Step("fieldsync attach photo.jpg", "encrypted in 64 KiB chunks; version 3")
+
+    listed = store.index()
+    yield Step(
+        "fieldsync list",
+        f"{len(listed)} records: "
+        + "; ".join(f"{r.form.split('@')[0]} ({r.versions} versions)" for r in listed),
+    )
+
+    back = records.save_attachment(store, incident, 1, folder / "back.jpg", force=False)
+    if hashlib.sha256(back.read_bytes()).hexdigest() != digest:
+        raise IntegrityError("the attachment did not come back byte-identical")
+    yield Step("fieldsync show --attachment 1 --out back.jpg", "byte-identical (SHA-256)")
+
+    history = records.history(store, incident)
+    yield Step("fieldsync history", " → ".join(_describe(h) for h in history))
+
+    check = setup.check(store)
+    if not check.ok:
+        raise IntegrityError("; ".join(check.problems))
+    yield Step(
+        "fieldsync check",
+        f"{check.entries} signatures, the hash chain, "
+        f"{check.blobs} attachment and the index all verify",
+    )
+    needles += [
+        "سارة".encode(),
+        b"nurse on duty",
+        "اعتُقلت عند الحاجز".encode(),
+        b"photo.jpg",
+        photo.read_bytes()[1000:1032],
+    ]
+
+
+def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterator[Step]:
+    public = folder / "org-public.json"
+    keys = admin.create_org(folder / "admin", ADMIN_PASSPHRASE, public)
+    yield Step(
+        "fieldsync admin init",
+        f"the organisation's keys in an encrypted admin store; "
+        f"organisation fingerprint {keys.fingerprint}",
+    )
+    with start_server(folder / "server", public.read_bytes()) as (url, server_fingerprint):
+        yield Step(
+            "fieldsync server init; fieldsync server run",
+            f"{url}, server fingerprint {server_fingerprint}",
+        )
+        with Store.open(folder / "admin", ADMIN_PASSPHRASE) as admin_store:
+            text, _ = admin.make_invite(admin_store, "demo laptop", url, valid_ms=86_400_000)
+        yield Step("fieldsync admin invite 'demo laptop'", f"one line: {text[:40]}…")
+        joined = enrol.enrol(store, text)
+        yield Step(
+            "fieldsync enroll INVITE",
+            f"enrolled as {joined.name!r}; {joined.wrapped} "
+            "earlier versions now readable by the organisation too",
+        )
+        report = sync.push(store)
+        if report.receipt is None or sync.pending(store):
+            raise IntegrityError("push left versions undelivered")
+        yield Step(
+            "fieldsync push",
+            f"{report.sent_entries} versions in {report.batches} "
+            f"signed batch(es), {report.blobs} attachment ({report.blob_bytes} bytes); "
+            f"the server's receipt up to seq {report.receipt.last_seq} verifies against "
+            "the key pinned at enrolment",
+        )
+        yield Step(
+            "fieldsync status",
+            "0 versions waiting; the server holds ciphertext only and no key that can read it",
+        )
 
 
 def _describe(item: records.HistoryItem) -> str:

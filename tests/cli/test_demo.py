@@ -13,8 +13,11 @@ from fieldsync.services import demo
 def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo"], env={"TMPDIR": str(tmp_path)})
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "10. search every byte of the store" in result.stdout
     assert "created → changed victims.total → attached photo.jpg" in result.stdout
+    assert "14. fieldsync push" in result.stdout
+    assert "receipt up to seq 5 verifies" in result.stdout
+    assert "16. search every byte written" in result.stdout
+    assert "the store, the admin's store and the server" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
 

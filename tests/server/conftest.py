@@ -17,7 +17,7 @@ from fieldsync.core.ids import new_record_id
 from fieldsync.core.org import OrgKeys
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from tests.live import running, serve
+from tests.live import running
 
 NOW = 1_800_000_000_000
 
@@ -44,11 +44,11 @@ def server(org: Org, tmp_path: Path) -> data.ServerData:
 
 @pytest.fixture
 def client(server: data.ServerData) -> Iterator[httpx.Client]:
-    url, running, thread = serve(create_app(server, now_ms=lambda: NOW))
-    with httpx.Client(base_url=url, timeout=10) as http:
+    with (
+        running(create_app(server, now_ms=lambda: NOW)) as url,
+        httpx.Client(base_url=url, timeout=10) as http,
+    ):
         yield http
-    running.should_exit = True
-    thread.join(timeout=10)
 
 
 def make_invite(org: Org, server: data.ServerData, **overrides: object) -> str:
