@@ -51,6 +51,14 @@ def enroll(
 
 
 def push(
+    wipe_after: Annotated[
+        bool,
+        typer.Option(
+            "--wipe-after",
+            help="Then destroy this device's keys to every record the "
+            "server's verified receipts cover in full.",
+        ),
+    ] = False,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,

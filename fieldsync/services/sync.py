@@ -38,6 +38,8 @@ class PushReport:
     blob_bytes: int = 0
     receipt: Receipt | None = None
     pending: int = 0  # still queued when it stopped
+    wiped_records: int = 0
+    wiped_attachments: int = 0
 
 
 @dataclass
@@ -73,8 +75,14 @@ def pending(store: Store) -> int:
 
 
 def push(
-    store: Store, *, client_for: ClientFor = signed_client, progress: Progress | None = None
+    store: Store,
+    *,
+    client_for: ClientFor = signed_client,
+    progress: Progress | None = None,
+    wipe_after: bool = False,
 ) -> PushReport:
+    """Deliver what is pending; with ``wipe_after``, then forget every record the server's
+    verified receipts cover in full (never before, and never anything else)."""
     joined = enrolment(store)
     progress = progress or Progress()
     report = PushReport()
@@ -92,8 +100,13 @@ def push(
         left = len(outbox) - report.sent_entries
         raise type(exc)(
             f"{exc.message}. Nothing was lost: {left} version(s) stay queued on this device",
-            hint="Run 'fieldsync push' again when the connection is back; it resumes.",
+            hint="Run 'fieldsync push' again when the connection is back; it resumes. "
+            "Nothing was wiped.",
         ) from exc
+    if wipe_after:
+        report.wiped_records, report.wiped_attachments = store.forget_delivered(
+            delivered_seq(store)
+        )
     return report
 
 

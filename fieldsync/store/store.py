@@ -284,6 +284,11 @@ class Store:
         with Session(self._engine) as session:
             row = session.get(RecordRow, record)
         if row is None:
+            if record in self.forgotten_records():
+                raise RecordNotFound(
+                    f"record {record} was delivered and then wiped from this device",
+                    hint="The organisation holds it; ask an administrator if you need it.",
+                )
             raise RecordNotFound(f"no record {record} in this store")
         return self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
 
@@ -508,6 +513,73 @@ class Store:
             blobs = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
             outgoing.append(Outgoing(version.entry, org_wrap, blobs))
         return outgoing
+
+    @db_errors
+    def forget_delivered(self, up_to_seq: int) -> tuple[int, int]:
+        """Destroy this device's keys to every record it has fully delivered.
+
+        A record is forgotten when all of its versions are this device's and covered by a
+        verified receipt (``up_to_seq``); one with an undelivered version stays. Its key wraps,
+        index row and attachment files go; the signed ciphertexts stay, because the device's
+        hash chain runs through them, and without keys they are noise. Returns
+        ``(records, attachments)`` forgotten.
+        """
+        me = self.identity.device_id
+        with Session(self._engine) as session:
+            rows = session.exec(select(EntryRow)).all()
+            mine = {
+                w.entry_id: w.wrapped
+                for w in session.exec(
+                    select(WrapRow).where(WrapRow.reader == self.identity.box.public.hex())
+                ).all()
+            }
+        by_record: dict[str, list[EntryRow]] = {}
+        for row in rows:
+            by_record.setdefault(row.record, []).append(row)
+        doomed = {
+            record
+            for record, versions in by_record.items()
+            if all(v.author == me and v.seq <= up_to_seq for v in versions)
+            and any(v.id in mine for v in versions)
+        }
+        blobs_of = {record: self._blobs(versions, mine) for record, versions in by_record.items()}
+        kept_blobs = {
+            b for record, found in blobs_of.items() if record not in doomed for b in found
+        }
+        gone_blobs = {b for record in doomed for b in blobs_of[record]} - kept_blobs
+        doomed_ids = [v.id for record in doomed for v in by_record[record]]
+        with Session(self._engine) as session, session.begin():
+            for wrap in session.exec(
+                select(WrapRow).where(col(WrapRow.entry_id).in_(doomed_ids))
+            ).all():
+                session.delete(wrap)
+            for record in doomed:
+                index_row = session.get(RecordRow, record)
+                if index_row is not None:
+                    session.delete(index_row)
+        forgotten = set((self.setting("forgotten") or {}).get("records", [])) | doomed
+        self.save_setting("forgotten", {"records": sorted(forgotten)})
+        for blob_id in gone_blobs:
+            self.blob_path(blob_id).unlink(missing_ok=True)
+        # Push the deletions out of the WAL too; a checkpoint cannot run inside a transaction,
+        # and every SQLAlchemy statement here begins one, so use the raw connection.
+        raw = self._engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+        return len(doomed), len(gone_blobs)
+
+    def forgotten_records(self) -> set[str]:
+        return set((self.setting("forgotten") or {}).get("records", []))
+
+    def _blobs(self, versions: list[EntryRow], wraps: dict[str, bytes]) -> set[str]:
+        found: set[str] = set()
+        for row in versions:
+            version = self.open_version(row, wraps.get(row.id))
+            if version.body is not None:
+                found.update(a.blob for a in version.body.attachments)
+        return found
 
     # --- integrity -----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlmodel import Session, func, select
 
-from fieldsync.errors import ServerError, ServerUnreachable, StoreStateError
+from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredEntry
@@ -143,3 +143,39 @@ def test_a_bare_200_is_not_a_receipt(
 def test_push_needs_an_enrolled_device(store: Store) -> None:
     with pytest.raises(StoreStateError, match="not enrolled"):
         sync.push(store)
+
+
+def test_wipe_after_forgets_exactly_what_the_receipts_cover(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    delivered = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, delivered, tmp_path, 300_000)
+    (attachment,) = records.read(enrolled, delivered).body.attachments
+    report = sync.push(enrolled, client_for=lambda u, s: client(u, s), wipe_after=True)
+    assert (report.wiped_records, report.wiped_attachments) == (1, 1)
+    assert [r.record for r in enrolled.index()] == []
+    assert not enrolled.blob_path(attachment.blob).exists()
+    with pytest.raises(RecordNotFound, match="delivered and then wiped"):
+        records.read(enrolled, delivered)
+    assert all(v.body is None for v in enrolled.versions(delivered))  # no key left to open it
+    assert enrolled.check().ok  # the chain is intact; the missing keys are deliberate
+    later = records.create(enrolled, get_form("interview"), example("interview"))
+    assert records.read(enrolled, later).body.answers == example("interview")
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
+
+
+def test_nothing_is_wiped_when_the_push_fails_or_the_receipt_is_not_the_servers(
+    enrolled: Store, live: tuple[str, data.ServerData, object]
+) -> None:
+    record = records.create(enrolled, get_form("interview"), example("interview"))
+    with pytest.raises(ServerUnreachable) as caught:
+        sync.push(
+            enrolled, wipe_after=True, client_for=lambda u, s: client("http://127.0.0.1:9", s)
+        )
+    assert "Nothing was wiped" in (caught.value.hint or "")
+    joined = enrolled.setting("enrolment")
+    assert joined is not None
+    enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})
+    with pytest.raises(ServerError):
+        sync.push(enrolled, wipe_after=True, client_for=lambda u, s: client(u, s))
+    assert records.read(enrolled, record).body.answers == example("interview")
