@@ -16,6 +16,7 @@ from fieldsync.cli.options import (
     unlocked,
 )
 from fieldsync.cli.render import emit_json, err, out, safe
+from fieldsync.errors import InputError
 from fieldsync.services import admin
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
@@ -81,6 +82,41 @@ def invite(
         markup=False,
     )
     out.print(text, markup=False, soft_wrap=True)
+
+
+@admin_app.command("import-file")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="A file written by 'fieldsync push --to-file'.")],
+    server: Annotated[str, typer.Option("--server", help="The organisation's server URL.")],
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Deliver batches carried offline to the server, with exactly the same verification."""
+    with unlocked(home, passphrase_file) as store:
+        report = admin.import_carry(store, file, server)
+    if json:
+        emit_json(
+            {
+                "attachments": report.blobs,
+                "batches_accepted": report.accepted,
+                "versions": report.versions,
+                "refused": report.refused,
+            }
+        )
+    else:
+        out.print(
+            f"Delivered {report.versions} version(s) in {report.accepted} batch(es) and "
+            f"{report.blobs} attachment(s); each receipt verified.",
+            markup=False,
+        )
+        for reason in report.refused:
+            out.print(f"  refused: {safe(reason)}", markup=False)
+    if report.refused:
+        raise InputError(
+            f"{len(report.refused)} batch(es) were refused; the others were delivered",
+            hint="Nothing was lost: the device still holds them.",
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -51,6 +51,15 @@ def enroll(
 
 
 def push(
+    to_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--to-file",
+            help="Write the pending batches to this file instead, to "
+            "carry offline to an administrator ('admin import-file').",
+            dir_okay=False,
+        ),
+    ] = None,
     wipe_after: Annotated[
         bool,
         typer.Option(

@@ -9,11 +9,13 @@ anywhere can simply be run again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fieldsync.core import batch as batch_format
+from fieldsync.core import carry
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
@@ -23,6 +25,7 @@ from fieldsync.errors import (
     ServerUnreachable,
     StoreStateError,
 )
+from fieldsync.store import files
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
@@ -111,21 +114,76 @@ def push(
 
 
 def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress: Progress) -> int:
-    state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
-    sent = 0
     with open(store.blob_path(blob_id), "rb") as handle:
-        while not state["complete"]:
-            offset = int(state["offset"])
+
+        def read_at(offset: int, count: int) -> bytes:
             handle.seek(offset)
-            chunk = handle.read(UPLOAD_CHUNK)
-            try:
-                state = client.blob_append(blob_id, offset, chunk)
-            except ChainGap as exc:  # another try got there first: continue from the server's
-                state = {"complete": False, "offset": int(exc.details.get("offset", 0))}
-                continue
-            sent += len(chunk)
-            progress.bytes_sent(len(chunk))
-    return sent
+            return handle.read(count)
+
+        return upload(client, blob_id, size, read_at, progress.bytes_sent)
+
+
+def upload(
+    client: SyncClient,
+    blob_id: str,
+    size: int,
+    read_at: Callable[[int, int], bytes],
+    sent: Callable[[int], None] = lambda n: None,
+) -> int:
+    """Upload a blob from wherever ``read_at(offset, count)`` reads it, resuming from the
+    server's offset; returns the bytes sent (0 if the server already had it all)."""
+    state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
+    total = 0
+    while not state["complete"]:
+        offset = int(state["offset"])
+        chunk = read_at(offset, UPLOAD_CHUNK)
+        try:
+            state = client.blob_append(blob_id, offset, chunk)
+        except ChainGap as exc:  # another try got there first: continue from the server's
+            state = {"complete": False, "offset": int(exc.details.get("offset", 0))}
+            continue
+        total += len(chunk)
+        sent(len(chunk))
+    return total
+
+
+def write_carry(store: Store, path: Path) -> tuple[int, int]:
+    """Write the pending batches and their blobs to ``path`` for carrying offline.
+
+    Nothing is marked delivered: that needs a server's receipt. Returns (versions, blobs).
+    """
+    joined = enrolment(store)
+    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    blob_ids = list(dict.fromkeys(b for item in outbox for b in item.blobs))
+    sizes = {b: store.blob_path(b).stat().st_size for b in blob_ids}
+
+    def chunks() -> Iterator[bytes]:
+        yield carry.write_start()
+        for blob_id in blob_ids:
+            yield carry.header(carry.BLOB, sizes[blob_id])
+            with open(store.blob_path(blob_id), "rb") as handle:
+                while piece := handle.read(UPLOAD_CHUNK):
+                    yield piece
+        for built in _batches(store, outbox, sizes):
+            yield carry.header(carry.BATCH, len(built.raw))
+            yield built.raw
+        yield carry.write_end()
+
+    files.write_chunks_atomic(path, chunks())
+    return len(outbox), len(blob_ids)
+
+
+def _batches(
+    store: Store, outbox: list[Outgoing], sizes: dict[str, int]
+) -> Iterator[batch_format.Batch]:
+    start = 0
+    for count in batch_format.plan([len(item.entry.raw) for item in outbox]):
+        group = outbox[start : start + count]
+        blobs = {(b, sizes[b]) for item in group for b in item.blobs}
+        yield batch_format.build(
+            store.identity.signer, [i.entry for i in group], [i.org_wrap for i in group], blobs
+        )
+        start += count
 
 
 def _send_batches(
@@ -138,13 +196,7 @@ def _send_batches(
     progress: Progress,
 ) -> None:
     pinned = bytes.fromhex(joined["server_key"])
-    start = 0
-    for count in batch_format.plan([len(item.entry.raw) for item in outbox]):
-        group = outbox[start : start + count]
-        blobs = {(b, sizes[b]) for item in group for b in item.blobs}
-        built = batch_format.build(
-            store.identity.signer, [i.entry for i in group], [i.org_wrap for i in group], blobs
-        )
+    for built in _batches(store, outbox, sizes):
         try:
             answer = client.send_batch(built.raw)
         except ChainGap as exc:
@@ -155,8 +207,8 @@ def _send_batches(
                 hint="Nothing was lost or changed. Tell your administrator: the server may "
                 "have been restored from an old backup.",
             ) from exc
-        got = _verified(answer, pinned, built)
-        last = group[-1].entry
+        got = verified(answer, pinned, built)
+        last = built.entries[-1]
         store.save_setting(
             "delivery",
             {
@@ -166,14 +218,13 @@ def _send_batches(
                 "receipt_time_ms": got.time_ms,
             },
         )
-        report.sent_entries += count
+        report.sent_entries += len(built.entries)
         report.batches += 1
         report.receipt = got
-        progress.entries_sent(count)
-        start += count
+        progress.entries_sent(len(built.entries))
 
 
-def _verified(answer: bytes, pinned: bytes, built: batch_format.Batch) -> Receipt:
+def verified(answer: bytes, pinned: bytes, built: batch_format.Batch) -> Receipt:
     """The receipt, if it is the server's and covers this batch; nothing is marked otherwise."""
     try:
         got = receipts.verify(answer, pinned_server_key=pinned)
