@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from fieldsync.cli.options import (
     Home,
@@ -15,7 +16,7 @@ from fieldsync.cli.options import (
     new_passphrase,
     unlocked,
 )
-from fieldsync.cli.render import emit_json, err, out, safe
+from fieldsync.cli.render import emit_json, err, literal, out, safe, when
 from fieldsync.errors import InputError
 from fieldsync.services import admin
 
@@ -82,6 +83,59 @@ def invite(
         markup=False,
     )
     out.print(text, markup=False, soft_wrap=True)
+
+
+ServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help="The server's URL [default: the one of the last invite]."),
+]
+
+
+@admin_app.command("devices")
+def devices(
+    server: ServerOption = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """The device registry: fingerprints, last seen, entries received, status."""
+    with unlocked(home, passphrase_file) as store:
+        rows = admin.devices(store, admin.server_url(store, server))
+    if json:
+        emit_json(rows)
+        return
+    table = Table("name", "fingerprint", "status", "entries", "last seen", "alert")
+    for row in rows:
+        table.add_row(
+            literal(row["name"]),
+            literal(row["fingerprint"]),
+            literal(row["status"]),
+            str(row["entries"]),
+            when(row["last_seen_ms"] or 0),
+            literal(row["alert"] or ""),
+        )
+    out.print(table)
+
+
+@admin_app.command("revoke")
+def revoke(
+    device: Annotated[str, typer.Argument(help="The device's key or fingerprint (a prefix).")],
+    server: ServerOption = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Revoke a device: its batches are refused from now on and kept for review."""
+    with unlocked(home, passphrase_file) as store:
+        result = admin.revoke(store, admin.server_url(store, server), device)
+    if json:
+        emit_json(result)
+        return
+    out.print(
+        f"Revoked device {result['device'][:16]}…; what it sends from now on is refused "
+        "and kept for review.",
+        markup=False,
+    )
 
 
 @admin_app.command("import-file")

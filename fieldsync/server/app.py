@@ -15,11 +15,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
-from fieldsync.errors import AccessDenied, FieldsyncError, TooLarge
+from fieldsync.errors import AccessDenied, FieldsyncError, NotFound, TooLarge
 from fieldsync.server.blobs import MAX_CHUNK, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.enrol import device_fingerprint, enrol
@@ -138,6 +138,69 @@ def create_app(
             key_for=known_device(db),
         )
         return body
+
+    def admin_only(_keyid: str) -> bytes:
+        if _keyid != server.org.admin_key:
+            raise AccessDenied("only the organisation's administrator may do this")
+        return bytes.fromhex(_keyid)
+
+    async def admin_signed(request: Request) -> None:
+        body = await read_limited(request, 0)
+        httpsig.verify(
+            request.method,
+            request.url.path,
+            request.headers,
+            body,
+            now=clock() // 1000,
+            key_for=admin_only,
+        )
+
+    @app.get("/v1/admin/devices")
+    async def list_devices(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> list[dict[str, object]]:
+        """The device registry (administrator only)."""
+        await admin_signed(request)
+        rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
+        return [
+            {
+                "device": d.key,
+                "name": d.name,
+                "fingerprint": device_fingerprint(d),
+                "status": d.status,
+                "enrolled_ms": d.enrolled_ms,
+                "revoked_ms": d.revoked_ms,
+                "last_seen_ms": d.last_seen_ms,
+                "last_seq": d.last_seq,
+                "entries": d.entries,
+                "alert": d.alert,
+            }
+            for d in rows
+        ]
+
+    @app.post("/v1/admin/devices/{device_key}/revoke")
+    async def revoke_device(
+        device_key: str,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Revoke a device: from now on its batches are refused and kept for review."""
+        await admin_signed(request)
+
+        def revoke() -> DeviceRow:
+            device = db.get(DeviceRow, device_key)
+            if device is None:
+                raise NotFound("no such device is enrolled")
+            if device.status != "revoked":
+                device.status, device.revoked_ms = "revoked", clock()
+                db.add(device)
+                db.commit()
+                db.refresh(device)
+            return device
+
+        device = await run_in_threadpool(revoke)
+        return {"device": device.key, "status": device.status, "revoked_ms": device.revoked_ms}
 
     @app.get("/v1/blobs/{blob_id}")
     async def blob_state(

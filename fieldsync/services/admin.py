@@ -74,6 +74,7 @@ def make_invite(
             hint="Check the URL, and that the server was set up with this store's org-public.json.",
         )
     server_key = bytes.fromhex(str(info["server_key"]))
+    store.save_setting("server", {"url": server_url})  # for 'admin devices' and 'admin revoke'
     text = invite.issue(
         store.identity.signer,
         name=name,
@@ -153,3 +154,41 @@ class _Chunked:
 
     def read(self, _n: int = -1) -> bytes:
         return next(self._chunks, b"")
+
+
+def server_url(store: Store, given: str | None) -> str:
+    if given:
+        return given
+    remembered = store.setting("server")
+    if remembered is None:
+        raise InputError("which server? Pass --server URL (it is remembered after an invite)")
+    return str(remembered["url"])
+
+
+def devices(
+    store: Store, url: str, *, client_for: Callable[..., SyncClient] = SyncClient
+) -> list[dict[str, Any]]:
+    org_keys(store)
+    with client_for(url, signer=store.identity.signer) as client:
+        return client.devices()
+
+
+def revoke(
+    store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
+) -> dict[str, Any]:
+    """Revoke the one device whose key or fingerprint starts with ``device``."""
+    org_keys(store)
+    wanted = device.replace(" ", "").lower()
+    with client_for(url, signer=store.identity.signer) as client:
+        matches = [
+            d
+            for d in client.devices()
+            if d["device"].startswith(wanted)
+            or str(d["fingerprint"]).replace(" ", "").startswith(wanted)
+        ]
+        if len(matches) != 1:
+            raise InputError(
+                f"{device!r} names {len(matches)} enrolled devices; give more of "
+                "its key or fingerprint ('fieldsync admin devices' lists them)"
+            )
+        return client.revoke(matches[0]["device"])

@@ -86,6 +86,16 @@ class SyncClient:
         path = f"/v1/blobs/{blob_id}/{offset}"
         return self._json(self._request("PATCH", path, content=chunk, signed=True))
 
+    def devices(self) -> list[dict[str, Any]]:
+        """The device registry (needs the admin key as signer)."""
+        value = self._request("GET", "/v1/admin/devices", signed=True).json()
+        if not isinstance(value, list):
+            raise ServerError(f"the server at {self.base_url} sent an unexpected answer")
+        return value
+
+    def revoke(self, device: str) -> dict[str, Any]:
+        return self._json(self._request("POST", f"/v1/admin/devices/{device}/revoke", signed=True))
+
     def send_batch(self, raw: bytes) -> bytes:
         """Deliver a batch; returns the receipt exactly as received (the caller verifies it)."""
         return self._request("POST", "/v1/batches", content=raw).content
