@@ -29,7 +29,7 @@ from fieldsync.store import files
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
-UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_CHUNK = 256 * 1024  # a dropped link costs at most this much, resent
 ClientFor = Callable[[str, Store], SyncClient]
 
 

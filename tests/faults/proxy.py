@@ -1,0 +1,133 @@
+"""A fault-injecting TCP proxy on loopback, for tests and benchmarks of links that drop.
+
+It forwards bytes between a client and an upstream server and can, by configuration:
+
+- ``reset_every=N``: reset the connection carrying the N-th upstream byte (counted across
+  connections), the way a flaky mobile link dies every so often;
+- ``drop_after=N``: reset every connection once it has carried N upstream bytes;
+- ``trickle=B``: forward at most B bytes per 10 ms slice, a slow link;
+- ``stall=S``: hold each new connection S seconds before forwarding anything.
+
+It counts the bytes clients sent upstream, so a test can compare them with the payload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from types import TracebackType
+
+
+class FaultProxy:
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        reset_every: int | None = None,
+        drop_after: int | None = None,
+        trickle: int | None = None,
+        stall: float = 0.0,
+    ) -> None:
+        self.upstream_port = upstream_port
+        self.reset_every = reset_every
+        self.drop_after = drop_after
+        self.trickle = trickle
+        self.stall = stall
+        self.upstream_bytes = 0
+        self.resets = 0
+        self._since_reset = 0
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FaultProxy:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                _close(sock)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self._lock:
+                self._sockets += [client, upstream]
+            if self.stall:
+                time.sleep(self.stall)
+            carried = [0]
+            threading.Thread(
+                target=self._pump, args=(client, upstream, True, carried), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, False, carried), daemon=True
+            ).start()
+
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, up: bool, carried: list[int]
+    ) -> None:
+        try:
+            while True:
+                data = source.recv(self.trickle or 65536)
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                if up and self._should_cut(len(data), carried):
+                    self._reset(source, sink)
+                    return
+                sink.sendall(data)
+                if self.trickle:
+                    time.sleep(0.01)
+        except OSError:
+            _close(source)
+            _close(sink)
+
+    def _should_cut(self, size: int, carried: list[int]) -> bool:
+        with self._lock:
+            self.upstream_bytes += size
+            carried[0] += size
+            self._since_reset += size
+            cut = (self.reset_every is not None and self._since_reset >= self.reset_every) or (
+                self.drop_after is not None and carried[0] >= self.drop_after
+            )
+            if cut:
+                self._since_reset = 0
+                self.resets += 1
+            return cut
+
+    def _reset(self, *sockets: socket.socket) -> None:
+        for sock in sockets:
+            # SO_LINGER 0: close with a TCP reset, as a dying link looks to both ends
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -1,0 +1,112 @@
+"""push through a fault-injecting proxy to a real server: links that drop lose nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from sqlmodel import Session, func, select
+
+from fieldsync.errors import ServerUnreachable
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.server.tables import StoredEntry
+from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+from tests.conftest import example
+from tests.faults.proxy import FaultProxy
+from tests.live import running
+from tests.services.conftest import DAY, quick
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
+    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
+    app = create_app(server)
+    with running(app) as url:
+        yield url, app.state.engine
+
+
+@pytest.fixture
+def loaded(store: Store, admin_store: Store, live: tuple[str, object], tmp_path: Path) -> Store:
+    text, _ = admin.make_invite(
+        admin_store, "field laptop", live[0], valid_ms=DAY, client_for=quick
+    )
+    enrol.enrol(store, text, client_for=quick)
+    record = records.create(store, get_form("incident"), example("incident"))
+    video = tmp_path / "video.bin"
+    video.write_bytes(bytes(range(256)) * (3 * 1024 * 1024 // 256))
+    records.attach(store, record, [video])
+    for _ in range(20):
+        records.create(store, get_form("interview"), example("interview"))
+    return store
+
+
+def through(proxy: FaultProxy, attempts: int) -> sync.ClientFor:
+    def client_for(_url: str, store: Store) -> SyncClient:
+        return SyncClient(
+            proxy.url, signer=store.identity.signer, attempts=attempts, timeout=10, backoff=0.01
+        )
+
+    return client_for
+
+
+def stored(engine: object) -> int:
+    with Session(engine) as session:  # type: ignore[call-overload]
+        return int(session.exec(select(func.count()).select_from(StoredEntry)).one())
+
+
+def test_a_link_that_resets_every_mebibyte_still_delivers_everything_once(
+    loaded: Store, live: tuple[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, engine = live
+    joined = loaded.setting("enrolment")
+    assert joined is not None
+    batches = sum(
+        len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
+        for item in loaded.outbox(0, bytes.fromhex(joined["org_read_key"]))
+    )
+    port = urlparse(url).port
+    assert port is not None
+    with FaultProxy(port, reset_every=1024 * 1024) as proxy:
+        report = sync.push(loaded, client_for=through(proxy, attempts=10))
+    assert report.sent_entries == 22
+    assert stored(engine) == 22  # each exactly once
+    assert sync.pending(loaded) == 0
+    assert proxy.resets >= 2
+    payload = report.blob_bytes + batches  # the attachment and the versions, as sent
+    ratio = proxy.upstream_bytes / payload
+    with capsys.disabled():
+        print(
+            f"\n[links] reset every 1 MiB: {proxy.resets} resets, {proxy.upstream_bytes} bytes "
+            f"sent (HTTP included) for {payload} bytes of payload: ratio {ratio:.3f}"
+        )
+    assert ratio < 1.4  # a reset costs at most the chunk in flight (256 KiB), not the file
+
+
+def test_a_link_that_never_carries_a_chunk_fails_clearly_and_loses_nothing(
+    loaded: Store, live: tuple[str, object]
+) -> None:
+    url, engine = live
+    port = urlparse(url).port
+    assert port is not None
+    with FaultProxy(port, drop_after=100_000) as proxy, pytest.raises(ServerUnreachable) as caught:
+        sync.push(loaded, client_for=through(proxy, attempts=3))
+    assert "Nothing was lost: 22 version(s) stay queued" in caught.value.message
+    assert stored(engine) == 0
+    assert sync.push(loaded).sent_entries == 22  # straight to the server: it resumes
+
+
+def test_a_slow_stalling_link_is_merely_slow(loaded: Store, live: tuple[str, object]) -> None:
+    url, engine = live
+    port = urlparse(url).port
+    assert port is not None
+    with FaultProxy(port, trickle=32 * 1024, stall=0.2) as proxy:
+        assert sync.push(loaded, client_for=through(proxy, attempts=3)).sent_entries == 22
+    assert stored(engine) == 22
