@@ -35,3 +35,12 @@ def server_url(admin_store: Store, tmp_path: Path) -> Iterator[str]:
 
 def quick(url: str) -> SyncClient:
     return SyncClient(url, attempts=2, timeout=5, backoff=0.01)
+
+
+@pytest.fixture
+def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
+    """A fresh server for the organisation of ``admin_store``: its URL and database engine."""
+    server = data.init(tmp_path / "live-server", admin.org_keys(admin_store).encode())
+    app = create_app(server)
+    with running(app) as url:
+        yield url, app.state.engine

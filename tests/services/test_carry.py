@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,24 +9,13 @@ from sqlmodel import Session, func, select
 
 from fieldsync.core import carry
 from fieldsync.errors import MalformedData
-from fieldsync.server import data
-from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredBlob, StoredEntry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
-from tests.live import running
 from tests.services.conftest import DAY, quick
-
-
-@pytest.fixture
-def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
-    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
-    app = create_app(server)
-    with running(app) as url:
-        yield url, app.state.engine
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -10,8 +9,6 @@ import pytest
 from sqlmodel import Session, func, select
 
 from fieldsync.errors import ServerUnreachable
-from fieldsync.server import data
-from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
@@ -19,18 +16,9 @@ from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
 from tests.faults.proxy import FaultProxy
-from tests.live import running
 from tests.services.conftest import DAY, quick
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
-    server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
-    app = create_app(server)
-    with running(app) as url:
-        yield url, app.state.engine
 
 
 @pytest.fixture
