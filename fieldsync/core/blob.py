@@ -18,7 +18,7 @@ references it. Everything streams: memory use does not grow with the size of the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -83,8 +83,13 @@ def decrypt(key: bytes, source: BinaryIO, *, what: str) -> Iterator[bytes]:
 
 def blob_id_of(source: BinaryIO) -> str:
     """Recompute a blob file's id from its bytes (no key needed)."""
+    return blob_id_of_pieces(iter(lambda: source.read(1024 * 1024), b""))
+
+
+def blob_id_of_pieces(pieces: Iterable[bytes]) -> str:
+    """The id of a blob whose bytes arrive in pieces."""
     blob_hash = crypto.StreamHash(crypto.LABEL_BLOB_ID)
-    while piece := source.read(1024 * 1024):
+    for piece in pieces:
         blob_hash.update(piece)
     return blob_hash.digest().hex()
 

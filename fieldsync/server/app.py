@@ -126,8 +126,13 @@ def create_app(
 
         return key_for
 
-    async def signed_body(request: Request, db: Session, limit: int) -> bytes:
-        """The body of a request the device signed (RFC 9421 style), checked before use."""
+    def admin_only(keyid: str) -> bytes:
+        if keyid != server.org.admin_key:
+            raise AccessDenied("only the organisation's administrator may do this")
+        return bytes.fromhex(keyid)
+
+    async def signed_body(request: Request, limit: int, key_for: Callable[[str], bytes]) -> bytes:
+        """The body of a signed request (RFC 9421 style), checked before anything uses it."""
         body = await read_limited(request, limit)
         httpsig.verify(
             request.method,
@@ -135,25 +140,9 @@ def create_app(
             request.headers,
             body,
             now=clock() // 1000,
-            key_for=known_device(db),
+            key_for=key_for,
         )
         return body
-
-    def admin_only(_keyid: str) -> bytes:
-        if _keyid != server.org.admin_key:
-            raise AccessDenied("only the organisation's administrator may do this")
-        return bytes.fromhex(_keyid)
-
-    async def admin_signed(request: Request) -> None:
-        body = await read_limited(request, 0)
-        httpsig.verify(
-            request.method,
-            request.url.path,
-            request.headers,
-            body,
-            now=clock() // 1000,
-            key_for=admin_only,
-        )
 
     @app.get("/v1/admin/devices")
     async def list_devices(
@@ -161,7 +150,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> list[dict[str, object]]:
         """The device registry (administrator only)."""
-        await admin_signed(request)
+        await signed_body(request, 0, admin_only)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
         return [
             {
@@ -186,7 +175,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """Revoke a device: from now on its batches are refused and kept for review."""
-        await admin_signed(request)
+        await signed_body(request, 0, admin_only)
 
         def revoke() -> DeviceRow:
             device = db.get(DeviceRow, device_key)
@@ -209,7 +198,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """How much of a blob the server holds (to resume an upload from there)."""
-        await signed_body(request, db, 0)
+        await signed_body(request, 0, known_device(db))
         return (await run_in_threadpool(blobs.state, db, blob_id)).to_json()
 
     @app.put("/v1/blobs/{blob_id}/{size}")
@@ -220,7 +209,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """Start uploading a blob of ``size`` stored bytes (idempotent)."""
-        await signed_body(request, db, 0)
+        await signed_body(request, 0, known_device(db))
         return (await run_in_threadpool(blobs.create, db, blob_id, size)).to_json()
 
     @app.patch("/v1/blobs/{blob_id}/{offset}")
@@ -231,7 +220,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """Append a chunk at ``offset``; the last chunk completes the blob if its hash fits."""
-        chunk = await signed_body(request, db, MAX_CHUNK)
+        chunk = await signed_body(request, MAX_CHUNK, known_device(db))
         return (await run_in_threadpool(blobs.append, db, blob_id, offset, chunk)).to_json()
 
     app.state.engine = engine

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,7 @@ def import_carry(
         pinned = bytes.fromhex(str(info["server_key"]))
         items = carry.index(handle)
         for item in (i for i in items if i.kind == carry.BLOB):
-            blob_id = _blob_id(carry.read_chunks(handle, item))
+            blob_id = blob.blob_id_of_pieces(carry.read_chunks(handle, item))
 
             def read_at(offset: int, count: int, found: carry.Item = item) -> bytes:
                 handle.seek(found.offset + offset)  # never past this item into the next
@@ -141,19 +141,6 @@ def import_carry(
             report.accepted += 1
             report.versions += len(built.entries)
     return report
-
-
-def _blob_id(chunks: Iterator[bytes]) -> str:
-    """The id of a blob whose bytes arrive in pieces (it is checked again by the server)."""
-    return blob.blob_id_of(_Chunked(chunks))  # type: ignore[arg-type]
-
-
-class _Chunked:
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    def read(self, _n: int = -1) -> bytes:
-        return next(self._chunks, b"")
 
 
 def server_url(store: Store, given: str | None) -> str:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldsync.errors import StoreExists
 from fieldsync.services.forms import get_form
 from fieldsync.store.integrity import CheckReport
-from fieldsync.store.store import VAULT_FILE, Identity, Store
+from fieldsync.store.store import Identity, Store
 from fieldsync.store.store import wipe as wipe_store
 
 
 def refuse_existing(home: Path) -> None:
     """Fail before any prompt if a store is already there."""
-    if (home / VAULT_FILE).exists():
-        raise StoreExists(f"a store already exists in {home}")
+    Store.refuse_existing(home)
 
 
 def create_store(home: Path, passphrase: str) -> Identity:

@@ -177,8 +177,7 @@ class Store:
         admin: bool = False,
     ) -> Store:
         """A new store; ``admin`` makes an administrator's store (with the org read key)."""
-        if (home / VAULT_FILE).exists():
-            raise StoreExists(f"a store already exists in {home}")
+        cls.refuse_existing(home)
         if (home / DB_FILE).exists():
             _discard_unfinished_init(home)
         files.make_private_dir(home)
@@ -191,6 +190,12 @@ class Store:
         # leaves nothing that ``open`` would mistake for a usable store.
         files.write_atomic(home / VAULT_FILE, vault_bytes)
         return cls(home, engine, vault_key, identity)
+
+    @staticmethod
+    def refuse_existing(home: Path) -> None:
+        """Raise ``StoreExists`` if ``home`` holds a store (before any prompt, and in create)."""
+        if (home / VAULT_FILE).exists():
+            raise StoreExists(f"a store already exists in {home}")
 
     @staticmethod
     def require(home: Path) -> None:
