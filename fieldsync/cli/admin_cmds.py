@@ -17,7 +17,10 @@ from fieldsync.cli.options import (
     unlocked,
 )
 from fieldsync.cli.render import emit_json, err, literal, out, safe, when
-from fieldsync.errors import InputError
+from fieldsync.core.audit import AuditReport
+from fieldsync.errors import InputError, IntegrityError
+from fieldsync.server import data as server_data
+from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
@@ -171,6 +174,88 @@ def import_file(
             f"{len(report.refused)} batch(es) were refused; the others were delivered",
             hint="Nothing was lost: the device still holds them.",
         )
+
+
+@admin_app.command("verify")
+def verify(
+    data_dir: Annotated[Path, typer.Option("--data", help="The server's data folder.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="FIELDSYNC_DATABASE_URL",
+            help="The server's database URL, if it is not SQLite in the data folder.",
+        ),
+    ] = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Re-check every signature, chain, receipt and blob the server holds, independently."""
+    server = server_data.load(data_dir)
+    with unlocked(home, passphrase_file) as store:
+        holdings = ServerHoldings(server, database_url)
+        try:
+            report = admin.verify(store, holdings)
+        finally:
+            holdings.close()
+    if json:
+        emit_json(report.to_json())
+    else:
+        _print_audit(report)
+    if not report.ok:
+        raise IntegrityError(
+            f"the server's data is not intact: {report.problem_count} problem(s), listed above",
+            hint="Keep a copy of the data folder as it is, then compare with the devices' "
+            "stores and backups; the devices still hold what they sent.",
+        )
+
+
+def _print_audit(report: AuditReport) -> None:
+    table = Table("device", "fingerprint", "status", "versions", "chain", "receipts", "problems")
+    for author in report.authors:
+        if author.intact_through == author.last_seq:
+            chain = f"intact, seq 1–{author.last_seq}" if author.last_seq else "no versions"
+        else:
+            chain = f"intact to seq {author.intact_through} of {author.last_seq}"
+        table.add_row(
+            literal(author.name or "(not enrolled)"),
+            literal(author.fingerprint),
+            literal(author.status),
+            str(author.versions),
+            chain,
+            str(author.receipts),
+            str(len(author.problems)) if author.problems else "none",
+        )
+    out.print(table)
+    for author in report.authors:
+        name = safe(author.name or author.key[:16])
+        for reason in author.quarantined:
+            out.print(f"  {name}: a batch is quarantined for review ({safe(reason)})", markup=False)
+        for problem in author.problems:
+            where = "".join(
+                [
+                    f", seq {problem.seq}" if problem.seq is not None else "",
+                    f", record {problem.record}" if problem.record else "",
+                ]
+            )
+            out.print(f"  problem: {name}{safe(where)}: {safe(problem.what)}", markup=False)
+    for problem in report.problems:
+        out.print(f"  problem: {safe(problem.what)}", markup=False)
+    opened = "every version opened with the org read key, " if report.bodies_opened else ""
+    out.print(
+        f"{report.blobs} blob(s) hash to their ids; {opened}{report.attachments} attachment "
+        "reference(s) checked.",
+        markup=False,
+    )
+    if not report.server_key_pinned:
+        out.print(
+            "note: this store has pinned no server key (it has made no invite), so receipts "
+            "were checked against the key in the server's own data.",
+            markup=False,
+        )
+    if report.ok:
+        out.print("Everything the server holds verifies.", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -43,15 +43,18 @@ def demo(
 
 
 @contextmanager
-def start_server(folder: Path, org_public: bytes) -> Iterator[tuple[str, str]]:
+def start_server(folder: Path, org_public: bytes) -> Iterator[journey.RunningServer]:
     """A real server for the demo: set up in ``folder``, served on a free loopback port."""
     from fieldsync.server import data
     from fieldsync.server.app import create_app
     from fieldsync.server.embedded import running
+    from fieldsync.server.holdings import ServerHoldings
 
     server = data.init(folder, org_public)
     with running(create_app(server)) as url:
-        yield url, server.fingerprint
+        yield journey.RunningServer(
+            url, server.fingerprint, lambda: closing(ServerHoldings(server))
+        )
 
 
 def register(app: typer.Typer) -> None:

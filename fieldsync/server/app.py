@@ -14,35 +14,19 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine, event
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
 from fieldsync.errors import AccessDenied, FieldsyncError, NotFound, TooLarge
 from fieldsync.server.blobs import MAX_CHUNK, BlobStore
 from fieldsync.server.data import ServerData
+from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.ingest import ingest
 from fieldsync.server.tables import DeviceRow, create_tables
 
 PROTOCOL = 1
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def create_app(

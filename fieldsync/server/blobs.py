@@ -42,7 +42,7 @@ class BlobStore:
         (folder / "partial").mkdir(parents=True, exist_ok=True)
 
     def final_path(self, blob_id: str) -> Path:
-        return self.folder / blob_id[:2] / blob_id
+        return final_path(self.folder, blob_id)
 
     def partial_path(self, blob_id: str) -> Path:
         return self.folder / "partial" / blob_id
@@ -118,6 +118,10 @@ class BlobStore:
         partial = self.partial_path(row.id)
         offset = partial.stat().st_size if partial.exists() else 0
         return BlobState(row.id, row.size, offset, False)
+
+
+def final_path(folder: Path, blob_id: str) -> Path:
+    return folder / _checked(blob_id)[:2] / blob_id
 
 
 def _checked(blob_id: str) -> str:

@@ -38,7 +38,11 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
     if existing is not None:
         raise InviteUsed("this device is already enrolled (with another invite)")
     device = DeviceRow(
-        key=request.device_key, box_key=request.box_key, name=shown.name, enrolled_ms=now_ms
+        key=request.device_key,
+        box_key=request.box_key,
+        name=shown.name,
+        enrolled_ms=now_ms,
+        enrolment=body,
     )
     session.add(device)
     session.flush()  # the device row first: the invite use refers to it

@@ -22,6 +22,9 @@ class DeviceRow(SQLModel, table=True):
     head: str | None = None  # id of the entry at last_seq
     entries: int = 0
     alert: str | None = None  # set when something needs a person (a fork)
+    # the enrolment request exactly as received: the admin-signed invite and the device's
+    # proof, so 'admin verify' can show that the admin let this key in
+    enrolment: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class InviteUseRow(SQLModel, table=True):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fieldsync.core import audit, blob, carry, invite
 from fieldsync.core import batch as batch_format
-from fieldsync.core import blob, carry, invite
 from fieldsync.core.org import OrgKeys
 from fieldsync.errors import (
     AccessDenied,
@@ -74,7 +74,8 @@ def make_invite(
             hint="Check the URL, and that the server was set up with this store's org-public.json.",
         )
     server_key = bytes.fromhex(str(info["server_key"]))
-    store.save_setting("server", {"url": server_url})  # for 'admin devices' and 'admin revoke'
+    # the URL for 'admin devices' and 'admin revoke'; the key for 'admin verify' to pin
+    store.save_setting("server", {"url": server_url, "server_key": server_key.hex()})
     text = invite.issue(
         store.identity.signer,
         name=name,
@@ -141,6 +142,28 @@ def import_carry(
             report.accepted += 1
             report.versions += len(built.entries)
     return report
+
+
+def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
+    """Re-check everything a server holds against this store's keys (``fieldsync.core.audit``).
+
+    The server key is the one pinned when this store made an invite; a store that never did
+    checks receipts against the key the server's own data names, and the report says so.
+    """
+    keys = org_keys(store)
+    if holdings.admin_key != keys.admin_key:
+        raise AccessDenied(
+            "that server was set up for another organisation; nothing was checked",
+            hint="Check the data folder, and that this is the organisation's administrator store.",
+        )
+    remembered = store.setting("server") or {}
+    pinned = remembered.get("server_key")
+    anchors = audit.Anchors(
+        admin_key=store.identity.signer.public,
+        server_key=bytes.fromhex(pinned) if isinstance(pinned, str) else None,
+        org_read=store.identity.org_read,
+    )
+    return audit.audit(anchors, holdings)
 
 
 def server_url(store: Store, given: str | None) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fieldsync.core import audit
 from fieldsync.errors import IntegrityError
 from fieldsync.services import admin, enrol, importer, records, setup, sync
 from fieldsync.services.forms import get_form
@@ -87,7 +88,14 @@ class Step:
     detail: str  # what came of it
 
 
-ServerStarter = Callable[[Path, bytes], AbstractContextManager[tuple[str, str]]]
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    fingerprint: str
+    holdings: Callable[[], AbstractContextManager[audit.Holdings]]  # its data, read as stored
+
+
+ServerStarter = Callable[[Path, bytes], AbstractContextManager[RunningServer]]
 
 
 def run(folder: Path, start_server: ServerStarter | None = None) -> Iterator[Step]:
@@ -187,10 +195,11 @@ def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterato
         f"the organisation's keys in an encrypted admin store; "
         f"organisation fingerprint {keys.fingerprint}",
     )
-    with start_server(folder / "server", public.read_bytes()) as (url, server_fingerprint):
+    with start_server(folder / "server", public.read_bytes()) as server:
+        url = server.url
         yield Step(
             "fieldsync server init; fieldsync server run",
-            f"{url}, server fingerprint {server_fingerprint}",
+            f"{url}, server fingerprint {server.fingerprint}",
         )
         with Store.open(folder / "admin", ADMIN_PASSPHRASE) as admin_store:
             text, _ = admin.make_invite(admin_store, "demo laptop", url, valid_ms=86_400_000)
@@ -214,6 +223,18 @@ def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterato
         yield Step(
             "fieldsync status",
             "0 versions waiting; the server holds ciphertext only and no key that can read it",
+        )
+        with server.holdings() as holdings, Store.open(folder / "admin", ADMIN_PASSPHRASE) as kept:
+            audited = admin.verify(kept, holdings)
+        if not audited.ok:
+            raise IntegrityError(f"admin verify found {audited.problem_count} problem(s)")
+        device = next(a for a in audited.authors if a.status == "active")
+        yield Step(
+            "fieldsync admin verify --data server",
+            f"independently of the server's bookkeeping: {device.versions} signatures, the "
+            f"chain seq 1–{device.intact_through}, the enrolment, {device.receipts} receipt(s), "
+            f"{audited.blobs} blob hash and {audited.attachments} attachment reference(s) "
+            "verify; every version opens with the org read key",
         )
 
 
