@@ -6,7 +6,9 @@ It forwards bytes between a client and an upstream server and can, by configurat
   connections), the way a flaky mobile link dies every so often;
 - ``drop_after=N``: reset every connection once it has carried N upstream bytes;
 - ``trickle=B``: forward at most B bytes per 10 ms slice, a slow link;
-- ``stall=S``: hold each new connection S seconds before forwarding anything.
+- ``stall=S``: hold each new connection S seconds before forwarding anything;
+- ``lose_responses=N, to=b"POST /v1/batches"``: reset the first N connections whose request
+  starts that way just as the server's answer comes back, after the server has acted on it.
 
 It counts the bytes clients sent upstream, so a test can compare them with the payload.
 """
@@ -30,12 +32,17 @@ class FaultProxy:
         drop_after: int | None = None,
         trickle: int | None = None,
         stall: float = 0.0,
+        lose_responses: int = 0,
+        to: bytes = b"POST /v1/batches",
     ) -> None:
         self.upstream_port = upstream_port
         self.reset_every = reset_every
         self.drop_after = drop_after
         self.trickle = trickle
         self.stall = stall
+        self.lose_responses = lose_responses
+        self.lose_to = to
+        self.responses_lost = 0
         self.upstream_bytes = 0
         self.resets = 0
         self._since_reset = 0
@@ -81,7 +88,7 @@ class FaultProxy:
                 self._sockets += [client, upstream]
             if self.stall:
                 time.sleep(self.stall)
-            carried = [0]
+            carried = [0, 0]  # upstream bytes; 1 once a request to lose the answer of went up
             threading.Thread(
                 target=self._pump, args=(client, upstream, True, carried), daemon=True
             ).start()
@@ -99,6 +106,11 @@ class FaultProxy:
                     sink.shutdown(socket.SHUT_WR)
                     return
                 if up and self._should_cut(len(data), carried):
+                    self._reset(source, sink)
+                    return
+                if up and self.lose_to in data:
+                    carried[1] = 1
+                if not up and carried[1] and self._lose_this_response():
                     self._reset(source, sink)
                     return
                 sink.sendall(data)
@@ -121,13 +133,26 @@ class FaultProxy:
                 self.resets += 1
             return cut
 
+    def _lose_this_response(self) -> bool:
+        with self._lock:
+            if self.responses_lost >= self.lose_responses:
+                return False
+            self.responses_lost += 1
+            return True
+
     def _reset(self, *sockets: socket.socket) -> None:
         for sock in sockets:
-            # SO_LINGER 0: close with a TCP reset, as a dying link looks to both ends
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # SO_LINGER 0: close with a TCP reset, as a dying link looks to both ends. SHUT_RD
+            # first wakes the other pump's blocked recv; until it returns, the kernel would
+            # hold the socket open and the reset would wait for it.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RD)
             _close(sock)
 
 
 def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)  # wakes a recv blocked on it in another thread
     with contextlib.suppress(OSError):
         sock.close()

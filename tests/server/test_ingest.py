@@ -144,3 +144,40 @@ def test_an_entry_moved_into_another_devices_batch_is_refused(
     assert response.status_code == 400
     assert response.json()["error"] == "BatchInvalid"
     assert live.count(StoredEntry) == 0
+
+
+def test_a_batch_with_a_dropped_entry_is_refused_and_stores_nothing(
+    live: Live, device: Device
+) -> None:
+    entries = device.record(3)
+    kept = [entries[0], entries[2]]
+    wraps = [crypto.wrap_key(device.box.public, crypto.random_bytes(32)) for _ in kept]
+    manifest = batch_format.Manifest(
+        device.signer.public.hex(), 1, 3, None, tuple(e.id for e in entries), ()
+    )
+    response = live.send(batch_format.encode(device.signer, manifest, kept, wraps))
+    assert response.status_code == 400
+    assert "manifest names 3" in response.json()["message"]
+    assert live.count(StoredEntry) == 0
+    assert live.send(device.batch(entries)).status_code == 200  # the real batch still goes
+
+
+def test_a_lower_seq_after_a_higher_adds_nothing_and_rewrites_nothing(
+    live: Live, device: Device
+) -> None:
+    entries = device.record(3)
+    assert live.send(device.batch(entries)).status_code == 200
+    # the same entry 2 again, alone: a replay of what is stored, answered for the head
+    again = live.send(device.batch([entries[1]]))
+    assert again.status_code == 200
+    got = receipt.verify(again.content, pinned_server_key=live.server.receipt_key.public)
+    assert (got.last_seq, got.head) == (3, entries[2].id)
+    # a different entry 2 (another record, re-signed): a fork, kept aside, nothing overwritten
+    rewritten = Device(signer=device.signer, box=device.box, entries=[entries[0]])
+    response = live.send(rewritten.batch(rewritten.record(1)))
+    assert response.status_code == 409
+    with Session(live.engine) as session:
+        stored = session.exec(select(StoredEntry).where(StoredEntry.seq == 2)).one()
+        assert stored.id == entries[1].id
+        assert session.exec(select(Quarantined)).one().reason == "fork at seq 2"
+    assert live.count(StoredEntry) == 3

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, func, select
 
 from fieldsync.errors import ServerUnreachable
-from fieldsync.server.tables import StoredEntry
+from fieldsync.server.tables import AcceptedBatch, StoredEntry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
@@ -98,3 +98,20 @@ def test_a_slow_stalling_link_is_merely_slow(loaded: Store, live: tuple[str, obj
     with FaultProxy(port, trickle=32 * 1024, stall=0.2) as proxy:
         assert sync.push(loaded, client_for=through(proxy, attempts=3)).sent_entries == 22
     assert stored(engine) == 22
+
+
+def test_an_answer_lost_after_the_server_committed_is_asked_for_again_and_nothing_doubles(
+    loaded: Store, live: tuple[str, object]
+) -> None:
+    url, engine = live
+    port = urlparse(url).port
+    assert port is not None
+    with FaultProxy(port, lose_responses=2) as proxy:
+        report = sync.push(loaded, client_for=through(proxy, attempts=5))
+    assert proxy.responses_lost == 2  # the server stored those batches; the device never heard
+    assert report.receipt is not None and report.receipt.last_seq == 22
+    assert stored(engine) == 22
+    with Session(engine) as session:  # type: ignore[call-overload]
+        batches = int(session.exec(select(func.count()).select_from(AcceptedBatch)).one())
+    assert batches == report.batches  # the resent batches got the same receipts, no new rows
+    assert sync.pending(loaded) == 0
