@@ -1,5 +1,5 @@
 """Real servers for tests that speak HTTP (the same helper ``fieldsync demo`` uses)."""
 
-from fieldsync.server.embedded import running
+from fieldsync.server.embedded import free_port, running
 
-__all__ = ["running"]
+__all__ = ["free_port", "running"]
