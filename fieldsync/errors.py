@@ -8,7 +8,8 @@
     │   ├── PassphraseError                           missing, too short, or mismatched
     │   ├── OutputPathError                           cannot write a decrypted file there
     │   ├── InviteExpired                  HTTP 410   an invite past its expiry
-    │   └── TooLarge                       HTTP 413   a request body over its limit
+    │   ├── TooLarge                       HTTP 413   a request body over its limit
+    │   └── RequestCut                     HTTP 400   the client left mid-body (a dropped link)
     ├── WrongPassphrase          exit 3    HTTP 401
     ├── AccessDenied             exit 3    HTTP 403   not this organisation's, or revoked
     ├── NotFound                 exit 4    HTTP 404
@@ -120,6 +121,12 @@ class TooLarge(InputError):
     """The request is too large."""
 
     http_status = 413
+
+
+class RequestCut(InputError):
+    """The connection ended before the request's body did: the link dropped; nothing is kept."""
+
+    http_status = 400
 
 
 # --- who you are ---------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, select
+from starlette.requests import ClientDisconnect
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
-from fieldsync.errors import AccessDenied, FieldsyncError, NotFound, TooLarge
+from fieldsync.errors import AccessDenied, FieldsyncError, NotFound, RequestCut, TooLarge
 from fieldsync.server.blobs import MAX_CHUNK, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.database import make_engine
@@ -217,9 +218,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise TooLarge(f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # a link that dropped: routine, not a server fault
+        raise RequestCut("the connection ended before the request's body did") from exc
     return b"".join(chunks)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import time
+
+import pytest
 from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
@@ -181,3 +186,18 @@ def test_a_lower_seq_after_a_higher_adds_nothing_and_rewrites_nothing(
         assert stored.id == entries[1].id
         assert session.exec(select(Quarantined)).one().reason == "fork at seq 2"
     assert live.count(StoredEntry) == 3
+
+
+def test_a_request_cut_mid_body_is_routine_not_a_server_fault(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = live.http.base_url.host, live.http.base_url.port
+    assert port is not None
+    with socket.create_connection((host, port)) as raw:
+        raw.sendall(
+            b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"F" * 100
+        )
+    time.sleep(0.3)  # the server notices the closed connection
+    assert live.http.get("/v1/health").status_code == 200
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert live.count(StoredEntry) == 0

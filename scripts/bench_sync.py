@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Measure sync, each figure beside the raw primitive that bounds it, in one run.
+
+    scripts/bench_sync.py [--entries 5000] [--attachment-mb 100] [--link-mb 32] [--json]
+
+The server runs as its own process (``fieldsync server run``) on loopback, as it would in use.
+Machines here are shared and noisy, so each figure has a baseline from the same run:
+
+- ingest:       entries per second the server verifies and commits, sent as batches of 500
+                entries of about 1 KB over HTTP  vs  raw Ed25519 verifications per second of
+                the same entries
+- attachment:   MB/s of one large file from ``attach`` through ``push`` to a verified blob on
+                the server  vs  raw secretstream encryption MB/s of the same bytes
+- links:        bytes sent over payload bytes for a push through the fault-injecting proxy
+                resetting the connection every 1 MiB  vs  the same push through the proxy with
+                no faults (HTTP framing, signatures and JSON answers included in both)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fieldsync.core import batch as batch_format  # noqa: E402
+from fieldsync.core import crypto, enrolment, invite  # noqa: E402
+from fieldsync.core import entry as entry_format  # noqa: E402
+from fieldsync.core.clock import HLC  # noqa: E402
+from fieldsync.core.ids import new_record_id  # noqa: E402
+from fieldsync.core.org import OrgKeys  # noqa: E402
+from fieldsync.server import data  # noqa: E402
+from fieldsync.server.embedded import free_port  # noqa: E402
+from fieldsync.services import admin, enrol, records, sync  # noqa: E402
+from fieldsync.services.forms import get_form  # noqa: E402
+from fieldsync.store.store import Store  # noqa: E402
+from fieldsync.transport.client import SyncClient  # noqa: E402
+from tests.conftest import example  # noqa: E402
+from tests.faults.proxy import FaultProxy  # noqa: E402
+
+PASSPHRASE = "benchmark passphrase"
+BATCH = 500
+MB = 1024 * 1024
+
+
+@contextmanager
+def server_process(folder: Path) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "fieldsync", "server", "run", "--data", str(folder)]
+    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def ingest(work: Path, count: int) -> dict[str, object]:
+    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    org = OrgKeys(admin_key.public.hex(), org_read.public.hex())
+    server = data.init(work / "ingest-server", org.encode())
+    device, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    entries, previous = [], None
+    for seq in range(1, count + 1):
+        made, key = entry_format.seal(
+            device,
+            seq=seq,
+            prev=previous,
+            record=new_record_id(),
+            parents=(),
+            hlc=HLC(seq, 0),
+            body=os.urandom(700).hex().encode()[:1000],
+        )
+        entries.append((made, crypto.wrap_key(org_read.public, key)))
+        previous = made.id
+    batches = [
+        batch_format.build(
+            device, [e for e, _ in entries[i : i + BATCH]], [w for _, w in entries[i : i + BATCH]]
+        ).raw
+        for i in range(0, count, BATCH)
+    ]
+    entry_bytes = sum(len(e.raw) for e, _ in entries) / count
+
+    started = time.perf_counter()
+    for made, _ in entries:
+        entry_format.parse(made.raw)  # the Ed25519 verification, with the framing around it
+    raw_rate = count / (time.perf_counter() - started)
+
+    with server_process(server.folder) as url, httpx.Client(base_url=url, timeout=120) as http:
+        text = invite.issue(
+            admin_key,
+            name="bench",
+            server=url,
+            server_key=server.receipt_key.public,
+            org_read_key=org_read.public,
+            expires_ms=int(time.time() * 1000) + 3_600_000,
+        )
+        token = invite.read(text, now_ms=None).token
+        request = enrolment.request(device, box.public, text, token)
+        http.post("/v1/enrol", content=request.encode()).raise_for_status()
+        started = time.perf_counter()
+        for raw in batches:
+            http.post("/v1/batches", content=raw).raise_for_status()
+        rate = count / (time.perf_counter() - started)
+    return {
+        "what": f"server ingest, {count} entries of {entry_bytes:.0f} B in batches of {BATCH}",
+        "value": rate,
+        "unit": "entries/s",
+        "baseline": raw_rate,
+        "baseline_what": "raw Ed25519 verify (entry.parse)",
+        "ratio": rate / raw_rate,
+    }
+
+
+def enrolled_store(work: Path, name: str, url: str, admin_store: Store) -> Store:
+    store = Store.create(work / name, PASSPHRASE)
+    text, _ = admin.make_invite(admin_store, name, url, valid_ms=3_600_000)
+    enrol.enrol(store, text)
+    return store
+
+
+def pusher(url: str, store: Store) -> SyncClient:
+    return SyncClient(url, signer=store.identity.signer, attempts=20, timeout=60, backoff=0.01)
+
+
+def attachment(work: Path, url: str, admin_store: Store, size_mb: int) -> dict[str, object]:
+    store = enrolled_store(work, "attachment", url, admin_store)
+    record = records.create(store, get_form("incident"), example("incident"))
+    big = work / "big.bin"
+    with open(big, "wb") as handle:
+        for _ in range(size_mb):
+            handle.write(os.urandom(MB))
+    started = time.perf_counter()
+    with open(big, "rb") as handle:
+        for _ in crypto.stream_encrypt(crypto.random_bytes(32), handle):
+            pass
+    raw_rate = size_mb / (time.perf_counter() - started)
+    started = time.perf_counter()
+    records.attach(store, record, [big])
+    report = sync.push(store, client_for=pusher)
+    rate = size_mb / (time.perf_counter() - started)
+    assert report.blobs == 1
+    assert sync.pending(store) == 0
+    store.close()
+    big.unlink()
+    return {
+        "what": f"attach + push of a {size_mb} MB file",
+        "value": rate,
+        "unit": "MB/s",
+        "baseline": raw_rate,
+        "baseline_what": "raw secretstream encryption",
+        "ratio": rate / raw_rate,
+    }
+
+
+def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[str, object]]:
+    port = int(url.rsplit(":", 1)[1])
+    results = {}
+    for label, reset_every in (("clean", None), ("reset every 1 MiB", MB)):
+        store = enrolled_store(work, f"link-{reset_every}", url, admin_store)
+        record = records.create(store, get_form("incident"), example("incident"))
+        video = work / "video.bin"
+        video.write_bytes(os.urandom(size_mb * MB))
+        records.attach(store, record, [video])
+        for _ in range(20):
+            records.create(store, get_form("interview"), example("interview"))
+        joined = store.setting("enrolment")
+        assert joined is not None
+        versions = sum(
+            len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
+            for item in store.outbox(0, bytes.fromhex(joined["org_read_key"]))
+        )
+        with FaultProxy(port, reset_every=reset_every) as proxy:
+            report = sync.push(store, client_for=lambda _u, s: pusher(proxy.url, s))
+        assert sync.pending(store) == 0
+        results[label] = (proxy.upstream_bytes / (report.blob_bytes + versions), proxy.resets)
+        store.close()
+    faulty, resets = results["reset every 1 MiB"]
+    return [
+        {
+            "what": f"push {size_mb} MB + 22 versions, reset every 1 MiB ({resets} resets)",
+            "value": faulty,
+            "unit": "sent/payload",
+            "baseline": results["clean"][0],
+            "baseline_what": "same push, clean link",
+            "ratio": faulty / results["clean"][0],
+        }
+    ]
+
+
+def bench(entries: int, attachment_mb: int, link_mb: int) -> list[dict[str, object]]:
+    work = Path(tempfile.mkdtemp(prefix="fieldsync-bench-sync-"))
+    try:
+        rows = [ingest(work, entries)]
+        admin.create_org(work / "admin", PASSPHRASE, work / "org.json")
+        server = data.init(work / "server", (work / "org.json").read_bytes())
+        with (
+            Store.open(work / "admin", PASSPHRASE) as admin_store,
+            server_process(server.folder) as url,
+        ):
+            rows.append(attachment(work, url, admin_store, attachment_mb))
+            rows += links(work, url, admin_store, link_mb)
+        return rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=5000)
+    parser.add_argument("--attachment-mb", type=int, default=100)
+    parser.add_argument("--link-mb", type=int, default=32)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = bench(args.entries, args.attachment_mb, args.link_mb)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'measure':<62} {'value':>14}   {'baseline (same run)':<34} {'base':>10} {'ratio':>6}")
+    for row in rows:
+        value = f"{row['value']:.2f} {row['unit']}"
+        print(
+            f"{row['what']:<62} {value:>14}   {row['baseline_what']:<34} "
+            f"{row['baseline']:>10.2f} {row['ratio']:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
