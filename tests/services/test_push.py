@@ -179,3 +179,28 @@ def test_nothing_is_wiped_when_the_push_fails_or_the_receipt_is_not_the_servers(
     with pytest.raises(ServerError):
         sync.push(enrolled, wipe_after=True, client_for=lambda u, s: client(u, s))
     assert records.read(enrolled, record).body.answers == example("interview")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..\\..\\etc\\passwd", "\x1b[2J\x1b[31mred", "-rf ~", "ا" * 120, "x" * 250, " .. "],
+)
+def test_hostile_attachment_names_never_reach_the_server(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path, name: str
+) -> None:
+    server = live[1]
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    hostile = tmp_path / name
+    hostile.write_bytes(b"evidence " * 1000)
+    records.attach(enrolled, record, [hostile])
+    sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    written = [p for p in server.folder.rglob("*") if p.is_file()]
+    encoded = name.encode()
+    for path in written:
+        assert path.resolve().is_relative_to(server.folder.resolve())
+        assert encoded not in path.read_bytes()  # the name travels only inside the ciphertext
+    blob_files = [p.name for p in written if p.parent.parent.name == "blobs"]
+    assert len(blob_files) == 1
+    assert all(c in "0123456789abcdef" for c in blob_files[0])
+    (attachment,) = records.read(enrolled, record).body.attachments
+    assert attachment.name == name  # kept exactly, for the person, inside the encrypted body
