@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Engine, LargeBinary, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -14,10 +14,10 @@ class DeviceRow(SQLModel, table=True):
     key: str = Field(primary_key=True)  # hex Ed25519: the device's identity
     box_key: str  # hex X25519
     name: str  # as the administrator named it in the invite
-    enrolled_ms: int
+    enrolled_ms: int = Field(sa_type=BigInteger)  # Unix ms: past 32 bits on PostgreSQL
     status: str = "active"  # active | revoked
-    revoked_ms: int | None = None
-    last_seen_ms: int | None = None
+    revoked_ms: int | None = Field(default=None, sa_type=BigInteger)
+    last_seen_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_seq: int = 0  # every entry of this device up to here is stored
     head: str | None = None  # id of the entry at last_seq
     entries: int = 0
@@ -34,7 +34,7 @@ class InviteUseRow(SQLModel, table=True):
 
     token_hash: str = Field(primary_key=True)
     device: str = Field(foreign_key="devices.key")
-    used_ms: int
+    used_ms: int = Field(sa_type=BigInteger)
 
 
 class StoredEntry(SQLModel, table=True):
@@ -50,7 +50,7 @@ class StoredEntry(SQLModel, table=True):
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     org_wrap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     batch: str = Field(index=True)
-    received_ms: int
+    received_ms: int = Field(sa_type=BigInteger)
 
 
 class RecordHead(SQLModel, table=True):
@@ -82,14 +82,14 @@ class Quarantined(SQLModel, table=True):
     author: str = Field(index=True)
     reason: str
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    received_ms: int
+    received_ms: int = Field(sa_type=BigInteger)
 
 
 class StoredBlob(SQLModel, table=True):
     __tablename__ = "stored_blobs"
 
     id: str = Field(primary_key=True)
-    size: int
+    size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
 
 
