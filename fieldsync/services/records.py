@@ -94,6 +94,12 @@ def save_version(
     attachments: tuple[Attachment, ...],
     note: str | None,
 ) -> str:
+    if view.index.problem:  # its heads are unknown: a new version could not name its parents
+        raise StoreCorrupted(
+            f"the index of record {view.record} is damaged; nothing was saved",
+            hint="Run 'fieldsync check --repair' to rebuild it from the signed versions, "
+            "then try again.",
+        )
     view.form.validate(answers)
     body = Body(view.form.ref, answers, attachments, note)
     with store.writer() as writer:

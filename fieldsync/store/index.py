@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fieldsync.core import clock, crypto, encoding
 from fieldsync.core.clock import HLC
+from fieldsync.core.ids import is_hex32
 from fieldsync.errors import FieldsyncError
 
 LABEL_INDEX = b"fieldsync/index/v1"
@@ -50,7 +51,11 @@ class IndexCodec:
 
     def open(self, record: str, heads_json: str, nonce: bytes, ct: bytes) -> IndexEntry:
         """The row, or an ``IndexEntry`` whose ``problem`` says why it cannot be read."""
-        heads = tuple(json.loads(heads_json))
+        heads = _heads(heads_json)
+        if heads is None:  # the readable column was damaged: a problem row, not a crash
+            return IndexEntry(
+                record, (), problem=f"index of record {record}: its heads are damaged"
+            )
         try:
             plain = crypto.open_with_key(
                 self._key,
@@ -73,3 +78,13 @@ class IndexCodec:
             )
         except (FieldsyncError, KeyError, TypeError, ValueError) as exc:
             return IndexEntry(record, heads, problem=f"index of record {record}: {exc}")
+
+
+def _heads(heads_json: str) -> tuple[str, ...] | None:
+    try:
+        heads = json.loads(heads_json)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(heads, list) or not all(is_hex32(h) for h in heads):
+        return None
+    return tuple(heads)

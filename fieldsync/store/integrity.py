@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -77,7 +76,7 @@ def check(store: Store) -> CheckReport:
         )
         if opened.problem:
             report.problems.append(opened.problem)
-        if set(json.loads(record_row.heads)) != heads.get(record_row.record, set()):
+        if set(opened.heads) != heads.get(record_row.record, set()):
             report.problems.append(f"index: the heads of record {record_row.record} disagree")
     for blob_id in sorted(referenced_blobs):
         path = store.blob_path(blob_id)

@@ -12,6 +12,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
 from fieldsync.core.entry import Entry
 from fieldsync.core.entry import seal as seal_entry
+from fieldsync.errors import MalformedData, StoreCorrupted
 from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow, WrapRow
 from fieldsync.store.index import IndexEntry
 
@@ -47,7 +48,7 @@ class Writer:
             self._head = (last[0], last[1]) if last else (0, None)
         if self._hlc is None:
             row = session.get(MetaRow, "hlc")
-            self._hlc = HLC.from_json(json.loads(row.value)) if row else clock.ZERO
+            self._hlc = _stored_clock(row.value) if row else clock.ZERO
         seq, prev = self._head[0] + 1, self._head[1]
         hlc = clock.tick(self._hlc, store.now_ms())
         entry, content_key = seal_entry(
@@ -95,7 +96,13 @@ class Writer:
             )
         else:
             previous = codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
-            heads = (set(json.loads(row.heads)) - set(parents)) | {entry.id}
+            if previous.problem:  # building on a damaged cache would spread the damage
+                raise StoreCorrupted(
+                    f"the index of record {record} is damaged; nothing was saved",
+                    hint="Run 'fieldsync check --repair' to rebuild it from the signed "
+                    "versions, then try again.",
+                )
+            heads = (set(previous.heads) - set(parents)) | {entry.id}
             created, versions = previous.created, previous.versions + 1
         row.heads = json.dumps(sorted(heads))
         row.index_nonce, row.index_ct = codec.seal(
@@ -111,3 +118,13 @@ class Writer:
             )
         )
         self._session.add(row)
+
+
+def _stored_clock(value: str) -> HLC:
+    try:
+        return HLC.from_json(json.loads(value))
+    except (ValueError, TypeError, MalformedData) as exc:
+        raise StoreCorrupted(
+            "the store's clock is damaged; nothing was saved",
+            hint="Run 'fieldsync check' and restore the store from a backup.",
+        ) from exc

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fieldsync.errors import FieldsyncError, Interrupted
+from fieldsync.errors import FieldsyncError, Interrupted, StoreCorrupted
 from fieldsync.services import importer, records, setup
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import DB_FILE, Store
@@ -64,6 +64,26 @@ def test_an_interrupted_import_keeps_the_rows_it_checked_and_says_which(store: S
         importer.import_file(store, form, rows_then_ctrl_c(example("interview"), 7))
     assert "after row 7" in (caught.value.hint or "")
     assert len(store.index()) == 7
+
+
+@pytest.mark.parametrize("damage", ['["77d7"84fa"]', "[1]", "{}", "", '["' + "g" * 64 + '"]'])
+def test_a_damaged_heads_column_is_a_problem_row_that_repair_fixes(
+    store: Store, store_home: Path, damage: str
+) -> None:
+    made = records.create(store, get_form("incident"), example("incident"))
+    store.close()
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("UPDATE records SET heads = ?", (damage,))
+    with Store.open(store_home, PASSPHRASE) as reopened:
+        (row,) = reopened.index()
+        assert row.problem == f"index of record {made}: its heads are damaged"
+        with pytest.raises(StoreCorrupted, match="nothing was saved"):
+            records.edit(reopened, made, sets=["victims.total=9"])
+        assert any("heads are damaged" in p for p in setup.check(reopened).problems)
+        setup.check(reopened, repair=True)
+        (row,) = reopened.index()
+        assert row.problem is None
+        assert records.read(reopened, made).body.answers == example("incident")
 
 
 @pytest.mark.parametrize("seed", range(12))
