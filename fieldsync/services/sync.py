@@ -139,8 +139,8 @@ def upload(
         chunk = read_at(offset, UPLOAD_CHUNK)
         try:
             state = client.blob_append(blob_id, offset, chunk)
-        except ChainGap as exc:  # another try got there first: continue from the server's
-            state = {"complete": False, "offset": int(exc.details.get("offset", 0))}
+        except ChainGap:  # an earlier try got there (its answer was lost): ask where it is
+            state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
             continue
         total += len(chunk)
         sent(len(chunk))

@@ -115,3 +115,17 @@ def test_an_answer_lost_after_the_server_committed_is_asked_for_again_and_nothin
         batches = int(session.exec(select(func.count()).select_from(AcceptedBatch)).one())
     assert batches == report.batches  # the resent batches got the same receipts, no new rows
     assert sync.pending(loaded) == 0
+
+
+def test_a_lost_answer_to_a_chunk_resumes_from_the_servers_offset(
+    loaded: Store, live: tuple[str, object]
+) -> None:
+    url, engine = live
+    port = urlparse(url).port
+    assert port is not None
+    with FaultProxy(port, lose_responses=1, to=b"PATCH /v1/blobs") as proxy:
+        report = sync.push(loaded, client_for=through(proxy, attempts=5))
+    assert proxy.responses_lost == 1  # the server appended that chunk; the device never heard
+    assert report.blobs == 1
+    assert stored(engine) == 22
+    assert sync.pending(loaded) == 0
