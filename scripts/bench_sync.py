@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,13 +41,13 @@ from fieldsync.core.clock import HLC  # noqa: E402
 from fieldsync.core.ids import new_record_id  # noqa: E402
 from fieldsync.core.org import OrgKeys  # noqa: E402
 from fieldsync.server import data  # noqa: E402
-from fieldsync.server.embedded import free_port  # noqa: E402
 from fieldsync.services import admin, enrol, records, sync  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
 from fieldsync.transport.client import SyncClient  # noqa: E402
 from tests.conftest import example  # noqa: E402
 from tests.faults.proxy import FaultProxy  # noqa: E402
+from tests.live import ServerProcess  # noqa: E402
 
 PASSPHRASE = "benchmark passphrase"
 BATCH = 500
@@ -57,24 +56,12 @@ MB = 1024 * 1024
 
 @contextmanager
 def server_process(folder: Path) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "fieldsync", "server", "run", "--data", str(folder)]
-    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
+    server = ServerProcess(folder)
+    server.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
 
 
 def ingest(work: Path, count: int) -> dict[str, object]:

@@ -1,5 +1,54 @@
-"""Real servers for tests that speak HTTP (the same helper ``fieldsync demo`` uses)."""
+"""Real servers for tests and benchmarks that speak HTTP: in a thread (the helper ``fieldsync
+demo`` uses) or as a separate ``fieldsync server run`` process that can be killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 
 from fieldsync.server.embedded import free_port, running
 
-__all__ = ["free_port", "running"]
+__all__ = ["ServerProcess", "free_port", "running"]
+
+
+class ServerProcess:
+    """``fieldsync server run`` on a free loopback port; ``start`` again after ``kill``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "fieldsync", "server", "run", "--data", str(self.folder)]
+        self.process = subprocess.Popen(
+            [*command, "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError("the server did not start")
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to finish anything."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

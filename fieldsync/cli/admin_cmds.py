@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,8 @@ import typer
 from rich.table import Table
 
 from fieldsync.cli.options import (
+    DatabaseUrl,
+    DataDir,
     Home,
     Json,
     PassphraseFile,
@@ -178,27 +181,19 @@ def import_file(
 
 @admin_app.command("verify")
 def verify(
-    data_dir: Annotated[Path, typer.Option("--data", help="The server's data folder.")],
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="FIELDSYNC_DATABASE_URL",
-            help="The server's database URL, if it is not SQLite in the data folder.",
-        ),
-    ] = None,
+    data_dir: DataDir,
+    database_url: DatabaseUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
     """Re-check every signature, chain, receipt and blob the server holds, independently."""
     server = server_data.load(data_dir)
-    with unlocked(home, passphrase_file) as store:
-        holdings = ServerHoldings(server, database_url)
-        try:
-            report = admin.verify(store, holdings)
-        finally:
-            holdings.close()
+    with (
+        unlocked(home, passphrase_file) as store,
+        closing(ServerHoldings(server, database_url)) as holdings,
+    ):
+        report = admin.verify(store, holdings)
     if json:
         emit_json(report.to_json())
     else:

@@ -35,6 +35,15 @@ PassphraseFile = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
 RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
+DataDir = Annotated[Path, typer.Option("--data", help="The server's data folder.")]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="FIELDSYNC_DATABASE_URL",
+        help="The server's database URL, instead of SQLite in the data folder.",
+    ),
+]
 
 
 def home_dir(home: Path | None) -> Path:

@@ -8,19 +8,17 @@ from typing import Annotated
 
 import typer
 
-from fieldsync.cli.options import Json
+from fieldsync.cli.options import DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
 from fieldsync.errors import InputError
 from fieldsync.server import data
 
 server_app = typer.Typer(help="The organisation's server.", no_args_is_help=True)
 
-Data = Annotated[Path, typer.Option("--data", help="The server's data folder.")]
-
 
 @server_app.command("init")
 def init(
-    data_dir: Data,
+    data_dir: DataDir,
     org: Annotated[
         Path, typer.Option("--org", help="The organisation's public keys (from 'admin init').")
     ],
@@ -53,17 +51,10 @@ def init(
 
 @server_app.command("run")
 def run(
-    data_dir: Data,
+    data_dir: DataDir,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="FIELDSYNC_DATABASE_URL",
-            help="A database URL instead of SQLite in the data folder.",
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Serve the sync protocol (put it behind a TLS reverse proxy on a public network)."""
     # Imported here: starting the server is the only command that needs them.

@@ -71,16 +71,12 @@ def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int)
             hint=f"Nothing was stored. Send from seq {device.last_seq + 1} first.",
             details={"expected_seq": device.last_seq + 1},
         )
-    stored = {
-        row.seq: row.id
-        for row in session.exec(
-            select(StoredEntry).where(
-                StoredEntry.author == manifest.author,
-                col(StoredEntry.seq) >= manifest.first_seq,
-                col(StoredEntry.seq) <= manifest.last_seq,
-            )
-        ).all()
-    }
+    overlap = select(StoredEntry.seq, StoredEntry.id).where(
+        StoredEntry.author == manifest.author,
+        col(StoredEntry.seq) >= manifest.first_seq,
+        col(StoredEntry.seq) <= manifest.last_seq,
+    )
+    stored: dict[int, str] = dict(session.exec(overlap).all())  # ids only, not the bytes
     fresh = []
     for position, entry in enumerate(batch.entries):
         seq = entry.header.seq

@@ -195,14 +195,16 @@ def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterato
         f"the organisation's keys in an encrypted admin store; "
         f"organisation fingerprint {keys.fingerprint}",
     )
-    with start_server(folder / "server", public.read_bytes()) as server:
+    with (
+        start_server(folder / "server", public.read_bytes()) as server,
+        Store.open(folder / "admin", ADMIN_PASSPHRASE) as admin_store,  # one unlock for both
+    ):
         url = server.url
         yield Step(
             "fieldsync server init; fieldsync server run",
             f"{url}, server fingerprint {server.fingerprint}",
         )
-        with Store.open(folder / "admin", ADMIN_PASSPHRASE) as admin_store:
-            text, _ = admin.make_invite(admin_store, "demo laptop", url, valid_ms=86_400_000)
+        text, _ = admin.make_invite(admin_store, "demo laptop", url, valid_ms=86_400_000)
         yield Step("fieldsync admin invite 'demo laptop'", f"one line: {text[:40]}…")
         joined = enrol.enrol(store, text)
         yield Step(
@@ -224,8 +226,8 @@ def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterato
             "fieldsync status",
             "0 versions waiting; the server holds ciphertext only and no key that can read it",
         )
-        with server.holdings() as holdings, Store.open(folder / "admin", ADMIN_PASSPHRASE) as kept:
-            audited = admin.verify(kept, holdings)
+        with server.holdings() as holdings:
+            audited = admin.verify(admin_store, holdings)
         if not audited.ok:
             raise IntegrityError(f"admin verify found {audited.problem_count} problem(s)")
         device = next(a for a in audited.authors if a.status == "active")

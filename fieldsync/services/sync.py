@@ -89,9 +89,8 @@ def push(
     joined = enrolment(store)
     progress = progress or Progress()
     report = PushReport()
-    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
-    blob_ids = list(dict.fromkeys(b for item in outbox for b in item.blobs))
-    sizes = {b: store.blob_path(b).stat().st_size for b in blob_ids}
+    outbox, sizes = _pending(store, joined)
+    blob_ids = list(sizes)
     progress.plan(len(outbox), sum(sizes.values()))
     try:
         with client_for(joined["server"], store) as client:
@@ -111,6 +110,14 @@ def push(
             delivered_seq(store)
         )
     return report
+
+
+def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:
+    """The versions not yet acknowledged, and the stored size of each blob they reference
+    (in the order they are first referenced)."""
+    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
+    return outbox, {b: store.blob_path(b).stat().st_size for b in blob_ids}
 
 
 def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress: Progress) -> int:
@@ -152,10 +159,8 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
 
     Nothing is marked delivered: that needs a server's receipt. Returns (versions, blobs).
     """
-    joined = enrolment(store)
-    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
-    blob_ids = list(dict.fromkeys(b for item in outbox for b in item.blobs))
-    sizes = {b: store.blob_path(b).stat().st_size for b in blob_ids}
+    outbox, sizes = _pending(store, enrolment(store))
+    blob_ids = list(sizes)
 
     def chunks() -> Iterator[bytes]:
         yield carry.write_start()

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
@@ -26,40 +22,11 @@ from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import PASSPHRASE, example
-from tests.live import free_port
+from tests.live import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 DAY = 86_400_000
-
-
-class ServerProcess:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "fieldsync", "server", "run", "--data", str(self.folder)]
-        self.process = subprocess.Popen(
-            [*command, "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("the server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
 
 
 def client_for(_url: str, store: Store) -> SyncClient:
