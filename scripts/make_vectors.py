@@ -132,7 +132,8 @@ def sync_vectors() -> list[dict[str, object]]:
     entries = [entry_format.parse(bytes.fromhex(c["entry"])) for c in cases]  # type: ignore[arg-type]
     device = crypto.SigningPair(bytes.fromhex(cases[0]["signing_seed"]))  # type: ignore[arg-type]
     wraps = [bytes([0x77]) * crypto.SEAL_BYTES] * 2  # opaque to the batch format
-    built = batch_format.build(device, entries, wraps, [("bb" * 32, 4242)])
+    readers = [(), (("cc" * 32, bytes([0x88]) * crypto.SEAL_BYTES),)]  # one analyst-style wrap
+    built = batch_format.build(device, entries, wraps, [("bb" * 32, 4242)], readers)
     signed_receipt = receipt.sign(
         server,
         device=device.public.hex(),
@@ -156,6 +157,7 @@ def sync_vectors() -> list[dict[str, object]]:
             "entries": [c["entry"] for c in cases],
             "wraps": [w.hex() for w in wraps],
             "blobs": [["bb" * 32, 4242]],
+            "readers": [[[r, w.hex()] for r, w in more] for more in readers],
             "batch": built.raw.hex(),
             "batch_id": built.id,
             "expect": "ok",

@@ -4,20 +4,22 @@ Layout (integers big-endian; docs/protocol.md, "Batch")::
 
     offset  size  field
     0       4     magic "FSBA"
-    4       1     format version (1)
+    4       1     format version (2)
     5       4     M: manifest length
     9       M     manifest: canonical JSON (see ``Manifest``)
     9+M     4     N: number of entries (equal to the manifest's)
-    ...           N times: 4-byte length L, L bytes of entry, 80 bytes of org key wrap
+    ...           N times: 4-byte length L, L bytes of entry, 80 bytes of org key wrap,
+                  1 byte R (0..MAX_READERS), R times: 32-byte reader box key, 80-byte wrap
     end-64  64    Ed25519 signature by manifest.author over LABEL_BATCH || 0 || all bytes before
 
     batch id = BLAKE2b-256(LABEL_BATCH_ID || 0 || every byte of the batch)
 
 The signature covers the wraps too, so nothing in a batch can be swapped in transit; the wraps
 are not part of the entries' own signed bytes, so a reader can be added later without re-signing
-an entry. Parsing checks everything that needs no registry and no keys: every entry's signature
-and id, that they are the manifest's entries in order, by its author, and form an unbroken chain
-from ``prev``.
+an entry. The reader wraps after the org wrap let an analyst's version reach the device that
+recorded the record (R is 0 in a device's batches). Parsing checks everything that needs no
+registry and no keys: every entry's signature and id, that they are the manifest's entries in
+order, by its author, and form an unbroken chain from ``prev``.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from fieldsync.core.ids import is_hex32
 from fieldsync.errors import BatchInvalid, MalformedData
 
 MAGIC = b"FSBA"
-VERSION = 1
+VERSION = 2  # 2 added the reader wraps
 TARGET_BYTES = 1024 * 1024  # what ``plan`` aims for
 MAX_ENTRIES = 500
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # one oversized entry still fits; anything larger is refused
 MAX_MANIFEST = 256 * 1024
+MAX_READERS = 8
+READER_WRAP_BYTES = 32 + crypto.SEAL_BYTES
 MANIFEST_KEYS = frozenset({"author", "blobs", "entries", "first_seq", "last_seq", "prev"})
 
 
@@ -100,6 +104,10 @@ class Batch:
     manifest: Manifest
     entries: tuple[Entry, ...]
     wraps: tuple[bytes, ...]  # the content key of each entry, sealed for the org read key
+    readers: tuple[Readers, ...] = ()  # each entry's further wraps: (reader box key hex, wrap)
+
+
+Readers = tuple[tuple[str, bytes], ...]
 
 
 def build(
@@ -107,6 +115,7 @@ def build(
     entries: list[Entry],
     wraps: list[bytes],
     blobs: Iterable[tuple[str, int]] = (),
+    readers: list[Readers] | None = None,
 ) -> Batch:
     """Sign a batch of consecutive entries of ``signer``'s own log."""
     if not entries or len(entries) != len(wraps):
@@ -120,7 +129,8 @@ def build(
         entries=tuple(e.id for e in entries),
         blobs=tuple(sorted(set(blobs))),
     )
-    return parse(encode(signer, manifest, entries, wraps))  # refuse what we would refuse
+    # refuse what we would refuse
+    return parse(encode(signer, manifest, entries, wraps, readers))
 
 
 def encode(
@@ -128,6 +138,7 @@ def encode(
     manifest: Manifest,
     entries: list[Entry],
     wraps: list[bytes],
+    readers: list[Readers] | None = None,
 ) -> bytes:
     """Lay out and sign a batch as given, checking nothing (``build`` is the checked way).
 
@@ -141,8 +152,10 @@ def encode(
         manifest_bytes,
         struct.pack(">I", len(entries)),
     ]
-    for entry, wrap in zip(entries, wraps, strict=True):
-        parts += [struct.pack(">I", len(entry.raw)), entry.raw, wrap]
+    extra = readers if readers is not None else [()] * len(entries)
+    for entry, wrap, more in zip(entries, wraps, extra, strict=True):
+        parts += [struct.pack(">I", len(entry.raw)), entry.raw, wrap, bytes([len(more)])]
+        parts += [bytes.fromhex(reader) + sealed for reader, sealed in more]
     signed = b"".join(parts)
     return signed + signer.sign(crypto.LABEL_BATCH, signed)
 
@@ -186,21 +199,36 @@ def parse(raw: bytes) -> Batch:
         raise BatchInvalid(
             f"batch holds {count} entries, its manifest names {len(manifest.entries)}"
         )
-    entries, wraps = [], []
+    entries, wraps, readers = [], [], []
     for _ in range(count):
         if offset + 4 > len(signed):
             raise MalformedData("batch is truncated")
         (length,) = struct.unpack(">I", signed[offset : offset + 4])
         end = offset + 4 + length
-        if end + crypto.SEAL_BYTES > len(signed):
+        if end + crypto.SEAL_BYTES + 1 > len(signed):
             raise MalformedData("batch is truncated")
         entries.append(entry_format.parse(signed[offset + 4 : end]))
         wraps.append(signed[end : end + crypto.SEAL_BYTES])
         offset = end + crypto.SEAL_BYTES
+        wanted = signed[offset]
+        offset += 1
+        if wanted > MAX_READERS or offset + wanted * READER_WRAP_BYTES > len(signed):
+            raise MalformedData("batch has too many reader wraps, or is truncated")
+        more = []
+        for _ in range(wanted):
+            reader, sealed = (
+                signed[offset : offset + 32],
+                signed[offset + 32 : offset + READER_WRAP_BYTES],
+            )
+            more.append((reader.hex(), sealed))
+            offset += READER_WRAP_BYTES
+        if len({reader for reader, _ in more}) != len(more):
+            raise MalformedData("batch names one reader twice for an entry")
+        readers.append(tuple(more))
     if offset != len(signed):
         raise MalformedData("batch has bytes after its last entry")
     _check_chain(manifest, entries)
-    return Batch(raw, batch_id(raw), manifest, tuple(entries), tuple(wraps))
+    return Batch(raw, batch_id(raw), manifest, tuple(entries), tuple(wraps), tuple(readers))
 
 
 def _check_chain(manifest: Manifest, entries: list[Entry]) -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fieldsync.core import crypto, encoding
+from fieldsync.core import crypto, encoding, invite
 from fieldsync.core.ids import is_hex32
-from fieldsync.errors import MalformedData
+from fieldsync.errors import MalformedData, SignatureInvalid
 
 KEYS = frozenset({"box_key", "device_key", "invite", "proof"})
 MAX_REQUEST = 8 * 1024
@@ -83,3 +83,26 @@ def verify_proof(enrolment: Enrolment, token: str) -> None:
         proof,
         what="the enrolment request",
     )
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """A device the organisation's admin key let in: its keys and the name in its invite."""
+
+    device_key: str
+    box_key: str
+    name: str
+
+
+def vouched(data: bytes, admin_key: str) -> Vouched:
+    """Check a stored enrolment request against the admin key, whenever its invite expired.
+
+    Raises an ``IntegrityError`` unless the admin key signed the invite and the device key
+    signed the claim for that invite's token.
+    """
+    request = parse(data)
+    shown = invite.read(request.invite, now_ms=None)
+    if shown.admin_key != admin_key:
+        raise SignatureInvalid("its invite was not signed by this organisation's admin key")
+    verify_proof(request, shown.token)
+    return Vouched(request.device_key, request.box_key, shown.name)

@@ -7,13 +7,14 @@ responses carry fieldsync's own message for the failure, never the request's con
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlmodel import Session, select
 from starlette.requests import ClientDisconnect
 
@@ -24,8 +25,9 @@ from fieldsync.server.blobs import MAX_CHUNK, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
-from fieldsync.server.ingest import ingest
-from fieldsync.server.tables import DeviceRow, create_tables
+from fieldsync.server.feed import feed_page
+from fieldsync.server.ingest import ACTIVE, ingest
+from fieldsync.server.tables import DeviceRow, StoredBlob, create_tables
 
 PROTOCOL = 1
 
@@ -105,7 +107,7 @@ def create_app(
             if keyid == server.org.admin_key:  # an administrator delivering carried batches
                 return bytes.fromhex(keyid)
             device = db.get(DeviceRow, keyid)
-            if device is None or device.status != "active":
+            if device is None or device.status != ACTIVE:
                 raise AccessDenied("this device is not enrolled with this server, or revoked")
             return bytes.fromhex(device.key)
 
@@ -140,8 +142,9 @@ def create_app(
         return [
             {
                 "device": d.key,
+                "box_key": d.box_key,
                 "name": d.name,
-                "fingerprint": device_fingerprint(d),
+                "fingerprint": device_fingerprint(d) if d.box_key else "",
                 "status": d.status,
                 "enrolled_ms": d.enrolled_ms,
                 "revoked_ms": d.revoked_ms,
@@ -149,6 +152,8 @@ def create_app(
                 "last_seq": d.last_seq,
                 "entries": d.entries,
                 "alert": d.alert,
+                # verbatim, so the administrator can check the invite it shows (admin pull)
+                "enrolment": base64.b64encode(d.enrolment).decode("ascii"),
             }
             for d in rows
         ]
@@ -164,7 +169,7 @@ def create_app(
 
         def revoke() -> DeviceRow:
             device = db.get(DeviceRow, device_key)
-            if device is None:
+            if device is None or device.key == server.org.admin_key:
                 raise NotFound("no such device is enrolled")
             if device.status != "revoked":
                 device.status, device.revoked_ms = "revoked", clock()
@@ -207,6 +212,40 @@ def create_app(
         """Append a chunk at ``offset``; the last chunk completes the blob if its hash fits."""
         chunk = await signed_body(request, MAX_CHUNK, known_device(db))
         return (await run_in_threadpool(blobs.append, db, blob_id, offset, chunk)).to_json()
+
+    @app.get("/v1/feed/{after}")
+    async def feed(
+        after: int,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """The versions stored after position ``after`` that the signer may read: every one
+        for the administrator; for a device, those sealed for its box key (analysts' versions
+        of the records it recorded)."""
+        body = await read_limited(request, 0)
+        signer = httpsig.verify(
+            request.method,
+            request.url.path,
+            request.headers,
+            body,
+            now=clock() // 1000,
+            key_for=known_device(db),
+        )
+        return await run_in_threadpool(feed_page, db, server, signer, after)
+
+    @app.get("/v1/blobs/{blob_id}/content")
+    async def blob_content(
+        blob_id: str,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> FileResponse:
+        """A complete blob's encrypted bytes (for a pull). Only a version's body holds its key,
+        and its id is the hash of its ciphertext: to ask for one is to have read a version."""
+        await signed_body(request, 0, known_device(db))
+        row = await run_in_threadpool(db.get, StoredBlob, blob_id)
+        if row is None or not row.complete:
+            raise NotFound("the server holds no complete blob with this id")
+        return FileResponse(blobs.final_path(blob_id), media_type="application/octet-stream")
 
     app.state.engine = engine
     return app

@@ -15,7 +15,7 @@ class DeviceRow(SQLModel, table=True):
     box_key: str  # hex X25519
     name: str  # as the administrator named it in the invite
     enrolled_ms: int = Field(sa_type=BigInteger)  # Unix ms: past 32 bits on PostgreSQL
-    status: str = "active"  # active | revoked
+    status: str = "active"  # active | revoked | admin (the analysts' own log, no enrolment)
     revoked_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_seen_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_seq: int = 0  # every entry of this device up to here is stored
@@ -51,6 +51,31 @@ class StoredEntry(SQLModel, table=True):
     org_wrap: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     batch: str = Field(index=True)
     received_ms: int = Field(sa_type=BigInteger)
+
+
+class FeedRow(SQLModel, table=True):
+    """The order entries were stored in: the cursor of every pull.
+
+    The database numbers the rows as they are inserted, inside each batch's transaction, so a
+    position once handed out is never filled in later under SQLite's single writer. (Several
+    writers on PostgreSQL need more care: issue 7.)
+    """
+
+    __tablename__ = "feed"
+
+    pos: int | None = Field(default=None, primary_key=True)
+    entry: str = Field(unique=True, foreign_key="stored_entries.id")
+
+
+class ReaderWrap(SQLModel, table=True):
+    """A content key sealed for one more reader than the organisation: the device that recorded
+    a record, for an analyst's version of it."""
+
+    __tablename__ = "reader_wraps"
+
+    entry: str = Field(primary_key=True, foreign_key="stored_entries.id")
+    reader: str = Field(primary_key=True, index=True)  # hex X25519 box key
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class RecordHead(SQLModel, table=True):
@@ -97,6 +122,8 @@ SERVER_TABLES = [
     DeviceRow,
     InviteUseRow,
     StoredEntry,
+    FeedRow,
+    ReaderWrap,
     RecordHead,
     AcceptedBatch,
     Quarantined,

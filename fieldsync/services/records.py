@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fieldsync.core import merge
 from fieldsync.core.body import MAX_NAME, Attachment, Body
 from fieldsync.core.forms import Form, get_path, set_path
 from fieldsync.core.ids import new_record_id
+from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.errors import (
     AttachmentError,
     AttachmentNotFound,
@@ -21,6 +23,7 @@ from fieldsync.errors import (
     InputError,
     OutputPathError,
     StoreCorrupted,
+    StoreStateError,
 )
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
@@ -38,9 +41,16 @@ class RecordView:
     index: IndexEntry
     heads: tuple[str, ...]
     problems: tuple[str, ...] = ()  # damaged versions, and whether an older one is shown
+    conflicts: tuple[Conflict, ...] = ()  # fields the heads changed differently
+    versions: tuple[Version, ...] = ()
 
     @property
     def in_conflict(self) -> bool:
+        return bool(self.conflicts)
+
+    @property
+    def merged(self) -> bool:
+        """Shown is a merge of several heads, not one signed version."""
         return len(self.heads) > 1
 
 
@@ -49,6 +59,7 @@ class HistoryItem:
     version: Version
     changed: tuple[str, ...]  # dotted field paths that differ from the first parent
     attached: tuple[str, ...]  # names of attachments added in this version
+    merged: tuple[str, ...] = ()  # the versions it merged (its parents, when two or more)
 
 
 def create(
@@ -100,11 +111,48 @@ def save_version(
             hint="Run 'fieldsync check --repair' to rebuild it from the signed versions, "
             "then try again.",
         )
+    if view.in_conflict:  # building on provisional values would settle the conflict unseen
+        fields = ", ".join(c.path for c in view.conflicts)
+        raise StoreStateError(
+            f"record {view.record} is in conflict ({fields}); nothing was saved",
+            hint="See the competing values with 'fieldsync conflicts', settle them with "
+            "'fieldsync resolve', then edit.",
+        )
     view.form.validate(answers)
     body = Body(view.form.ref, answers, attachments, note)
+    return _save(store, view, body)
+
+
+def _save(store: Store, view: RecordView, body: Body) -> str:
     with store.writer() as writer:
-        entry = writer.append(view.record, list(view.heads), body, view.form.summary(answers))
+        entry = writer.append(
+            view.record,
+            list(view.heads),
+            body,
+            view.form.summary(body.answers),
+            readers=readers_for(store, view),
+        )
     return entry.id
+
+
+def readers_for(store: Store, view: RecordView) -> list[bytes]:
+    """Whose keys a new version of this record is sealed for. A device: itself and the
+    organisation. An analyst: the organisation and the device that recorded the record, so the
+    documenter sees the analyst's version on the next pull."""
+    readers = store.readers()
+    if not store.identity.is_admin:
+        return readers
+    roots = [v for v in view.versions if not v.entry.header.parents and v.entry.raw]
+    recorder = roots[0].entry.header.author if roots else store.identity.device_id
+    if recorder == store.identity.device_id:
+        return readers
+    known = (store.setting("registry") or {}).get("devices", {})
+    if recorder not in known:
+        raise StoreStateError(
+            f"this store does not know the device that recorded {view.record}; nothing was saved",
+            hint="Run 'fieldsync admin pull' first: it fetches and checks the device registry.",
+        )
+    return [*readers, bytes.fromhex(known[recorder]["box_key"])]
 
 
 def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> None:
@@ -167,7 +215,8 @@ def _check_attachable(path: Path) -> Path:
 
 
 def read(store: Store, record: str) -> RecordView:
-    """The record's current version (deterministic among several heads: latest clock wins)."""
+    """The record as every device shows it: its one head, or the merge of its heads, with the
+    provisional value of each field in conflict (the latest head's, the same everywhere)."""
     index = store.index_entry(record)
     versions = store.versions(record)
     heads = [v for v in versions if v.id in set(index.heads)]
@@ -185,15 +234,129 @@ def read(store: Store, record: str) -> RecordView:
             f"no current version of record {record} can be read; shown is the older version "
             f"{current.id[:12]}"
         )
+    form = get_form(current.body.form)
+    body, conflicts = current.body, tuple[Conflict, ...]()
+    if len(readable) > 1 and current.id in index.heads:
+        body, conflicts = _merged(form, versions, readable)
     return RecordView(
         record=record,
-        form=get_form(current.body.form),
+        form=form,
         current=current,
-        body=current.body,
+        body=body,
         index=index,
         heads=index.heads,
         problems=tuple(problems),
+        conflicts=conflicts,
+        versions=tuple(versions),
     )
+
+
+def _merged(
+    form: Form, versions: list[Version], heads: list[Version]
+) -> tuple[Body, tuple[Conflict, ...]]:
+    """The field-by-field merge of the heads against their nearest common ancestor.
+
+    A merge that is clean field by field but that the form refuses (two valid halves need not
+    make a valid whole: totals and a list of victims) is merged again more coarsely, so the
+    parts that belong together compete as one.
+    """
+    parents = {v.id: v.entry.header.parents for v in versions}
+    base_id = merge.common_ancestor(parents, [h.id for h in heads])
+    base = next((v.body for v in versions if v.id == base_id), None)
+    sides = [
+        merge.Head(
+            h.id,
+            h.entry.header.author,
+            h.entry.header.hlc,
+            h.body.answers,
+            tuple(a.to_json() for a in h.body.attachments),
+        )
+        for h in heads
+        if h.body is not None
+    ]
+    base_attachments = [a.to_json() for a in base.attachments] if base else []
+    for granularity in Granularity:
+        result = merge.merge(base.answers if base else None, base_attachments, sides, granularity)
+        if result.conflicts or not form.problems(result.answers):
+            break
+    attachments = tuple(Attachment.from_json(a) for a in result.attachments)
+    return Body(form.ref, result.answers, attachments, None), result.conflicts
+
+
+def settle(store: Store, record: str) -> str | None:
+    """After a pull: sign the merge of a record's heads when it is clean, and mark it in
+    conflict when it is not. Returns the new merge version's id, if one was made.
+
+    Heads that already agree need no merge (the other side may have signed the same one): that
+    is what keeps two parties who merge the same heads from merging each other's merges.
+    """
+    view = read(store, record)
+    heads = [v for v in view.versions if v.id in set(view.heads) and v.body is not None]
+    if len(heads) < 2:
+        return None
+    agreed = all(_same(h.body, view.body) for h in heads if h.body is not None)
+    if view.in_conflict or agreed:
+        summary = view.form.summary(view.body.answers)
+        store.replace_index(
+            record, list(view.versions), view.body, summary, conflict=view.in_conflict
+        )
+        return None
+    return _save(store, view, view.body)
+
+
+def _same(one: Body, other: Body) -> bool:
+    def key(body: Body) -> Any:
+        return (body.form, body.answers, sorted(a.id for a in body.attachments))
+
+    return bool(key(one) == key(other))
+
+
+def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str | None]]) -> str:
+    """Settle a record's conflict: for each field in conflict, take competing value N (from
+    1, as ``conflicts`` numbers them) or give a value. Every field in conflict must be settled
+    in one resolution, because the version it makes has every head as a parent."""
+    view = read(store, record)
+    if not view.in_conflict:
+        raise InputError(f"record {record} is not in conflict; nothing to resolve")
+    by_path = {c.path: c for c in view.conflicts}
+    chosen = {}
+    for path, take, value in choices:
+        found = by_path.get(path)
+        if found is None:
+            raise InputError(
+                f"{path!r} is not in conflict in record {record[:8]}; the fields in conflict "
+                f"are: {', '.join(by_path)}"
+            )
+        if take is not None:
+            if not 1 <= take <= len(found.values):
+                raise InputError(
+                    f"{path} has {len(found.values)} competing values; there is no number {take}"
+                )
+            chosen[path] = found.values[take - 1].value
+        else:
+            assert value is not None
+            if "[" in path:
+                raise InputError(f"give {path} a value with --take: it is a whole list item")
+            chosen[path] = view.form.field(path).parse(value) if value != "" else merge.MISSING
+    left = [path for path in by_path if path not in chosen]
+    if left:
+        raise InputError(
+            f"record {record[:8]} is also in conflict on {', '.join(left)}; settle every field "
+            "in one resolve (repeat --field with --take or --value)",
+        )
+    answers = copy.deepcopy(view.body.answers)
+    attachments = [a.to_json() for a in view.body.attachments]
+    for path, picked in chosen.items():
+        parts = by_path[path].parts
+        if parts[0] == "attachments":
+            holder: dict[str, Any] = {"attachments": attachments}
+            merge.put(holder, parts, picked)
+            attachments = holder["attachments"]
+        else:
+            merge.put(answers, parts, picked)
+    view.form.validate(answers)
+    body = Body(view.form.ref, answers, tuple(Attachment.from_json(a) for a in attachments))
+    return _save(store, view, body)
 
 
 def history(store: Store, record: str) -> list[HistoryItem]:
@@ -210,7 +373,8 @@ def history(store: Store, record: str) -> list[HistoryItem]:
         changed = tuple(sorted(_diff_paths(before, version.body.answers)))
         known = {a.id for a in base.attachments} if base else set()
         attached = tuple(a.name for a in version.body.attachments if a.id not in known)
-        items.append(HistoryItem(version, changed, attached))
+        merged = version.entry.header.parents if len(version.entry.header.parents) > 1 else ()
+        items.append(HistoryItem(version, changed, attached, merged))
     return items
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldsync.services.forms import get_form
+from fieldsync.services import records
 from fieldsync.store.integrity import CheckReport
 from fieldsync.store.store import Identity, Store
 from fieldsync.store.store import wipe as wipe_store
@@ -41,10 +41,12 @@ def rebuild_index(store: Store) -> int:
         readable = [v for v in versions if v.body is not None]
         if not readable:
             continue  # nothing to summarise; check keeps reporting the damage
-        current = readable[-1]
-        assert current.body is not None
-        form = get_form(current.body.form)
-        store.replace_index(record, versions, current, form.summary(current.body.answers))
+        latest = readable[-1].body
+        assert latest is not None
+        store.replace_index(record, versions, latest, "")  # the heads first, then
+        view = records.read(store, record)  # the merge of the heads, as every device shows it
+        summary = view.form.summary(view.body.answers)
+        store.replace_index(record, versions, view.body, summary, conflict=view.in_conflict)
         rebuilt += 1
     return rebuilt
 

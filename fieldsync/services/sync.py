@@ -59,6 +59,22 @@ def signed_client(url: str, store: Store) -> SyncClient:
 
 
 def enrolment(store: Store) -> dict[str, Any]:
+    """Where this store delivers to: a device's enrolment, or for an administrator's store
+    (analysts' versions) the server its invites named."""
+    if store.identity.org_read is not None:
+        remembered = store.setting("server")
+        if remembered is None:
+            raise StoreStateError(
+                "this administrator's store knows no server yet",
+                hint="Make an invite with 'fieldsync admin invite NAME --server URL' first; "
+                "the server is remembered from it.",
+            )
+        return {
+            "server": remembered["url"],
+            "server_key": remembered["server_key"],
+            "org_read_key": store.identity.org_read.public.hex(),
+            "admin_key": store.identity.device_id,
+        }
     current = store.setting("enrolment")
     if current is None:
         raise StoreStateError(
@@ -186,7 +202,11 @@ def _batches(
         group = outbox[start : start + count]
         blobs = {(b, sizes[b]) for item in group for b in item.blobs}
         yield batch_format.build(
-            store.identity.signer, [i.entry for i in group], [i.org_wrap for i in group], blobs
+            store.identity.signer,
+            [i.entry for i in group],
+            [i.org_wrap for i in group],
+            blobs,
+            [i.readers for i in group],
         )
         start += count
 

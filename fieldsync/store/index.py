@@ -28,6 +28,7 @@ class IndexEntry:
     updated: HLC = clock.ZERO
     versions: int = 0
     attachments: int = 0
+    conflict: bool = False  # heads whose changes collide: a person must resolve them
     problem: str | None = None
 
 
@@ -39,6 +40,7 @@ class IndexCodec:
         """``(nonce, ciphertext)`` of an index row (the heads are stored beside it, readable)."""
         value = {
             "attachments": entry.attachments,
+            "conflict": entry.conflict,
             "created": entry.created.to_json(),
             "form": entry.form,
             "summary": entry.summary,
@@ -75,6 +77,7 @@ class IndexCodec:
                 updated=HLC.from_json(value["updated"]),
                 versions=value["versions"],
                 attachments=value["attachments"],
+                conflict=bool(value.get("conflict", False)),
             )
         except (FieldsyncError, KeyError, TypeError, ValueError) as exc:
             return IndexEntry(record, heads, problem=f"index of record {record}: {exc}")

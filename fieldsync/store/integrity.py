@@ -40,14 +40,16 @@ def check(store: Store) -> CheckReport:
         wraps = {
             w.entry_id: w.wrapped
             for w in session.exec(
-                select(WrapRow).where(WrapRow.reader == store.identity.box.public.hex())
+                select(WrapRow).where(WrapRow.reader == store.reader.public.hex())
             ).all()
         }
     report.entries, report.records = len(rows), len(records)
     forgotten = store.forgotten_records()  # delivered, then made unreadable on purpose
     referenced_blobs: set[str] = set()
     previous: dict[str, tuple[int, str]] = {}
-    heads: dict[str, set[str]] = {}
+    held: dict[str, set[str]] = {}  # each record's versions, and below, the ones built on
+    built_on: dict[str, set[str]] = {}
+    me = store.identity.device_id
     for row in rows:
         version = store.open_version(row, wraps.get(row.id))
         if version.problem and not version.entry.raw:  # the bytes themselves are damaged
@@ -55,19 +57,21 @@ def check(store: Store) -> CheckReport:
             continue
         header = version.entry.header
         last_seq, last_id = previous.get(header.author, (0, ""))
-        if header.seq != last_seq + 1 or (header.prev or "") != last_id:
+        # Only this store's own log must be whole here: of another author's log (an analyst's,
+        # a device's) a store holds just the versions of records it may read.
+        if header.author == me and (header.seq != last_seq + 1 or (header.prev or "") != last_id):
             report.problems.append(
                 f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
                 f"{last_seq} of its author"
             )
         previous[header.author] = (header.seq, row.id)
-        record_heads = heads.setdefault(row.record, set())
-        record_heads.difference_update(header.parents)
-        record_heads.add(row.id)
+        held.setdefault(row.record, set()).add(row.id)
+        built_on.setdefault(row.record, set()).update(header.parents)
         if version.problem and not (row.record in forgotten and row.id not in wraps):
             report.problems.append(version.problem)
         elif version.body is not None:
             referenced_blobs.update(a.blob for a in version.body.attachments)
+    heads = {record: ids - built_on[record] for record, ids in held.items()}
     for missing in sorted(set(heads) - {r.record for r in records} - forgotten):
         report.problems.append(f"index: record {missing} is missing from the index")
     for record_row in records:

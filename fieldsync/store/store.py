@@ -126,6 +126,7 @@ class Outgoing:
     entry: Entry
     org_wrap: bytes  # its content key, sealed for the organisation
     blobs: tuple[str, ...]  # ids of the attachments its body references
+    readers: tuple[tuple[str, bytes], ...] = ()  # further readers' wraps (an analyst's version)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,12 @@ class Store:
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+
+    @property
+    def reader(self) -> crypto.BoxPair:
+        """The box key this store reads versions with: the organisation's read key in an
+        administrator's store (it reads everything documenters send), else the device's own."""
+        return self.identity.org_read or self.identity.box
 
     # --- opening -------------------------------------------------------------------------
 
@@ -328,7 +335,7 @@ class Store:
                 for w in session.exec(
                     select(WrapRow).where(
                         col(WrapRow.entry_id).in_([r.id for r in rows]),
-                        WrapRow.reader == self.identity.box.public.hex(),
+                        WrapRow.reader == self.reader.public.hex(),
                     )
                 ).all()
             }
@@ -356,7 +363,7 @@ class Store:
         if wrapped is None:
             return Version(entry, None, "this device holds no key for this version")
         try:
-            key = self.identity.box.unwrap(wrapped, what=f"version {entry.id[:12]}")
+            key = self.reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
             return Version(entry, Body.decode(entry.open(key)))
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
@@ -377,14 +384,48 @@ class Store:
         files.make_private_dir(final.parent)
         os.replace(staging, final)
         files.fsync_dir(final.parent)
-        self._remember_blob(sealed)
+        self._remember_blob(sealed.blob_id, sealed.stored_size)
         return sealed
 
     @db_errors
-    def _remember_blob(self, sealed: blob.Sealed) -> None:
+    def _remember_blob(self, blob_id: str, stored_size: int) -> None:
         with Session(self._engine) as session, session.begin():
-            if session.get(BlobRow, sealed.blob_id) is None:
-                session.add(BlobRow(id=sealed.blob_id, stored_size=sealed.stored_size))
+            if session.get(BlobRow, blob_id) is None:
+                session.add(BlobRow(id=blob_id, stored_size=stored_size))
+
+    def import_blob(self, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]) -> int:
+        """Keep an encrypted blob that ``fill(write)`` delivers (a download), only if its bytes
+        hash to ``blob_id``; returns its size. Nothing is kept otherwise."""
+        tmp_dir = self.home / BLOBS_DIR / "tmp"
+        files.make_private_dir(tmp_dir)
+        staging = tmp_dir / f"download-{os.getpid()}-{time.monotonic_ns()}"
+        hasher = crypto.StreamHash(crypto.LABEL_BLOB_ID)
+        size = 0
+        try:
+            with open(staging, "xb") as out:
+                os.chmod(staging, 0o600)
+
+                def write(piece: bytes) -> None:
+                    nonlocal size
+                    hasher.update(piece)
+                    out.write(piece)
+                    size += len(piece)
+
+                fill(write)
+                out.flush()
+                os.fsync(out.fileno())
+            if hasher.digest().hex() != blob_id:
+                raise IntegrityError(
+                    f"attachment blob {blob_id[:12]} from the server does not match its hash"
+                )
+            final = self.blob_path(blob_id)
+            files.make_private_dir(final.parent)
+            os.replace(staging, final)
+            files.fsync_dir(final.parent)
+        finally:
+            staging.unlink(missing_ok=True)
+        self._remember_blob(blob_id, size)
+        return size
 
     def read_blob(self, blob_id: str, key: bytes) -> Iterator[bytes]:
         path = self.blob_path(blob_id)
@@ -453,7 +494,9 @@ class Store:
 
     def readers(self) -> list[bytes]:
         """Whose box keys every new entry's content key is wrapped for: this device's, and the
-        organisation's once the device is enrolled."""
+        organisation's once the device is enrolled (an administrator's store: the org's)."""
+        if self.identity.org_read is not None:
+            return [self.identity.org_read.public]
         enrolment = self.setting("enrolment")
         extra = [bytes.fromhex(enrolment["org_read_key"])] if enrolment else []
         return [self.identity.box.public, *extra]
@@ -464,14 +507,14 @@ class Store:
 
         Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
         """
-        mine, theirs = self.identity.box.public.hex(), reader.hex()
+        mine, theirs = self.reader.public.hex(), reader.hex()
         added = 0
         with Session(self._engine) as session, session.begin():
             have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
             for row in session.exec(select(WrapRow).where(WrapRow.reader == mine)).all():
                 if row.entry_id in have:
                     continue
-                key = self.identity.box.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                key = self.reader.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
                 session.add(
                     WrapRow(
                         entry_id=row.entry_id, reader=theirs, wrapped=crypto.wrap_key(reader, key)
@@ -502,32 +545,34 @@ class Store:
                 .order_by(col(EntryRow.seq))
             ).all()
             ids = [r.id for r in rows]
-            wraps = {
-                (w.entry_id, w.reader): w.wrapped
-                for w in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))).all()
-            }
+            wraps: dict[str, dict[str, bytes]] = {}
+            for w in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))).all():
+                wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
         outgoing = []
+        org, mine = org_reader.hex(), self.reader.public.hex()
         for row in rows:
-            org_wrap = wraps.get((row.id, org_reader.hex()))
-            version = self.open_version(row, wraps.get((row.id, self.identity.box.public.hex())))
+            found = wraps.get(row.id, {})
+            org_wrap = found.get(org)
+            version = self.open_version(row, found.get(mine))
             if org_wrap is None or version.body is None:
                 raise StoreCorrupted(
                     f"version {row.id[:12]} cannot be sent: "
                     f"{version.problem or 'it has no key for the organisation'}"
                 )
             blobs = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
-            outgoing.append(Outgoing(version.entry, org_wrap, blobs))
+            readers = tuple(sorted((r, w) for r, w in found.items() if r not in (org, mine)))
+            outgoing.append(Outgoing(version.entry, org_wrap, blobs, readers))
         return outgoing
 
     @db_errors
     def forget_delivered(self, up_to_seq: int) -> tuple[int, int]:
         """Destroy this device's keys to every record it has fully delivered.
 
-        A record is forgotten when all of its versions are this device's and covered by a
-        verified receipt (``up_to_seq``); one with an undelivered version stays. Its key wraps,
-        index row and attachment files go; the signed ciphertexts stay, because the device's
-        hash chain runs through them, and without keys they are noise. Returns
-        ``(records, attachments)`` forgotten.
+        A record is forgotten when every version of it this device wrote is covered by a
+        verified receipt (``up_to_seq``; versions pulled from the server are there already);
+        one with an undelivered version stays. Its key wraps, index row and attachment files
+        go; the signed ciphertexts stay, because the device's hash chain runs through them, and
+        without keys they are noise. Returns ``(records, attachments)`` forgotten.
         """
         me = self.identity.device_id
         with Session(self._engine) as session:
@@ -535,7 +580,7 @@ class Store:
             mine = {
                 w.entry_id: w.wrapped
                 for w in session.exec(
-                    select(WrapRow).where(WrapRow.reader == self.identity.box.public.hex())
+                    select(WrapRow).where(WrapRow.reader == self.reader.public.hex())
                 ).all()
             }
         by_record: dict[str, list[EntryRow]] = {}
@@ -544,7 +589,7 @@ class Store:
         doomed = {
             record
             for record, versions in by_record.items()
-            if all(v.author == me and v.seq <= up_to_seq for v in versions)
+            if all(v.author != me or v.seq <= up_to_seq for v in versions)
             and any(v.id in mine for v in versions)
         }
         blobs_of = {record: self._blobs(versions, mine) for record, versions in by_record.items()}
@@ -575,6 +620,40 @@ class Store:
             raw.close()
         return len(doomed), len(gone_blobs)
 
+    @db_errors
+    def held(self, ids: list[str]) -> dict[str, tuple[str, str, int]]:
+        """For each of ``ids`` this store holds: its (record, author, seq)."""
+        found: dict[str, tuple[str, str, int]] = {}
+        with Session(self._engine) as session:
+            for start in range(0, len(ids), 500):
+                rows = session.exec(
+                    select(EntryRow.id, EntryRow.record, EntryRow.author, EntryRow.seq).where(
+                        col(EntryRow.id).in_(ids[start : start + 500])
+                    )
+                ).all()
+                found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
+        return found
+
+    @db_errors
+    def held_at(self, author: str, seqs: list[int]) -> dict[int, str]:
+        """The ids this store holds at these positions of ``author``'s log."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(EntryRow.seq, EntryRow.id).where(
+                    EntryRow.author == author, col(EntryRow.seq).in_(seqs)
+                )
+            ).all()
+        return dict(rows)
+
+    @db_errors
+    def branched_records(self) -> list[str]:
+        """Records whose version graph has more than one head."""
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(RecordRow.record).where(col(RecordRow.heads).like("%,%"))
+            ).all()
+        return list(rows)
+
     def forgotten_records(self) -> set[str]:
         return set((self.setting("forgotten") or {}).get("records", []))
 
@@ -601,10 +680,16 @@ class Store:
 
     @db_errors
     def replace_index(
-        self, record: str, versions: list[Version], current: Version, summary: str
+        self,
+        record: str,
+        versions: list[Version],
+        shown: Body,
+        summary: str,
+        *,
+        conflict: bool = False,
     ) -> None:
-        """Rewrite a record's index row from its versions (the entries are the truth)."""
-        assert current.body is not None
+        """Rewrite a record's index row from its versions (the entries are the truth);
+        ``shown`` is the body displayed (a provisional merge when there are several heads)."""
         heads = {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
         clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
         created, updated = min(clocks), max(clocks)
@@ -612,12 +697,13 @@ class Store:
             IndexEntry(
                 record=record,
                 heads=(),
-                form=current.body.form,
+                form=shown.form,
                 summary=summary,
                 created=created,
                 updated=updated,
                 versions=len(versions),
-                attachments=len(current.body.attachments),
+                attachments=len(shown.attachments),
+                conflict=conflict,
             )
         )
         row = RecordRow(

@@ -33,9 +33,20 @@ class Writer:
         self._head: tuple[int, str | None] | None = None
         self._hlc: HLC | None = None
         self._readers = store.readers()
+        self._rows: dict[str, RecordRow] = {}  # index rows touched in this transaction
 
-    def append(self, record: str, parents: list[str], body: Body, summary: str) -> Entry:
-        """Seal, sign and store one version; the device's chain and clock advance with it."""
+    def append(
+        self,
+        record: str,
+        parents: list[str],
+        body: Body,
+        summary: str,
+        *,
+        readers: list[bytes] | None = None,
+    ) -> Entry:
+        """Seal, sign and store one version; the device's chain and clock advance with it.
+
+        ``readers``: whose box keys the content key is sealed for (default: the store's)."""
         store, session = self._store, self._session
         me = store.identity.device_id
         if self._head is None:
@@ -46,11 +57,8 @@ class Writer:
                 .limit(1)
             ).first()
             self._head = (last[0], last[1]) if last else (0, None)
-        if self._hlc is None:
-            row = session.get(MetaRow, "hlc")
-            self._hlc = _stored_clock(row.value) if row else clock.ZERO
         seq, prev = self._head[0] + 1, self._head[1]
-        hlc = clock.tick(self._hlc, store.now_ms())
+        hlc = clock.tick(self._clock(), store.now_ms())
         entry, content_key = seal_entry(
             store.identity.signer,
             seq=seq,
@@ -61,7 +69,7 @@ class Writer:
             body=body.encode(),
         )
         session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
-        for reader in self._readers:
+        for reader in dict.fromkeys(readers if readers is not None else self._readers):
             session.add(
                 WrapRow(
                     entry_id=entry.id,
@@ -72,6 +80,35 @@ class Writer:
         self._update_index(record, parents, entry, body, summary)
         self._head, self._hlc = (seq, entry.id), hlc
         return entry
+
+    def receive(self, entry: Entry, wrapped: bytes, body: Body, summary: str) -> bool:
+        """Store a version another author signed (from a pull), checked by the caller; its key
+        sealed for this store's reader key. False if it was here already."""
+        session = self._session
+        if session.get(EntryRow, entry.id) is not None:
+            return False
+        header = entry.header
+        session.add(
+            EntryRow(
+                id=entry.id,
+                author=header.author,
+                seq=header.seq,
+                record=header.record,
+                raw=entry.raw,
+            )
+        )
+        reader = self._store.reader.public.hex()
+        session.add(WrapRow(entry_id=entry.id, reader=reader, wrapped=wrapped))
+        self._update_index(header.record, list(header.parents), entry, body, summary)
+        # Later local versions must sort after what was seen (display order only).
+        self._hlc = clock.observe(self._clock(), header.hlc, self._store.now_ms())
+        return True
+
+    def _clock(self) -> HLC:
+        if self._hlc is None:
+            row = self._session.get(MetaRow, "hlc")
+            self._hlc = _stored_clock(row.value) if row else clock.ZERO
+        return self._hlc
 
     def delete_draft(self, draft_id: str) -> None:
         row = self._session.get(DraftRow, draft_id)
@@ -87,10 +124,12 @@ class Writer:
         self, record: str, parents: list[str], entry: Entry, body: Body, summary: str
     ) -> None:
         codec = self._store.index_codec
-        row = self._session.get(RecordRow, record) if parents else None
+        row = self._rows.get(record)
+        if row is None and parents:  # a version without parents starts a record
+            row = self._session.get(RecordRow, record)
         hlc = entry.header.hlc
         if row is None:
-            heads, created, versions = {entry.id}, hlc, 1
+            heads, created, versions, conflict = {entry.id}, hlc, 1, False
             row = RecordRow(
                 record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
             )
@@ -103,7 +142,9 @@ class Writer:
                     "versions, then try again.",
                 )
             heads = (set(previous.heads) - set(parents)) | {entry.id}
-            created, versions = previous.created, previous.versions + 1
+            created, versions = min(previous.created, hlc), previous.versions + 1
+            hlc = max(previous.updated, hlc)
+            conflict = previous.conflict and len(heads) > 1  # settled again after a pull
         row.heads = json.dumps(sorted(heads))
         row.index_nonce, row.index_ct = codec.seal(
             IndexEntry(
@@ -115,8 +156,10 @@ class Writer:
                 updated=hlc,
                 versions=versions,
                 attachments=len(body.attachments),
+                conflict=conflict,
             )
         )
+        self._rows[record] = row
         self._session.add(row)
 
 

@@ -96,6 +96,27 @@ class SyncClient:
     def revoke(self, device: str) -> dict[str, Any]:
         return self._json(self._request("POST", f"/v1/admin/devices/{device}/revoke", signed=True))
 
+    def feed(self, after: int) -> dict[str, Any]:
+        """One page of the versions stored after position ``after`` that this signer may read."""
+        return self._json(self._request("GET", f"/v1/feed/{int(after)}", signed=True))
+
+    def blob_content(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
+        """Stream a complete blob's encrypted bytes into ``sink`` (the caller checks its hash)."""
+        path = f"/v1/blobs/{blob_id}/content"
+        headers = self._signature("GET", path, b"")
+        try:
+            with self._http.stream("GET", path, headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    raise _server_error(self.base_url, response)
+                for chunk in response.iter_bytes():
+                    sink(chunk)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"the server at {self.base_url} did not answer ({_reason(exc)})",
+                hint="Nothing was changed. Run the command again when the connection is back.",
+            ) from exc
+
     def send_batch(self, raw: bytes) -> bytes:
         """Deliver a batch; returns the receipt exactly as received (the caller verifies it)."""
         return self._request("POST", "/v1/batches", content=raw).content

@@ -90,6 +90,7 @@ def test_batch_vector() -> None:
         entries,
         [bytes.fromhex(w) for w in case["wraps"]],
         [tuple(b) for b in case["blobs"]],
+        [tuple((r, bytes.fromhex(w)) for r, w in more) for more in case["readers"]],
     )
     assert built.raw.hex() == case["batch"]
     assert built.id == case["batch_id"] == batch_format.parse(built.raw).id

@@ -1,0 +1,233 @@
+"""Fetching what others wrote: ``fieldsync pull`` and ``fieldsync admin pull`` (docs/conflicts.md).
+
+The server's pages are checked in full before anything is stored: every version's signature
+and id, that its author is one this store trusts (a device: the organisation's admin key; an
+administrator: the devices whose enrolment the admin key vouched for), that it was sealed for
+this store's key and opens to the body its header commits to, and that every version it builds
+on is held already or came earlier. One bad version and nothing of its page is stored.
+
+Then every record with several heads is settled (``records.settle``): merged into a new signed
+version when the heads' changes fit together, marked in conflict when they do not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fieldsync.core import enrolment
+from fieldsync.core import entry as entry_format
+from fieldsync.core.body import Body
+from fieldsync.core.entry import Entry
+from fieldsync.errors import FieldsyncError, IntegrityError, ServerError, StoreStateError
+from fieldsync.services import records
+from fieldsync.services.forms import get_form
+from fieldsync.services.sync import ClientFor, signed_client
+from fieldsync.services.sync import enrolment as device_enrolment
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+
+REFUSED_HINT = (
+    "Nothing from that page was stored; this store is as it was. The server, or something "
+    "between it and you, sent data that is not what its authors signed: tell your administrator."
+)
+
+
+@dataclass
+class PullReport:
+    received: int = 0  # versions stored
+    held: int = 0  # versions this store had already
+    skipped: int = 0  # versions of records this device has wiped after delivery
+    blobs: int = 0  # attachments downloaded
+    merged: list[str] = field(default_factory=list)  # records merged into a new version
+    conflicts: list[str] = field(default_factory=list)  # records left for a person
+
+
+@dataclass(frozen=True)
+class _Checked:
+    entry: Entry
+    wrap: bytes
+    body: Body
+
+
+def pull(
+    store: Store,
+    *,
+    client_for: ClientFor = signed_client,
+    progress: Callable[[int], None] = lambda n: None,
+) -> PullReport:
+    """Fetch from the cursor everything this store may read, then settle branched records."""
+    url, trusted = _source(store)
+    report = PullReport()
+    cursor = int((store.setting("pull") or {}).get("after", 0))
+    forgotten = store.forgotten_records()
+    with client_for(url, store) as client:
+        if store.identity.is_admin:
+            trusted |= _registry(store, client)
+        while True:
+            page = client.feed(cursor)
+            items, after, more = _page(page, cursor)
+            checked = _check(store, items, trusted, forgotten, report)
+            report.blobs += _fetch_blobs(store, client, checked)
+            with store.writer() as writer:
+                for item in checked:
+                    summary = get_form(item.body.form).summary(item.body.answers)
+                    if writer.receive(item.entry, item.wrap, item.body, summary):
+                        report.received += 1
+                    else:
+                        report.held += 1
+            store.save_setting("pull", {"after": after})  # a crash before this re-reads a page
+            progress(len(items))
+            cursor = after
+            if not more:
+                break
+    settle_all(store, report)
+    return report
+
+
+def settle_all(store: Store, report: PullReport | None = None) -> PullReport:
+    """Merge or mark every branched record (also after a crash between pull and merge)."""
+    report = report or PullReport()
+    for record in store.branched_records():
+        if records.settle(store, record) is not None:
+            report.merged.append(record)
+        elif records.read(store, record).in_conflict:
+            report.conflicts.append(record)
+    return report
+
+
+def _source(store: Store) -> tuple[str, set[str]]:
+    """The server to pull from, and the authors whose versions this store accepts."""
+    me = store.identity.device_id
+    if store.identity.is_admin:
+        remembered = store.setting("server")
+        if remembered is None:
+            raise StoreStateError(
+                "this administrator's store knows no server yet",
+                hint="Make an invite with 'fieldsync admin invite NAME --server URL' first; "
+                "the server is remembered from it.",
+            )
+        return str(remembered["url"]), {me}
+    joined = device_enrolment(store)
+    return str(joined["server"]), {me, str(joined["admin_key"])}
+
+
+def _registry(store: Store, client: SyncClient) -> set[str]:
+    """The devices the admin key vouched for, checked here from the enrolments the server
+    kept (its word alone is not enough); remembered for sealing analysts' versions."""
+    admin_key = store.identity.device_id
+    devices: dict[str, dict[str, str]] = {}
+    for listed in client.devices():
+        if listed.get("device") == admin_key:
+            continue
+        try:
+            shown = enrolment.vouched(base64.b64decode(str(listed["enrolment"])), admin_key)
+        except (FieldsyncError, KeyError, ValueError, binascii.Error):
+            continue  # not vouched for: its versions will be refused by name below
+        if shown.device_key == listed.get("device"):
+            devices[shown.device_key] = {"box_key": shown.box_key, "name": shown.name}
+    store.save_setting("registry", {"devices": devices})
+    return set(devices)
+
+
+def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]], int, bool]:
+    try:
+        items = [
+            (
+                base64.b64decode(i["entry"], validate=True),
+                base64.b64decode(i["wrap"], validate=True),
+            )
+            for i in page["entries"]
+        ]
+        after, more = int(page["next"]), bool(page["more"])
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise ServerError("the server's answer to a pull is not a page of versions") from exc
+    if after < cursor or (more and not items):
+        raise ServerError("the server's answer to a pull does not move forward")
+    return items, after, more
+
+
+def _check(
+    store: Store,
+    items: list[tuple[bytes, bytes]],
+    trusted: set[str],
+    forgotten: set[str],
+    report: PullReport,
+) -> list[_Checked]:
+    """Verify a whole page before any of it is stored."""
+    checked: list[_Checked] = []
+    entries = [_parse(raw, n) for n, (raw, _) in enumerate(items, 1)]
+    wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
+    held = store.held(wanted)
+    seen: dict[str, str] = {}  # id -> record, of this page's versions taken so far
+    for (_raw, wrap), entry in zip(items, entries, strict=True):
+        header = entry.header
+        where = f"version {entry.id[:12]} of record {header.record}"
+        if header.author not in trusted:
+            raise IntegrityError(
+                f"the server sent {where}, signed by a key this store does not trust",
+                hint=REFUSED_HINT,
+            )
+        if header.record in forgotten:
+            report.skipped += 1
+            continue
+        if entry.id in held:
+            report.held += 1
+            continue
+        for parent in header.parents:
+            record = held[parent][0] if parent in held else seen.get(parent)
+            if record != header.record:
+                raise IntegrityError(
+                    f"the server sent {where} before a version it builds on, or builds it on "
+                    "another record's version",
+                    hint=REFUSED_HINT,
+                )
+        clash = store.held_at(header.author, [header.seq]).get(header.seq)
+        if clash is not None:
+            raise IntegrityError(
+                f"the server sent {where} at seq {header.seq} of its author, where this store "
+                "holds a different version (a fork)",
+                hint=REFUSED_HINT,
+            )
+        try:
+            key = store.reader.unwrap(wrap, what=where)
+            body = Body.decode(entry.open(key))
+            get_form(body.form)
+        except FieldsyncError as exc:
+            raise IntegrityError(
+                f"the server sent {where} that this store cannot open: {exc.message}",
+                hint=REFUSED_HINT,
+            ) from exc
+        checked.append(_Checked(entry, wrap, body))
+        seen[entry.id] = header.record
+    return checked
+
+
+def _parse(raw: bytes, number: int) -> Entry:
+    try:
+        return entry_format.parse(raw)
+    except IntegrityError as exc:
+        raise IntegrityError(
+            f"version {number} of the server's page does not verify: {exc.message}",
+            hint=REFUSED_HINT,
+        ) from exc
+
+
+def _fetch_blobs(store: Store, client: SyncClient, checked: list[_Checked]) -> int:
+    """Download the attachments the page's versions reference and this store lacks; each is
+    kept only if its bytes hash to its id."""
+    wanted = dict.fromkeys(a.blob for item in checked for a in item.body.attachments)
+    fetched = 0
+    for blob_id in wanted:
+        if store.blob_path(blob_id).is_file():
+            continue
+
+        def fill(write: Callable[[bytes], None], wanted_id: str = blob_id) -> None:
+            client.blob_content(wanted_id, write)
+
+        store.import_blob(blob_id, fill)
+        fetched += 1
+    return fetched
