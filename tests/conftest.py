@@ -62,3 +62,19 @@ class Endless:
         n = self.left if n < 0 else min(n, self.left)
         self.left -= n
         return self.fill * n
+
+
+def fast_store(home: Path, *, admin: bool = False) -> Store:
+    """A store with fresh keys of its own, opened without a passphrase (no Argon2id), for tests
+    that need several distinct devices or organisations. It has no vault file: it is never
+    reopened, only used."""
+    from fieldsync.core import crypto
+    from fieldsync.store import files
+    from fieldsync.store.db import create_schema
+    from fieldsync.store.store import BLOBS_DIR, Identity
+
+    files.make_private_dir(home)
+    files.make_private_dir(home / BLOBS_DIR / "tmp")
+    engine = make_engine(home / DB_FILE)
+    create_schema(engine)
+    return Store(home, engine, crypto.random_bytes(32), Identity.generate(admin=admin))

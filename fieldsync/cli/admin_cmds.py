@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from fieldsync.cli import record_cmds, sync_cmds
 from fieldsync.cli.options import (
     DatabaseUrl,
     DataDir,
@@ -251,6 +253,44 @@ def _print_audit(report: AuditReport) -> None:
         )
     if report.ok:
         out.print("Everything the server holds verifies.", markup=False)
+
+
+@admin_app.command("pull")
+def admin_pull(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Fetch, verify and decrypt everything the server holds into this store; merge."""
+    with unlocked(home, passphrase_file) as store:
+        admin.org_keys(store)
+        report = sync_cmds.pull_with_progress(store, json=json)
+    sync_cmds.print_pull(report, json=json)
+
+
+@admin_app.command("push")
+def admin_push(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Send the analysts' versions (edits, merges, resolutions) to the server."""
+    with unlocked(home, passphrase_file) as store:
+        admin.org_keys(store)
+        report = sync_cmds.push_with_progress(store, json=json)
+    sync_cmds.print_push(report, json=json)
+
+
+@admin_app.command(
+    "edit",
+    help="An analyst's version of a record (the same options as 'edit'): signed by the admin "
+    "key, readable by the organisation and by the device that recorded the record.",
+)
+@functools.wraps(record_cmds.edit)
+def admin_edit(**options: Any) -> None:
+    with unlocked(options.pop("home"), options.pop("passphrase_file")) as store:
+        admin.org_keys(store)  # a documenter's store is refused before anything is asked
+        record_cmds.edit_in(store, **options)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from fieldsync import __version__
 from fieldsync.cli import (
     admin_cmds,
+    conflict_cmds,
     demo_cmds,
     forms_cmds,
     read_cmds,
@@ -121,6 +122,7 @@ demo_cmds.register(app)
 admin_cmds.register(app)
 server_cmds.register(app)
 sync_cmds.register(app)
+conflict_cmds.register(app)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ def list_records(
                     "attachments": r.attachments,
                     "created": iso(r.created.wall_ms) if r.created.wall_ms else None,
                     "updated": iso(r.updated.wall_ms) if r.updated.wall_ms else None,
-                    "in_conflict": len(r.heads) > 1,
+                    "in_conflict": r.conflict,
                     "problem": r.problem,
                 }
                 for r in rows
@@ -46,7 +46,7 @@ def list_records(
         return
     table = Table("record", "form", "summary", "versions", "files", "updated")
     for r in rows:
-        mark = " (conflict)" if len(r.heads) > 1 else ""
+        mark = " (IN CONFLICT)" if r.conflict else ""
         table.add_row(
             literal(r.record[:13]),
             literal(r.form.split("@")[0]),
@@ -85,10 +85,11 @@ def show(
                 out.print(f"Wrote attachment {attachment} to {safe(written)}", markup=False)
             return
         view = records.read(store, full)
+        label = records.author_labels(store)
     if json:
         emit_json(_view_json(view))
     else:
-        _print_view(view)
+        _print_view(view, label(view.current.entry.header.author))
     if view.problems:
         for problem in view.problems:
             err.print(f"warning: {safe(problem)}", markup=False)
@@ -108,6 +109,8 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
         "time": iso(header.hlc.wall_ms),
         "versions": view.index.versions,
         "in_conflict": view.in_conflict,
+        "conflicts": [c.path for c in view.conflicts],
+        "merged_heads": view.merged,
         "heads": list(view.heads),
         "note": view.body.note,
         "answers": view.body.answers,
@@ -126,18 +129,27 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
     }
 
 
-def _print_view(view: records.RecordView) -> None:
+def _print_view(view: records.RecordView, author: str) -> None:
     header = view.current.entry.header
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
     out.print(
         literal(
             f"version  {view.current.id[:12]} of {view.index.versions}, "
-            f"{when(header.hlc.wall_ms)}, by device {header.author[:12]}"
+            f"{when(header.hlc.wall_ms)}, by {author}"
         )
     )
     if view.in_conflict:
-        out.print(literal("IN CONFLICT: another version exists; shown is the latest", "bold"))
+        fields = ", ".join(c.path for c in view.conflicts)
+        out.print(
+            literal(
+                f"IN CONFLICT on {fields}: shown is the latest value of each; see "
+                "'fieldsync conflicts' and settle with 'fieldsync resolve'",
+                "bold",
+            )
+        )
+    elif view.merged:
+        out.print(literal(f"shown is the merge of {len(view.heads)} versions that agree"))
     if view.body.note:
         out.print(literal(f"note     {view.body.note}"))
     table = Table("field", "value", show_header=False, box=None, padding=(0, 2))
@@ -190,6 +202,7 @@ def history(
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
         items = records.history(store, full)
+        label = records.author_labels(store)
     if json:
         emit_json(
             {
@@ -198,9 +211,11 @@ def history(
                     {
                         "version": i.version.id,
                         "author": i.version.entry.header.author,
+                        "author_is": label(i.version.entry.header.author),
                         "seq": i.version.entry.header.seq,
                         "time": iso(i.version.entry.header.hlc.wall_ms),
                         "parents": list(i.version.entry.header.parents),
+                        "merged": list(i.merged),
                         "changed": list(i.changed),
                         "attached": list(i.attached),
                         "note": i.version.body.note if i.version.body else None,
@@ -218,7 +233,7 @@ def history(
         table.add_row(
             literal(item.version.id[:12]),
             when(header.hlc.wall_ms),
-            literal(header.author[:12]),
+            literal(label(header.author)),
             literal(", ".join(p[:12] for p in header.parents) or "(new)"),
             literal(changes),
         )
@@ -229,6 +244,10 @@ def _describe_changes(item: records.HistoryItem) -> str:
     parts = []
     if not item.version.entry.header.parents:
         parts.append("created")
+    elif item.merged:
+        parts.append("merged " + " + ".join(p[:12] for p in item.merged))
+        if item.changed:
+            parts.append("changed " + ", ".join(item.changed) + " (against the first)")
     elif item.changed:
         parts.append("changed " + ", ".join(item.changed))
     if item.attached:

@@ -134,12 +134,24 @@ def edit(
     json: Json = False,
 ) -> None:
     """Save a new version of a record (the earlier versions stay in its history)."""
-    answers = importer.read_answers_file(from_file) if from_file else None
     with unlocked(home, passphrase_file) as store:
-        full = store.resolve_record(record)
-        if answers is None and not set_:
-            set_ = _ask_changes(store, full)
-        version = records.edit(store, full, answers=answers, sets=set_, note=note)
+        edit_in(store, record, from_file, set_, note, json)
+
+
+def edit_in(
+    store: Store,
+    record: str,
+    from_file: Path | None,
+    set_: list[str] | None,
+    note: str | None,
+    json: bool,
+) -> None:
+    """``edit`` in an unlocked store (``admin edit`` shares it)."""
+    answers = importer.read_answers_file(from_file) if from_file else None
+    full = store.resolve_record(record)
+    if answers is None and not set_:
+        set_ = _ask_changes(store, full)
+    version = records.edit(store, full, answers=answers, sets=set_, note=note)
     if json:
         emit_json({"record": full, "version": version})
     else:

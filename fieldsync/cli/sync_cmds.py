@@ -13,6 +13,8 @@ from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
 from fieldsync.services import enrol, sync
+from fieldsync.services import pull as pulling
+from fieldsync.store.store import Store
 
 
 def enroll(
@@ -74,28 +76,36 @@ def push(
 ) -> None:
     """Deliver this device's new versions and attachments to the organisation's server."""
     with unlocked(home, passphrase_file) as store:
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeElapsedColumn(),
-        ]
-        with Progress(*columns, console=err, transient=True, disable=json) as bars:
-            files = bars.add_task("attachments", total=None)
-            versions = bars.add_task("versions", total=None)
+        if to_file is not None:
+            versions, blobs = sync.write_carry(store, to_file)
+            _print_carry(to_file, versions, blobs, json)
+            return
+        report = push_with_progress(store, json=json, wipe_after=wipe_after)
+    print_push(report, json=json)
 
-            def plan(entries: int, blob_bytes: int) -> None:
-                bars.update(files, total=blob_bytes or 1, completed=0 if blob_bytes else 1)
-                bars.update(versions, total=entries or 1, completed=0 if entries else 1)
 
-            report = sync.push(
-                store,
-                progress=sync.Progress(
-                    plan=plan,
-                    bytes_sent=lambda n: bars.advance(files, n),
-                    entries_sent=lambda n: bars.advance(versions, n),
-                ),
-            )
+def push_with_progress(store: Store, *, json: bool, wipe_after: bool = False) -> sync.PushReport:
+    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=json) as bars:
+        files = bars.add_task("attachments", total=None)
+        versions = bars.add_task("versions", total=None)
+
+        def plan(entries: int, blob_bytes: int) -> None:
+            bars.update(files, total=blob_bytes or 1, completed=0 if blob_bytes else 1)
+            bars.update(versions, total=entries or 1, completed=0 if entries else 1)
+
+        return sync.push(
+            store,
+            wipe_after=wipe_after,
+            progress=sync.Progress(
+                plan=plan,
+                bytes_sent=lambda n: bars.advance(files, n),
+                entries_sent=lambda n: bars.advance(versions, n),
+            ),
+        )
+
+
+def print_push(report: sync.PushReport, *, json: bool) -> None:
     got = report.receipt
     if json:
         emit_json(
@@ -106,23 +116,93 @@ def push(
                 "attachment_bytes": report.blob_bytes,
                 "acknowledged_seq": got.last_seq if got else None,
                 "receipt_time": iso(got.time_ms) if got else None,
+                "wiped_records": report.wiped_records,
+                "wiped_attachments": report.wiped_attachments,
             }
         )
         return
     if not report.sent_entries:
         out.print("Nothing to deliver: every version is acknowledged by the server.", markup=False)
-        return
-    out.print(
-        f"Delivered {report.sent_entries} version(s) in {report.batches} batch(es) and "
-        f"{report.blobs} attachment(s) ({report.blob_bytes} bytes).",
-        markup=False,
-    )
+    else:
+        out.print(
+            f"Delivered {report.sent_entries} version(s) in {report.batches} batch(es) and "
+            f"{report.blobs} attachment(s) ({report.blob_bytes} bytes).",
+            markup=False,
+        )
     if got:
         out.print(
             f"The server's signed receipt covers everything up to seq {got.last_seq} "
             f"({when(got.time_ms)}).",
             markup=False,
         )
+    if report.wiped_records or report.wiped_attachments:
+        out.print(
+            f"Wiped from this device: {report.wiped_records} record(s) and "
+            f"{report.wiped_attachments} attachment(s) the server holds.",
+            markup=False,
+        )
+
+
+def pull(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Fetch the versions others made of your records (analysts' edits), verify each, merge."""
+    with unlocked(home, passphrase_file) as store:
+        report = pull_with_progress(store, json=json)
+    print_pull(report, json=json)
+
+
+def pull_with_progress(store: Store, *, json: bool) -> pulling.PullReport:
+    columns = [TextColumn("{task.description}"), TextColumn("{task.completed} received")]
+    with Progress(*columns, console=err, transient=True, disable=json) as bars:
+        task = bars.add_task("pulling versions", total=None)
+        return pulling.pull(store, progress=lambda n: bars.advance(task, n))
+
+
+def print_pull(report: pulling.PullReport, *, json: bool) -> None:
+    if json:
+        emit_json(
+            {
+                "received": report.received,
+                "already_held": report.held,
+                "skipped_wiped": report.skipped,
+                "attachments": report.blobs,
+                "merged": report.merged,
+                "in_conflict": report.conflicts,
+            }
+        )
+        return
+    out.print(
+        f"Received {report.received} version(s) and {report.blobs} attachment(s)"
+        + (f"; {report.held} already here" if report.held else "")
+        + (f"; {report.skipped} of records wiped from this device" if report.skipped else "")
+        + ".",
+        markup=False,
+    )
+    for record in report.merged:
+        out.print(
+            f"Merged {record}: the changes fit together (a new signed version).", markup=False
+        )
+    for record in report.conflicts:
+        out.print(
+            f"In conflict: {record}. See 'fieldsync conflicts', settle with 'fieldsync resolve'.",
+            markup=False,
+        )
+    if report.merged:
+        out.print("Run 'fieldsync push' to deliver the merged version(s).", markup=False)
+
+
+def _print_carry(path: Path, versions: int, blobs: int, json: bool) -> None:
+    if json:
+        emit_json({"file": str(path), "versions": versions, "attachments": blobs})
+        return
+    out.print(
+        f"Wrote {versions} version(s) and {blobs} attachment(s) to {safe(path)}. Nothing is "
+        "marked delivered until the server's receipt comes back (push again once online).",
+        markup=False,
+    )
 
 
 def status(
@@ -180,4 +260,5 @@ def _invite_text(given: str) -> str:
 def register(app: typer.Typer) -> None:
     app.command()(enroll)
     app.command()(push)
+    app.command()(pull)
     app.command()(status)

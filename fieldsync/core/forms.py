@@ -13,7 +13,7 @@ Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -122,6 +122,37 @@ class Form:
             current = stack.pop()
             yield current
             stack.extend(reversed(current.children))
+
+    def identify_items(
+        self,
+        answers: dict[str, Any],
+        before: dict[str, Any] | None,
+        new_id: Callable[[], str],
+    ) -> None:
+        """Give every item of a list that the form marks with a hidden ``id`` (victims,
+        sources) an id, in place: merges match items by it. An item without one that equals an
+        item of ``before`` (the version edited) takes that item's id, so re-entering a list from
+        a file does not turn every item into a new one."""
+        for described in self.walk():
+            if described.kind != "items" or not any(
+                c.hidden and c.name == "id" for c in described.children
+            ):
+                continue
+            items = get_path(answers, described.path)
+            if not isinstance(items, list):
+                continue
+            earlier = get_path(before, described.path) if before else None
+            known = {
+                encoding.encode({k: v for k, v in item.items() if k != "id"}): item["id"]
+                for item in (earlier if isinstance(earlier, list) else [])
+                if isinstance(item, dict) and isinstance(item.get("id"), str)
+            }
+            taken = {i.get("id") for i in items if isinstance(i, dict)}
+            for item in items:
+                if isinstance(item, dict) and "id" not in item:
+                    same = known.get(encoding.encode(item))
+                    item["id"] = same if same is not None and same not in taken else new_id()
+                    taken.add(item["id"])
 
     def field(self, dotted: str) -> Field:
         for candidate in self.walk():

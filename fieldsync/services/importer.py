@@ -93,6 +93,7 @@ def import_file(
             if problems:
                 report.refused.append(Refused(number, tuple(problems)))
             else:
+                form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
                 body = Body(form.ref, answers)
                 pending.append((new_record_id(store.now_ms()), body, form.summary(answers)))
             if len(pending) >= BATCH:

@@ -7,6 +7,7 @@ import copy
 import mimetypes
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def create(
 ) -> str:
     """Validate and save a new record (dropping its draft in the same transaction)."""
     form.validate(answers)
+    answers = copy.deepcopy(answers)
+    form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
     record = new_record_id(store.now_ms())
     with store.writer() as writer:
         writer.append(record, [], Body(form.ref, answers, (), note), form.summary(answers))
@@ -119,6 +122,8 @@ def save_version(
             "'fieldsync resolve', then edit.",
         )
     view.form.validate(answers)
+    answers = copy.deepcopy(answers)
+    view.form.identify_items(answers, view.body.answers, lambda: new_record_id(store.now_ms()))
     body = Body(view.form.ref, answers, attachments, note)
     return _save(store, view, body)
 
@@ -302,6 +307,36 @@ def settle(store: Store, record: str) -> str | None:
         )
         return None
     return _save(store, view, view.body)
+
+
+def conflicted(store: Store) -> list[RecordView]:
+    """Every record in conflict, as ``read`` shows it."""
+    return [read(store, row.record) for row in store.index() if row.conflict]
+
+
+def setter(view: RecordView, version: str) -> Version:
+    return next(v for v in view.versions if v.id == version)
+
+
+def author_labels(store: Store) -> Callable[[str], str]:
+    """How to name a version's author to a person: this store, the analysts (the admin key), or
+    a device by the name its invite gave it where this store knows it."""
+    me = store.identity.device_id
+    joined = store.setting("enrolment") or {}
+    admin_key = me if store.identity.is_admin else joined.get("admin_key")
+    names = {
+        key: str(found.get("name", ""))
+        for key, found in ((store.setting("registry") or {}).get("devices", {})).items()
+    }
+
+    def label(author: str) -> str:
+        if author == admin_key:
+            return "analyst (this store)" if author == me else "analyst"
+        if author == me:
+            return "this device"
+        return f"device {names[author]}" if author in names else f"device {author[:12]}"
+
+    return label
 
 
 def _same(one: Body, other: Body) -> bool:

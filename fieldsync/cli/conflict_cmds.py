@@ -1,0 +1,133 @@
+"""``conflicts`` and ``resolve``: seeing and settling fields that two people changed differently."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
+from fieldsync.cli.render import emit_json, iso, literal, out, when
+from fieldsync.core.merge import MISSING
+from fieldsync.errors import InputError
+from fieldsync.services import records
+
+
+def conflicts(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """The records in conflict: each field's competing values, who set them and when."""
+    with unlocked(home, passphrase_file) as store:
+        found = records.conflicted(store)
+        label = records.author_labels(store)
+    if json:
+        emit_json([_conflict_json(view, label) for view in found])
+        return
+    if not found:
+        out.print("No record is in conflict.", markup=False)
+        return
+    for view in found:
+        out.print(literal(f"{view.record}  {view.form.summary(view.body.answers)}", "bold"))
+        table = Table("field", "#", "value", "set by", "when")
+        for conflict in view.conflicts:
+            for n, competing in enumerate(conflict.values, start=1):
+                setter = records.setter(view, competing.versions[-1])
+                mark = "  (shown)" if n == len(conflict.values) else ""
+                table.add_row(
+                    literal(conflict.path if n == 1 else ""),
+                    str(n),
+                    literal(_shown(competing.value) + mark),
+                    literal(label(setter.entry.header.author)),
+                    when(setter.entry.header.hlc.wall_ms),
+                )
+        out.print(table)
+    out.print(
+        f"{len(found)} record(s) in conflict. Settle one with: fieldsync resolve RECORD "
+        "--field FIELD --take N (or --value V)",
+        markup=False,
+    )
+
+
+def _conflict_json(view: records.RecordView, label: Any) -> dict[str, Any]:
+    return {
+        "record": view.record,
+        "form": view.form.ref,
+        "heads": list(view.heads),
+        "fields": [
+            {
+                "field": c.path,
+                "values": [
+                    {
+                        "number": n,
+                        "value": None if v.value is MISSING else v.value,
+                        "removed": v.value is MISSING,
+                        "versions": list(v.versions),
+                        "set_by": label(records.setter(view, v.versions[-1]).entry.header.author),
+                        "time": iso(records.setter(view, v.versions[-1]).entry.header.hlc.wall_ms),
+                        "shown": n == len(c.values),
+                    }
+                    for n, v in enumerate(c.values, start=1)
+                ],
+            }
+            for c in view.conflicts
+        ],
+    }
+
+
+def _shown(value: Any) -> str:
+    if value is MISSING:
+        return "(removed)"
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "…"
+    return jsonlib.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def resolve(
+    record: RecordArg,
+    field: Annotated[
+        list[str],
+        typer.Option("--field", help="A field in conflict, as 'conflicts' names it (repeatable)."),
+    ],
+    take: Annotated[
+        list[int] | None,
+        typer.Option("--take", help="Keep competing value N of the field given in that place."),
+    ] = None,
+    value: Annotated[
+        list[str] | None,
+        typer.Option("--value", help="Or give the value (one field at a time)."),
+    ] = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Settle a record's conflict: a new signed version, with every head as a parent."""
+    takes, values = take or [], value or []
+    if values and (takes or len(field) != 1 or len(values) != 1):
+        raise InputError("--value settles exactly one --field; use --take to settle several")
+    if not values and len(takes) != len(field):
+        raise InputError("give one --take N for each --field, in the same order")
+    choices: list[tuple[str, int | None, str | None]] = (
+        [(field[0], None, values[0])]
+        if values
+        else [(f, n, None) for f, n in zip(field, takes, strict=True)]
+    )
+    with unlocked(home, passphrase_file) as store:
+        full = store.resolve_record(record)
+        version = records.resolve(store, full, choices)
+    if json:
+        emit_json({"record": full, "version": version, "settled": [c[0] for c in choices]})
+        return
+    out.print(
+        f"Settled {', '.join(c[0] for c in choices)} of {full} in a new version ({version[:12]}). "
+        "Push it like any other.",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(conflicts)
+    app.command()(resolve)

@@ -1,0 +1,41 @@
+"""An organisation of its own per test: an analyst's store, a real server, enrolled devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.services import admin, enrol
+from fieldsync.store.store import Store
+from tests.conftest import fast_store
+from tests.live import running
+from tests.services.conftest import DAY, quick
+
+
+class World:
+    def __init__(self, folder: Path, stack: ExitStack) -> None:
+        self.folder = folder
+        self.analyst = stack.enter_context(fast_store(folder / "analyst", admin=True))
+        self.server = data.init(folder / "server", admin.org_keys(self.analyst).encode())
+        self.app = create_app(self.server)
+        self.url = stack.enter_context(running(self.app))
+        self._stack = stack
+        # the analyst's store learns the server (and pins its key) from its first invite
+        admin.make_invite(self.analyst, "first", self.url, valid_ms=DAY, client_for=quick)
+
+    def device(self, name: str) -> Store:
+        store = self._stack.enter_context(fast_store(self.folder / name))
+        text, _ = admin.make_invite(self.analyst, name, self.url, valid_ms=DAY, client_for=quick)
+        enrol.enrol(store, text, client_for=quick)
+        return store
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with ExitStack() as stack:
+        yield World(tmp_path, stack)
