@@ -153,12 +153,14 @@ class _Merger:
         changed = [i for i, v in enumerate(values) if v != base]
         if all(values[i] == values[changed[0]] for i in changed):
             return values[changed[0]]  # one side changed it, or several made the same change
+        # Removing a whole object or item while another side changes it is a conflict of the
+        # whole: recursing would keep the changed leaves of something that is gone.
         coarse = self.granularity is Granularity.SECTIONS and depth >= 1
-        candidates = [base, *values]
-        if not coarse and all(_is_object(v) for v in candidates):
-            return self._object(base, values, path, depth)
-        if not coarse and all(_is_item_list(v) for v in candidates):
-            return self._items(base, values, path, depth)
+        if not coarse and MISSING not in values:
+            if all(_is_object(v) for v in [base, *values]):
+                return self._object(base, values, path, depth)
+            if all(_is_item_list(v) for v in [base, *values]):
+                return self._items(base, values, path, depth)
         return self._conflict(path, changed, values)
 
     def _object(self, base: Any, values: list[Any], path: tuple[str, ...], depth: int) -> Any:

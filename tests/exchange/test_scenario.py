@@ -96,9 +96,7 @@ def test_both_changing_the_perpetrator_is_a_conflict_that_resolve_settles(world:
     with pytest.raises(InputError, match="no number 3"):
         records.resolve(documenter, record, [("perpetrator.parties", 3, None)])
 
-    analysts = next(
-        n for n, c in enumerate(conflict.values, 1) if c.value == ["russian_forces"]
-    )
+    analysts = next(n for n, c in enumerate(conflict.values, 1) if c.value == ["russian_forces"])
     resolution = records.resolve(documenter, record, [("perpetrator.parties", analysts, None)])
     settled = records.read(documenter, record)
     assert settled.heads == (resolution,) and not settled.in_conflict
