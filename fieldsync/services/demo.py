@@ -18,7 +18,7 @@ from typing import Any
 
 from fieldsync.core import audit
 from fieldsync.errors import IntegrityError
-from fieldsync.services import admin, enrol, importer, records, setup, sync
+from fieldsync.services import admin, enrol, importer, pull, records, setup, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
@@ -109,7 +109,7 @@ def run(folder: Path, start_server: ServerStarter | None = None) -> Iterator[Ste
     with Store.create(home, DEMO_PASSPHRASE) as store:
         yield from _record(store, folder, needles)
         if start_server is not None:
-            yield from _deliver(store, folder, start_server)
+            yield from _deliver(store, folder, start_server, needles)
     searched = [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".jpg"]
     found = [p.name for p in searched if _contains(p, needles)]
     if found:
@@ -187,7 +187,9 @@ def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
     ]
 
 
-def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterator[Step]:
+def _deliver(
+    store: Store, folder: Path, start_server: ServerStarter, needles: list[bytes]
+) -> Iterator[Step]:
     public = folder / "org-public.json"
     keys = admin.create_org(folder / "admin", ADMIN_PASSPHRASE, public)
     yield Step(
@@ -238,6 +240,52 @@ def _deliver(store: Store, folder: Path, start_server: ServerStarter) -> Iterato
             f"{audited.blobs} blob hash and {audited.attachments} attachment reference(s) "
             "verify; every version opens with the org read key",
         )
+        yield from _exchange(store, admin_store, needles)
+
+
+def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[Step]:
+    """The worked example of docs/conflicts.md: an analyst re-attributes the attack while the
+    documenter, still offline, adds a victim; the pull merges both."""
+    incident = next(row.record for row in store.index() if row.form.startswith("incident@"))
+    pulled = pull.pull(analyst)
+    yield Step(
+        "fieldsync admin pull",
+        f"{pulled.received} versions and {pulled.blobs} attachment fetched, every signature "
+        "checked, decrypted with the org read key into the admin's encrypted store",
+    )
+    records.edit(
+        analyst,
+        incident,
+        sets=['perpetrator.parties=["russian_forces"]', "perpetrator.attribution=confirmed"],
+    )
+    sync.push(analyst)
+    yield Step(
+        "fieldsync admin edit RECORD --set perpetrator…; fieldsync admin push",
+        "the analyst attributes the attack, recorded as joint regime/Russian, to Russian forces: "
+        "a version signed by the admin key, sealed for the organisation and for this laptop",
+    )
+    answers = records.read(store, incident).body.answers
+    answers["victims"]["individuals"].append(
+        {"name": "ليلى", "age": 9, "sex": "female", "status": "killed"}
+    )
+    answers["victims"]["children"] += 1
+    records.edit(store, incident, answers=answers)
+    needles.append("ليلى".encode())
+    yield Step("fieldsync edit RECORD (offline meanwhile)", "the documenter adds a victim")
+    got = pull.pull(store)
+    merged = records.read(store, incident)
+    if got.merged != [incident] or merged.body.answers["perpetrator"]["parties"] != [
+        "russian_forces"
+    ]:
+        raise IntegrityError("the pull did not merge the analyst's and the documenter's edits")
+    delivered = sync.push(store)
+    victims = len(merged.body.answers["victims"]["individuals"])
+    yield Step(
+        "fieldsync pull; fieldsync push",
+        f"the analyst's version verifies; the edits touch different fields, so they merge into "
+        f"a new signed version with both as parents ({victims} "
+        f"victims, attributed to Russian forces); {delivered.sent_entries} versions delivered",
+    )
 
 
 def _describe(item: records.HistoryItem) -> str:

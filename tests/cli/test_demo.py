@@ -18,7 +18,9 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "receipt up to seq 5 verifies" in result.stdout
     assert "16. fieldsync admin verify --data server" in result.stdout
     assert "the chain seq 1–5, the enrolment, 1 receipt(s), 1 blob hash" in result.stdout
-    assert "17. search every byte written" in result.stdout
+    assert "17. fieldsync admin pull" in result.stdout
+    assert "they merge into a new signed version with both as parents (3 victims" in result.stdout
+    assert "21. search every byte written" in result.stdout
     assert "the store, the admin's store and the server" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
