@@ -91,11 +91,8 @@ def pull(
 def settle_all(store: Store, report: PullReport | None = None) -> PullReport:
     """Merge or mark every branched record (also after a crash between pull and merge)."""
     report = report or PullReport()
-    for record in store.branched_records():
-        if records.settle(store, record) is not None:
-            report.merged.append(record)
-        elif records.read(store, record).in_conflict:
-            report.conflicts.append(record)
+    settled = records.settle(store, store.branched_records())
+    report.merged, report.conflicts = settled.merged, settled.conflicts
     return report
 
 
@@ -162,6 +159,7 @@ def _check(
     entries = [_parse(raw, n) for n, (raw, _) in enumerate(items, 1)]
     wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
     held = store.held(wanted)
+    taken = store.held_at({(e.header.author, e.header.seq) for e in entries})
     seen: dict[str, str] = {}  # id -> record, of this page's versions taken so far
     for (_raw, wrap), entry in zip(items, entries, strict=True):
         header = entry.header
@@ -185,8 +183,7 @@ def _check(
                     "another record's version",
                     hint=REFUSED_HINT,
                 )
-        clash = store.held_at(header.author, [header.seq]).get(header.seq)
-        if clash is not None:
+        if (header.author, header.seq) in taken:
             raise IntegrityError(
                 f"the server sent {where} at seq {header.seq} of its author, where this store "
                 "holds a different version (a fork)",

@@ -288,25 +288,45 @@ def _merged(
     return Body(form.ref, result.answers, attachments, None), result.conflicts
 
 
-def settle(store: Store, record: str) -> str | None:
-    """After a pull: sign the merge of a record's heads when it is clean, and mark it in
-    conflict when it is not. Returns the new merge version's id, if one was made.
+SETTLE_PER_TRANSACTION = 500
+
+
+@dataclass
+class Settled:
+    merged: list[str]  # records merged into a new signed version
+    conflicts: list[str]  # records left in conflict for a person
+
+
+def settle(store: Store, branched: list[str]) -> Settled:
+    """After a pull: sign the merge of each record's heads when it is clean, and mark the
+    record in conflict when it is not.
 
     Heads that already agree need no merge (the other side may have signed the same one): that
     is what keeps two parties who merge the same heads from merging each other's merges.
     """
-    view = read(store, record)
-    heads = [v for v in view.versions if v.id in set(view.heads) and v.body is not None]
-    if len(heads) < 2:
-        return None
-    agreed = all(_same(h.body, view.body) for h in heads if h.body is not None)
-    if view.in_conflict or agreed:
-        summary = view.form.summary(view.body.answers)
-        store.replace_index(
-            record, list(view.versions), view.body, summary, conflict=view.in_conflict
-        )
-        return None
-    return _save(store, view, view.body)
+    done = Settled([], [])
+    for start in range(0, len(branched), SETTLE_PER_TRANSACTION):
+        planned: list[tuple[RecordView, list[bytes]]] = []
+        for record in branched[start : start + SETTLE_PER_TRANSACTION]:
+            view = read(store, record)
+            heads = [v.body for v in view.versions if v.id in set(view.heads) and v.body]
+            if len(heads) < 2:
+                continue
+            if view.in_conflict or all(_same(body, view.body) for body in heads):
+                summary = view.form.summary(view.body.answers)
+                store.replace_index(
+                    record, list(view.versions), view.body, summary, conflict=view.in_conflict
+                )
+                if view.in_conflict:
+                    done.conflicts.append(record)
+                continue
+            planned.append((view, readers_for(store, view)))
+        with store.writer() as writer:  # one transaction for many merges, not one each
+            for view, readers in planned:
+                summary = view.form.summary(view.body.answers)
+                writer.append(view.record, list(view.heads), view.body, summary, readers=readers)
+                done.merged.append(view.record)
+    return done
 
 
 def conflicted(store: Store) -> list[RecordView]:

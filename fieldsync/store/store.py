@@ -14,6 +14,7 @@ A crash leaves either the whole save or none of it, plus at most an unreferenced
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -161,6 +162,7 @@ class Store:
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self._settings: dict[str, dict[str, Any] | None] = {}  # what this process read or wrote
 
     @property
     def reader(self) -> crypto.BoxPair:
@@ -473,9 +475,12 @@ class Store:
         nonce, ct = crypto.seal_with_key(self._settings_key, encoding.encode(value), label)
         with Session(self._engine) as session, session.begin():
             session.merge(MetaRow(key=f"setting:{name}", value=(nonce + ct).hex()))
+        self._settings[name] = encoding.decode(encoding.encode(value), what="a setting")
 
     @db_errors
     def setting(self, name: str) -> dict[str, Any] | None:
+        if name in self._settings:  # one process owns a store at a time (the write lock)
+            return copy.deepcopy(self._settings[name])
         with Session(self._engine) as session:
             row = session.get(MetaRow, f"setting:{name}")
         if row is None:
@@ -490,7 +495,8 @@ class Store:
         )
         value = encoding.decode(plain, what=f"the setting {name!r}")
         assert isinstance(value, dict)
-        return value
+        self._settings[name] = value
+        return copy.deepcopy(value)
 
     def readers(self) -> list[bytes]:
         """Whose box keys every new entry's content key is wrapped for: this device's, and the
@@ -635,15 +641,23 @@ class Store:
         return found
 
     @db_errors
-    def held_at(self, author: str, seqs: list[int]) -> dict[int, str]:
-        """The ids this store holds at these positions of ``author``'s log."""
+    def held_at(self, positions: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these (author, seq) positions this store holds a version at."""
+        found: set[tuple[str, int]] = set()
+        by_author: dict[str, list[int]] = {}
+        for author, seq in positions:
+            by_author.setdefault(author, []).append(seq)
         with Session(self._engine) as session:
-            rows = session.exec(
-                select(EntryRow.seq, EntryRow.id).where(
-                    EntryRow.author == author, col(EntryRow.seq).in_(seqs)
-                )
-            ).all()
-        return dict(rows)
+            for author, seqs in by_author.items():
+                for start in range(0, len(seqs), 500):
+                    rows = session.exec(
+                        select(EntryRow.seq).where(
+                            EntryRow.author == author,
+                            col(EntryRow.seq).in_(seqs[start : start + 500]),
+                        )
+                    ).all()
+                    found.update((author, seq) for seq in rows)
+        return found
 
     @db_errors
     def branched_records(self) -> list[str]:
