@@ -3,12 +3,14 @@ re-attributes an attack while the documenter, offline, adds victims and a source
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any
 
 import pytest
 
 from fieldsync.errors import InputError, StoreStateError
-from fieldsync.services import pull, records, sync
+from fieldsync.server.holdings import ServerHoldings
+from fieldsync.services import admin, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.conftest import example
@@ -71,6 +73,12 @@ def test_re_attribution_and_added_victims_merge_into_one_version_everywhere(
     assert on_server_side.heads == merged.heads
     assert on_server_side.body == merged.body
     assert pull.pull(documenter).received == 0  # nothing new for it: it wrote the merge
+
+    with closing(ServerHoldings(world.server)) as holdings:
+        audited = admin.verify(world.analyst, holdings)
+    assert audited.ok, [p.what for a in audited.authors for p in a.problems]
+    analysts = next(a for a in audited.authors if a.status == "admin")
+    assert analysts.versions == 1 and analysts.intact_through == 1
 
 
 def test_both_changing_the_perpetrator_is_a_conflict_that_resolve_settles(world: World) -> None:

@@ -201,3 +201,23 @@ def test_a_request_cut_mid_body_is_routine_not_a_server_fault(
     assert live.http.get("/v1/health").status_code == 200
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert live.count(StoredEntry) == 0
+
+
+def test_only_the_administrator_may_name_further_readers(live: Live, device: Device) -> None:
+    entries = device.record(1)
+    wraps = [crypto.wrap_key(device.box.public, crypto.random_bytes(32))]
+    other = crypto.BoxPair.generate().public
+    readers = [((other.hex(), crypto.wrap_key(other, crypto.random_bytes(32))),)]
+    raw = batch_format.build(device.signer, entries, wraps, (), readers).raw
+    response = live.send(raw)
+    assert response.status_code == 400
+    assert "only the organisation's administrator" in response.json()["message"]
+    assert live.count(StoredEntry) == 0
+
+
+def test_a_batch_of_format_1_is_refused_clearly(live: Live, device: Device) -> None:
+    raw = bytearray(device.batch(device.record(1)))
+    raw[4] = 1
+    response = live.send(bytes(raw))
+    assert response.status_code == 400
+    assert "format version 1 is not supported" in response.json()["message"]
