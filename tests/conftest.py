@@ -78,3 +78,16 @@ def fast_store(home: Path, *, admin: bool = False) -> Store:
     engine = make_engine(home / DB_FILE)
     create_schema(engine)
     return Store(home, engine, crypto.random_bytes(32), Identity.generate(admin=admin))
+
+
+def entered(answers: Any) -> Any:
+    """Answers as a person entered them: without the ids fieldsync gives list items (victims,
+    sources) when it saves a record. Fails if a saved item lacks its id."""
+    if isinstance(answers, dict):
+        return {k: entered(v) for k, v in answers.items()}
+    if isinstance(answers, list):
+        if answers and all(isinstance(item, dict) for item in answers):
+            assert all(isinstance(item.get("id"), str) for item in answers), answers
+            return [{k: entered(v) for k, v in item.items() if k != "id"} for item in answers]
+        return [entered(v) for v in answers]
+    return answers
