@@ -120,8 +120,14 @@ def create_app(
 
     async def signed_body(request: Request, limit: int, key_for: Callable[[str], bytes]) -> bytes:
         """The body of a signed request (RFC 9421 style), checked before anything uses it."""
+        return (await signed(request, limit, key_for))[0]
+
+    async def signed(
+        request: Request, limit: int, key_for: Callable[[str], bytes]
+    ) -> tuple[bytes, str]:
+        """The body of a signed request and the key that signed it."""
         body = await read_limited(request, limit)
-        httpsig.verify(
+        signer = httpsig.verify(
             request.method,
             request.url.path,
             request.headers,
@@ -129,7 +135,7 @@ def create_app(
             now=clock() // 1000,
             key_for=key_for,
         )
-        return body
+        return body, signer
 
     @app.get("/v1/admin/devices")
     async def list_devices(
@@ -222,15 +228,7 @@ def create_app(
         """The versions stored after position ``after`` that the signer may read: every one
         for the administrator; for a device, those sealed for its box key (analysts' versions
         of the records it recorded)."""
-        body = await read_limited(request, 0)
-        signer = httpsig.verify(
-            request.method,
-            request.url.path,
-            request.headers,
-            body,
-            now=clock() // 1000,
-            key_for=known_device(db),
-        )
+        _, signer = await signed(request, 0, known_device(db))
         return await run_in_threadpool(feed_page, db, server, signer, after)
 
     @app.get("/v1/blobs/{blob_id}/content")

@@ -22,11 +22,10 @@ from fieldsync.core import enrolment
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
-from fieldsync.errors import FieldsyncError, IntegrityError, ServerError, StoreStateError
-from fieldsync.services import records
+from fieldsync.errors import FieldsyncError, IntegrityError, ServerError
+from fieldsync.services import records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.services.sync import enrolment as device_enrolment
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -97,19 +96,10 @@ def settle_all(store: Store, report: PullReport | None = None) -> PullReport:
 
 
 def _source(store: Store) -> tuple[str, set[str]]:
-    """The server to pull from, and the authors whose versions this store accepts."""
-    me = store.identity.device_id
-    if store.identity.is_admin:
-        remembered = store.setting("server")
-        if remembered is None:
-            raise StoreStateError(
-                "this administrator's store knows no server yet",
-                hint="Make an invite with 'fieldsync admin invite NAME --server URL' first; "
-                "the server is remembered from it.",
-            )
-        return str(remembered["url"]), {me}
-    joined = device_enrolment(store)
-    return str(joined["server"]), {me, str(joined["admin_key"])}
+    """The server to pull from, and the authors whose versions this store accepts: itself and
+    the organisation's admin key (an administrator adds the vouched devices)."""
+    joined = sync.enrolment(store)
+    return str(joined["server"]), {store.identity.device_id, str(joined["admin_key"])}
 
 
 def _registry(store: Store, client: SyncClient) -> set[str]:
