@@ -222,8 +222,11 @@ def _check_attachable(path: Path) -> Path:
 def read(store: Store, record: str) -> RecordView:
     """The record as every device shows it: its one head, or the merge of its heads, with the
     provisional value of each field in conflict (the latest head's, the same everywhere)."""
-    index = store.index_entry(record)
-    versions = store.versions(record)
+    return _view(store.index_entry(record), store.versions(record))
+
+
+def _view(index: IndexEntry, versions: list[Version]) -> RecordView:
+    record = index.record
     heads = [v for v in versions if v.id in set(index.heads)]
     readable = [v for v in heads if v.body is not None] or [
         v for v in versions if v.body is not None
@@ -307,8 +310,12 @@ def settle(store: Store, branched: list[str]) -> Settled:
     done = Settled([], [])
     for start in range(0, len(branched), SETTLE_PER_TRANSACTION):
         planned: list[tuple[RecordView, list[bytes]]] = []
-        for record in branched[start : start + SETTLE_PER_TRANSACTION]:
-            view = read(store, record)
+        some = branched[start : start + SETTLE_PER_TRANSACTION]
+        indexes, versions = store.index_entries(some), store.versions_of(some)
+        for record in some:
+            if record not in indexes or record not in versions:
+                continue  # check reports a record without versions or without an index row
+            view = _view(indexes[record], versions[record])
             heads = [v.body for v in view.versions if v.id in set(view.heads) and v.body]
             if len(heads) < 2:
                 continue

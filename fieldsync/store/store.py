@@ -64,6 +64,7 @@ from fieldsync.store.integrity import CheckReport
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
+IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
 BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
@@ -330,21 +331,48 @@ class Store:
     @db_errors
     def versions(self, record: str) -> list[Version]:
         """Every version of a record, verified and opened, oldest first (by clock)."""
-        with Session(self._engine) as session:
-            rows = session.exec(select(EntryRow).where(EntryRow.record == record)).all()
-            wraps = {
-                w.entry_id: w.wrapped
-                for w in session.exec(
-                    select(WrapRow).where(
-                        col(WrapRow.entry_id).in_([r.id for r in rows]),
-                        WrapRow.reader == self.reader.public.hex(),
-                    )
-                ).all()
-            }
-        if not rows:
+        found = self.versions_of([record]).get(record)
+        if not found:
             raise RecordNotFound(f"no record {record} in this store")
-        versions = [self.open_version(row, wraps.get(row.id)) for row in rows]
-        return sorted(versions, key=lambda v: (v.entry.header.hlc, v.entry.header.author, v.id))
+        return found
+
+    @db_errors
+    def versions_of(self, records: list[str]) -> dict[str, list[Version]]:
+        """``versions`` for many records at once (a pull settles hundreds in one go)."""
+        reader = self.reader.public.hex()
+        rows: list[EntryRow] = []
+        wraps: dict[str, bytes] = {}
+        with Session(self._engine) as session:
+            for start in range(0, len(records), IN_CHUNK):
+                some = records[start : start + IN_CHUNK]
+                rows += session.exec(select(EntryRow).where(col(EntryRow.record).in_(some))).all()
+            ids = [r.id for r in rows]
+            for start in range(0, len(ids), IN_CHUNK):
+                wanted = ids[start : start + IN_CHUNK]
+                for wrap in session.exec(
+                    select(WrapRow).where(
+                        col(WrapRow.entry_id).in_(wanted), WrapRow.reader == reader
+                    )
+                ).all():
+                    wraps[wrap.entry_id] = wrap.wrapped
+        found: dict[str, list[Version]] = {}
+        for row in rows:
+            found.setdefault(row.record, []).append(self.open_version(row, wraps.get(row.id)))
+        for versions in found.values():
+            versions.sort(key=lambda v: (v.entry.header.hlc, v.entry.header.author, v.id))
+        return found
+
+    @db_errors
+    def index_entries(self, records: list[str]) -> dict[str, IndexEntry]:
+        """``index_entry`` for many records at once; records without a row are left out."""
+        columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
+        found: dict[str, IndexEntry] = {}
+        with Session(self._engine) as session:
+            for start in range(0, len(records), IN_CHUNK):
+                some = records[start : start + IN_CHUNK]
+                for row in session.exec(select(*columns).where(col(RecordRow.record).in_(some))):
+                    found[row[0]] = self.index_codec.open(*row)
+        return found
 
     def session(self) -> Session:
         """A read session on the database (for this package's own modules)."""
