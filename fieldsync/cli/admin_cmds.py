@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +29,7 @@ from fieldsync.errors import InputError, IntegrityError
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin
+from fieldsync.store.store import Store
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
 
@@ -262,8 +265,7 @@ def admin_pull(
     json: Json = False,
 ) -> None:
     """Fetch, verify and decrypt everything the server holds into this store; merge."""
-    with unlocked(home, passphrase_file) as store:
-        admin.org_keys(store)
+    with analysts_store(home, passphrase_file) as store:
         report = sync_cmds.pull_with_progress(store, json=json)
     sync_cmds.print_pull(report, json=json)
 
@@ -275,8 +277,7 @@ def admin_push(
     json: Json = False,
 ) -> None:
     """Send the analysts' versions (edits, merges, resolutions) to the server."""
-    with unlocked(home, passphrase_file) as store:
-        admin.org_keys(store)
+    with analysts_store(home, passphrase_file) as store:
         report = sync_cmds.push_with_progress(store, json=json)
     sync_cmds.print_push(report, json=json)
 
@@ -288,9 +289,16 @@ def admin_push(
 )
 @functools.wraps(record_cmds.edit)
 def admin_edit(**options: Any) -> None:
-    with unlocked(options.pop("home"), options.pop("passphrase_file")) as store:
-        admin.org_keys(store)  # a documenter's store is refused before anything is asked
+    with analysts_store(options.pop("home"), options.pop("passphrase_file")) as store:
         record_cmds.edit_in(store, **options)
+
+
+@contextlib.contextmanager
+def analysts_store(home: Path | None, passphrase_file: Path | None) -> Iterator[Store]:
+    """The unlocked store, refused before anything is asked if it is a documenter's."""
+    with unlocked(home, passphrase_file) as store:
+        admin.org_keys(store)
+        yield store
 
 
 def register(app: typer.Typer) -> None:

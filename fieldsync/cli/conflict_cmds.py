@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.render import emit_json, iso, literal, out, when
-from fieldsync.core.merge import MISSING
+from fieldsync.core.merge import MISSING, Competing
 from fieldsync.errors import InputError
 from fieldsync.services import records
 
@@ -61,20 +61,27 @@ def _conflict_json(view: records.RecordView, label: Any) -> dict[str, Any]:
             {
                 "field": c.path,
                 "values": [
-                    {
-                        "number": n,
-                        "value": None if v.value is MISSING else v.value,
-                        "removed": v.value is MISSING,
-                        "versions": list(v.versions),
-                        "set_by": label(records.setter(view, v.versions[-1]).entry.header.author),
-                        "time": iso(records.setter(view, v.versions[-1]).entry.header.hlc.wall_ms),
-                        "shown": n == len(c.values),
-                    }
+                    _value_json(view, label, n, v, n == len(c.values))
                     for n, v in enumerate(c.values, start=1)
                 ],
             }
             for c in view.conflicts
         ],
+    }
+
+
+def _value_json(
+    view: records.RecordView, label: Any, number: int, competing: Competing, shown: bool
+) -> dict[str, Any]:
+    setter = records.setter(view, competing.versions[-1]).entry.header
+    return {
+        "number": number,
+        "value": None if competing.value is MISSING else competing.value,
+        "removed": competing.value is MISSING,
+        "versions": list(competing.versions),
+        "set_by": label(setter.author),
+        "time": iso(setter.hlc.wall_ms),
+        "shown": shown,
     }
 
 

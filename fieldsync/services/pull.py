@@ -63,6 +63,7 @@ def pull(
     report = PullReport()
     cursor = int((store.setting("pull") or {}).get("after", 0))
     forgotten = store.forgotten_records()
+    touched: set[str] = set()
     with client_for(url, store) as client:
         if store.identity.is_admin:
             trusted |= _registry(store, client)
@@ -76,6 +77,7 @@ def pull(
                     summary = get_form(item.body.form).summary(item.body.answers)
                     if writer.receive(item.entry, item.wrap, item.body, summary):
                         report.received += 1
+                        touched.add(item.entry.header.record)
                     else:
                         report.held += 1
             store.save_setting("pull", {"after": after})  # a crash before this re-reads a page
@@ -83,14 +85,17 @@ def pull(
             cursor = after
             if not more:
                 break
-    settle_all(store, report)
+    settle_all(store, report, touched)
     return report
 
 
-def settle_all(store: Store, report: PullReport | None = None) -> PullReport:
-    """Merge or mark every branched record (also after a crash between pull and merge)."""
+def settle_all(
+    store: Store, report: PullReport | None = None, touched: set[str] | None = None
+) -> PullReport:
+    """Merge or mark the branched records: those a pull touched, and any not yet marked in
+    conflict (so a merge a crash interrupted is made on the next pull)."""
     report = report or PullReport()
-    settled = records.settle(store, store.branched_records())
+    settled = records.settle(store, store.branched_records(), touched)
     report.merged, report.conflicts = settled.merged, settled.conflicts
     return report
 

@@ -28,7 +28,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
-from fieldsync.store.store import Store, Version
+from fieldsync.store.store import Store, Version, heads_of
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,11 @@ def read(store: Store, record: str) -> RecordView:
     return _view(store.index_entry(record), store.versions(record))
 
 
+def view_of_versions(record: str, versions: list[Version]) -> RecordView:
+    """``read`` from the versions alone, whatever the index says (to rebuild the index)."""
+    return _view(IndexEntry(record, tuple(sorted(heads_of(versions)))), versions)
+
+
 def _view(index: IndexEntry, versions: list[Version]) -> RecordView:
     record = index.record
     heads = [v for v in versions if v.id in set(index.heads)]
@@ -300,30 +305,35 @@ class Settled:
     conflicts: list[str]  # records left in conflict for a person
 
 
-def settle(store: Store, branched: list[str]) -> Settled:
+def settle(store: Store, branched: list[str], touched: set[str] | None = None) -> Settled:
     """After a pull: sign the merge of each record's heads when it is clean, and mark the
     record in conflict when it is not.
 
-    Heads that already agree need no merge (the other side may have signed the same one): that
-    is what keeps two parties who merge the same heads from merging each other's merges.
+    ``touched``: the records the pull brought versions of (None: treat all as touched). A record
+    already marked in conflict that nothing touched is left as marked, unread: only a new
+    version can change it. Heads that already agree need no merge (the other side may have
+    signed the same one): that is what keeps two parties who merge the same heads from merging
+    each other's merges.
     """
     done = Settled([], [])
     for start in range(0, len(branched), SETTLE_PER_TRANSACTION):
         planned: list[tuple[RecordView, list[bytes]]] = []
-        some = branched[start : start + SETTLE_PER_TRANSACTION]
-        indexes, versions = store.index_entries(some), store.versions_of(some)
-        for record in some:
-            if record not in indexes or record not in versions:
-                continue  # check reports a record without versions or without an index row
-            view = _view(indexes[record], versions[record])
-            heads = [v.body for v in view.versions if v.id in set(view.heads) and v.body]
+        indexes = store.index_entries(branched[start : start + SETTLE_PER_TRANSACTION])
+        fresh = {r for r, index in indexes.items() if touched is None or r in touched}
+        done.conflicts += [r for r, index in indexes.items() if index.conflict and r not in fresh]
+        unsettled = [r for r, index in indexes.items() if r in fresh or not index.conflict]
+        for record, versions in store.versions_of(unsettled).items():
+            view = _view(indexes[record], versions)
+            head_ids = set(view.heads)
+            heads = [v.body for v in view.versions if v.id in head_ids and v.body]
             if len(heads) < 2:
                 continue
             if view.in_conflict or all(_same(body, view.body) for body in heads):
-                summary = view.form.summary(view.body.answers)
-                store.replace_index(
-                    record, list(view.versions), view.body, summary, conflict=view.in_conflict
-                )
+                if record in fresh or indexes[record].conflict != view.in_conflict:
+                    summary = view.form.summary(view.body.answers)
+                    store.replace_index(
+                        record, versions, view.body, summary, conflict=view.in_conflict
+                    )
                 if view.in_conflict:
                     done.conflicts.append(record)
                 continue
@@ -338,7 +348,9 @@ def settle(store: Store, branched: list[str]) -> Settled:
 
 def conflicted(store: Store) -> list[RecordView]:
     """Every record in conflict, as ``read`` shows it."""
-    return [read(store, row.record) for row in store.index() if row.conflict]
+    flagged = [row for row in store.index() if row.conflict]
+    versions = store.versions_of([row.record for row in flagged])
+    return [_view(row, versions[row.record]) for row in flagged if row.record in versions]
 
 
 def setter(view: RecordView, version: str) -> Version:

@@ -38,13 +38,9 @@ def rebuild_index(store: Store) -> int:
     rebuilt = 0
     for record in store.entry_records():
         versions = store.versions(record)
-        readable = [v for v in versions if v.body is not None]
-        if not readable:
+        if all(v.body is None for v in versions):
             continue  # nothing to summarise; check keeps reporting the damage
-        latest = readable[-1].body
-        assert latest is not None
-        store.replace_index(record, versions, latest, "")  # the heads first, then
-        view = records.read(store, record)  # the merge of the heads, as every device shows it
+        view = records.view_of_versions(record, versions)  # as every device shows it
         summary = view.form.summary(view.body.answers)
         store.replace_index(record, versions, view.body, summary, conflict=view.in_conflict)
         rebuilt += 1

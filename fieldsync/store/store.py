@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import DatabaseError
@@ -64,7 +64,14 @@ from fieldsync.store.integrity import CheckReport
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
+T = TypeVar("T")
 IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
+
 
 BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
@@ -163,7 +170,7 @@ class Store:
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
-        self._settings: dict[str, dict[str, Any] | None] = {}  # what this process read or wrote
+        self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
 
     @property
     def reader(self) -> crypto.BoxPair:
@@ -343,18 +350,13 @@ class Store:
         rows: list[EntryRow] = []
         wraps: dict[str, bytes] = {}
         with Session(self._engine) as session:
-            for start in range(0, len(records), IN_CHUNK):
-                some = records[start : start + IN_CHUNK]
+            for some in _chunks(records):
                 rows += session.exec(select(EntryRow).where(col(EntryRow.record).in_(some))).all()
-            ids = [r.id for r in rows]
-            for start in range(0, len(ids), IN_CHUNK):
-                wanted = ids[start : start + IN_CHUNK]
-                for wrap in session.exec(
-                    select(WrapRow).where(
-                        col(WrapRow.entry_id).in_(wanted), WrapRow.reader == reader
-                    )
-                ).all():
-                    wraps[wrap.entry_id] = wrap.wrapped
+            for wanted in _chunks([r.id for r in rows]):
+                mine = select(WrapRow).where(
+                    col(WrapRow.entry_id).in_(wanted), WrapRow.reader == reader
+                )
+                wraps.update((w.entry_id, w.wrapped) for w in session.exec(mine).all())
         found: dict[str, list[Version]] = {}
         for row in rows:
             found.setdefault(row.record, []).append(self.open_version(row, wraps.get(row.id)))
@@ -368,8 +370,7 @@ class Store:
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
         found: dict[str, IndexEntry] = {}
         with Session(self._engine) as session:
-            for start in range(0, len(records), IN_CHUNK):
-                some = records[start : start + IN_CHUNK]
+            for some in _chunks(records):
                 for row in session.exec(select(*columns).where(col(RecordRow.record).in_(some))):
                     found[row[0]] = self.index_codec.open(*row)
         return found
@@ -406,16 +407,24 @@ class Store:
     def put_blob(self, source: BinaryIO) -> blob.Sealed:
         """Encrypt a file into the store, streaming; returns its id, key and measurements."""
         sealed = blob.Sealed(key=blob.new_key())
+        staging = self._staging("incoming")
+        files.write_chunks_atomic(staging, blob.encrypt(source, sealed), tmp_dir=staging.parent)
+        self._keep_blob(staging, sealed.blob_id, sealed.stored_size)
+        return sealed
+
+    def _staging(self, kind: str) -> Path:
+        """A fresh path in blobs/tmp, where a blob is written before it is complete."""
         tmp_dir = self.home / BLOBS_DIR / "tmp"
         files.make_private_dir(tmp_dir)
-        staging = tmp_dir / f"incoming-{os.getpid()}-{time.monotonic_ns()}"
-        files.write_chunks_atomic(staging, blob.encrypt(source, sealed), tmp_dir=tmp_dir)
-        final = self.blob_path(sealed.blob_id)
+        return tmp_dir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}"
+
+    def _keep_blob(self, staging: Path, blob_id: str, stored_size: int) -> None:
+        """Move a complete, durable blob file from blobs/tmp to its name, then record it."""
+        final = self.blob_path(blob_id)
         files.make_private_dir(final.parent)
         os.replace(staging, final)
         files.fsync_dir(final.parent)
-        self._remember_blob(sealed.blob_id, sealed.stored_size)
-        return sealed
+        self._remember_blob(blob_id, stored_size)
 
     @db_errors
     def _remember_blob(self, blob_id: str, stored_size: int) -> None:
@@ -426,9 +435,7 @@ class Store:
     def import_blob(self, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]) -> int:
         """Keep an encrypted blob that ``fill(write)`` delivers (a download), only if its bytes
         hash to ``blob_id``; returns its size. Nothing is kept otherwise."""
-        tmp_dir = self.home / BLOBS_DIR / "tmp"
-        files.make_private_dir(tmp_dir)
-        staging = tmp_dir / f"download-{os.getpid()}-{time.monotonic_ns()}"
+        staging = self._staging("download")
         hasher = crypto.StreamHash(crypto.LABEL_BLOB_ID)
         size = 0
         try:
@@ -448,13 +455,9 @@ class Store:
                 raise IntegrityError(
                     f"attachment blob {blob_id[:12]} from the server does not match its hash"
                 )
-            final = self.blob_path(blob_id)
-            files.make_private_dir(final.parent)
-            os.replace(staging, final)
-            files.fsync_dir(final.parent)
+            self._keep_blob(staging, blob_id, size)
         finally:
             staging.unlink(missing_ok=True)
-        self._remember_blob(blob_id, size)
         return size
 
     def read_blob(self, blob_id: str, key: bytes) -> Iterator[bytes]:
@@ -500,10 +503,11 @@ class Store:
     def save_setting(self, name: str, value: dict[str, Any]) -> None:
         """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
         label = LABEL_SETTINGS + name.encode()
-        nonce, ct = crypto.seal_with_key(self._settings_key, encoding.encode(value), label)
+        encoded = encoding.encode(value)
+        nonce, ct = crypto.seal_with_key(self._settings_key, encoded, label)
         with Session(self._engine) as session, session.begin():
             session.merge(MetaRow(key=f"setting:{name}", value=(nonce + ct).hex()))
-        self._settings[name] = encoding.decode(encoding.encode(value), what="a setting")
+        self._settings[name] = json.loads(encoded)  # a copy the caller cannot change
 
     @db_errors
     def setting(self, name: str) -> dict[str, Any] | None:
@@ -659,10 +663,10 @@ class Store:
         """For each of ``ids`` this store holds: its (record, author, seq)."""
         found: dict[str, tuple[str, str, int]] = {}
         with Session(self._engine) as session:
-            for start in range(0, len(ids), 500):
+            for some in _chunks(ids):
                 rows = session.exec(
                     select(EntryRow.id, EntryRow.record, EntryRow.author, EntryRow.seq).where(
-                        col(EntryRow.id).in_(ids[start : start + 500])
+                        col(EntryRow.id).in_(some)
                     )
                 ).all()
                 found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
@@ -677,11 +681,10 @@ class Store:
             by_author.setdefault(author, []).append(seq)
         with Session(self._engine) as session:
             for author, seqs in by_author.items():
-                for start in range(0, len(seqs), 500):
+                for some in _chunks(seqs):
                     rows = session.exec(
                         select(EntryRow.seq).where(
-                            EntryRow.author == author,
-                            col(EntryRow.seq).in_(seqs[start : start + 500]),
+                            EntryRow.author == author, col(EntryRow.seq).in_(some)
                         )
                     ).all()
                     found.update((author, seq) for seq in rows)
@@ -732,7 +735,7 @@ class Store:
     ) -> None:
         """Rewrite a record's index row from its versions (the entries are the truth);
         ``shown`` is the body displayed (a provisional merge when there are several heads)."""
-        heads = {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
+        heads = heads_of(versions)
         clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
         created, updated = min(clocks), max(clocks)
         nonce, ct = self.index_codec.seal(
@@ -766,6 +769,11 @@ class Store:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def heads_of(versions: list[Version]) -> set[str]:
+    """The versions of a record that no other version builds on."""
+    return {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
 
 
 def _damaged_entry(row: EntryRow) -> Entry:
