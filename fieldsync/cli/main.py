@@ -19,6 +19,7 @@ from fieldsync.cli import (
     forms_cmds,
     read_cmds,
     record_cmds,
+    report_cmds,
     server_cmds,
     store_cmds,
     sync_cmds,
@@ -123,6 +124,7 @@ admin_cmds.register(app)
 server_cmds.register(app)
 sync_cmds.register(app)
 conflict_cmds.register(app)
+report_cmds.register(app)
 
 
 def main() -> None:

@@ -230,6 +230,11 @@ def view_of_versions(record: str, versions: list[Version]) -> RecordView:
     return _view(IndexEntry(record, tuple(sorted(heads_of(versions)))), versions)
 
 
+def view_with_index(index: IndexEntry, versions: list[Version]) -> RecordView:
+    """``read`` from an index row and the record's versions, already fetched (in bulk)."""
+    return _view(index, versions)
+
+
 def _view(index: IndexEntry, versions: list[Version]) -> RecordView:
     record = index.record
     heads = [v for v in versions if v.id in set(index.heads)]
