@@ -35,9 +35,7 @@ def incident(rng: random.Random, year: int = 2024) -> dict[str, Any]:
             person["sex"] = rng.choice(["male", "female", "unknown"])
         individuals.append(person)
     listed_children = sum(1 for p in individuals if p.get("age", 99) < 18)
-    listed_women = sum(
-        1 for p in individuals if p.get("sex") == "female" and p.get("age", 0) >= 18
-    )
+    listed_women = sum(1 for p in individuals if p.get("sex") == "female" and p.get("age", 0) >= 18)
     children = listed_children + rng.randint(0, 3)
     women = listed_women + rng.randint(0, 3)
     total = max(len(individuals), children + women) + rng.randint(0, 5)

@@ -46,8 +46,8 @@ def draw(path: Path, monthly: list[dict[str, Any]], title: str) -> None:
         for key, label in LINES:
             values = [by_month.get(m, {}).get(key, 0) for m in months]
             marker = "o" if len(months) <= 36 else None
-            axes.plot(days, values, marker=marker, linewidth=1.8, label=label)
-        axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m"))
+            axes.plot(days, values, marker=marker, linewidth=1.8, label=label)  # type: ignore[arg-type]
+        axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m"))  # type: ignore[no-untyped-call]
         axes.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         if not months:
             axes.text(0.5, 0.5, "no dated records in this period", ha="center", va="center")

@@ -16,6 +16,7 @@ from fieldsync.cli import (
     admin_cmds,
     conflict_cmds,
     demo_cmds,
+    export_cmds,
     forms_cmds,
     read_cmds,
     record_cmds,
@@ -125,6 +126,7 @@ server_cmds.register(app)
 sync_cmds.register(app)
 conflict_cmds.register(app)
 report_cmds.register(app)
+export_cmds.register(app)
 
 
 def main() -> None:

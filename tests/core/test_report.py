@@ -81,9 +81,7 @@ def test_parties_of_one_main_party_count_under_it_with_a_finer_row() -> None:
     found = tally([Source("r1", "incident", killing(perpetrator=joint))], labels=choice_labels())
     regime = rows(found.to_json()["killings"], "party")["syrian_regime"]
     assert regime["killed"] == 3
-    assert [r["label"] for r in regime["rows"]] == [
-        "joint, undetermined: army / security services"
-    ]
+    assert [r["label"] for r in regime["rows"]] == ["joint, undetermined: army / security services"]
 
 
 def test_unknown_attribution_is_not_identified_not_the_suspected_party() -> None:
@@ -195,7 +193,9 @@ def test_a_governorate_keeps_only_its_records() -> None:
 def test_answers_that_cannot_be_counted_are_listed_with_the_reason(
     change: dict[str, Any], reason: str
 ) -> None:
-    found = tally([Source("bad", "incident", killing(**change)), Source("ok", "incident", killing())])
+    found = tally(
+        [Source("bad", "incident", killing(**change)), Source("ok", "incident", killing())]
+    )
     assert found.counted == 1
     assert [r for r, _ in found.excluded] == ["bad"]
     assert reason in found.excluded[0][1]
@@ -246,20 +246,37 @@ def test_every_breakdown_adds_up_to_its_total_on_generated_data(seed: int, n: in
 
 def _kills(answers: dict[str, Any]) -> bool:
     violations = set(answers["violations"])
-    dead = [p for p in answers["victims"]["individuals"] if p["status"] in ("killed", "died_under_torture")]
+    dead = [
+        p
+        for p in answers["victims"]["individuals"]
+        if p["status"] in ("killed", "died_under_torture")
+    ]
     return bool(violations & {"extrajudicial_killing", "death_under_torture", "massacre"} or dead)
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    field=st.sampled_from(["violations", "date", "location", "perpetrator", "victims", "weapons", "facility_type", "date_precision"]),
+    field=st.sampled_from(
+        [
+            "violations",
+            "date",
+            "location",
+            "perpetrator",
+            "victims",
+            "weapons",
+            "facility_type",
+            "date_precision",
+        ]
+    ),
     value=json_values,
 )
 def test_any_value_in_any_field_is_counted_or_listed_never_a_crash(field: str, value: Any) -> None:
