@@ -16,6 +16,7 @@ from fieldsync.cli import (
     admin_cmds,
     conflict_cmds,
     demo_cmds,
+    evidence_cmds,
     export_cmds,
     forms_cmds,
     read_cmds,
@@ -127,6 +128,7 @@ sync_cmds.register(app)
 conflict_cmds.register(app)
 report_cmds.register(app)
 export_cmds.register(app)
+evidence_cmds.register(app)
 
 
 def main() -> None:

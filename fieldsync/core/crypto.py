@@ -36,6 +36,7 @@ LABEL_BATCH_ID = b"fieldsync/batch-id/v1"
 LABEL_RECEIPT = b"fieldsync/receipt/v1"
 LABEL_ENROL = b"fieldsync/enrol/v1"
 LABEL_REQUEST = b"fieldsync/request/v1"
+LABEL_EVIDENCE = b"fieldsync/evidence/v1"
 
 KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24

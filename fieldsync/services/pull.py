@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldsync.core import enrolment
+from fieldsync.core import enrolment, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -26,6 +26,7 @@ from fieldsync.errors import FieldsyncError, IntegrityError, ServerError
 from fieldsync.services import records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.sync import ClientFor, signed_client
+from fieldsync.store import custody
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -71,6 +72,7 @@ def pull(
             page = client.feed(cursor)
             items, after, more = _page(page, cursor)
             checked = _check(store, items, trusted, forgotten, report)
+            receipts = _receipts(store, page) if store.identity.is_admin else []
             report.blobs += _fetch_blobs(store, client, checked)
             with store.writer() as writer:
                 for item in checked:
@@ -80,6 +82,7 @@ def pull(
                         touched.add(item.entry.header.record)
                     else:
                         report.held += 1
+            custody.keep_receipts(store, receipts)
             store.save_setting("pull", {"after": after})  # a crash before this re-reads a page
             progress(len(items))
             cursor = after
@@ -120,9 +123,36 @@ def _registry(store: Store, client: SyncClient) -> set[str]:
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue  # not vouched for: its versions will be refused by name below
         if shown.device_key == listed.get("device"):
-            devices[shown.device_key] = {"box_key": shown.box_key, "name": shown.name}
+            devices[shown.device_key] = {
+                "box_key": shown.box_key,
+                "name": shown.name,
+                "enrolment": str(listed["enrolment"]),  # verbatim, for evidence packages
+            }
     store.save_setting("registry", {"devices": devices})
     return set(devices)
+
+
+def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:
+    """The receipts of the batches a page's versions came in, each verified against the
+    server key pinned at the first invite (an administrator's page only)."""
+    pinned = bytes.fromhex(str(sync.enrolment(store)["server_key"]))
+    kept = []
+    try:
+        encoded = [base64.b64decode(r, validate=True) for r in page.get("receipts", [])]
+    except (TypeError, ValueError, binascii.Error) as exc:
+        raise ServerError("the server's answer to a pull has malformed receipts") from exc
+    for raw in encoded:
+        try:
+            shown = receipt.verify(raw, pinned_server_key=pinned)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"the server sent a receipt that does not verify: {exc.message}",
+                hint=REFUSED_HINT,
+            ) from exc
+        kept.append(
+            custody.KeptReceipt(shown.batch, shown.device, shown.last_seq, raw, store.now_ms())
+        )
+    return kept
 
 
 def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]], int, bool]:

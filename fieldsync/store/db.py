@@ -20,7 +20,7 @@ from sqlmodel import Column, Field, SQLModel, create_engine
 
 from fieldsync.errors import DiskFull, FieldsyncError, StoreBusy, StoreCorrupted
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the receipts table (an administrator's evidence packages)
 BUSY_TIMEOUT_S = 10
 DB_FILE = "store.db"
 
@@ -75,6 +75,19 @@ class DraftRow(SQLModel, table=True):
     ct: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class ReceiptRow(SQLModel, table=True):
+    """A server receipt an administrator's pull fetched and verified against the pinned key:
+    the server's signed word that it held an author's entries up to ``last_seq``."""
+
+    __tablename__ = "receipts"
+
+    batch: str = Field(primary_key=True)
+    author: str = Field(index=True)
+    last_seq: int
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    verified_ms: int  # when this store checked it (the custody log's "verified")
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "meta"
 
@@ -109,10 +122,12 @@ def _on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-STORE_TABLES = [EntryRow, WrapRow, RecordRow, BlobRow, DraftRow, MetaRow]
+STORE_TABLES = [EntryRow, WrapRow, RecordRow, BlobRow, DraftRow, ReceiptRow, MetaRow]
 
 
 def create_schema(engine: Engine) -> None:
+    """Create the store's tables, or the ones an older schema lacks (each schema version so
+    far only added tables, so this is also the migration)."""
     # Only the store's tables: SQLModel's metadata is shared with the server's tables.
     SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in STORE_TABLES])  # type: ignore[attr-defined]
     with engine.begin() as connection:

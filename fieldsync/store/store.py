@@ -255,7 +255,9 @@ class Store:
             raise UnsupportedFormat(
                 f"the store database was written by a newer fieldsync (schema {found})"
             )
-        if found != SCHEMA_VERSION:
+        if found == 1:  # schema 2 only added a table
+            create_schema(self._engine)
+        elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
         with Session(self._engine) as session:
             session.exec(select(MetaRow).limit(1)).all()

@@ -19,8 +19,11 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
+from fieldsync.services import records
+from fieldsync.services.forms import get_form
+from fieldsync.store import custody
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
-from tests.conftest import PASSPHRASE, Endless
+from tests.conftest import PASSPHRASE, Endless, example
 
 
 def add(store: Store, text: str = "x", record: str | None = None) -> tuple[str, str]:
@@ -150,9 +153,25 @@ def test_garbage_instead_of_a_database_is_named(store_home: Path) -> None:
 def test_a_newer_schema_is_refused(store: Store, store_home: Path) -> None:
     store.close()
     with sqlite3.connect(store_home / DB_FILE) as db:
-        db.execute("PRAGMA user_version=2")
+        db.execute("PRAGMA user_version=3")
     with pytest.raises(UnsupportedFormat):
         Store.open(store_home, PASSPHRASE)
+
+
+def test_a_schema_1_store_gains_the_receipts_table_on_opening(
+    store: Store, store_home: Path
+) -> None:
+    record = records.create(store, get_form("incident"), example("incident"))
+    store.close()
+    with sqlite3.connect(store_home / DB_FILE) as db:  # as fieldsync 0.1 of issue 4 left it
+        db.execute("DROP TABLE receipts")
+        db.execute("PRAGMA user_version=1")
+    with Store.open(store_home, PASSPHRASE) as reopened:
+        shown = records.read(reopened, record).body.answers
+        assert shown["narrative"] == example("incident")["narrative"]
+        assert custody.receipts_of(reopened, "0" * 64) == []
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
 
 
 def test_a_damaged_vault_is_named(store_home: Path) -> None:

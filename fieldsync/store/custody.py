@@ -1,0 +1,72 @@
+"""What an administrator's store keeps for chains of custody: the server's receipts, and the
+signed entries and content keys an evidence package is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from fieldsync.errors import StoreCorrupted
+from fieldsync.store.db import EntryRow, ReceiptRow, WrapRow, db_errors
+from fieldsync.store.store import Store
+
+
+@dataclass(frozen=True)
+class KeptReceipt:
+    batch: str
+    author: str
+    last_seq: int
+    raw: bytes
+    verified_ms: int
+
+
+@db_errors
+def keep_receipts(store: Store, receipts: list[KeptReceipt]) -> int:
+    """Keep receipts the caller has verified; returns how many were new."""
+    added = 0
+    with store.session() as session, session.begin():
+        for found in receipts:
+            if session.get(ReceiptRow, found.batch) is None:
+                session.add(ReceiptRow(**found.__dict__))
+                added += 1
+    return added
+
+
+@db_errors
+def receipts_of(store: Store, author: str) -> list[KeptReceipt]:
+    """An author's receipts, oldest (lowest seq) first."""
+    with store.session() as session:
+        rows = session.exec(
+            select(ReceiptRow).where(ReceiptRow.author == author).order_by(col(ReceiptRow.last_seq))
+        ).all()
+    return [KeptReceipt(r.batch, r.author, r.last_seq, r.raw, r.verified_ms) for r in rows]
+
+
+@db_errors
+def signed_entries(store: Store, author: str, first_seq: int, last_seq: int) -> list[bytes]:
+    """The exact bytes of an author's entries ``first_seq..last_seq``, in seq order: the links
+    of the hash chain from a version to the head a receipt names."""
+    with store.session() as session:
+        rows = session.exec(
+            select(EntryRow.seq, EntryRow.raw)
+            .where(EntryRow.author == author)
+            .where(col(EntryRow.seq) >= first_seq, col(EntryRow.seq) <= last_seq)
+            .order_by(col(EntryRow.seq))
+        ).all()
+    if [seq for seq, _ in rows] != list(range(first_seq, last_seq + 1)):
+        raise StoreCorrupted(
+            f"this store lacks entries {first_seq}..{last_seq} of author {author[:12]}",
+            hint="Run 'fieldsync admin pull' to fetch everything the server holds.",
+        )
+    return [raw for _, raw in rows]
+
+
+@db_errors
+def content_key(store: Store, entry_id: str) -> bytes:
+    """The content key of one version, unwrapped with this store's reader key."""
+    with store.session() as session:
+        wrapped = session.get(WrapRow, (entry_id, store.reader.public.hex()))
+    if wrapped is None:
+        raise StoreCorrupted(f"this store holds no key for version {entry_id[:12]}")
+    return store.reader.unwrap(wrapped.wrapped, what=f"version {entry_id[:12]}")

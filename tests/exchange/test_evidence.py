@@ -1,0 +1,277 @@
+"""Evidence packages: built from an analyst's store after a real exchange with a server, checked
+offline, and every kind of file in them tampered with, each time caught and named."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from fieldsync.core import crypto, encoding, evidence
+from fieldsync.errors import OutputPathError, StoreStateError
+from fieldsync.services import admin, pull, records, sync
+from fieldsync.services import evidence as packages
+from fieldsync.services.forms import get_form
+from tests.conftest import example
+from tests.exchange.conftest import World
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str, Path]]:
+    """Built once for the module (every test only reads the package, or a copy of it)."""
+    tmp_path = tmp_path_factory.mktemp("evidence")
+    with ExitStack() as stack:
+        world = World(tmp_path, stack)
+        yield world, *_recorded(world, tmp_path)
+
+
+def _recorded(world: World, tmp_path: Path) -> tuple[str, Path]:
+    """A record with two of the documenter's versions (one attaching a photo and a file with
+    a hostile name), the documenter's unrelated records in between, and an analyst's
+    re-attribution; all delivered, pulled and acknowledged."""
+    device = world.device("laptop-a")
+    record = records.create(device, get_form("incident"), example("incident"))
+    records.create(device, get_form("interview"), example("interview"))  # a chain link
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 300)
+    hostile = tmp_path / "..\\..\\evil\x1b[2J.txt"  # a legal name on Linux
+    hostile.write_bytes(b"notes")
+    records.attach(device, record, [photo, hostile])
+    records.create(device, get_form("disappearance"), example("disappearance"))
+    sync.push(device)
+    pull.pull(world.analyst)
+    records.edit(
+        world.analyst,
+        record,
+        sets=['perpetrator.parties=["russian_forces"]', "perpetrator.attribution=confirmed"],
+    )
+    sync.push(world.analyst)
+    pull.pull(world.analyst)  # brings the receipt of the analysts' own batch
+    out = tmp_path / "case.zip"
+    packages.build(world.analyst, record, out)
+    return record, out
+
+
+def test_a_package_verifies_offline_and_says_what_holds(case: tuple[World, str, Path]) -> None:
+    world, record, out = case
+    org_key = admin.org_keys(world.analyst).admin_key
+    verdict = packages.verify_file(out, org_key)
+    assert verdict.holds, [f for f in verdict.findings if f.level != "ok"]
+    assert verdict.record == record
+    assert verdict.organisation_fingerprint == admin.org_keys(world.analyst).fingerprint
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        custody = json.loads(archive.read("custody.json"))
+    versions = [n for n in names if n.endswith(".entry") and n.startswith("versions/")]
+    assert len(versions) == 3  # recorded, attached, re-attributed
+    assert any(n.startswith("chain/") for n in names)  # the interview between two versions
+    assert len([n for n in names if n.startswith("attachments/")]) == 2
+    assert len([n for n in names if n.startswith("receipts/")]) >= 2  # device and analyst
+    kinds = {(e["version"], e["event"]) for e in custody}
+    assert {k for _, k in kinds} == set(evidence.EVENTS)
+    received = [f for f in verdict.findings if "acknowledged it on" in f.statement]
+    assert len(received) == 3  # every version has a receipt and an unbroken chain to it
+    # names come from hashes, never from what a person typed
+    assert all(evidence.NAMES.match(n) for n in names)
+
+
+def test_the_wrong_organisation_is_refused(case: tuple[World, str, Path]) -> None:
+    _, _, out = case
+    verdict = packages.verify_file(out, "ab" * 32)
+    assert not verdict.holds
+    assert any("published admin key" in f.statement for f in verdict.findings)
+
+
+KINDS = [
+    "README.txt",
+    "organisation.json",
+    "custody.json",
+    "custody.txt",
+    "devices/",
+    "versions/.entry",
+    "versions/.key",
+    "versions/.body.json",
+    "attachments/",
+    "blobs/",
+    "receipts/",
+    "chain/",
+    "manifest.json",
+    "manifest.sig",
+]
+
+
+_numbers = itertools.count()
+
+
+def files_of(out: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(out) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def rewrite(out: Path, change: Callable[[dict[str, bytes]], None]) -> Path:
+    files = files_of(out)
+    change(files)
+    tampered = out.with_name(f"tampered-{next(_numbers)}.zip")
+    with zipfile.ZipFile(tampered, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return tampered
+
+
+def first(files: dict[str, bytes], kind: str) -> str:
+    folder, _, suffix = kind.partition("/")
+    if not _:
+        return kind
+    return sorted(n for n in files if n.startswith(folder + "/") and n.endswith(suffix))[0]
+
+
+def flip(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_altering_any_kind_of_file_is_caught(case: tuple[World, str, Path], kind: str) -> None:
+    _, _, out = case
+
+    def change(files: dict[str, bytes]) -> None:
+        name = first(files, kind)
+        files[name] = flip(files[name])
+
+    verdict = packages.verify_file(rewrite(out, change))
+    assert not verdict.holds
+    failed = [f.subject for f in verdict.findings if f.level == "failed"]
+    assert first(files_of(out), kind) in failed or evidence.MANIFEST in failed
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("manifest.json", "manifest.sig")])
+def test_removing_or_adding_a_file_is_caught(case: tuple[World, str, Path], kind: str) -> None:
+    _, _, out = case
+
+    def remove(files: dict[str, bytes]) -> None:
+        del files[first(files, kind)]
+
+    removed = packages.verify_file(rewrite(out, remove))
+    assert not removed.holds
+    assert any("is missing" in f.statement for f in removed.findings)
+
+
+def test_a_re_signed_manifest_still_cannot_hide_a_changed_body(
+    case: tuple[World, str, Path],
+) -> None:
+    """An insider with the admin key changes a decrypted body and signs a new manifest: the
+    body no longer matches what the device's signed version opens to."""
+    world, _, out = case
+
+    def forge(files: dict[str, bytes]) -> None:
+        name = first(files, "versions/.body.json")
+        body = json.loads(files[name])
+        body["answers"]["narrative"] = "nothing happened"
+        files[name] = encoding.encode(body)
+        doc = json.loads(files["manifest.json"])
+        for item in doc["files"]:
+            data = files[item["name"]]
+            item["size"], item["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+        files["manifest.json"] = encoding.encode(doc)
+        files["manifest.sig"] = evidence.sign_manifest(
+            world.analyst.identity.signer, files["manifest.json"]
+        )
+
+    verdict = packages.verify_file(rewrite(out, forge))
+    assert not verdict.holds
+    assert any("does not match the signed version" in f.statement for f in verdict.findings)
+
+
+def test_a_forged_receipt_or_custody_time_is_caught_even_when_re_signed(
+    case: tuple[World, str, Path],
+) -> None:
+    world, _, out = case
+
+    def forge(files: dict[str, bytes]) -> None:
+        custody = json.loads(files["custody.json"])
+        received = next(e for e in custody if e["event"] == "received")
+        received["time_ms"] -= 86_400_000  # a day earlier than the server said
+        files["custody.json"] = encoding.encode(custody)
+        doc = json.loads(files["manifest.json"])
+        for item in doc["files"]:
+            data = files[item["name"]]
+            item["size"], item["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+        files["manifest.json"] = encoding.encode(doc)
+        files["manifest.sig"] = evidence.sign_manifest(
+            world.analyst.identity.signer, files["manifest.json"]
+        )
+
+    verdict = packages.verify_file(rewrite(out, forge))
+    assert not verdict.holds
+    assert any("'received' statement" in f.statement for f in verdict.findings)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "attachments/..\\..\\boot.ini",
+        "attachments/\x1b[2Jevil",
+        "versions/" + "a" * 64 + ".entry/../../x",
+    ],
+)
+def test_path_tricks_in_a_package_are_refused_not_followed(
+    case: tuple[World, str, Path], name: str
+) -> None:
+    _, _, out = case
+
+    def add(files: dict[str, bytes]) -> None:
+        files[name] = b"payload"
+
+    tampered = rewrite(out, add)
+    before = set(out.parent.parent.rglob("*"))
+    verdict = packages.verify_file(tampered)
+    assert not verdict.holds
+    assert any("is not a file an evidence package holds" in f.statement for f in verdict.findings)
+    assert all("\x1b" not in f.subject for f in verdict.findings)
+    assert set(out.parent.parent.rglob("*")) == before  # nothing was extracted anywhere
+
+
+def test_not_a_zip_and_a_truncated_zip_are_clear_failures(
+    case: tuple[World, str, Path], tmp_path: Path
+) -> None:
+    _, _, out = case
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"PK\x03\x04 this is not an archive")
+    assert not packages.verify_file(junk).holds
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    assert not packages.verify_file(truncated).holds
+
+
+def test_a_zip_bomb_member_is_not_inflated_past_what_it_declares(
+    case: tuple[World, str, Path],
+) -> None:
+    _, _, out = case
+
+    def bomb(files: dict[str, bytes]) -> None:
+        files[first(files, "custody.txt")] = b"\0" * (64 * 1024 * 1024)
+
+    verdict = packages.verify_file(rewrite(out, bomb))
+    assert not verdict.holds  # its size is not the manifest's: never hashed, never read whole
+
+
+def test_building_needs_an_analysts_store_and_a_free_zip_path(
+    case: tuple[World, str, Path], tmp_path: Path
+) -> None:
+    world, record, out = case
+    with pytest.raises(OutputPathError, match="already exists"):
+        packages.build(world.analyst, record, out)
+    with pytest.raises(OutputPathError, match=r"\.zip"):
+        packages.build(world.analyst, record, tmp_path / "case.tar")
+    device = world.device("laptop-b")
+    with pytest.raises(StoreStateError, match="administrator"):
+        packages.build(device, record, tmp_path / "other.zip")
+    assert crypto.LABEL_EVIDENCE == b"fieldsync/evidence/v1"
