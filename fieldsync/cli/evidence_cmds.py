@@ -33,6 +33,7 @@ def evidence_command(
     json: Json = False,
 ) -> None:
     """A self-verifying evidence package of one record, for investigators and courts."""
+    evidence.check_target(out_file, force)  # before the passphrase
     with analysts_store(home, passphrase_file) as store:
         built = evidence.build(store, record, out_file, force=force)
     if json:

@@ -35,6 +35,7 @@ def export_command(
     json: Json = False,
 ) -> None:
     """Write the records as CSV or JSON Lines: one file per form, one row per record."""
+    export.targets(out_dir, fmt.strip().lower(), form, force)  # before the passphrase
     with analysts_store(home, passphrase_file) as store:
         done = export.export_records(
             store,

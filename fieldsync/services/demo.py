@@ -17,11 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from fieldsync.core import audit
+from fieldsync.core.report import Period
 from fieldsync.errors import IntegrityError
-from fieldsync.services import admin, enrol, importer, pull, records, setup, sync
+from fieldsync.services import (
+    admin,
+    enrol,
+    evidence,
+    export,
+    importer,
+    pull,
+    records,
+    reports,
+    setup,
+    sync,
+)
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
+OUTPUTS = "outputs"  # what an administrator writes in plaintext on purpose
 DEMO_PASSPHRASE = "demo only, never use this passphrase"  # noqa: S105 - printed on purpose
 ADMIN_PASSPHRASE = "demo administrator, never use this passphrase"  # noqa: S105
 
@@ -110,7 +123,12 @@ def run(folder: Path, start_server: ServerStarter | None = None) -> Iterator[Ste
         yield from _record(store, folder, needles)
         if start_server is not None:
             yield from _deliver(store, folder, start_server, needles)
-    searched = [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".jpg"]
+    outputs = folder / OUTPUTS  # asked for in plaintext: the export and the evidence package
+    searched = [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".jpg" and outputs not in p.parents
+    ]
     found = [p.name for p in searched if _contains(p, needles)]
     if found:
         raise IntegrityError(f"plaintext found at rest in {', '.join(found)}")
@@ -241,6 +259,7 @@ def _deliver(
             "verify; every version opens with the org read key",
         )
         yield from _exchange(store, admin_store, needles)
+        yield from _outputs(admin_store, folder / OUTPUTS)
 
 
 def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[Step]:
@@ -285,6 +304,42 @@ def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[St
         f"the analyst's version verifies; the edits touch different fields, so they merge into "
         f"a new signed version with both as parents ({victims} "
         f"victims, attributed to Russian forces); {delivered.sent_entries} versions delivered",
+    )
+
+
+def _outputs(analyst: Store, outputs: Path) -> Iterator[Step]:
+    """What the centre makes of the records: a report, an export, an evidence package."""
+    pull.pull(analyst)  # the documenter's merge
+    found = reports.monthly(analyst, Period.month("2024-03"))
+    killings = found.killings
+    by_party = {row.key: row.counts["killed"] for row in killings.breakdowns["party"].ordered()}
+    if killings.totals["killed"] != sum(by_party.values()) or not by_party["russian_forces"]:
+        raise IntegrityError("the report's rows do not add up to its totals")
+    yield Step(
+        "fieldsync admin report --month 2024-03",
+        f"{killings.totals['killed']} civilians killed ({killings.totals['children']} children), "
+        f"attributed to Russian forces after the re-attribution; "
+        f"{found.facility_attacks.totals['attacks']} attack on a medical facility, "
+        f"{found.weapon_attacks.totals['attacks']} with cluster munitions; rows add up",
+    )
+    outputs.mkdir()
+    exported = export.export_records(analyst, outputs, "csv")
+    rows = sum(w.rows for w in exported.files)
+    yield Step(
+        "fieldsync admin export --format csv --out outputs",
+        f"{len(exported.files)} files (UTF-8 with BOM), {rows} records; names, contacts and "
+        "coordinates left out",
+    )
+    incident = next(r.record for r in analyst.index() if r.form.startswith("incident@"))
+    built = evidence.build(analyst, incident, outputs / "incident-evidence.zip")
+    checked = evidence.verify_file(built.path, analyst.identity.device_id)
+    if not checked.holds:
+        raise IntegrityError("the evidence package does not verify")
+    yield Step(
+        "fieldsync admin evidence RECORD --out incident-evidence.zip; fieldsync evidence-verify",
+        f"{built.versions} signed versions with their keys, bodies, the attachment, "
+        f"{built.receipts} server receipt(s) and the custody log; "
+        f"{sum(f.level == 'ok' for f in checked.findings)} checks hold offline",
     )
 
 

@@ -25,7 +25,6 @@ from fieldsync.core import receipt as receipts
 from fieldsync.core.evidence import Verdict
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services.records import author_labels
-from fieldsync.services.sync import enrolment as delivery
 from fieldsync.store import custody
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store, Version
@@ -66,7 +65,7 @@ def build(store: Store, record_prefix: str, out: Path, *, force: bool = False) -
             "evidence packages are made from an administrator's store",
             hint="Run 'fieldsync admin evidence' with --home set to the administrator's store.",
         )
-    _check_target(out, force)
+    check_target(out, force)
     record = store.resolve_record(record_prefix)
     versions = store.versions(record)
     damaged = [v.problem for v in versions if v.body is None]
@@ -101,7 +100,8 @@ def build(store: Store, record_prefix: str, out: Path, *, force: bool = False) -
     )
 
 
-def _check_target(out: Path, force: bool) -> None:
+def check_target(out: Path, force: bool) -> None:
+    """Refuse a package path before any work is done."""
     if out.suffix.lower() != ".zip":
         raise OutputPathError(f"{str(out)!r} should end in .zip")
     if not out.parent.is_dir():
@@ -163,6 +163,11 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
     return gathered
 
 
+def _server_key(store: Store) -> str:
+    """The receipt key pinned at this store's first invite ("" before there was a server)."""
+    return str((store.setting("server") or {}).get("server_key", ""))
+
+
 def _ext(name: str) -> str:
     """The original name's extension if it is a plain one (``jpg``), for a viewer's sake; the
     name itself never becomes a path in the package."""
@@ -174,7 +179,7 @@ def _custody_log(
     store: Store, gathered: _Gathered, label: Callable[[str], str], now: int
 ) -> list[dict[str, Any]]:
     admin_key = store.identity.device_id
-    server_key = str(delivery(store)["server_key"])
+    server_key = _server_key(store)
     log: list[dict[str, Any]] = []
     for version in gathered.versions:
         header = version.entry.header
@@ -224,7 +229,7 @@ def _write(store: Store, path: Path, record: str, gathered: _Gathered, now: int)
     org = {
         "admin_key": admin_key,
         "org_read_key": store.reader.public.hex(),
-        "server_key": str(delivery(store)["server_key"]),
+        "server_key": _server_key(store) or None,  # none: nothing was delivered yet
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as package:

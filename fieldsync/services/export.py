@@ -54,31 +54,33 @@ def export_records(
     include_sensitive: bool = False,
     force: bool = False,
 ) -> ExportReport:
-    if fmt not in FORMATS:
-        raise InputError(f"there is no export format {fmt!r}", hint="Use csv or jsonl.")
-    forms = [get_form(form)] if form else list(builtin_forms().values())
-    targets = {f.ref: out / f"{f.id}.v{f.version}.{fmt}" for f in forms}
-    _check_targets(out, list(targets.values()), force)
+    forms = targets(out, fmt, form, force)
     report = ExportReport()
-    for chosen in forms:
-        written = Written(targets[chosen.ref], chosen.ref)
+    for chosen, path in forms:
+        written = Written(path, chosen.ref)
         lines = _lines(store, chosen, fmt, include_sensitive, written, report)
         files.write_chunks_atomic(written.path, (line.encode("utf-8") for line in lines))
         report.files.append(written)
     return report
 
 
-def _check_targets(out: Path, targets: list[Path], force: bool) -> None:
+def targets(out: Path, fmt: str, form: str | None, force: bool) -> list[tuple[Form, Path]]:
+    """The forms to export and their files; refuses a bad request before any work is done."""
+    if fmt not in FORMATS:
+        raise InputError(f"there is no export format {fmt!r}", hint="Use csv or jsonl.")
+    forms = [get_form(form)] if form else list(builtin_forms().values())
+    paths = [(f, out / f"{f.id}.v{f.version}.{fmt}") for f in forms]
     if not out.is_dir():
         raise OutputPathError(
             f"the folder {str(out)!r} does not exist", hint="Create it first (mkdir)."
         )
-    existing = [t.name for t in targets if t.exists()]
+    existing = [path.name for _, path in paths if path.exists()]
     if existing and not force:
         raise OutputPathError(
             f"{', '.join(existing)} already exist(s) in {str(out)!r}",
             hint="Use --force to replace them, or another --out folder.",
         )
+    return paths
 
 
 def _lines(
@@ -93,7 +95,7 @@ def _lines(
     meta = export.META_COLUMNS + (export.SENSITIVE_META if include_sensitive else ())
     if fmt == "csv":
         yield BOM + _csv_line([*meta, "created", "updated", *(c.name for c in form_columns)])
-    for view in every_record(store, form.id):
+    for view in every_record(store, {form.id}):
         if isinstance(view, Unreadable):
             report.unreadable.append((view.record, view.reason))
             continue

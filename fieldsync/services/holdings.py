@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from fieldsync.errors import FieldsyncError
@@ -21,10 +21,12 @@ class Unreadable:
     reason: str
 
 
-def every_record(store: Store, form: str | None = None) -> Iterator[RecordView | Unreadable]:
+def every_record(
+    store: Store, forms: Collection[str] | None = None
+) -> Iterator[RecordView | Unreadable]:
     """Each record as ``show`` presents it (the merge of its heads, provisional values for
-    fields in conflict), oldest first; ``form`` keeps one form's records (by id)."""
-    index = [row for row in store.index() if form is None or row.form.split("@")[0] == form]
+    fields in conflict), oldest first; ``forms`` keeps those forms' records (by form id)."""
+    index = [row for row in store.index() if forms is None or row.form.split("@")[0] in forms]
     for start in range(0, len(index), PAGE):
         page = index[start : start + PAGE]
         versions = store.versions_of([row.record for row in page])

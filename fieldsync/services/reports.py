@@ -32,12 +32,11 @@ def monthly(store: Store, period: Period | None = None, governorate: str | None 
 
 
 def _sources(store: Store, unreadable: list[tuple[str, str]]) -> Iterator[Source]:
-    for form in LABELLED:
-        for view in every_record(store, form):
-            if isinstance(view, Unreadable):
-                unreadable.append((view.record, view.reason))
-                continue
-            yield Source(view.record, view.form.id, view.body.answers, view.in_conflict)
+    for view in every_record(store, LABELLED):
+        if isinstance(view, Unreadable):
+            unreadable.append((view.record, view.reason))
+            continue
+        yield Source(view.record, view.form.id, view.body.answers, view.in_conflict)
 
 
 def choice_labels() -> dict[str, str]:
