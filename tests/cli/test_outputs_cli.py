@@ -68,7 +68,9 @@ def test_report_export_and_evidence_on_the_command_line(run: Run, tmp_path: Path
     reader = CliRunner()
     empty = {"FIELDSYNC_HOME": str(tmp_path / "nobody")}
     checked = as_json(
-        reader.invoke(app, ["evidence-verify", str(package), "--org", str(org), "--json"], env=empty)
+        reader.invoke(
+            app, ["evidence-verify", str(package), "--org", str(org), "--json"], env=empty
+        )
     )
     assert checked["holds"] and checked["record"] == record
     table = reader.invoke(app, ["evidence-verify", str(package)], env=empty)
