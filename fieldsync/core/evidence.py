@@ -399,7 +399,12 @@ def _versions(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
 
 
 def _attachments(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
-    present = {n.split("/")[1].split(".")[0]: n for n in _under(package, "attachments/")}
+    present: dict[str, str] = {}
+    for name in _under(package, "attachments/"):
+        sha = name.split("/")[1].split(".")[0]
+        if sha in present:
+            verdict.fail(name, "holds the same file as another attachment, under another name")
+        present[sha] = name
     seen: set[str] = set()
     for body in facts.bodies.values():
         for attached in body.attachments:
@@ -571,7 +576,10 @@ def _small(package: PackageReader, name: str) -> bytes:
 
 
 def _under(package: PackageReader, folder: str, suffix: str = "") -> list[str]:
-    return sorted(n for n in package.names() if n.startswith(folder) and n.endswith(suffix))
+    """The well-named files in ``folder`` (any other name was reported already)."""
+    return sorted(
+        n for n in package.names() if n.startswith(folder) and n.endswith(suffix) and NAMES.match(n)
+    )
 
 
 def _sha256(chunks: Iterator[bytes]) -> tuple[str, int]:

@@ -257,6 +257,8 @@ class Store:
             )
         if found == 1:  # schema 2 only added a table
             create_schema(self._engine)
+            if self.identity.is_admin:  # re-read the feed once, for the receipts it now carries
+                self.save_setting("pull", {"after": 0})
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
         with Session(self._engine) as session:

@@ -20,7 +20,12 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "the chain seq 1–5, the enrolment, 1 receipt(s), 1 blob hash" in result.stdout
     assert "17. fieldsync admin pull" in result.stdout
     assert "they merge into a new signed version with both as parents (3 victims" in result.stdout
-    assert "21. search every byte written" in result.stdout
+    assert "21. fieldsync admin report --month 2024-03" in result.stdout
+    assert "2 civilians killed (2 children), attributed to Russian forces" in result.stdout
+    assert "22. fieldsync admin export --format csv" in result.stdout
+    assert "23. fieldsync admin evidence" in result.stdout
+    assert "checks hold offline" in result.stdout
+    assert "24. search every byte written" in result.stdout
     assert "the store, the admin's store and the server" in result.stdout
     assert list(tmp_path.iterdir()) == []
 

@@ -12,12 +12,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from sqlmodel import delete
 
 from fieldsync.core import crypto, encoding, evidence
 from fieldsync.errors import OutputPathError, StoreStateError
 from fieldsync.services import admin, pull, records, sync
 from fieldsync.services import evidence as packages
 from fieldsync.services.forms import get_form
+from fieldsync.store.db import ReceiptRow
 from tests.conftest import example
 from tests.exchange.conftest import World
 
@@ -275,3 +277,21 @@ def test_building_needs_an_analysts_store_and_a_free_zip_path(
     with pytest.raises(StoreStateError, match="administrator"):
         packages.build(device, record, tmp_path / "other.zip")
     assert crypto.LABEL_EVIDENCE == b"fieldsync/evidence/v1"
+
+
+def test_an_analysts_store_from_before_receipts_gets_them_on_its_next_pull(
+    world: World, tmp_path: Path
+) -> None:
+    """A store that pulled before pulls carried receipts: the schema upgrade resets its cursor,
+    so the next pull re-reads the feed (storing nothing twice) and keeps the receipts."""
+    device = world.device("laptop-c")
+    record = records.create(device, get_form("incident"), example("incident"))
+    sync.push(device)
+    pull.pull(world.analyst)
+    with world.analyst.session() as session, session.begin():  # as an issue-4 pull left it
+        session.exec(delete(ReceiptRow))  # type: ignore[call-overload]
+    world.analyst.save_setting("pull", {"after": 0})  # what opening a schema-1 store does
+    again = pull.pull(world.analyst)
+    assert again.received == 0 and again.held >= 1
+    built = packages.build(world.analyst, record, tmp_path / "late.zip")
+    assert built.receipts == 1 and built.verdict.holds

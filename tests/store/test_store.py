@@ -174,6 +174,23 @@ def test_a_schema_1_store_gains_the_receipts_table_on_opening(
         assert db.execute("PRAGMA user_version").fetchone() == (2,)
 
 
+def test_a_schema_1_admin_store_pulls_again_from_the_start_for_receipts(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "admin"
+    with Store.create(home, PASSPHRASE, admin=True) as created:
+        created.save_setting("pull", {"after": 1234})
+    with sqlite3.connect(home / DB_FILE) as db:
+        db.execute("DROP TABLE receipts")
+        db.execute("PRAGMA user_version=1")
+    with Store.open(home, PASSPHRASE) as reopened:
+        assert reopened.setting("pull") == {"after": 0}
+    with Store.open(home, PASSPHRASE) as again:  # once only
+        again.save_setting("pull", {"after": 7})
+    with Store.open(home, PASSPHRASE) as last:
+        assert last.setting("pull") == {"after": 7}
+
+
 def test_a_damaged_vault_is_named(store_home: Path) -> None:
     vault = store_home / VAULT_FILE
     vault.write_bytes(vault.read_bytes()[:-10])
