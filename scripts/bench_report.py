@@ -24,16 +24,16 @@ import hashlib
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_store import timed  # noqa: E402  (beside this script)
 
 from fieldsync.core import crypto, encoding  # noqa: E402
 from fieldsync.services import admin, evidence, export, importer, records, reports  # noqa: E402
@@ -42,15 +42,6 @@ from fieldsync.store.store import Store  # noqa: E402
 from tests import generated  # noqa: E402
 
 PASSPHRASE = "benchmark passphrase"
-
-
-def timed(fn: Callable[[], object], repeat: int = 1) -> float:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def make_store(home: Path, n: int) -> None:

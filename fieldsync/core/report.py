@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from fieldsync.core.forms import get_path
+
 # --- what the forms' choices mean for a report ------------------------------------------
 
 KILLING = frozenset({"extrajudicial_killing", "death_under_torture", "massacre"})
@@ -301,7 +303,7 @@ def tally(
 
 def _count(report: Report, source: Source) -> None:
     answers = source.answers
-    gov = _choice(_get(answers, "location", "governorate"), GOVERNORATES, "governorate")
+    gov = _choice(get_path(answers, ("location", "governorate")), GOVERNORATES, "governorate")
     if report.governorate is not None and gov != report.governorate:
         return
     day, precision = _date(answers)
@@ -321,7 +323,7 @@ def _count(report: Report, source: Source) -> None:
 def _incident(report: Report, source: Source, gov: str, month: str | None) -> bool:
     answers = source.answers
     violations = set(_strings(answers.get("violations"), "violations"))
-    victims = _get(answers, "victims") or {}
+    victims = answers.get("victims") or {}
     if not isinstance(victims, dict):
         raise Uncountable("victims is not a group of answers")
     people = _people(victims.get("individuals"))
@@ -333,7 +335,7 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
     )
     killing, arrest = bool(violations & KILLING), bool(violations & ARREST)
     report.mixed += killing and arrest
-    party = _attribution(report, _get(answers, "perpetrator"))
+    party = _attribution(report, answers.get("perpetrator"))
     where = (gov, report.label(gov), None)
     conflict = source.in_conflict
     series = report.series.setdefault(month, dict.fromkeys(SERIES_KEYS, 0)) if month else None
@@ -395,7 +397,7 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
 
 def _disappearance(report: Report, source: Source, gov: str, month: str | None) -> bool:
     answers = source.answers
-    person = _get(answers, "person") or {}
+    person = answers.get("person") or {}
     if not isinstance(person, dict):
         raise Uncountable("person is not a group of answers")
     one = _Person.of({**person, "status": "disappeared"})
@@ -524,15 +526,6 @@ def _place(report: Report, record: str, day: date, precision: str) -> tuple[bool
         report.uncertain.append((record, day.isoformat() if exact else f"{day} ({precision})"))
         return False, None
     return True, None if precision == "year" else f"{day.year:04d}-{day.month:02d}"
-
-
-def _get(answers: dict[str, Any], *path: str) -> Any:
-    value: Any = answers
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _choice(value: object, allowed: tuple[str, ...], what: str) -> str:

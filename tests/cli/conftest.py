@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -32,3 +33,9 @@ def empty_home(tmp_path: Path) -> Path:
     home = tmp_path / "fresh"
     shutil.rmtree(home, ignore_errors=True)
     return home
+
+
+def as_json(result: Result) -> Any:
+    """The one JSON document a successful ``--json`` command printed."""
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)

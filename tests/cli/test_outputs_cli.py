@@ -12,14 +12,9 @@ from typer.testing import CliRunner
 from fieldsync.cli.main import app
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from tests.cli.conftest import Run
+from tests.cli.conftest import Run, as_json
 from tests.conftest import PASSPHRASE, example
 from tests.live import running
-
-
-def as_json(result: Any) -> Any:
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def test_report_export_and_evidence_on_the_command_line(run: Run, tmp_path: Path) -> None:

@@ -126,6 +126,19 @@ def rewrite(out: Path, change: Callable[[dict[str, bytes]], None]) -> Path:
     return tampered
 
 
+def resign(files: dict[str, bytes], world: World) -> None:
+    """A new manifest over the files as they now are, signed with the real admin key: what an
+    insider holding that key could do."""
+    doc = json.loads(files["manifest.json"])
+    for item in doc["files"]:
+        data = files[item["name"]]
+        item["size"], item["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    files["manifest.json"] = encoding.encode(doc)
+    files["manifest.sig"] = evidence.sign_manifest(
+        world.analyst.identity.signer, files["manifest.json"]
+    )
+
+
 def first(files: dict[str, bytes], kind: str) -> str:
     folder, _, suffix = kind.partition("/")
     if not _:
@@ -176,14 +189,7 @@ def test_a_re_signed_manifest_still_cannot_hide_a_changed_body(
         body = json.loads(files[name])
         body["answers"]["narrative"] = "nothing happened"
         files[name] = encoding.encode(body)
-        doc = json.loads(files["manifest.json"])
-        for item in doc["files"]:
-            data = files[item["name"]]
-            item["size"], item["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-        files["manifest.json"] = encoding.encode(doc)
-        files["manifest.sig"] = evidence.sign_manifest(
-            world.analyst.identity.signer, files["manifest.json"]
-        )
+        resign(files, world)
 
     verdict = packages.verify_file(rewrite(out, forge))
     assert not verdict.holds
@@ -200,14 +206,7 @@ def test_a_forged_receipt_or_custody_time_is_caught_even_when_re_signed(
         received = next(e for e in custody if e["event"] == "received")
         received["time_ms"] -= 86_400_000  # a day earlier than the server said
         files["custody.json"] = encoding.encode(custody)
-        doc = json.loads(files["manifest.json"])
-        for item in doc["files"]:
-            data = files[item["name"]]
-            item["size"], item["sha256"] = len(data), hashlib.sha256(data).hexdigest()
-        files["manifest.json"] = encoding.encode(doc)
-        files["manifest.sig"] = evidence.sign_manifest(
-            world.analyst.identity.signer, files["manifest.json"]
-        )
+        resign(files, world)
 
     verdict = packages.verify_file(rewrite(out, forge))
     assert not verdict.holds
