@@ -15,7 +15,8 @@ PAGE = 500  # records decrypted at a time: memory stays flat over 100,000 record
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A record none of whose versions can be read here: listed, never silently skipped."""
+    """A record with a version that cannot be read here: listed, never silently skipped, and
+    never shown from an older version as if that were current."""
 
     record: str
     reason: str
@@ -35,6 +36,9 @@ def every_record(
                 yield Unreadable(row.record, row.problem)
                 continue
             try:
-                yield records.view_with_index(row, versions.get(row.record, []))
+                view = records.view_with_index(row, versions.get(row.record, []))
             except FieldsyncError as exc:
                 yield Unreadable(row.record, exc.message)
+                continue
+            # a damaged version is never counted or exported as if the record were intact
+            yield Unreadable(row.record, "; ".join(view.problems)) if view.problems else view

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fieldsync.errors import FieldsyncError, Interrupted, StoreCorrupted
-from fieldsync.services import importer, records, setup
+from fieldsync.services import export, importer, records, reports, setup
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import DB_FILE, Store
 from tests.conftest import PASSPHRASE, entered, example
@@ -110,3 +110,20 @@ def test_random_damage_to_the_database_is_named_or_harmless(
             setup.check(reopened)
     except FieldsyncError:
         pass  # a named error is the right answer to a damaged file
+
+
+def test_reports_and_exports_list_a_damaged_record_instead_of_using_it(
+    store: Store, store_home: Path, tmp_path: Path
+) -> None:
+    """Read from a documenter's store here: the services are the same for an analyst's."""
+    intact = records.create(store, get_form("incident"), example("incident"))
+    damaged = records.create(store, get_form("incident"), example("incident"))
+    damage_entry(store_home, records.edit(store, damaged, sets=["victims.total=9"]))
+    found = reports.monthly(store)
+    assert found.counted == 1
+    assert [r for r, _ in found.excluded] == [damaged]
+    assert "damaged" in found.excluded[0][1]
+    done = export.export_records(store, tmp_path, "jsonl", form="incident")
+    assert [r for r, _ in done.unreadable] == [damaged]
+    exported = (tmp_path / "incident.v1.jsonl").read_text(encoding="utf-8")
+    assert intact in exported and damaged not in exported
