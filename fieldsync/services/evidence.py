@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +303,21 @@ def _custody_text(log: list[dict[str, Any]]) -> str:
 # --- reading a package -------------------------------------------------------------------
 
 
+# What a damaged archive makes zipfile raise: bad headers, a corrupt deflate stream, a member
+# "encrypted" or compressed by a method it lacks, a bad CRC, sizes that do not add up.
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OverflowError,
+    OSError,
+)
+
+
 class ZipPackage:
     """A package's files, read from the ZIP without extracting anything to disk."""
 
@@ -324,7 +340,7 @@ class ZipPackage:
         try:
             with self._archive.open(info) as member:
                 yield from _bounded(member, info.file_size, name)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except ARCHIVE_ERRORS as exc:
             raise MalformedData(f"{name} cannot be read from the archive ({exc})") from exc
 
 
@@ -348,7 +364,7 @@ def verify_file(path: Path, org_admin_key: str | None = None) -> Verdict:
             return evidence.verify(ZipPackage(archive), org_admin_key=org_admin_key)
     except FileNotFoundError as exc:
         raise OutputPathError(f"there is no file {str(path)!r}") from exc
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+    except ARCHIVE_ERRORS as exc:
         verdict = Verdict()
         verdict.fail("package", f"it is not a readable ZIP archive ({exc})")
         return verdict

@@ -12,6 +12,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import delete
 
 from fieldsync.core import crypto, encoding, evidence
@@ -294,3 +296,19 @@ def test_an_analysts_store_from_before_receipts_gets_them_on_its_next_pull(
     assert again.received == 0 and again.held >= 1
     built = packages.build(world.analyst, record, tmp_path / "late.zip")
     assert built.receipts == 1 and built.verdict.holds
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damage_anywhere_in_the_archive_is_a_verdict_never_a_crash(
+    case: tuple[World, str, Path], data: st.DataObject
+) -> None:
+    _, _, out = case
+    raw = bytearray(out.read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        position = data.draw(st.integers(0, len(raw) - 1))
+        raw[position] ^= data.draw(st.integers(1, 255))
+    damaged = out.with_name(f"damaged-{next(_numbers)}.zip")
+    damaged.write_bytes(bytes(raw))
+    verdict = packages.verify_file(damaged)  # raises nothing: every failure is a finding
+    assert verdict.findings
