@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fieldsync.core.body import Body
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from fieldsync.services import admin
+from fieldsync.services import admin, records
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import PASSPHRASE
@@ -44,3 +47,15 @@ def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
     app = create_app(server)
     with running(app) as url:
         yield url, app.state.engine
+
+
+def in_conflict(store: Store, record: str, field: str, values: tuple[Any, Any]) -> None:
+    """Two versions on the same parent that set ``field`` differently, then settled."""
+    view = records.read(store, record)
+    with store.writer() as writer:
+        for value in values:
+            answers = copy.deepcopy(view.body.answers)
+            answers[field] = value
+            body = Body(view.form.ref, answers, view.body.attachments, None)
+            writer.append(record, [view.current.id], body, "")
+    assert records.settle(store, [record]).conflicts == [record]

@@ -3,7 +3,6 @@ and nothing a spreadsheet or a terminal would run."""
 
 from __future__ import annotations
 
-import copy
 import csv
 import hashlib
 import io
@@ -11,35 +10,22 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fieldsync.core.body import Body
 from fieldsync.errors import OutputPathError
 from fieldsync.services import export, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests import generated
 from tests.conftest import example, fast_store
+from tests.services.conftest import in_conflict
 
 
 @pytest.fixture
 def analyst(tmp_path: Path) -> Iterator[Store]:
     with fast_store(tmp_path / "analyst", admin=True) as store:
         yield store
-
-
-def in_conflict(store: Store, record: str, field: str, values: tuple[Any, Any]) -> None:
-    """Two versions on the same parent that set ``field`` differently, then settled."""
-    view = records.read(store, record)
-    with store.writer() as writer:
-        for value in values:
-            answers = copy.deepcopy(view.body.answers)
-            answers[field] = value
-            body = Body(view.form.ref, answers, view.body.attachments, None)
-            writer.append(record, [view.current.id], body, "")
-    assert records.settle(store, [record]).conflicts == [record]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
