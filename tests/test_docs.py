@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,20 @@ def test_every_command_is_in_the_readme(command: tuple[str, ...]) -> None:
 def test_typer_never_shows_locals() -> None:
     assert isinstance(app, typer.Typer)
     assert app.pretty_exceptions_show_locals is False
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    """docs/threat-model.md maps each threat to tests; a renamed test must not leave it stale."""
+    doc = (ROOT / "docs" / "threat-model.md").read_text(encoding="utf-8")
+    named = 0
+    for cell in doc.split("|"):
+        path = None
+        for found in re.finditer(r"`([a-z_/]+\.py)(?:::(test_\w+))?`|`(test_\w+)`", cell):
+            path = found.group(1) or path
+            test = found.group(2) or found.group(3)
+            assert path is not None
+            source = (ROOT / "tests" / path).read_text(encoding="utf-8")
+            if test:
+                assert f"def {test}(" in source, f"{path}::{test}"
+                named += 1
+    assert named > 50
