@@ -201,26 +201,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fieldsync-bench-"))
     rows: list[Row] = []
     try:
-        if "ingest" in only:
-            rows.append(bench_sync.ingest(work, sizes["entries"]))
-        if "attachment" in only or "links" in only:
-            admin.create_org(work / "admin", PASSPHRASE, work / "org.json")
-            server = data.init(work / "server", (work / "org.json").read_bytes())
-            with (
-                Store.open(work / "admin", PASSPHRASE) as analyst,
-                bench_sync.server_process(server.folder) as url,
-            ):
-                if "attachment" in only:
-                    rows.append(bench_sync.attachment(work, url, analyst, sizes["attachment_mb"]))
-                if "links" in only:
-                    rows += bench_sync.links(work, url, analyst, sizes["link_mb"])
-                    rows.append(naive(url, sizes["link_mb"]))
-        if "attachment" in only:
-            rows += memory(work, sizes["attachment_mb"], max(sizes["attachment_mb"] // 10, 1))
-        if "store" in only:
-            rows += store_figures(sizes["records"])
-        if "load" in only:
-            rows += load(work, sizes["devices"], sizes["rounds"])
+        _measure(work, sizes, only, rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -233,6 +214,41 @@ def main() -> None:
             f"{r['what']:<72} {value:>16}   {r['baseline_what']:<34} "
             f"{r['baseline']:>10.2f} {r['ratio']:>7.2f}"
         )
+
+
+def _measure(work: Path, sizes: dict[str, int], only: set[str], rows: list[Row]) -> None:
+    """Every section in turn; one that fails is reported on stderr and the others still run."""
+    for name, section in (
+        ("ingest", lambda: [bench_sync.ingest(work, sizes["entries"])]),
+        ("attachment", lambda: _transfer(work, sizes, only)),
+        ("memory", lambda: memory(work, sizes["attachment_mb"], sizes["attachment_mb"] // 10)),
+        ("store", lambda: store_figures(sizes["records"])),
+        ("load", lambda: load(work, sizes["devices"], sizes["rounds"])),
+    ):
+        wanted = name in only or (name == "memory" and "attachment" in only)
+        wanted = wanted or (name == "attachment" and "links" in only)
+        if not wanted:
+            continue
+        try:
+            rows += section()
+        except Exception as exc:
+            print(f"{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _transfer(work: Path, sizes: dict[str, int], only: set[str]) -> list[Row]:
+    rows: list[Row] = []
+    admin.create_org(work / "admin", PASSPHRASE, work / "org.json")
+    server = data.init(work / "server", (work / "org.json").read_bytes())
+    with (
+        Store.open(work / "admin", PASSPHRASE) as analyst,
+        bench_sync.server_process(server.folder) as url,
+    ):
+        if "attachment" in only:
+            rows.append(bench_sync.attachment(work, url, analyst, sizes["attachment_mb"]))
+        if "links" in only:
+            rows += bench_sync.links(work, url, analyst, sizes["link_mb"])
+            rows.append(naive(url, sizes["link_mb"]))
+    return rows
 
 
 if __name__ == "__main__":

@@ -135,9 +135,12 @@ def _device(
     for _ in range(rounds):
         for _ in range(per_round):
             mine.append(records.create(store, form, generated.incident(rng)))
-        editable = [r for r in mine if not records.read(store, r).in_conflict]
+        views = [records.read(store, r) for r in mine]
+        editable = [v for v in views if not v.in_conflict]
         if editable:
-            records.edit(store, rng.choice(editable), sets=[f"victims.total={rng.randint(60, 90)}"])
+            chosen = rng.choice(editable)
+            total = chosen.body.answers["victims"]["total"] + 1  # always a change, always valid
+            records.edit(store, chosen.record, sets=[f"victims.total={total}"])
         sync.push(store, client_for=client_for)
         pull.pull(store, client_for=client_for)
 
