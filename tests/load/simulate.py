@@ -146,9 +146,9 @@ def _device(
 
 
 def _analyst(analyst: Store, rounds: int, client_for: Callable[[str, Store], SyncClient]) -> None:
-    for _ in range(rounds):
+    for round_ in range(rounds):
         pull.pull(analyst, client_for=client_for)
         held = [row.record for row in analyst.index() if not row.conflict]
-        if held:
-            records.edit(analyst, held[-1], sets=["narrative=reviewed by an analyst"])
+        if held:  # the round in the text: the same record may be the latest twice
+            records.edit(analyst, held[-1], sets=[f"narrative=reviewed in round {round_}"])
             sync.push(analyst, client_for=client_for)
