@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -47,17 +48,21 @@ def draw(path: Path, monthly: list[dict[str, Any]], title: str) -> None:
             values = [by_month.get(m, {}).get(key, 0) for m in months]
             marker = "o" if len(months) <= 36 else None
             axes.plot(days, values, marker=marker, linewidth=1.8, label=label)  # type: ignore[arg-type]
-        axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m"))  # type: ignore[no-untyped-call]
         axes.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-        if not months:
+        if months:
+            axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m"))  # type: ignore[no-untyped-call]
+        else:
             axes.text(0.5, 0.5, "no dated records in this period", ha="center", va="center")
+            axes.set_xticks([])
         axes.set_title(title)
         axes.set_xlabel("month of the incident")
         axes.set_ylabel("count")
         axes.grid(alpha=0.3)
         axes.legend(loc="upper left", fontsize="small")
         axes.tick_params(axis="x", labelrotation=45)
-        figure.tight_layout()
+        with warnings.catch_warnings():  # a layout that cannot be tightened is still a chart
+            warnings.simplefilter("ignore", UserWarning)
+            figure.tight_layout()
         partial = path.with_name(f".{path.name}.fieldsync-partial{path.suffix}")
         try:
             figure.savefig(partial, format=path.suffix.lower().lstrip("."))
