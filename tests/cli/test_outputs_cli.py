@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -10,29 +9,15 @@ from typing import Any
 from typer.testing import CliRunner
 
 from fieldsync.cli.main import app
-from fieldsync.server import data
-from fieldsync.server.app import create_app
-from tests.cli.conftest import Run, as_json
-from tests.conftest import PASSPHRASE, example
-from tests.live import running
+from tests.cli.conftest import Run, as_json, organisation
 
 
 def test_report_export_and_evidence_on_the_command_line(run: Run, tmp_path: Path) -> None:
-    admin_home = str(tmp_path / "admin")
+    with organisation(run, tmp_path) as (in_admin_store, _url, org, record):
 
-    def admin(*args: str) -> Any:
-        env = {"FIELDSYNC_PASSPHRASE": PASSPHRASE, "FIELDSYNC_HOME": admin_home}
-        return CliRunner().invoke(app, ["admin", *args], env=env)
+        def admin(*args: str) -> Any:
+            return in_admin_store("admin", *args)
 
-    org = tmp_path / "org.json"
-    assert admin("init", "--public-out", str(org)).exit_code == 0
-    server = data.init(tmp_path / "server", org.read_bytes())
-    with running(create_app(server)) as url:
-        invite = as_json(admin("invite", "laptop", "--server", url, "--json"))["invite"]
-        as_json(run("enroll", invite, "--json"))
-        answers = tmp_path / "incident.json"
-        answers.write_text(json.dumps(example("incident")), encoding="utf-8")
-        record = as_json(run("new", "incident", "--from-file", str(answers), "--json"))["record"]
         as_json(run("push", "--json"))
         as_json(admin("pull", "--json"))
 
