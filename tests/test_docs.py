@@ -52,7 +52,7 @@ def test_every_test_the_threat_model_names_exists() -> None:
     named = 0
     for cell in doc.split("|"):
         path = None
-        for found in re.finditer(r"`([a-z_/]+\.py)(?:::(test_\w+))?`|`(test_\w+)`", cell):
+        for found in re.finditer(r"`([a-z0-9_/]+\.py)(?:::(test_\w+))?`|`(test_\w+)`", cell):
             path = found.group(1) or path
             test = found.group(2) or found.group(3)
             assert path is not None
