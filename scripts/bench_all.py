@@ -207,13 +207,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"sizes": sizes, "rows": rows}, indent=2))
         return
-    print(f"{'measure':<72} {'value':>16}   {'baseline (same run)':<34} {'base':>10} {'ratio':>7}")
-    for r in rows:
-        value = f"{r['value']:.2f} {r['unit']}"
-        print(
-            f"{r['what']:<72} {value:>16}   {r['baseline_what']:<34} "
-            f"{r['baseline']:>10.2f} {r['ratio']:>7.2f}"
-        )
+    bench_sync.print_table(rows)
 
 
 def _measure(work: Path, sizes: dict[str, int], only: set[str], rows: list[Row]) -> None:

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_store import timed  # noqa: E402  (beside this script)
+from bench_sync import print_table  # noqa: E402
 
 from fieldsync.core import crypto, encoding  # noqa: E402
 from fieldsync.services import admin, evidence, export, importer, records, reports  # noqa: E402
@@ -137,12 +138,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'measure':<40} {'value':>9}   {'baseline (same run)':<34} {'base':>8} {'ratio':>7}")
-    for row in rows:
-        print(
-            f"{row['what']:<40} {row['value']:>8.2f}s   {row['baseline_what']:<34} "
-            f"{row['baseline']:>7.2f}s {row['ratio']:>7.2f}"
-        )
+    print_table(rows)
 
 
 if __name__ == "__main__":

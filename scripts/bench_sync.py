@@ -225,12 +225,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'measure':<62} {'value':>14}   {'baseline (same run)':<34} {'base':>10} {'ratio':>6}")
+    print_table(rows)
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    """The rows of any fieldsync benchmark: measure, value with unit, baseline, ratio."""
+    what = max((len(str(r["what"])) for r in rows), default=7)
+    print(
+        f"{'measure':<{what}} {'value':>18}   {'baseline (same run)':<34} {'base':>10} {'ratio':>7}"
+    )
     for row in rows:
         value = f"{row['value']:.2f} {row['unit']}"
         print(
-            f"{row['what']:<62} {value:>14}   {row['baseline_what']:<34} "
-            f"{row['baseline']:>10.2f} {row['ratio']:>6.2f}"
+            f"{row['what']:<{what}} {value:>18}   {row['baseline_what']:<34} "
+            f"{row['baseline']:>10.2f} {row['ratio']:>7.2f}"
         )
 
 

@@ -84,7 +84,6 @@ def _day(text: str | None) -> date | None:
 
 # --- the terminal ------------------------------------------------------------------------
 
-KILLINGS = ("killed", "children", "adult_women", "died_under_torture", "massacres", "incidents")
 HEADINGS = {
     "killed": "killed",
     "children": "children",

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fieldsync.core.forms import Field, Form
+from fieldsync.core.forms import Field, Form, get_path
 
 SEPARATOR = "; "
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -76,12 +76,14 @@ def flatten(form_columns: list[Column], answers: dict[str, Any]) -> list[str | i
     row: list[str | int] = []
     for column in form_columns:
         if column.items:
-            listed = _get(answers, column.items)
+            listed = get_path(answers, column.items)
             items = listed if isinstance(listed, list) else []
-            values = [_get(item, column.path) if isinstance(item, dict) else None for item in items]
+            values = [
+                get_path(item, column.path) if isinstance(item, dict) else None for item in items
+            ]
             row.append(cell(SEPARATOR.join(_joinable(_plain(v)) for v in values)))
         else:
-            value = _get(answers, column.path)
+            value = get_path(answers, column.path)
             if isinstance(value, int) and not isinstance(value, bool):
                 row.append(value)
             else:
@@ -127,14 +129,6 @@ def _joinable(text: str) -> str:
 def _visible(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def _get(value: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
 
 
 def _drop(value: Any, path: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,6 +142,7 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
             )
         gathered.enrolments[author] = base64.b64decode(encoded)
     kept = {author: custody.receipts_of(store, author) for author in authors}
+    lowest: dict[str, int] = {}  # batch -> the lowest seq of this record's versions it covers
     for version in versions:
         header = version.entry.header
         gathered.keys[version.id] = custody.content_key(store, version.id)
@@ -148,9 +150,7 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
         if first is not None:
             gathered.receipts[first.batch] = first
             gathered.covering[version.id] = first
-            if first.last_seq > header.seq:
-                later = custody.signed_entries(store, header.author, header.seq + 1, first.last_seq)
-                gathered.links.update((entry_format.entry_id(raw), raw) for raw in later)
+            lowest[first.batch] = min(header.seq, lowest.get(first.batch, header.seq))
         assert version.body is not None
         for attached in version.body.attachments:
             gathered.attachments[attached.sha256] = (
@@ -158,6 +158,11 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
                 attached.key,
                 _ext(attached.name),
             )
+    for batch, seq in lowest.items():  # one read per receipt covers all its versions' links
+        first = gathered.receipts[batch]
+        if first.last_seq > seq:
+            later = custody.signed_entries(store, first.author, seq + 1, first.last_seq)
+            gathered.links.update((entry_format.entry_id(raw), raw) for raw in later)
     for own_id in own:
         gathered.links.pop(own_id, None)  # a version of this record is in versions/ already
     gathered.custody = _custody_log(store, gathered, author_labels(store), now)
@@ -288,8 +293,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def _custody_text(log: list[dict[str, Any]]) -> str:
-    from datetime import UTC, datetime
-
     lines = ["Chain of custody (times in UTC; keys in hex)", ""]
     for item in log:
         when = datetime.fromtimestamp(item["time_ms"] / 1000, tz=UTC)
@@ -323,11 +326,12 @@ class ZipPackage:
 
     def __init__(self, archive: zipfile.ZipFile) -> None:
         self._archive = archive
-        self._infos = archive.infolist()
-        self._by_name = {info.filename: info for info in self._infos}
+        infos = archive.infolist()
+        self._names = [info.filename for info in infos]  # asked for often: listed once
+        self._by_name = {info.filename: info for info in infos}
 
     def names(self) -> list[str]:
-        return [info.filename for info in self._infos]
+        return self._names
 
     def size(self, name: str) -> int:
         return self._by_name[name].file_size

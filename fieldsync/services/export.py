@@ -21,9 +21,10 @@ from fieldsync.core import export
 from fieldsync.core.forms import Form
 from fieldsync.errors import InputError, OutputPathError
 from fieldsync.services.forms import builtin_forms, get_form
-from fieldsync.services.holdings import Unreadable, every_record
+from fieldsync.services.holdings import Unreadable, views
 from fieldsync.services.records import RecordView
 from fieldsync.store import files
+from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 
 FORMATS = ("csv", "jsonl")
@@ -56,9 +57,13 @@ def export_records(
 ) -> ExportReport:
     forms = targets(out, fmt, form, force)
     report = ExportReport()
+    by_form: dict[str, list[IndexEntry]] = {}
+    for row in store.index():  # read once, not once per form
+        by_form.setdefault(row.form.split("@")[0], []).append(row)
     for chosen, path in forms:
         written = Written(path, chosen.ref)
-        lines = _lines(store, chosen, fmt, include_sensitive, written, report)
+        rows = by_form.get(chosen.id, [])
+        lines = _lines(store, rows, chosen, fmt, include_sensitive, written, report)
         files.write_chunks_atomic(written.path, (line.encode("utf-8") for line in lines))
         report.files.append(written)
     return report
@@ -85,6 +90,7 @@ def targets(out: Path, fmt: str, form: str | None, force: bool) -> list[tuple[Fo
 
 def _lines(
     store: Store,
+    index: list[IndexEntry],
     form: Form,
     fmt: str,
     include_sensitive: bool,
@@ -95,7 +101,7 @@ def _lines(
     meta = export.META_COLUMNS + (export.SENSITIVE_META if include_sensitive else ())
     if fmt == "csv":
         yield BOM + _csv_line([*meta, "created", "updated", *(c.name for c in form_columns)])
-    for view in every_record(store, {form.id}):
+    for view in views(store, index):
         if isinstance(view, Unreadable):
             report.unreadable.append((view.record, view.reason))
             continue

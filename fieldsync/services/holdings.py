@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fieldsync.errors import FieldsyncError
 from fieldsync.services import records
 from fieldsync.services.records import RecordView
+from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 
 PAGE = 500  # records decrypted at a time: memory stays flat over 100,000 records
@@ -28,6 +29,11 @@ def every_record(
     """Each record as ``show`` presents it (the merge of its heads, provisional values for
     fields in conflict), oldest first; ``forms`` keeps those forms' records (by form id)."""
     index = [row for row in store.index() if forms is None or row.form.split("@")[0] in forms]
+    yield from views(store, index)
+
+
+def views(store: Store, index: list[IndexEntry]) -> Iterator[RecordView | Unreadable]:
+    """``every_record`` for index rows the caller has read already."""
     for start in range(0, len(index), PAGE):
         page = index[start : start + PAGE]
         versions = store.versions_of([row.record for row in page])
