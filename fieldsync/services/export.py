@@ -21,7 +21,7 @@ from fieldsync.core import export
 from fieldsync.core.forms import Form
 from fieldsync.errors import InputError, OutputPathError
 from fieldsync.services.forms import builtin_forms, get_form
-from fieldsync.services.holdings import Unreadable, views
+from fieldsync.services.holdings import Unreadable, form_of, views
 from fieldsync.services.records import RecordView
 from fieldsync.store import files
 from fieldsync.store.index import IndexEntry
@@ -59,7 +59,10 @@ def export_records(
     report = ExportReport()
     by_form: dict[str, list[IndexEntry]] = {}
     for row in store.index():  # read once, not once per form
-        by_form.setdefault(row.form.split("@")[0], []).append(row)
+        if row.problem:  # its form cannot be known: listed once, never silently left out
+            report.unreadable.append((row.record, row.problem))
+        else:
+            by_form.setdefault(form_of(row), []).append(row)
     for chosen, path in forms:
         written = Written(path, chosen.ref)
         rows = by_form.get(chosen.id, [])

@@ -27,9 +27,15 @@ def every_record(
     store: Store, forms: Collection[str] | None = None
 ) -> Iterator[RecordView | Unreadable]:
     """Each record as ``show`` presents it (the merge of its heads, provisional values for
-    fields in conflict), oldest first; ``forms`` keeps those forms' records (by form id)."""
-    index = [row for row in store.index() if forms is None or row.form.split("@")[0] in forms]
+    fields in conflict), oldest first; ``forms`` keeps those forms' records (by form id), and
+    every record whose index row is damaged (its form cannot be known)."""
+    index = [row for row in store.index() if forms is None or row.problem or form_of(row) in forms]
     yield from views(store, index)
+
+
+def form_of(row: IndexEntry) -> str:
+    """The form id of an index row ("" for a damaged row)."""
+    return row.form.split("@")[0]
 
 
 def views(store: Store, index: list[IndexEntry]) -> Iterator[RecordView | Unreadable]:

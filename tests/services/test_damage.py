@@ -127,3 +127,16 @@ def test_reports_and_exports_list_a_damaged_record_instead_of_using_it(
     assert [r for r, _ in done.unreadable] == [damaged]
     exported = (tmp_path / "incident.v1.jsonl").read_text(encoding="utf-8")
     assert intact in exported and damaged not in exported
+
+
+def test_reports_and_exports_list_a_record_whose_index_row_is_damaged(
+    store: Store, store_home: Path, tmp_path: Path
+) -> None:
+    """A damaged index row hides even the record's form: it is listed all the same."""
+    damaged = records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("update records set index_ct=? where record=?", (b"\x00" * 40, damaged))
+    found = reports.monthly(store)
+    assert [r for r, _ in found.excluded] == [damaged]
+    done = export.export_records(store, tmp_path, "jsonl")
+    assert [r for r, _ in done.unreadable] == [damaged]  # once, not once per form
