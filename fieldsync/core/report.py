@@ -264,12 +264,8 @@ def tally(
     """Count ``sources`` that fall in ``period`` (and ``governorate``). ``labels``: the forms'
     English labels of their choices, for the rows (the choice itself where none is given)."""
     names = dict(labels or {})
-
-    def _label(key: str) -> str:
-        return label_of(names, key)
-
     parties = [(key, label) for key, (label, _) in PARTY_GROUPS.items()]
-    govs = [(g, _label(g)) for g in GOVERNORATES]
+    govs = [(g, label_of(names, g)) for g in GOVERNORATES]
     report = Report(
         period or Period(),
         governorate,
@@ -283,11 +279,11 @@ def tally(
             ("arrested", "children", "adult_women", "records"), party=parties, governorate=govs
         ),
         facility_attacks=Section.new(
-            ("attacks",), facility=[(f, _label(f)) for f in FACILITIES], party=parties
+            ("attacks",), facility=[(f, label_of(names, f)) for f in FACILITIES], party=parties
         ),
         weapon_attacks=Section.new(
             ("attacks",),
-            weapon=[(w, _label(w)) for w in OUTLAWED_WEAPONS],
+            weapon=[(w, label_of(names, w)) for w in OUTLAWED_WEAPONS],
             party=parties,
         ),
     )
