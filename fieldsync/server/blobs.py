@@ -14,6 +14,7 @@ batch is never accepted against a blob a crash could still take away.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class BlobStore:
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
             raise NotFound("no upload of this blob has started")
+        self._recover(session, row)
         return self._state(row)
 
     def create(self, session: Session, blob_id: str, size: int) -> BlobState:
@@ -70,6 +72,7 @@ class BlobStore:
             self.partial_path(blob_id).touch()
         elif row.size != size:
             raise StoreStateError("this blob's upload was started with another size")
+        self._recover(session, row)
         return self._state(row)
 
     def append(self, session: Session, blob_id: str, offset: int, chunk: bytes) -> BlobState:
@@ -100,6 +103,20 @@ class BlobStore:
         if done:
             self._finish(session, row)
         return self._state(row)
+
+    def _recover(self, session: Session, row: StoredBlob) -> None:
+        """Finish an upload whose last byte was written by a server killed before it could mark
+        the blob complete: no chunk is left to send, so nothing else would ever finish it."""
+        if row.complete:
+            return
+        # BatchInvalid: the bytes were discarded and the upload starts again from 0;
+        # FileNotFoundError: a request at the same moment finished it first
+        with contextlib.suppress(BatchInvalid, FileNotFoundError):
+            with open(self.partial_path(row.id), "rb") as handle:
+                if os.fstat(handle.fileno()).st_size != row.size:
+                    return
+                os.fsync(handle.fileno())  # the write before the kill was never fsynced
+            self._finish(session, row)
 
     def _finish(self, session: Session, row: StoredBlob) -> None:
         partial = self.partial_path(row.id)

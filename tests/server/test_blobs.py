@@ -64,6 +64,26 @@ def test_an_interrupted_upload_resumes_from_the_servers_offset(live: Live, devic
     assert upload(live, device.signer, data, blob_id)["complete"] is True
 
 
+def test_an_upload_whose_last_byte_landed_before_a_crash_is_finished_when_asked(
+    live: Live, device: Device
+) -> None:
+    """The server was killed after writing the last chunk and before marking the blob
+    complete: asked where the upload is, it finishes it rather than wait for a chunk that will
+    never come (found by the kill -9 test)."""
+    data, blob_id = sealed_blob(300_000)
+    upload(live, device.signer, data, blob_id, stop_after=0)
+    (live.server.folder / "blobs" / "partial" / blob_id).write_bytes(data)  # as the crash left it
+    state = signed(live, device.signer, "GET", f"/v1/blobs/{blob_id}").json()
+    assert state["complete"] is True
+    assert (live.server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data
+    wrong, wrong_id = sealed_blob(300_000)
+    upload(live, device.signer, wrong, wrong_id, stop_after=0)
+    (live.server.folder / "blobs" / "partial" / wrong_id).write_bytes(data)  # bytes of another
+    state = signed(live, device.signer, "PUT", f"/v1/blobs/{wrong_id}/{len(wrong)}").json()
+    assert state["complete"] is False and state["offset"] == 0  # discarded: start again
+    assert upload(live, device.signer, wrong, wrong_id)["complete"] is True
+
+
 def test_a_chunk_at_the_wrong_offset_is_refused_and_says_where_to_continue(
     live: Live, device: Device
 ) -> None:
