@@ -26,6 +26,7 @@
     │   ├── NotAdminStore                             a documenter's store, not an admin's
     │   ├── InviteUsed                                an invite already enrolled a device
     │   ├── ChainGap                                  a batch skips entries the server lacks
+    │   ├── UploadBusy                                another request is appending to a blob
     │   ├── ChainFork                                 a batch contradicts stored entries
     │   └── DiskFull                                  no space left to write
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
@@ -233,6 +234,12 @@ class InviteUsed(StoreStateError):
 
 class ChainGap(StoreStateError):
     """The batch does not follow what the server has of this device."""
+
+
+class UploadBusy(StoreStateError):
+    """Another request is appending to this blob right now."""
+
+    hint = "Ask where the upload is in a moment; a request whose link dropped lets go of it."
 
 
 class ChainFork(StoreStateError):

@@ -163,10 +163,19 @@ def attachment(work: Path, url: str, admin_store: Store, size_mb: int) -> dict[s
 
 
 def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[str, object]]:
+    """Bytes sent over payload for a push through the proxy resetting every 1 MiB, beside a
+    clean link. Two models of the reset: the server sees its side end after the bytes that
+    crossed (a link that dies near the device: the usual case), or gets the reset too, which
+    makes its kernel discard what it had received but not yet read."""
     port = int(url.rsplit(":", 1)[1])
+    models = (
+        ("clean", None, "reset"),
+        ("server sees the link end", MB, "end"),
+        ("server gets the reset too", MB, "reset"),
+    )
     results = {}
-    for label, reset_every in (("clean", None), ("reset every 1 MiB", MB)):
-        store = enrolled_store(work, f"link-{reset_every}", url, admin_store)
+    for label, reset_every, server_sees in models:
+        store = enrolled_store(work, f"link-{len(results)}", url, admin_store)
         record = records.create(store, get_form("incident"), example("incident"))
         video = work / "video.bin"
         video.write_bytes(os.urandom(size_mb * MB))
@@ -179,21 +188,23 @@ def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[s
             len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
             for item in store.outbox(0, bytes.fromhex(joined["org_read_key"]))
         )
-        with FaultProxy(port, reset_every=reset_every) as proxy:
+        with FaultProxy(port, reset_every=reset_every, server_sees=server_sees) as proxy:
             report = sync.push(store, client_for=lambda _u, s: pusher(proxy.url, s))
         assert sync.pending(store) == 0
         results[label] = (proxy.upstream_bytes / (report.blob_bytes + versions), proxy.resets)
         store.close()
-    faulty, resets = results["reset every 1 MiB"]
+    clean = results["clean"][0]
     return [
         {
-            "what": f"push {size_mb} MB + 22 versions, reset every 1 MiB ({resets} resets)",
-            "value": faulty,
+            "what": f"push {size_mb} MB + 22 versions, reset every 1 MiB, {label} "
+            f"({results[label][1]} resets)",
+            "value": results[label][0],
             "unit": "sent/payload",
-            "baseline": results["clean"][0],
+            "baseline": clean,
             "baseline_what": "same push, clean link",
-            "ratio": faulty / results["clean"][0],
+            "ratio": results[label][0] / clean,
         }
+        for label in ("server sees the link end", "server gets the reset too")
     ]
 
 

@@ -27,7 +27,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from fieldsync.core import crypto
 from fieldsync.errors import MalformedData, SignatureInvalid
@@ -43,7 +43,20 @@ _PATH = re.compile(r"^/[A-Za-z0-9._~\-/]{0,400}$")
 
 
 def content_digest(body: bytes) -> str:
-    return f"sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:"
+    return digest_header(hashlib.sha256(body).digest())
+
+
+def content_digest_of(pieces: Iterable[bytes]) -> str:
+    """The Content-Digest of a body sent in pieces (hashed before it is sent, to sign it)."""
+    hasher = hashlib.sha256()
+    for piece in pieces:
+        hasher.update(piece)
+    return digest_header(hasher.digest())
+
+
+def digest_header(sha256: bytes) -> str:
+    """The Content-Digest value for a body whose SHA-256 is ``sha256``."""
+    return f"sha-256=:{base64.b64encode(sha256).decode()}:"
 
 
 def _params(created: int, keyid: str) -> str:
@@ -66,7 +79,15 @@ def sign(
     signer: crypto.SigningPair, method: str, path: str, body: bytes, created: int
 ) -> dict[str, str]:
     """The three headers that sign a request."""
-    digest, params = content_digest(body), _params(created, signer.public.hex())
+    return sign_digest(signer, method, path, content_digest(body), created)
+
+
+def sign_digest(
+    signer: crypto.SigningPair, method: str, path: str, digest: str, created: int
+) -> dict[str, str]:
+    """The three headers that sign a request whose body's digest is already known (a body
+    streamed from a file, hashed before it is sent)."""
+    params = _params(created, signer.public.hex())
     signature = signer.sign(crypto.LABEL_REQUEST, _base(method, path, digest, params))
     return {
         "Content-Digest": digest,
@@ -86,6 +107,31 @@ def verify(
 ) -> str:
     """Check a signed request; returns the signer's key (hex). ``key_for`` looks the key up
     (and refuses an unknown or revoked one) before any signature is checked."""
+    keyid, digest = verify_headers(method, path, headers, now=now, key_for=key_for)
+    if not body_matches(digest, body):
+        raise SignatureInvalid("the request's body does not match its Content-Digest")
+    return keyid
+
+
+def body_matches(digest: str, body: bytes) -> bool:
+    return digest_matches(digest, hashlib.sha256(body).digest())
+
+
+def digest_matches(digest: str, sha256: bytes) -> bool:
+    return crypto.equal(digest.encode(), digest_header(sha256).encode())
+
+
+def verify_headers(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    *,
+    now: int,
+    key_for: Callable[[str], bytes],
+) -> tuple[str, str]:
+    """Check a request's signature over its declared Content-Digest, before its body is read;
+    returns the signer's key (hex) and that digest, which the caller must hold the body to
+    (``body_matches``, or hashing a streamed body as it arrives)."""
     digest = headers.get("content-digest")
     signature_input = headers.get("signature-input")
     signature = headers.get("signature")
@@ -104,12 +150,10 @@ def verify(
             hint="Check this computer's clock, then try again.",
         )
     public = key_for(keyid)
-    if not crypto.equal(digest.encode(), content_digest(body).encode()):
-        raise SignatureInvalid("the request's body does not match its Content-Digest")
     try:
         raw_signature = base64.b64decode(matched_signature.group(1), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedData("the request's signature is not valid base64") from exc
     base = _base(method, path, digest, _params(created, keyid))
     crypto.verify(public, crypto.LABEL_REQUEST, base, raw_signature, what="the request")
-    return keyid
+    return keyid, digest

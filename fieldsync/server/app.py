@@ -7,9 +7,10 @@ responses carry fieldsync's own message for the failure, never the request's con
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,8 +21,15 @@ from starlette.requests import ClientDisconnect
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
-from fieldsync.errors import AccessDenied, FieldsyncError, NotFound, RequestCut, TooLarge
-from fieldsync.server.blobs import MAX_CHUNK, BlobStore
+from fieldsync.errors import (
+    AccessDenied,
+    FieldsyncError,
+    MalformedData,
+    NotFound,
+    RequestCut,
+    TooLarge,
+)
+from fieldsync.server.blobs import BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
@@ -30,6 +38,7 @@ from fieldsync.server.ingest import ACTIVE, ingest
 from fieldsync.server.tables import DeviceRow, StoredBlob, create_tables
 
 PROTOCOL = 1
+BODY_IDLE_S = 30.0  # a blob body silent this long has lost its link; what came is kept
 
 
 def create_app(
@@ -37,6 +46,7 @@ def create_app(
     *,
     database_url: str | None = None,
     now_ms: Callable[[], int] | None = None,
+    body_idle_s: float = BODY_IDLE_S,
 ) -> FastAPI:
     engine = make_engine(database_url or server.database_url())
     create_tables(engine)
@@ -215,9 +225,18 @@ def create_app(
         request: Request,
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
-        """Append a chunk at ``offset``; the last chunk completes the blob if its hash fits."""
-        chunk = await signed_body(request, MAX_CHUNK, known_device(db))
-        return (await run_in_threadpool(blobs.append, db, blob_id, offset, chunk)).to_json()
+        """Append the body at ``offset``, written as it arrives (a dropped link keeps what came);
+        the last byte completes the blob if its hash fits."""
+        _, digest = httpsig.verify_headers(
+            request.method,
+            request.url.path,
+            request.headers,
+            now=clock() // 1000,
+            key_for=known_device(db),
+        )
+        body = body_as_it_arrives(request, body_idle_s)
+        state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
+        return state.to_json()
 
     @app.get("/v1/feed/{after}")
     async def feed(
@@ -249,10 +268,36 @@ def create_app(
     return app
 
 
+def declared_length(request: Request) -> int | None:
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not declared.isdigit() or len(declared) > 18:
+        raise MalformedData("the request's Content-Length is not a number of bytes")
+    return int(declared)
+
+
+async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[bytes]:
+    """The request body piece by piece; a client that leaves, or sends nothing for ``idle_s``
+    seconds, has lost its link (raised as ``RequestCut``)."""
+    pieces = request.stream()
+    while True:
+        try:
+            piece = await asyncio.wait_for(anext(pieces), idle_s)
+        except StopAsyncIteration:
+            return
+        except ClientDisconnect as exc:
+            raise RequestCut("the connection ended before the request's body did") from exc
+        except TimeoutError as exc:
+            raise RequestCut(f"the request's body stopped arriving for {idle_s:g} s") from exc
+        if piece:
+            yield piece
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
         raise TooLarge(f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
     try:

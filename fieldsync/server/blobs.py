@@ -1,34 +1,50 @@
 """Resumable blob uploads (docs/protocol.md, "Blobs").
 
-The partial file's length is the upload's offset, read and extended under an exclusive lock,
-so two requests for the same blob cannot both append. A chunk is accepted only at the current
-offset; its checksum is the signed Content-Digest. When the last byte arrives the server
-recomputes the blob id from the ciphertext (it needs no key for that) and keeps the blob only if
-they match; otherwise the partial upload is discarded and must start again.
+The partial file's length is the upload's offset, read and extended under an exclusive lock
+that is never waited for, so two requests for the same blob cannot both append (the second is
+told the upload is busy). A body is accepted only at the current offset and is written as it
+arrives, so a link that drops mid-body costs only the bytes in flight: what arrived stays, and
+the device resumes from there. A body that arrives whole must match its signed Content-Digest.
+When the last byte arrives the server recomputes the blob id from the ciphertext (it needs no
+key for that) and keeps the blob only if they match; otherwise the partial upload is discarded
+and must start again. That hash is what vouches for bytes kept from a body cut short.
 
-Chunks are not fsynced one by one (that cost a third of the upload's time): after a crash the
-offset is whatever length survived, and the client resumes from it. The complete file is
+Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
+the offset is whatever length survived, and the client resumes from it. The complete file is
 fsynced, renamed into place and its folder fsynced before the row says it is complete, so a
 batch is never accepted against a blob a crash could still take away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from fieldsync.core import blob
+from fieldsync.core import blob, httpsig
 from fieldsync.core.ids import is_hex32
-from fieldsync.errors import BatchInvalid, ChainGap, NotFound, StoreStateError, TooLarge
+from fieldsync.errors import (
+    BatchInvalid,
+    ChainGap,
+    NotFound,
+    SignatureInvalid,
+    StoreStateError,
+    TooLarge,
+    UploadBusy,
+)
 from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
-MAX_CHUNK = 4 * 1024 * 1024
+LOCK_TRIES = 20
 
 
 @dataclass(frozen=True)
@@ -37,9 +53,11 @@ class BlobState:
     size: int
     offset: int
     complete: bool
+    busy: bool = False  # a request is appending to it right now
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "size": self.size, "offset": self.offset, "complete": self.complete}
+        state = {"id": self.id, "size": self.size, "offset": self.offset}
+        return state | {"complete": self.complete, "busy": self.busy}
 
 
 class BlobStore:
@@ -75,64 +93,98 @@ class BlobStore:
         self._recover(session, row)
         return self._state(row)
 
-    def append(self, session: Session, blob_id: str, offset: int, chunk: bytes) -> BlobState:
-        row = session.get(StoredBlob, _checked(blob_id))
+    async def append(
+        self,
+        session: Session,
+        blob_id: str,
+        offset: int,
+        digest: str,
+        declared: int | None,
+        body: AsyncIterator[bytes],
+    ) -> BlobState:
+        """Append a request's body at ``offset``, writing it as it arrives.
+
+        ``digest`` is the body's signed Content-Digest. A body that arrives whole must match it,
+        or its bytes are discarded. A body cut short (the link dropped, or went silent) keeps
+        what arrived, so the device resumes from there instead of resending it: those bytes
+        were sent under a valid signature, and the blob's hash at the end vouches for them.
+        """
+        row = await run_in_threadpool(session.get, StoredBlob, _checked(blob_id))
         if row is None:
             raise NotFound("no upload of this blob has started")
         if row.complete:
             return self._state(row)
-        if not chunk or len(chunk) > MAX_CHUNK:
-            raise TooLarge(f"a chunk must be 1 byte to {MAX_CHUNK} bytes")
-        partial = self.partial_path(blob_id)
-        with open(partial, "ab") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            current = os.fstat(handle.fileno()).st_size
+        try:
+            # unbuffered: every byte written is in the file's length, the offset others read
+            handle = open(self.partial_path(blob_id), "r+b", buffering=0)  # noqa: SIM115
+        except FileNotFoundError:  # completed a moment ago, or a crash came between the two
+            await run_in_threadpool(session.refresh, row)
+            await run_in_threadpool(self._recover, session, row)
+            return self._state(row)
+        with handle:
+            if not await _lock_soon(handle):
+                raise UploadBusy("another request is appending to this blob right now")
+            current = handle.seek(0, os.SEEK_END)
             if offset != current:
                 raise ChainGap(
                     f"the upload is at byte {current}, not {offset}",
                     hint=f"Send from byte {current}.",
                 )
-            if current + len(chunk) > row.size:
-                raise TooLarge("the chunk goes past the blob's declared size")
-            handle.write(chunk)
-            handle.flush()  # not fsynced: after a crash the client resumes from whatever
-            # length survived, and a tail the crash garbled fails the hash at the end
-            done = current + len(chunk) == row.size
-            if done:
-                os.fsync(handle.fileno())  # a complete blob is durable before it is used
-        if done:
-            self._finish(session, row)
+            room = row.size - current
+            if declared is not None and not 0 < declared <= room:
+                raise TooLarge(f"the body must be 1 to {room} bytes: the rest of the blob")
+            written = await _write(handle, body, room)
+            if not httpsig.digest_matches(digest, written.digest()):
+                handle.truncate(current)
+                raise SignatureInvalid(
+                    "the body does not match its signed Content-Digest; its bytes were discarded"
+                )
+            if current + written.size == row.size:
+                await run_in_threadpool(self._finish_locked, session, row, handle)
         return self._state(row)
 
     def _recover(self, session: Session, row: StoredBlob) -> None:
-        """Finish an upload whose last byte was written by a server killed before it could mark
-        the blob complete: no chunk is left to send, so nothing else would ever finish it."""
+        """Finish an upload a server killed at the end of it left unfinished: its last byte was
+        written, or its file even renamed into place, but the row not yet marked complete. No
+        byte is left to send, so nothing else would ever finish it."""
         if row.complete:
             return
-        # BatchInvalid: the bytes were discarded and the upload starts again from 0;
-        # FileNotFoundError: a request at the same moment finished it first
-        with contextlib.suppress(BatchInvalid, FileNotFoundError):
-            with open(self.partial_path(row.id), "rb") as handle:
-                if os.fstat(handle.fileno()).st_size != row.size:
+        final = self.final_path(row.id)
+        if final.exists():  # killed between the rename and the row's commit
+            with open(final, "rb") as handle:
+                if blob.blob_id_of(handle) == row.id:
+                    self._mark_complete(session, row)
                     return
-                os.fsync(handle.fileno())  # the write before the kill was never fsynced
-            self._finish(session, row)
+            final.unlink()
+        self.partial_path(row.id).touch()  # the upload starts again if its file is gone
+        # BatchInvalid: the bytes were discarded and the upload starts again from 0;
+        # FileNotFoundError: a request at the same moment finished it first;
+        # BlockingIOError: a request is appending to it (and will finish it)
+        with (
+            contextlib.suppress(BatchInvalid, FileNotFoundError, BlockingIOError),
+            open(self.partial_path(row.id), "r+b", buffering=0) as handle,
+        ):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(handle.fileno()).st_size == row.size:
+                self._finish_locked(session, row, handle)
 
-    def _finish(self, session: Session, row: StoredBlob) -> None:
-        partial = self.partial_path(row.id)
-        with open(partial, "rb") as handle:
-            actual = blob.blob_id_of(handle)
-        if actual != row.id:
-            partial.unlink(missing_ok=True)
-            partial.touch()
+    def _finish_locked(self, session: Session, row: StoredBlob, handle: BinaryIO) -> None:
+        """Keep a fully written upload if it hashes to its id (the caller holds its lock)."""
+        os.fsync(handle.fileno())  # a complete blob is durable before it is used
+        handle.seek(0)
+        if blob.blob_id_of(handle) != row.id:
+            handle.truncate(0)
             raise BatchInvalid(
                 "the uploaded bytes do not hash to the blob's id; the upload was discarded",
                 hint="Upload the blob again from the start.",
             )
         final = self.final_path(row.id)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, final)
+        os.replace(self.partial_path(row.id), final)
         _fsync_folder(final.parent)
+        self._mark_complete(session, row)
+
+    def _mark_complete(self, session: Session, row: StoredBlob) -> None:
         row.complete = True
         session.add(row)
         session.commit()
@@ -140,9 +192,61 @@ class BlobStore:
     def _state(self, row: StoredBlob) -> BlobState:
         if row.complete:
             return BlobState(row.id, row.size, row.size, True)
-        partial = self.partial_path(row.id)
-        offset = partial.stat().st_size if partial.exists() else 0
+        try:
+            with open(self.partial_path(row.id), "rb") as handle:
+                offset = os.fstat(handle.fileno()).st_size
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # a request is appending: the offset may still grow
+                    return BlobState(row.id, row.size, offset, False, busy=True)
+        except FileNotFoundError:
+            offset = 0
         return BlobState(row.id, row.size, offset, False)
+
+
+@dataclass
+class _Written:
+    size: int
+    hasher: Any
+
+    def digest(self) -> bytes:
+        return bytes(self.hasher.digest())
+
+
+async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> _Written:
+    """Write ``body`` at the handle's end as it arrives (at most ``room`` bytes), hashing it.
+    If the body is cut short (``RequestCut``), what arrived stays written, unfsynced: after a
+    crash the offset is whatever length survived."""
+    written = _Written(0, hashlib.sha256())
+    async for piece in body:
+        if written.size + len(piece) > room:
+            handle.truncate(handle.tell() - written.size)
+            raise TooLarge("the body goes past the blob's declared size; it was discarded")
+        _write_all(handle, piece)
+        written.hasher.update(piece)
+        written.size += len(piece)
+    if written.size == 0:
+        raise TooLarge("the body is empty; send the blob's next bytes")
+    return written
+
+
+async def _lock_soon(handle: BinaryIO) -> bool:
+    """Take the upload's exclusive lock if it is free within a few milliseconds: someone
+    asking where the upload is holds it that briefly; another request appending holds it for
+    its whole body, and is not waited for (that would tie up the server)."""
+    for _ in range(LOCK_TRIES):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            await asyncio.sleep(0.005)
+    return False
+
+
+def _write_all(handle: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) :]
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import carry
+from fieldsync.core import carry, httpsig
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
@@ -24,12 +24,16 @@ from fieldsync.errors import (
     ServerError,
     ServerUnreachable,
     StoreStateError,
+    UploadBusy,
 )
 from fieldsync.store import files
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
-UPLOAD_CHUNK = 256 * 1024  # a dropped link costs at most this much, resent
+UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its signature)
+UPLOAD_PIECE = 256 * 1024  # read from the file and written to the link at a time
+MAX_STALLED_TRIES = 6  # tries in a row that move an upload no further
+BUSY_PATIENCE_S = 45.0  # outlasts the server's idle limit for a silent body (BODY_IDLE_S)
 ClientFor = Callable[[str, Store], SyncClient]
 
 
@@ -154,20 +158,71 @@ def upload(
     sent: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Upload a blob from wherever ``read_at(offset, count)`` reads it, resuming from the
-    server's offset; returns the bytes sent (0 if the server already had it all)."""
-    state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
-    total = 0
+    server's offset; returns the bytes the server took (0 if it already had them all).
+
+    Each request streams up to ``UPLOAD_SEGMENT`` bytes, and the server keeps whatever arrived
+    of a request the link cut, so a dropped link costs only the bytes in flight. The upload
+    goes on as long as tries move it forward; ``MAX_STALLED_TRIES`` in a row that move nothing
+    end it with ``ServerUnreachable`` (a push then says to run it again: it resumes).
+    """
+    state = where_upload_is(client, blob_id, size)
+    first, stalled = int(state["offset"]), 0
     while not state["complete"]:
         offset = int(state["offset"])
-        chunk = read_at(offset, UPLOAD_CHUNK)
+        length = min(UPLOAD_SEGMENT, size - offset)
+        streamed = [0]
+
+        def pieces(spans: list[tuple[int, int]], streamed: list[int]) -> Iterator[bytes]:
+            for start, count in spans:
+                piece = read_at(start, count)
+                streamed[0] += len(piece)
+                sent(len(piece))
+                yield piece
+
+        spans = list(_spans(offset, length))
+        digest = httpsig.content_digest_of(read_at(start, count) for start, count in spans)
+        failure: FieldsyncError | None = None
         try:
-            state = client.blob_append(blob_id, offset, chunk)
-        except ChainGap:  # an earlier try got there (its answer was lost): ask where it is
-            state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
+            state = client.blob_append(
+                blob_id, offset, pieces(spans, streamed), length=length, digest=digest
+            )
+        except (ServerError, ChainGap, UploadBusy) as exc:
+            # Cut mid-body (ServerUnreachable), or another request holds or passed this
+            # offset: ask where the upload is, and carry on from there.
+            failure = exc
+            state = where_upload_is(client, blob_id, size)
+        moved = int(state["offset"]) - offset
+        sent(moved - streamed[0])  # the progress bar forgets what did not arrive
+        if moved > 0:
+            stalled = 0
             continue
-        total += len(chunk)
-        sent(len(chunk))
-    return total
+        stalled += 1
+        if stalled >= MAX_STALLED_TRIES:
+            why = failure.message if failure else "the server took none of the bytes"
+            raise ServerUnreachable(
+                f"the upload of an attachment made no progress in {stalled} tries ({why})",
+                hint="Nothing was lost. Run the command again when the connection is back.",
+            ) from failure
+        client.backoff(stalled)
+    return int(state["offset"]) - first
+
+
+def where_upload_is(client: SyncClient, blob_id: str, size: int) -> dict[str, Any]:
+    """The server's state of an upload (starting it if need be), once no request is appending
+    to it: just after a link drops, the server may still be writing what arrived, or reading a
+    body whose link died silently (it lets go after its idle limit)."""
+    waited, pause = 0.0, 0.02
+    while True:
+        state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
+        if not state.get("busy") or waited >= BUSY_PATIENCE_S:
+            return state
+        client.pause(pause)
+        waited, pause = waited + pause, min(1.0, pause * 2)
+
+
+def _spans(offset: int, length: int) -> Iterator[tuple[int, int]]:
+    for start in range(offset, offset + length, UPLOAD_PIECE):
+        yield start, min(UPLOAD_PIECE, offset + length - start)
 
 
 def write_carry(store: Store, path: Path) -> tuple[int, int]:
@@ -183,7 +238,7 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
         for blob_id in blob_ids:
             yield carry.header(carry.BLOB, sizes[blob_id])
             with open(store.blob_path(blob_id), "rb") as handle:
-                while piece := handle.read(UPLOAD_CHUNK):
+                while piece := handle.read(UPLOAD_PIECE):
                     yield piece
         for built in _batches(store, outbox, sizes):
             yield carry.header(carry.BATCH, len(built.raw))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +65,14 @@ class SyncClient:
     def close(self) -> None:
         self._http.close()
 
+    def backoff(self, attempt: int) -> None:
+        """Wait before try number ``attempt`` + 1: exponential, with full jitter, so retries
+        from many devices spread out."""
+        self._sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311
+
+    def pause(self, seconds: float) -> None:
+        self._sleep(seconds)
+
     def info(self) -> dict[str, Any]:
         """Who the server is: its receipt key and its organisation's keys."""
         return self._json(self._request("GET", "/v1/info"))
@@ -82,9 +90,15 @@ class SyncClient:
     def blob_create(self, blob_id: str, size: int) -> dict[str, Any]:
         return self._json(self._request("PUT", f"/v1/blobs/{blob_id}/{size}", signed=True))
 
-    def blob_append(self, blob_id: str, offset: int, chunk: bytes) -> dict[str, Any]:
+    def blob_append(
+        self, blob_id: str, offset: int, body: Iterable[bytes], *, length: int, digest: str
+    ) -> dict[str, Any]:
+        """Stream ``length`` bytes of a blob from ``offset`` in one request, tried once: a body
+        cannot be replayed, and the server keeps what arrived of a cut one, so the caller asks
+        where the upload got to and sends the rest from there."""
         path = f"/v1/blobs/{blob_id}/{offset}"
-        return self._json(self._request("PATCH", path, content=chunk, signed=True))
+        headers = self._signature_of(path, "PATCH", digest) | {"content-length": str(length)}
+        return self._json(self._send("PATCH", path, body, headers, attempts=1))
 
     def devices(self) -> list[dict[str, Any]]:
         """The device registry (needs the admin key as signer)."""
@@ -103,7 +117,7 @@ class SyncClient:
     def blob_content(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
         """Stream a complete blob's encrypted bytes into ``sink`` (the caller checks its hash)."""
         path = f"/v1/blobs/{blob_id}/content"
-        headers = self._signature("GET", path, b"")
+        headers = self._signature_of(path, "GET", httpsig.content_digest(b""))
         try:
             with self._http.stream("GET", path, headers=headers) as response:
                 if not response.is_success:
@@ -124,14 +138,33 @@ class SyncClient:
     def _request(
         self, method: str, path: str, content: bytes | None = None, *, signed: bool = False
     ) -> httpx.Response:
+        def headers() -> dict[str, str] | None:
+            # Signed afresh on every try: the signature carries the time it was made.
+            digest = httpsig.content_digest(content or b"")
+            return self._signature_of(path, method, digest) if signed else None
+
+        return self._send(method, path, content, headers, attempts=self._attempts)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | Iterable[bytes] | None,
+        headers: Callable[[], dict[str, str] | None] | dict[str, str],
+        *,
+        attempts: int,
+    ) -> httpx.Response:
         last: FieldsyncError | None = None
-        for attempt in range(self._attempts):
+        for attempt in range(attempts):
             if attempt:
-                # Exponential backoff with full jitter: retries from many devices spread out.
-                self._sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311
-            headers = self._signature(method, path, content or b"") if signed else None
+                self.backoff(attempt)
             try:
-                response = self._http.request(method, path, content=content, headers=headers)
+                response = self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    headers=headers() if callable(headers) else headers,
+                )
             except httpx.TransportError as exc:
                 last = ServerUnreachable(
                     f"the server at {self.base_url} did not answer ({_reason(exc)}, "
@@ -140,7 +173,7 @@ class SyncClient:
                 )
                 last.__cause__ = exc
                 continue
-            if response.status_code in RETRYABLE_STATUS and attempt + 1 < self._attempts:
+            if response.status_code in RETRYABLE_STATUS and attempt + 1 < attempts:
                 continue
             if response.is_success:
                 return response
@@ -148,11 +181,10 @@ class SyncClient:
         assert last is not None
         raise last
 
-    def _signature(self, method: str, path: str, body: bytes) -> dict[str, str]:
-        # Signed afresh on every try: the signature carries the time it was made.
+    def _signature_of(self, path: str, method: str, digest: str) -> dict[str, str]:
         if self._signer is None:
             raise ValueError("this request must be signed, and the client has no key")
-        return httpsig.sign(self._signer, method, path, body, int(self._clock()))
+        return httpsig.sign_digest(self._signer, method, path, digest, int(self._clock()))
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:

@@ -4,6 +4,9 @@ It forwards bytes between a client and an upstream server and can, by configurat
 
 - ``reset_every=N``: reset the connection carrying the N-th upstream byte (counted across
   connections), the way a flaky mobile link dies every so often;
+- ``server_sees="end"`` (with a cut): the client gets the reset, but the server sees its side
+  end after the bytes that crossed the link, as when a device's link dies far from the server,
+  rather than a reset that also discards what already sat unread in the server's socket;
 - ``drop_after=N``: reset every connection once it has carried N upstream bytes;
 - ``trickle=B``: forward at most B bytes per 10 ms slice, a slow link;
 - ``stall=S``: hold each new connection S seconds before forwarding anything;
@@ -34,6 +37,7 @@ class FaultProxy:
         stall: float = 0.0,
         lose_responses: int = 0,
         to: bytes = b"POST /v1/batches",
+        server_sees: str = "reset",
     ) -> None:
         self.upstream_port = upstream_port
         self.reset_every = reset_every
@@ -42,6 +46,7 @@ class FaultProxy:
         self.stall = stall
         self.lose_responses = lose_responses
         self.lose_to = to
+        self.server_sees = server_sees
         self.responses_lost = 0
         self.upstream_bytes = 0
         self.resets = 0
@@ -106,7 +111,11 @@ class FaultProxy:
                     sink.shutdown(socket.SHUT_WR)
                     return
                 if up and self._should_cut(len(data), carried):
-                    self._reset(source, sink)
+                    if self.server_sees == "end":
+                        self._reset(source)
+                        _close(sink)
+                    else:
+                        self._reset(source, sink)
                     return
                 if up and self.lose_to in data:
                     carried[1] = 1

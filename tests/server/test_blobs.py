@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import io
+import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 
 from fieldsync.core import blob, crypto, httpsig
+from fieldsync.server import data
+from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredBlob
+from fieldsync.services import sync
+from fieldsync.transport.client import SyncClient
+from tests.live import running
 from tests.server.conftest import NOW, Device, Live
 
 CHUNK = 256 * 1024
@@ -49,7 +56,13 @@ def test_a_blob_uploads_in_chunks_and_completes_only_when_its_hash_fits(
 ) -> None:
     data, blob_id = sealed_blob(700_000)
     state = upload(live, device.signer, data, blob_id)
-    assert state == {"id": blob_id, "size": len(data), "offset": len(data), "complete": True}
+    assert state == {
+        "id": blob_id,
+        "size": len(data),
+        "offset": len(data),
+        "complete": True,
+        "busy": False,
+    }
     stored = live.server.folder / "blobs" / blob_id[:2] / blob_id
     assert stored.read_bytes() == data
 
@@ -157,3 +170,169 @@ def test_the_clock_window_is_the_servers(live: Live, device: Device) -> None:
     )
     response = live.http.put(f"/v1/blobs/{blob_id}/{len(data)}", headers=now_signed)
     assert response.status_code == 400  # signed "now" by the laptop, but the server is elsewhere
+
+
+def open_body(live: Live, signer: crypto.SigningPair, path: str, body: bytes) -> socket.socket:
+    """Start a signed PATCH of ``body`` over a raw socket and leave it half sent, the way a
+    link dies mid-upload: the caller sends more of it, or closes the socket."""
+    headers = httpsig.sign(signer, "PATCH", path, body, NOW // 1000)
+    url = httpx.URL(str(live.http.base_url))
+    sock = socket.create_connection((url.host, url.port))
+    head = [f"PATCH {path} HTTP/1.1", f"Host: {url.host}", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    return sock
+
+
+def offset_of(live: Live, signer: crypto.SigningPair, blob_id: str) -> int:
+    return int(signed(live, signer, "GET", f"/v1/blobs/{blob_id}").json()["offset"])
+
+
+def wait_for_offset(live: Live, signer: crypto.SigningPair, blob_id: str, offset: int) -> None:
+    deadline = time.monotonic() + 5
+    while offset_of(live, signer, blob_id) != offset:
+        assert time.monotonic() < deadline, f"the server never caught up: {offset_of(live, signer, blob_id)}"
+        time.sleep(0.02)
+
+
+def test_a_whole_blob_streams_in_one_request(live: Live, device: Device) -> None:
+    data, blob_id = sealed_blob(3_000_000)
+    signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    response = signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", data)
+    assert response.json() == {
+        "id": blob_id,
+        "size": len(data),
+        "offset": len(data),
+        "complete": True,
+        "busy": False,
+    }
+
+
+def test_a_body_cut_mid_way_keeps_what_arrived_and_the_rest_completes_it(
+    live: Live, device: Device
+) -> None:
+    data, blob_id = sealed_blob(2_000_000)
+    signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    sock = open_body(live, device.signer, f"/v1/blobs/{blob_id}/0", data)
+    sock.sendall(data[:700_000])
+    wait_for_offset(live, device.signer, blob_id, 700_000)
+    sock.close()  # the link dies: the server keeps the 700,000 bytes
+    wait_for_offset(live, device.signer, blob_id, 700_000)
+    rest = signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/700000", data[700_000:])
+    assert rest.json()["complete"] is True
+    assert (live.server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data
+
+
+def test_a_second_request_while_one_is_appending_is_told_the_upload_is_busy(
+    live: Live, device: Device
+) -> None:
+    data, blob_id = sealed_blob(1_000_000)
+    signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    sock = open_body(live, device.signer, f"/v1/blobs/{blob_id}/0", data)
+    sock.sendall(data[:100_000])
+    wait_for_offset(live, device.signer, blob_id, 100_000)
+    assert signed(live, device.signer, "GET", f"/v1/blobs/{blob_id}").json()["busy"] is True
+    busy = signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/100000", data[100_000:])
+    assert busy.status_code == 409 and busy.json()["error"] == "UploadBusy"
+    sock.close()
+    wait_for_offset(live, device.signer, blob_id, 100_000)  # the busy request wrote nothing
+    assert signed(live, device.signer, "GET", f"/v1/blobs/{blob_id}").json()["busy"] is False
+    assert upload(live, device.signer, data, blob_id)["complete"] is True
+
+
+def test_a_body_that_does_not_match_its_signed_digest_is_discarded(
+    live: Live, device: Device
+) -> None:
+    data, blob_id = sealed_blob(600_000)
+    signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    upload(live, device.signer, data, blob_id, stop_after=1)
+    path = f"/v1/blobs/{blob_id}/{CHUNK}"
+    headers = httpsig.sign(device.signer, "PATCH", path, data[CHUNK:], NOW // 1000)
+    swapped = data[CHUNK:-1] + bytes([data[-1] ^ 1])  # same length, signed for other bytes
+    response = live.http.patch(path, content=swapped, headers=headers)
+    assert response.status_code == 400 and "Content-Digest" in response.json()["message"]
+    assert offset_of(live, device.signer, blob_id) == CHUNK  # those bytes are gone
+    assert upload(live, device.signer, data, blob_id)["complete"] is True
+
+
+def test_a_body_longer_than_the_rest_of_the_blob_is_refused_and_discarded(
+    live: Live, device: Device
+) -> None:
+    data, blob_id = sealed_blob(300_000)
+    signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    too_long = signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", data + b"x")
+    assert too_long.status_code == 413
+    chunked = data + b"x" * 10  # no Content-Length: refused as the bytes arrive
+
+    def pieces() -> Iterator[bytes]:
+        yield chunked[:200_000]
+        yield chunked[200_000:]
+
+    path = f"/v1/blobs/{blob_id}/0"
+    headers = httpsig.sign(device.signer, "PATCH", path, chunked, NOW // 1000)
+    assert live.http.patch(path, content=pieces(), headers=headers).status_code == 413
+    assert offset_of(live, device.signer, blob_id) == 0
+    empty = signed(live, device.signer, "PATCH", path, b"")
+    assert empty.status_code == 413
+    assert upload(live, device.signer, data, blob_id)["complete"] is True
+
+
+def test_a_device_waits_out_a_request_whose_link_went_silent_then_resumes(
+    server: data.ServerData, device: Device
+) -> None:
+    """A link that dies without a word leaves the server reading a silent body, holding the
+    upload; it lets go after its idle limit, and the device's push, told the upload is busy,
+    waits and then carries on from what the silent request had delivered."""
+    app = create_app(server, now_ms=lambda: NOW, body_idle_s=1.0)
+    data_, blob_id = sealed_blob(900_000)
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        live = Live(http, app.state.engine, server)
+        signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data_)}")
+        silent = open_body(live, device.signer, f"/v1/blobs/{blob_id}/0", data_)
+        silent.sendall(data_[:300_000])
+        wait_for_offset(live, device.signer, blob_id, 300_000)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        client = SyncClient(url, signer=device.signer, clock=lambda: NOW / 1000, sleep=sleep)
+        with client:
+            sent = sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
+        silent.close()
+    assert waits, "the device was never told the upload was busy"
+    assert sent == len(data_) - 300_000  # it resumed after the silent request's bytes
+    assert (server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data_
+
+
+def test_an_upload_renamed_into_place_before_a_crash_is_finished_when_asked(
+    live: Live, device: Device
+) -> None:
+    """Killed between moving the finished file into place and marking its row complete: no
+    partial file is left, and nothing to send. Asked where it is, the server checks the file's
+    hash and marks it complete (found by the kill -9 test: the device had looped forever)."""
+    data, blob_id = sealed_blob(300_000)
+    upload(live, device.signer, data, blob_id, stop_after=0)
+    final = live.server.folder / "blobs" / blob_id[:2] / blob_id
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.write_bytes(data)  # as the crash left it: renamed, row not updated
+    (live.server.folder / "blobs" / "partial" / blob_id).unlink()
+    response = signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", data)
+    assert response.json()["complete"] is True
+    wrong, wrong_id = sealed_blob(300_000)
+    upload(live, device.signer, wrong, wrong_id, stop_after=0)
+    other = live.server.folder / "blobs" / wrong_id[:2] / wrong_id
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(data)  # a file that does not hash to its name is not kept
+    (live.server.folder / "blobs" / "partial" / wrong_id).unlink()
+    state = signed(live, device.signer, "GET", f"/v1/blobs/{wrong_id}").json()
+    assert state == {
+        "id": wrong_id,
+        "size": len(wrong),
+        "offset": 0,
+        "complete": False,
+        "busy": False,
+    }
+    assert not other.exists()
+    assert upload(live, device.signer, wrong, wrong_id)["complete"] is True

@@ -18,6 +18,7 @@ from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
+from tests.faults.proxy import FaultProxy
 from tests.live import running
 from tests.services.conftest import DAY, quick
 
@@ -74,8 +75,11 @@ def test_push_delivers_versions_and_attachments_then_has_nothing_left(
     assert stored_entries(engine) == 3
 
 
-class DropsAfter(httpx.HTTPTransport):
-    """A link that dies for good after ``n`` requests."""
+MIB = 1024 * 1024
+
+
+class DiesAfterBytes(httpx.HTTPTransport):
+    """A link that dies for good, mid-request, once it has carried ``n`` bytes of upload."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -84,8 +88,22 @@ class DropsAfter(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self.left <= 0:
             raise httpx.ConnectError("the link dropped", request=request)
-        self.left -= 1
+        if request.method == "PATCH":
+            request.stream = _Cut(request.stream, self)  # type: ignore[arg-type]
         return super().handle_request(request)
+
+
+class _Cut(httpx.SyncByteStream):
+    def __init__(self, inner: object, link: DiesAfterBytes) -> None:
+        self.inner, self.link = inner, link
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self.inner:  # type: ignore[attr-defined]
+            if self.link.left <= 0:
+                raise httpx.WriteError("the link dropped mid-upload")
+            piece = piece[: self.link.left]
+            self.link.left -= len(piece)
+            yield piece
 
 
 def test_a_dropped_link_loses_nothing_and_the_next_push_resumes_the_upload(
@@ -96,15 +114,47 @@ def test_a_dropped_link_loses_nothing_and_the_next_push_resumes_the_upload(
     attach_file(enrolled, record, tmp_path, 3_000_000)
     (attachment,) = records.read(enrolled, record).body.attachments
     stored_size = enrolled.blob_path(attachment.blob).stat().st_size
-    # state + create + two 1 MiB chunks get through, then the link is gone
+    # 1 MiB of the upload gets through, then the link is gone for good
     with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
-        sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DropsAfter(4)))
+        sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DiesAfterBytes(MIB)))
     assert sync.pending(enrolled) == 2
     assert stored_entries(engine) == 0
     report = sync.push(enrolled, client_for=lambda u, s: client(u, s))
     assert report.sent_entries == 2
-    # it resumed after the two chunks the server kept; it did not start again
-    assert report.blob_bytes == stored_size - 2 * sync.UPLOAD_CHUNK
+    # the server kept the MiB that arrived of the cut request; the push sent only the rest
+    assert report.blob_bytes == stored_size - MIB
+
+
+def test_a_link_that_drops_every_mib_still_delivers_and_resends_little(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    """Each cut request keeps what arrived, so the upload moves forward on every try and ends
+    complete, with few bytes sent twice (the naive way, resending the file, never ends)."""
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 6 * MIB)
+    (attachment,) = records.read(enrolled, record).body.attachments
+    stored_size = enrolled.blob_path(attachment.blob).stat().st_size
+    port = int(live[0].rsplit(":", 1)[1])
+    with FaultProxy(port, reset_every=MIB, server_sees="end") as proxy:
+        report = sync.push(enrolled, client_for=lambda u, s: client(proxy.url, s))
+    assert report.sent_entries == 2 and sync.pending(enrolled) == 0
+    assert report.blob_bytes == stored_size
+    assert proxy.resets >= 5
+    assert proxy.upstream_bytes < 1.1 * stored_size
+
+
+def test_a_link_reset_at_both_ends_every_mib_still_delivers(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    """A reset that reaches the server too makes its kernel drop what it had not yet read, so
+    more is resent; the upload still moves forward on every try and completes."""
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 4 * MIB)
+    port = int(live[0].rsplit(":", 1)[1])
+    with FaultProxy(port, reset_every=MIB) as proxy:
+        report = sync.push(enrolled, client_for=lambda u, s: client(proxy.url, s))
+    assert report.sent_entries == 2 and sync.pending(enrolled) == 0
+    assert proxy.resets >= 4
 
 
 def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
