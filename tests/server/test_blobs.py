@@ -191,7 +191,9 @@ def offset_of(live: Live, signer: crypto.SigningPair, blob_id: str) -> int:
 def wait_for_offset(live: Live, signer: crypto.SigningPair, blob_id: str, offset: int) -> None:
     deadline = time.monotonic() + 5
     while offset_of(live, signer, blob_id) != offset:
-        assert time.monotonic() < deadline, f"the server never caught up: {offset_of(live, signer, blob_id)}"
+        assert time.monotonic() < deadline, (
+            f"the server never caught up: {offset_of(live, signer, blob_id)}"
+        )
         time.sleep(0.02)
 
 
