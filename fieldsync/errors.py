@@ -28,9 +28,11 @@
     │   ├── ChainGap                                  a batch skips entries the server lacks
     │   ├── UploadBusy                                another request is appending to a blob
     │   ├── ChainFork                                 a batch contradicts stored entries
-    │   └── DiskFull                                  no space left to write
+    │   ├── DiskFull                                  no space left to write
+    │   └── DiskError                                 the disk failed a write (an I/O error)
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
-    │   └── ServerUnreachable                         no answer (timeouts, refused, dropped)
+    │   ├── ServerUnreachable                         no answer (timeouts, refused, dropped)
+    │   └── ServerStorageFailed            HTTP 507   the server's disk is full or failing
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
@@ -254,6 +256,15 @@ class DiskFull(StoreStateError):
     hint = "Nothing from this command was saved; what was saved before is intact. Free space."
 
 
+class DiskError(StoreStateError):
+    """The disk failed a read or a write (an I/O error, not a full disk)."""
+
+    hint = (
+        "What was being saved at that moment was not saved; what was saved before is intact. "
+        "Check the disk, then run 'fieldsync check'."
+    )
+
+
 # --- the server and the link to it ---------------------------------------------------------
 
 
@@ -262,6 +273,13 @@ class ServerError(FieldsyncError):
 
     exit_code = 8
     http_status = 502
+
+
+class ServerStorageFailed(ServerError):
+    """The server could not store what was sent: its disk is full or failing."""
+
+    http_status = 507
+    hint = "Nothing was lost; it stays on this device. Tell your administrator."
 
 
 class ServerUnreachable(ServerError):

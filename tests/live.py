@@ -17,6 +17,20 @@ from fieldsync.server.embedded import free_port, running
 __all__ = ["ServerProcess", "free_port", "running"]
 
 
+def limited(file_size_limit: int | None = None) -> list[str]:
+    """The command that runs fieldsync, with no file it writes allowed to grow past
+    ``file_size_limit`` bytes (RLIMIT_FSIZE): a write past it fails with EFBIG, the way a write
+    to a full disk fails, but for this process only and with no privileges needed."""
+    if file_size_limit is None:
+        return [sys.executable, "-m", "fieldsync"]
+    code = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({file_size_limit}, {file_size_limit})); "
+        "sys.argv[0] = 'fieldsync'; runpy.run_module('fieldsync', run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
+
+
 class ServerProcess:
     """``fieldsync server run`` on a free loopback port; ``start`` again after ``kill``."""
 
@@ -26,8 +40,10 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "fieldsync", "server", "run", "--data", str(self.folder)]
+    def start(self, *, file_size_limit: int | None = None) -> None:
+        """Start it; with ``file_size_limit``, no file it writes may grow past that many bytes
+        (RLIMIT_FSIZE: a write past it fails with EFBIG, as on a disk that is full)."""
+        command = [*limited(file_size_limit), "server", "run", "--data", str(self.folder)]
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port)],
             stdout=subprocess.DEVNULL,

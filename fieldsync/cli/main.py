@@ -27,7 +27,7 @@ from fieldsync.cli import (
     sync_cmds,
 )
 from fieldsync.cli.render import err, safe
-from fieldsync.errors import DiskFull, FieldsyncError, Interrupted
+from fieldsync.errors import DiskError, DiskFull, FieldsyncError, Interrupted
 
 
 class FieldsyncGroup(TyperGroup):
@@ -49,8 +49,12 @@ class FieldsyncGroup(TyperGroup):
             raise typer.Exit(Interrupted.exit_code) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            if exc.errno == errno.ENOSPC:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 failure: FieldsyncError = DiskFull(f"there is no space left on the disk{where}")
+            elif exc.errno == errno.EFBIG:
+                failure = DiskFull(f"a file grew past this system's file size limit{where}")
+            elif exc.errno == errno.EIO:
+                failure = DiskError(f"the disk failed a read or a write{where}")
             else:
                 failure = FieldsyncError(f"the system refused an operation: {exc.strerror}{where}")
             _report(failure, exc)

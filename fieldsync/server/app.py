@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 from starlette.requests import ClientDisconnect
 
@@ -27,6 +30,7 @@ from fieldsync.errors import (
     MalformedData,
     NotFound,
     RequestCut,
+    ServerStorageFailed,
     TooLarge,
 )
 from fieldsync.server.blobs import BlobStore
@@ -37,7 +41,11 @@ from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
 from fieldsync.server.tables import DeviceRow, StoredBlob, create_tables
 
+log = logging.getLogger("fieldsync.server")
+
 PROTOCOL = 1
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+STORAGE_FAILURES = ("disk is full", "disk i/o error", "no space left", "could not extend file")
 BODY_IDLE_S = 30.0  # a blob body silent this long has lost its link; what came is kept
 
 
@@ -68,6 +76,20 @@ def create_app(
             },
             status_code=exc.http_status,
         )
+
+    @app.exception_handler(OSError)
+    async def storage_failed(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno not in STORAGE_ERRNOS:
+            raise exc  # not the disk: a server fault, a plain 500
+        log.error("storage failed: %s", errno.errorcode.get(exc.errno or 0, "unknown"))
+        return await fieldsync_error(request, _storage_failure())
+
+    @app.exception_handler(OperationalError)
+    async def database_failed(request: Request, exc: OperationalError) -> JSONResponse:
+        if not any(sign in str(exc.orig).lower() for sign in STORAGE_FAILURES):
+            raise exc  # anything else is a server fault: a plain 500
+        log.error("database storage failed: %s", type(exc.orig).__name__)
+        return await fieldsync_error(request, _storage_failure())
 
     @app.get("/v1/health")
     def health() -> dict[str, str]:
@@ -292,6 +314,15 @@ async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[b
             raise RequestCut(f"the request's body stopped arriving for {idle_s:g} s") from exc
         if piece:
             yield piece
+
+
+def _storage_failure() -> ServerStorageFailed:
+    # The request's transaction was rolled back, and a blob's partial file keeps only whole
+    # bytes the device can resume after: nothing of the request was half kept.
+    return ServerStorageFailed(
+        "the server could not store this: its disk is full or failing; nothing of this "
+        "request was kept"
+    )
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

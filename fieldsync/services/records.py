@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from fieldsync.core import merge
 from fieldsync.core.body import MAX_NAME, Attachment, Body
@@ -182,10 +182,13 @@ def attach(store: Store, record: str, paths: list[Path], *, note: str | None = N
     added = []
     for path in checked:
         try:
-            with open(path, "rb") as handle:
-                sealed = store.put_blob(handle)
+            handle = open(path, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
             raise AttachmentError(f"cannot read {path.name!r}: {exc.strerror}") from exc
+        with handle:
+            # A write that fails (a full disk) is the store's, raised as it is; only a read
+            # that fails is the file's.
+            sealed = store.put_blob(cast(BinaryIO, _Source(handle, path.name)))
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         added.append(
             Attachment(
@@ -199,6 +202,19 @@ def attach(store: Store, record: str, paths: list[Path], *, note: str | None = N
             )
         )
     return save_version(store, view, view.body.answers, view.body.attachments + tuple(added), note)
+
+
+class _Source:
+    """The file being attached, read for encryption."""
+
+    def __init__(self, handle: BinaryIO, name: str) -> None:
+        self._handle, self._name = handle, name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as exc:
+            raise AttachmentError(f"cannot read {self._name!r}: {exc.strerror}") from exc
 
 
 def _check_attachable(path: Path) -> Path:

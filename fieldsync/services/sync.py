@@ -22,6 +22,7 @@ from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
     ServerError,
+    ServerStorageFailed,
     ServerUnreachable,
     StoreStateError,
     UploadBusy,
@@ -186,6 +187,8 @@ def upload(
             state = client.blob_append(
                 blob_id, offset, pieces(spans, streamed), length=length, digest=digest
             )
+        except ServerStorageFailed:
+            raise  # the server's disk is full: trying again now would fail the same way
         except (ServerError, ChainGap, UploadBusy) as exc:
             # Cut mid-body (ServerUnreachable), or another request holds or passed this
             # offset: ask where the upload is, and carry on from there.

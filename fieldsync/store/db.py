@@ -18,7 +18,7 @@ from sqlalchemy import Engine, LargeBinary, UniqueConstraint, event
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlmodel import Column, Field, SQLModel, create_engine
 
-from fieldsync.errors import DiskFull, FieldsyncError, StoreBusy, StoreCorrupted
+from fieldsync.errors import DiskError, DiskFull, FieldsyncError, StoreBusy, StoreCorrupted
 
 SCHEMA_VERSION = 2  # 2 added the receipts table (an administrator's evidence packages)
 BUSY_TIMEOUT_S = 10
@@ -167,4 +167,6 @@ def database_error(path: Path, exc: DatabaseError) -> FieldsyncError:
         return StoreBusy()
     if "disk is full" in reason:
         return DiskFull(f"there is no space left to write to {path}")
+    if "disk i/o error" in reason.lower():  # a failed write (EIO, a file size limit), not damage
+        return DiskError(f"the disk failed while reading or writing {path}")
     return StoreCorrupted(f"the store database {path} is damaged or unreadable ({exc.orig})")
