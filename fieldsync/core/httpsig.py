@@ -39,6 +39,7 @@ _INPUT = re.compile(
     r'keyid="([0-9a-f]{64})";alg="ed25519"$'
 )
 _SIGNATURE = re.compile(r"^fs=:([A-Za-z0-9+/]{86}==):$")
+_DIGEST = re.compile(r"^sha-256=:[A-Za-z0-9+/]{43}=:$")
 _PATH = re.compile(r"^/[A-Za-z0-9._~\-/]{0,400}$")
 
 
@@ -141,7 +142,7 @@ def verify_headers(
         )
     matched_input = _INPUT.match(signature_input)
     matched_signature = _SIGNATURE.match(signature)
-    if matched_input is None or matched_signature is None:
+    if matched_input is None or matched_signature is None or not _DIGEST.match(digest):
         raise MalformedData("the request's signature headers are not in fieldsync's form")
     created, keyid = int(matched_input.group(1)), matched_input.group(2)
     if abs(now - created) > WINDOW_S:

@@ -338,3 +338,20 @@ def test_an_upload_renamed_into_place_before_a_crash_is_finished_when_asked(
     }
     assert not other.exists()
     assert upload(live, device.signer, wrong, wrong_id)["complete"] is True
+
+
+def test_signature_headers_with_bytes_outside_ascii_get_a_4xx_not_a_server_error(
+    live: Live, device: Device
+) -> None:
+    """Found by the fuzz corpus: a Content-Digest holding a byte above 0x7f reached the
+    signature base's ASCII encoding and raised, a 500 from the server."""
+    data, blob_id = sealed_blob(1000)
+    path = f"/v1/blobs/{blob_id}/{len(data)}"
+    headers: dict[str, str | bytes] = dict(
+        httpsig.sign(device.signer, "PUT", path, b"", NOW // 1000)
+    )
+    headers["Content-Digest"] = b"sha-256=:\xda" + b"A" * 42 + b"=:"
+    response = live.http.put(path, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "MalformedData"
+    assert live.count(StoredBlob) == 0
