@@ -17,9 +17,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from fieldsync.core import batch as batch_format
@@ -77,6 +79,21 @@ def create_app(
             status_code=exc.http_status,
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def malformed_request(request: Request, _exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer would echo the offending input back; say what is wrong instead.
+        refused = MalformedData("the request's path, query or headers are not in fieldsync's form")
+        return await fieldsync_error(request, refused)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = "NotFound" if exc.status_code == 404 else "FieldsyncError"
+        return JSONResponse(
+            {"error": name, "message": f"{exc.status_code}: {exc.detail}", "hint": None},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
     @app.exception_handler(OSError)
     async def storage_failed(request: Request, exc: OSError) -> JSONResponse:
         if exc.errno not in STORAGE_ERRNOS:
@@ -107,7 +124,7 @@ def create_app(
             "org_fingerprint": server.org.fingerprint,
         }
 
-    @app.post("/v1/enrol")
+    @app.post("/v1/enrol", openapi_extra=_body("application/json"))
     async def enrol_device(
         request: Request,
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
@@ -122,7 +139,7 @@ def create_app(
             "enrolled_ms": device.enrolled_ms,
         }
 
-    @app.post("/v1/batches")
+    @app.post("/v1/batches", openapi_extra=_body("application/octet-stream"))
     async def receive_batch(
         request: Request,
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
@@ -169,7 +186,7 @@ def create_app(
         )
         return body, signer
 
-    @app.get("/v1/admin/devices")
+    @app.get("/v1/admin/devices", openapi_extra=SIGNED)
     async def list_devices(
         request: Request,
         db: Session = Depends(session),  # noqa: B008
@@ -196,7 +213,7 @@ def create_app(
             for d in rows
         ]
 
-    @app.post("/v1/admin/devices/{device_key}/revoke")
+    @app.post("/v1/admin/devices/{device_key}/revoke", openapi_extra=SIGNED)
     async def revoke_device(
         device_key: str,
         request: Request,
@@ -219,7 +236,7 @@ def create_app(
         device = await run_in_threadpool(revoke)
         return {"device": device.key, "status": device.status, "revoked_ms": device.revoked_ms}
 
-    @app.get("/v1/blobs/{blob_id}")
+    @app.get("/v1/blobs/{blob_id}", openapi_extra=SIGNED)
     async def blob_state(
         blob_id: str,
         request: Request,
@@ -229,7 +246,7 @@ def create_app(
         await signed_body(request, 0, known_device(db))
         return (await run_in_threadpool(blobs.state, db, blob_id)).to_json()
 
-    @app.put("/v1/blobs/{blob_id}/{size}")
+    @app.put("/v1/blobs/{blob_id}/{size}", openapi_extra=SIGNED)
     async def blob_create(
         blob_id: str,
         size: int,
@@ -240,7 +257,10 @@ def create_app(
         await signed_body(request, 0, known_device(db))
         return (await run_in_threadpool(blobs.create, db, blob_id, size)).to_json()
 
-    @app.patch("/v1/blobs/{blob_id}/{offset}")
+    @app.patch(
+        "/v1/blobs/{blob_id}/{offset}",
+        openapi_extra=SIGNED | _body("application/octet-stream"),
+    )
     async def blob_append(
         blob_id: str,
         offset: int,
@@ -260,7 +280,7 @@ def create_app(
         state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
         return state.to_json()
 
-    @app.get("/v1/feed/{after}")
+    @app.get("/v1/feed/{after}", openapi_extra=SIGNED)
     async def feed(
         after: int,
         request: Request,
@@ -272,7 +292,7 @@ def create_app(
         _, signer = await signed(request, 0, known_device(db))
         return await run_in_threadpool(feed_page, db, server, signer, after)
 
-    @app.get("/v1/blobs/{blob_id}/content")
+    @app.get("/v1/blobs/{blob_id}/content", openapi_extra=SIGNED)
     async def blob_content(
         blob_id: str,
         request: Request,
@@ -314,6 +334,21 @@ async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[b
             raise RequestCut(f"the request's body stopped arriving for {idle_s:g} s") from exc
         if piece:
             yield piece
+
+
+# What the OpenAPI document says of requests the endpoints read themselves (so that a schema
+# fuzzer sends them): a body, and the three headers of a signed request (core/httpsig.py).
+SIGNED: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("Content-Digest", "Signature-Input", "Signature")
+    ]
+}
+
+
+def _body(media_type: str) -> dict[str, Any]:
+    kind = {"type": "object"} if media_type == "application/json" else {"type": "string"}
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": kind}}}}
 
 
 def _storage_failure() -> ServerStorageFailed:
