@@ -8,6 +8,8 @@ It forwards bytes between a client and an upstream server and can, by configurat
   end after the bytes that crossed the link, as when a device's link dies far from the server,
   rather than a reset that also discards what already sat unread in the server's socket;
 - ``drop_after=N``: reset every connection once it has carried N upstream bytes;
+- ``reset_randomly=P``: reset the connection carrying each upstream piece with probability P
+  (seeded by ``seed``), resets at no fixed interval;
 - ``trickle=B``: forward at most B bytes per 10 ms slice, a slow link;
 - ``stall=S``: hold each new connection S seconds before forwarding anything;
 - ``lose_responses=N, to=b"POST /v1/batches"``: reset the first N connections whose request
@@ -19,6 +21,7 @@ It counts the bytes clients sent upstream, so a test can compare them with the p
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import struct
 import threading
@@ -38,6 +41,8 @@ class FaultProxy:
         lose_responses: int = 0,
         to: bytes = b"POST /v1/batches",
         server_sees: str = "reset",
+        reset_randomly: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.upstream_port = upstream_port
         self.reset_every = reset_every
@@ -47,6 +52,8 @@ class FaultProxy:
         self.lose_responses = lose_responses
         self.lose_to = to
         self.server_sees = server_sees
+        self.reset_randomly = reset_randomly
+        self._random = random.Random(seed)
         self.responses_lost = 0
         self.upstream_bytes = 0
         self.resets = 0
@@ -134,8 +141,10 @@ class FaultProxy:
             self.upstream_bytes += size
             carried[0] += size
             self._since_reset += size
-            cut = (self.reset_every is not None and self._since_reset >= self.reset_every) or (
-                self.drop_after is not None and carried[0] >= self.drop_after
+            cut = (
+                (self.reset_every is not None and self._since_reset >= self.reset_every)
+                or (self.drop_after is not None and carried[0] >= self.drop_after)
+                or (self.reset_randomly > 0 and self._random.random() < self.reset_randomly)
             )
             if cut:
                 self._since_reset = 0
