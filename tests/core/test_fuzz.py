@@ -8,6 +8,8 @@ committed corpus of past inputs through the same decoders.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,8 @@ from hypothesis import strategies as st
 from fieldsync.errors import FieldsyncError
 from tests.decoders import BY_NAME
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("FIELDSYNC_FUZZ_EXAMPLES", "300"))  # scripts/soak: many more
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SAMPLES = {name: decoder.sample() for name, decoder in BY_NAME.items()}
 # Signed or authenticated formats: of all the variants, only the untouched input may pass.
 ONLY_THE_ORIGINAL = {"entry", "blob", "batch"}

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.slow
 
 MB = 1024 * 1024
 DAY = 86_400_000
+KILLS = int(os.environ.get("FIELDSYNC_KILLS", "3"))  # scripts/soak: more
+SEED = int(os.environ.get("FIELDSYNC_TEST_SEED", "0"))
 
 
 class Device:
@@ -106,7 +108,7 @@ def test_kill_9_during_attach_then_check_passes_and_push_completes(
     world: tuple[Device, Store, data.ServerData], tmp_path: Path
 ) -> None:
     device, analyst, server = world
-    rng = random.Random(61)
+    rng = random.Random(SEED + 61)
     record = recorded(device, tmp_path)
     video = tmp_path / "video.bin"
     video.write_bytes(os.urandom(48 * MB))
@@ -116,7 +118,7 @@ def test_kill_9_during_attach_then_check_passes_and_push_completes(
         return any(p.stat().st_size > 2 * MB for p in staging.glob("*"))
 
     killed = sum(
-        device.kill_during(["attach", record, str(video)], encrypting, rng) for _ in range(3)
+        device.kill_during(["attach", record, str(video)], encrypting, rng) for _ in range(KILLS)
     )
     assert killed >= 1, "attach finished every time before it could be killed"
     device.ok("check")  # the store opens and verifies; half-written blobs are not attachments
@@ -138,7 +140,7 @@ def test_kill_9_during_push_then_the_next_push_completes(
     world: tuple[Device, Store, data.ServerData], tmp_path: Path
 ) -> None:
     device, analyst, server = world
-    rng = random.Random(62)
+    rng = random.Random(SEED + 62)
     record = recorded(device, tmp_path)
     video = tmp_path / "video.bin"
     video.write_bytes(os.urandom(64 * MB))
@@ -153,7 +155,7 @@ def test_kill_9_during_push_then_the_next_push_completes(
         )
 
     killed = 0
-    for _ in range(4):
+    for _ in range(KILLS + 1):
         killed += device.kill_during(["push"], uploading, rng)
         device.ok("check")  # the store stays whole however the push was cut
     assert killed >= 1, "push finished every time before it could be killed"

@@ -4,6 +4,8 @@ a longer run; this is the short one every CI run makes."""
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 from fieldsync.core.audit import AuditReport
@@ -17,11 +19,14 @@ from tests.live import running
 from tests.load.simulate import simulate
 
 
+ROUNDS = int(os.environ.get("FIELDSYNC_LOAD_ROUNDS", "3"))  # scripts/soak: 30
+
+
 def test_twenty_devices_at_once_lose_nothing_and_see_no_server_error(tmp_path: Path) -> None:
     with fast_store(tmp_path / "analyst", admin=True) as admin_store:
         server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
         with running(create_app(server)) as url:
-            result = simulate(url, admin_store, tmp_path, devices=20, rounds=3, per_round=2)
+            result = simulate(url, admin_store, tmp_path, devices=20, rounds=ROUNDS, per_round=2)
             pull.pull(admin_store)
         audited = _audit(admin_store, server)
     assert result.errors == []
