@@ -5,7 +5,6 @@ a longer run; this is the short one every CI run makes."""
 from __future__ import annotations
 
 import os
-
 from pathlib import Path
 
 from fieldsync.core.audit import AuditReport
@@ -17,7 +16,6 @@ from fieldsync.store.store import Store
 from tests.conftest import fast_store
 from tests.live import running
 from tests.load.simulate import simulate
-
 
 ROUNDS = int(os.environ.get("FIELDSYNC_LOAD_ROUNDS", "3"))  # scripts/soak: 30
 
