@@ -165,25 +165,30 @@ def bench(n: int) -> list[dict[str, object]]:
     )
     importing.close()
     env = os.environ | {"FIELDSYNC_HOME": str(fresh), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
-    cli = timed(
-        lambda: subprocess.run(
-            [sys.executable, "-m", "fieldsync", "list", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-        ),
-        repeat=3,
-    )
-    rows.append(
-        {
-            "what": f"fieldsync list --json, {n} records",
-            "value": cli,
-            "unit": "s",
-            "baseline": unlock,
-            "baseline_what": "unlock alone",
-            "ratio": cli / unlock,
-        }
-    )
+    for args, what in (
+        (["list", "--json"], "fieldsync list --json"),
+        (["list"], "fieldsync list (plain lines)"),
+        (["list", "--search", "idlib"], "fieldsync list --search idlib"),
+    ):
+        cli = timed(
+            lambda args=args: subprocess.run(
+                [sys.executable, "-m", "fieldsync", *args],
+                env=env,
+                check=True,
+                capture_output=True,
+            ),
+            repeat=3,
+        )
+        rows.append(
+            {
+                "what": f"{what}, {n} records",
+                "value": cli,
+                "unit": "s",
+                "baseline": unlock,
+                "baseline_what": "unlock alone",
+                "ratio": cli / unlock,
+            }
+        )
     store.close()
     return rows
 

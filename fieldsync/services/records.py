@@ -235,6 +235,24 @@ def _check_attachable(path: Path) -> Path:
     return path
 
 
+def listing(
+    store: Store, *, form: str | None = None, search: str | None = None
+) -> list[IndexEntry]:
+    """The records' index rows, oldest first: only those of form id ``form``, and only those
+    whose summary, form or record id contains ``search`` (ignoring case), if given."""
+    rows = store.index()
+    if form is not None:
+        rows = [r for r in rows if r.form.split("@")[0] == form]
+    if search:
+        needle = search.casefold()
+        rows = [
+            r
+            for r in rows
+            if needle in r.summary.casefold() or needle in r.form.casefold() or needle in r.record
+        ]
+    return rows
+
+
 def read(store: Store, record: str) -> RecordView:
     """The record as every device shows it: its one head, or the merge of its heads, with the
     provisional value of each field in conflict (the latest head's, the same everywhere)."""

@@ -8,6 +8,7 @@ the associated data, so a row cannot be moved to another record.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from fieldsync.core import clock, crypto, encoding
@@ -52,7 +53,12 @@ class IndexCodec:
         )
 
     def open(self, record: str, heads_json: str, nonce: bytes, ct: bytes) -> IndexEntry:
-        """The row, or an ``IndexEntry`` whose ``problem`` says why it cannot be read."""
+        """The row, or an ``IndexEntry`` whose ``problem`` says why it cannot be read.
+
+        This runs once per record for every ``list`` (100,000 times for a large store), so it
+        does only what the row needs: one AEAD open under our own key, which authenticates the
+        plaintext (no strict canonical parse after it), and plain type checks.
+        """
         heads = _heads(heads_json)
         if heads is None:  # the readable column was damaged: a problem row, not a crash
             return IndexEntry(
@@ -66,24 +72,49 @@ class IndexCodec:
                 LABEL_INDEX + record.encode(),
                 what=f"the index of record {record}",
             )
-            # Authenticated under our own key just now: no need for the strict canonical parse.
             value = json.loads(plain)
             return IndexEntry(
-                record=record,
-                heads=heads,
-                form=value["form"],
-                summary=value["summary"],
-                created=HLC.from_json(value["created"]),
-                updated=HLC.from_json(value["updated"]),
-                versions=value["versions"],
-                attachments=value["attachments"],
-                conflict=bool(value.get("conflict", False)),
+                record,
+                heads,
+                _text(value["form"]),
+                _text(value["summary"]),
+                _hlc(value["created"]),
+                _hlc(value["updated"]),
+                _count(value["versions"]),
+                _count(value["attachments"]),
+                value.get("conflict") is True,
             )
         except (FieldsyncError, KeyError, TypeError, ValueError) as exc:
             return IndexEntry(record, heads, problem=f"index of record {record}: {exc}")
 
 
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise TypeError("a text column is not text")
+    return value
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError("a count is not a whole number")
+    return value
+
+
+def _hlc(value: object) -> HLC:
+    if type(value) is not list or len(value) != 2:
+        raise TypeError("an HLC timestamp is [wall_ms, counter]")
+    wall, counter = value
+    if type(wall) is not int or type(counter) is not int or wall < 0 or counter < 0:
+        raise TypeError("an HLC timestamp is [wall_ms, counter] with two whole numbers")
+    return HLC(wall, counter)
+
+
+_HEADS = re.compile(r'\["[0-9a-f]{64}"(?:, "[0-9a-f]{64}")*\]')
+
+
 def _heads(heads_json: str) -> tuple[str, ...] | None:
+    if type(heads_json) is str and _HEADS.fullmatch(heads_json):  # as the writer writes them
+        return tuple(heads_json[2:-2].split('", "'))
     try:
         heads = json.loads(heads_json)
     except (TypeError, ValueError):

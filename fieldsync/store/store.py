@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import os
 import shutil
@@ -149,6 +150,17 @@ class Version:
     @property
     def id(self) -> str:
         return self.entry.id
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Store:
@@ -303,7 +315,8 @@ class Store:
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
         with Session(self._engine) as session:
             rows = session.exec(select(*columns).order_by(col(RecordRow.created_ms))).all()
-        return [self.index_codec.open(*row) for row in rows]
+        with gc_paused():  # 100,000 new objects would set off collections that find nothing
+            return [self.index_codec.open(*row) for row in rows]
 
     @db_errors
     def index_entry(self, record: str) -> IndexEntry:

@@ -4,9 +4,12 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from fieldsync.cli import read_cmds
 from fieldsync.cli.main import app
+from fieldsync.store.index import IndexEntry
 from tests.cli.conftest import Run
 from tests.conftest import PASSPHRASE, entered, example
 
@@ -494,3 +497,49 @@ def test_enroll_server_init_and_run_refuse_bad_input_clearly(run: Run, tmp_path:
     no_server = CliRunner().invoke(app, ["server", "run", "--data", str(tmp_path / "none")])
     assert no_server.exit_code == 4
     assert "server init" in no_server.stderr
+
+
+def test_list_search_finds_by_summary_form_or_id_ignoring_case(run: Run, tmp_path: Path) -> None:
+    incident = record_from(run, example("incident"), tmp_path)
+    interview = record_from(run, example("interview"), tmp_path, form="interview")
+    listed = {r["record"]: r for r in json.loads(run("list", "--json").stdout)}
+    word = listed[incident]["summary"].split(" · ")[-1]  # a word of the incident's summary
+    assert word and word.casefold() not in listed[interview]["summary"].casefold()
+
+    def found(text: str) -> list[str]:
+        result = run("list", "--search", text, "--json")
+        assert result.exit_code == 0, result.stderr
+        return [r["record"] for r in json.loads(result.stdout)]
+
+    assert found(word.upper()) == [incident]
+    assert found("INTERVIEW") == [interview]
+    assert found(interview[:13]) == [interview]
+    assert found("nothing like this anywhere") == []
+    assert "0 record(s)" in run("list", "--search", "nothing like this").stdout
+
+
+def test_a_long_list_is_plain_lines_with_record_text_still_shown_literally(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Above PLAIN_ABOVE rows the list is aligned plain lines (a rich table of 100,000 rows took
+    90 s to lay out); escapes, bidi controls and line breaks stay visible there too (a summary
+    can hold any text pulled from another device)."""
+    monkeypatch.setattr(read_cmds, "PLAIN_ABOVE", 1)
+    record_from(run, example("incident"), tmp_path)
+    record_from(run, example("incident"), tmp_path)
+    result = run("list")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["record", "form", "versions", "files", "updated", "summary"]
+    assert len(lines) == 4 and lines[-1] == "2 record(s)"
+    hostile = IndexEntry(
+        "01a230ea-2ab0-7000-8000-000000000000",
+        (),
+        form="incident@1",
+        summary="2024 \x1b[2J\u202eevil\nnext line [red]x[/red]",
+        versions=1,
+    )
+    read_cmds._print_plain([hostile])
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\u202e" not in shown
+    assert "\\x1b[2J\\u202eevil\\nnext line [red]x[/red]" in shown.splitlines()[1]
