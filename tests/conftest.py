@@ -19,6 +19,13 @@ from fieldsync.services import demo
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 
+
+@pytest.fixture(autouse=True)
+def no_debug_leaking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--debug` sets FIELDSYNC_DEBUG in the process; a CLI test run in-process must not leave
+    it set for the tests after it (their subprocesses would print tracebacks)."""
+    monkeypatch.delenv("FIELDSYNC_DEBUG", raising=False)
+
 PASSPHRASE = "correct horse battery staple"
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
