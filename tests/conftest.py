@@ -26,6 +26,7 @@ def no_debug_leaking(monkeypatch: pytest.MonkeyPatch) -> None:
     it set for the tests after it (their subprocesses would print tracebacks)."""
     monkeypatch.delenv("FIELDSYNC_DEBUG", raising=False)
 
+
 PASSPHRASE = "correct horse battery staple"
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
