@@ -3,7 +3,8 @@
 It forwards bytes between a client and an upstream server and can, by configuration:
 
 - ``reset_every=N``: reset the connection carrying the N-th upstream byte (counted across
-  connections), the way a flaky mobile link dies every so often;
+  connections), the way a flaky mobile link dies every so often: the bytes before it cross,
+  the rest of the piece the client sent with it is lost (counted as sent);
 - ``server_sees="end"`` (with a cut): the client gets the reset, but the server sees its side
   end after the bytes that crossed the link, as when a device's link dies far from the server,
   rather than a reset that also discards what already sat unread in the server's socket;
@@ -117,7 +118,11 @@ class FaultProxy:
                 if not data:
                     sink.shutdown(socket.SHUT_WR)
                     return
-                if up and self._should_cut(len(data), carried):
+                crossing = self._cut_after(len(data), carried) if up else None
+                if crossing is not None:
+                    # The bytes before the cut crossed the link; the rest of this piece did not.
+                    with contextlib.suppress(OSError):
+                        sink.sendall(data[:crossing])
                     if self.server_sees == "end":
                         self._reset(source)
                         _close(sink)
@@ -136,20 +141,25 @@ class FaultProxy:
             _close(source)
             _close(sink)
 
-    def _should_cut(self, size: int, carried: list[int]) -> bool:
+    def _cut_after(self, size: int, carried: list[int]) -> int | None:
+        """How many bytes of a piece of ``size`` upstream bytes cross before the link is cut,
+        or None if it is not cut. All ``size`` count as sent by the client."""
         with self._lock:
             self.upstream_bytes += size
             carried[0] += size
             self._since_reset += size
-            cut = (
-                (self.reset_every is not None and self._since_reset >= self.reset_every)
-                or (self.drop_after is not None and carried[0] >= self.drop_after)
-                or (self.reset_randomly > 0 and self._random.random() < self.reset_randomly)
-            )
-            if cut:
-                self._since_reset = 0
-                self.resets += 1
-            return cut
+            over = []
+            if self.reset_every is not None and self._since_reset >= self.reset_every:
+                over.append(self._since_reset - self.reset_every)
+            if self.drop_after is not None and carried[0] >= self.drop_after:
+                over.append(carried[0] - self.drop_after)
+            if self.reset_randomly > 0 and self._random.random() < self.reset_randomly:
+                over.append(self._random.randrange(size))
+            if not over:
+                return None
+            self._since_reset = 0
+            self.resets += 1
+            return size - max(over)
 
     def _lose_this_response(self) -> bool:
         with self._lock:
