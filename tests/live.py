@@ -12,7 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from fieldsync.server import data
 from fieldsync.server.embedded import free_port, running
+from fieldsync.server.holdings import ServerHoldings
+from fieldsync.services import admin
+from fieldsync.store.store import Store
 
 __all__ = ["ServerProcess", "free_port", "running"]
 
@@ -68,3 +72,13 @@ class ServerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+
+def audit_clean(analyst: Store, server: data.ServerData) -> None:
+    """``admin verify`` over everything the server holds finds nothing wrong."""
+    holdings = ServerHoldings(server)
+    try:
+        report = admin.verify(analyst, holdings)
+    finally:
+        holdings.close()
+    assert report.ok, report.to_json()

@@ -18,11 +18,10 @@ import pytest
 
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin
 from fieldsync.store.store import Store
 from tests.conftest import PASSPHRASE, example, fast_store
-from tests.live import running
+from tests.live import audit_clean, running
 
 pytestmark = pytest.mark.slow
 
@@ -93,15 +92,6 @@ def recorded(device: Device, folder: Path) -> str:
     return str(
         json.loads(device.ok("new", "incident", "--from-file", str(answers), "--json"))["record"]
     )
-
-
-def audit_clean(analyst: Store, server: data.ServerData) -> None:
-    holdings = ServerHoldings(server)
-    try:
-        report = admin.verify(analyst, holdings)
-    finally:
-        holdings.close()
-    assert report.ok, report.problem_count
 
 
 def test_kill_9_during_attach_then_check_passes_and_push_completes(

@@ -20,12 +20,11 @@ from sqlmodel import Session, col, func, select
 
 from fieldsync.server import data
 from fieldsync.server.database import make_engine
-from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import StoredBlob, StoredEntry
 from fieldsync.services import admin
 from fieldsync.store.store import Store
 from tests.conftest import PASSPHRASE, example, fast_store
-from tests.live import ServerProcess, limited
+from tests.live import ServerProcess, audit_clean, limited
 
 pytestmark = pytest.mark.slow
 
@@ -76,15 +75,6 @@ def world(tmp_path: Path) -> Iterator[tuple[Device, Store, data.ServerData, Serv
             yield device, analyst, server, process
         finally:
             process.stop()
-
-
-def audit_clean(analyst: Store, server: data.ServerData) -> None:
-    holdings = ServerHoldings(server)
-    try:
-        report = admin.verify(analyst, holdings)
-    finally:
-        holdings.close()
-    assert report.ok, report.to_json()
 
 
 def stored(server: data.ServerData) -> tuple[int, int, int]:
