@@ -81,7 +81,9 @@ class Exchange(RuleBasedStateMachine):
             self.records[record] = name
         self.acknowledged: set[str] = set()
         self.counts = {name: len(held(store)) for name, store in self.stores.items()}
-        self.resolutions: set[str] = set()
+        # Versions whose values a person chose: resolutions, and edits (an edit of a record with
+        # two heads that agree names both as parents). Only the others are automatic merges.
+        self.chosen: set[str] = set()
 
     def teardown(self) -> None:
         try:
@@ -109,7 +111,7 @@ class Exchange(RuleBasedStateMachine):
         view = records.read(store, record)
         if view.in_conflict:  # a person settles it first: the oldest value of each field
             settled = [(c.path, 1, None) for c in view.conflicts]
-            self.resolutions.add(records.resolve(store, record, settled))
+            self.chosen.add(records.resolve(store, record, settled))
             return
         options = FIELDS[field]
         wanted = options[value % len(options)]
@@ -117,7 +119,7 @@ class Exchange(RuleBasedStateMachine):
         if get_path(answers, field) == wanted:
             return
         text = wanted if isinstance(wanted, str) else str(wanted)
-        records.edit(store, record, sets=[f"{'.'.join(field)}={text}"])
+        self.chosen.add(records.edit(store, record, sets=[f"{'.'.join(field)}={text}"]))
 
     @rule(party=st.sampled_from(PARTIES), lose_answer=st.booleans())
     def push(self, party: str, lose_answer: bool) -> None:
@@ -153,7 +155,7 @@ class Exchange(RuleBasedStateMachine):
     def merges_never_settle_a_field_both_sides_changed(self) -> None:
         for name, store in self.stores.items():
             for record in self.readable(name):
-                check_merges(store, record, self.resolutions)
+                check_merges(store, record, self.chosen)
 
     @rule()
     def everyone_exchanges_everything(self) -> None:
@@ -183,12 +185,12 @@ def exchange_all(stores: dict[str, Store]) -> None:
     raise AssertionError("the stores did not stop exchanging new versions")
 
 
-def check_merges(store: Store, record: str, resolutions: set[str]) -> None:
+def check_merges(store: Store, record: str, chosen: set[str]) -> None:
     versions = {v.id: v for v in store.versions(record)}
     parents = {v.id: v.entry.header.parents for v in versions.values()}
     for version in versions.values():
         heads = version.entry.header.parents
-        if len(heads) < 2 or version.id in resolutions or version.body is None:
+        if len(heads) < 2 or version.id in chosen or version.body is None:
             continue
         base_id = merge.common_ancestor(parents, list(heads))
         base = versions[base_id].body if base_id else None
