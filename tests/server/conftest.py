@@ -18,6 +18,7 @@ from fieldsync.core.org import OrgKeys
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from tests.live import running
+from tests.server.postgres import fresh_postgres
 
 NOW = 1_800_000_000_000
 
@@ -43,12 +44,11 @@ def server(org: Org, tmp_path: Path) -> data.ServerData:
 
 
 @pytest.fixture
-def client(server: data.ServerData) -> Iterator[httpx.Client]:
-    with (
-        running(create_app(server, now_ms=lambda: NOW)) as url,
-        httpx.Client(base_url=url, timeout=10) as http,
-    ):
+def client(server: data.ServerData, database_url: str | None) -> Iterator[httpx.Client]:
+    app = create_app(server, database_url=database_url, now_ms=lambda: NOW)
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http
+    app.state.engine.dispose()
 
 
 def make_invite(org: Org, server: data.ServerData, **overrides: object) -> str:
@@ -118,11 +118,23 @@ class Live:
             return int(session.exec(select(func.count()).select_from(table)).one())
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Every server test runs twice: on the embedded SQLite (None: the data folder's file) and
+    on a fresh database of a real PostgreSQL (tests/server/postgres.py)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with fresh_postgres() as url:
+        yield url
+
+
 @pytest.fixture
-def live(server: data.ServerData) -> Iterator[Live]:
-    app = create_app(server, now_ms=lambda: NOW)
+def live(server: data.ServerData, database_url: str | None) -> Iterator[Live]:
+    app = create_app(server, database_url=database_url, now_ms=lambda: NOW)
     with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield Live(http, app.state.engine, server)
+    app.state.engine.dispose()
 
 
 @pytest.fixture

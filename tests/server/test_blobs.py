@@ -280,12 +280,12 @@ def test_a_body_longer_than_the_rest_of_the_blob_is_refused_and_discarded(
 
 
 def test_a_device_waits_out_a_request_whose_link_went_silent_then_resumes(
-    server: data.ServerData, device: Device
+    server: data.ServerData, device: Device, database_url: str | None
 ) -> None:
     """A link that dies without a word leaves the server reading a silent body, holding the
     upload; it lets go after its idle limit, and the device's push, told the upload is busy,
     waits and then carries on from what the silent request had delivered."""
-    app = create_app(server, now_ms=lambda: NOW, body_idle_s=1.0)
+    app = create_app(server, database_url=database_url, now_ms=lambda: NOW, body_idle_s=1.0)
     data_, blob_id = sealed_blob(900_000)
     with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         live = Live(http, app.state.engine, server)

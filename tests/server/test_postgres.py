@@ -6,20 +6,16 @@ database and drops it. Where no PostgreSQL answers the test is skipped, except u
 (``CI`` set), where it fails: CI machines have one. To get one:
 ``docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`` (then
 ``createdb -h 127.0.0.1 -U postgres test``) or the distribution's ``postgresql`` package.
-(The whole server suite runs on both databases with the PostgreSQL issue.)
+Beside it, every other test of tests/server runs on both SQLite and PostgreSQL
+(tests/server/conftest.py); this file keeps the end-to-end check, audit included.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from fieldsync.core import audit, receipt
@@ -29,30 +25,14 @@ from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import Quarantined, StoredEntry
 from tests.live import running
 from tests.server.conftest import NOW, Device, Org, enrol_body, make_invite
-
-ADMIN_URL = os.environ.get(
-    "FIELDSYNC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.server.postgres import fresh_postgres
 
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"fieldsync_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({type(exc).__name__}); see this file's doc")
-    try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """This file's tests are PostgreSQL's alone (the rest of tests/server runs on both)."""
+    with fresh_postgres() as url:
+        yield url
 
 
 def test_the_server_verifies_stores_and_audits_on_postgresql(
