@@ -17,6 +17,7 @@ from fieldsync.server.embedded import free_port, running
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin
 from fieldsync.store.store import Store
+from tests.conftest import PASSPHRASE
 
 __all__ = ["ServerProcess", "free_port", "running"]
 
@@ -82,3 +83,22 @@ def audit_clean(analyst: Store, server: data.ServerData) -> None:
     finally:
         holdings.close()
     assert report.ok, report.to_json()
+
+
+class CliDevice:
+    """A documenter's store driven as real ``fieldsync`` processes (``run`` may put one under
+    a file size limit, as ``limited`` does)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
+
+    def run(self, *args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*limited(limit), *args], env=self.env, capture_output=True, text=True, timeout=180
+        )
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout

@@ -109,13 +109,9 @@ def verify(
     """Check a signed request; returns the signer's key (hex). ``key_for`` looks the key up
     (and refuses an unknown or revoked one) before any signature is checked."""
     keyid, digest = verify_headers(method, path, headers, now=now, key_for=key_for)
-    if not body_matches(digest, body):
+    if not digest_matches(digest, hashlib.sha256(body).digest()):
         raise SignatureInvalid("the request's body does not match its Content-Digest")
     return keyid
-
-
-def body_matches(digest: str, body: bytes) -> bool:
-    return digest_matches(digest, hashlib.sha256(body).digest())
 
 
 def digest_matches(digest: str, sha256: bytes) -> bool:
@@ -132,7 +128,7 @@ def verify_headers(
 ) -> tuple[str, str]:
     """Check a request's signature over its declared Content-Digest, before its body is read;
     returns the signer's key (hex) and that digest, which the caller must hold the body to
-    (``body_matches``, or hashing a streamed body as it arrives)."""
+    (``digest_matches``, hashing the body, or a streamed body as it arrives)."""
     digest = headers.get("content-digest")
     signature_input = headers.get("signature-input")
     signature = headers.get("signature")

@@ -12,7 +12,7 @@ import base64
 import errno
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -69,15 +69,7 @@ def create_app(
 
     @app.exception_handler(FieldsyncError)
     async def fieldsync_error(_request: Request, exc: FieldsyncError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "error": type(exc).__name__,
-                "message": exc.message,
-                "hint": exc.hint,
-                "details": exc.details,
-            },
-            status_code=exc.http_status,
-        )
+        return _answer(exc, exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def malformed_request(request: Request, _exc: RequestValidationError) -> JSONResponse:
@@ -87,12 +79,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = "NotFound" if exc.status_code == 404 else "FieldsyncError"
-        return JSONResponse(
-            {"error": name, "message": f"{exc.status_code}: {exc.detail}", "hint": None},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
+        kind = NotFound if exc.status_code == 404 else FieldsyncError
+        refused = kind(f"{exc.status_code}: {exc.detail}", hint=None)
+        return _answer(refused, exc.status_code, exc.headers)
 
     @app.exception_handler(OSError)
     async def storage_failed(request: Request, exc: OSError) -> JSONResponse:
@@ -349,6 +338,19 @@ SIGNED: dict[str, Any] = {
 def _body(media_type: str) -> dict[str, Any]:
     kind = {"type": "object"} if media_type == "application/json" else {"type": "string"}
     return {"requestBody": {"required": True, "content": {media_type: {"schema": kind}}}}
+
+
+def _answer(
+    exc: FieldsyncError, status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """A refusal in fieldsync's own words (never the request's contents)."""
+    body = {
+        "error": type(exc).__name__,
+        "message": exc.message,
+        "hint": exc.hint,
+        "details": exc.details,
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _storage_failure() -> ServerStorageFailed:

@@ -25,7 +25,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -133,13 +133,13 @@ class BlobStore:
             room = row.size - current
             if declared is not None and not 0 < declared <= room:
                 raise TooLarge(f"the body must be 1 to {room} bytes: the rest of the blob")
-            written = await _write(handle, body, room)
-            if not httpsig.digest_matches(digest, written.digest()):
+            written, sha256 = await _write(handle, body, room)
+            if not httpsig.digest_matches(digest, sha256):
                 handle.truncate(current)
                 raise SignatureInvalid(
                     "the body does not match its signed Content-Digest; its bytes were discarded"
                 )
-            if current + written.size == row.size:
+            if current + written == row.size:
                 await run_in_threadpool(self._finish_locked, session, row, handle)
         return self._state(row)
 
@@ -204,30 +204,21 @@ class BlobStore:
         return BlobState(row.id, row.size, offset, False)
 
 
-@dataclass
-class _Written:
-    size: int
-    hasher: Any
-
-    def digest(self) -> bytes:
-        return bytes(self.hasher.digest())
-
-
-async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> _Written:
-    """Write ``body`` at the handle's end as it arrives (at most ``room`` bytes), hashing it.
-    If the body is cut short (``RequestCut``), what arrived stays written, unfsynced: after a
-    crash the offset is whatever length survived."""
-    written = _Written(0, hashlib.sha256())
+async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:
+    """Write ``body`` at the handle's end as it arrives (at most ``room`` bytes); returns its
+    size and SHA-256. If the body is cut short (``RequestCut``), what arrived stays written,
+    unfsynced: after a crash the offset is whatever length survived."""
+    hasher, written = hashlib.sha256(), 0
     async for piece in body:
-        if written.size + len(piece) > room:
-            handle.truncate(handle.tell() - written.size)
+        if written + len(piece) > room:
+            handle.truncate(handle.tell() - written)
             raise TooLarge("the body goes past the blob's declared size; it was discarded")
         _write_all(handle, piece)
-        written.hasher.update(piece)
-        written.size += len(piece)
-    if written.size == 0:
+        hasher.update(piece)
+        written += len(piece)
+    if written == 0:
         raise TooLarge("the body is empty; send the blob's next bytes")
-    return written
+    return written, hasher.digest()
 
 
 async def _lock_soon(handle: BinaryIO) -> bool:

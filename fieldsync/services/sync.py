@@ -171,22 +171,13 @@ def upload(
     while not state["complete"]:
         offset = int(state["offset"])
         length = min(UPLOAD_SEGMENT, size - offset)
-        streamed = [0]
-
-        def pieces(spans: list[tuple[int, int]], streamed: list[int]) -> Iterator[bytes]:
-            for start, count in spans:
-                piece = read_at(start, count)
-                streamed[0] += len(piece)
-                sent(len(piece))
-                yield piece
-
         spans = list(_spans(offset, length))
         digest = httpsig.content_digest_of(read_at(start, count) for start, count in spans)
+        streamed = [0]  # bytes put on the link by this request
         failure: FieldsyncError | None = None
         try:
-            state = client.blob_append(
-                blob_id, offset, pieces(spans, streamed), length=length, digest=digest
-            )
+            body = _pieces(read_at, spans, sent, streamed)
+            state = client.blob_append(blob_id, offset, body, length=length, digest=digest)
         except ServerStorageFailed:
             raise  # the server's disk is full: trying again now would fail the same way
         except (ServerError, ChainGap, UploadBusy) as exc:
@@ -221,6 +212,20 @@ def where_upload_is(client: SyncClient, blob_id: str, size: int) -> dict[str, An
             return state
         client.pause(pause)
         waited, pause = waited + pause, min(1.0, pause * 2)
+
+
+def _pieces(
+    read_at: Callable[[int, int], bytes],
+    spans: list[tuple[int, int]],
+    sent: Callable[[int], None],
+    streamed: list[int],
+) -> Iterator[bytes]:
+    """A request's body, read from the file as the link takes it; counts into ``streamed``."""
+    for start, count in spans:
+        piece = read_at(start, count)
+        streamed[0] += len(piece)
+        sent(len(piece))
+        yield piece
 
 
 def _spans(offset: int, length: int) -> Iterator[tuple[int, int]]:

@@ -97,8 +97,8 @@ class SyncClient:
         cannot be replayed, and the server keeps what arrived of a cut one, so the caller asks
         where the upload got to and sends the rest from there."""
         path = f"/v1/blobs/{blob_id}/{offset}"
-        headers = self._signature_of(path, "PATCH", digest) | {"content-length": str(length)}
-        return self._json(self._send("PATCH", path, body, headers, attempts=1))
+        headers = self._signature_of("PATCH", path, digest) | {"content-length": str(length)}
+        return self._json(self._send("PATCH", path, body, lambda: headers, attempts=1))
 
     def devices(self) -> list[dict[str, Any]]:
         """The device registry (needs the admin key as signer)."""
@@ -117,7 +117,7 @@ class SyncClient:
     def blob_content(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
         """Stream a complete blob's encrypted bytes into ``sink`` (the caller checks its hash)."""
         path = f"/v1/blobs/{blob_id}/content"
-        headers = self._signature_of(path, "GET", httpsig.content_digest(b""))
+        headers = self._signature_of("GET", path, httpsig.content_digest(b""))
         try:
             with self._http.stream("GET", path, headers=headers) as response:
                 if not response.is_success:
@@ -138,10 +138,11 @@ class SyncClient:
     def _request(
         self, method: str, path: str, content: bytes | None = None, *, signed: bool = False
     ) -> httpx.Response:
+        digest = httpsig.content_digest(content or b"") if signed else ""
+
         def headers() -> dict[str, str] | None:
             # Signed afresh on every try: the signature carries the time it was made.
-            digest = httpsig.content_digest(content or b"")
-            return self._signature_of(path, method, digest) if signed else None
+            return self._signature_of(method, path, digest) if signed else None
 
         return self._send(method, path, content, headers, attempts=self._attempts)
 
@@ -150,7 +151,7 @@ class SyncClient:
         method: str,
         path: str,
         content: bytes | Iterable[bytes] | None,
-        headers: Callable[[], dict[str, str] | None] | dict[str, str],
+        headers: Callable[[], dict[str, str] | None],
         *,
         attempts: int,
     ) -> httpx.Response:
@@ -163,7 +164,7 @@ class SyncClient:
                     method,
                     path,
                     content=content,
-                    headers=headers() if callable(headers) else headers,
+                    headers=headers(),
                 )
             except httpx.TransportError as exc:
                 last = ServerUnreachable(
@@ -181,7 +182,7 @@ class SyncClient:
         assert last is not None
         raise last
 
-    def _signature_of(self, path: str, method: str, digest: str) -> dict[str, str]:
+    def _signature_of(self, method: str, path: str, digest: str) -> dict[str, str]:
         if self._signer is None:
             raise ValueError("this request must be signed, and the client has no key")
         return httpsig.sign_digest(self._signer, method, path, digest, int(self._clock()))

@@ -23,8 +23,8 @@ from fieldsync.server.database import make_engine
 from fieldsync.server.tables import StoredBlob, StoredEntry
 from fieldsync.services import admin
 from fieldsync.store.store import Store
-from tests.conftest import PASSPHRASE, example, fast_store
-from tests.live import ServerProcess, audit_clean, limited
+from tests.conftest import example, fast_store
+from tests.live import CliDevice, ServerProcess, audit_clean
 
 pytestmark = pytest.mark.slow
 
@@ -32,22 +32,8 @@ MB = 1024 * 1024
 DAY = 86_400_000
 
 
-class Device:
-    """A documenter's store driven as real ``fieldsync`` processes, optionally under a limit."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
-
-    def run(self, *args: str, limit: int | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*limited(limit), *args], env=self.env, capture_output=True, text=True, timeout=180
-        )
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+class Device(CliDevice):
+    """A documenter's store as real processes, with what these tests ask of it."""
 
     def new(self, folder: Path, *, limit: int | None = None) -> subprocess.CompletedProcess[str]:
         answers = folder / "incident.json"
