@@ -28,6 +28,7 @@
     │   ├── ChainGap                                  a batch skips entries the server lacks
     │   ├── UploadBusy                                another request is appending to a blob
     │   ├── ChainFork                                 a batch contradicts stored entries
+    │   ├── SchemaMismatch                            server database at another revision
     │   ├── DiskFull                                  no space left to write
     │   └── DiskError                                 the disk failed a write (an I/O error)
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
@@ -248,6 +249,10 @@ class ChainFork(StoreStateError):
     """The batch contradicts entries the server already holds."""
 
     hint = "Nothing was overwritten; the batch is kept for review. Tell your administrator."
+
+
+class SchemaMismatch(StoreStateError):
+    """The server's database is not at the schema revision this fieldsync runs on."""
 
 
 class DiskFull(StoreStateError):

@@ -11,8 +11,10 @@ import asyncio
 import base64
 import errno
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
@@ -35,13 +38,14 @@ from fieldsync.errors import (
     ServerStorageFailed,
     TooLarge,
 )
+from fieldsync.server import data, logs, schema
 from fieldsync.server.blobs import BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
-from fieldsync.server.tables import DeviceRow, StoredBlob, create_tables
+from fieldsync.server.tables import DeviceRow, StoredBlob
 
 log = logging.getLogger("fieldsync.server")
 
@@ -51,15 +55,39 @@ STORAGE_FAILURES = ("disk is full", "disk i/o error", "no space left", "could no
 BODY_IDLE_S = 30.0  # a blob body silent this long has lost its link; what came is kept
 
 
+DATA_ENV = "FIELDSYNC_SERVER_DATA"  # how 'server run --workers N' tells each worker its setup
+DATABASE_ENV = "FIELDSYNC_DATABASE_URL"
+BLOBS_ENV = "FIELDSYNC_BLOBS"
+
+
+def from_environment() -> FastAPI:
+    """The app of one of several worker processes (uvicorn's factory), set up from the
+    environment 'server run' left for it."""
+    server = data.load(Path(os.environ[DATA_ENV]))
+    blobs = os.environ.get(BLOBS_ENV)
+    return create_app(
+        server,
+        database_url=os.environ.get(DATABASE_ENV),
+        blob_folder=Path(blobs) if blobs else None,
+    )
+
+
 def create_app(
     server: ServerData,
     *,
     database_url: str | None = None,
     now_ms: Callable[[], int] | None = None,
     body_idle_s: float = BODY_IDLE_S,
+    blob_folder: Path | None = None,
 ) -> FastAPI:
+    """The server's app; ``blob_folder`` (default DATA/blobs) may be shared storage that every
+    server process mounts (docs/deploy.md)."""
     engine = make_engine(database_url or server.database_url())
-    create_tables(engine)
+    try:
+        schema.require_current(engine, server.migrate_command(database_url))
+    except BaseException:
+        engine.dispose()
+        raise
     clock = now_ms or (lambda: int(time.time() * 1000))
     app = FastAPI(title="fieldsync server", version=str(PROTOCOL), docs_url=None, redoc_url=None)
 
@@ -67,8 +95,11 @@ def create_app(
         with Session(engine) as opened:
             yield opened
 
+    app.add_middleware(RequestLog)
+
     @app.exception_handler(FieldsyncError)
-    async def fieldsync_error(_request: Request, exc: FieldsyncError) -> JSONResponse:
+    async def fieldsync_error(request: Request, exc: FieldsyncError) -> JSONResponse:
+        request.state.refusal = type(exc).__name__  # for the request's log line
         return _answer(exc, exc.http_status)
 
     @app.exception_handler(RequestValidationError)
@@ -138,7 +169,7 @@ def create_app(
         signed = await run_in_threadpool(ingest, db, server, body, clock())
         return Response(signed, media_type="application/json")
 
-    blobs = BlobStore(server.folder / "blobs")
+    blobs = BlobStore(blob_folder or server.blob_folder)
 
     def known_device(db: Session) -> Callable[[str], bytes]:
         def key_for(keyid: str) -> bytes:
@@ -297,6 +328,40 @@ def create_app(
 
     app.state.engine = engine
     return app
+
+
+class RequestLog:
+    """One log line per request: method, route template, status, time, and the refusal's
+    class if there was one (``fieldsync.server.logs`` says what is never logged)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            logs.event(
+                log,
+                "request",
+                method=scope["method"],
+                route=getattr(route, "path", "unmatched"),
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+                refusal=scope.get("state", {}).get("refusal"),
+            )
 
 
 def declared_length(request: Request) -> int | None:

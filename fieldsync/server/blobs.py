@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -84,11 +85,15 @@ class BlobStore:
             raise TooLarge(f"a blob must be 1 byte to {MAX_BLOB} bytes")
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
-            row = StoredBlob(id=blob_id, size=size, complete=False)
-            session.add(row)
-            session.commit()
+            try:
+                session.add(StoredBlob(id=blob_id, size=size, complete=False))
+                session.commit()
+            except RowConflict:  # another server process started it at the same moment
+                session.rollback()
+            row = session.get(StoredBlob, blob_id)
+            assert row is not None
             self.partial_path(blob_id).touch()
-        elif row.size != size:
+        if row.size != size:
             raise StoreStateError("this blob's upload was started with another size")
         self._recover(session, row)
         return self._state(row)

@@ -23,6 +23,8 @@ from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
 from fieldsync.core.org import parse as parse_org
 from fieldsync.errors import MalformedData, StoreExists, StoreNotFound
+from fieldsync.server import schema
+from fieldsync.server.database import make_engine
 
 CONFIG_FILE = "server.json"
 KEY_FILE = "server-key"
@@ -40,17 +42,34 @@ class ServerData:
     def fingerprint(self) -> str:
         return fingerprint(self.receipt_key.public)
 
+    @property
+    def blob_folder(self) -> Path:
+        """Where blobs are kept unless the server is told another folder (shared storage)."""
+        return self.folder / "blobs"
+
     def database_url(self) -> str:
         return f"sqlite:///{self.folder / DB_FILE}"
 
+    def migrate_command(self, database_url: str | None) -> str:
+        """The command that brings this server's database to this fieldsync's schema (the
+        URL is not repeated: it may hold a password)."""
+        url = " --database-url URL" if database_url else ""
+        return f"fieldsync server migrate --data {self.folder}{url}"
 
-def init(folder: Path, org_file: bytes) -> ServerData:
-    """A new server data folder for an organisation (its ``org-public.json`` bytes)."""
+
+def init(folder: Path, org_file: bytes, database_url: str | None = None) -> ServerData:
+    """A new server data folder for an organisation (its ``org-public.json`` bytes), with its
+    database's tables: the folder's SQLite file, or the database at ``database_url``."""
     if (folder / CONFIG_FILE).exists():
         raise StoreExists(f"a server is already set up in {folder}")
     org = parse_org(org_file)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "blobs").mkdir(exist_ok=True, mode=0o700)
+    engine = make_engine(database_url or f"sqlite:///{folder / DB_FILE}")
+    try:  # first: if it fails, nothing else is written and init can run again
+        schema.migrate(engine)
+    finally:
+        engine.dispose()
     key = crypto.SigningPair.generate()
     descriptor = os.open(folder / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from fieldsync.core import blob
 from fieldsync.core.audit import HeldBlob, HeldDevice, HeldQuarantine, HeldReceipt, HeldVersion
-from fieldsync.errors import NotFound, StoreNotFound
+from fieldsync.errors import NotFound, SchemaMismatch, StoreNotFound
+from fieldsync.server import schema
 from fieldsync.server.blobs import final_path
 from fieldsync.server.data import DB_FILE, ServerData
 from fieldsync.server.database import make_engine
@@ -31,13 +32,21 @@ BATCH_ROWS = 500  # rows fetched at a time: memory stays flat however much the s
 
 
 class ServerHoldings:
-    def __init__(self, server: ServerData, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        server: ServerData,
+        database_url: str | None = None,
+        blob_folder: Path | None = None,
+    ) -> None:
         if database_url is None and not (server.folder / DB_FILE).exists():
             raise StoreNotFound(f"the server in {server.folder} has no database yet")
         self.engine: Engine = make_engine(database_url or server.database_url())
-        if not inspect(self.engine).has_table(StoredEntry.__tablename__):
-            raise StoreNotFound("the server's database holds no fieldsync tables")
-        self.blob_folder: Path = server.folder / "blobs"
+        try:
+            schema.require_current(self.engine, server.migrate_command(database_url))
+        except SchemaMismatch:
+            self.engine.dispose()
+            raise
+        self.blob_folder: Path = blob_folder or server.blob_folder
         self.admin_key = server.org.admin_key
         self.server_key = server.receipt_key.public.hex()
 

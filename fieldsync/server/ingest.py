@@ -13,13 +13,20 @@
     7. blobs           every blob the manifest names is stored, complete, of the stated size
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
+Several server processes may share one PostgreSQL: the device's row is locked from step 2 to
+the end, so requests for one device take turns, and the writes of step 8 take turns with every
+other batch's so that feed positions commit in order (``FEED_LOCK``). Signature checks, the
+expensive part, run side by side.
+
 Nothing is written before step 8 except a quarantined fork, which is kept precisely so that
 nothing sent is ever lost.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, tuple_
+import logging
+
+from sqlalchemy import delete, insert, text, tuple_
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
@@ -27,6 +34,7 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import receipt
 from fieldsync.core.batch import Batch
 from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap
+from fieldsync.server import logs
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import (
     AcceptedBatch,
@@ -39,6 +47,9 @@ from fieldsync.server.tables import (
     StoredEntry,
 )
 
+log = logging.getLogger("fieldsync.server.ingest")
+
+FEED_LOCK = 0x66656564  # "feed": any number, the same in every server process
 HEADS_PER_STATEMENT = 400  # (record, version) pairs in one DELETE, well under SQLite's limits
 ACTIVE, ADMIN = "active", "admin"
 
@@ -59,13 +70,18 @@ def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
 def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> bytes:
     """Verify and store a batch; returns the signed receipt (the same one for a replay)."""
     manifest = batch_format.read_manifest(raw)
-    device = session.get(DeviceRow, manifest.author)
+    # The device's row is locked until this transaction ends: two requests for one device, at
+    # two server processes, take turns, and the second sees what the first stored (its batch
+    # again gets the same receipt; the next batch continues the chain). SQLite has one
+    # writer, and the (author, seq) constraint stops whatever gets past.
+    device = session.get(DeviceRow, manifest.author, with_for_update=True)
     if device is None and manifest.author == server.org.admin_key:
         device = analysts_log(manifest.author, now_ms)
     if device is None:
         raise AccessDenied("this device is not enrolled with this server")
     if device.status not in (ACTIVE, ADMIN):
         _quarantine(session, raw, manifest.author, "sent after the device was revoked", now_ms)
+        logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=device.key)
         raise AccessDenied("this device has been revoked; the batch is kept for review")
     batch = batch_format.parse(raw)
     if device.status != ADMIN and any(batch.readers):
@@ -103,6 +119,7 @@ def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int)
         if seq in stored:
             if stored[seq] != entry.id:
                 _quarantine(session, batch.raw, manifest.author, f"fork at seq {seq}", now_ms)
+                logs.event(log, "fork quarantined", logging.WARNING, device=device.key, seq=seq)
                 device.alert = f"fork at seq {seq}"
                 session.add(device)
                 session.commit()
@@ -180,6 +197,10 @@ def _commit(
     device.last_seen_ms = now_ms
     signed = _sign(server, device, batch, now_ms)
     try:
+        if session.get_bind().dialect.name == "postgresql":
+            # Feed positions must commit in the order they are handed out (tables.FeedRow):
+            # the writers of the feed take turns, from here to their commit.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK})
         session.execute(insert(StoredEntry), rows)
         session.execute(insert(FeedRow), [{"entry": row["id"]} for row in rows])
         if readers:
@@ -195,7 +216,13 @@ def _commit(
         session.execute(insert(RecordHead), added)
         session.add(device)
         session.add(
-            AcceptedBatch(id=batch.id, author=device.key, last_seq=device.last_seq, receipt=signed)
+            AcceptedBatch(
+                id=batch.id,
+                author=device.key,
+                last_seq=device.last_seq,
+                receipt=signed,
+                received_ms=now_ms,
+            )
         )
         session.commit()
     except RowConflict as exc:  # the same seq arrived by another request at the same moment
@@ -204,6 +231,14 @@ def _commit(
             "another request stored these entries at the same moment",
             hint="Nothing was lost. Send the batch again.",
         ) from exc
+    logs.event(
+        log,
+        "batch accepted",
+        device=device.key,
+        batch=batch.id,
+        entries=len(fresh),
+        last_seq=device.last_seq,
+    )
     return signed
 
 

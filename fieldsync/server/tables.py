@@ -1,8 +1,12 @@
-"""The server's tables (SQLModel; SQLite by default, PostgreSQL by URL)."""
+"""The server's tables (SQLModel; SQLite by default, PostgreSQL by URL).
+
+They are created and changed only by the migrations in ``fieldsync/server/migrations`` (run by
+``fieldsync.server.schema``); a test checks that the two agree.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Engine, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, LargeBinary, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -56,9 +60,10 @@ class StoredEntry(SQLModel, table=True):
 class FeedRow(SQLModel, table=True):
     """The order entries were stored in: the cursor of every pull.
 
-    The database numbers the rows as they are inserted, inside each batch's transaction, so a
-    position once handed out is never filled in later under SQLite's single writer. (Several
-    writers on PostgreSQL need more care: issue 7.)
+    The database numbers the rows as they are inserted, inside each batch's transaction. A
+    position once handed out must never be filled in later, or a pull that read past it would
+    miss it: SQLite has one writer at a time, and on PostgreSQL ingest takes a lock that orders
+    the transactions writing here (``ingest.FEED_LOCK``), so positions commit in order.
     """
 
     __tablename__ = "feed"
@@ -96,6 +101,7 @@ class AcceptedBatch(SQLModel, table=True):
     author: str = Field(index=True)
     last_seq: int
     receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_ms: int = Field(sa_type=BigInteger, index=True)  # 0: unknown (none in practice)
 
 
 class Quarantined(SQLModel, table=True):
@@ -116,20 +122,3 @@ class StoredBlob(SQLModel, table=True):
     id: str = Field(primary_key=True)
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
-
-
-SERVER_TABLES = [
-    DeviceRow,
-    InviteUseRow,
-    StoredEntry,
-    FeedRow,
-    ReaderWrap,
-    RecordHead,
-    AcceptedBatch,
-    Quarantined,
-    StoredBlob,
-]
-
-
-def create_tables(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in SERVER_TABLES])  # type: ignore[attr-defined]

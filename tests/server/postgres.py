@@ -20,14 +20,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from fieldsync.server import schema
+from fieldsync.server.database import make_engine
+
 ADMIN_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
 
 @contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """The URL of a new, empty database, dropped (connections and all) when done."""
+def fresh_postgres(*, migrated: bool = True) -> Iterator[str]:
+    """The URL of a new database, with the server's tables unless not ``migrated`` (then
+    empty), dropped (connections and all) when done."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"fieldsync_{uuid.uuid4().hex[:12]}"
     try:
@@ -39,7 +43,12 @@ def fresh_postgres() -> Iterator[str]:
             raise
         pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({type(exc).__name__}); see {__file__}")
     try:
-        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        if migrated:
+            engine = make_engine(url)
+            schema.migrate(engine)
+            engine.dispose()
+        yield url
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
