@@ -39,23 +39,40 @@ def limited(file_size_limit: int | None = None) -> list[str]:
 class ServerProcess:
     """``fieldsync server run`` on a free loopback port; ``start`` again after ``kill``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        database_url: str | None = None,
+        workers: int = 1,
+        log: Path | None = None,
+    ) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.options = ["--database-url", database_url] if database_url else []
+        self.options += ["--workers", str(workers)]
+        self.log = log  # its stderr (the JSON log lines), appended to
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, file_size_limit: int | None = None) -> None:
         """Start it; with ``file_size_limit``, no file it writes may grow past that many bytes
         (RLIMIT_FSIZE: a write past it fails with EFBIG, as on a disk that is full)."""
         command = [*limited(file_size_limit), "server", "run", "--data", str(self.folder)]
-        self.process = subprocess.Popen(
-            [*command, "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        stderr = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [*command, "--port", str(self.port), *self.options],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        finally:
+            if self.log:
+                stderr.close()  # type: ignore[union-attr]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}")
             try:
                 if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
                     return

@@ -70,11 +70,7 @@ def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
 def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> bytes:
     """Verify and store a batch; returns the signed receipt (the same one for a replay)."""
     manifest = batch_format.read_manifest(raw)
-    # The device's row is locked until this transaction ends: two requests for one device, at
-    # two server processes, take turns, and the second sees what the first stored (its batch
-    # again gets the same receipt; the next batch continues the chain). SQLite has one
-    # writer, and the (author, seq) constraint stops whatever gets past.
-    device = session.get(DeviceRow, manifest.author, with_for_update=True)
+    device = _locked_device(session, manifest.author)
     if device is None and manifest.author == server.org.admin_key:
         device = analysts_log(manifest.author, now_ms)
     if device is None:
@@ -95,6 +91,17 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> byt
     _check_parents(session, fresh, batch)
     _check_blobs(session, batch)
     return _commit(session, server, device, batch, fresh, now_ms)
+
+
+def _locked_device(session: Session, key: str) -> DeviceRow | None:
+    """The device's row, locked until the transaction ends: two requests for one device take
+    turns, and the second sees what the first stored (the same batch gets the same receipt,
+    the next batch continues the chain). PostgreSQL locks the row; SQLite, with one writer,
+    takes its write lock now rather than at the first write, when the reads would be stale.
+    The (author, seq) constraint stops whatever might get past."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
+    return session.get(DeviceRow, key, with_for_update=True)
 
 
 def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int) -> list[int]:
