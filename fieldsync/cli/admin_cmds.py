@@ -14,6 +14,7 @@ from rich.table import Table
 
 from fieldsync.cli import record_cmds, sync_cmds
 from fieldsync.cli.options import (
+    BlobFolder,
     DatabaseUrl,
     DataDir,
     Home,
@@ -188,6 +189,7 @@ def import_file(
 def verify(
     data_dir: DataDir,
     database_url: DatabaseUrl = None,
+    blobs: BlobFolder = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -196,7 +198,7 @@ def verify(
     server = server_data.load(data_dir)
     with (
         unlocked(home, passphrase_file) as store,
-        closing(ServerHoldings(server, database_url)) as holdings,
+        closing(ServerHoldings(server, database_url, blobs)) as holdings,
     ):
         report = admin.verify(store, holdings)
     if json:

@@ -44,6 +44,16 @@ DatabaseUrl = Annotated[
         help="The server's database URL, instead of SQLite in the data folder.",
     ),
 ]
+BlobFolder = Annotated[
+    Path | None,
+    typer.Option(
+        "--blobs",
+        envvar="FIELDSYNC_BLOBS",
+        help="The server's blob folder, instead of DATA/blobs (shared storage for several "
+        "servers).",
+        file_okay=False,
+    ),
+]
 
 
 def home_dir(home: Path | None) -> Path:

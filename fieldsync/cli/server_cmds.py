@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fieldsync.cli.options import DatabaseUrl, DataDir, Json
+from fieldsync.cli.options import BlobFolder, DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
 from fieldsync.errors import InputError
 from fieldsync.server import data, logs, schema
@@ -74,6 +74,7 @@ def run(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8443,
     database_url: DatabaseUrl = None,
+    blobs: BlobFolder = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -97,7 +98,13 @@ def run(
             "several workers need PostgreSQL: SQLite takes one writer at a time",
             hint="Give --database-url postgresql+psycopg://..., or run one worker.",
         )
-    app = server_app_module.create_app(server, database_url=database_url)  # checks the schema
+    if blobs is not None and not blobs.is_dir():
+        raise InputError(
+            f"the blob folder {str(blobs)!r} does not exist",
+            hint="Create it (or mount the shared storage there) and start the server again.",
+        )
+    # built here even for several workers: it checks the schema and says what to run
+    app = server_app_module.create_app(server, database_url=database_url, blob_folder=blobs)
     out.print(
         f"Serving {safe(data_dir)} on http://{host}:{port} with {workers} worker(s) (server "
         f"fingerprint {server.fingerprint})",
@@ -111,6 +118,8 @@ def run(
     # Each worker process builds its own app from these (uvicorn imports it by name).
     os.environ[server_app_module.DATA_ENV] = str(data_dir.resolve())
     os.environ[server_app_module.DATABASE_ENV] = url
+    if blobs is not None:
+        os.environ[server_app_module.BLOBS_ENV] = str(blobs.resolve())
     uvicorn.run(
         "fieldsync.server.app:from_environment",
         factory=True,

@@ -21,7 +21,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -39,7 +40,7 @@ from fieldsync.errors import (
     TooLarge,
 )
 from fieldsync.server import data, logs, schema
-from fieldsync.server.blobs import BlobStore
+from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
@@ -95,6 +96,7 @@ def create_app(
         with Session(engine) as opened:
             yield opened
 
+    blobs: BlobStorage = BlobStore(blob_folder or server.blob_folder)
     app.add_middleware(RequestLog)
 
     @app.exception_handler(FieldsyncError)
@@ -129,8 +131,21 @@ def create_app(
         return await fieldsync_error(request, _storage_failure())
 
     @app.get("/v1/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health() -> JSONResponse:
+        """For a load balancer or monitor: 200 when the database answers and the blob folder
+        takes files, 503 otherwise (and which of the two failed; never more)."""
+        failing = []
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            failing.append("database")
+        if not blobs.writable():
+            failing.append("blob storage")
+        if failing:
+            logs.event(log, "unhealthy", logging.ERROR, failing=failing)
+            return JSONResponse({"status": "failing", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/v1/info")
     def info() -> dict[str, Any]:
@@ -168,8 +183,6 @@ def create_app(
         body = await read_limited(request, batch_format.MAX_BATCH_BYTES)
         signed = await run_in_threadpool(ingest, db, server, body, clock())
         return Response(signed, media_type="application/json")
-
-    blobs = BlobStore(blob_folder or server.blob_folder)
 
     def known_device(db: Session) -> Callable[[str], bytes]:
         def key_for(keyid: str) -> bytes:

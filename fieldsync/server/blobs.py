@@ -25,7 +25,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session
@@ -61,13 +61,54 @@ class BlobState:
         return state | {"complete": self.complete, "busy": self.busy}
 
 
+class BlobStorage(Protocol):
+    """What the server needs of wherever blobs are kept; ``BlobStore`` (a folder, local or a
+    shared mount) is the one there is. Another (object storage, say) must keep its promises:
+
+    - an append lands at the upload's current offset or not at all, and two at once for one
+      blob cannot both land (one is told the upload is busy), whichever server process takes
+      them;
+    - what a cut body delivered stays, so the device resumes after it;
+    - a blob is complete only once its bytes hash to its id and are durable;
+    - the state is the same whichever server process is asked.
+    """
+
+    def state(self, session: Session, blob_id: str) -> BlobState: ...
+
+    def create(self, session: Session, blob_id: str, size: int) -> BlobState: ...
+
+    async def append(
+        self,
+        session: Session,
+        blob_id: str,
+        offset: int,
+        digest: str,
+        declared: int | None,
+        body: AsyncIterator[bytes],
+    ) -> BlobState: ...
+
+    def final_path(self, blob_id: str) -> Path:
+        """A complete blob's file, for the server to send."""
+        ...
+
+    def writable(self) -> bool:
+        """Whether uploads can be taken now (the health check asks)."""
+        ...
+
+
 class BlobStore:
+    """Blobs in a folder: DATA/blobs by default, or shared storage every server process
+    mounts (NFS, CephFS, a cloud file share) whose locks are ``flock`` locks across hosts."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         (folder / "partial").mkdir(parents=True, exist_ok=True)
 
     def final_path(self, blob_id: str) -> Path:
         return final_path(self.folder, blob_id)
+
+    def writable(self) -> bool:
+        return os.access(self.folder / "partial", os.W_OK)
 
     def partial_path(self, blob_id: str) -> Path:
         return self.folder / "partial" / blob_id

@@ -6,7 +6,7 @@ They are created and changed only by the migrations in ``fieldsync/server/migrat
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, LargeBinary, MetaData, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -122,3 +122,24 @@ class StoredBlob(SQLModel, table=True):
     id: str = Field(primary_key=True)
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
+
+
+SERVER_TABLES = (
+    DeviceRow,
+    InviteUseRow,
+    StoredEntry,
+    FeedRow,
+    ReaderWrap,
+    RecordHead,
+    AcceptedBatch,
+    Quarantined,
+    StoredBlob,
+)
+
+
+def server_metadata() -> MetaData:
+    """The server's tables alone (SQLModel keeps the device store's in the same registry)."""
+    metadata = MetaData()
+    for model in SERVER_TABLES:
+        model.__table__.to_metadata(metadata)  # type: ignore[union-attr]
+    return metadata
