@@ -26,6 +26,7 @@
     │   ├── NotAdminStore                             a documenter's store, not an admin's
     │   ├── InviteUsed                                an invite already enrolled a device
     │   ├── ChainGap                                  a batch skips entries the server lacks
+    │   ├── ServerBehind                              the server lacks what it gave receipts for
     │   ├── UploadBusy                                another request is appending to a blob
     │   ├── ChainFork                                 a batch contradicts stored entries
     │   ├── SchemaMismatch                            server database at another revision
@@ -237,6 +238,10 @@ class InviteUsed(StoreStateError):
 
 class ChainGap(StoreStateError):
     """The batch does not follow what the server has of this device."""
+
+
+class ServerBehind(StoreStateError):
+    """The server holds less of this device's record than its receipts said it had."""
 
 
 class UploadBusy(StoreStateError):

@@ -70,6 +70,14 @@ def push(
             "server's verified receipts cover in full.",
         ),
     ] = False,
+    after_restore: Annotated[
+        bool,
+        typer.Option(
+            "--after-restore",
+            help="The server was restored from an older backup: send it again everything "
+            "it lost (only when your administrator says so).",
+        ),
+    ] = False,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -80,11 +88,15 @@ def push(
             versions, blobs = sync.write_carry(store, to_file)
             _print_carry(to_file, versions, blobs, json)
             return
-        report = push_with_progress(store, json=json, wipe_after=wipe_after)
+        report = push_with_progress(
+            store, json=json, wipe_after=wipe_after, after_restore=after_restore
+        )
     print_push(report, json=json)
 
 
-def push_with_progress(store: Store, *, json: bool, wipe_after: bool = False) -> sync.PushReport:
+def push_with_progress(
+    store: Store, *, json: bool, wipe_after: bool = False, after_restore: bool = False
+) -> sync.PushReport:
     columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True, disable=json) as bars:
         files = bars.add_task("attachments", total=None)
@@ -97,6 +109,7 @@ def push_with_progress(store: Store, *, json: bool, wipe_after: bool = False) ->
         return sync.push(
             store,
             wipe_after=wipe_after,
+            after_restore=after_restore,
             progress=sync.Progress(
                 plan=plan,
                 bytes_sent=lambda n: bars.advance(files, n),
@@ -171,9 +184,16 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "attachments": report.blobs,
                 "merged": report.merged,
                 "in_conflict": report.conflicts,
+                "restarted": report.restarted,
             }
         )
         return
+    if report.restarted:
+        out.print(
+            "The server's feed changed under this store's place in it (the server was "
+            "probably restored from a backup): read it again from the start.",
+            markup=False,
+        )
     out.print(
         f"Received {report.received} version(s) and {report.blobs} attachment(s)"
         + (f"; {report.held} already here" if report.held else "")

@@ -184,16 +184,17 @@ def create_app(
         signed = await run_in_threadpool(ingest, db, server, body, clock())
         return Response(signed, media_type="application/json")
 
-    def known_device(db: Session) -> Callable[[str], bytes]:
-        def key_for(keyid: str) -> bytes:
-            if keyid == server.org.admin_key:  # an administrator delivering carried batches
-                return bytes.fromhex(keyid)
-            device = db.get(DeviceRow, keyid)
-            if device is None or device.status != ACTIVE:
-                raise AccessDenied("this device is not enrolled with this server, or revoked")
-            return bytes.fromhex(device.key)
-
-        return key_for
+    def known_device(keyid: str) -> bytes:
+        """The key of an enrolled, active device (or the administrator's). Looked up in a
+        session of its own, given back at once: a blob append's body streams for as long as
+        the link takes, and must not hold a database connection all that time."""
+        if keyid == server.org.admin_key:  # an administrator delivering carried batches
+            return bytes.fromhex(keyid)
+        with Session(engine) as lookup:
+            device = lookup.get(DeviceRow, keyid)
+        if device is None or device.status != ACTIVE:
+            raise AccessDenied("this device is not enrolled with this server, or revoked")
+        return bytes.fromhex(device.key)
 
     def admin_only(keyid: str) -> bytes:
         if keyid != server.org.admin_key:
@@ -209,7 +210,8 @@ def create_app(
     ) -> tuple[bytes, str]:
         """The body of a signed request and the key that signed it."""
         body = await read_limited(request, limit)
-        signer = httpsig.verify(
+        signer = await run_in_threadpool(  # key_for reads the database: not on the event loop
+            httpsig.verify,
             request.method,
             request.url.path,
             request.headers,
@@ -276,7 +278,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """How much of a blob the server holds (to resume an upload from there)."""
-        await signed_body(request, 0, known_device(db))
+        await signed_body(request, 0, known_device)
         return (await run_in_threadpool(blobs.state, db, blob_id)).to_json()
 
     @app.put("/v1/blobs/{blob_id}/{size}", openapi_extra=SIGNED)
@@ -287,7 +289,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
         """Start uploading a blob of ``size`` stored bytes (idempotent)."""
-        await signed_body(request, 0, known_device(db))
+        await signed_body(request, 0, known_device)
         return (await run_in_threadpool(blobs.create, db, blob_id, size)).to_json()
 
     @app.patch(
@@ -302,12 +304,13 @@ def create_app(
     ) -> dict[str, object]:
         """Append the body at ``offset``, written as it arrives (a dropped link keeps what came);
         the last byte completes the blob if its hash fits."""
-        _, digest = httpsig.verify_headers(
+        _, digest = await run_in_threadpool(
+            httpsig.verify_headers,
             request.method,
             request.url.path,
             request.headers,
             now=clock() // 1000,
-            key_for=known_device(db),
+            key_for=known_device,
         )
         body = body_as_it_arrives(request, body_idle_s)
         state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
@@ -322,7 +325,7 @@ def create_app(
         """The versions stored after position ``after`` that the signer may read: every one
         for the administrator; for a device, those sealed for its box key (analysts' versions
         of the records it recorded)."""
-        _, signer = await signed(request, 0, known_device(db))
+        _, signer = await signed(request, 0, known_device)
         return await run_in_threadpool(feed_page, db, server, signer, after)
 
     @app.get("/v1/blobs/{blob_id}/content", openapi_extra=SIGNED)
@@ -333,7 +336,7 @@ def create_app(
     ) -> FileResponse:
         """A complete blob's encrypted bytes (for a pull). Only a version's body holds its key,
         and its id is the hash of its ciphertext: to ask for one is to have read a version."""
-        await signed_body(request, 0, known_device(db))
+        await signed_body(request, 0, known_device)
         row = await run_in_threadpool(db.get, StoredBlob, blob_id)
         if row is None or not row.complete:
             raise NotFound("the server holds no complete blob with this id")

@@ -155,7 +155,7 @@ class BlobStore:
         what arrived, so the device resumes from there instead of resending it: those bytes
         were sent under a valid signature, and the blob's hash at the end vouches for them.
         """
-        row = await run_in_threadpool(session.get, StoredBlob, _checked(blob_id))
+        row = await run_in_threadpool(_detached, session, _checked(blob_id))
         if row is None:
             raise NotFound("no upload of this blob has started")
         if row.complete:
@@ -164,9 +164,7 @@ class BlobStore:
             # unbuffered: every byte written is in the file's length, the offset others read
             handle = open(self.partial_path(blob_id), "r+b", buffering=0)  # noqa: SIM115
         except FileNotFoundError:  # completed a moment ago, or a crash came between the two
-            await run_in_threadpool(session.refresh, row)
-            await run_in_threadpool(self._recover, session, row)
-            return self._state(row)
+            return await run_in_threadpool(self.state, session, blob_id)
         with handle:
             if not await _lock_soon(handle):
                 raise UploadBusy("another request is appending to this blob right now")
@@ -248,6 +246,16 @@ class BlobStore:
         except FileNotFoundError:
             offset = 0
         return BlobState(row.id, row.size, offset, False)
+
+
+def _detached(session: Session, blob_id: str) -> StoredBlob | None:
+    """The blob's row, with the session's database connection given back: an append holds
+    none while its body streams in (minutes, on a slow link); finishing takes one again."""
+    row = session.get(StoredBlob, blob_id)
+    if row is not None:
+        session.expunge(row)
+    session.rollback()
+    return row
 
 
 async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:

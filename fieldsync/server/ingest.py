@@ -13,13 +13,13 @@
     7. blobs           every blob the manifest names is stored, complete, of the stated size
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
-Several server processes may share one PostgreSQL: the device's row is locked from step 2 to
-the end, so requests for one device take turns, and the writes of step 8 take turns with every
-other batch's so that feed positions commit in order (``FEED_LOCK``). Signature checks, the
-expensive part, run side by side.
+Several server processes may share one PostgreSQL. After step 3 the device's row is locked to
+the end (and step 2 is checked again under the lock), so requests for one device take turns;
+the writes of step 8 take turns with every other batch's, so that feed positions commit in
+order (``FEED_LOCK``). Signature checks, the costly part, run side by side.
 
-Nothing is written before step 8 except a quarantined fork, which is kept precisely so that
-nothing sent is ever lost.
+Nothing is written before step 8 except a quarantined fork or a revoked device's batch, which
+are kept precisely so that nothing sent is ever lost.
 """
 
 from __future__ import annotations
@@ -70,16 +70,12 @@ def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
 def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> bytes:
     """Verify and store a batch; returns the signed receipt (the same one for a replay)."""
     manifest = batch_format.read_manifest(raw)
-    device = _locked_device(session, manifest.author)
-    if device is None and manifest.author == server.org.admin_key:
-        device = analysts_log(manifest.author, now_ms)
-    if device is None:
-        raise AccessDenied("this device is not enrolled with this server")
-    if device.status not in (ACTIVE, ADMIN):
-        _quarantine(session, raw, manifest.author, "sent after the device was revoked", now_ms)
-        logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=device.key)
-        raise AccessDenied("this device has been revoked; the batch is kept for review")
+    # Strangers and revoked devices are turned away before any signature is checked (the
+    # costly part); the signatures are checked before the device's lock is taken, so the
+    # lock covers only reads and writes, and the device is looked at again under it.
+    _admitted(session, server, manifest.author, raw, now_ms, lock=False)
     batch = batch_format.parse(raw)
+    device = _admitted(session, server, manifest.author, raw, now_ms, lock=True)
     if device.status != ADMIN and any(batch.readers):
         raise BatchInvalid("only the organisation's administrator may add readers to a version")
     accepted = session.get(AcceptedBatch, batch.id)
@@ -93,6 +89,22 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> byt
     return _commit(session, server, device, batch, fresh, now_ms)
 
 
+def _admitted(
+    session: Session, server: ServerData, author: str, raw: bytes, now_ms: int, *, lock: bool
+) -> DeviceRow:
+    """The sender's registry row, if it may send (a revoked device's batch is quarantined)."""
+    device = _locked_device(session, author) if lock else session.get(DeviceRow, author)
+    if device is None and author == server.org.admin_key:
+        device = analysts_log(author, now_ms)
+    if device is None:
+        raise AccessDenied("this device is not enrolled with this server")
+    if device.status not in (ACTIVE, ADMIN):
+        _quarantine(session, raw, author, "sent after the device was revoked", now_ms)
+        logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=author)
+        raise AccessDenied("this device has been revoked; the batch is kept for review")
+    return device
+
+
 def _locked_device(session: Session, key: str) -> DeviceRow | None:
     """The device's row, locked until the transaction ends: two requests for one device take
     turns, and the second sees what the first stored (the same batch gets the same receipt,
@@ -101,7 +113,7 @@ def _locked_device(session: Session, key: str) -> DeviceRow | None:
     The (author, seq) constraint stops whatever might get past."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("BEGIN IMMEDIATE"))
-    return session.get(DeviceRow, key, with_for_update=True)
+    return session.get(DeviceRow, key, with_for_update=True, populate_existing=True)
 
 
 def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int) -> list[int]:

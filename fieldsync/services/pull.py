@@ -44,6 +44,7 @@ class PullReport:
     blobs: int = 0  # attachments downloaded
     merged: list[str] = field(default_factory=list)  # records merged into a new version
     conflicts: list[str] = field(default_factory=list)  # records left for a person
+    restarted: bool = False  # the feed was rewritten under the cursor: read again from the start
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,18 @@ def pull(
     """Fetch from the cursor everything this store may read, then settle branched records."""
     url, trusted = _source(store)
     report = PullReport()
-    cursor = int((store.setting("pull") or {}).get("after", 0))
+    saved = store.setting("pull") or {}
+    cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
     forgotten = store.forgotten_records()
     touched: set[str] = set()
     with client_for(url, store) as client:
         if store.identity.is_admin:
             trusted |= _registry(store, client)
+        page, report.restarted = _resume(client, cursor, anchor)
+        if report.restarted:
+            cursor = 0
         while True:
-            page = client.feed(cursor)
+            page = page or client.feed(cursor)
             items, after, more = _page(page, cursor)
             checked = _check(store, items, trusted, forgotten, report)
             receipts = _receipts(store, page) if store.identity.is_admin else []
@@ -83,9 +88,12 @@ def pull(
                     else:
                         report.held += 1
             custody.keep_receipts(store, receipts)
-            store.save_setting("pull", {"after": after})  # a crash before this re-reads a page
+            if items:  # the version at the cursor, to see next time that it is still there
+                anchor = entry_format.entry_id(items[-1][0])
+            # a crash before this re-reads a page
+            store.save_setting("pull", {"after": after, "anchor": anchor})
             progress(len(items))
-            cursor = after
+            cursor, page = after, None
             if not more:
                 break
     settle_all(store, report, touched)
@@ -153,6 +161,29 @@ def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:
             custody.KeptReceipt(shown.batch, shown.device, shown.last_seq, raw, store.now_ms())
         )
     return kept
+
+
+def _resume(
+    client: SyncClient, cursor: int, anchor: str | None
+) -> tuple[dict[str, Any] | None, bool]:
+    """The first page to read, and whether the feed was rewritten under this store's cursor.
+
+    The page from just before the cursor must begin with the version this store read there
+    last. A server restored from an older backup numbers what devices send it again from where
+    the backup ended, so a cursor past that point would skip versions: then everything is read
+    again from the start (what is held already is recognised, not stored twice)."""
+    if not cursor or not anchor:
+        return None, False
+    page = client.feed(cursor - 1)
+    items, _, more = _page(page, cursor - 1)
+    try:
+        at_cursor = bool(items) and int(page["entries"][0]["pos"]) == cursor
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServerError("the server's answer to a pull is not a page of versions") from exc
+    if not at_cursor or entry_format.entry_id(items[0][0]) != anchor:
+        return None, True
+    rest = page | {"entries": page["entries"][1:]}
+    return (None if more and not rest["entries"] else rest), False
 
 
 def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]], int, bool]:

@@ -21,9 +21,11 @@ from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
+    ServerBehind,
     ServerError,
     ServerStorageFailed,
     ServerUnreachable,
+    StoreCorrupted,
     StoreStateError,
     UploadBusy,
 )
@@ -104,9 +106,48 @@ def push(
     client_for: ClientFor = signed_client,
     progress: Progress | None = None,
     wipe_after: bool = False,
+    after_restore: bool = False,
 ) -> PushReport:
     """Deliver what is pending; with ``wipe_after``, then forget every record the server's
-    verified receipts cover in full (never before, and never anything else)."""
+    verified receipts cover in full (never before, and never anything else).
+
+    With ``after_restore``, a server that holds less than its receipts said (``ServerBehind``:
+    restored from an older backup) is sent again everything it lacks. Without it, the push
+    stops there and says so: a server that lost data is for a person to notice first.
+    """
+    try:
+        return _push(store, client_for, progress, wipe_after)
+    except ServerBehind as exc:
+        if not after_restore:
+            raise
+        _rewind(store, int(exc.details["server_seq"]))
+        return _push(store, client_for, progress, wipe_after)
+
+
+def _rewind(store: Store, server_seq: int) -> None:
+    """Move the delivery point back to what the server holds, keeping the receipts it gave
+    before (evidence of what it once acknowledged). Only if every version after it can be
+    sent again: a record wiped after delivery no longer can."""
+    joined = enrolment(store)
+    try:
+        store.outbox(server_seq, bytes.fromhex(joined["org_read_key"]))
+    except StoreCorrupted as exc:
+        raise StoreStateError(
+            f"this device cannot send again what the server lost after seq {server_seq}: "
+            "some of it was wiped from this device after delivery (push --wipe-after)",
+            hint="Nothing was changed. The server's backup is the only copy of those "
+            "versions left: tell your administrator.",
+        ) from exc
+    before = store.setting("delivery") or {}
+    history = store.setting("delivery_before_restore") or {"receipts": []}
+    history["receipts"].append(before)
+    store.save_setting("delivery_before_restore", history)
+    store.save_setting("delivery", {"last_seq": server_seq})
+
+
+def _push(
+    store: Store, client_for: ClientFor, progress: Progress | None, wipe_after: bool
+) -> PushReport:
     joined = enrolment(store)
     progress = progress or Progress()
     report = PushReport()
@@ -288,12 +329,14 @@ def _send_batches(
         try:
             answer = client.send_batch(built.raw)
         except ChainGap as exc:
-            expected = int(exc.details.get("expected_seq", 0))
-            raise StoreStateError(
-                f"the server holds this device's versions only up to seq {expected - 1}, "
-                f"before what this device believes it delivered",
-                hint="Nothing was lost or changed. Tell your administrator: the server may "
-                "have been restored from an old backup.",
+            held = int(exc.details.get("expected_seq", 1)) - 1
+            raise ServerBehind(
+                f"the server holds this device's versions only up to seq {held}, before what "
+                "its receipts said it had: it may have been restored from an older backup",
+                hint="Nothing was lost or changed. Tell your administrator; once they confirm "
+                "the restore, run 'fieldsync push --after-restore' to send it again what it "
+                "lacks.",
+                details={"server_seq": held},
             ) from exc
         got = verified(answer, pinned, built)
         last = built.entries[-1]
