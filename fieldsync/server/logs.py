@@ -24,6 +24,7 @@ class JsonLines(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,  # which of several workers
             "event": record.getMessage(),
         }
         line |= getattr(record, FIELDS, {})

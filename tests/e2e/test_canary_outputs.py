@@ -1,6 +1,7 @@
 """No plaintext at rest on the administrator's side: a marker in every field, pulled through a
 real server process, reported on (with a chart), exported and packaged as evidence; then every
-byte under the admin's store, the server's data and the temporary folder is searched.
+byte under the admin's store, the server's data and the temporary folder (the server's log
+too) is searched.
 
 The export and the evidence package are plaintext by design, written only where the
 administrator points ``--out``; that folder alone is left out of the search, and the test checks
@@ -48,7 +49,8 @@ def test_no_marker_where_the_administrator_did_not_ask_for_plaintext(tmp_path: P
     org = inputs / "org.json"
     fieldsync(analyst, "admin", "init", "--public-out", str(org))
     fieldsync(analyst, "server", "init", "--data", str(tmp_path / "server"), "--org", str(org))
-    server = ServerProcess(tmp_path / "server")
+    server_log = temp / "server.log"  # its JSON log lines, searched with the rest
+    server = ServerProcess(tmp_path / "server", log=server_log)
     server.start()
     try:
         invite = json.loads(
@@ -85,6 +87,8 @@ def test_no_marker_where_the_administrator_did_not_ask_for_plaintext(tmp_path: P
         p for root in (analyst, tmp_path / "server", temp) for p in root.rglob("*") if p.is_file()
     ]
     assert any(p.name == "chart.png" for p in written)
+    logged = [json.loads(line) for line in server_log.read_text().splitlines()]
+    assert {"request", "batch accepted"} <= {line["event"] for line in logged}
     assert any(p.name == "store.db" for p in written) and any("blobs" in p.parts for p in written)
     hits = [
         f"{path.relative_to(tmp_path)}: {pattern!r}"

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from fieldsync.cli.main import app as cli
-from fieldsync.errors import ServerBehind
+from fieldsync.errors import ServerBehind, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin, enrol, pull, records, sync
@@ -174,3 +174,33 @@ def test_after_restore_changes_nothing_when_the_server_lost_nothing(tmp_path: Pa
         assert device.setting("delivery_before_restore") is None
         pull.pull(analyst, client_for=client_for)
         assert not pull.pull(analyst, client_for=client_for).restarted
+
+
+def test_after_restore_refuses_when_the_lost_versions_were_wiped_from_the_device(
+    tmp_path: Path,
+) -> None:
+    with ExitStack() as stack:
+        analyst = stack.enter_context(fast_store(tmp_path / "admin", admin=True))
+        device = stack.enter_context(fast_store(tmp_path / "device"))
+        server = data.init(tmp_path / "server", admin.org_keys(analyst).encode())
+        process = ServerProcess(server.folder)
+        process.start()
+        stack.callback(process.stop)
+        text, _ = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
+        enrol.enrol(device, text)
+        work(device, tmp_path, "kept")
+        sync.push(device, client_for=client_for)
+        back_up(server, None, tmp_path / "backup")
+        work(device, tmp_path, "wiped")
+        sync.push(device, client_for=client_for, wipe_after=True)
+        delivered = sync.delivered_seq(device)
+        process.stop()
+        restored = restore(tmp_path / "backup", tmp_path / "restored", None)
+        process.folder = restored.folder
+        process.start()
+        records.create(device, get_form("interview"), example("interview"))
+        with pytest.raises(StoreStateError, match="wiped from this device") as refused:
+            sync.push(device, client_for=client_for, after_restore=True)
+        assert refused.value.hint is not None and "backup" in refused.value.hint
+        assert sync.delivered_seq(device) == delivered  # nothing moved
+        assert device.setting("delivery_before_restore") is None

@@ -51,5 +51,5 @@ def fresh_postgres(*, migrated: bool = True) -> Iterator[str]:
         yield url
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
