@@ -2,12 +2,16 @@
 """Every figure of issue 6 in one run, each beside the limit that bounds it (``scripts/bench``).
 
     scripts/bench [--quick] [--json] [--only ingest,attachment,links,store,load]
+                  [--database-url postgresql+psycopg://USER@HOST/DB]
 
 Machines here are shared and noisy, so each figure comes with a baseline measured in the same
 run, and the ratio is what to compare across machines (targets from issue 6 in brackets):
 
 - ingest      entries/s the server verifies and commits (batches of 500 entries of about 1 KB,
-              loopback HTTP, a real uvicorn process)  vs  raw Ed25519 verifications/s  [>= 0.5]
+              loopback HTTP, a real uvicorn process)  vs  raw Ed25519 verifications/s  [>= 0.5];
+              with --database-url, also four devices sending at once to SQLite with one
+              worker and to PostgreSQL with one and two (each in a database of its own, made
+              and dropped on that URL's server)
 - attachment  MB/s of a 500 MB file from attach through push to a verified blob  vs  raw
               secretstream encryption MB/s  [>= 0.33]; and the peak RSS of the pushing client
               and of the server, beside the same for a file a tenth the size  [about 1.0]
@@ -188,6 +192,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", default="ingest,attachment,links,store,load")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("FIELDSYNC_BENCH_POSTGRES"),
+        help="a PostgreSQL server on which to make (and drop) databases for the ingest figures",
+    )
     args = parser.parse_args()
     quick, only = args.quick, set(args.only.split(","))
     sizes = {
@@ -201,7 +210,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fieldsync-bench-"))
     rows: list[Row] = []
     try:
-        _measure(work, sizes, only, rows)
+        _measure(work, sizes, only, rows, args.database_url)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
@@ -210,10 +219,18 @@ def main() -> None:
     bench_sync.print_table(rows)
 
 
-def _measure(work: Path, sizes: dict[str, int], only: set[str], rows: list[Row]) -> None:
+def _measure(
+    work: Path, sizes: dict[str, int], only: set[str], rows: list[Row], postgres: str | None
+) -> None:
     """Every section in turn; one that fails is reported on stderr and the others still run."""
     for name, section in (
         ("ingest", lambda: [bench_sync.ingest(work, sizes["entries"])]),
+        (
+            "ingest",
+            lambda: (
+                bench_sync.ingest_by_database(work, sizes["entries"], postgres) if postgres else []
+            ),
+        ),
         ("attachment", lambda: _transfer(work, sizes, only)),
         ("memory", lambda: memory(work, sizes["attachment_mb"], sizes["attachment_mb"] // 10)),
         ("store", lambda: store_figures(sizes["records"])),

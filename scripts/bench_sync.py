@@ -25,8 +25,11 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,8 +58,10 @@ MB = 1024 * 1024
 
 
 @contextmanager
-def server_process(folder: Path) -> Iterator[str]:
-    server = ServerProcess(folder)
+def server_process(
+    folder: Path, *, database_url: str | None = None, workers: int = 1
+) -> Iterator[str]:
+    server = ServerProcess(folder, database_url=database_url, workers=workers)
     server.start()
     try:
         yield server.url
@@ -64,61 +69,122 @@ def server_process(folder: Path) -> Iterator[str]:
         server.stop()
 
 
-def ingest(work: Path, count: int) -> dict[str, object]:
+@dataclass
+class Sender:
+    """A device of the ingest benchmark: its keys and its batches, made before the clock runs."""
+
+    signer: crypto.SigningPair
+    box: crypto.BoxPair
+    entries: list[entry_format.Entry]
+    batches: list[bytes]
+
+
+def senders(org_read: crypto.BoxPair, devices: int, count: int) -> list[Sender]:
+    """``devices`` devices with ``count`` entries between them (of about 1 KB, in batches of
+    500)."""
+    made = []
+    for _ in range(devices):
+        device = crypto.SigningPair.generate()
+        entries, wraps, previous = [], [], None
+        for seq in range(1, count // devices + 1):
+            entry, key = entry_format.seal(
+                device,
+                seq=seq,
+                prev=previous,
+                record=new_record_id(),
+                parents=(),
+                hlc=HLC(seq, 0),
+                body=os.urandom(700).hex().encode()[:1000],
+            )
+            entries.append(entry)
+            wraps.append(crypto.wrap_key(org_read.public, key))
+            previous = entry.id
+        batches = [
+            batch_format.build(device, entries[i : i + BATCH], wraps[i : i + BATCH]).raw
+            for i in range(0, len(entries), BATCH)
+        ]
+        made.append(Sender(device, crypto.BoxPair.generate(), entries, batches))
+    return made
+
+
+def raw_verify_rate(entries: list[entry_format.Entry]) -> float:
+    started = time.perf_counter()
+    for made in entries:
+        entry_format.parse(made.raw)  # the Ed25519 verification, with the framing around it
+    return len(entries) / (time.perf_counter() - started)
+
+
+def ingest(
+    work: Path,
+    count: int,
+    *,
+    devices: int = 1,
+    database_url: str | None = None,
+    workers: int = 1,
+    label: str = "",
+) -> dict[str, object]:
+    """Entries/s a server process (or ``workers`` of them) verifies and commits, from
+    ``devices`` devices sending at once, each its batches in order."""
     admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
     org = OrgKeys(admin_key.public.hex(), org_read.public.hex())
-    server = data.init(work / "ingest-server", org.encode())
-    device, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
-    entries, previous = [], None
-    for seq in range(1, count + 1):
-        made, key = entry_format.seal(
-            device,
-            seq=seq,
-            prev=previous,
-            record=new_record_id(),
-            parents=(),
-            hlc=HLC(seq, 0),
-            body=os.urandom(700).hex().encode()[:1000],
-        )
-        entries.append((made, crypto.wrap_key(org_read.public, key)))
-        previous = made.id
-    batches = [
-        batch_format.build(
-            device, [e for e, _ in entries[i : i + BATCH]], [w for _, w in entries[i : i + BATCH]]
-        ).raw
-        for i in range(0, count, BATCH)
-    ]
-    entry_bytes = sum(len(e.raw) for e, _ in entries) / count
+    folder = work / f"ingest-server-{uuid.uuid4().hex[:8]}"
+    server = data.init(folder, org.encode(), database_url)
+    sending = senders(org_read, devices, count)
+    raw_rate = raw_verify_rate([e for s in sending for e in s.entries])
+    served = server_process(folder, database_url=database_url, workers=workers)
+    with served as url, httpx.Client(base_url=url, timeout=120) as http:
+        for sender in sending:
+            text = invite.issue(
+                admin_key,
+                name="bench",
+                server=url,
+                server_key=server.receipt_key.public,
+                org_read_key=org_read.public,
+                expires_ms=int(time.time() * 1000) + 3_600_000,
+            )
+            token = invite.read(text, now_ms=None).token
+            request = enrolment.request(sender.signer, sender.box.public, text, token)
+            http.post("/v1/enrol", content=request.encode()).raise_for_status()
 
-    started = time.perf_counter()
-    for made, _ in entries:
-        entry_format.parse(made.raw)  # the Ed25519 verification, with the framing around it
-    raw_rate = count / (time.perf_counter() - started)
+        def send(sender: Sender) -> None:
+            with httpx.Client(base_url=url, timeout=120) as own:
+                for raw in sender.batches:
+                    own.post("/v1/batches", content=raw).raise_for_status()
 
-    with server_process(server.folder) as url, httpx.Client(base_url=url, timeout=120) as http:
-        text = invite.issue(
-            admin_key,
-            name="bench",
-            server=url,
-            server_key=server.receipt_key.public,
-            org_read_key=org_read.public,
-            expires_ms=int(time.time() * 1000) + 3_600_000,
-        )
-        token = invite.read(text, now_ms=None).token
-        request = enrolment.request(device, box.public, text, token)
-        http.post("/v1/enrol", content=request.encode()).raise_for_status()
         started = time.perf_counter()
-        for raw in batches:
-            http.post("/v1/batches", content=raw).raise_for_status()
-        rate = count / (time.perf_counter() - started)
+        with ThreadPoolExecutor(devices) as pool:
+            list(pool.map(send, sending))
+        rate = sum(len(s.entries) for s in sending) / (time.perf_counter() - started)
+    entry_bytes = sum(len(e.raw) for s in sending for e in s.entries) / count
+    what = label or f"server ingest, {count} entries of {entry_bytes:.0f} B in batches of {BATCH}"
     return {
-        "what": f"server ingest, {count} entries of {entry_bytes:.0f} B in batches of {BATCH}",
+        "what": what,
         "value": rate,
         "unit": "entries/s",
         "baseline": raw_rate,
         "baseline_what": "raw Ed25519 verify (entry.parse)",
         "ratio": rate / raw_rate,
     }
+
+
+def ingest_by_database(work: Path, count: int, postgres_url: str) -> list[dict[str, object]]:
+    """Ingest on SQLite and on PostgreSQL (a database of its own, made and dropped at
+    ``postgres_url``'s server), with one and two workers, four devices sending at once."""
+    import pytest
+
+    from tests.server.postgres import fresh_postgres
+
+    rows = [ingest(work, count, devices=4, label="ingest, 4 devices at once, SQLite, 1 worker")]
+    for workers in (1, 2):
+        try:
+            with fresh_postgres(migrated=False, admin_url=postgres_url) as url:
+                label = f"ingest, 4 devices at once, PostgreSQL, {workers} worker(s)"
+                rows.append(
+                    ingest(work, count, devices=4, database_url=url, workers=workers, label=label)
+                )
+        except pytest.skip.Exception as exc:  # fresh_postgres's way of saying there is none
+            raise RuntimeError(str(exc)) from None
+    return rows
 
 
 def enrolled_store(work: Path, name: str, url: str, admin_store: Store) -> Store:

@@ -29,10 +29,10 @@ ADMIN_URL = os.environ.get(
 
 
 @contextmanager
-def fresh_postgres(*, migrated: bool = True) -> Iterator[str]:
-    """The URL of a new database, with the server's tables unless not ``migrated`` (then
-    empty), dropped (connections and all) when done."""
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+def fresh_postgres(*, migrated: bool = True, admin_url: str = ADMIN_URL) -> Iterator[str]:
+    """The URL of a new database on ``admin_url``'s server, with the server's tables unless not
+    ``migrated`` (then empty), dropped (connections and all) when done."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"fieldsync_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
@@ -41,9 +41,9 @@ def fresh_postgres(*, migrated: bool = True) -> Iterator[str]:
         admin.dispose()
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({type(exc).__name__}); see {__file__}")
+        pytest.skip(f"no PostgreSQL at {admin_url} ({type(exc).__name__}); see {__file__}")
     try:
-        url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         if migrated:
             engine = make_engine(url)
             schema.migrate(engine)
