@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fieldsync.core.crypto import BoxPair, SigningPair
+from fieldsync.core.org import OrgKeys
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -35,6 +38,8 @@ def test_the_wheel_ships_the_schemas_and_runs_outside_the_checkout(tmp_path: Pat
     assert {
         f"fieldsync/_schemas/{n}.v1.json" for n in ("incident", "interview", "disappearance")
     } <= set(names)
+    migrations = "fieldsync/server/migrations"
+    assert {f"{migrations}/env.py", f"{migrations}/versions/0001_first_release.py"} <= set(names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
         "fieldsync = fieldsync.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -72,3 +77,25 @@ def test_the_wheel_ships_the_schemas_and_runs_outside_the_checkout(tmp_path: Pat
         env=os.environ | {"PYTHONPATH": str(target)},
     )
     assert probe.stdout.startswith(str(target))  # it really ran the installed copy
+    org = tmp_path / "org-public.json"
+    org.write_bytes(
+        OrgKeys(SigningPair.generate().public.hex(), BoxPair.generate().public.hex()).encode()
+    )
+    for command in (["init", "--org", str(org)], ["migrate"]):  # the migrations, installed
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fieldsync",
+                "server",
+                *command,
+                "--data",
+                str(tmp_path / "srv"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=os.environ | {"PYTHONPATH": str(target)},
+        )
+        assert made.returncode == 0, made.stderr
+    assert "already at schema revision" in made.stdout
