@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,17 @@ def test_a_server_restored_from_an_older_backup_gets_back_what_devices_hold(
         assert intact == sorted(sync.delivered_seq(d) for d in devices)
 
 
-def test_after_restore_changes_nothing_when_the_server_lost_nothing(tmp_path: Path) -> None:
+@dataclass
+class OneDevice:
+    analyst: Store
+    device: Store
+    server: data.ServerData
+    process: ServerProcess
+
+
+@pytest.fixture
+def one_device(tmp_path: Path) -> Iterator[OneDevice]:
+    """An administrator, a server process on SQLite, and one enrolled device."""
     with ExitStack() as stack:
         analyst = stack.enter_context(fast_store(tmp_path / "admin", admin=True))
         device = stack.enter_context(fast_store(tmp_path / "device"))
@@ -171,41 +182,40 @@ def test_after_restore_changes_nothing_when_the_server_lost_nothing(tmp_path: Pa
         stack.callback(process.stop)
         text, _ = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
         enrol.enrol(device, text)
-        work(device, tmp_path, "once")
-        sync.push(device, client_for=client_for)
-        seq = sync.delivered_seq(device)
-        report = sync.push(device, client_for=client_for, after_restore=True)
-        assert (report.sent_entries, sync.delivered_seq(device)) == (0, seq)
-        assert device.setting("delivery_before_restore") is None
-        pull.pull(analyst, client_for=client_for)
-        assert not pull.pull(analyst, client_for=client_for).restarted
+        yield OneDevice(analyst, device, server, process)
+
+
+def test_after_restore_changes_nothing_when_the_server_lost_nothing(
+    one_device: OneDevice, tmp_path: Path
+) -> None:
+    analyst, device = one_device.analyst, one_device.device
+    work(device, tmp_path, "once")
+    sync.push(device, client_for=client_for)
+    seq = sync.delivered_seq(device)
+    report = sync.push(device, client_for=client_for, after_restore=True)
+    assert (report.sent_entries, sync.delivered_seq(device)) == (0, seq)
+    assert device.setting("delivery_before_restore") is None
+    pull.pull(analyst, client_for=client_for)
+    assert not pull.pull(analyst, client_for=client_for).restarted
 
 
 def test_after_restore_refuses_when_the_lost_versions_were_wiped_from_the_device(
-    tmp_path: Path,
+    one_device: OneDevice, tmp_path: Path
 ) -> None:
-    with ExitStack() as stack:
-        analyst = stack.enter_context(fast_store(tmp_path / "admin", admin=True))
-        device = stack.enter_context(fast_store(tmp_path / "device"))
-        server = data.init(tmp_path / "server", admin.org_keys(analyst).encode())
-        process = ServerProcess(server.folder)
-        process.start()
-        stack.callback(process.stop)
-        text, _ = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
-        enrol.enrol(device, text)
-        work(device, tmp_path, "kept")
-        sync.push(device, client_for=client_for)
-        back_up(server, None, tmp_path / "backup")
-        work(device, tmp_path, "wiped")
-        sync.push(device, client_for=client_for, wipe_after=True)
-        delivered = sync.delivered_seq(device)
-        process.stop()
-        restored = restore(tmp_path / "backup", tmp_path / "restored", None)
-        process.folder = restored.folder
-        process.start()
-        records.create(device, get_form("interview"), example("interview"))
-        with pytest.raises(StoreStateError, match="wiped from this device") as refused:
-            sync.push(device, client_for=client_for, after_restore=True)
-        assert refused.value.hint is not None and "backup" in refused.value.hint
-        assert sync.delivered_seq(device) == delivered  # nothing moved
-        assert device.setting("delivery_before_restore") is None
+    device, server, process = one_device.device, one_device.server, one_device.process
+    work(device, tmp_path, "kept")
+    sync.push(device, client_for=client_for)
+    back_up(server, None, tmp_path / "backup")
+    work(device, tmp_path, "wiped")
+    sync.push(device, client_for=client_for, wipe_after=True)
+    delivered = sync.delivered_seq(device)
+    process.stop()
+    restored = restore(tmp_path / "backup", tmp_path / "restored", None)
+    process.folder = restored.folder
+    process.start()
+    records.create(device, get_form("interview"), example("interview"))
+    with pytest.raises(StoreStateError, match="wiped from this device") as refused:
+        sync.push(device, client_for=client_for, after_restore=True)
+    assert refused.value.hint is not None and "backup" in refused.value.hint
+    assert sync.delivered_seq(device) == delivered  # nothing moved
+    assert device.setting("delivery_before_restore") is None
