@@ -34,6 +34,7 @@
     │   └── DiskError                                 the disk failed a write (an I/O error)
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
     │   ├── ServerUnreachable                         no answer (timeouts, refused, dropped)
+    │   ├── DatabaseUnreachable                       the server's own database did not answer
     │   └── ServerStorageFailed            HTTP 507   the server's disk is full or failing
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
@@ -283,6 +284,16 @@ class ServerError(FieldsyncError):
 
     exit_code = 8
     http_status = 502
+
+
+class DatabaseUnreachable(ServerError):
+    """The server's database did not answer."""
+
+    hint = (
+        "Nothing was changed. Check the database URL (--database-url or "
+        "FIELDSYNC_DATABASE_URL), that the database server is running, and that this user may "
+        "connect to it."
+    )
 
 
 class ServerStorageFailed(ServerError):

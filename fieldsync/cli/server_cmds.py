@@ -65,7 +65,9 @@ def migrate(data_dir: DataDir, database_url: DatabaseUrl = None, json: Json = Fa
     elif before == after:
         out.print(f"The database is already at schema revision {after}.", markup=False)
     else:
-        out.print(f"Migrated the database from revision {before or 'empty'} to {after}.")
+        out.print(
+            f"Migrated the database from revision {before or 'empty'} to {after}.", markup=False
+        )
 
 
 @server_app.command("run")

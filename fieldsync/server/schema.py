@@ -20,8 +20,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError
 
-from fieldsync.errors import SchemaMismatch
+from fieldsync.errors import DatabaseUnreachable, SchemaMismatch
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FIRST_RELEASE = "0001"
@@ -61,7 +62,7 @@ def current(connection: Connection) -> str | None:
 
 def require_current(engine: Engine, what_to_run: str) -> None:
     """Refuse a database at any revision but this fieldsync's, saying what to do instead."""
-    with engine.connect() as connection:
+    with _reaching(), engine.connect() as connection:
         found = current(connection)
     wanted = expected()
     if found == wanted:
@@ -92,7 +93,7 @@ def _too_new(found: str) -> SchemaMismatch:
 def migrate(engine: Engine) -> tuple[str | None, str]:
     """Bring the database to this fieldsync's revision, all or nothing; returns the revisions
     before and after. An empty database gets every table; one already there is left alone."""
-    with _transaction(engine) as connection:
+    with _reaching(), _transaction(engine) as connection:
         stamped = MigrationContext.configure(connection).get_current_revision()
         before = current(connection)
         if before is not None and before not in known():
@@ -102,6 +103,17 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
             command.stamp(config, FIRST_RELEASE)
         command.upgrade(config, "head")
         return before, expected()
+
+
+@contextmanager
+def _reaching() -> Iterator[None]:
+    """A database that cannot be reached is the operator's to fix, and said so plainly (the
+    driver's first line names the host and port, never the password)."""
+    try:
+        yield
+    except OperationalError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else ""
+        raise DatabaseUnreachable(f"cannot reach the server's database: {first_line}") from exc
 
 
 @contextmanager

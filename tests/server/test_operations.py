@@ -69,6 +69,18 @@ def test_several_workers_on_sqlite_are_refused(server: data.ServerData) -> None:
     assert "several workers need PostgreSQL" in result.output
 
 
+def test_an_unreachable_database_is_named_with_what_to_check(server: data.ServerData) -> None:
+    nowhere = "postgresql+psycopg://fieldsync:s3cret-pw@127.0.0.1:1/fieldsync"
+    for command in ("run", "migrate"):
+        result = CliRunner().invoke(
+            cli, ["server", command, "--data", str(server.folder), "--database-url", nowhere]
+        )
+        assert result.exit_code == 8, result.output
+        assert "cannot reach the server's database" in result.output
+        assert "FIELDSYNC_DATABASE_URL" in result.output
+        assert "s3cret-pw" not in result.output
+
+
 def test_health_says_ok_and_which_part_fails(live: Live, database_url: str | None) -> None:
     assert live.http.get("/v1/health").json() == {"status": "ok"}
     (live.server.blob_folder / "partial").rename(live.server.blob_folder / "moved")
