@@ -8,6 +8,7 @@ requests arrive together at that one process. Every request is released by one b
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from tests.server.postgres import fresh_postgres
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
 AT_ONCE = 8
+ROUNDS = int(os.environ.get("FIELDSYNC_RACE_ROUNDS", "1"))  # scripts/soak: 10
 
 
 @dataclass
@@ -100,7 +102,10 @@ def at_once(calls: list[Callable[[], T]]) -> list[T]:
         return list(pool.map(released, calls))
 
 
-def test_the_same_batch_at_every_process_at_once_is_stored_once(cluster: Cluster) -> None:
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_the_same_batch_at_every_process_at_once_is_stored_once(
+    cluster: Cluster, round_: int
+) -> None:
     device = cluster.enrolled()
     raw = device.batch(device.record(200))
     answers = at_once([lambda turn=turn: cluster.post(turn, raw) for turn in range(AT_ONCE)])
@@ -110,7 +115,8 @@ def test_the_same_batch_at_every_process_at_once_is_stored_once(cluster: Cluster
     assert cluster.count(AcceptedBatch) == 1
 
 
-def test_consecutive_batches_at_once_keep_the_chain(cluster: Cluster) -> None:
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_consecutive_batches_at_once_keep_the_chain(cluster: Cluster, round_: int) -> None:
     device = cluster.enrolled()
     batches = [device.batch(device.record(30)) for _ in range(6)]
     answers = at_once(
@@ -142,7 +148,7 @@ def test_consecutive_batches_at_once_keep_the_chain(cluster: Cluster) -> None:
 
 
 def test_two_different_batches_at_one_seq_at_once_are_a_fork(cluster: Cluster) -> None:
-    for _ in range(3):
+    for _ in range(3 * ROUNDS):
         device = cluster.enrolled()
         base = device.record(5)
         assert cluster.post(0, device.batch(base)).status_code == 200
@@ -166,7 +172,7 @@ def test_a_reader_following_the_feed_misses_nothing_while_devices_push(cluster: 
     one would be skipped by a reader who had read past it. (Without ingest's FEED_LOCK on
     PostgreSQL this test missed 8 of 384 entries in two runs of three.)"""
     devices = [cluster.enrolled() for _ in range(8)]
-    batches = [[d.batch(d.record(4)) for _ in range(12)] for d in devices]
+    batches = [[d.batch(d.record(4)) for _ in range(12 * ROUNDS)] for d in devices]
     seen: dict[str, int] = {}
     pushing = threading.Event()
     pushing.set()
@@ -199,4 +205,4 @@ def test_a_reader_following_the_feed_misses_nothing_while_devices_push(cluster: 
         pushing.clear()
         reader.join()
     read_to_end()
-    assert len(seen) == cluster.count(FeedRow) == 8 * 12 * 4
+    assert len(seen) == cluster.count(FeedRow) == 8 * 12 * ROUNDS * 4
