@@ -17,6 +17,7 @@ from fieldsync.cli.options import (
     BlobFolder,
     DatabaseUrl,
     DataDir,
+    FromStart,
     Home,
     Json,
     PassphraseFile,
@@ -262,13 +263,14 @@ def _print_audit(report: AuditReport) -> None:
 
 @admin_app.command("pull")
 def admin_pull(
+    from_start: FromStart = False,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
     """Fetch, verify and decrypt everything the server holds into this store; merge."""
     with analysts_store(home, passphrase_file) as store:
-        report = sync_cmds.pull_with_progress(store, json=json)
+        report = sync_cmds.pull_with_progress(store, json=json, from_start=from_start)
     sync_cmds.print_pull(report, json=json)
 
 

@@ -44,6 +44,14 @@ DatabaseUrl = Annotated[
         help="The server's database URL, instead of SQLite in the data folder.",
     ),
 ]
+FromStart = Annotated[
+    bool,
+    typer.Option(
+        "--from-start",
+        help="Read the server's whole feed again, not from where the last pull stopped (after "
+        "the server was restored from a backup); what is held already is not stored twice.",
+    ),
+]
 BlobFolder = Annotated[
     Path | None,
     typer.Option(

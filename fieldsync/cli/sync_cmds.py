@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fieldsync.cli.options import Home, Json, PassphraseFile, unlocked
+from fieldsync.cli.options import FromStart, Home, Json, PassphraseFile, unlocked
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
@@ -157,21 +157,22 @@ def print_push(report: sync.PushReport, *, json: bool) -> None:
 
 
 def pull(
+    from_start: FromStart = False,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
     """Fetch the versions others made of your records (analysts' edits), verify each, merge."""
     with unlocked(home, passphrase_file) as store:
-        report = pull_with_progress(store, json=json)
+        report = pull_with_progress(store, json=json, from_start=from_start)
     print_pull(report, json=json)
 
 
-def pull_with_progress(store: Store, *, json: bool) -> pulling.PullReport:
+def pull_with_progress(store: Store, *, json: bool, from_start: bool = False) -> pulling.PullReport:
     columns = [TextColumn("{task.description}"), TextColumn("{task.completed} received")]
     with Progress(*columns, console=err, transient=True, disable=json) as bars:
         task = bars.add_task("pulling versions", total=None)
-        return pulling.pull(store, progress=lambda n: bars.advance(task, n))
+        return pulling.pull(store, progress=lambda n: bars.advance(task, n), from_start=from_start)
 
 
 def print_pull(report: pulling.PullReport, *, json: bool) -> None:

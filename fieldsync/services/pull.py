@@ -59,11 +59,13 @@ def pull(
     *,
     client_for: ClientFor = signed_client,
     progress: Callable[[int], None] = lambda n: None,
+    from_start: bool = False,
 ) -> PullReport:
-    """Fetch from the cursor everything this store may read, then settle branched records."""
+    """Fetch from the cursor everything this store may read, then settle branched records;
+    ``from_start`` reads the whole feed again (after a restore), storing nothing twice."""
     url, trusted = _source(store)
     report = PullReport()
-    saved = store.setting("pull") or {}
+    saved = {} if from_start else store.setting("pull") or {}
     cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
     forgotten = store.forgotten_records()
     touched: set[str] = set()

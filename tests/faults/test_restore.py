@@ -195,8 +195,10 @@ def test_after_restore_changes_nothing_when_the_server_lost_nothing(
     report = sync.push(device, client_for=client_for, after_restore=True)
     assert (report.sent_entries, sync.delivered_seq(device)) == (0, seq)
     assert device.setting("delivery_before_restore") is None
-    pull.pull(analyst, client_for=client_for)
+    first = pull.pull(analyst, client_for=client_for)
     assert not pull.pull(analyst, client_for=client_for).restarted
+    again = pull.pull(analyst, client_for=client_for, from_start=True)  # admin pull --from-start
+    assert (again.received, again.held) == (0, first.received)
 
 
 def test_after_restore_refuses_when_the_lost_versions_were_wiped_from_the_device(
