@@ -28,32 +28,36 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
         raise AccessDenied("this invite was made for another server")
     enrolment.verify_proof(request, shown.token)
     token_hash = crypto.hash32(LABEL_TOKEN, bytes.fromhex(shown.token)).hex()
-    used = session.get(InviteUseRow, token_hash)
-    if used is not None:
-        device = session.get(DeviceRow, used.device)
-        if used.device == request.device_key and device is not None:
+    key = request.device_key
+    if session.get(InviteUseRow, token_hash) is None and session.get(DeviceRow, key) is None:
+        device = DeviceRow(
+            key=key, box_key=request.box_key, name=shown.name, enrolled_ms=now_ms, enrolment=body
+        )
+        try:
+            session.add(device)
+            session.flush()  # the device row first: the invite use refers to it
+            session.add(InviteUseRow(token_hash=token_hash, device=key, used_ms=now_ms))
+            session.commit()
+        except RowConflict:  # another request (perhaps at another process) enrolled just now
+            session.rollback()
+        else:
+            session.refresh(device)
             return device
-        raise InviteUsed()
-    existing = session.get(DeviceRow, request.device_key)
-    if existing is not None:
+    return _enrolled_before(session, token_hash, key)
+
+
+def _enrolled_before(session: Session, token_hash: str, device_key: str) -> DeviceRow:
+    """The registration this invite made, if it made it for this very device (which asks
+    again after losing the answer, perhaps at another server process while the first request
+    is still being handled); otherwise the invite is spent, or the device enrolled with
+    another."""
+    used = session.get(InviteUseRow, token_hash)
+    device = session.get(DeviceRow, device_key)
+    if used is not None and used.device == device_key and device is not None:
+        return device
+    if used is None and device is not None:
         raise InviteUsed("this device is already enrolled (with another invite)")
-    device = DeviceRow(
-        key=request.device_key,
-        box_key=request.box_key,
-        name=shown.name,
-        enrolled_ms=now_ms,
-        enrolment=body,
-    )
-    session.add(device)
-    session.flush()  # the device row first: the invite use refers to it
-    session.add(InviteUseRow(token_hash=token_hash, device=request.device_key, used_ms=now_ms))
-    try:
-        session.commit()
-    except RowConflict as exc:  # the same token, enrolled at the same moment by another request
-        session.rollback()
-        raise InviteUsed() from exc
-    session.refresh(device)
-    return device
+    raise InviteUsed()
 
 
 def device_fingerprint(device: DeviceRow) -> str:

@@ -167,6 +167,29 @@ def test_two_different_batches_at_one_seq_at_once_are_a_fork(cluster: Cluster) -
         assert cluster.count(Quarantined, col(Quarantined.author) == key) == 1
 
 
+def test_one_enrolment_sent_to_every_process_at_once_enrols_the_device_once(
+    cluster: Cluster,
+) -> None:
+    """A device that lost the answer asks again, perhaps at another process, while the first
+    request is still being handled: every answer is the same registration."""
+    device, rival = Device(), Device()
+    text = make_invite(cluster.org, cluster.server)
+    body = enrol_body(text, device.signer, device.box)
+    answers = at_once(
+        [
+            lambda turn=turn: httpx.post(
+                f"{cluster.urls[turn % len(cluster.urls)]}/v1/enrol", content=body
+            )
+            for turn in range(AT_ONCE)
+        ]
+    )
+    assert [a.status_code for a in answers] == [200] * AT_ONCE, [a.text for a in answers]
+    assert len({a.json()["device"] for a in answers}) == 1
+    assert cluster.count(DeviceRow) == 1
+    spent = httpx.post(f"{cluster.urls[0]}/v1/enrol", content=enrol_body(text, rival.signer))
+    assert (spent.status_code, spent.json()["error"]) == (409, "InviteUsed")
+
+
 def test_a_reader_following_the_feed_misses_nothing_while_devices_push(cluster: Cluster) -> None:
     """Feed positions are handed out as rows are inserted; a position committed after a later
     one would be skipped by a reader who had read past it. (Without ingest's FEED_LOCK on
