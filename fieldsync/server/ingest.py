@@ -277,4 +277,7 @@ def _quarantine(session: Session, raw: bytes, author: str, reason: str, now_ms: 
     key = batch_format.batch_id(raw)
     if session.get(Quarantined, key) is None:
         session.add(Quarantined(id=key, author=author, reason=reason, raw=raw, received_ms=now_ms))
-        session.commit()
+        try:
+            session.commit()
+        except RowConflict:  # the same batch, kept by another request a moment ago
+            session.rollback()

@@ -190,6 +190,20 @@ def test_one_enrolment_sent_to_every_process_at_once_enrols_the_device_once(
     assert (spent.status_code, spent.json()["error"]) == (409, "InviteUsed")
 
 
+def test_a_revoked_devices_batch_sent_to_every_process_at_once_is_kept_once(
+    cluster: Cluster,
+) -> None:
+    device = cluster.enrolled()
+    path = f"/v1/admin/devices/{device.signer.public.hex()}/revoke"
+    headers = httpsig.sign(cluster.org.admin, "POST", path, b"", int(time.time()))
+    assert httpx.post(f"{cluster.urls[0]}{path}", headers=headers).status_code == 200
+    raw = device.batch(device.record(3))
+    answers = at_once([lambda turn=turn: cluster.post(turn, raw) for turn in range(AT_ONCE)])
+    assert [a.status_code for a in answers] == [403] * AT_ONCE, [a.text for a in answers]
+    assert cluster.count(Quarantined) == 1
+    assert cluster.count(StoredEntry) == 0
+
+
 def test_a_reader_following_the_feed_misses_nothing_while_devices_push(cluster: Cluster) -> None:
     """Feed positions are handed out as rows are inserted; a position committed after a later
     one would be skipped by a reader who had read past it. (Without ingest's FEED_LOCK on
