@@ -1,6 +1,6 @@
-"""When the server accepted each batch: part of an evidence item's chain of custody, and what
-monitoring counts batches by. Batches accepted before this revision take the time their
-entries were stored, which the same transaction wrote.
+"""When the server accepted each batch, kept for custody records and monitoring (nothing in
+fieldsync reads it yet; the receipt carries the same time, signed). Batches accepted before
+this revision take the time their entries were stored, which the same transaction wrote.
 """
 
 from __future__ import annotations
