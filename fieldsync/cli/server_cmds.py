@@ -12,7 +12,6 @@ from fieldsync.cli.options import BlobFolder, DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
 from fieldsync.errors import InputError
 from fieldsync.server import data, logs, schema
-from fieldsync.server.database import make_engine
 
 server_app = typer.Typer(help="The organisation's server.", no_args_is_help=True)
 
@@ -55,11 +54,7 @@ def init(
 def migrate(data_dir: DataDir, database_url: DatabaseUrl = None, json: Json = False) -> None:
     """Bring the server's database to this fieldsync's schema (back it up first)."""
     server = data.load(data_dir)
-    engine = make_engine(database_url or server.database_url())
-    try:
-        before, after = schema.migrate(engine)
-    finally:
-        engine.dispose()
+    before, after = schema.migrate_url(database_url or server.database_url())
     if json:
         emit_json({"before": before, "after": after, "changed": before != after})
     elif before == after:

@@ -42,7 +42,6 @@ from fieldsync.errors import (
 from fieldsync.server import data, logs, schema
 from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.data import ServerData
-from fieldsync.server.database import make_engine
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
@@ -83,12 +82,9 @@ def create_app(
 ) -> FastAPI:
     """The server's app; ``blob_folder`` (default DATA/blobs) may be shared storage that every
     server process mounts (docs/deploy.md)."""
-    engine = make_engine(database_url or server.database_url())
-    try:
-        schema.require_current(engine, server.migrate_command(database_url))
-    except BaseException:
-        engine.dispose()
-        raise
+    engine = schema.current_engine(
+        database_url or server.database_url(), server.migrate_command(database_url)
+    )
     clock = now_ms or (lambda: int(time.time() * 1000))
     app = FastAPI(title="fieldsync server", version=str(PROTOCOL), docs_url=None, redoc_url=None)
 

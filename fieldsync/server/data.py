@@ -24,7 +24,6 @@ from fieldsync.core.org import OrgKeys
 from fieldsync.core.org import parse as parse_org
 from fieldsync.errors import MalformedData, StoreExists, StoreNotFound
 from fieldsync.server import schema
-from fieldsync.server.database import make_engine
 
 CONFIG_FILE = "server.json"
 KEY_FILE = "server-key"
@@ -65,11 +64,8 @@ def init(folder: Path, org_file: bytes, database_url: str | None = None) -> Serv
     org = parse_org(org_file)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "blobs").mkdir(exist_ok=True, mode=0o700)
-    engine = make_engine(database_url or f"sqlite:///{folder / DB_FILE}")
-    try:  # first: if it fails, nothing else is written and init can run again
-        schema.migrate(engine)
-    finally:
-        engine.dispose()
+    # first: if it fails, nothing else is written and init can run again
+    schema.migrate_url(database_url or f"sqlite:///{folder / DB_FILE}")
     key = crypto.SigningPair.generate()
     descriptor = os.open(folder / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:

@@ -15,11 +15,10 @@ from sqlmodel import Session, col, select
 
 from fieldsync.core import blob
 from fieldsync.core.audit import HeldBlob, HeldDevice, HeldQuarantine, HeldReceipt, HeldVersion
-from fieldsync.errors import NotFound, SchemaMismatch, StoreNotFound
+from fieldsync.errors import NotFound, StoreNotFound
 from fieldsync.server import schema
 from fieldsync.server.blobs import final_path
 from fieldsync.server.data import DB_FILE, ServerData
-from fieldsync.server.database import make_engine
 from fieldsync.server.tables import (
     AcceptedBatch,
     DeviceRow,
@@ -40,12 +39,9 @@ class ServerHoldings:
     ) -> None:
         if database_url is None and not (server.folder / DB_FILE).exists():
             raise StoreNotFound(f"the server in {server.folder} has no database yet")
-        self.engine: Engine = make_engine(database_url or server.database_url())
-        try:
-            schema.require_current(self.engine, server.migrate_command(database_url))
-        except SchemaMismatch:
-            self.engine.dispose()
-            raise
+        self.engine: Engine = schema.current_engine(
+            database_url or server.database_url(), server.migrate_command(database_url)
+        )
         self.blob_folder: Path = blob_folder or server.blob_folder
         self.admin_key = server.org.admin_key
         self.server_key = server.receipt_key.public.hex()

@@ -11,6 +11,7 @@ first release's schema, and ``migrate`` stamps it so before going on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from fieldsync.errors import DatabaseUnreachable, SchemaMismatch
+from fieldsync.server.database import make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FIRST_RELEASE = "0001"
@@ -39,17 +41,22 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    """The migrations, read once per process (each check at start-up asks for them)."""
+    return ScriptDirectory.from_config(_config())
+
+
 def expected() -> str:
     """The revision this fieldsync runs on (the newest it knows)."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
 
 def known() -> list[str]:
     """Every revision this fieldsync knows, oldest first."""
-    script = ScriptDirectory.from_config(_config())
-    return [r.revision for r in reversed(list(script.walk_revisions()))]
+    return [r.revision for r in reversed(list(_script().walk_revisions()))]
 
 
 def current(connection: Connection) -> str | None:
@@ -58,6 +65,27 @@ def current(connection: Connection) -> str | None:
     if revision is None and inspect(connection).has_table(FIRST_RELEASE_TABLE):
         return FIRST_RELEASE  # made by fieldsync 0.1.0, before Alembic
     return revision
+
+
+def current_engine(url: str, what_to_run: str) -> Engine:
+    """An engine on the database at ``url``, which must be at this fieldsync's revision (the
+    engine is let go if it is not)."""
+    engine = make_engine(url)
+    try:
+        require_current(engine, what_to_run)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def migrate_url(url: str) -> tuple[str | None, str]:
+    """``migrate`` the database at ``url``, with an engine of its own."""
+    engine = make_engine(url)
+    try:
+        return migrate(engine)
+    finally:
+        engine.dispose()
 
 
 def require_current(engine: Engine, what_to_run: str) -> None:

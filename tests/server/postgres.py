@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from fieldsync.server import schema
-from fieldsync.server.database import make_engine
 
 ADMIN_URL = os.environ.get(
     "FIELDSYNC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -45,9 +44,7 @@ def fresh_postgres(*, migrated: bool = True, admin_url: str = ADMIN_URL) -> Iter
     try:
         url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         if migrated:
-            engine = make_engine(url)
-            schema.migrate(engine)
-            engine.dispose()
+            schema.migrate_url(url)
         yield url
     finally:
         with admin.connect() as connection:
