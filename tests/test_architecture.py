@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md §7, checked on the import graph (ruff checks it too, per folder)."""
+"""The layering of docs/architecture.md, checked on the import graph (ruff checks it too, per folder)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Merging a record's heads field by field against their common ancestor (docs/conflicts.md).
 
-Pure functions over plain JSON values; no keys, no store. The rules (DESIGN.md §5):
+Pure functions over plain JSON values; no keys, no store. The rules:
 
 - a field changed on one side only takes that change; the same change on several sides merges;
 - different changes to the same field keep **every** value: the field is in conflict, and the

@@ -1,4 +1,4 @@
-"""Accepting a batch: DESIGN.md §4's verification order, failing closed, all or nothing.
+"""Accepting a batch in docs/protocol.md's verification order, failing closed, all or nothing.
 
     1. size            the body was read against MAX_BATCH_BYTES before this point
     2. device          the manifest's author is enrolled and not revoked

@@ -1,4 +1,4 @@
-"""Convergence, as a hypothesis state machine against a real server (DESIGN.md §5).
+"""Convergence, as a hypothesis state machine against a real server (docs/conflicts.md).
 
 Two documenters and an analyst edit, push and pull in random orders; some pushes lose the
 server's answer after it committed (the device must retry). Invariants:

@@ -1,4 +1,4 @@
-"""Batches against a real server: the verification order of DESIGN.md §4, case by case."""
+"""Batches against a real server: the verification order of docs/protocol.md, case by case."""
 
 from __future__ import annotations
 
