@@ -205,6 +205,24 @@ def test_a_dropped_entry_is_a_manifest_mismatch() -> None:
 
 
 def test_reordered_entries_break_the_chain() -> None:
+    # Two histories of one device, interleaved: every seq is where it should be, so only the
+    # links (each entry's prev, the manifest's prev) can tell that this is not one chain.
+    entries, rewritten = chain(DEVICE, 3), chain(DEVICE, 3)
+    mixed = [entries[0], rewritten[1], entries[2]]
+    raw = batch_format.encode(
+        DEVICE, manifest_of(mixed, entries=tuple(e.id for e in mixed)), mixed, wraps_for(mixed)
+    )
+    with pytest.raises(BatchInvalid, match="entry 2 of the batch does not continue"):
+        batch_format.parse(raw)
+    later = chain(DEVICE, 2, start=4, prev=entries[-1].id)
+    raw = batch_format.encode(  # the manifest says it follows another entry at seq 3
+        DEVICE, manifest_of(later, prev=rewritten[-1].id), later, wraps_for(later)
+    )
+    with pytest.raises(BatchInvalid, match="entry 1 of the batch does not continue"):
+        batch_format.parse(raw)
+
+
+def test_entries_swapped_out_of_seq_order_break_the_chain() -> None:
     entries = chain(DEVICE, 3)
     swapped = [entries[1], entries[0], entries[2]]
     raw = batch_format.encode(
