@@ -303,7 +303,7 @@ def test_every_cut_and_extension_of_a_batch_signed_by_its_author_is_refused_by_n
     # A hostile device signs whatever layout it likes: the signature holds, so only the layout
     # checks stand between it and an IndexError (an "internal error" on the server).
     entries = chain(ADMIN, 2)
-    readers = [readers_for(1), ()]
+    readers = [readers_for(1), readers_for(2)]
     signed = batch_format.build(ADMIN, entries, wraps_for(entries), (), readers).raw[:-64]
     for length in range(len(signed)):
         cut = signed[:length]
