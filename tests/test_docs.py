@@ -61,14 +61,14 @@ def test_every_test_the_threat_model_names_exists() -> None:
             test = found.group(2) or found.group(3)
             assert path is not None
             if path not in collected:
-                collected[path] = tests_pytest_collects(ROOT / "tests" / path)
+                collected[path] = collected_by_pytest(ROOT / "tests" / path)
             if test:
                 assert test in collected[path], f"{path}::{test} is not a test pytest runs"
                 named += 1
     assert named > 50
 
 
-def tests_pytest_collects(path: Path) -> set[str]:
+def collected_by_pytest(path: Path) -> set[str]:
     """The test functions of a test file that pytest collects and does not always skip: its
     top-level ``test*`` functions and the ``test*`` methods of its ``Test*`` classes (pytest's
     default rules, which pyproject.toml keeps)."""
