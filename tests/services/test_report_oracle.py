@@ -334,3 +334,36 @@ def test_a_month_worked_by_hand(analyst: Store) -> None:
             "weapon_attacks": 3,
         }
     ]
+
+
+def test_the_same_month_for_one_governorate_worked_by_hand(analyst: Store) -> None:
+    for answers in MARCH:
+        form = "disappearance" if "person" in answers else "incident"
+        records.create(analyst, get_form(form), answers)
+    found = reports.monthly(analyst, Period.month("2024-03"), "aleppo").to_json()
+    assert found["governorate"] == "aleppo"
+    assert found["records_counted"] == 3  # R1, R5, R8 (R11 is April)
+    assert found["mixed_incidents"] == 1  # R5
+    assert found["dates_partly_in_period"] == []  # R13 is in Homs
+    assert found["killings"]["totals"] == {
+        "killed": 5, "children": 3, "adult_women": 1, "died_under_torture": 0,
+        "massacres": 0, "incidents": 2,
+    }  # fmt: skip
+    assert found["arrests"]["totals"] == {
+        "arrested": 4, "children": 1, "adult_women": 1, "records": 2,
+    }  # fmt: skip
+    assert found["facility_attacks"]["totals"] == {"attacks": 0}
+    assert found["weapon_attacks"]["totals"] == {"attacks": 0}
+    assert found["monthly"] == [
+        {
+            "month": "2024-03",
+            "killed": 5,
+            "children_killed": 3,
+            "women_killed": 1,
+            "died_under_torture": 0,
+            "massacres": 0,
+            "arrested": 4,
+            "facility_attacks": 0,
+            "weapon_attacks": 0,
+        }
+    ]
