@@ -161,7 +161,9 @@ def test_a_batch_round_trips_and_names_its_entries() -> None:
         3,
         None,
     )
+    assert parsed.entries == tuple(entries)
     assert parsed.wraps == tuple(wraps)
+    assert parsed.readers == ((), (), ())
     assert parsed.manifest.blobs == (("ab" * 32, 1234),)
     later = chain(DEVICE, 2, start=4, prev=entries[-1].id)
     assert batch_format.build(DEVICE, later, wraps_for(later)).manifest.prev == entries[-1].id
@@ -205,6 +207,24 @@ def test_a_dropped_entry_is_a_manifest_mismatch() -> None:
 
 
 def test_reordered_entries_break_the_chain() -> None:
+    # Two histories of one device, interleaved: every seq is where it should be, so only the
+    # links (each entry's prev, the manifest's prev) can tell that this is not one chain.
+    entries, rewritten = chain(DEVICE, 3), chain(DEVICE, 3)
+    mixed = [entries[0], rewritten[1], entries[2]]
+    raw = batch_format.encode(
+        DEVICE, manifest_of(mixed, entries=tuple(e.id for e in mixed)), mixed, wraps_for(mixed)
+    )
+    with pytest.raises(BatchInvalid, match="entry 2 of the batch does not continue"):
+        batch_format.parse(raw)
+    later = chain(DEVICE, 2, start=4, prev=entries[-1].id)
+    raw = batch_format.encode(  # the manifest says it follows another entry at seq 3
+        DEVICE, manifest_of(later, prev=rewritten[-1].id), later, wraps_for(later)
+    )
+    with pytest.raises(BatchInvalid, match="entry 1 of the batch does not continue"):
+        batch_format.parse(raw)
+
+
+def test_entries_swapped_out_of_seq_order_break_the_chain() -> None:
     entries = chain(DEVICE, 3)
     swapped = [entries[1], entries[0], entries[2]]
     raw = batch_format.encode(
@@ -247,8 +267,95 @@ def test_a_gap_inside_a_batch_is_refused() -> None:
         batch_format.parse(raw)
 
 
+def readers_for(count: int) -> batch_format.Readers:
+    keys = [crypto.BoxPair(bytes([10 + n]) * 32).public for n in range(count)]
+    return tuple((key.hex(), crypto.wrap_key(key, crypto.random_bytes(32))) for key in keys)
+
+
+def test_reader_wraps_round_trip_up_to_the_limit() -> None:
+    entries = chain(ADMIN, 2)
+    readers = [readers_for(batch_format.MAX_READERS), readers_for(1)]
+    parsed = batch_format.parse(
+        batch_format.build(ADMIN, entries, wraps_for(entries), (), readers).raw
+    )
+    assert parsed.entries == tuple(entries)
+    assert parsed.readers == tuple(readers)
+    with pytest.raises(ValueError):  # one set of reader wraps per entry, no more, no fewer
+        batch_format.build(ADMIN, entries, wraps_for(entries), (), readers[:1])
+
+
+def test_too_many_or_repeated_reader_wraps_are_refused() -> None:
+    entries = chain(ADMIN, 1)
+    many = [readers_for(batch_format.MAX_READERS + 1)]
+    raw = batch_format.encode(ADMIN, manifest_of(entries, ADMIN), entries, wraps_for(entries), many)
+    with pytest.raises(MalformedData, match="too many reader wraps"):
+        batch_format.parse(raw)
+    (reader,) = readers_for(1)
+    twice = [(reader, (reader[0], crypto.wrap_key(bytes.fromhex(reader[0]), bytes(32))))]
+    raw = batch_format.encode(
+        ADMIN, manifest_of(entries, ADMIN), entries, wraps_for(entries), twice
+    )
+    with pytest.raises(MalformedData, match="names one reader twice"):
+        batch_format.parse(raw)
+
+
+def test_every_cut_and_extension_of_a_batch_signed_by_its_author_is_refused_by_name() -> None:
+    # A hostile device signs whatever layout it likes: the signature holds, so only the layout
+    # checks stand between it and an IndexError (an "internal error" on the server).
+    entries = chain(ADMIN, 2)
+    readers = [readers_for(1), readers_for(2)]
+    signed = batch_format.build(ADMIN, entries, wraps_for(entries), (), readers).raw[:-64]
+    for length in range(len(signed)):
+        cut = signed[:length]
+        with pytest.raises(IntegrityError, match="truncated"):
+            batch_format.parse(cut + ADMIN.sign(crypto.LABEL_BATCH, cut))
+    for extra in (b"\x00", b"\x00" * 4, b"\x01" + bytes(111)):
+        longer = signed + extra
+        with pytest.raises(MalformedData, match="bytes after its last entry"):
+            batch_format.parse(longer + ADMIN.sign(crypto.LABEL_BATCH, longer))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"blobs": [["zz", 5]]},
+        {"blobs": [["ab" * 32, 5, 7]]},
+        {"blobs": [["ab" * 32, -1]]},
+        {"blobs": [["ab" * 32]]},
+        {"first_seq": "1"},
+        {"first_seq": True},
+        {"last_seq": -1},
+    ],
+)
+def test_manifests_with_invalid_values_are_refused(change: dict[str, object]) -> None:
+    value = manifest_of(chain(DEVICE, 1)).to_json() | change
+    with pytest.raises(MalformedData, match="batch manifest has invalid values"):
+        batch_format.Manifest.from_json(value)
+
+
+def test_a_manifest_of_exactly_the_most_entries_is_accepted() -> None:
+    most = batch_format.MAX_ENTRIES
+    ids = [crypto.hash32(b"test", bytes([n % 256, n // 256])).hex() for n in range(most)]
+    value = {"author": DEVICE.public.hex(), "blobs": [], "entries": ids, "first_seq": 1}
+    manifest = batch_format.Manifest.from_json(value | {"last_seq": most, "prev": None})
+    assert len(manifest.entries) == most
+    with pytest.raises(MalformedData):
+        batch_format.Manifest.from_json(
+            value | {"entries": [*ids, "cd" * 32], "last_seq": most + 1, "prev": None}
+        )
+
+
+def test_a_batch_over_the_size_limit_is_refused_before_it_is_read() -> None:
+    limit = batch_format.MAX_BATCH_BYTES
+    with pytest.raises(MalformedData, match="not a fieldsync batch"):  # at the limit: read
+        batch_format.read_manifest(b"F" * limit)
+    with pytest.raises(MalformedData, match=f"batch is too large \\({limit + 1} bytes"):
+        batch_format.read_manifest(b"F" * (limit + 1))
+
+
 def test_plan_bounds_batches_by_bytes_and_count() -> None:
     assert batch_format.plan([100] * 10, target=250) == [2, 2, 2, 2, 2]
+    assert batch_format.plan([100] * 4, target=200) == [2, 2]  # the target itself still fits
     assert batch_format.plan([10] * 1200) == [500, 500, 200]
     assert batch_format.plan([5_000_000, 10]) == [1, 1]  # an oversized entry travels alone
     assert batch_format.plan([]) == []

@@ -221,3 +221,26 @@ def test_a_batch_of_format_1_is_refused_clearly(live: Live, device: Device) -> N
     response = live.send(bytes(raw))
     assert response.status_code == 400
     assert "format version 1 is not supported" in response.json()["message"]
+
+
+def test_a_batch_whose_seq_continues_but_whose_prev_is_another_entry_is_refused(
+    live: Live, device: Device
+) -> None:
+    entries = device.record(2)
+    assert live.send(device.batch(entries)).status_code == 200
+    # Another history of the same key: its seq 3 follows a seq 2 the server never stored, so
+    # the seq continues the stored chain and only the link says it does not.
+    rewritten = Device(signer=device.signer, box=device.box, entries=[entries[0]])
+    _, elsewhere = rewritten.record(2)
+    assert elsewhere.header.seq == 3 and elsewhere.header.prev != entries[1].id
+    response = live.send(rewritten.batch([elsewhere]))
+    assert response.status_code == 400
+    assert response.json()["error"] == "BatchInvalid"
+    assert "does not continue the chain the server holds" in response.json()["message"]
+    assert live.count(StoredEntry) == 2
+    assert live.count(Quarantined) == 0
+    with Session(live.engine) as session:
+        registered = session.get(DeviceRow, device.signer.public.hex())
+        assert registered is not None
+        assert (registered.last_seq, registered.head) == (2, entries[1].id)
+    assert live.send(device.batch(device.record(1))).status_code == 200  # the real seq 3

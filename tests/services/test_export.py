@@ -167,6 +167,24 @@ def test_attachments_are_listed_by_hash_and_their_names_are_sensitive(
     assert read_csv(out / "incident.v1.csv")[0]["attachments.name"] == photo.name
 
 
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("evil.example","click").jpg', "+cmd|' C calc'!A0", "@x", "-1+1"]
+)
+def test_a_hostile_attachment_name_is_neutralised_in_csv(
+    analyst: Store, tmp_path: Path, name: str
+) -> None:
+    record = records.create(analyst, get_form("incident"), example("incident"))
+    hostile = tmp_path / "in" / name  # a file name a spreadsheet would run as a formula
+    hostile.parent.mkdir()
+    hostile.write_bytes(b"bytes")
+    records.attach(analyst, record, [hostile])
+    out = tmp_path / "out"
+    out.mkdir()
+    export.export_records(analyst, out, "csv", form="incident", include_sensitive=True)
+    (row,) = read_csv(out / "incident.v1.csv")
+    assert row["attachments.name"] == "'" + name
+
+
 def test_existing_files_are_kept_without_force(analyst: Store, tmp_path: Path) -> None:
     export.export_records(analyst, tmp_path, "jsonl")
     before = (tmp_path / "incident.v1.jsonl").read_bytes()
