@@ -23,6 +23,10 @@ from fieldsync.core import crypto, httpsig
 from fieldsync.errors import FieldsyncError, ServerError, ServerUnreachable
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+# The largest answer the protocol gives is a feed page (4 MiB of versions past its first, which
+# may be 8 MiB, in base64, with its receipts); anything far beyond that is an impostor or a
+# broken proxy, and reading it whole would exhaust the device's memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class SyncClient:
@@ -37,8 +41,10 @@ class SyncClient:
         sleep: Callable[[float], None] = time.sleep,
         signer: crypto.SigningPair | None = None,
         clock: Callable[[], float] = time.time,
+        max_answer: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._max_answer = max_answer
         self._signer = signer
         self._clock = clock
         self._attempts = max(1, attempts)
@@ -160,12 +166,8 @@ class SyncClient:
             if attempt:
                 self.backoff(attempt)
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    headers=headers(),
-                )
+                request = self._http.build_request(method, path, content=content, headers=headers())
+                response = self._read_limited(self._http.send(request, stream=True))
             except httpx.TransportError as exc:
                 last = ServerUnreachable(
                     f"the server at {self.base_url} did not answer ({_reason(exc)}, "
@@ -181,6 +183,31 @@ class SyncClient:
             raise _server_error(self.base_url, response)
         assert last is not None
         raise last
+
+    def _read_limited(self, response: httpx.Response) -> httpx.Response:
+        """The answer, read whole only if it stays within ``max_answer`` bytes (as decoded, so
+        a compressed bomb counts at its real size)."""
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self._max_answer:
+                    raise ServerError(
+                        f"the server at {self.base_url} sent an answer of more than "
+                        f"{self._max_answer} bytes, far more than any the protocol gives",
+                        hint="Nothing was changed. Check that the address is your "
+                        "organisation's server; tell your administrator.",
+                    )
+        finally:
+            response.close()
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-encoding", "content-length")
+        }
+        return httpx.Response(
+            response.status_code, headers=headers, content=bytes(body), request=response.request
+        )
 
     def _signature_of(self, method: str, path: str, digest: str) -> dict[str, str]:
         if self._signer is None:
