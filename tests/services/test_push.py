@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import httpx
 import pytest
 from sqlmodel import Session, func, select
 
+from fieldsync.core import batch as batch_format
+from fieldsync.core import encoding, receipt
 from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
@@ -160,15 +163,70 @@ def test_a_link_reset_at_both_ends_every_mib_still_delivers(
 def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
     enrolled: Store, live: tuple[str, data.ServerData, object]
 ) -> None:
-    records.create(enrolled, get_form("interview"), example("interview"))
-    joined = enrolled.setting("enrolment")
-    assert joined is not None
-    genuine = joined["server_key"]
-    enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})  # not this server
-    with pytest.raises(ServerError, match="nothing was marked as delivered"):
-        sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    record = records.create(enrolled, get_form("interview"), example("interview"))
+    real = httpx.HTTPTransport()
+
+    def broken_signature(request: httpx.Request) -> httpx.Response:
+        answer = real.handle_request(request)
+        if request.url.path != "/v1/batches":
+            return answer
+        doc = json.loads(answer.read())  # the server's genuine receipt, under the pinned key
+        signature = doc["signature"]
+        doc["signature"] = ("0" if signature[0] != "0" else "1") + signature[1:]
+        return httpx.Response(200, content=encoding.encode(doc))
+
+    with real, pytest.raises(ServerError, match="nothing was marked as delivered"):
+        sync.push(
+            enrolled,
+            wipe_after=True,
+            client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(broken_signature)),
+        )
     assert sync.pending(enrolled) == 1
-    enrolled.save_setting("enrolment", joined | {"server_key": genuine})
+    assert records.read(enrolled, record).body.answers == example("interview")
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
+
+
+@pytest.mark.parametrize("claim", ["this batch's seq and head", "a later seq"])
+def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_nothing(
+    enrolled: Store, live: tuple[str, data.ServerData, object], claim: str
+) -> None:
+    """A server (or whoever holds its receipt key) that keeps a batch to itself cannot answer
+    with a receipt signed for another batch of the same device."""
+    server, engine = live[1], live[2]
+    records.create(enrolled, get_form("interview"), example("interview"))
+    sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    delivery = enrolled.setting("delivery")
+    assert delivery is not None
+    earlier = receipt.verify(
+        delivery["receipt"].encode(), pinned_server_key=server.receipt_key.public
+    )
+    record = records.create(enrolled, get_form("interview"), example("interview"))
+    real = httpx.HTTPTransport()
+
+    def withholding(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/batches":
+            return real.handle_request(request)
+        last = batch_format.parse(request.read()).entries[-1]
+        seq, head = (last.header.seq, last.id) if claim != "a later seq" else (9, "cd" * 32)
+        other = receipt.sign(
+            server.receipt_key,
+            device=enrolled.identity.device_id,
+            last_seq=seq,
+            head=head,
+            batch=earlier.batch,
+            time_ms=enrolled.now_ms(),
+        )
+        return httpx.Response(200, content=other)
+
+    with real, pytest.raises(ServerError, match="does not cover this batch"):
+        sync.push(
+            enrolled,
+            wipe_after=True,
+            client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(withholding)),
+        )
+    assert stored_entries(engine) == 1  # the server never stored it
+    assert sync.pending(enrolled) == 1
+    assert records.read(enrolled, record).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 
