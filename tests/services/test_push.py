@@ -37,8 +37,8 @@ def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, data.ServerD
 @pytest.fixture
 def enrolled(store: Store, admin_store: Store, live: tuple[str, data.ServerData, object]) -> Store:
     url = live[0]
-    text, _ = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
-    enrol.enrol(store, text, client_for=quick)
+    text, shown = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     return store
 
 
