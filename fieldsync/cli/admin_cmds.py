@@ -27,6 +27,7 @@ from fieldsync.cli.options import (
 )
 from fieldsync.cli.render import emit_json, err, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
+from fieldsync.core.invite import is_loopback
 from fieldsync.errors import InputError, IntegrityError
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
@@ -104,6 +105,13 @@ def invite(
         emit_json({"invite": text, **shown})
         return
     _print_pinning(shown["server_key_pinned"], shown["server_fingerprint"])
+    if server.startswith("http://") and not is_loopback(server):
+        err.print(
+            "warning: the server's URL is plain http on another machine; devices refuse such "
+            "an invite unless enrolled with --allow-http. Use the https:// address of the "
+            "server's TLS proxy (docs/deploy.md).",
+            markup=False,
+        )
     err.print(
         f"Invite for {safe(name)!r}, valid {valid_days} day(s), for the server with "
         f"fingerprint {shown['server_fingerprint']}. Send it privately; it enrols one device. "

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -186,12 +187,24 @@ def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 
-@pytest.mark.parametrize("claim", ["this batch's seq and head", "a later seq"])
+OTHER = "cd" * 32
+# What a receipt signed by the real server key claims, against the batch just sent: each
+# differs from an exact answer in one field.
+CLAIMS: dict[str, Callable[[batch_format.Batch, str], dict[str, Any]]] = {
+    "another batch, this batch's seq and head": lambda b, earlier: {"batch": earlier},
+    "another batch, a later seq": lambda b, earlier: {"batch": earlier, "last_seq": 9},
+    "this batch, another device": lambda b, earlier: {"device": OTHER},
+    "this batch, an earlier seq": lambda b, earlier: {"last_seq": 1},
+    "this batch, another head": lambda b, earlier: {"head": OTHER},
+}
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
 def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_nothing(
     enrolled: Store, live: tuple[str, data.ServerData, object], claim: str
 ) -> None:
     """A server (or whoever holds its receipt key) that keeps a batch to itself cannot answer
-    with a receipt signed for another batch of the same device."""
+    with a receipt signed for another batch of the same device, or for something else."""
     server, engine = live[1], live[2]
     records.create(enrolled, get_form("interview"), example("interview"))
     sync.push(enrolled, client_for=lambda u, s: client(u, s))
@@ -206,16 +219,11 @@ def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_n
     def withholding(request: httpx.Request) -> httpx.Response:
         if request.url.path != "/v1/batches":
             return real.handle_request(request)
-        last = batch_format.parse(request.read()).entries[-1]
-        seq, head = (last.header.seq, last.id) if claim != "a later seq" else (9, "cd" * 32)
-        other = receipt.sign(
-            server.receipt_key,
-            device=enrolled.identity.device_id,
-            last_seq=seq,
-            head=head,
-            batch=earlier.batch,
-            time_ms=enrolled.now_ms(),
-        )
+        built = batch_format.parse(request.read())
+        last = built.entries[-1]
+        exact = dict(device=built.manifest.author, last_seq=last.header.seq, head=last.id)
+        fields = exact | {"batch": built.id} | CLAIMS[claim](built, earlier.batch)
+        other = receipt.sign(server.receipt_key, time_ms=enrolled.now_ms(), **fields)
         return httpx.Response(200, content=other)
 
     with real, pytest.raises(ServerError, match="does not cover this batch"):
