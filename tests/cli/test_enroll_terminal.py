@@ -28,6 +28,7 @@ from fieldsync.server.tables import DeviceRow
 from fieldsync.services import admin, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import DB_FILE, Store
+from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import PASSPHRASE, example, fast_store
 from tests.live import running
 from tests.services.conftest import DAY
@@ -139,3 +140,31 @@ def test_without_a_fingerprint_nothing_is_saved(store: Store, tmp_path: Path) ->
     assert code == 5, shown
     assert "was not confirmed; nothing was sent or saved" in shown
     assert store.setting("enrolment") is None
+
+
+def test_admin_invite_refuses_an_impostor_with_both_fingerprints_until_re_pinned(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, url, org, _record):
+        pinned = as_json(in_admin_store("admin", "invite", "two", "--server", url, "--json"))
+        assert pinned["server_key_pinned"] == "kept"
+        impostor = data.init(tmp_path / "impostor", org.read_bytes())
+        with running(create_app(impostor)) as impostor_url:
+            refused = in_admin_store("admin", "invite", "three", "--server", impostor_url)
+            assert refused.exit_code == 3
+            assert pinned["server_fingerprint"] in refused.stderr
+            assert impostor.fingerprint in refused.stderr
+            assert "--repin-server-key" in refused.stderr
+            repinned = in_admin_store(
+                "admin",
+                "invite",
+                "three",
+                "--server",
+                impostor_url,
+                "--repin-server-key",
+                impostor.fingerprint,
+            )
+    assert repinned.exit_code == 0, repinned.stderr
+    assert f"Re-pinned the server's receipt key: fingerprint {impostor.fingerprint}" in (
+        repinned.stderr
+    )
