@@ -81,7 +81,7 @@ def memory(work: Path, size_mb: int, small_mb: int) -> list[Row]:
             Store.open(folder / "admin", PASSPHRASE) as analyst,
             bench_sync.server_process(server.folder) as url,
         ):
-            text, _ = admin.make_invite(analyst, "memory", url, valid_ms=3_600_000)
+            text, shown = admin.make_invite(analyst, "memory", url, valid_ms=3_600_000)
             env = os.environ | {"FIELDSYNC_HOME": str(folder / "device")}
             env |= {"FIELDSYNC_PASSPHRASE": PASSPHRASE}
             big = folder / "big.bin"
@@ -102,7 +102,7 @@ def memory(work: Path, size_mb: int, small_mb: int) -> list[Row]:
                 return done.stdout
 
             fieldsync("init")
-            fieldsync("enroll", text)
+            fieldsync("enroll", text, "--expect-fingerprint", shown["organisation_fingerprint"])
             record = json.loads(fieldsync("new", "incident", "--from-file", str(answers), "--json"))
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             fieldsync("attach", record["record"], str(big))

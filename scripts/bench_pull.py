@@ -99,8 +99,8 @@ def main() -> None:
                 Store.open(folder / "admin", PASSPHRASE) as analyst,
                 Store.create(folder / "laptop", PASSPHRASE) as laptop,
             ):
-                text, _ = admin.make_invite(analyst, "laptop", server.url, valid_ms=86_400_000)
-                enrol.enrol(laptop, text)
+                text, shown = admin.make_invite(analyst, "laptop", server.url, valid_ms=86_400_000)
+                enrol.enrol(laptop, text, expect_fingerprint=shown["organisation_fingerprint"])
                 source = folder / "incidents.jsonl"
                 line = json.dumps(example("incident"), ensure_ascii=False)
                 source.write_text((line + "\n") * n, encoding="utf-8")

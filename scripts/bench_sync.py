@@ -189,8 +189,8 @@ def ingest_by_database(work: Path, count: int, postgres_url: str) -> list[dict[s
 
 def enrolled_store(work: Path, name: str, url: str, admin_store: Store) -> Store:
     store = Store.create(work / name, PASSPHRASE)
-    text, _ = admin.make_invite(admin_store, name, url, valid_ms=3_600_000)
-    enrol.enrol(store, text)
+    text, shown = admin.make_invite(admin_store, name, url, valid_ms=3_600_000)
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"])
     return store
 
 

@@ -27,6 +27,7 @@ from fieldsync.cli.options import (
 )
 from fieldsync.cli.render import emit_json, err, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
+from fieldsync.core.invite import is_loopback
 from fieldsync.errors import InputError, IntegrityError
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
@@ -72,6 +73,17 @@ def init(
     )
 
 
+RepinServerKey = Annotated[
+    str | None,
+    typer.Option(
+        "--repin-server-key",
+        metavar="FINGERPRINT",
+        help="Trust the server's new receipt key, of this fingerprint, in place of the one "
+        "this store pinned (only once its operator confirmed the server was set up again).",
+    ),
+]
+
+
 @admin_app.command("invite")
 def invite(
     name: Annotated[str, typer.Argument(help="What to call the device, e.g. 'laptop 7'.")],
@@ -79,23 +91,50 @@ def invite(
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, max=90, help="Days the invite can be used.")
     ] = 7,
+    repin_server_key: RepinServerKey = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
     """A one-time invite for a device, as one line of text for 'fieldsync enroll'."""
     with unlocked(home, passphrase_file) as store:
-        text, info = admin.make_invite(store, name, server, valid_ms=valid_days * 86_400_000)
+        text, shown = admin.make_invite(
+            store, name, server, valid_ms=valid_days * 86_400_000, repin=repin_server_key
+        )
     if json:
-        emit_json({"invite": text, "server_fingerprint": info["server_fingerprint"]})
+        emit_json({"invite": text, **shown})
         return
+    _print_pinning(shown["server_key_pinned"], shown["server_fingerprint"])
+    if server.startswith("http://") and not is_loopback(server):
+        err.print(
+            "warning: the server's URL is plain http on another machine; devices refuse such "
+            "an invite unless enrolled with --allow-http. Use the https:// address of the "
+            "server's TLS proxy (docs/deploy.md).",
+            markup=False,
+        )
     err.print(
         f"Invite for {safe(name)!r}, valid {valid_days} day(s), for the server with "
-        f"fingerprint {safe(info['server_fingerprint'])}. Send it privately; it enrols "
-        "one device.",
+        f"fingerprint {shown['server_fingerprint']}. Send it privately; it enrols one device. "
+        "Tell its user, over a channel you trust (in person, by phone), the organisation's "
+        f"fingerprint, which 'fieldsync enroll' asks for: {shown['organisation_fingerprint']}",
         markup=False,
     )
     out.print(text, markup=False, soft_wrap=True)
+
+
+def _print_pinning(pinning: str, server_fingerprint: str) -> None:
+    if pinning == admin.FIRST_USE:
+        err.print(
+            f"Pinned the server's receipt key, fingerprint {server_fingerprint}, on first use: "
+            "compare it with the one 'fieldsync server init' printed. A server with another "
+            "key will be refused from now on.",
+            markup=False,
+        )
+    elif pinning == admin.REPINNED:
+        err.print(
+            f"Re-pinned the server's receipt key: fingerprint {server_fingerprint}.",
+            markup=False,
+        )
 
 
 ServerOption = Annotated[
@@ -155,13 +194,16 @@ def revoke(
 def import_file(
     file: Annotated[Path, typer.Argument(help="A file written by 'fieldsync push --to-file'.")],
     server: Annotated[str, typer.Option("--server", help="The organisation's server URL.")],
+    repin_server_key: RepinServerKey = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """Deliver batches carried offline to the server, with exactly the same verification."""
+    """Deliver batches carried offline to the server, with exactly the same verification
+    (receipts against the server key this store pinned)."""
     with unlocked(home, passphrase_file) as store:
-        report = admin.import_carry(store, file, server)
+        report = admin.import_carry(store, file, server, repin=repin_server_key)
+    _print_pinning(report.pinning, report.server_fingerprint)
     if json:
         emit_json(
             {

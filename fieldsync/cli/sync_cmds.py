@@ -10,6 +10,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 
 from fieldsync.cli.options import FromStart, Home, Json, PassphraseFile, unlocked
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
+from fieldsync.core import invite as invite_format
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
 from fieldsync.services import enrol, sync
@@ -19,14 +20,36 @@ from fieldsync.store.store import Store
 
 def enroll(
     invite: Annotated[str, typer.Argument(help="The invite line, or a file holding it.")],
+    expect_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-fingerprint",
+            metavar="FINGERPRINT",
+            help="The organisation's fingerprint, as your administrator gave it (for scripts; "
+            "otherwise you are asked to type it). Nothing is sent or saved if it differs.",
+        ),
+    ] = None,
+    allow_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-http",
+            help="Accept an invite whose server is reached by plain http on another machine "
+            "(only on a network you trust end to end).",
+        ),
+    ] = False,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """Join the organisation's server with an invite from its administrator."""
+    """Join the organisation's server with an invite from its administrator, once you have
+    confirmed the organisation's fingerprint."""
     text = _invite_text(invite)
     with unlocked(home, passphrase_file) as store:
-        done = enrol.enrol(store, text)
+        if expect_fingerprint is None:
+            expect_fingerprint = _ask_fingerprint(enrol.preview(store, text, allow_http=allow_http))
+        done = enrol.enrol(
+            store, text, expect_fingerprint=expect_fingerprint, allow_http=allow_http
+        )
     if json:
         emit_json(
             {
@@ -42,14 +65,44 @@ def enroll(
     out.print(f"Enrolled as {safe(done.name)!r} with {safe(done.server)}", markup=False)
     out.print(f"This device:   {done.device_fingerprint}", markup=False)
     out.print(f"Server:        {done.server_fingerprint}", markup=False)
-    out.print(f"Organisation:  {done.admin_fingerprint}", markup=False)
-    out.print("Compare these with your administrator over a channel you trust.", markup=False)
+    out.print(f"Organisation:  {done.admin_fingerprint} (confirmed)", markup=False)
+    out.print("Your administrator can compare this device's fingerprint with theirs.", markup=False)
     if done.wrapped:
         out.print(
             f"{done.wrapped} version(s) recorded before enrolling can now be read by the "
             "organisation once delivered.",
             markup=False,
         )
+
+
+def _ask_fingerprint(shown: invite_format.Invite) -> str:
+    """The organisation's fingerprint as the person types it (on stderr: ``--json`` keeps
+    stdout to its one document)."""
+    err.print(
+        f"This invite enrols this device as {safe(shown.name)!r} with {safe(shown.server)}, "
+        "for the organisation whose fingerprint is:",
+        markup=False,
+    )
+    err.print(f"    {shown.organisation_fingerprint}", markup=False)
+    err.print(
+        "Whoever that organisation is will be able to read every record on this device. "
+        "Nothing has been sent or saved yet. Type the fingerprint your administrator gave you "
+        f"in person or by phone (at least the first {invite_format.MIN_CONFIRMED_DIGITS // 5} "
+        "groups); anything else stops here.",
+        markup=False,
+    )
+    try:
+        typed: str = typer.prompt(
+            "Organisation's fingerprint", default="", show_default=False, err=True
+        )
+    except typer.Abort:
+        typed = ""
+    if not typed.strip():
+        raise InputError(
+            "the organisation's fingerprint was not confirmed; nothing was sent or saved",
+            hint="Run 'fieldsync enroll' again and type it, or give --expect-fingerprint.",
+        )
+    return typed
 
 
 def push(

@@ -7,20 +7,24 @@ One line of text, so it can travel by any channel (docs/protocol.md, "Invite")::
 The JSON names the device, the server's URL and receipt key, the organisation's read key and
 admin key, a one-time token and an expiry. The signature is the admin key's, over
 ``LABEL_INVITE || 0 || the JSON bytes``. A device checks it against the admin key the invite
-names and shows that key's fingerprint, so a person can compare it with the organisation's
-over a trusted channel; the server checks it against the admin key it was set up with.
+names, and enrols only once a person has confirmed that fingerprint (``confirmed_by``), as
+the administrator gave it over a trusted channel: anyone can sign an invite, and the device
+gives the invite's organisation every record it holds. The server checks the signature
+against the admin key it was set up with.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fieldsync.core import crypto, encoding
-from fieldsync.core.ids import is_hex32
+from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.errors import InviteExpired, MalformedData
 
 PREFIX = "fieldsync-invite-v1:"
@@ -41,6 +45,7 @@ KEYS = frozenset(
         "version",
     }
 )
+MIN_CONFIRMED_DIGITS = 20  # the first four groups of a fingerprint: about 66 bits
 SERVER_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
 
 
@@ -53,6 +58,26 @@ class Invite:
     admin_key: str  # hex Ed25519 key that signed this invite
     token: str  # hex, 32 random bytes, good for one enrolment
     expires_ms: int  # Unix milliseconds
+
+    @property
+    def organisation_fingerprint(self) -> str:
+        """Of the admin key and the org read key, as ``admin init`` and ``OrgKeys`` show it."""
+        return fingerprint(bytes.fromhex(self.admin_key), bytes.fromhex(self.org_read_key))
+
+    def confirmed_by(self, typed: str) -> bool:
+        """Whether ``typed`` is this invite's organisation fingerprint, or at least its first
+        ``MIN_CONFIRMED_DIGITS`` digits (spaces anywhere); a shorter prefix confirms nothing."""
+        digits = "".join(typed.split())
+        return (
+            len(digits) >= MIN_CONFIRMED_DIGITS
+            and digits.isdigit()
+            and "".join(self.organisation_fingerprint.split()).startswith(digits)
+        )
+
+    @property
+    def plain_http(self) -> bool:
+        """The server is reached without TLS, other than on this machine (loopback)."""
+        return self.server.startswith("http://") and not is_loopback(self.server)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,6 +172,17 @@ def _check(value: object) -> Invite:
         token=value["token"],
         expires_ms=expires,
     )
+
+
+def is_loopback(url: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1: a server on this very machine."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _b64(data: bytes) -> str:

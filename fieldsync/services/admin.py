@@ -9,6 +9,7 @@ from typing import Any
 
 from fieldsync.core import audit, blob, carry, invite
 from fieldsync.core import batch as batch_format
+from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
 from fieldsync.errors import (
     AccessDenied,
@@ -58,12 +59,15 @@ def make_invite(
     server_url: str,
     *,
     valid_ms: int,
+    repin: str | None = None,
     client_for: Callable[[str], SyncClient] = SyncClient,
 ) -> tuple[str, dict[str, Any]]:
-    """A signed, one-time invite for a device; returns it and what the server said it is.
+    """A signed, one-time invite for a device; returns it and what it names: the server's and
+    the organisation's fingerprints, and what became of the server key this store pins
+    (``pin_server_key``).
 
-    The server is asked for its receipt key (the device will pin it) and must serve this
-    organisation: an invite is never signed for someone else's server.
+    The server must serve this organisation and sign with the pinned key: an invite is never
+    signed for someone else's server, nor for one that changed its key unseen.
     """
     keys = org_keys(store)
     with client_for(server_url) as client:
@@ -73,9 +77,9 @@ def make_invite(
             f"the server at {server_url} serves another organisation; no invite was made",
             hint="Check the URL, and that the server was set up with this store's org-public.json.",
         )
-    server_key = bytes.fromhex(str(info["server_key"]))
-    # the URL for 'admin devices' and 'admin revoke'; the key for 'admin verify' to pin
-    store.save_setting("server", {"url": server_url, "server_key": server_key.hex()})
+    server_key, pinning = pin_server_key(
+        store, server_url, info, repin=repin, doing="no invite", invite=True
+    )
     text = invite.issue(
         store.identity.signer,
         name=name,
@@ -84,7 +88,57 @@ def make_invite(
         org_read_key=bytes.fromhex(keys.org_read_key),
         expires_ms=store.now_ms() + valid_ms,
     )
-    return text, info
+    return text, {
+        "server_fingerprint": fingerprint(server_key),
+        "organisation_fingerprint": keys.fingerprint,
+        "server_key_pinned": pinning,
+    }
+
+
+FIRST_USE, KEPT, REPINNED = "first use", "kept", "re-pinned"
+
+
+def pin_server_key(
+    store: Store, url: str, info: dict[str, Any], *, repin: str | None, doing: str, invite: bool
+) -> tuple[bytes, str]:
+    """The receipt key this store trusts for its server, checked against the one the server
+    at ``url`` declares; how it stands (``FIRST_USE``, ``KEPT`` or ``REPINNED``).
+
+    The key is pinned the first time and never replaced unseen: a server declaring another
+    key is refused, both fingerprints named, unless ``repin`` is that key's fingerprint (the
+    administrator checked it with the server's operator). The URL remembered for 'admin
+    devices', 'admin pull' and the like is the first one, then that of the last ``invite``.
+    """
+    declared = info.get("server_key")
+    if not is_hex32(declared):
+        raise ServerError(f"the server at {url} did not say which key signs its receipts")
+    key = bytes.fromhex(str(declared))
+    remembered = store.setting("server")
+    pinned = None if remembered is None else bytes.fromhex(str(remembered["server_key"]))
+    if repin is not None and _digits(repin) != _digits(fingerprint(key)):
+        raise AccessDenied(
+            f"the server at {url} signs with the key of fingerprint {fingerprint(key)}, not "
+            f"the one given to --repin-server-key; {doing} was made, nothing was changed",
+            hint="Give the fingerprint the server's operator read from 'fieldsync server init'.",
+        )
+    if pinned is not None and pinned != key and repin is None:
+        raise AccessDenied(
+            f"the server at {url} signs with another key than the one this store pinned "
+            f"(pinned: {fingerprint(pinned)}; declared now: {fingerprint(key)}); {doing} was "
+            "made, nothing was changed",
+            hint="It may be an impostor: check the URL. If the server really was set up again "
+            "with a new key, confirm its fingerprint with its operator, then run again with "
+            "--repin-server-key 'FINGERPRINT'. Devices enrolled before keep the old key.",
+        )
+    if pinned == key and remembered is not None and (remembered["url"] == url or not invite):
+        return key, KEPT
+    # the URL for 'admin devices' and 'admin revoke'; the key for pulls, imports and 'verify'
+    store.save_setting("server", {"url": url, "server_key": key.hex()})
+    return key, FIRST_USE if pinned is None else (KEPT if pinned == key else REPINNED)
+
+
+def _digits(text: str) -> str:
+    return "".join(text.split())
 
 
 @dataclass
@@ -93,6 +147,8 @@ class CarryReport:
     accepted: int = 0  # batches the server stored (or already had)
     versions: int = 0
     refused: list[str] = field(default_factory=list)  # why each other batch was refused
+    pinning: str = KEPT  # what became of the pinned server key (pin_server_key)
+    server_fingerprint: str = ""
 
 
 def import_carry(
@@ -100,13 +156,15 @@ def import_carry(
     path: Path,
     server_url: str,
     *,
+    repin: str | None = None,
     client_for: Callable[..., SyncClient] = SyncClient,
 ) -> CarryReport:
     """Deliver a carry file's blobs and batches to the organisation's server.
 
     They go through the very endpoints a device uses, so they get exactly the same checks;
     the administrator only signs the blob uploads. A refused batch (a gap, a fork, damage) is
-    reported and the rest still go.
+    reported and the rest still go. Receipts are checked against the server key this store
+    pinned (``pin_server_key``), never against whatever key the server declares.
     """
     keys = org_keys(store)
     report = CarryReport()
@@ -118,7 +176,10 @@ def import_carry(
         info = client.info()
         if info.get("admin_key") != keys.admin_key:
             raise AccessDenied(f"the server at {server_url} serves another organisation")
-        pinned = bytes.fromhex(str(info["server_key"]))
+        pinned, report.pinning = pin_server_key(
+            store, server_url, info, repin=repin, doing="no delivery", invite=False
+        )
+        report.server_fingerprint = fingerprint(pinned)
         items = carry.index(handle)
         for item in (i for i in items if i.kind == carry.BLOB):
             blob_id = blob.blob_id_of_pieces(carry.read_chunks(handle, item))

@@ -226,9 +226,10 @@ def _deliver(
         )
         text, _ = admin.make_invite(admin_store, "demo laptop", url, valid_ms=86_400_000)
         yield Step("fieldsync admin invite 'demo laptop'", f"one line: {text[:40]}…")
-        joined = enrol.enrol(store, text)
+        # the documenter has the fingerprint from the administrator, here the same person
+        joined = enrol.enrol(store, text, expect_fingerprint=keys.fingerprint)
         yield Step(
-            "fieldsync enroll INVITE",
+            "fieldsync enroll INVITE (typing the organisation's fingerprint)",
             f"enrolled as {joined.name!r}; {joined.wrapped} "
             "earlier versions now readable by the organisation too",
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fieldsync.core import enrolment, invite
 from fieldsync.core.ids import fingerprint
-from fieldsync.errors import AccessDenied, ServerError, StoreStateError
+from fieldsync.errors import AccessDenied, InputError, ServerError, StoreStateError
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -22,20 +22,53 @@ class Enrolled:
     wrapped: int  # entries recorded before enrolment, now readable by the organisation
 
 
-def enrol(
-    store: Store, invite_text: str, *, client_for: Callable[[str], SyncClient] = SyncClient
-) -> Enrolled:
-    """Check the invite and the server, register this device, then let the org read its past.
-
-    Nothing is stored locally unless the server accepted the device; asking again after a
-    dropped answer is safe (the server answers the same device and invite the same way).
-    """
+def preview(store: Store, invite_text: str, *, allow_http: bool = False) -> invite.Invite:
+    """The invite, checked, with nothing sent to anyone and nothing saved: what a person is
+    shown before confirming the organisation's fingerprint."""
     if store.identity.is_admin:
         raise StoreStateError("this is an administrator's store; enrol a documenter's device")
     current = store.setting("enrolment")
     if current is not None:
         raise StoreStateError(f"this device is already enrolled with {current['server']}")
     shown = invite.read(invite_text, now_ms=store.now_ms())
+    if shown.plain_http and not allow_http:
+        raise InputError(
+            f"the invite's server {shown.server} is reached without encryption (http, not "
+            "https); nothing was sent or saved",
+            hint="Ask your administrator for an invite with an https:// address. Only on a "
+            "network you trust end to end, enrol with --allow-http.",
+        )
+    return shown
+
+
+def enrol(
+    store: Store,
+    invite_text: str,
+    *,
+    expect_fingerprint: str,
+    allow_http: bool = False,
+    client_for: Callable[[str], SyncClient] = SyncClient,
+) -> Enrolled:
+    """Check the invite, its organisation's fingerprint and the server, register this device,
+    then let the org read its past.
+
+    ``expect_fingerprint`` is the organisation's fingerprint as the person had it from their
+    administrator (at least its first four groups): an invite anyone could sign would
+    otherwise be handed every record held. Until it matches, no server is contacted and
+    nothing is saved or wrapped. Nothing is stored locally unless the server accepted the
+    device; asking again after a dropped answer is safe (the server answers the same device
+    and invite the same way).
+    """
+    shown = preview(store, invite_text, allow_http=allow_http)
+    if not shown.confirmed_by(expect_fingerprint):
+        raise AccessDenied(
+            "the invite's organisation is not the one whose fingerprint was given (the invite "
+            f"names {shown.organisation_fingerprint}); nothing was sent, saved or made "
+            "readable",
+            hint="Someone may have sent a false invite. Ask your administrator for the "
+            "organisation's fingerprint in person or by phone, not by the channel the invite "
+            f"came by; give at least its first {invite.MIN_CONFIRMED_DIGITS} digits.",
+        )
     with client_for(shown.server) as client:
         info = client.info()
         if info.get("server_key") != shown.server_key:
@@ -66,8 +99,6 @@ def enrol(
         name=shown.name,
         device_fingerprint=store.identity.fingerprint,
         server_fingerprint=fingerprint(bytes.fromhex(shown.server_key)),
-        admin_fingerprint=fingerprint(
-            bytes.fromhex(shown.admin_key), bytes.fromhex(shown.org_read_key)
-        ),
+        admin_fingerprint=shown.organisation_fingerprint,
         wrapped=wrapped,
     )

@@ -356,7 +356,14 @@ def _send_batches(
 
 
 def verified(answer: bytes, pinned: bytes, built: batch_format.Batch) -> Receipt:
-    """The receipt, if it is the server's and covers this batch; nothing is marked otherwise."""
+    """The receipt, if it is the server's and answers exactly this batch; nothing is marked
+    otherwise.
+
+    A receipt names the batch it answers (its hash), so a receipt the server signed for
+    another batch of this device, even one claiming the same seq and head, is refused. It
+    names this batch's last seq and entry, or a later seq: a batch whose entries were all
+    stored already (rebuilt after a lost answer) is answered for the device's head.
+    """
     try:
         got = receipts.verify(answer, pinned_server_key=pinned)
     except FieldsyncError as exc:
@@ -365,11 +372,14 @@ def verified(answer: bytes, pinned: bytes, built: batch_format.Batch) -> Receipt
         ) from exc
     last = built.entries[-1]
     if (
-        got.device != built.manifest.author
+        got.batch != built.id
+        or got.device != built.manifest.author
         or got.last_seq < last.header.seq
         or (got.last_seq == last.header.seq and got.head != last.id)
     ):
         raise ServerError(
-            "the server's receipt does not cover this batch; nothing was marked as delivered"
+            "the server's receipt does not cover this batch; nothing was marked as delivered",
+            hint="The server may be misbehaving: tell your administrator. Nothing was lost or "
+            "wiped; the versions stay queued on this device.",
         )
     return got

@@ -65,7 +65,8 @@ def organisation(run: Run, folder: Path) -> Iterator[tuple[Run, str, Path, str]]
     server = data.init(folder / "server", org.read_bytes())
     with running(create_app(server)) as url:
         invite = as_json(in_admin_store("admin", "invite", "laptop", "--server", url, "--json"))
-        as_json(run("enroll", invite["invite"], "--json"))
+        fingerprint = invite["organisation_fingerprint"]
+        as_json(run("enroll", invite["invite"], "--expect-fingerprint", fingerprint, "--json"))
         answers = folder / "incident.json"
         answers.write_text(json.dumps(example("incident")), encoding="utf-8")
         record = as_json(run("new", "incident", "--from-file", str(answers), "--json"))["record"]

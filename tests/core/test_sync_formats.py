@@ -391,6 +391,15 @@ def test_an_altered_receipt_is_refused() -> None:
             receipt.verify(bad, pinned_server_key=SERVER.public)
 
 
+def test_a_receipt_whose_signature_is_broken_is_refused_under_the_pinned_key() -> None:
+    doc = json.loads(make_receipt())  # names the pinned key, as a genuine one does
+    signature = bytearray(bytes.fromhex(doc["signature"]))
+    signature[7] ^= 0x01
+    doc["signature"] = signature.hex()
+    with pytest.raises(SignatureInvalid, match="seq 3"):
+        receipt.verify(encoding.encode(doc), pinned_server_key=SERVER.public)
+
+
 def test_wrapping_for_an_unusable_reader_key_is_a_named_error() -> None:
     with pytest.raises(MalformedData, match="cannot be used"):
         crypto.wrap_key(bytes(32), crypto.random_bytes(32))  # the all-zero, low-order point

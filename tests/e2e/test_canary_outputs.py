@@ -55,9 +55,15 @@ def test_no_marker_where_the_administrator_did_not_ask_for_plaintext(tmp_path: P
     try:
         invite = json.loads(
             fieldsync(analyst, "admin", "invite", "laptop", "--server", server.url, "--json")
-        )["invite"]
+        )
         fieldsync(device, "init")
-        fieldsync(device, "enroll", invite)
+        fieldsync(
+            device,
+            "enroll",
+            invite["invite"],
+            "--expect-fingerprint",
+            invite["organisation_fingerprint"],
+        )
         incident = ""
         for form in ("incident", "interview", "disappearance"):
             path = inputs / f"{form}.json"

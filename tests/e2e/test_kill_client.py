@@ -62,9 +62,9 @@ def world(store_home: Path, tmp_path: Path) -> Iterator[tuple[Device, Store, dat
     with fast_store(tmp_path / "analyst", admin=True) as analyst:
         server = data.init(tmp_path / "server", admin.org_keys(analyst).encode())
         with running(create_app(server)) as url:
-            text, _ = admin.make_invite(analyst, "laptop", url, valid_ms=DAY)
+            text, shown = admin.make_invite(analyst, "laptop", url, valid_ms=DAY)
             device = Device(store_home)
-            device.ok("enroll", text)
+            device.ok("enroll", text, "--expect-fingerprint", shown["organisation_fingerprint"])
             yield device, analyst, server
 
 

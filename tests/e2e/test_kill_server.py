@@ -49,8 +49,8 @@ def test_a_server_killed_at_any_moment_loses_nothing_and_doubles_nothing(
     process.start()
     try:
         with Store.open(tmp_path / "admin", PASSPHRASE) as admin_store:
-            text, _ = admin.make_invite(admin_store, "laptop 9", process.url, valid_ms=DAY)
-        enrol.enrol(store, text)
+            text, shown = admin.make_invite(admin_store, "laptop 9", process.url, valid_ms=DAY)
+        enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"])
         picker = random.Random(int(os.environ.get("FIELDSYNC_TEST_SEED", "9")))
         killed_during = []
         for round_number in range(6):

@@ -30,8 +30,12 @@ class World:
 
     def device(self, name: str) -> Store:
         store = self._stack.enter_context(fast_store(self.folder / name))
-        text, _ = admin.make_invite(self.analyst, name, self.url, valid_ms=DAY, client_for=quick)
-        enrol.enrol(store, text, client_for=quick)
+        text, shown = admin.make_invite(
+            self.analyst, name, self.url, valid_ms=DAY, client_for=quick
+        )
+        enrol.enrol(
+            store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
+        )
         return store
 
 

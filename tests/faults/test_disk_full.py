@@ -54,10 +54,10 @@ def world(tmp_path: Path) -> Iterator[tuple[Device, Store, data.ServerData, Serv
         process = ServerProcess(server.folder)
         process.start()
         try:
-            text, _ = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
+            text, shown = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
             device = Device(tmp_path / "device")
             device.ok("init")
-            device.ok("enroll", text)
+            device.ok("enroll", text, "--expect-fingerprint", shown["organisation_fingerprint"])
             yield device, analyst, server, process
         finally:
             process.stop()

@@ -110,8 +110,8 @@ def test_a_server_restored_from_an_older_backup_gets_back_what_devices_hold(
         process.start()
         stack.callback(process.stop)
         for n, device in enumerate(devices):
-            text, _ = admin.make_invite(analyst, f"laptop {n}", process.url, valid_ms=DAY)
-            enrol.enrol(device, text)
+            text, shown = admin.make_invite(analyst, f"laptop {n}", process.url, valid_ms=DAY)
+            enrol.enrol(device, text, expect_fingerprint=shown["organisation_fingerprint"])
 
         made = []
         for n, device in enumerate(devices):
@@ -180,8 +180,8 @@ def one_device(tmp_path: Path) -> Iterator[OneDevice]:
         process = ServerProcess(server.folder)
         process.start()
         stack.callback(process.stop)
-        text, _ = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
-        enrol.enrol(device, text)
+        text, shown = admin.make_invite(analyst, "laptop", process.url, valid_ms=DAY)
+        enrol.enrol(device, text, expect_fingerprint=shown["organisation_fingerprint"])
         yield OneDevice(analyst, device, server, process)
 
 

@@ -70,8 +70,8 @@ def test_the_server_killed_during_pushes_from_several_devices_loses_and_doubles_
         devices = []
         for n in range(DEVICES):
             device = stack.enter_context(fast_store(tmp_path / f"device-{n}"))
-            text, _ = admin.make_invite(analyst, f"laptop {n}", process.url, valid_ms=DAY)
-            enrol.enrol(device, text)
+            text, shown = admin.make_invite(analyst, f"laptop {n}", process.url, valid_ms=DAY)
+            enrol.enrol(device, text, expect_fingerprint=shown["organisation_fingerprint"])
             devices.append(device)
         # The kill comes within the time the three devices' pushes take one after another, here
         # and now: a fixed 0.8 s let every push of a run finish first on a fast moment, and the

@@ -101,8 +101,8 @@ def simulate(
         stores = []
         for n in range(devices):
             store = stack.enter_context(fast_store(folder / f"device-{n:02d}"))
-            text, _ = admin.make_invite(analyst, f"device {n}", url, valid_ms=DAY)
-            enrol.enrol(store, text)
+            text, shown = admin.make_invite(analyst, f"device {n}", url, valid_ms=DAY)
+            enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"])
             stores.append(store)
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=devices + 1) as pool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from fieldsync.core.body import Body
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.services import admin, records
-from fieldsync.store.store import Store
+from fieldsync.store.db import make_engine
+from fieldsync.store.store import DB_FILE, Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import PASSPHRASE
 from tests.live import running
@@ -22,11 +24,23 @@ DAY = 86_400_000
 
 
 @pytest.fixture(scope="session")
-def admin_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def admin_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
     folder = tmp_path_factory.mktemp("admin")
     admin.create_org(folder / "home", PASSPHRASE, folder / "org.json")
     with Store.open(folder / "home", PASSPHRASE) as store:
-        yield store
+        return folder / "home", store._vault_key, store.identity
+
+
+@pytest.fixture
+def admin_store(admin_template: tuple[Path, Any, Any], tmp_path: Path) -> Iterator[Store]:
+    """The organisation's administrator's store: the same keys in every test, and a copy of its
+    own (it pins the server key of the first server it makes an invite for)."""
+    template, vault_key, identity = admin_template
+    home = tmp_path / "admin-home"
+    shutil.copytree(template, home)
+    opened = Store(home, make_engine(home / DB_FILE), vault_key, identity)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -58,8 +58,12 @@ def device_of(report: AuditReport) -> AuthorReport:
 def pushed(store: Store, admin_store: Store, tmp_path: Path) -> Pushed:
     server = data.init(tmp_path / "server", admin.org_keys(admin_store).encode())
     with running(create_app(server)) as url:
-        text, _ = admin.make_invite(admin_store, "laptop 4", url, valid_ms=DAY, client_for=quick)
-        enrol.enrol(store, text, client_for=quick)
+        text, shown = admin.make_invite(
+            admin_store, "laptop 4", url, valid_ms=DAY, client_for=quick
+        )
+        enrol.enrol(
+            store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
+        )
 
         def push() -> None:
             sync.push(

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import Session, func, select
 
-from fieldsync.core import carry
-from fieldsync.errors import MalformedData
+from fieldsync.core import batch as batch_format
+from fieldsync.core import carry, receipt
+from fieldsync.errors import AccessDenied, MalformedData, ServerError
+from fieldsync.server import data
+from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredBlob, StoredEntry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
+from tests.live import running
 from tests.services.conftest import DAY, quick
 
 
 @pytest.fixture
 def carried(store: Store, admin_store: Store, live: tuple[str, object], tmp_path: Path) -> Path:
-    text, _ = admin.make_invite(
+    text, shown = admin.make_invite(
         admin_store, "offline laptop", live[0], valid_ms=DAY, client_for=quick
     )
-    enrol.enrol(store, text, client_for=quick)
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     record = records.create(store, get_form("incident"), example("incident"))
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(bytes(range(256)) * 5000)
@@ -94,3 +100,50 @@ def test_the_container_knows_its_end(tmp_path: Path) -> None:
         path.write_bytes(broken)
         with open(path, "rb") as handle, pytest.raises(MalformedData):
             carry.index(handle)
+
+
+def test_an_impostor_server_gets_no_carried_batch_and_its_receipts_are_refused(
+    carried: Path, admin_store: Store, live: tuple[str, object], tmp_path: Path
+) -> None:
+    pinned = admin_store.setting("server")
+    assert pinned is not None
+    impostor = data.init(tmp_path / "impostor", admin.org_keys(admin_store).encode())
+    app = create_app(impostor)
+    with running(app) as impostor_url:
+        with pytest.raises(AccessDenied, match="another key than the one this store pinned"):
+            deliver(admin_store, carried, impostor_url)
+        assert count(app.state.engine, StoredBlob) == 0  # nothing was sent to it
+
+        def genuine_key_declared(request: httpx.Request) -> httpx.Response:
+            """The impostor serves the real server's receipt key, takes every batch and
+            answers with a receipt for it signed by its own key."""
+            if request.url.path == "/v1/batches":
+                built = batch_format.parse(request.read())
+                last = built.entries[-1]
+                signed = receipt.sign(
+                    impostor.receipt_key,
+                    device=built.manifest.author,
+                    last_seq=last.header.seq,
+                    head=last.id,
+                    batch=built.id,
+                    time_ms=admin_store.now_ms(),
+                )
+                return httpx.Response(200, content=signed)
+            with httpx.HTTPTransport() as real:
+                answer = real.handle_request(request)
+                body = answer.read()
+            if request.url.path != "/v1/info":
+                return httpx.Response(answer.status_code, headers=answer.headers, content=body)
+            return httpx.Response(200, json=json.loads(body) | {"server_key": pinned["server_key"]})
+
+        with pytest.raises(ServerError, match="not a valid receipt"):
+            admin.import_carry(
+                admin_store,
+                carried,
+                impostor_url,
+                client_for=lambda u, **kw: SyncClient(
+                    u, attempts=1, transport=httpx.MockTransport(genuine_key_declared), **kw
+                ),
+            )
+    assert admin_store.setting("server") == pinned
+    assert deliver(admin_store, carried, live[0]).accepted == 1  # the real server still is

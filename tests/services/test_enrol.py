@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from fieldsync.core import crypto, entry
-from fieldsync.errors import AccessDenied, MalformedData, ServerUnreachable, StoreStateError
+from fieldsync.core import crypto, entry, invite
+from fieldsync.core.ids import fingerprint
+from fieldsync.core.org import OrgKeys
+from fieldsync.errors import (
+    AccessDenied,
+    DecryptionFailed,
+    InputError,
+    MalformedData,
+    ServerUnreachable,
+    StoreStateError,
+)
 from fieldsync.server import data
 from fieldsync.server.app import create_app
+from fieldsync.server.tables import DeviceRow
 from fieldsync.services import admin, enrol, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import EntryRow, WrapRow
-from fieldsync.store.store import Store
+from fieldsync.store.store import DB_FILE, Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
 from tests.live import running
@@ -27,8 +41,12 @@ def test_enrolment_lets_the_organisation_read_the_past_and_the_future(
 ) -> None:
     before = records.create(store, get_form("interview"), example("interview"))
     records.edit(store, before, sets=["language=english"])
-    text, _ = admin.make_invite(admin_store, "laptop 7", server_url, valid_ms=DAY, client_for=quick)
-    done = enrol.enrol(store, text, client_for=quick)
+    text, shown = admin.make_invite(
+        admin_store, "laptop 7", server_url, valid_ms=DAY, client_for=quick
+    )
+    done = enrol.enrol(
+        store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
+    )
     assert done.wrapped == 2
     assert done.name == "laptop 7"
     after = records.create(store, get_form("incident"), example("incident"))
@@ -45,21 +63,32 @@ def test_enrolment_lets_the_organisation_read_the_past_and_the_future(
 
 
 def test_a_device_enrols_only_once(store: Store, admin_store: Store, server_url: str) -> None:
-    text, _ = admin.make_invite(admin_store, "laptop 8", server_url, valid_ms=DAY, client_for=quick)
-    enrol.enrol(store, text, client_for=quick)
+    text, shown = admin.make_invite(
+        admin_store, "laptop 8", server_url, valid_ms=DAY, client_for=quick
+    )
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     with pytest.raises(StoreStateError, match="already enrolled"):
-        enrol.enrol(store, text, client_for=quick)
+        enrol.enrol(
+            store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
+        )
 
 
 def test_a_server_other_than_the_invites_gets_nothing(
     store: Store, admin_store: Store, server_url: str, tmp_path: Path
 ) -> None:
-    text, _ = admin.make_invite(admin_store, "laptop 9", server_url, valid_ms=DAY, client_for=quick)
+    text, shown = admin.make_invite(
+        admin_store, "laptop 9", server_url, valid_ms=DAY, client_for=quick
+    )
     impostor = data.init(tmp_path / "impostor", admin.org_keys(admin_store).encode())
     with running(create_app(impostor)) as impostor_url:
         # the invite's URL now leads elsewhere (DNS, a proxy, a captive portal ...)
         with pytest.raises(AccessDenied, match="not the one the invite names"):
-            enrol.enrol(store, text, client_for=lambda _url: quick(impostor_url))
+            enrol.enrol(
+                store,
+                text,
+                expect_fingerprint=shown["organisation_fingerprint"],
+                client_for=lambda _url: quick(impostor_url),
+            )
     assert store.setting("enrolment") is None
 
 
@@ -85,7 +114,7 @@ def test_no_invite_is_signed_for_another_organisations_server(
 def test_an_unreachable_server_changes_nothing(
     store: Store, admin_store: Store, server_url: str
 ) -> None:
-    text, _ = admin.make_invite(
+    text, shown = admin.make_invite(
         admin_store, "laptop 10", server_url, valid_ms=DAY, client_for=quick
     )
     slept: list[float] = []
@@ -96,7 +125,9 @@ def test_an_unreachable_server_changes_nothing(
         )
 
     with pytest.raises(ServerUnreachable, match="did not answer") as caught:
-        enrol.enrol(store, text, client_for=nowhere)
+        enrol.enrol(
+            store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=nowhere
+        )
     assert "Nothing was changed" in (caught.value.hint or "")
     assert len(slept) == 2  # three tries, with backoff between them
     assert all(0 <= pause <= 0.4 for pause in slept)
@@ -108,3 +139,138 @@ def test_server_errors_arrive_as_the_same_fieldsync_errors(server_url: str) -> N
         client.enrol(b"{}")
     assert str(caught.value).startswith("the server refused: ")
     assert httpx.get(f"{server_url}/v1/health").json() == {"status": "ok"}
+
+
+def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept(
+    admin_store: Store, server_url: str, tmp_path: Path
+) -> None:
+    _, first = admin.make_invite(admin_store, "one", server_url, valid_ms=DAY, client_for=quick)
+    pinned = admin_store.setting("server")
+    assert pinned is not None
+    pinned_fp = fingerprint(bytes.fromhex(pinned["server_key"]))
+    # a second real server, serving copies of the organisation's public keys
+    impostor = data.init(tmp_path / "impostor", admin.org_keys(admin_store).encode())
+    impostor_fp = impostor.fingerprint
+    with running(create_app(impostor)) as impostor_url:
+        with pytest.raises(AccessDenied, match="another key than the one this store pinned") as no:
+            admin.make_invite(admin_store, "two", impostor_url, valid_ms=DAY, client_for=quick)
+        assert pinned_fp in no.value.message
+        assert impostor_fp in no.value.message
+        assert admin_store.setting("server") == pinned
+        with pytest.raises(AccessDenied, match="not the one given"):
+            admin.make_invite(
+                admin_store,
+                "two",
+                impostor_url,
+                valid_ms=DAY,
+                repin=pinned_fp,
+                client_for=quick,
+            )
+        assert admin_store.setting("server") == pinned
+        # re-pinned only when the administrator names the new key's fingerprint
+        _, again = admin.make_invite(
+            admin_store, "two", impostor_url, valid_ms=DAY, repin=impostor_fp, client_for=quick
+        )
+    assert (first["server_key_pinned"], again["server_key_pinned"]) == (
+        admin.FIRST_USE,
+        admin.REPINNED,
+    )
+    assert admin_store.setting("server") == {
+        "url": impostor_url,
+        "server_key": impostor.receipt_key.public.hex(),
+    }
+
+
+@contextlib.contextmanager
+def attackers_server(tmp_path: Path) -> Iterator[tuple[str, crypto.BoxPair, Any]]:
+    """An attacker's own 'organisation' and a real server of its own, and an invite for it
+    signed by its own admin key: it verifies, as any self-signed invite does. Yields the
+    invite, the attacker's org read key and the server's database."""
+    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    keys = OrgKeys(admin_key=admin_key.public.hex(), org_read_key=org_read.public.hex())
+    server = data.init(tmp_path / "attacker", keys.encode())
+    app = create_app(server)
+    with running(app) as url:
+        text = invite.issue(
+            admin_key,
+            name="laptop 7",
+            server=url,
+            server_key=server.receipt_key.public,
+            org_read_key=org_read.public,
+            expires_ms=int(time.time() * 1000) + DAY,
+        )
+        yield text, org_read, app.state.engine
+
+
+def test_a_hostile_invite_refused_at_the_confirmation_hands_over_nothing(
+    store: Store, admin_store: Store, tmp_path: Path
+) -> None:
+    records.create(store, get_form("interview"), example("interview"))
+    records.create(store, get_form("incident"), example("incident"))
+    genuine = admin.org_keys(admin_store).fingerprint  # as the administrator gave it
+    with attackers_server(tmp_path) as (text, org_read, engine):
+        with pytest.raises(AccessDenied, match="nothing was sent, saved or made readable"):
+            enrol.enrol(store, text, expect_fingerprint=genuine, client_for=quick)
+        with pytest.raises(AccessDenied):  # nor a prefix of it
+            enrol.enrol(store, text, expect_fingerprint=genuine[:23], client_for=quick)
+        with Session(engine) as session:
+            assert session.exec(select(DeviceRow)).all() == []  # it was never contacted
+    assert store.setting("enrolment") is None
+    attacker_key = org_read.public
+    raw = b"".join(p.read_bytes() for p in store.home.glob(f"{DB_FILE}*"))
+    assert attacker_key not in raw and attacker_key.hex().encode() not in raw
+    with store.session() as session:
+        wraps = session.exec(select(WrapRow)).all()
+    assert wraps and all(w.reader != attacker_key.hex() for w in wraps)
+    for wrap in wraps:
+        with pytest.raises(DecryptionFailed):
+            org_read.unwrap(wrap.wrapped, what="a past record")
+
+
+def test_too_short_a_fingerprint_confirms_nothing(
+    store: Store, admin_store: Store, server_url: str
+) -> None:
+    text, shown = admin.make_invite(
+        admin_store, "laptop", server_url, valid_ms=DAY, client_for=quick
+    )
+    genuine = shown["organisation_fingerprint"]
+    for typed in (genuine[:17], "", "yes", genuine.replace(" ", "-")):
+        with pytest.raises(AccessDenied):
+            enrol.enrol(store, text, expect_fingerprint=typed, client_for=quick)
+    assert store.setting("enrolment") is None
+    done = enrol.enrol(store, text, expect_fingerprint=genuine[:23], client_for=quick)  # 4 groups
+    assert done.admin_fingerprint == genuine
+
+
+def test_an_invite_for_plain_http_on_another_machine_is_refused_unless_allowed(
+    store: Store, admin_store: Store, live: tuple[str, object]
+) -> None:
+    url = live[0]
+    with quick(url) as client:
+        server_key = bytes.fromhex(client.info()["server_key"])
+    keys = admin.org_keys(admin_store)
+    text = invite.issue(
+        admin_store.identity.signer,
+        name="laptop",
+        server="http://fieldsync.example.org:8443",
+        server_key=server_key,
+        org_read_key=bytes.fromhex(keys.org_read_key),
+        expires_ms=store.now_ms() + DAY,
+    )
+    asked: list[str] = []
+
+    def via_the_network(wanted: str) -> SyncClient:
+        asked.append(wanted)
+        return quick(url)  # the name leads to the real server (e.g. through a tunnel)
+
+    with pytest.raises(InputError, match="without encryption"):
+        enrol.enrol(store, text, expect_fingerprint=keys.fingerprint, client_for=via_the_network)
+    assert asked == [] and store.setting("enrolment") is None
+    done = enrol.enrol(
+        store,
+        text,
+        expect_fingerprint=keys.fingerprint,
+        allow_http=True,
+        client_for=via_the_network,
+    )
+    assert asked == ["http://fieldsync.example.org:8443"] and done.wrapped == 0

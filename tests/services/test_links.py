@@ -24,10 +24,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def loaded(store: Store, admin_store: Store, live: tuple[str, object], tmp_path: Path) -> Store:
-    text, _ = admin.make_invite(
+    text, shown = admin.make_invite(
         admin_store, "field laptop", live[0], valid_ms=DAY, client_for=quick
     )
-    enrol.enrol(store, text, client_for=quick)
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     record = records.create(store, get_form("incident"), example("incident"))
     video = tmp_path / "video.bin"
     video.write_bytes(bytes(range(256)) * (3 * 1024 * 1024 // 256))

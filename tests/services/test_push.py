@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, func, select
 
+from fieldsync.core import batch as batch_format
+from fieldsync.core import encoding, receipt
 from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
@@ -34,8 +38,8 @@ def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, data.ServerD
 @pytest.fixture
 def enrolled(store: Store, admin_store: Store, live: tuple[str, data.ServerData, object]) -> Store:
     url = live[0]
-    text, _ = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
-    enrol.enrol(store, text, client_for=quick)
+    text, shown = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     return store
 
 
@@ -160,15 +164,77 @@ def test_a_link_reset_at_both_ends_every_mib_still_delivers(
 def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
     enrolled: Store, live: tuple[str, data.ServerData, object]
 ) -> None:
-    records.create(enrolled, get_form("interview"), example("interview"))
-    joined = enrolled.setting("enrolment")
-    assert joined is not None
-    genuine = joined["server_key"]
-    enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})  # not this server
-    with pytest.raises(ServerError, match="nothing was marked as delivered"):
-        sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    record = records.create(enrolled, get_form("interview"), example("interview"))
+    real = httpx.HTTPTransport()
+
+    def broken_signature(request: httpx.Request) -> httpx.Response:
+        answer = real.handle_request(request)
+        if request.url.path != "/v1/batches":
+            return answer
+        doc = json.loads(answer.read())  # the server's genuine receipt, under the pinned key
+        signature = doc["signature"]
+        doc["signature"] = ("0" if signature[0] != "0" else "1") + signature[1:]
+        return httpx.Response(200, content=encoding.encode(doc))
+
+    with real, pytest.raises(ServerError, match="nothing was marked as delivered"):
+        sync.push(
+            enrolled,
+            wipe_after=True,
+            client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(broken_signature)),
+        )
     assert sync.pending(enrolled) == 1
-    enrolled.save_setting("enrolment", joined | {"server_key": genuine})
+    assert records.read(enrolled, record).body.answers == example("interview")
+    assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
+
+
+OTHER = "cd" * 32
+# What a receipt signed by the real server key claims, against the batch just sent: each
+# differs from an exact answer in one field.
+CLAIMS: dict[str, Callable[[batch_format.Batch, str], dict[str, Any]]] = {
+    "another batch, this batch's seq and head": lambda b, earlier: {"batch": earlier},
+    "another batch, a later seq": lambda b, earlier: {"batch": earlier, "last_seq": 9},
+    "this batch, another device": lambda b, earlier: {"device": OTHER},
+    "this batch, an earlier seq": lambda b, earlier: {"last_seq": 1},
+    "this batch, another head": lambda b, earlier: {"head": OTHER},
+}
+
+
+@pytest.mark.parametrize("claim", list(CLAIMS))
+def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_nothing(
+    enrolled: Store, live: tuple[str, data.ServerData, object], claim: str
+) -> None:
+    """A server (or whoever holds its receipt key) that keeps a batch to itself cannot answer
+    with a receipt signed for another batch of the same device, or for something else."""
+    server, engine = live[1], live[2]
+    records.create(enrolled, get_form("interview"), example("interview"))
+    sync.push(enrolled, client_for=lambda u, s: client(u, s))
+    delivery = enrolled.setting("delivery")
+    assert delivery is not None
+    earlier = receipt.verify(
+        delivery["receipt"].encode(), pinned_server_key=server.receipt_key.public
+    )
+    record = records.create(enrolled, get_form("interview"), example("interview"))
+    real = httpx.HTTPTransport()
+
+    def withholding(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/batches":
+            return real.handle_request(request)
+        built = batch_format.parse(request.read())
+        last = built.entries[-1]
+        exact = dict(device=built.manifest.author, last_seq=last.header.seq, head=last.id)
+        fields = exact | {"batch": built.id} | CLAIMS[claim](built, earlier.batch)
+        other = receipt.sign(server.receipt_key, time_ms=enrolled.now_ms(), **fields)
+        return httpx.Response(200, content=other)
+
+    with real, pytest.raises(ServerError, match="does not cover this batch"):
+        sync.push(
+            enrolled,
+            wipe_after=True,
+            client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(withholding)),
+        )
+    assert stored_entries(engine) == 1  # the server never stored it
+    assert sync.pending(enrolled) == 1
+    assert records.read(enrolled, record).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 

@@ -18,8 +18,10 @@ from tests.services.conftest import DAY, quick
 
 @pytest.fixture
 def enrolled(store: Store, admin_store: Store, live: tuple[str, object]) -> Store:
-    text, _ = admin.make_invite(admin_store, "laptop 12", live[0], valid_ms=DAY, client_for=quick)
-    enrol.enrol(store, text, client_for=quick)
+    text, shown = admin.make_invite(
+        admin_store, "laptop 12", live[0], valid_ms=DAY, client_for=quick
+    )
+    enrol.enrol(store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick)
     return store
 
 

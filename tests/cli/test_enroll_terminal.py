@@ -1,0 +1,170 @@
+"""``fieldsync enroll`` at a terminal: nothing is sent or saved until the person has typed the
+organisation's fingerprint, as their administrator gave it. Run as real processes in a
+pseudo-terminal, the way a person meets the prompt."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+from sqlmodel import select as select_rows
+
+from fieldsync.core import crypto, invite
+from fieldsync.core.org import OrgKeys
+from fieldsync.errors import DecryptionFailed
+from fieldsync.server import data
+from fieldsync.server.app import create_app
+from fieldsync.server.tables import DeviceRow
+from fieldsync.services import admin, records
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import DB_FILE, Store
+from tests.cli.conftest import Run, as_json, organisation
+from tests.conftest import PASSPHRASE, example, fast_store
+from tests.live import running
+from tests.services.conftest import DAY
+
+PROMPT = b"Organisation's fingerprint: "
+
+
+def at_terminal(home: Path, args: list[str], typed: str) -> tuple[int, str]:
+    """Run ``fieldsync ARGS`` in a pseudo-terminal; type ``typed`` at the fingerprint prompt
+    (if it comes). Returns the exit code and everything the terminal showed."""
+    main, side = pty.openpty()
+    env = os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", *args], stdin=side, stdout=side, stderr=side, env=env
+    )
+    os.close(side)
+    shown, answered = b"", False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 0.5)[0]:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                piece = os.read(main, 4096)
+            except OSError:  # the process has closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+            if not answered and PROMPT in shown:
+                os.write(main, typed.encode() + b"\n")
+                answered = True
+        code = process.wait(timeout=30)
+    finally:
+        os.close(main)
+    return code, shown.decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def attackers_invite(tmp_path: Path) -> Iterator[tuple[str, crypto.BoxPair, object]]:
+    """A self-signed invite from an attacker's own 'organisation', for a real server of its
+    own: the invite, the attacker's org read key and that server's database."""
+    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    keys = OrgKeys(admin_key=admin_key.public.hex(), org_read_key=org_read.public.hex())
+    server = data.init(tmp_path / "attacker", keys.encode())
+    app = create_app(server)
+    with running(app) as url:
+        yield (
+            invite.issue(
+                admin_key,
+                name="laptop 7",
+                server=url,
+                server_key=server.receipt_key.public,
+                org_read_key=org_read.public,
+                expires_ms=int(time.time() * 1000) + DAY,
+            ),
+            org_read,
+            app.state.engine,
+        )
+
+
+def test_a_hostile_invite_refused_at_the_prompt_leaves_no_wrap_for_its_key(
+    store: Store, tmp_path: Path
+) -> None:
+    records.create(store, get_form("interview"), example("interview"))
+    records.create(store, get_form("incident"), example("incident"))
+    genuine = OrgKeys(
+        admin_key=crypto.SigningPair.generate().public.hex(),
+        org_read_key=crypto.BoxPair.generate().public.hex(),
+    ).fingerprint  # what the person's administrator told them
+    with attackers_invite(tmp_path) as (text, org_read, engine):
+        code, shown = at_terminal(store.home, ["enroll", text], genuine)
+        with Session(engine) as session:  # type: ignore[call-overload]
+            registered = session.exec(select_rows(DeviceRow)).all()
+    attacker = org_read.public
+    raw = b"".join(p.read_bytes() for p in store.home.glob(f"{DB_FILE}*"))  # and its WAL
+    assert attacker not in raw and attacker.hex().encode() not in raw
+    with sqlite3.connect(store.home / DB_FILE) as db:
+        wraps = db.execute("SELECT reader, wrapped FROM wraps").fetchall()
+    assert wraps and all(reader != attacker.hex() for reader, _ in wraps)
+    for _, wrapped in wraps:  # the attacker's read key opens no past record
+        with pytest.raises(DecryptionFailed):
+            org_read.unwrap(wrapped, what="a past record")
+    assert registered == []  # its server was never contacted
+    assert code == 3, shown
+    assert "nothing was sent, saved or made readable" in shown
+    assert store.setting("enrolment") is None
+
+
+def test_the_fingerprint_typed_at_the_prompt_enrols(store: Store, tmp_path: Path) -> None:
+    with fast_store(tmp_path / "admin", admin=True) as analyst:
+        keys = admin.org_keys(analyst)
+        server = data.init(tmp_path / "server", keys.encode())
+        with running(create_app(server)) as url:
+            text, _ = admin.make_invite(analyst, "laptop 7", url, valid_ms=DAY)
+            grouped = " ".join(keys.fingerprint.split()[:4])  # the first four groups
+            code, shown = at_terminal(store.home, ["enroll", text], grouped)
+    assert code == 0, shown
+    assert keys.fingerprint in shown.split("Organisation's fingerprint")[0]  # shown first
+    assert "Enrolled as 'laptop 7'" in shown
+    assert store.setting("enrolment") is not None
+
+
+def test_without_a_fingerprint_nothing_is_saved(store: Store, tmp_path: Path) -> None:
+    with attackers_invite(tmp_path) as (text, _, _):
+        code, shown = at_terminal(store.home, ["enroll", text], "")
+    assert code == 5, shown
+    assert "was not confirmed; nothing was sent or saved" in shown
+    assert store.setting("enrolment") is None
+
+
+def test_admin_invite_refuses_an_impostor_with_both_fingerprints_until_re_pinned(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, url, org, _record):
+        pinned = as_json(in_admin_store("admin", "invite", "two", "--server", url, "--json"))
+        assert pinned["server_key_pinned"] == "kept"
+        impostor = data.init(tmp_path / "impostor", org.read_bytes())
+        with running(create_app(impostor)) as impostor_url:
+            refused = in_admin_store("admin", "invite", "three", "--server", impostor_url)
+            assert refused.exit_code == 3
+            assert pinned["server_fingerprint"] in refused.stderr
+            assert impostor.fingerprint in refused.stderr
+            assert "--repin-server-key" in refused.stderr
+            repinned = in_admin_store(
+                "admin",
+                "invite",
+                "three",
+                "--server",
+                impostor_url,
+                "--repin-server-key",
+                impostor.fingerprint,
+            )
+    assert repinned.exit_code == 0, repinned.stderr
+    assert f"Re-pinned the server's receipt key: fingerprint {impostor.fingerprint}" in (
+        repinned.stderr
+    )
