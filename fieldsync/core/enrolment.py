@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core import crypto, encoding, invite
-from fieldsync.core.ids import is_hex32
+from fieldsync.core.ids import from_hex, is_hex, is_hex32
 from fieldsync.errors import MalformedData, SignatureInvalid
 
 KEYS = frozenset({"box_key", "device_key", "invite", "proof"})
@@ -62,8 +62,7 @@ def parse(data: bytes) -> Enrolment:
         is_hex32(value["device_key"])
         and is_hex32(value["box_key"])
         and isinstance(value["invite"], str)
-        and isinstance(value["proof"], str)
-        and len(value["proof"]) == 128
+        and is_hex(value["proof"], crypto.SIGNATURE_BYTES)
     )
     if not ok:
         raise MalformedData("the enrolment request has invalid values")
@@ -72,12 +71,9 @@ def parse(data: bytes) -> Enrolment:
 
 def verify_proof(enrolment: Enrolment, token: str) -> None:
     """Raises ``SignatureInvalid`` unless the device key signed this claim for this token."""
-    try:
-        proof = bytes.fromhex(enrolment.proof)
-    except ValueError as exc:
-        raise MalformedData("the enrolment proof is not hex") from exc
+    proof = from_hex(enrolment.proof, crypto.SIGNATURE_BYTES, what="the enrolment proof")
     crypto.verify(
-        bytes.fromhex(enrolment.device_key),
+        from_hex(enrolment.device_key, crypto.KEY_BYTES, what="the enrolment's device key"),
         crypto.LABEL_ENROL,
         _claim(enrolment.device_key, enrolment.box_key, token),
         proof,

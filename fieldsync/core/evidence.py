@@ -44,7 +44,7 @@ from fieldsync.core import blob, crypto, encoding, enrolment, invite, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
-from fieldsync.core.ids import fingerprint, is_hex32, is_record_id
+from fieldsync.core.ids import fingerprint, from_hex, is_hex32, is_record_id
 from fieldsync.errors import FieldsyncError
 
 FORMAT = "fieldsync/evidence"
@@ -55,9 +55,9 @@ MAX_SMALL_FILE = 16 * 1024 * 1024  # any file read whole (entries are at most ab
 MAX_FILES = 100_000
 HEX = "[0-9a-f]{64}"
 NAMES = re.compile(
-    rf"^(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
+    rf"(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
     rf"|devices/{HEX}\.enrolment|versions/{HEX}\.(entry|key|body\.json)"
-    rf"|attachments/{HEX}(\.[a-z0-9]{{1,8}})?|blobs/{HEX}|receipts/{HEX}\.json|chain/{HEX}\.entry)$"
+    rf"|attachments/{HEX}(\.[a-z0-9]{{1,8}})?|blobs/{HEX}|receipts/{HEX}\.json|chain/{HEX}\.entry)"
 )
 EVENTS = ("captured", "signed", "received", "verified", "exported")
 
@@ -203,7 +203,7 @@ def _names(package: PackageReader, verdict: Verdict) -> bool:
     if len(set(names)) != len(names):
         verdict.fail("package", "it holds two files under the same name")
         return False
-    strange = [n for n in names if not NAMES.match(n)]
+    strange = [n for n in names if not NAMES.fullmatch(n)]
     for name in strange[:20]:
         verdict.fail(_shown(name), "is not a file an evidence package holds")
     if MANIFEST not in names or SIGNATURE not in names:
@@ -217,7 +217,9 @@ def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts, org_key: 
         raw = _small(package, MANIFEST)
         doc = encoding.decode(raw, what="the manifest", max_bytes=MAX_SMALL_FILE)
         files = _manifest_files(doc)
-        signature = bytes.fromhex(_small(package, SIGNATURE).decode("ascii").strip())
+        signature = from_hex(
+            _small(package, SIGNATURE).decode("ascii"), crypto.SIGNATURE_BYTES, what=SIGNATURE
+        )
         crypto.verify(
             bytes.fromhex(doc["exported_by"]),
             crypto.LABEL_EVIDENCE,
@@ -258,7 +260,7 @@ def _manifest_files(doc: object) -> dict[str, tuple[int, str]]:
         if not isinstance(item, dict) or set(item) != {"name", "sha256", "size"}:
             raise ValueError("a file entry without name, size and hash")
         name, size, digest = item["name"], item["size"], item["sha256"]
-        ok = isinstance(name, str) and NAMES.match(name) and name not in (MANIFEST, SIGNATURE)
+        ok = isinstance(name, str) and NAMES.fullmatch(name) and name not in (MANIFEST, SIGNATURE)
         if not ok or not isinstance(size, int) or size < 0 or not is_hex32(digest) or name in files:
             raise ValueError("a file entry with invalid values")
         files[name] = (size, digest)
@@ -268,7 +270,7 @@ def _manifest_files(doc: object) -> dict[str, tuple[int, str]]:
 def _files(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
     present = set(package.names()) - {MANIFEST, SIGNATURE}
     for name in sorted(present - set(facts.listed)):
-        if NAMES.match(name):  # other names were reported already
+        if NAMES.fullmatch(name):  # other names were reported already
             verdict.fail(name, "was added: the signed manifest does not list it")
     for name, (size, digest) in sorted(facts.listed.items()):
         if name not in present:
@@ -358,7 +360,10 @@ def _versions(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
             verdict.fail(name, "is signed by a key the package shows no enrolment for")
             continue
         try:
-            key = bytes.fromhex(_small(package, f"versions/{version_id}.key").decode("ascii"))
+            key_file = f"versions/{version_id}.key"
+            key = from_hex(
+                _small(package, key_file).decode("ascii"), crypto.KEY_BYTES, what=key_file
+            )
             plain = entry.open(key)
             if plain != _small(package, f"versions/{version_id}.body.json"):
                 raise ValueError("the decrypted body file is not what the key opens the version to")
@@ -583,7 +588,9 @@ def _small(package: PackageReader, name: str) -> bytes:
 def _under(package: PackageReader, folder: str, suffix: str = "") -> list[str]:
     """The well-named files in ``folder`` (any other name was reported already)."""
     return sorted(
-        n for n in package.names() if n.startswith(folder) and n.endswith(suffix) and NAMES.match(n)
+        n
+        for n in package.names()
+        if n.startswith(folder) and n.endswith(suffix) and NAMES.fullmatch(n)
     )
 
 

@@ -223,6 +223,8 @@ def test_a_forged_receipt_or_custody_time_is_caught_even_when_re_signed(
         "attachments/..\\..\\boot.ini",
         "attachments/\x1b[2Jevil",
         "versions/" + "a" * 64 + ".entry/../../x",
+        "README.txt\n",  # a name the pattern's "$" took, before it had to match whole
+        "chain/" + "a" * 64 + ".entry\n",
     ],
 )
 def test_path_tricks_in_a_package_are_refused_not_followed(

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fieldsync.core import crypto, encoding, enrolment
-from fieldsync.core.ids import fingerprint
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, enrolment, httpsig, invite
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import fingerprint, new_record_id
 from fieldsync.errors import MalformedData, StoreExists
 from fieldsync.server import data
-from tests.server.conftest import NOW, Org, enrol_body, make_invite
+from fieldsync.server.tables import DeviceRow, StoredEntry
+from tests.server.conftest import NOW, Live, Org, enrol_body, make_invite
 
 
 def test_info_names_the_server_and_its_organisation(
@@ -113,3 +118,80 @@ def test_server_data_is_created_once_and_damage_is_named(
         data.load(server.folder)
     with pytest.raises(MalformedData):
         data.init(tmp_path / "other", b"not the org file")
+
+
+def _spellings(key: str) -> dict[str, str]:
+    """Other spellings ``bytes.fromhex`` reads as the very same key."""
+    return {
+        "final newline": key + "\n",
+        "capitals": key.upper(),
+        "inner space": f"{key[:32]} {key[32:]}",
+    }
+
+
+def _request_as(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair, text: str) -> bytes:
+    """An enrolment request that names ``signer``'s key as ``spelling``, properly signed: what a
+    device (or anyone holding its key) can send."""
+    token = invite.read(text, now_ms=NOW).token
+    claim = encoding.encode({"box_key": box.public.hex(), "device_key": spelling, "token": token})
+    honest = enrolment.request(signer, box.public, text, token).to_json()
+    proof = signer.sign(crypto.LABEL_ENROL, claim).hex()
+    return encoding.encode(honest | {"device_key": spelling, "proof": proof})
+
+
+@pytest.mark.parametrize("kind", ["final newline", "capitals", "inner space"])
+def test_one_key_in_another_spelling_is_refused_and_never_a_second_device(
+    live: Live, org: Org, kind: str
+) -> None:
+    signer, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    key = signer.public.hex()
+    first = live.http.post(
+        "/v1/enrol", content=enrol_body(make_invite(org, live.server), signer, box)
+    )
+    assert first.status_code == 200
+    again = _request_as(signer, _spellings(key)[kind], box, make_invite(org, live.server))
+    response = live.http.post("/v1/enrol", content=again)
+    assert (response.status_code, response.json()["error"]) == (400, "MalformedData")
+    assert live.count(DeviceRow) == 1
+
+
+def _spelled_batch(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair) -> bytes:
+    """A batch of one entry whose header and manifest name ``signer`` as ``spelling``, laid out
+    by hand (``entry.seal`` and ``batch.build`` refuse to make one)."""
+    header = entry_format.Header(
+        spelling, 1, None, new_record_id(), (), HLC(1, 0), crypto.random_bytes(24).hex(), "00" * 32
+    )
+    header_bytes = encoding.encode(header.to_json())
+    prefix = entry_format.MAGIC + bytes([1]) + struct.pack(">I", len(header_bytes)) + header_bytes
+    key, nonce = crypto.random_bytes(32), bytes.fromhex(header.nonce)
+    sealed = crypto.aead_encrypt(key, nonce, b"{}", crypto.labelled(crypto.LABEL_ENTRY, prefix))
+    signed = prefix + struct.pack(">I", len(sealed)) + sealed
+    raw = signed + signer.sign(crypto.LABEL_ENTRY, signed)
+    made = entry_format.Entry(raw, entry_format.entry_id(raw), header, sealed, b"")
+    manifest = batch_format.Manifest(spelling, 1, 1, None, (made.id,), ())
+    wrap = crypto.wrap_key(box.public, key)
+    return batch_format.encode(signer, manifest, [made], [wrap])
+
+
+def test_a_revoked_key_does_not_come_back_in_another_spelling(live: Live, org: Org) -> None:
+    signer, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    key = signer.public.hex()
+    assert (
+        live.http.post(
+            "/v1/enrol", content=enrol_body(make_invite(org, live.server), signer, box)
+        ).status_code
+        == 200
+    )
+    # the same key enrolled a second time as KEY + newline, ahead of its revocation
+    live.http.post(
+        "/v1/enrol", content=_request_as(signer, key + "\n", box, make_invite(org, live.server))
+    )
+    path = f"/v1/admin/devices/{key}/revoke"
+    headers = httpsig.sign(org.admin, "POST", path, b"", NOW // 1000)
+    assert live.http.post(path, headers=headers).status_code == 200
+    for spelling in (key, *_spellings(key).values()):
+        response = live.send(_spelled_batch(signer, spelling, box))
+        assert response.status_code in (400, 403), (spelling, response.text)
+    assert live.count(StoredEntry) == 0
+    feed = httpsig.sign(signer, "GET", "/v1/feed/0", b"", NOW // 1000)
+    assert live.http.get("/v1/feed/0", headers=feed).status_code == 403
