@@ -53,6 +53,9 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MAX_SMALL_FILE = 16 * 1024 * 1024  # any file read whole (entries are at most about 8 MiB)
 MAX_FILES = 100_000
+# What all compressed files together may inflate to: only small files are ever compressed, so
+# a package cannot make the verifier hash much more than the bytes it actually holds.
+MAX_INFLATED = 256 * 1024 * 1024
 HEX = "[0-9a-f]{64}"
 NAMES = re.compile(
     rf"(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
@@ -68,6 +71,14 @@ class PackageReader(Protocol):
     def names(self) -> list[str]: ...
 
     def size(self, name: str) -> int: ...
+
+    def stored_size(self, name: str) -> int:
+        """The bytes the file takes in the package (compressed, if it is)."""
+        ...
+
+    def package_size(self) -> int:
+        """The bytes of the whole package as it is stored."""
+        ...
 
     def read(self, name: str) -> bytes:
         """The whole file (only asked of files up to ``MAX_SMALL_FILE``)."""
@@ -181,7 +192,7 @@ def verify(package: PackageReader, *, org_admin_key: str | None = None) -> Verdi
     (without it, the package's own key is reported for a person to compare)."""
     verdict = Verdict()
     facts = _Facts()
-    if not _names(package, verdict):
+    if not _names(package, verdict) or not _sizes(package, verdict):
         return verdict
     if not _manifest(package, verdict, facts, org_admin_key):
         return verdict
@@ -210,6 +221,30 @@ def _names(package: PackageReader, verdict: Verdict) -> bool:
         verdict.fail("package", "it has no signed manifest: it is not a fieldsync evidence package")
         return False
     return True  # a strange file fails the package, but the rest is still checked
+
+
+def _sizes(package: PackageReader, verdict: Verdict) -> bool:
+    """Refuse, before anything is read or hashed, a package whose files declare more bytes than
+    it can hold: a bomb that inflates to terabytes, or many files over the same bytes."""
+    names = package.names()
+    stored = sum(package.stored_size(n) for n in names)
+    if stored > package.package_size():
+        verdict.fail("package", "its files claim more bytes than it holds: nothing was read")
+        return False
+    inflated = 0
+    for name in names:
+        size, kept = package.size(name), package.stored_size(name)
+        if size > kept:
+            inflated += size
+            if size > MAX_SMALL_FILE:
+                verdict.fail(_shown(name), f"declares {size} bytes from {kept}: nothing was read")
+                return False
+    if inflated > MAX_INFLATED:
+        verdict.fail(
+            "package", f"its compressed files declare {inflated} bytes in all: nothing was read"
+        )
+        return False
+    return True
 
 
 def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts, org_key: str | None) -> bool:
