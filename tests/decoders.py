@@ -63,7 +63,7 @@ INVITE = invite.issue(
     org_read_key=READER.public,
     expires_ms=10**13,
 )
-ENROLMENT = enrolment.request(SIGNER, READER.public, INVITE, invite.read(INVITE, now_ms=0).token)
+ENROLMENT = enrolment.request(SIGNER, READER, INVITE, invite.read(INVITE, now_ms=0).token)
 REQUEST_PATH = "/v1/blobs/" + "ab" * 32 + "/0"
 REQUEST_HEADERS = httpsig.sign(SIGNER, "PATCH", REQUEST_PATH, b"body", NOW_S)
 

@@ -35,6 +35,8 @@ LABEL_BATCH = b"fieldsync/batch/v1"
 LABEL_BATCH_ID = b"fieldsync/batch-id/v1"
 LABEL_RECEIPT = b"fieldsync/receipt/v1"
 LABEL_ENROL = b"fieldsync/enrol/v1"
+LABEL_ENROL_BOX = b"fieldsync/enrol-box/v1"
+LABEL_BOX_NONCE = b"fieldsync/box-proof-nonce/v1"
 LABEL_REQUEST = b"fieldsync/request/v1"
 LABEL_EVIDENCE = b"fieldsync/evidence/v1"
 
@@ -42,6 +44,7 @@ KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
 AEAD_TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES  # 16
 SIGNATURE_BYTES = 64
+BOX_PROOF_BYTES = 32 + SIGNATURE_BYTES  # BoxPair.prove: Ed25519 form of the key, signature
 SALT_BYTES = argon2id.SALTBYTES  # 16
 SEAL_BYTES = 48 + KEY_BYTES  # X25519 ephemeral key (32) + Poly1305 tag (16) + the key
 
@@ -201,8 +204,51 @@ class BoxPair:
             raise DecryptionFailed(f"the key of {what} has the wrong length")
         return key
 
+    def prove(self, label: bytes, message: bytes) -> bytes:
+        """A proof, anyone can check against the public key alone, that whoever made it holds
+        this X25519 secret: ``A || R || S``, an Ed25519 signature made with the clamped X25519
+        scalar ``a`` itself (as XEdDSA does), and ``A = a·B``, whose Montgomery form is this
+        public key. ``verify_box_proof`` checks both."""
+        scalar = bytearray(self.secret)  # X25519's clamping, as crypto_scalarmult does it
+        scalar[0] &= 248
+        scalar[31] = (scalar[31] & 127) | 64
+        a = bytes(scalar)
+        public = sodium.crypto_scalarmult_ed25519_base_noclamp(a)
+        signed = labelled(label, message)
+        # a nonce from the secret, the message and fresh randomness: never one twice
+        r = _scalar(labelled(LABEL_BOX_NONCE, a + signed + random_bytes(64)))
+        big_r = sodium.crypto_scalarmult_ed25519_base_noclamp(r)
+        h = _scalar(big_r + public + signed)
+        s = sodium.crypto_core_ed25519_scalar_add(
+            r, sodium.crypto_core_ed25519_scalar_mul(h, _scalar(a + bytes(32), hashed=False))
+        )
+        return public + big_r + s
+
     def __repr__(self) -> str:
         return "BoxPair(<secret>)"
+
+
+def verify_box_proof(
+    box_public: bytes, label: bytes, message: bytes, proof: bytes, *, what: str
+) -> None:
+    """Raises ``SignatureInvalid`` unless ``proof`` (``BoxPair.prove``) was made by the holder
+    of the X25519 secret of ``box_public`` for this label and message."""
+    if len(proof) != BOX_PROOF_BYTES:
+        raise SignatureInvalid(f"the proof of {what} has the wrong length")
+    public, signature = proof[:32], proof[32:]
+    try:
+        montgomery = sodium.crypto_sign_ed25519_pk_to_curve25519(public)
+    except (nacl.exceptions.CryptoError, nacl.exceptions.RuntimeError, ValueError) as exc:
+        raise SignatureInvalid(f"the proof of {what} does not verify") from exc
+    if not equal(montgomery, box_public):
+        raise SignatureInvalid(f"the proof of {what} was made with another key")
+    verify(public, label, message, signature, what=what)
+
+
+def _scalar(data: bytes, *, hashed: bool = True) -> bytes:
+    """An Ed25519 scalar: SHA-512 of ``data`` (or 64 bytes as given) reduced mod L."""
+    wide = hashlib.sha512(data).digest() if hashed else data
+    return bytes(sodium.crypto_core_ed25519_scalar_reduce(wide))
 
 
 def wrap_key(reader_public: bytes, key: bytes) -> bytes:

@@ -69,7 +69,7 @@ def enrol_body(
     device = device or crypto.SigningPair.generate()
     box = box or crypto.BoxPair.generate()
     token = invite.read(text, now_ms=NOW).token
-    return enrolment.request(device, box.public, text, token).encode()
+    return enrolment.request(device, box, text, token).encode()
 
 
 @dataclass

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import crypto, encoding, enrolment, httpsig, invite
@@ -14,7 +15,7 @@ from fieldsync.core.ids import fingerprint, new_record_id
 from fieldsync.errors import MalformedData, StoreExists
 from fieldsync.server import data
 from fieldsync.server.tables import DeviceRow, StoredEntry
-from tests.server.conftest import NOW, Live, Org, enrol_body, make_invite
+from tests.server.conftest import NOW, Device, Live, Org, enrol_body, make_invite
 
 
 def test_info_names_the_server_and_its_organisation(
@@ -56,7 +57,7 @@ def test_an_expired_invite_is_gone(client: httpx.Client, server: data.ServerData
     expired = make_invite(org, server, expires_ms=NOW - 1)
     device, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
     # Any token will do for the proof: the expiry is checked before it.
-    body = enrolment.request(device, box.public, expired, "00" * 32).encode()
+    body = enrolment.request(device, box, expired, "00" * 32).encode()
     response = client.post("/v1/enrol", content=body)
     assert response.status_code == 410
     assert response.json()["error"] == "InviteExpired"
@@ -133,10 +134,14 @@ def _request_as(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair, 
     """An enrolment request that names ``signer``'s key as ``spelling``, properly signed: what a
     device (or anyone holding its key) can send."""
     token = invite.read(text, now_ms=NOW).token
-    claim = encoding.encode({"box_key": box.public.hex(), "device_key": spelling, "token": token})
-    honest = enrolment.request(signer, box.public, text, token).to_json()
-    proof = signer.sign(crypto.LABEL_ENROL, claim).hex()
-    return encoding.encode(honest | {"device_key": spelling, "proof": proof})
+    claim = {"box_key": box.public.hex(), "device_key": spelling, "token": token}
+    box_proof = box.prove(crypto.LABEL_ENROL_BOX, encoding.encode(claim)).hex()
+    signed = encoding.encode(claim | {"box_proof": box_proof})
+    proof = signer.sign(crypto.LABEL_ENROL, signed).hex()
+    honest = enrolment.request(signer, box, text, token).to_json()
+    return encoding.encode(
+        honest | {"device_key": spelling, "proof": proof, "box_proof": box_proof}
+    )
 
 
 @pytest.mark.parametrize("kind", ["final newline", "capitals", "inner space"])
@@ -195,3 +200,61 @@ def test_a_revoked_key_does_not_come_back_in_another_spelling(live: Live, org: O
     assert live.count(StoredEntry) == 0
     feed = httpsig.sign(signer, "GET", "/v1/feed/0", b"", NOW // 1000)
     assert live.http.get("/v1/feed/0", headers=feed).status_code == 403
+
+
+def test_a_device_cannot_register_a_box_key_it_does_not_hold(live: Live, org: Org) -> None:
+    """The feed serves a device what is sealed to its box key: a device that registered
+    another's box key was served the analysts' versions of that device's records (sealed,
+    but their records, authors, sizes and times). Old code registered any box key named."""
+    victim, intruder = Device(), Device()
+    assert (
+        live.http.post(
+            "/v1/enrol",
+            content=enrol_body(make_invite(org, live.server), victim.signer, victim.box),
+        ).status_code
+        == 200
+    )
+    record = victim.record(1)[0]
+    assert live.send(victim.batch([record])).status_code == 200
+    analyst = Device(signer=org.admin)
+    edit = analyst.record(1, record=record.header.record, parents=(record.id,))
+    sealed = crypto.wrap_key(victim.box.public, crypto.random_bytes(32))
+    raw = batch_format.build(
+        org.admin,
+        edit,
+        [crypto.wrap_key(org.read.public, crypto.random_bytes(32))],
+        readers=[((victim.box.public.hex(), sealed),)],
+    ).raw
+    assert live.send(raw).status_code == 200
+    text = make_invite(org, live.server)
+    token = invite.read(text, now_ms=NOW).token
+    own = enrolment.request(intruder.signer, intruder.box, text, token)
+    claim = {"box_key": victim.box.public.hex(), "device_key": own.device_key, "token": token}
+    for box_proof in (own.box_proof, None):  # its own box key's proof; no proof at all
+        stolen = enrolment.Enrolment(
+            own.invite, own.device_key, victim.box.public.hex(), "", box_proof
+        )
+        signed = encoding.encode(claim if box_proof is None else claim | {"box_proof": box_proof})
+        forged = encoding.encode(
+            stolen.to_json() | {"proof": intruder.signer.sign(crypto.LABEL_ENROL, signed).hex()}
+        )
+        response = live.http.post("/v1/enrol", content=forged)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] in ("SignatureInvalid", "MalformedData")
+    with Session(live.engine) as session:
+        assert intruder.signer.public.hex() not in session.exec(select(DeviceRow.key)).all()
+    feed = httpsig.sign(intruder.signer, "GET", "/v1/feed/0", b"", NOW // 1000)
+    assert live.http.get("/v1/feed/0", headers=feed).status_code == 403
+    assert live.http.post("/v1/enrol", content=own.encode()).status_code == 200  # still unused
+
+
+def test_a_box_key_is_registered_to_one_device_only(live: Live, org: Org) -> None:
+    """Even its holder cannot register one box key for a second device key."""
+    first, second = Device(), Device()
+    second.box = first.box
+    for device, status in ((first, 200), (second, 403)):
+        body = enrol_body(make_invite(org, live.server), device.signer, device.box)
+        response = live.http.post("/v1/enrol", content=body)
+        assert response.status_code == status, response.text
+    assert "already registered to another device" in response.json()["message"]
+    assert live.count(DeviceRow) == 1
