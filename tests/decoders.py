@@ -113,7 +113,9 @@ def decode_invite(data: bytes) -> None:
 
 
 def decode_enrolment(data: bytes) -> None:
-    enrolment.parse(data)
+    """As the server reads one: the request, its invite, and both proofs over the token."""
+    request = enrolment.parse(data)
+    enrolment.verify_proof(request, invite.read(request.invite, now_ms=0).token)
 
 
 def decode_carry(data: bytes) -> None:
