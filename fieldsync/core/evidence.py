@@ -33,6 +33,7 @@ against the signed facts. It reports what holds and what does not, file by file.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterator
@@ -185,6 +186,14 @@ class _Facts:
     bodies: dict[str, Body] = field(default_factory=dict)
     links: dict[tuple[str, int], Entry] = field(default_factory=dict)  # (author, seq) -> entry
     receipts: list[receipt.Receipt] = field(default_factory=list)
+    by_device: dict[str, list[receipt.Receipt]] = field(default_factory=dict)  # by last_seq
+
+    def covering(self, header: entry_format.Header) -> receipt.Receipt | None:
+        """The first receipt that covers a version, found by bisection: a package may hold
+        many thousands of receipts and statements, and each asks."""
+        kept = self.by_device.get(header.author, [])
+        at = bisect.bisect_left(kept, header.seq, key=lambda r: r.last_seq)
+        return kept[at] if at < len(kept) else None
 
 
 def verify(package: PackageReader, *, org_admin_key: str | None = None) -> Verdict:
@@ -503,17 +512,17 @@ def _receipts(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
             verdict.fail(name, f"does not verify against the server's key ({_why(exc)})")
             continue
         facts.receipts.append(shown)
+    for shown in sorted(facts.receipts, key=lambda r: r.last_seq):
+        facts.by_device.setdefault(shown.device, []).append(shown)
+    reached: dict[tuple[str, str], str] = {}
     for entry in sorted(facts.versions.values(), key=lambda e: (e.header.author, e.header.seq)):
         header, subject = entry.header, f"version {entry.id[:16]}"
-        covering = sorted(
-            (r for r in facts.receipts if r.device == header.author and r.last_seq >= header.seq),
-            key=lambda r: r.last_seq,
-        )
-        if not covering:
+        covering = facts.covering(header)
+        if covering is None:
             verdict.warn(subject, "no receipt shows the server received it (not yet delivered?)")
             continue
-        shown = covering[0]
-        broken = _chain_break(facts, header.author, entry, shown)
+        shown = covering
+        broken = _chain_break(facts, entry, shown, reached)
         if broken:
             verdict.fail(subject, f"the hash chain to the receipt's entry is broken: {broken}")
             continue
@@ -524,16 +533,30 @@ def _receipts(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         )
 
 
-def _chain_break(facts: _Facts, author: str, entry: Entry, shown: receipt.Receipt) -> str:
-    current = entry
+def _chain_break(
+    facts: _Facts, entry: Entry, shown: receipt.Receipt, reached: dict[tuple[str, str], str]
+) -> str:
+    """What breaks the chain from ``entry`` to the head ``shown`` names ("" if nothing).
+    ``reached`` remembers every entry walked, per receipt, and what the walk from it found:
+    a later version of the same run stops there, so each link is followed once per receipt."""
+    current, walked, found = entry, [entry.id], None
     for seq in range(entry.header.seq + 1, shown.last_seq + 1):
-        link = facts.links.get((author, seq))
+        found = reached.get((shown.batch, current.id))
+        if found is not None:
+            break
+        link = facts.links.get((entry.header.author, seq))
         if link is None:
-            return f"the entry at seq {seq} is missing"
+            found = f"the entry at seq {seq} is missing"
+            break
         if link.header.prev != current.id:
-            return f"the entry at seq {seq} does not follow the one before it"
+            found = f"the entry at seq {seq} does not follow the one before it"
+            break
         current = link
-    return "" if current.id == shown.head else "the receipt names another entry at its seq"
+        walked.append(current.id)
+    if found is None:
+        found = "" if current.id == shown.head else "the receipt names another entry at its seq"
+    reached.update(((shown.batch, walked_id), found) for walked_id in walked)
+    return found
 
 
 def _custody(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
@@ -573,14 +596,8 @@ def _custody_problem(item: object, facts: _Facts) -> str:
     if kind in ("captured", "signed"):
         expected = (entry.header.author, entry.header.hlc.wall_ms)
     elif kind == "received":
-        expected = next(
-            (
-                (facts.server_key, r.time_ms)
-                for r in sorted(facts.receipts, key=lambda r: r.last_seq)
-                if r.device == entry.header.author and r.last_seq >= entry.header.seq
-            ),
-            ("", -1),
-        )
+        covering = facts.covering(entry.header)
+        expected = ("", -1) if covering is None else (facts.server_key, covering.time_ms)
     elif kind == "verified":
         expected = (facts.admin_key, time_ms)  # attested by the admin key's signature alone
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import delete
 
-from fieldsync.core import crypto, encoding, evidence
+from fieldsync.core import crypto, encoding, evidence, receipt
+from fieldsync.core import entry as entry_format
 from fieldsync.errors import OutputPathError, StoreStateError
 from fieldsync.services import admin, pull, records, sync
 from fieldsync.services import evidence as packages
@@ -394,3 +396,49 @@ def test_files_claiming_more_bytes_than_the_package_holds_are_refused_unread(
     verdict = packages.verify_file(tampered)
     assert not verdict.holds
     assert any("claim more bytes than it holds" in f.statement for f in verdict.findings)
+
+
+def test_thousands_of_receipts_and_statements_cost_seconds_not_hours(
+    case: tuple[World, str, Path],
+) -> None:
+    """Each custody statement sorted every receipt again, and each version scanned them all:
+    6,000 receipts and 60,000 statements kept the verifier busy for over half a minute; a package of
+    100,000 files, hours. (The maker's own keys would do; the world's stand in for them.)"""
+    world, _, out = case
+    receipts, statements = 6000, 60_000
+
+    def crowd(files: dict[str, bytes]) -> None:
+        version = first(files, "versions/.entry")
+        header = entry_format.parse(files[version]).header
+        server = world.server.receipt_key
+        for n in range(receipts):
+            batch = hashlib.sha256(b"batch %d" % n).hexdigest()
+            files[f"receipts/{batch}.json"] = receipt.sign(
+                server,
+                device=header.author,
+                last_seq=header.seq,
+                head=version.split("/")[1].split(".")[0],
+                batch=batch,
+                time_ms=n,
+            )
+        log = json.loads(files["custody.json"])
+        received = next(item for item in log if item["event"] == "received")
+        log += [received | {"note": str(n)} for n in range(statements)]
+        files["custody.json"] = encoding.encode(log)
+        doc = json.loads(files["manifest.json"])
+        listed = {item["name"] for item in doc["files"]}
+        doc["files"] += [
+            {"name": name, "sha256": "", "size": 0}
+            for name in files
+            if name not in listed and name not in ("manifest.json", "manifest.sig")
+        ]
+        doc["files"].sort(key=lambda item: item["name"])
+        files["manifest.json"] = encoding.encode(doc)
+        resign(files, world)
+
+    tampered = rewrite(out, crowd)
+    started = time.monotonic()
+    verdict = packages.verify_file(tampered)
+    took = time.monotonic() - started
+    assert not [f for f in verdict.findings if f.subject.startswith("receipts/")]  # all hold
+    assert took < 12, f"{took:.1f} s"
