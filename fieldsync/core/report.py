@@ -73,7 +73,7 @@ PARTY_ORDER = {party: n for n, party in enumerate(GROUP_OF)}
 FORM_PARTIES = tuple(party for party in GROUP_OF if party != NOT_IDENTIFIED)
 OTHER_PARTIES = frozenset(PARTY_GROUPS["other_parties"][1])
 
-MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 SERIES_KEYS = (
     "killed",
     "children_killed",
@@ -109,7 +109,7 @@ class Period:
 
     @classmethod
     def month(cls, text: str) -> Period:
-        found = MONTH.fullmatch(text.strip())
+        found = MONTH.match(text.strip())
         if not found:
             raise ValueError(f"{text!r} is not a month written YYYY-MM")
         year, month = int(found[1]), int(found[2])
