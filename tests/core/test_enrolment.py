@@ -50,3 +50,27 @@ def test_a_request_from_before_the_box_proof_still_verifies_for_what_it_register
     assert parsed.box_proof is None
     enrolment.verify_proof(parsed, TOKEN)
     assert parsed.encode() == older
+
+
+def test_a_box_proof_holds_only_for_its_key_label_and_message() -> None:
+    for n in range(1, 33):
+        box = crypto.BoxPair(bytes([n]) * 32)
+        proof = box.prove(crypto.LABEL_ENROL_BOX, b"claim")
+        crypto.verify_box_proof(box.public, crypto.LABEL_ENROL_BOX, b"claim", proof, what="it")
+    other = crypto.BoxPair(bytes([99]) * 32).public
+    refused = [
+        (other, crypto.LABEL_ENROL_BOX, b"claim", proof),
+        (box.public, crypto.LABEL_ENROL, b"claim", proof),
+        (box.public, crypto.LABEL_ENROL_BOX, b"claim!", proof),
+        (box.public, crypto.LABEL_ENROL_BOX, b"claim", proof[:-1]),
+        (
+            box.public,
+            crypto.LABEL_ENROL_BOX,
+            b"claim",
+            proof[:40] + bytes([proof[40] ^ 1]) + proof[41:],
+        ),
+        (box.public, crypto.LABEL_ENROL_BOX, b"claim", bytes(96)),
+    ]
+    for args in refused:
+        with pytest.raises(SignatureInvalid):
+            crypto.verify_box_proof(*args, what="it")
