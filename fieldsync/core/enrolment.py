@@ -7,15 +7,18 @@ Canonical JSON (docs/protocol.md, "Enrolment")::
      "proof": hex Ed25519 signature by device_key over
               LABEL_ENROL || 0 || canonical {"box_key", "box_proof", "device_key", "token"}}
 
-    box_proof = the box key's proof of possession (``crypto.BoxPair.prove``) over
-                LABEL_ENROL_BOX || 0 || canonical {"box_key", "device_key", "token"}
+    box_proof = the box key's proof of possession for the server (``crypto.BoxPair.prove``:
+                nonce || crypto_box from the box key to the invite's server key in X25519 form)
+                of hash32(LABEL_ENROL_BOX, canonical {"box_key", "device_key", "token"})
 
 The proof shows the device holds the key it registers, and binds that key to this invite's
 one-time token, so a token seen in transit cannot enrol another key. The box proof shows the
-same of the box key (which versions for the device are sealed to), checkable with public keys
-alone, so no device can register a box key it does not hold. Requests made before the box proof
-existed (no ``box_proof``, and a proof over the claim without it) are still read, for the
-registrations they made; the server accepts no new one.
+server the same of the box key (which versions for the device are sealed to), so no device can
+register a box key it does not hold. Only the server can open it (``verify_box_proof``);
+everyone else checks the device's proof, which covers it, so it cannot be stripped or changed
+afterwards (decision 52). Requests made before the box proof existed (no ``box_proof``, and a
+proof over the claim without it) are still read, for the registrations they made; the server
+accepts no new one.
 """
 
 from __future__ import annotations
@@ -66,10 +69,17 @@ def _signed_claim(device_key: str, box_key: str, token: str, box_proof: str | No
 
 
 def request(
-    signer: crypto.SigningPair, box: crypto.BoxPair, invite_text: str, token: str
+    signer: crypto.SigningPair,
+    box: crypto.BoxPair,
+    invite_text: str,
+    token: str,
+    *,
+    server_key: bytes,
 ) -> Enrolment:
+    """The request for the invite's token, its box proof for the invite's ``server_key``."""
     device_key, box_key = signer.public.hex(), box.public.hex()
-    box_proof = box.prove(crypto.LABEL_ENROL_BOX, _claim(device_key, box_key, token)).hex()
+    claim = _claim(device_key, box_key, token)
+    box_proof = box.prove(server_key, crypto.LABEL_ENROL_BOX, claim).hex()
     proof = signer.sign(crypto.LABEL_ENROL, _signed_claim(device_key, box_key, token, box_proof))
     return Enrolment(invite_text.strip(), device_key, box_key, proof.hex(), box_proof)
 
@@ -94,23 +104,31 @@ def parse(data: bytes) -> Enrolment:
 
 
 def verify_proof(enrolment: Enrolment, token: str) -> None:
-    """Raises ``SignatureInvalid`` unless the device key signed this claim for this token and,
-    in a request that has one, the box key's holder proved it for the same claim."""
-    device_key, box_key, box_proof = enrolment.device_key, enrolment.box_key, enrolment.box_proof
-    if box_proof is not None:
-        crypto.verify_box_proof(
-            from_hex(box_key, crypto.KEY_BYTES, what="the enrolment's box key"),
-            crypto.LABEL_ENROL_BOX,
-            _claim(device_key, box_key, token),
-            from_hex(box_proof, crypto.BOX_PROOF_BYTES, what="the enrolment's box proof"),
-            what="the enrolment's box key",
-        )
+    """Raises ``SignatureInvalid`` unless the device key signed this claim for this token (with
+    its box proof, in a request that has one). What anyone holding the invite can check."""
+    device_key, box_key = enrolment.device_key, enrolment.box_key
     crypto.verify(
         from_hex(device_key, crypto.KEY_BYTES, what="the enrolment's device key"),
         crypto.LABEL_ENROL,
-        _signed_claim(device_key, box_key, token, box_proof),
+        _signed_claim(device_key, box_key, token, enrolment.box_proof),
         from_hex(enrolment.proof, crypto.SIGNATURE_BYTES, what="the enrolment proof"),
         what="the enrolment request",
+    )
+
+
+def verify_box_proof(enrolment: Enrolment, token: str, server: crypto.SigningPair) -> None:
+    """Raises ``SignatureInvalid`` unless the box proof opens for ``server`` (whose receipt key
+    the invite names) to this claim: the device holds the box key it registers. Only the
+    server holds the key that opens it."""
+    if enrolment.box_proof is None:
+        raise SignatureInvalid("the enrolment request does not prove that it holds its box key")
+    device_key, box_key = enrolment.device_key, enrolment.box_key
+    server.open_box_proof(
+        from_hex(box_key, crypto.KEY_BYTES, what="the enrolment's box key"),
+        crypto.LABEL_ENROL_BOX,
+        _claim(device_key, box_key, token),
+        from_hex(enrolment.box_proof, crypto.BOX_PROOF_BYTES, what="the enrolment's box proof"),
+        what="the enrolment's box key",
     )
 
 

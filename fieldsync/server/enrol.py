@@ -32,6 +32,7 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
     if shown.server_key != server.receipt_key.public.hex():
         raise AccessDenied("this invite was made for another server")
     enrolment.verify_proof(request, shown.token)
+    enrolment.verify_box_proof(request, shown.token, server.receipt_key)
     token_hash = crypto.hash32(LABEL_TOKEN, bytes.fromhex(shown.token)).hex()
     key = request.device_key
     _box_key_is_free(session, request.box_key, key)

@@ -57,7 +57,8 @@ def test_an_expired_invite_is_gone(client: httpx.Client, server: data.ServerData
     expired = make_invite(org, server, expires_ms=NOW - 1)
     device, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
     # Any token will do for the proof: the expiry is checked before it.
-    body = enrolment.request(device, box, expired, "00" * 32).encode()
+    server_key = server.receipt_key.public
+    body = enrolment.request(device, box, expired, "00" * 32, server_key=server_key).encode()
     response = client.post("/v1/enrol", content=body)
     assert response.status_code == 410
     assert response.json()["error"] == "InviteExpired"
@@ -133,12 +134,13 @@ def _spellings(key: str) -> dict[str, str]:
 def _request_as(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair, text: str) -> bytes:
     """An enrolment request that names ``signer``'s key as ``spelling``, properly signed: what a
     device (or anyone holding its key) can send."""
-    token = invite.read(text, now_ms=NOW).token
+    shown = invite.read(text, now_ms=NOW)
+    token, server_key = shown.token, bytes.fromhex(shown.server_key)
     claim = {"box_key": box.public.hex(), "device_key": spelling, "token": token}
-    box_proof = box.prove(crypto.LABEL_ENROL_BOX, encoding.encode(claim)).hex()
+    box_proof = box.prove(server_key, crypto.LABEL_ENROL_BOX, encoding.encode(claim)).hex()
     signed = encoding.encode(claim | {"box_proof": box_proof})
     proof = signer.sign(crypto.LABEL_ENROL, signed).hex()
-    honest = enrolment.request(signer, box, text, token).to_json()
+    honest = enrolment.request(signer, box, text, token, server_key=server_key).to_json()
     return encoding.encode(
         honest | {"device_key": spelling, "proof": proof, "box_proof": box_proof}
     )
@@ -205,15 +207,19 @@ def test_a_revoked_key_does_not_come_back_in_another_spelling(live: Live, org: O
 def test_a_device_cannot_register_a_box_key_it_does_not_hold(live: Live, org: Org) -> None:
     """The feed serves a device what is sealed to its box key: a device that registered
     another's box key was served the analysts' versions of that device's records (sealed,
-    but their records, authors, sizes and times). Old code registered any box key named."""
+    but their records, authors, sizes and times). Old code registered any box key named, as
+    the request without a box proof below shows."""
     victim, intruder = Device(), Device()
-    assert (
-        live.http.post(
-            "/v1/enrol",
-            content=enrol_body(make_invite(org, live.server), victim.signer, victim.box),
-        ).status_code
-        == 200
+    server_key = live.server.receipt_key.public
+    victims_text = make_invite(org, live.server)
+    victims = enrolment.request(
+        victim.signer,
+        victim.box,
+        victims_text,
+        invite.read(victims_text, now_ms=NOW).token,
+        server_key=server_key,
     )
+    assert live.http.post("/v1/enrol", content=victims.encode()).status_code == 200
     record = victim.record(1)[0]
     assert live.send(victim.batch([record])).status_code == 200
     analyst = Device(signer=org.admin)
@@ -228,19 +234,25 @@ def test_a_device_cannot_register_a_box_key_it_does_not_hold(live: Live, org: Or
     assert live.send(raw).status_code == 200
     text = make_invite(org, live.server)
     token = invite.read(text, now_ms=NOW).token
-    own = enrolment.request(intruder.signer, intruder.box, text, token)
-    claim = {"box_key": victim.box.public.hex(), "device_key": own.device_key, "token": token}
-    for box_proof in (own.box_proof, None):  # its own box key's proof; no proof at all
-        stolen = enrolment.Enrolment(
-            own.invite, own.device_key, victim.box.public.hex(), "", box_proof
-        )
-        signed = encoding.encode(claim if box_proof is None else claim | {"box_proof": box_proof})
-        forged = encoding.encode(
-            stolen.to_json() | {"proof": intruder.signer.sign(crypto.LABEL_ENROL, signed).hex()}
-        )
-        response = live.http.post("/v1/enrol", content=forged)
-        assert response.status_code == 400, response.text
-        assert response.json()["error"] in ("SignatureInvalid", "MalformedData")
+    own = enrolment.request(intruder.signer, intruder.box, text, token, server_key=server_key)
+    # the victim's, and a key no device registered yet (so only the box proof can refuse it)
+    for target in (victim.box.public.hex(), crypto.BoxPair.generate().public.hex()):
+        claim = {"box_key": target, "device_key": own.device_key, "token": token}
+        made_with_its_own_secret = intruder.box.prove(
+            server_key, crypto.LABEL_ENROL_BOX, encoding.encode(claim)
+        ).hex()
+        # the victim's genuine proof, as the registry or an evidence package shows it
+        for box_proof in (made_with_its_own_secret, victims.box_proof, None):
+            stolen = enrolment.Enrolment(own.invite, own.device_key, target, "", box_proof)
+            signed = encoding.encode(
+                claim if box_proof is None else claim | {"box_proof": box_proof}
+            )
+            forged = encoding.encode(
+                stolen.to_json() | {"proof": intruder.signer.sign(crypto.LABEL_ENROL, signed).hex()}
+            )
+            response = live.http.post("/v1/enrol", content=forged)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"] in ("SignatureInvalid", "MalformedData")
     with Session(live.engine) as session:
         assert intruder.signer.public.hex() not in session.exec(select(DeviceRow.key)).all()
     feed = httpsig.sign(intruder.signer, "GET", "/v1/feed/0", b"", NOW // 1000)
