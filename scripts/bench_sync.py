@@ -143,7 +143,9 @@ def ingest(
                 expires_ms=int(time.time() * 1000) + 3_600_000,
             )
             token = invite.read(text, now_ms=None).token
-            request = enrolment.request(sender.signer, sender.box.public, text, token)
+            request = enrolment.request(
+                sender.signer, sender.box, text, token, server_key=server.receipt_key.public
+            )
             http.post("/v1/enrol", content=request.encode()).raise_for_status()
 
         def send(sender: Sender) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the committed fuzz corpus: tests/corpus/<decoder>/{ok,no}-<hash>.bin.
 
-    .venv/bin/python scripts/make_corpus.py [--per-decoder 40] [--seed 6]
+    .venv/bin/python scripts/make_corpus.py [--per-decoder 40] [--seed 6] [--only DECODER]
 
 For every decoder in tests/decoders.py: its valid sample, deterministic mutations of it (bit
 flips, truncations, insertions, deletions, splices, length fields pushed to their limits) and
@@ -12,7 +12,8 @@ run and fails if a decoder now does anything else, so a decoder that starts acce
 refused (or crashing) is caught. Anything but acceptance or a fieldsync error stops this script:
 that is a bug to fix before the corpus is committed.
 
-Cases hypothesis finds (tests/core/test_fuzz.py) belong here too: add them to ``HOSTILE`` or
+``--only`` rewrites one decoder's folder (after a change to its format) and leaves the others'
+files as they were. Cases hypothesis finds (tests/core/test_fuzz.py) belong here too: add them to ``HOSTILE`` or
 save them with ``--add DECODER FILE``.
 """
 
@@ -96,12 +97,13 @@ def main() -> None:
     parser.add_argument("--per-decoder", type=int, default=40)
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--add", nargs=2, metavar=("DECODER", "FILE"))
+    parser.add_argument("--only", choices=sorted(BY_NAME), metavar="DECODER")
     args = parser.parse_args()
     if args.add:
         print(save(BY_NAME[args.add[0]], Path(args.add[1]).read_bytes()))
         return
     rng = random.Random(args.seed)
-    for decoder in DECODERS:
+    for decoder in DECODERS if args.only is None else (BY_NAME[args.only],):
         for old in (CORPUS / decoder.name).glob("*.bin"):
             old.unlink()
         sample = decoder.sample()

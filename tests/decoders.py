@@ -63,7 +63,9 @@ INVITE = invite.issue(
     org_read_key=READER.public,
     expires_ms=10**13,
 )
-ENROLMENT = enrolment.request(SIGNER, READER.public, INVITE, invite.read(INVITE, now_ms=0).token)
+ENROLMENT = enrolment.request(
+    SIGNER, READER, INVITE, invite.read(INVITE, now_ms=0).token, server_key=SERVER.public
+)
 REQUEST_PATH = "/v1/blobs/" + "ab" * 32 + "/0"
 REQUEST_HEADERS = httpsig.sign(SIGNER, "PATCH", REQUEST_PATH, b"body", NOW_S)
 
@@ -108,7 +110,13 @@ def decode_invite(data: bytes) -> invite.Invite:
 
 
 def decode_enrolment(data: bytes) -> None:
-    enrolment.parse(data)
+    """As the server reads one (the request, its invite, and both proofs over the token, the
+    box proof opened with the server's key); one from before the box proof as pull reads it."""
+    request = enrolment.parse(data)
+    token = invite.read(request.invite, now_ms=0).token
+    enrolment.verify_proof(request, token)
+    if request.box_proof is not None:
+        enrolment.verify_box_proof(request, token, SERVER)
 
 
 def decode_carry(data: bytes) -> list[carry.Item]:

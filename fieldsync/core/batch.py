@@ -32,7 +32,7 @@ from typing import Any
 from fieldsync.core import crypto, encoding
 from fieldsync.core import entry as entry_format
 from fieldsync.core.entry import Entry
-from fieldsync.core.ids import is_hex32
+from fieldsync.core.ids import from_hex, is_hex32
 from fieldsync.errors import BatchInvalid, MalformedData
 
 MAGIC = b"FSBA"
@@ -186,7 +186,7 @@ def parse(raw: bytes) -> Batch:
     manifest_len = struct.unpack(">I", raw[5:9])[0]
     signed, signature = raw[: -crypto.SIGNATURE_BYTES], raw[-crypto.SIGNATURE_BYTES :]
     crypto.verify(
-        bytes.fromhex(manifest.author),
+        from_hex(manifest.author, crypto.KEY_BYTES, what="the batch's author"),
         crypto.LABEL_BATCH,
         signed,
         signature,

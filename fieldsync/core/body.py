@@ -99,7 +99,7 @@ class Body:
         value = encoding.decode(data, what="record body")
         if not isinstance(value, dict) or set(value) != BODY_KEYS:
             raise MalformedData("record body does not have the expected fields")
-        if not isinstance(value["form"], str) or not FORM_REF.match(value["form"]):
+        if not isinstance(value["form"], str) or not FORM_REF.fullmatch(value["form"]):
             raise MalformedData("record body names no valid form")
         if not isinstance(value["answers"], dict):
             raise MalformedData("record body answers are not an object")

@@ -9,7 +9,8 @@ Layout (docs/protocol.md, "Carrying batches offline")::
 Nothing in the container is trusted: every blob is checked against its hash-name and every
 batch against its signatures when it is delivered, exactly as over the network. The end marker
 tells a truncated copy from a complete one. Items are located by seeking, so a large attachment
-is never read into memory at once.
+is never read into memory at once, and a batch is read whole only once its declared length is
+one a batch can have.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from fieldsync.core.batch import MAX_BATCH_BYTES
 from fieldsync.errors import MalformedData
 
 MAGIC = b"FSCARRY\x01"
@@ -78,6 +80,16 @@ def read_chunks(handle: BinaryIO, item: Item, size: int = 1024 * 1024) -> Iterat
             raise MalformedData("the carry file is truncated; copy it again")
         left -= len(chunk)
         yield chunk
+
+
+def read_batch(handle: BinaryIO, item: Item) -> bytes:
+    """A batch item's bytes; one declaring more than any batch can hold is refused unread."""
+    if item.length > MAX_BATCH_BYTES:
+        raise MalformedData(
+            f"a carried batch of {item.length} bytes is larger than any batch can be "
+            f"({MAX_BATCH_BYTES}); it was not read"
+        )
+    return b"".join(read_chunks(handle, item))
 
 
 def _past_end(handle: BinaryIO, position: int) -> bool:

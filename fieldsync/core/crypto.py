@@ -18,7 +18,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 import nacl.utils
-from nacl.public import PrivateKey, PublicKey, SealedBox
+from nacl.public import Box, PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 from fieldsync.errors import DecryptionFailed, KdfParamsRefused, MalformedData, SignatureInvalid
@@ -35,6 +35,7 @@ LABEL_BATCH = b"fieldsync/batch/v1"
 LABEL_BATCH_ID = b"fieldsync/batch-id/v1"
 LABEL_RECEIPT = b"fieldsync/receipt/v1"
 LABEL_ENROL = b"fieldsync/enrol/v1"
+LABEL_ENROL_BOX = b"fieldsync/enrol-box/v1"
 LABEL_REQUEST = b"fieldsync/request/v1"
 LABEL_EVIDENCE = b"fieldsync/evidence/v1"
 
@@ -42,6 +43,7 @@ KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
 AEAD_TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES  # 16
 SIGNATURE_BYTES = 64
+BOX_PROOF_BYTES = 40 + KEY_BYTES  # BoxPair.prove: nonce (24) + Poly1305 tag (16) + the hash
 SALT_BYTES = argon2id.SALTBYTES  # 16
 SEAL_BYTES = 48 + KEY_BYTES  # X25519 ephemeral key (32) + Poly1305 tag (16) + the key
 
@@ -162,6 +164,24 @@ class SigningPair:
     def sign(self, label: bytes, message: bytes) -> bytes:
         return bytes(self._key.sign(labelled(label, message)).signature)
 
+    def open_box_proof(
+        self, box_public: bytes, label: bytes, message: bytes, proof: bytes, *, what: str
+    ) -> None:
+        """Raises ``SignatureInvalid`` unless ``proof`` (``BoxPair.prove``, made for this key)
+        opens, with this key's X25519 form (libsodium's ``crypto_sign_ed25519_sk_to_curve25519``)
+        and ``box_public``, to the labelled hash of ``message``: then whoever made it holds the
+        secret of ``box_public``. A box key of low order, whose shared secret anyone knows, is
+        refused by libsodium before anything is opened."""
+        if len(proof) != BOX_PROOF_BYTES:
+            raise SignatureInvalid(f"the proof of {what} has the wrong length")
+        try:
+            box = Box(self._key.to_curve25519_private_key(), PublicKey(box_public))
+            opened = bytes(box.decrypt(proof))
+        except (nacl.exceptions.CryptoError, TypeError) as exc:
+            raise SignatureInvalid(f"the proof of {what} does not open for this server") from exc
+        if not equal(opened, hash32(label, message)):
+            raise SignatureInvalid(f"the proof of {what} was made for another claim")
+
     def __repr__(self) -> str:  # never print the seed
         return "SigningPair(<secret>)"
 
@@ -200,6 +220,23 @@ class BoxPair:
         if len(key) != KEY_BYTES:
             raise DecryptionFailed(f"the key of {what} has the wrong length")
         return key
+
+    def prove(self, server_key: bytes, label: bytes, message: bytes) -> bytes:
+        """Proof, for the server whose Ed25519 receipt key is ``server_key``, that whoever made
+        it holds this X25519 secret: ``nonce || crypto_box(hash32(label, message))``, a box with
+        a random nonce from this secret to the server's key in X25519 form (libsodium's
+        ``crypto_sign_ed25519_pk_to_curve25519``: the receipt key the device already checked,
+        so no other server key is needed). A box authenticates both ends: only this secret's
+        holder, or the server, can make one that opens with the server's secret and this public
+        key (``SigningPair.open_box_proof``). libsodium's complete construction, never a
+        signature assembled from curve arithmetic; the price is that only the server can check
+        it (decision 52)."""
+        try:
+            box = Box(PrivateKey(self.secret), VerifyKey(server_key).to_curve25519_public_key())
+        except (nacl.exceptions.CryptoError, TypeError) as exc:
+            # not an Ed25519 point, or one whose X25519 form is of low order
+            raise MalformedData("the server's key cannot receive a proof of the box key") from exc
+        return bytes(box.encrypt(hash32(label, message)))
 
     def __repr__(self) -> str:
         return "BoxPair(<secret>)"

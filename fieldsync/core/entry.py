@@ -26,7 +26,7 @@ from typing import Any
 
 from fieldsync.core import crypto, encoding
 from fieldsync.core.clock import HLC
-from fieldsync.core.ids import is_hex32, is_record_id
+from fieldsync.core.ids import is_hex, is_hex32, is_record_id
 from fieldsync.errors import DecryptionFailed, MalformedData
 
 MAGIC = b"FSEN"
@@ -86,7 +86,7 @@ class Header:
             or parents != sorted(set(parents))
         ):
             problems.append("parents")
-        if not isinstance(nonce, str) or len(nonce) != 2 * crypto.NONCE_BYTES or not _hex(nonce):
+        if not is_hex(nonce, crypto.NONCE_BYTES):
             problems.append("nonce")
         if not is_hex32(commit):
             problems.append("commit")
@@ -204,11 +204,3 @@ def parse(raw: bytes) -> Entry:
         ciphertext=raw[cipher_start:cipher_end],
         associated=crypto.labelled(crypto.LABEL_ENTRY, raw[:header_end]),
     )
-
-
-def _hex(text: str) -> bool:
-    try:
-        bytes.fromhex(text)
-    except ValueError:
-        return False
-    return text == text.lower()

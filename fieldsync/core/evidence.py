@@ -33,6 +33,7 @@ against the signed facts. It reports what holds and what does not, file by file.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ from fieldsync.core import blob, crypto, encoding, enrolment, invite, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
-from fieldsync.core.ids import fingerprint, is_hex32, is_record_id
+from fieldsync.core.ids import fingerprint, from_hex, is_hex32, is_record_id
 from fieldsync.errors import FieldsyncError
 
 FORMAT = "fieldsync/evidence"
@@ -53,11 +54,14 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 MAX_SMALL_FILE = 16 * 1024 * 1024  # any file read whole (entries are at most about 8 MiB)
 MAX_FILES = 100_000
+# What all compressed files together may inflate to: only small files are ever compressed, so
+# a package cannot make the verifier hash much more than the bytes it actually holds.
+MAX_INFLATED = 256 * 1024 * 1024
 HEX = "[0-9a-f]{64}"
 NAMES = re.compile(
-    rf"^(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
+    rf"(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
     rf"|devices/{HEX}\.enrolment|versions/{HEX}\.(entry|key|body\.json)"
-    rf"|attachments/{HEX}(\.[a-z0-9]{{1,8}})?|blobs/{HEX}|receipts/{HEX}\.json|chain/{HEX}\.entry)$"
+    rf"|attachments/{HEX}(\.[a-z0-9]{{1,8}})?|blobs/{HEX}|receipts/{HEX}\.json|chain/{HEX}\.entry)"
 )
 EVENTS = ("captured", "signed", "received", "verified", "exported")
 
@@ -68,6 +72,14 @@ class PackageReader(Protocol):
     def names(self) -> list[str]: ...
 
     def size(self, name: str) -> int: ...
+
+    def stored_size(self, name: str) -> int:
+        """The bytes the file takes in the package (compressed, if it is)."""
+        ...
+
+    def package_size(self) -> int:
+        """The bytes of the whole package as it is stored."""
+        ...
 
     def read(self, name: str) -> bytes:
         """The whole file (only asked of files up to ``MAX_SMALL_FILE``)."""
@@ -174,6 +186,14 @@ class _Facts:
     bodies: dict[str, Body] = field(default_factory=dict)
     links: dict[tuple[str, int], Entry] = field(default_factory=dict)  # (author, seq) -> entry
     receipts: list[receipt.Receipt] = field(default_factory=list)
+    by_device: dict[str, list[receipt.Receipt]] = field(default_factory=dict)  # by last_seq
+
+    def covering(self, header: entry_format.Header) -> receipt.Receipt | None:
+        """The first receipt that covers a version, found by bisection: a package may hold
+        many thousands of receipts and statements, and each asks."""
+        kept = self.by_device.get(header.author, [])
+        at = bisect.bisect_left(kept, header.seq, key=lambda r: r.last_seq)
+        return kept[at] if at < len(kept) else None
 
 
 def verify(package: PackageReader, *, org_admin_key: str | None = None) -> Verdict:
@@ -181,7 +201,7 @@ def verify(package: PackageReader, *, org_admin_key: str | None = None) -> Verdi
     (without it, the package's own key is reported for a person to compare)."""
     verdict = Verdict()
     facts = _Facts()
-    if not _names(package, verdict):
+    if not _names(package, verdict) or not _sizes(package, verdict):
         return verdict
     if not _manifest(package, verdict, facts, org_admin_key):
         return verdict
@@ -203,7 +223,7 @@ def _names(package: PackageReader, verdict: Verdict) -> bool:
     if len(set(names)) != len(names):
         verdict.fail("package", "it holds two files under the same name")
         return False
-    strange = [n for n in names if not NAMES.match(n)]
+    strange = [n for n in names if not NAMES.fullmatch(n)]
     for name in strange[:20]:
         verdict.fail(_shown(name), "is not a file an evidence package holds")
     if MANIFEST not in names or SIGNATURE not in names:
@@ -212,12 +232,38 @@ def _names(package: PackageReader, verdict: Verdict) -> bool:
     return True  # a strange file fails the package, but the rest is still checked
 
 
+def _sizes(package: PackageReader, verdict: Verdict) -> bool:
+    """Refuse, before anything is read or hashed, a package whose files declare more bytes than
+    it can hold: a bomb that inflates to terabytes, or many files over the same bytes."""
+    names = package.names()
+    stored = sum(package.stored_size(n) for n in names)
+    if stored > package.package_size():
+        verdict.fail("package", "its files claim more bytes than it holds: nothing was read")
+        return False
+    inflated = 0
+    for name in names:
+        size, kept = package.size(name), package.stored_size(name)
+        if size > kept:
+            inflated += size
+            if size > MAX_SMALL_FILE:
+                verdict.fail(_shown(name), f"declares {size} bytes from {kept}: nothing was read")
+                return False
+    if inflated > MAX_INFLATED:
+        verdict.fail(
+            "package", f"its compressed files declare {inflated} bytes in all: nothing was read"
+        )
+        return False
+    return True
+
+
 def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts, org_key: str | None) -> bool:
     try:
         raw = _small(package, MANIFEST)
         doc = encoding.decode(raw, what="the manifest", max_bytes=MAX_SMALL_FILE)
         files = _manifest_files(doc)
-        signature = bytes.fromhex(_small(package, SIGNATURE).decode("ascii").strip())
+        signature = from_hex(
+            _small(package, SIGNATURE).decode("ascii"), crypto.SIGNATURE_BYTES, what=SIGNATURE
+        )
         crypto.verify(
             bytes.fromhex(doc["exported_by"]),
             crypto.LABEL_EVIDENCE,
@@ -258,7 +304,7 @@ def _manifest_files(doc: object) -> dict[str, tuple[int, str]]:
         if not isinstance(item, dict) or set(item) != {"name", "sha256", "size"}:
             raise ValueError("a file entry without name, size and hash")
         name, size, digest = item["name"], item["size"], item["sha256"]
-        ok = isinstance(name, str) and NAMES.match(name) and name not in (MANIFEST, SIGNATURE)
+        ok = isinstance(name, str) and NAMES.fullmatch(name) and name not in (MANIFEST, SIGNATURE)
         if not ok or not isinstance(size, int) or size < 0 or not is_hex32(digest) or name in files:
             raise ValueError("a file entry with invalid values")
         files[name] = (size, digest)
@@ -268,7 +314,7 @@ def _manifest_files(doc: object) -> dict[str, tuple[int, str]]:
 def _files(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
     present = set(package.names()) - {MANIFEST, SIGNATURE}
     for name in sorted(present - set(facts.listed)):
-        if NAMES.match(name):  # other names were reported already
+        if NAMES.fullmatch(name):  # other names were reported already
             verdict.fail(name, "was added: the signed manifest does not list it")
     for name, (size, digest) in sorted(facts.listed.items()):
         if name not in present:
@@ -358,7 +404,10 @@ def _versions(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
             verdict.fail(name, "is signed by a key the package shows no enrolment for")
             continue
         try:
-            key = bytes.fromhex(_small(package, f"versions/{version_id}.key").decode("ascii"))
+            key_file = f"versions/{version_id}.key"
+            key = from_hex(
+                _small(package, key_file).decode("ascii"), crypto.KEY_BYTES, what=key_file
+            )
             plain = entry.open(key)
             if plain != _small(package, f"versions/{version_id}.body.json"):
                 raise ValueError("the decrypted body file is not what the key opens the version to")
@@ -463,17 +512,17 @@ def _receipts(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
             verdict.fail(name, f"does not verify against the server's key ({_why(exc)})")
             continue
         facts.receipts.append(shown)
+    for shown in sorted(facts.receipts, key=lambda r: r.last_seq):
+        facts.by_device.setdefault(shown.device, []).append(shown)
+    reached: dict[tuple[str, str], str] = {}
     for entry in sorted(facts.versions.values(), key=lambda e: (e.header.author, e.header.seq)):
         header, subject = entry.header, f"version {entry.id[:16]}"
-        covering = sorted(
-            (r for r in facts.receipts if r.device == header.author and r.last_seq >= header.seq),
-            key=lambda r: r.last_seq,
-        )
-        if not covering:
+        covering = facts.covering(header)
+        if covering is None:
             verdict.warn(subject, "no receipt shows the server received it (not yet delivered?)")
             continue
-        shown = covering[0]
-        broken = _chain_break(facts, header.author, entry, shown)
+        shown = covering
+        broken = _chain_break(facts, entry, shown, reached)
         if broken:
             verdict.fail(subject, f"the hash chain to the receipt's entry is broken: {broken}")
             continue
@@ -484,16 +533,30 @@ def _receipts(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         )
 
 
-def _chain_break(facts: _Facts, author: str, entry: Entry, shown: receipt.Receipt) -> str:
-    current = entry
+def _chain_break(
+    facts: _Facts, entry: Entry, shown: receipt.Receipt, reached: dict[tuple[str, str], str]
+) -> str:
+    """What breaks the chain from ``entry`` to the head ``shown`` names ("" if nothing).
+    ``reached`` remembers every entry walked, per receipt, and what the walk from it found:
+    a later version of the same run stops there, so each link is followed once per receipt."""
+    current, walked, found = entry, [entry.id], None
     for seq in range(entry.header.seq + 1, shown.last_seq + 1):
-        link = facts.links.get((author, seq))
+        found = reached.get((shown.batch, current.id))
+        if found is not None:
+            break
+        link = facts.links.get((entry.header.author, seq))
         if link is None:
-            return f"the entry at seq {seq} is missing"
+            found = f"the entry at seq {seq} is missing"
+            break
         if link.header.prev != current.id:
-            return f"the entry at seq {seq} does not follow the one before it"
+            found = f"the entry at seq {seq} does not follow the one before it"
+            break
         current = link
-    return "" if current.id == shown.head else "the receipt names another entry at its seq"
+        walked.append(current.id)
+    if found is None:
+        found = "" if current.id == shown.head else "the receipt names another entry at its seq"
+    reached.update(((shown.batch, walked_id), found) for walked_id in walked)
+    return found
 
 
 def _custody(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
@@ -533,14 +596,8 @@ def _custody_problem(item: object, facts: _Facts) -> str:
     if kind in ("captured", "signed"):
         expected = (entry.header.author, entry.header.hlc.wall_ms)
     elif kind == "received":
-        expected = next(
-            (
-                (facts.server_key, r.time_ms)
-                for r in sorted(facts.receipts, key=lambda r: r.last_seq)
-                if r.device == entry.header.author and r.last_seq >= entry.header.seq
-            ),
-            ("", -1),
-        )
+        covering = facts.covering(entry.header)
+        expected = ("", -1) if covering is None else (facts.server_key, covering.time_ms)
     elif kind == "verified":
         expected = (facts.admin_key, time_ms)  # attested by the admin key's signature alone
     else:
@@ -583,7 +640,9 @@ def _small(package: PackageReader, name: str) -> bytes:
 def _under(package: PackageReader, folder: str, suffix: str = "") -> list[str]:
     """The well-named files in ``folder`` (any other name was reported already)."""
     return sorted(
-        n for n in package.names() if n.startswith(folder) and n.endswith(suffix) and NAMES.match(n)
+        n
+        for n in package.names()
+        if n.startswith(folder) and n.endswith(suffix) and NAMES.fullmatch(n)
     )
 
 

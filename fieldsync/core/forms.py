@@ -277,7 +277,7 @@ def load(schema: dict[str, Any]) -> Form:
     except Exception as exc:  # jsonschema raises SchemaError and friends
         raise MalformedData(f"the form schema is not valid JSON Schema: {exc}") from exc
     form_id, version = schema.get("x-form"), schema.get("x-version")
-    if not isinstance(form_id, str) or not FORM_ID.match(form_id):
+    if not isinstance(form_id, str) or not FORM_ID.fullmatch(form_id):
         raise MalformedData("the form schema has no valid x-form id")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise MalformedData("the form schema has no valid x-version")

@@ -65,7 +65,7 @@ def _params(created: int, keyid: str) -> str:
 
 
 def _base(method: str, path: str, digest: str, params: str) -> bytes:
-    if not _PATH.match(path):
+    if not _PATH.fullmatch(path):
         raise MalformedData("the request path is not one fieldsync signs")
     lines = [
         f'"@method": {method.upper()}',
@@ -136,9 +136,9 @@ def verify_headers(
         raise SignatureInvalid(
             "the request is not signed (Content-Digest, Signature-Input and Signature are required)"
         )
-    matched_input = _INPUT.match(signature_input)
-    matched_signature = _SIGNATURE.match(signature)
-    if matched_input is None or matched_signature is None or not _DIGEST.match(digest):
+    matched_input = _INPUT.fullmatch(signature_input)
+    matched_signature = _SIGNATURE.fullmatch(signature)
+    if matched_input is None or matched_signature is None or not _DIGEST.fullmatch(digest):
         raise MalformedData("the request's signature headers are not in fieldsync's form")
     created, keyid = int(matched_input.group(1)), matched_input.group(2)
     if abs(now - created) > WINDOW_S:

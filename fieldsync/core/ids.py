@@ -8,9 +8,12 @@ import time
 import uuid
 
 from fieldsync.core.crypto import LABEL_FINGERPRINT, hash32
+from fieldsync.errors import MalformedData
 
-UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-HEX32_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# Always used with ``fullmatch``: ``match`` with ``$`` would also take a final newline, and
+# ``bytes.fromhex`` skips white space and takes capitals, so one key would have many spellings.
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+HEX_PATTERN = re.compile(r"(?:[0-9a-f]{2})*")
 
 FINGERPRINT_GROUPS = 8
 
@@ -27,11 +30,24 @@ def new_record_id(now_ms: int | None = None) -> str:
 
 
 def is_record_id(text: str) -> bool:
-    return bool(UUID_PATTERN.match(text))
+    return bool(UUID_PATTERN.fullmatch(text))
+
+
+def is_hex(text: object, size: int) -> bool:
+    """Whether ``text`` is ``size`` bytes in canonical (lowercase, unspaced) hex."""
+    return isinstance(text, str) and len(text) == 2 * size and bool(HEX_PATTERN.fullmatch(text))
 
 
 def is_hex32(text: object) -> bool:
-    return isinstance(text, str) and bool(HEX32_PATTERN.match(text))
+    return is_hex(text, 32)
+
+
+def from_hex(text: str, size: int, *, what: str) -> bytes:
+    """The bytes of canonical hex: decoded once, so every key has one spelling and compares as
+    bytes would; any other spelling (capitals, spaces, a final newline) is refused."""
+    if not is_hex(text, size):
+        raise MalformedData(f"{what} is not {size} bytes in lowercase hex")
+    return bytes.fromhex(text)
 
 
 def fingerprint(*public_keys: bytes) -> str:

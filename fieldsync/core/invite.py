@@ -155,7 +155,7 @@ def _check(value: object) -> Invite:
         and 0 < len(name) <= MAX_NAME
         and name.isprintable()
         and isinstance(server, str)
-        and bool(SERVER_URL.match(server))
+        and bool(SERVER_URL.fullmatch(server))
         and all(is_hex32(value[k]) for k in ("server_key", "org_read_key", "admin_key", "token"))
         and isinstance(expires, int)
         and not isinstance(expires, bool)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core import crypto, encoding
-from fieldsync.core.ids import is_hex32
+from fieldsync.core.ids import is_hex, is_hex32
 from fieldsync.errors import MalformedData, SignatureInvalid
 
 FORMAT = "fieldsync/receipt"
@@ -68,21 +68,17 @@ def verify(data: bytes, *, pinned_server_key: bytes) -> Receipt:
         raise MalformedData("the receipt does not have the expected fields")
     receipt = _check(doc["receipt"])
     signature = doc["signature"]
-    if not isinstance(signature, str) or len(signature) != 2 * crypto.SIGNATURE_BYTES:
+    if not is_hex(signature, crypto.SIGNATURE_BYTES):
         raise MalformedData("the receipt's signature is malformed")
     if receipt.server != pinned_server_key.hex():
         raise SignatureInvalid(
             "the receipt was signed by a server key other than the one pinned at enrolment"
         )
-    try:
-        signature_bytes = bytes.fromhex(signature)
-    except ValueError as exc:
-        raise MalformedData("the receipt's signature is malformed") from exc
     crypto.verify(
         pinned_server_key,
         crypto.LABEL_RECEIPT,
         encoding.encode(doc["receipt"]),
-        signature_bytes,
+        bytes.fromhex(signature),
         what=f"the receipt for seq {receipt.last_seq}",
     )
     return receipt

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError as RowConflict
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.ids import fingerprint
-from fieldsync.errors import AccessDenied, InviteUsed
+from fieldsync.errors import AccessDenied, InviteUsed, MalformedData
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import DeviceRow, InviteUseRow
 
@@ -21,14 +21,21 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
     device whose connection dropped before the answer can simply ask again.
     """
     request = enrolment.parse(body)
+    if request.box_proof is None:
+        raise MalformedData(
+            "the enrolment request does not prove that the device holds its box key",
+            hint="Update fieldsync on the device, then enrol again with the same invite.",
+        )
     shown = invite.read(request.invite, now_ms=now_ms)
     if shown.admin_key != server.org.admin_key:
         raise AccessDenied("this invite was not signed by this organisation's admin key")
     if shown.server_key != server.receipt_key.public.hex():
         raise AccessDenied("this invite was made for another server")
     enrolment.verify_proof(request, shown.token)
+    enrolment.verify_box_proof(request, shown.token, server.receipt_key)
     token_hash = crypto.hash32(LABEL_TOKEN, bytes.fromhex(shown.token)).hex()
     key = request.device_key
+    _box_key_is_free(session, request.box_key, key)
     if session.get(InviteUseRow, token_hash) is None and session.get(DeviceRow, key) is None:
         device = DeviceRow(
             key=key, box_key=request.box_key, name=shown.name, enrolled_ms=now_ms, enrolment=body
@@ -44,6 +51,20 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
             session.refresh(device)
             return device
     return _enrolled_before(session, token_hash, key)
+
+
+def _box_key_is_free(session: Session, box_key: str, device_key: str) -> None:
+    """Versions for a device are sealed to its box key, and its feed is what is sealed to that
+    key: two devices must never share one (the box proof already keeps a device from naming a
+    key it does not hold; this keeps one holder from registering it twice)."""
+    taken = session.exec(
+        select(DeviceRow.key).where(DeviceRow.box_key == box_key, DeviceRow.key != device_key)
+    ).first()
+    if taken is not None:
+        raise AccessDenied(
+            "this box key is already registered to another device; nothing was registered",
+            hint="Enrol each device from its own store; tell your administrator.",
+        )
 
 
 def _enrolled_before(session: Session, token_hash: str, device_key: str) -> DeviceRow:

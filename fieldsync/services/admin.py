@@ -191,8 +191,8 @@ def import_carry(
             sync.upload(client, blob_id, item.length, read_at)
             report.blobs += 1
         for item in (i for i in items if i.kind == carry.BATCH):
-            raw = b"".join(carry.read_chunks(handle, item))
             try:
+                raw = carry.read_batch(handle, item)
                 built = batch_format.parse(raw)
                 sync.verified(client.send_batch(raw), pinned, built)
             except (ServerUnreachable, ServerError):

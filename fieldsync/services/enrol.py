@@ -78,7 +78,11 @@ def enrol(
                 hint="Someone may be intercepting the connection. Tell your administrator.",
             )
         request = enrolment.request(
-            store.identity.signer, store.identity.box.public, invite_text, shown.token
+            store.identity.signer,
+            store.identity.box,
+            invite_text,
+            shown.token,
+            server_key=bytes.fromhex(shown.server_key),
         )
         answer = client.enrol(request.encode())
     if answer.get("device") != store.identity.device_id:

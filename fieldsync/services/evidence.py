@@ -324,8 +324,9 @@ ARCHIVE_ERRORS = (
 class ZipPackage:
     """A package's files, read from the ZIP without extracting anything to disk."""
 
-    def __init__(self, archive: zipfile.ZipFile) -> None:
+    def __init__(self, archive: zipfile.ZipFile, package_size: int) -> None:
         self._archive = archive
+        self._package_size = package_size
         infos = archive.infolist()
         self._names = [info.filename for info in infos]  # asked for often: listed once
         self._by_name = {info.filename: info for info in infos}
@@ -335,6 +336,12 @@ class ZipPackage:
 
     def size(self, name: str) -> int:
         return self._by_name[name].file_size
+
+    def stored_size(self, name: str) -> int:
+        return self._by_name[name].compress_size
+
+    def package_size(self) -> int:
+        return self._package_size
 
     def read(self, name: str) -> bytes:
         return b"".join(self.chunks(name))
@@ -365,7 +372,8 @@ def verify_file(path: Path, org_admin_key: str | None = None) -> Verdict:
     """``evidence-verify``: check a package file offline."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return evidence.verify(ZipPackage(archive), org_admin_key=org_admin_key)
+            package = ZipPackage(archive, path.stat().st_size)
+            return evidence.verify(package, org_admin_key=org_admin_key)
     except FileNotFoundError as exc:
         raise OutputPathError(f"there is no file {str(path)!r}") from exc
     except ARCHIVE_ERRORS as exc:

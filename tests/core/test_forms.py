@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fieldsync.core import forms
@@ -122,3 +124,33 @@ def test_a_schema_without_identity_is_refused() -> None:
 
 def test_builtin_forms_are_three() -> None:
     assert sorted(builtin_forms()) == ["disappearance", "incident", "interview"]
+
+
+RECORD = "01890a5d-ac96-774b-bcce-b302099a8057"
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "value"),
+    [
+        ("incident", ["location", "coordinates"], {"latitude": "36.2\n", "longitude": "37.1"}),
+        ("incident", ["location", "coordinates"], {"latitude": "٣٦.٢", "longitude": "37.1"}),
+        ("incident", ["victims", "individuals", 0, "id"], RECORD + "\n"),
+        ("interview", ["linked_incidents"], [RECORD + "\n"]),
+        ("interview", ["linked_incidents"], [RECORD.upper()]),
+    ],
+)
+def test_a_pattern_takes_one_spelling_only(name: str, path: list[object], value: object) -> None:
+    """jsonschema matches a pattern with Python's ``re.search``: ``$`` there also matches before a
+    final newline and ``\\d`` takes any script's digits, where ECMA-262's take neither."""
+    answers = example(name)
+    assert form_problems(name, answers) == []
+    *parents, last = path
+    place: Any = answers
+    for step in parents:
+        place = place.setdefault(step, {}) if isinstance(step, str) else place[step]
+    place[last] = value
+    assert form_problems(name, answers) != []
+
+
+def form_problems(name: str, answers: object) -> list[str]:
+    return get_form(name).problems(answers)

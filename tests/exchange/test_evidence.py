@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import delete
 
-from fieldsync.core import crypto, encoding, evidence
+from fieldsync.core import crypto, encoding, evidence, receipt
+from fieldsync.core import entry as entry_format
 from fieldsync.errors import OutputPathError, StoreStateError
 from fieldsync.services import admin, pull, records, sync
 from fieldsync.services import evidence as packages
@@ -223,6 +226,8 @@ def test_a_forged_receipt_or_custody_time_is_caught_even_when_re_signed(
         "attachments/..\\..\\boot.ini",
         "attachments/\x1b[2Jevil",
         "versions/" + "a" * 64 + ".entry/../../x",
+        "README.txt\n",  # a name the pattern's "$" took, before it had to match whole
+        "chain/" + "a" * 64 + ".entry\n",
     ],
 )
 def test_path_tricks_in_a_package_are_refused_not_followed(
@@ -312,3 +317,128 @@ def test_damage_anywhere_in_the_archive_is_a_verdict_never_a_crash(
     damaged.write_bytes(bytes(raw))
     verdict = packages.verify_file(damaged)  # raises nothing: every failure is a finding
     assert verdict.findings
+
+
+def _zeros_deflated(mib: int) -> bytes:
+    """A raw deflate stream of ``mib`` MiB of zero bytes, about 1 KiB per MiB: one flushed block
+    repeated (each starts afresh, so copies of it chain) and a final empty block."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = squeeze.compress(bytes(1024 * 1024)) + squeeze.flush(zlib.Z_FULL_FLUSH)
+    return block * mib + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def _declare_deflated(path: Path, name: str, size: int) -> None:
+    """Make the stored member ``name`` a deflated one of ``size`` bytes, in the archive's
+    central directory (what zipfile reads sizes and method from)."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x01\x02")
+    while (
+        raw[at + 46 : at + 46 + int.from_bytes(raw[at + 28 : at + 30], "little")] != name.encode()
+    ):
+        at = raw.find(b"PK\x01\x02", at + 4)
+    raw[at + 10 : at + 12] = (8).to_bytes(2, "little")  # deflated
+    raw[at + 24 : at + 28] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+
+
+def test_a_package_declaring_gigabytes_is_refused_before_anything_is_hashed(
+    case: tuple[World, str, Path],
+) -> None:
+    """A package signed by its maker (any key will do: the verifier reports whose it is) lists
+    a 2 GiB file made of 2 MiB of deflate: the verifier hashed all of it, about 1,000 times
+    the package's size, and a package of a few megabytes kept it busy for hours."""
+    world, _, out = case
+    declared = 2 * 1024**3
+
+    def bomb(files: dict[str, bytes]) -> None:
+        files["custody.txt"] = _zeros_deflated(declared // 1024**2)
+        resign(files, world)
+        doc = json.loads(files["manifest.json"])
+        for item in doc["files"]:
+            if item["name"] == "custody.txt":
+                item["size"] = declared
+        files["manifest.json"] = encoding.encode(doc)
+        files["manifest.sig"] = evidence.sign_manifest(
+            world.analyst.identity.signer, files["manifest.json"]
+        )
+
+    tampered = rewrite(out, bomb)
+    _declare_deflated(tampered, "custody.txt", declared)
+    with zipfile.ZipFile(tampered) as archive:
+        assert archive.getinfo("custody.txt").file_size == declared
+    verdict = packages.verify_file(tampered)
+    assert not verdict.holds
+    refused = [f for f in verdict.findings if f.subject == "custody.txt"]
+    assert [f.statement for f in refused] == [
+        f"declares {declared} bytes from {len(_zeros_deflated(2048))}: nothing was read"
+    ]
+
+
+def test_files_claiming_more_bytes_than_the_package_holds_are_refused_unread(
+    case: tuple[World, str, Path],
+) -> None:
+    """Central-directory entries whose sizes add up to more than the archive (the way to make
+    one stored run of bytes count as many files) are refused before any file is read."""
+    _, _, out = case
+    tampered = rewrite(out, lambda files: None)
+    raw = bytearray(tampered.read_bytes())
+    with zipfile.ZipFile(tampered) as archive:
+        biggest = max(archive.infolist(), key=lambda info: info.compress_size)
+        others = [i for i in archive.infolist() if i.compress_size < biggest.compress_size]
+    # point two more entries' central records at the biggest file's local header
+    for info in others[:2]:
+        at = raw.find(b"PK\x01\x02")
+        while raw[at + 46 : at + 46 + len(info.filename)] != info.filename.encode():
+            at = raw.find(b"PK\x01\x02", at + 4)
+        raw[at + 20 : at + 24] = biggest.compress_size.to_bytes(4, "little")
+        raw[at + 24 : at + 28] = biggest.file_size.to_bytes(4, "little")
+    tampered.write_bytes(bytes(raw))
+    verdict = packages.verify_file(tampered)
+    assert not verdict.holds
+    assert any("claim more bytes than it holds" in f.statement for f in verdict.findings)
+
+
+def test_thousands_of_receipts_and_statements_cost_seconds_not_hours(
+    case: tuple[World, str, Path],
+) -> None:
+    """Each custody statement sorted every receipt again, and each version scanned them all:
+    6,000 receipts and 60,000 statements kept the verifier busy for over half a minute; a package of
+    100,000 files, hours. (The maker's own keys would do; the world's stand in for them.)"""
+    world, _, out = case
+    receipts, statements = 6000, 60_000
+
+    def crowd(files: dict[str, bytes]) -> None:
+        version = first(files, "versions/.entry")
+        header = entry_format.parse(files[version]).header
+        server = world.server.receipt_key
+        for n in range(receipts):
+            batch = hashlib.sha256(b"batch %d" % n).hexdigest()
+            files[f"receipts/{batch}.json"] = receipt.sign(
+                server,
+                device=header.author,
+                last_seq=header.seq,
+                head=version.split("/")[1].split(".")[0],
+                batch=batch,
+                time_ms=n,
+            )
+        log = json.loads(files["custody.json"])
+        received = next(item for item in log if item["event"] == "received")
+        log += [received | {"note": str(n)} for n in range(statements)]
+        files["custody.json"] = encoding.encode(log)
+        doc = json.loads(files["manifest.json"])
+        listed = {item["name"] for item in doc["files"]}
+        doc["files"] += [
+            {"name": name, "sha256": "", "size": 0}
+            for name in files
+            if name not in listed and name not in ("manifest.json", "manifest.sig")
+        ]
+        doc["files"].sort(key=lambda item: item["name"])
+        files["manifest.json"] = encoding.encode(doc)
+        resign(files, world)
+
+    tampered = rewrite(out, crowd)
+    started = time.monotonic()
+    verdict = packages.verify_file(tampered)
+    took = time.monotonic() - started
+    assert not [f for f in verdict.findings if f.subject.startswith("receipts/")]  # all hold
+    assert took < 12, f"{took:.1f} s"

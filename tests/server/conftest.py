@@ -68,8 +68,9 @@ def enrol_body(
 ) -> bytes:
     device = device or crypto.SigningPair.generate()
     box = box or crypto.BoxPair.generate()
-    token = invite.read(text, now_ms=NOW).token
-    return enrolment.request(device, box.public, text, token).encode()
+    shown = invite.read(text, now_ms=NOW)
+    server_key = bytes.fromhex(shown.server_key)
+    return enrolment.request(device, box, text, shown.token, server_key=server_key).encode()
 
 
 @dataclass

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
-from fieldsync.core import crypto, encoding, enrolment
-from fieldsync.core.ids import fingerprint
+from fieldsync.core import batch as batch_format
+from fieldsync.core import crypto, encoding, enrolment, httpsig, invite
+from fieldsync.core import entry as entry_format
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import fingerprint, new_record_id
 from fieldsync.errors import MalformedData, StoreExists
 from fieldsync.server import data
-from tests.server.conftest import NOW, Org, enrol_body, make_invite
+from fieldsync.server.tables import DeviceRow, StoredEntry
+from tests.server.conftest import NOW, Device, Live, Org, enrol_body, make_invite
 
 
 def test_info_names_the_server_and_its_organisation(
@@ -51,7 +57,8 @@ def test_an_expired_invite_is_gone(client: httpx.Client, server: data.ServerData
     expired = make_invite(org, server, expires_ms=NOW - 1)
     device, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
     # Any token will do for the proof: the expiry is checked before it.
-    body = enrolment.request(device, box.public, expired, "00" * 32).encode()
+    server_key = server.receipt_key.public
+    body = enrolment.request(device, box, expired, "00" * 32, server_key=server_key).encode()
     response = client.post("/v1/enrol", content=body)
     assert response.status_code == 410
     assert response.json()["error"] == "InviteExpired"
@@ -113,3 +120,153 @@ def test_server_data_is_created_once_and_damage_is_named(
         data.load(server.folder)
     with pytest.raises(MalformedData):
         data.init(tmp_path / "other", b"not the org file")
+
+
+def _spellings(key: str) -> dict[str, str]:
+    """Other spellings ``bytes.fromhex`` reads as the very same key."""
+    return {
+        "final newline": key + "\n",
+        "capitals": key.upper(),
+        "inner space": f"{key[:32]} {key[32:]}",
+    }
+
+
+def _request_as(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair, text: str) -> bytes:
+    """An enrolment request that names ``signer``'s key as ``spelling``, properly signed: what a
+    device (or anyone holding its key) can send."""
+    shown = invite.read(text, now_ms=NOW)
+    token, server_key = shown.token, bytes.fromhex(shown.server_key)
+    claim = {"box_key": box.public.hex(), "device_key": spelling, "token": token}
+    box_proof = box.prove(server_key, crypto.LABEL_ENROL_BOX, encoding.encode(claim)).hex()
+    signed = encoding.encode(claim | {"box_proof": box_proof})
+    proof = signer.sign(crypto.LABEL_ENROL, signed).hex()
+    honest = enrolment.request(signer, box, text, token, server_key=server_key).to_json()
+    return encoding.encode(
+        honest | {"device_key": spelling, "proof": proof, "box_proof": box_proof}
+    )
+
+
+@pytest.mark.parametrize("kind", ["final newline", "capitals", "inner space"])
+def test_one_key_in_another_spelling_is_refused_and_never_a_second_device(
+    live: Live, org: Org, kind: str
+) -> None:
+    signer, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    key = signer.public.hex()
+    first = live.http.post(
+        "/v1/enrol", content=enrol_body(make_invite(org, live.server), signer, box)
+    )
+    assert first.status_code == 200
+    again = _request_as(signer, _spellings(key)[kind], box, make_invite(org, live.server))
+    response = live.http.post("/v1/enrol", content=again)
+    assert (response.status_code, response.json()["error"]) == (400, "MalformedData")
+    assert live.count(DeviceRow) == 1
+
+
+def _spelled_batch(signer: crypto.SigningPair, spelling: str, box: crypto.BoxPair) -> bytes:
+    """A batch of one entry whose header and manifest name ``signer`` as ``spelling``, laid out
+    by hand (``entry.seal`` and ``batch.build`` refuse to make one)."""
+    header = entry_format.Header(
+        spelling, 1, None, new_record_id(), (), HLC(1, 0), crypto.random_bytes(24).hex(), "00" * 32
+    )
+    header_bytes = encoding.encode(header.to_json())
+    prefix = entry_format.MAGIC + bytes([1]) + struct.pack(">I", len(header_bytes)) + header_bytes
+    key, nonce = crypto.random_bytes(32), bytes.fromhex(header.nonce)
+    sealed = crypto.aead_encrypt(key, nonce, b"{}", crypto.labelled(crypto.LABEL_ENTRY, prefix))
+    signed = prefix + struct.pack(">I", len(sealed)) + sealed
+    raw = signed + signer.sign(crypto.LABEL_ENTRY, signed)
+    made = entry_format.Entry(raw, entry_format.entry_id(raw), header, sealed, b"")
+    manifest = batch_format.Manifest(spelling, 1, 1, None, (made.id,), ())
+    wrap = crypto.wrap_key(box.public, key)
+    return batch_format.encode(signer, manifest, [made], [wrap])
+
+
+def test_a_revoked_key_does_not_come_back_in_another_spelling(live: Live, org: Org) -> None:
+    signer, box = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    key = signer.public.hex()
+    assert (
+        live.http.post(
+            "/v1/enrol", content=enrol_body(make_invite(org, live.server), signer, box)
+        ).status_code
+        == 200
+    )
+    # the same key enrolled a second time as KEY + newline, ahead of its revocation
+    live.http.post(
+        "/v1/enrol", content=_request_as(signer, key + "\n", box, make_invite(org, live.server))
+    )
+    path = f"/v1/admin/devices/{key}/revoke"
+    headers = httpsig.sign(org.admin, "POST", path, b"", NOW // 1000)
+    assert live.http.post(path, headers=headers).status_code == 200
+    for spelling in (key, *_spellings(key).values()):
+        response = live.send(_spelled_batch(signer, spelling, box))
+        assert response.status_code in (400, 403), (spelling, response.text)
+    assert live.count(StoredEntry) == 0
+    feed = httpsig.sign(signer, "GET", "/v1/feed/0", b"", NOW // 1000)
+    assert live.http.get("/v1/feed/0", headers=feed).status_code == 403
+
+
+def test_a_device_cannot_register_a_box_key_it_does_not_hold(live: Live, org: Org) -> None:
+    """The feed serves a device what is sealed to its box key: a device that registered
+    another's box key was served the analysts' versions of that device's records (sealed,
+    but their records, authors, sizes and times). Old code registered any box key named, as
+    the request without a box proof below shows."""
+    victim, intruder = Device(), Device()
+    server_key = live.server.receipt_key.public
+    victims_text = make_invite(org, live.server)
+    victims = enrolment.request(
+        victim.signer,
+        victim.box,
+        victims_text,
+        invite.read(victims_text, now_ms=NOW).token,
+        server_key=server_key,
+    )
+    assert live.http.post("/v1/enrol", content=victims.encode()).status_code == 200
+    record = victim.record(1)[0]
+    assert live.send(victim.batch([record])).status_code == 200
+    analyst = Device(signer=org.admin)
+    edit = analyst.record(1, record=record.header.record, parents=(record.id,))
+    sealed = crypto.wrap_key(victim.box.public, crypto.random_bytes(32))
+    raw = batch_format.build(
+        org.admin,
+        edit,
+        [crypto.wrap_key(org.read.public, crypto.random_bytes(32))],
+        readers=[((victim.box.public.hex(), sealed),)],
+    ).raw
+    assert live.send(raw).status_code == 200
+    text = make_invite(org, live.server)
+    token = invite.read(text, now_ms=NOW).token
+    own = enrolment.request(intruder.signer, intruder.box, text, token, server_key=server_key)
+    # the victim's, and a key no device registered yet (so only the box proof can refuse it)
+    for target in (victim.box.public.hex(), crypto.BoxPair.generate().public.hex()):
+        claim = {"box_key": target, "device_key": own.device_key, "token": token}
+        made_with_its_own_secret = intruder.box.prove(
+            server_key, crypto.LABEL_ENROL_BOX, encoding.encode(claim)
+        ).hex()
+        # the victim's genuine proof, as the registry or an evidence package shows it
+        for box_proof in (made_with_its_own_secret, victims.box_proof, None):
+            stolen = enrolment.Enrolment(own.invite, own.device_key, target, "", box_proof)
+            signed = encoding.encode(
+                claim if box_proof is None else claim | {"box_proof": box_proof}
+            )
+            forged = encoding.encode(
+                stolen.to_json() | {"proof": intruder.signer.sign(crypto.LABEL_ENROL, signed).hex()}
+            )
+            response = live.http.post("/v1/enrol", content=forged)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"] in ("SignatureInvalid", "MalformedData")
+    with Session(live.engine) as session:
+        assert intruder.signer.public.hex() not in session.exec(select(DeviceRow.key)).all()
+    feed = httpsig.sign(intruder.signer, "GET", "/v1/feed/0", b"", NOW // 1000)
+    assert live.http.get("/v1/feed/0", headers=feed).status_code == 403
+    assert live.http.post("/v1/enrol", content=own.encode()).status_code == 200  # still unused
+
+
+def test_a_box_key_is_registered_to_one_device_only(live: Live, org: Org) -> None:
+    """Even its holder cannot register one box key for a second device key."""
+    first, second = Device(), Device()
+    second.box = first.box
+    for device, status in ((first, 200), (second, 403)):
+        body = enrol_body(make_invite(org, live.server), device.signer, device.box)
+        response = live.http.post("/v1/enrol", content=body)
+        assert response.status_code == status, response.text
+    assert "already registered to another device" in response.json()["message"]
+    assert live.count(DeviceRow) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import httpx
@@ -147,3 +148,31 @@ def test_an_impostor_server_gets_no_carried_batch_and_its_receipts_are_refused(
             )
     assert admin_store.setting("server") == pinned
     assert deliver(admin_store, carried, live[0]).accepted == 1  # the real server still is
+
+
+def test_an_oversized_batch_in_a_carry_file_is_refused_unread_and_the_rest_delivered(
+    carried: Path, admin_store: Store, live: tuple[str, object], tmp_path: Path
+) -> None:
+    """A carried batch may declare up to 16 GiB; no batch can be over 16 MiB. import-file read
+    the whole item into memory before the batch's own size check refused it."""
+    url, engine = live
+    hostile = tmp_path / "hostile.fsc"
+    good = carried.read_bytes()[len(carry.write_start()) : -len(carry.write_end())]
+    declared = 4 * batch_format.MAX_BATCH_BYTES
+    with open(hostile, "wb") as handle:
+        handle.write(carry.write_start() + carry.header(carry.BATCH, declared))
+        handle.write(b"FSBA" + bytes(declared - 4))
+        handle.write(good + carry.write_end())
+    tracemalloc.start()
+    try:
+        report = deliver(admin_store, hostile, url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < batch_format.MAX_BATCH_BYTES, f"{peak} bytes held at once"
+    assert report.refused == [
+        f"a carried batch of {declared} bytes is larger than any batch can be "
+        f"({batch_format.MAX_BATCH_BYTES}); it was not read"
+    ]
+    assert (report.blobs, report.accepted, report.versions) == (1, 1, 2)
+    assert count(engine, StoredEntry) == 2
