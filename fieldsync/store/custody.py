@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from fieldsync.errors import StoreCorrupted
 from fieldsync.store.db import EntryRow, ReceiptRow, WrapRow, db_errors
@@ -41,6 +41,34 @@ def receipts_of(store: Store, author: str) -> list[KeptReceipt]:
             select(ReceiptRow).where(ReceiptRow.author == author).order_by(col(ReceiptRow.last_seq))
         ).all()
     return [KeptReceipt(r.batch, r.author, r.last_seq, r.raw, r.verified_ms) for r in rows]
+
+
+@db_errors
+def receipted_through(store: Store) -> dict[str, int]:
+    """Each author's highest seq that a kept receipt acknowledges."""
+    with store.session() as session:
+        rows = session.exec(
+            select(ReceiptRow.author, func.max(ReceiptRow.last_seq)).group_by(ReceiptRow.author)
+        ).all()
+    return {author: int(seq) for author, seq in rows}
+
+
+@db_errors
+def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[int]]:
+    """For each author, the seqs from 1 to ``through[author]`` (or to its highest version held,
+    if that is higher) at which this store holds no version of it."""
+    missing: dict[str, list[int]] = {}
+    with store.session() as session:
+        for author, wanted in through.items():
+            count, highest = session.exec(
+                select(func.count(), func.max(EntryRow.seq)).where(EntryRow.author == author)
+            ).one()
+            last = max(wanted, highest or 0)
+            if count == last:
+                continue
+            held = set(session.exec(select(EntryRow.seq).where(EntryRow.author == author)))
+            missing[author] = [seq for seq in range(1, last + 1) if seq not in held]
+    return missing
 
 
 @db_errors

@@ -1,0 +1,179 @@
+"""What a pull found wrong that only a reader can see, kept by name (docs/protocol.md, "Named
+problems").
+
+A version set aside verified (its author signed it; the server served it as signed) but cannot
+be used here: its wrap does not open, its body is not one this fieldsync can read, it builds on
+another record's version, an attachment it names cannot be fetched. It is kept, exactly as
+served (the signed bytes and the wrap), in an encrypted setting, and every later pull tries it
+again: a fixed reader, or an attachment uploaded after all, brings it in. What was stored before
+and after it is not held back.
+
+A version withheld is one the server's feed skipped: an author's later versions, or a receipt
+the server signed, show it exists, and this store has not got it. It is worked out again at the
+end of every administrator's pull from what the store holds, so it clears once the server
+serves it.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from fieldsync.core.ids import fingerprint
+from fieldsync.store.store import Store
+
+SETTING = "problems"
+
+WRAP = "the key wrap does not open"
+BODY = "the body does not open to a record's body"
+FORM = "its form is one this fieldsync does not know"
+ANSWERS = "its answers do not fit its form"
+OTHER_RECORD = "it builds on another record's version"
+ON_SET_ASIDE = "it builds on a version set aside"
+BLOB_MISSING = "an attachment it names is not on the server"
+BLOB_ALTERED = "the server's copy of an attachment it names does not match its hash"
+WITHHELD = "the server's feed skips them (later versions or its receipts show they exist)"
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A verified version this store could not use, kept as served to try again."""
+
+    id: str
+    author: str
+    seq: int
+    record: str
+    why: str  # one of the reasons above
+    detail: str  # the error's own words
+    raw: bytes  # the entry exactly as signed
+    wrap: bytes  # its content key as served for this store's reader key
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "author": self.author,
+            "seq": self.seq,
+            "record": self.record,
+            "why": self.why,
+            "detail": self.detail,
+            "raw": base64.b64encode(self.raw).decode("ascii"),
+            "wrap": base64.b64encode(self.wrap).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> SetAside:
+        return cls(
+            id=str(value["id"]),
+            author=str(value["author"]),
+            seq=int(value["seq"]),
+            record=str(value["record"]),
+            why=str(value["why"]),
+            detail=str(value["detail"]),
+            raw=base64.b64decode(value["raw"]),
+            wrap=base64.b64decode(value["wrap"]),
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Versions of one author that this store lacks for one reason, in words a person reads."""
+
+    author: str
+    who: str  # "device 'laptop 7' (fingerprint …)", "the administrator"
+    why: str
+    seqs: list[int]
+    withheld: bool = False
+
+    @property
+    def message(self) -> str:
+        count = len(self.seqs)
+        versions = f"{count} version{'s' if count != 1 else ''}"
+        where = f"seq {spans(self.seqs)}"
+        if self.withheld:
+            return f"the server withholds {versions} from {self.who} ({where}): {self.why}"
+        return f"{versions} from {self.who} cannot be read: {self.why} ({where})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.author,
+            "who": self.who,
+            "kind": "withheld" if self.withheld else "set aside",
+            "why": self.why,
+            "seqs": self.seqs,
+            "message": self.message,
+        }
+
+
+def set_aside(store: Store) -> list[SetAside]:
+    """The versions set aside, in the order they were served."""
+    kept = (store.setting(SETTING) or {}).get("set_aside", [])
+    return [SetAside.from_json(value) for value in kept]
+
+
+def withheld(store: Store) -> dict[str, list[int]]:
+    return {str(k): list(v) for k, v in (store.setting(SETTING) or {}).get("withheld", {}).items()}
+
+
+def save(
+    store: Store, aside: list[SetAside], held_back: dict[str, list[int]] | None = None
+) -> None:
+    """Keep the set-aside versions (and, after an administrator's pull, what was withheld)."""
+    value = {
+        "set_aside": [item.to_json() for item in aside],
+        "withheld": withheld(store) if held_back is None else held_back,
+    }
+    store.save_setting(SETTING, value)
+
+
+def named(store: Store) -> list[Problem]:
+    """Every problem a pull left, grouped by author and reason, in the order first found."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for item in set_aside(store):
+        grouped.setdefault((item.author, item.why), []).append(item.seq)
+    found = [Problem(a, who(store, a), why, sorted(s)) for (a, why), s in grouped.items()]
+    for author, seqs in withheld(store).items():
+        found.append(Problem(author, who(store, author), WITHHELD, sorted(seqs), withheld=True))
+    return found
+
+
+def by_author(store: Store) -> dict[str, list[Problem]]:
+    grouped: dict[str, list[Problem]] = {}
+    for problem in named(store):
+        grouped.setdefault(problem.author, []).append(problem)
+    return grouped
+
+
+def who(store: Store, author: str) -> str:
+    """An author as a person knows it: a device's name and fingerprint, or its role."""
+    admin_key = store.identity.device_id if store.identity.is_admin else None
+    joined = store.setting("enrolment") or {}
+    if author in (admin_key, joined.get("admin_key")):
+        return "the administrator (analysts' versions)"
+    if author == store.identity.device_id:
+        return "this device"
+    device = ((store.setting("registry") or {}).get("devices") or {}).get(author)
+    if device:
+        shown = fingerprint(bytes.fromhex(author), bytes.fromhex(str(device["box_key"])))
+        return f"device {device['name']!r} ({shown})"
+    return f"the key {author[:16]}…"
+
+
+def spans(seqs: list[int]) -> str:
+    """``3``, ``3–5, 9``: consecutive seqs as one span."""
+    parts: list[str] = []
+    start = previous = None
+    for seq in sorted(seqs):
+        if previous is not None and seq == previous + 1:
+            previous = seq
+            continue
+        if start is not None:
+            parts.append(_span(start, previous))
+        start = previous = seq
+    if start is not None:
+        parts.append(_span(start, previous))
+    return ", ".join(parts)
+
+
+def _span(start: int, end: int | None) -> str:
+    return str(start) if end in (None, start) else f"{start}–{end}"
