@@ -137,9 +137,9 @@ def named(store: Store) -> list[Problem]:
     return found
 
 
-def by_author(store: Store) -> dict[str, list[Problem]]:
+def by_author(found: list[Problem]) -> dict[str, list[Problem]]:
     grouped: dict[str, list[Problem]] = {}
-    for problem in named(store):
+    for problem in found:
         grouped.setdefault(problem.author, []).append(problem)
     return grouped
 
