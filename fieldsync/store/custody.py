@@ -3,6 +3,7 @@ signed entries and content keys an evidence package is made of."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlmodel import col, func, select
@@ -72,9 +73,12 @@ def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[int]]:
 
 
 @db_errors
-def signed_entries(store: Store, author: str, first_seq: int, last_seq: int) -> list[bytes]:
+def signed_entries(
+    store: Store, author: str, first_seq: int, last_seq: int, kept: Mapping[int, bytes] = {}
+) -> list[bytes]:
     """The exact bytes of an author's entries ``first_seq..last_seq``, in seq order: the links
-    of the hash chain from a version to the head a receipt names."""
+    of the hash chain from a version to the head a receipt names. ``kept`` holds the signed
+    bytes of versions kept elsewhere (set aside by a pull), by seq."""
     with store.session() as session:
         rows = session.exec(
             select(EntryRow.seq, EntryRow.raw)
@@ -82,12 +86,14 @@ def signed_entries(store: Store, author: str, first_seq: int, last_seq: int) -> 
             .where(col(EntryRow.seq) >= first_seq, col(EntryRow.seq) <= last_seq)
             .order_by(col(EntryRow.seq))
         ).all()
-    if [seq for seq, _ in rows] != list(range(first_seq, last_seq + 1)):
+    found = {seq: raw for seq, raw in kept.items() if first_seq <= seq <= last_seq}
+    found.update(dict(rows))
+    if sorted(found) != list(range(first_seq, last_seq + 1)):
         raise StoreCorrupted(
             f"this store lacks entries {first_seq}..{last_seq} of author {author[:12]}",
             hint="Run 'fieldsync admin pull' to fetch everything the server holds.",
         )
-    return [raw for _, raw in rows]
+    return [found[seq] for seq in sorted(found)]
 
 
 @db_errors

@@ -27,7 +27,7 @@ from fieldsync.core.ids import new_record_id
 from fieldsync.errors import BatchInvalid
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import FeedRow, StoredEntry
-from fieldsync.services import admin, problems, pull, records, sync
+from fieldsync.services import admin, evidence, problems, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -264,6 +264,16 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
         assert blob.blob_id_of(fetched) == blob_id
 
 
+def test_an_analysts_batch_naming_a_blob_never_uploaded_is_refused(world: World) -> None:
+    """The administrator's own log goes through the same checks as a device's."""
+    analysts = Poisoner(world, world.analyst)
+    entry, key = analysts.seal()
+    with pytest.raises(BatchInvalid, match="not fully uploaded"):
+        analysts.send([entry], [analysts.wrap(key)], (("ab" * 32, 100),))
+    with Session(world.app.state.engine) as session:
+        assert session.get(StoredEntry, entry.id) is None
+
+
 def test_the_named_problem_is_in_every_json_output(world: World) -> None:
     def poison(device: Poisoner) -> None:
         entry, _ = device.seal()
@@ -347,3 +357,20 @@ def test_a_feed_row_served_twice_is_named_by_verify(world: World) -> None:
     assert [(p.seq, "twice" in p.what) for p in author.problems] == [(2, True)]
     pulled = pull.pull(world.analyst)  # a reader takes it once and finds nothing missing
     assert pulled.received == 5 and pulled.problems == []
+
+
+def test_a_version_set_aside_still_links_its_neighbours_evidence(
+    world: World, tmp_path: Path
+) -> None:
+    """The chain from a record's version to the receipt may run through a version set aside:
+    its signed bytes are kept, so the evidence package still proves custody."""
+    bad = world.device("bad laptop")
+    device = Poisoner(world, bad)
+    fine, key = device.seal()
+    poisoned, _ = device.seal()
+    device.send([fine, poisoned], [device.wrap(key), crypto.random_bytes(crypto.SEAL_BYTES)])
+    report = pull.pull(world.analyst)
+    assert report.received == 1 and [p.seqs for p in report.problems] == [[2]]
+    built = evidence.build(world.analyst, fine.header.record, tmp_path / "case.zip")
+    verdict = evidence.verify_file(built.path, admin.org_keys(world.analyst).admin_key)
+    assert verdict.holds and built.receipts == 1
