@@ -4,9 +4,10 @@ problems").
 A version set aside verified (its author signed it; the server served it as signed) but cannot
 be used here: its wrap does not open, its body is not one this fieldsync can read, it builds on
 another record's version, an attachment it names cannot be fetched. It is kept, exactly as
-served (the signed bytes and the wrap), in an encrypted setting, and every later pull tries it
-again: a fixed reader, or an attachment uploaded after all, brings it in. What was stored before
-and after it is not held back.
+served (the signed bytes and the wrap), in encrypted settings (``problems`` lists the parts,
+``problems:N`` hold the versions), and every later pull tries it again: a fixed reader, or an
+attachment uploaded after all, brings it in. What was stored before and after it is not held
+back.
 
 A version withheld is one the server's feed skipped: an author's later versions, or a receipt
 the server signed, show it exists, and this store has not got it. It is worked out again at the
@@ -107,23 +108,48 @@ class Problem:
 
 def set_aside(store: Store) -> list[SetAside]:
     """The versions set aside, in the order they were served."""
-    kept = (store.setting(SETTING) or {}).get("set_aside", [])
-    return [SetAside.from_json(value) for value in kept]
+    found: dict[str, SetAside] = {}
+    for part in _index(store).get("parts", []):
+        for value in (store.setting(_part(part)) or {}).get("set_aside", []):
+            item = SetAside.from_json(value)
+            found.setdefault(item.id, item)  # a rewrite a crash cut short repeats some
+    return list(found.values())
 
 
 def withheld(store: Store) -> dict[str, list[int]]:
-    return {str(k): list(v) for k, v in (store.setting(SETTING) or {}).get("withheld", {}).items()}
+    return {str(k): list(v) for k, v in _index(store).get("withheld", {}).items()}
 
 
-def save(
-    store: Store, aside: list[SetAside], held_back: dict[str, list[int]] | None = None
-) -> None:
-    """Keep the set-aside versions (and, after an administrator's pull, what was withheld)."""
-    value = {
-        "set_aside": [item.to_json() for item in aside],
-        "withheld": withheld(store) if held_back is None else held_back,
-    }
-    store.save_setting(SETTING, value)
+def add(store: Store, new: list[SetAside]) -> None:
+    """Keep more versions set aside, in a part of their own: each is written once, however
+    many pages a pull sets versions aside on."""
+    index = _index(store)
+    parts = [int(n) for n in index.get("parts", [])]
+    part = max(parts, default=0) + 1
+    store.save_setting(_part(part), {"set_aside": [item.to_json() for item in new]})
+    store.save_setting(SETTING, index | {"parts": [*parts, part]})
+
+
+def replace(store: Store, aside: list[SetAside]) -> None:
+    """Keep exactly these versions set aside (after some were stored, or failed anew)."""
+    index = _index(store)
+    store.save_setting(_part(1), {"set_aside": [item.to_json() for item in aside]})
+    store.save_setting(SETTING, index | {"parts": [1] if aside else []})
+    for part in index.get("parts", []):
+        if int(part) != 1:
+            store.save_setting(_part(int(part)), {})
+
+
+def save_withheld(store: Store, held_back: dict[str, list[int]]) -> None:
+    store.save_setting(SETTING, _index(store) | {"withheld": held_back})
+
+
+def _index(store: Store) -> dict[str, Any]:
+    return store.setting(SETTING) or {}
+
+
+def _part(number: int) -> str:
+    return f"{SETTING}:{number}"
 
 
 def named(store: Store) -> list[Problem]:

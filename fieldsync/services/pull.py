@@ -90,7 +90,7 @@ def pull(
     with client_for(url, store) as client:
         claimed = _registry(store, client) if store.identity.is_admin else {}
         judge = _Judge(store, trusted | set(claimed), earlier)
-        _store(store, judge, judge.retry(report), client, report, touched)
+        _store(store, judge, judge.retry(report), client, report, touched, whole=True)
         page, report.restarted = _resume(client, cursor, anchor)
         if report.restarted:
             cursor = 0
@@ -111,7 +111,7 @@ def pull(
     if store.identity.is_admin:
         held_back = _withheld(store, judge.kept(), claimed)
         if held_back != problems.withheld(store):
-            problems.save(store, judge.kept(), held_back)
+            problems.save_withheld(store, held_back)
     known = {item.id for item in earlier}
     report.set_aside = len(set(judge.aside) - known)
     report.recovered = len(known - set(judge.aside))
@@ -127,9 +127,12 @@ def _store(
     client: SyncClient,
     report: PullReport,
     touched: set[str],
+    *,
+    whole: bool = False,
 ) -> None:
     """Fetch the attachments of what was checked, then store it and keep what was set aside
-    (before the cursor moves past it)."""
+    (before the cursor moves past it); ``whole``: the versions set aside before were among
+    those checked, so the list is written anew if anything changed."""
     usable = judge.with_attachments(checked, client, report)
     if usable:
         with store.writer() as writer:
@@ -140,9 +143,11 @@ def _store(
                     touched.add(item.entry.header.record)
                 else:
                     report.held += 1
-    if judge.changed:
-        problems.save(store, judge.kept())
-        judge.changed = False
+    if judge.rewrite or (whole and judge.new):
+        problems.replace(store, judge.kept())
+    elif judge.new:
+        problems.add(store, judge.new)
+    judge.new, judge.rewrite = [], False
 
 
 def settle_all(
@@ -295,7 +300,8 @@ class _Judge:
         self.held: dict[str, tuple[str, str, int]] = {}
         self.taken: set[tuple[str, int]] = set()
         self.places: set[tuple[str, int]] = set()  # (author, seq) of the versions seen
-        self.changed = False  # whether ``aside`` changed since it was last saved
+        self.new: list[SetAside] = []  # set aside since ``aside`` was last saved
+        self.rewrite = False  # ``aside`` must be saved anew (some of it was stored)
 
     def kept(self) -> list[SetAside]:
         return list(self.aside.values())
@@ -326,7 +332,8 @@ class _Judge:
                 continue
             if found is not None:
                 checked.append(found)
-                self.changed = True
+        self.new = []  # what failed again is kept already; what changed is written anew
+        self.rewrite = [i.to_json() for i in self.kept()] != [i.to_json() for i in earlier]
         return checked
 
     def with_attachments(
@@ -434,10 +441,11 @@ class _Judge:
     def _set_aside(self, entry: Entry, wrap: bytes, why: str, detail: str) -> None:
         header = entry.header
         self.seen.pop(entry.id, None)
-        self.changed = True
-        self.aside[entry.id] = SetAside(
+        item = SetAside(
             entry.id, header.author, header.seq, header.record, why, detail, entry.raw, wrap
         )
+        self.aside[entry.id] = item
+        self.new.append(item)
 
     def _fetch(self, client: SyncClient, blob_id: str) -> int:
         if self.store.blob_path(blob_id).is_file():
