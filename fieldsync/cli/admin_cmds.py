@@ -139,7 +139,7 @@ def devices(
 
 def _short(problem: dict[str, Any]) -> str:
     """A named problem in a table cell: '3 set aside', '1 withheld' (in full below it)."""
-    return f"{len(problem['seqs'])} {problem['kind']}"
+    return f"{problem['count']} {problem['kind']}"
 
 
 @admin_app.command("revoke")

@@ -76,6 +76,10 @@ class SetAside:
         )
 
 
+Span = tuple[int, int]  # first and last seq, both included
+LISTED = 1000  # seqs listed one by one in --json; beyond that, the spans alone
+
+
 @dataclass(frozen=True)
 class Problem:
     """Versions of one author that this store lacks for one reason, in words a person reads."""
@@ -83,14 +87,21 @@ class Problem:
     author: str
     who: str  # "device 'laptop 7' (fingerprint …)", "the administrator"
     why: str
-    seqs: list[int]
+    spans: tuple[Span, ...]
     withheld: bool = False
 
     @property
+    def count(self) -> int:
+        return sum(last - first + 1 for first, last in self.spans)
+
+    @property
+    def seqs(self) -> list[int]:
+        return [seq for first, last in self.spans for seq in range(first, last + 1)]
+
+    @property
     def message(self) -> str:
-        count = len(self.seqs)
-        versions = f"{count} version{'s' if count != 1 else ''}"
-        where = f"seq {spans(self.seqs)}"
+        versions = f"{self.count} version{'s' if self.count != 1 else ''}"
+        where = "seq " + ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in self.spans)
         if self.withheld:
             return f"the server withholds {versions} from {self.who} ({where}): {self.why}"
         return f"{versions} from {self.who} cannot be read: {self.why} ({where})"
@@ -101,7 +112,9 @@ class Problem:
             "who": self.who,
             "kind": "withheld" if self.withheld else "set aside",
             "why": self.why,
-            "seqs": self.seqs,
+            "count": self.count,
+            "spans": [list(span) for span in self.spans],
+            "seqs": self.seqs if self.count <= LISTED else None,
             "message": self.message,
         }
 
@@ -116,8 +129,9 @@ def set_aside(store: Store) -> list[SetAside]:
     return list(found.values())
 
 
-def withheld(store: Store) -> dict[str, list[int]]:
-    return {str(k): list(v) for k, v in _index(store).get("withheld", {}).items()}
+def withheld(store: Store) -> dict[str, list[Span]]:
+    found = _index(store).get("withheld", {}).items()
+    return {str(author): [(int(a), int(b)) for a, b in kept] for author, kept in found}
 
 
 def add(store: Store, new: list[SetAside]) -> None:
@@ -140,8 +154,9 @@ def replace(store: Store, aside: list[SetAside]) -> None:
             store.save_setting(_part(int(part)), {})
 
 
-def save_withheld(store: Store, held_back: dict[str, list[int]]) -> None:
-    store.save_setting(SETTING, _index(store) | {"withheld": held_back})
+def save_withheld(store: Store, held_back: dict[str, list[Span]]) -> None:
+    shown = {author: [list(span) for span in kept] for author, kept in held_back.items()}
+    store.save_setting(SETTING, _index(store) | {"withheld": shown})
 
 
 def _index(store: Store) -> dict[str, Any]:
@@ -157,9 +172,9 @@ def named(store: Store) -> list[Problem]:
     grouped: dict[tuple[str, str], list[int]] = {}
     for item in set_aside(store):
         grouped.setdefault((item.author, item.why), []).append(item.seq)
-    found = [Problem(a, who(store, a), why, sorted(s)) for (a, why), s in grouped.items()]
-    for author, seqs in withheld(store).items():
-        found.append(Problem(author, who(store, author), WITHHELD, sorted(seqs), withheld=True))
+    found = [Problem(a, who(store, a), why, spans(s)) for (a, why), s in grouped.items()]
+    for author, kept in withheld(store).items():
+        found.append(Problem(author, who(store, author), WITHHELD, tuple(kept), withheld=True))
     return found
 
 
@@ -185,21 +200,26 @@ def who(store: Store, author: str) -> str:
     return f"the key {author[:16]}…"
 
 
-def spans(seqs: list[int]) -> str:
-    """``3``, ``3–5, 9``: consecutive seqs as one span."""
-    parts: list[str] = []
-    start = previous = None
-    for seq in sorted(seqs):
-        if previous is not None and seq == previous + 1:
-            previous = seq
-            continue
-        if start is not None:
-            parts.append(_span(start, previous))
-        start = previous = seq
-    if start is not None:
-        parts.append(_span(start, previous))
-    return ", ".join(parts)
+def spans(seqs: list[int]) -> tuple[Span, ...]:
+    """Consecutive seqs as one span: [3, 4, 5, 9] is (3, 5), (9, 9)."""
+    found: list[Span] = []
+    for seq in sorted(set(seqs)):
+        if found and seq == found[-1][1] + 1:
+            found[-1] = (found[-1][0], seq)
+        else:
+            found.append((seq, seq))
+    return tuple(found)
 
 
-def _span(start: int, end: int | None) -> str:
-    return str(start) if end in (None, start) else f"{start}–{end}"
+def without(gaps: list[Span], seqs: set[int]) -> list[Span]:
+    """The spans less the given seqs (few: those set aside)."""
+    left: list[Span] = []
+    for first, last in gaps:
+        start = first
+        for seq in sorted(s for s in seqs if first <= s <= last):
+            if seq > start:
+                left.append((start, seq - 1))
+            start = seq + 1
+        if start <= last:
+            left.append((start, last))
+    return left

@@ -199,7 +199,9 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _withheld(store: Store, aside: list[SetAside], claimed: dict[str, int]) -> dict[str, list[int]]:
+def _withheld(
+    store: Store, aside: list[SetAside], claimed: dict[str, int]
+) -> dict[str, list[problems.Span]]:
     """Each trusted author's seqs that this store lacks and did not set aside, up to the
     highest seq that its versions held here, a verified receipt, or the server's registry
     show to exist: what the feed skipped."""
@@ -207,10 +209,12 @@ def _withheld(store: Store, aside: list[SetAside], claimed: dict[str, int]) -> d
     for author, seq in custody.receipted_through(store).items():
         if author in claimed:
             through[author] = max(through[author], seq)
-    missing = custody.seqs_missing(store, through)
-    kept = {(item.author, item.seq) for item in aside}
-    found = {a: [s for s in seqs if (a, s) not in kept] for a, seqs in missing.items()}
-    return {author: seqs for author, seqs in found.items() if seqs}
+    found = {}
+    for author, gaps in custody.seqs_missing(store, through).items():
+        left = problems.without(gaps, {item.seq for item in aside if item.author == author})
+        if left:
+            found[author] = left
+    return found
 
 
 def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:

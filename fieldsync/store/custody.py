@@ -55,10 +55,11 @@ def receipted_through(store: Store) -> dict[str, int]:
 
 
 @db_errors
-def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[int]]:
-    """For each author, the seqs from 1 to ``through[author]`` (or to its highest version held,
-    if that is higher) at which this store holds no version of it."""
-    missing: dict[str, list[int]] = {}
+def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
+    """For each author, the spans of seqs (first, last) from 1 to ``through[author]`` (or to its
+    highest version held, if that is higher) at which this store holds no version of it.
+    Spans, not seqs: ``through`` may be a claim of the server's, however large."""
+    missing: dict[str, list[tuple[int, int]]] = {}
     with store.session() as session:
         for author, wanted in through.items():
             count, highest = session.exec(
@@ -67,8 +68,17 @@ def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[int]]:
             last = max(wanted, highest or 0)
             if count == last:
                 continue
-            held = set(session.exec(select(EntryRow.seq).where(EntryRow.author == author)))
-            missing[author] = [seq for seq in range(1, last + 1) if seq not in held]
+            held = session.exec(
+                select(EntryRow.seq).where(EntryRow.author == author).order_by(col(EntryRow.seq))
+            )
+            gaps, expected = [], 1
+            for seq in held:
+                if seq > expected:
+                    gaps.append((expected, seq - 1))
+                expected = seq + 1
+            if expected <= last:
+                gaps.append((expected, last))
+            missing[author] = gaps
     return missing
 
 

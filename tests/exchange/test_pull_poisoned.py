@@ -26,7 +26,7 @@ from fieldsync.core.clock import HLC
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import BatchInvalid
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.server.tables import FeedRow, StoredEntry
+from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
 from fieldsync.services import admin, evidence, problems, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
@@ -264,6 +264,42 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
         assert blob.blob_id_of(fetched) == blob_id
 
 
+def test_versions_set_aside_over_several_pages_are_named_as_one_span(world: World) -> None:
+    def poison(device: Poisoner) -> None:
+        for _ in range(2):  # 600 versions: more than a page of the feed
+            entries = [device.seal()[0] for _ in range(300)]
+            device.send(entries, [crypto.random_bytes(crypto.SEAL_BYTES)] * len(entries))
+
+    good, bad, expected = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected and report.set_aside == 600
+    found = only_problem(report, bad)
+    assert found.seqs == list(range(1, 601)) and "(seq 1–600)" in found.message
+    moves_on(world, good, expected, bad)
+
+
+def test_a_device_sets_aside_an_analysts_version_it_cannot_open(world: World) -> None:
+    laptop = world.device("laptop")
+    own = recorded(laptop)
+    analysts = Poisoner(world, world.analyst)
+    entry, key = analysts.seal()
+    box = laptop.identity.box.public.hex()
+    built = batch_format.build(
+        analysts.signer,
+        [entry],
+        [analysts.wrap(key)],
+        readers=[((box, crypto.random_bytes(crypto.SEAL_BYTES)),)],
+    )
+    with SyncClient(world.url, signer=analysts.signer) as client:
+        client.send_batch(built.raw)
+    report = pull.pull(laptop)
+    assert report.received == 0 and held_records(laptop) == {own}
+    (found,) = report.problems
+    assert found.why == problems.WRAP and found.seqs == [1]
+    assert found.message.startswith("1 version from the administrator")
+    assert pull.pull(world.analyst).problems == []  # the organisation's own wrap opens
+
+
 def test_an_analysts_batch_naming_a_blob_never_uploaded_is_refused(world: World) -> None:
     """The administrator's own log goes through the same checks as a device's."""
     analysts = Poisoner(world, world.analyst)
@@ -340,6 +376,20 @@ def test_the_last_version_dropped_from_the_feed_is_named_from_the_receipt(world:
     assert report.received == 4
     (withheld,) = report.problems
     assert withheld.seqs == [5] and withheld.author == laptop.identity.device_id
+
+
+def test_a_registry_claiming_versions_never_served_is_named_as_one_span(world: World) -> None:
+    """However large the server's claim, it costs one span, not a list of every seq."""
+    laptop, _ = five_versions(world)
+    with Session(world.app.state.engine) as session:
+        device = session.get(DeviceRow, laptop.identity.device_id)
+        assert device is not None
+        device.last_seq = 10**15
+        session.add(device)
+        session.commit()
+    (withheld,) = pull.pull(world.analyst).problems
+    assert withheld.spans == ((6, 10**15),) and withheld.to_json()["seqs"] is None
+    assert f"(seq 6–{10**15})" in withheld.message
 
 
 def test_a_feed_row_served_twice_is_named_by_verify(world: World) -> None:
