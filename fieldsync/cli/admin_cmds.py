@@ -31,7 +31,7 @@ from fieldsync.core.invite import is_loopback
 from fieldsync.errors import InputError, IntegrityError
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin
+from fieldsync.services import admin, problems
 from fieldsync.store.store import Store
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
@@ -150,23 +150,35 @@ def devices(
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """The device registry: fingerprints, last seen, entries received, status."""
+    """The device registry: fingerprints, last seen, entries received, status; and what the
+    last pull could not read or found withheld, by device."""
     with unlocked(home, passphrase_file) as store:
         rows = admin.devices(store, admin.server_url(store, server))
+        every = problems.named(store)
+    found = problems.by_author(every)
+    for row in rows:  # the server's alert, and this store's own
+        row["problems"] = [p.to_json() for p in found.get(str(row["device"]), [])]
     if json:
         emit_json(rows)
         return
     table = Table("name", "fingerprint", "status", "entries", "last seen", "alert")
     for row in rows:
+        alerts = [row["alert"] or "", *(_short(p) for p in row["problems"])]
         table.add_row(
             literal(row["name"]),
             literal(row["fingerprint"]),
             literal(row["status"]),
             str(row["entries"]),
             when(row["last_seen_ms"] or 0),
-            literal(row["alert"] or ""),
+            literal("; ".join(a for a in alerts if a)),
         )
     out.print(table)
+    sync_cmds.print_problems(every)
+
+
+def _short(problem: dict[str, Any]) -> str:
+    """A named problem in a table cell: '3 set aside', '1 withheld' (in full below it)."""
+    return f"{problem['count']} {problem['kind']}"
 
 
 @admin_app.command("revoke")

@@ -13,7 +13,7 @@ from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core import invite as invite_format
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
-from fieldsync.services import enrol, sync
+from fieldsync.services import enrol, problems, sync
 from fieldsync.services import pull as pulling
 from fieldsync.store.store import Store
 
@@ -239,6 +239,9 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "merged": report.merged,
                 "in_conflict": report.conflicts,
                 "restarted": report.restarted,
+                "set_aside": report.set_aside,
+                "recovered": report.recovered,
+                "problems": [p.to_json() for p in report.problems],
             }
         )
         return
@@ -266,6 +269,29 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
         )
     if report.merged:
         out.print("Run 'fieldsync push' to deliver the merged version(s).", markup=False)
+    if report.recovered:
+        out.print(
+            f"Stored {report.recovered} version(s) set aside by an earlier pull.", markup=False
+        )
+    print_problems(report.problems)
+
+
+def print_problems(found: list[problems.Problem]) -> None:
+    """The named problems pulls left, each on a line, then what to do about them."""
+    for problem in found:
+        out.print(f"problem: {safe(problem.message)}", markup=False)
+    if any(not p.withheld for p in found):
+        out.print(
+            "Versions that cannot be read are kept as signed and tried again at every pull; "
+            "everything else was stored. Tell the device's owner, or your administrator.",
+            markup=False,
+        )
+    if any(p.withheld for p in found):
+        out.print(
+            "Versions the server withholds: run 'fieldsync admin verify' on its data and keep "
+            "the devices' stores; they still hold what they sent.",
+            markup=False,
+        )
 
 
 def _print_carry(path: Path, versions: int, blobs: int, json: bool) -> None:
@@ -290,6 +316,7 @@ def status(
         delivery = store.setting("delivery") or {}
         waiting = sync.pending(store)
         device = store.identity.fingerprint
+        found = problems.named(store)
     acknowledged = int(delivery.get("last_seq", 0))
     receipt_ms = int(delivery["receipt_time_ms"]) if "receipt_time_ms" in delivery else None
     server_fp = fingerprint(bytes.fromhex(joined["server_key"])) if joined else None
@@ -303,6 +330,7 @@ def status(
                 "pending": waiting,
                 "acknowledged_seq": acknowledged,
                 "last_receipt": iso(receipt_ms) if receipt_ms else None,
+                "problems": [p.to_json() for p in found],
             }
         )
         return
@@ -317,6 +345,7 @@ def status(
             markup=False,
         )
     out.print(f"Waiting to be delivered: {waiting} version(s)", markup=False)
+    print_problems(found)
 
 
 def _invite_text(given: str) -> str:

@@ -13,6 +13,10 @@ the administrator, not by the server:
                      the organisation can in fact read what the server says it holds, and every
                      attachment a version names must be held, its bytes hashing to its id
 
+The feed (the order pulls read versions in) must name every stored version exactly once, each
+author's in seq order: a version left out is one no reader is ever served, and nothing else
+would show it.
+
 It reports per author how far the chain is intact (seq 1 to n verify and link) and each
 problem by author, seq and record, so a person can say precisely what was changed.
 """
@@ -60,6 +64,12 @@ class HeldVersion:
 
 
 @dataclass(frozen=True)
+class HeldFeedRow:
+    pos: int
+    entry: str  # the id of the stored version at this position
+
+
+@dataclass(frozen=True)
 class HeldReceipt:
     batch: str
     author: str
@@ -88,6 +98,7 @@ class Holdings(Protocol):
 
     def devices(self) -> Iterable[HeldDevice]: ...
     def versions(self) -> Iterable[HeldVersion]: ...
+    def feed(self) -> Iterable[HeldFeedRow]: ...  # in position order
     def receipts(self) -> Iterable[HeldReceipt]: ...
     def blobs(self) -> Iterable[HeldBlob]: ...
     def quarantined(self) -> Iterable[HeldQuarantine]: ...
@@ -184,6 +195,7 @@ class _Audit:
         self.registry: dict[str, HeldDevice] = {}
         self.chains: dict[str, dict[int, list[_Link]]] = defaultdict(lambda: defaultdict(list))
         self.held_ids: set[str] = set()
+        self.rows: dict[str, tuple[str, int, str]] = {}  # row id -> author, seq, record
         self.attachments: list[tuple[str, int, str, str]] = []  # blob, seq, record, author
         self.problems: list[Problem] = []
 
@@ -200,6 +212,7 @@ class _Audit:
             self._version(version)
         for key, chain in self.chains.items():
             self._chain(self.author(key), chain)
+        self._feed()
         for held in self.holdings.receipts():
             self._receipt(held)
         for quarantined in self.holdings.quarantined():
@@ -258,6 +271,7 @@ class _Audit:
         report.fingerprint = fingerprint(bytes.fromhex(device.key), bytes.fromhex(device.box_key))
 
     def _version(self, held: HeldVersion) -> None:
+        self.rows[held.id] = (held.author, held.seq, held.record)
         try:
             entry = entry_format.parse(held.raw)
         except FieldsyncError as exc:
@@ -350,6 +364,37 @@ class _Audit:
                         f"{device.last_seq}; the versions held end at seq {report.last_seq}"
                     )
                 )
+
+    def _feed(self) -> None:
+        """Every stored version in the feed exactly once, each author's in seq order."""
+        served: dict[str, int] = defaultdict(int)
+        last: dict[str, tuple[int, int]] = {}  # author -> (seq, pos) of its latest in the feed
+        for row in self.holdings.feed():
+            served[row.entry] += 1
+            if row.entry not in self.rows:
+                self.problems.append(
+                    Problem(f"the feed names a version {row.entry[:12]} the server does not hold")
+                )
+                continue
+            author, seq, record = self.rows[row.entry]
+            before = last.get(author)
+            if before is not None and before[0] >= seq and served[row.entry] == 1:
+                self.author(author).problems.append(
+                    Problem(f"the feed serves seq {seq} after seq {before[0]}", seq, record)
+                )
+            last[author] = (seq, row.pos)
+        for version, (author, seq, record) in self.rows.items():
+            times = served.get(version, 0)
+            if times == 1:
+                continue
+            what = (
+                "it is not in the feed: no reader is ever served it"
+                if times == 0
+                else f"it is in the feed {times} times (served twice)"
+            )
+            self.author(author).problems.append(
+                Problem(f"seq {seq} (version {version[:12]}): {what}", seq, record)
+            )
 
     def _parents(self, report: AuthorReport, seq: int, link: _Link) -> None:
         for parent in link.parents:

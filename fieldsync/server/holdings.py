@@ -14,7 +14,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from fieldsync.core import blob
-from fieldsync.core.audit import HeldBlob, HeldDevice, HeldQuarantine, HeldReceipt, HeldVersion
+from fieldsync.core.audit import (
+    HeldBlob,
+    HeldDevice,
+    HeldFeedRow,
+    HeldQuarantine,
+    HeldReceipt,
+    HeldVersion,
+)
 from fieldsync.errors import NotFound, StoreNotFound
 from fieldsync.server import schema
 from fieldsync.server.blobs import final_path
@@ -22,6 +29,7 @@ from fieldsync.server.data import DB_FILE, ServerData
 from fieldsync.server.tables import (
     AcceptedBatch,
     DeviceRow,
+    FeedRow,
     Quarantined,
     StoredBlob,
     StoredEntry,
@@ -65,6 +73,12 @@ class ServerHoldings:
             for row in rows:
                 yield HeldVersion(row.id, row.author, row.seq, row.record, row.raw, row.org_wrap)
                 session.expunge(row)
+
+    def feed(self) -> Iterator[HeldFeedRow]:
+        with Session(self.engine) as session:
+            query = select(FeedRow.pos, FeedRow.entry).order_by(col(FeedRow.pos))
+            for pos, entry in session.exec(query.execution_options(yield_per=BATCH_ROWS)):
+                yield HeldFeedRow(int(pos or 0), entry)
 
     def receipts(self) -> Iterator[HeldReceipt]:
         with Session(self.engine) as session:

@@ -9,7 +9,8 @@
                        a stored seq is a fork (quarantined, the device flagged, nothing
                        overwritten), a later first_seq is a gap (refused, so the device resends
                        in order)
-    6. parents         every parent is stored already, or earlier in this batch
+    6. parents         every parent is stored already, or earlier in this batch, and is a
+                       version of the same record
     7. blobs           every blob the manifest names is stored, complete, of the stated size
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
@@ -153,16 +154,25 @@ def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int)
 
 
 def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
-    earlier = {e.id for e in batch.entries}
-    wanted = {p for i in fresh for p in batch.entries[i].header.parents} - earlier
-    if not wanted:
-        return
-    known = set(session.exec(select(StoredEntry.id).where(col(StoredEntry.id).in_(wanted))))
-    missing = wanted - known
+    """Every parent is stored already, or earlier in this batch, and is a version of the same
+    record: a version built on another record's would be refused by every reader."""
+    records = {e.id: e.header.record for e in batch.entries}
+    wanted = {p for i in fresh for p in batch.entries[i].header.parents} - set(records)
+    if wanted:
+        stored = select(StoredEntry.id, StoredEntry.record).where(col(StoredEntry.id).in_(wanted))
+        records.update(dict(session.exec(stored).all()))
+    missing = wanted - set(records)
     if missing:
         raise BatchInvalid(
             f"the batch names {len(missing)} parent version(s) the server does not hold"
         )
+    for position in fresh:
+        header = batch.entries[position].header
+        if any(records[parent] != header.record for parent in header.parents):
+            raise BatchInvalid(
+                f"the version at seq {header.seq} builds on another record's version",
+                hint="Nothing was stored. A version's parents must be versions of its record.",
+            )
 
 
 def _check_blobs(session: Session, batch: Batch) -> None:

@@ -26,6 +26,7 @@ from fieldsync.core import entry as entry_format
 from fieldsync.core import receipt as receipts
 from fieldsync.core.evidence import Verdict
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
+from fieldsync.services import problems
 from fieldsync.services.records import author_labels
 from fieldsync.store import custody
 from fieldsync.store.custody import KeptReceipt
@@ -161,7 +162,8 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
     for batch, seq in lowest.items():  # one read per receipt covers all its versions' links
         first = gathered.receipts[batch]
         if first.last_seq > seq:
-            later = custody.signed_entries(store, first.author, seq + 1, first.last_seq)
+            aside = {v.seq: v.raw for v in problems.set_aside(store) if v.author == first.author}
+            later = custody.signed_entries(store, first.author, seq + 1, first.last_seq, aside)
             gathered.links.update((entry_format.entry_id(raw), raw) for raw in later)
     for own_id in own:
         gathered.links.pop(own_id, None)  # a version of this record is in versions/ already

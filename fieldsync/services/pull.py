@@ -1,10 +1,18 @@
 """Fetching what others wrote: ``fieldsync pull`` and ``fieldsync admin pull`` (docs/conflicts.md).
 
-The server's pages are checked in full before anything is stored: every version's signature
-and id, that its author is one this store trusts (a device: the organisation's admin key; an
-administrator: the devices whose enrolment the admin key vouched for), that it was sealed for
-this store's key and opens to the body its header commits to, and that every version it builds
-on is held already or came earlier. One bad version and nothing of its page is stored.
+Every page is checked in full before anything of it is stored, and refused whole for any sign
+that the server, or something between it and this store, altered what it serves: a version
+whose signature or id does not verify, one signed by a key this store does not trust (a device:
+the organisation's admin key; an administrator: the devices whose enrolment the admin key
+vouched for), one served before a version it builds on, a second version at an author's seq,
+a receipt that does not verify.
+
+What only a reader can find wrong is the author's doing, not the server's, and must not stop
+everyone else's testimony: a wrap that does not open, a body that is not one, answers that do
+not fit their form, a parent from another record, an attachment the server cannot give. Such a
+version is set aside by name (``fieldsync.services.problems``), kept as served and tried again
+at every pull; the rest of the page is stored and the cursor moves on. An administrator's pull
+then names every version the server's feed skipped, by author and seq.
 
 Then every record with several heads is settled (``records.settle``): merged into a new signed
 version when the heads' changes fit together, marked in conflict when they do not.
@@ -22,9 +30,16 @@ from fieldsync.core import enrolment, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
-from fieldsync.errors import FieldsyncError, IntegrityError, ServerError
-from fieldsync.services import records, sync
+from fieldsync.errors import (
+    FieldsyncError,
+    FormNotFound,
+    IntegrityError,
+    NotFound,
+    ServerError,
+)
+from fieldsync.services import problems, records, sync
 from fieldsync.services.forms import get_form
+from fieldsync.services.problems import SetAside
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import custody
 from fieldsync.store.store import Store
@@ -45,6 +60,9 @@ class PullReport:
     merged: list[str] = field(default_factory=list)  # records merged into a new version
     conflicts: list[str] = field(default_factory=list)  # records left for a person
     restarted: bool = False  # the feed was rewritten under the cursor: read again from the start
+    set_aside: int = 0  # versions this pull could not use, kept to try again
+    recovered: int = 0  # versions set aside by an earlier pull and stored now
+    problems: list[problems.Problem] = field(default_factory=list)  # all still outstanding
 
 
 @dataclass(frozen=True)
@@ -67,29 +85,21 @@ def pull(
     report = PullReport()
     saved = {} if from_start else store.setting("pull") or {}
     cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
-    forgotten = store.forgotten_records()
     touched: set[str] = set()
+    earlier = problems.set_aside(store)
     with client_for(url, store) as client:
-        if store.identity.is_admin:
-            trusted |= _registry(store, client)
+        claimed = _registry(store, client) if store.identity.is_admin else {}
+        judge = _Judge(store, trusted | set(claimed), earlier)
+        _store(store, judge, judge.retry(report), client, report, touched, whole=True)
         page, report.restarted = _resume(client, cursor, anchor)
         if report.restarted:
             cursor = 0
         while True:
             page = page or client.feed(cursor)
             items, after, more = _page(page, cursor)
-            checked = _check(store, items, trusted, forgotten, report)
-            receipts = _receipts(store, page) if store.identity.is_admin else []
-            report.blobs += _fetch_blobs(store, client, checked)
-            with store.writer() as writer:
-                for item in checked:
-                    summary = get_form(item.body.form).summary(item.body.answers)
-                    if writer.receive(item.entry, item.wrap, item.body, summary):
-                        report.received += 1
-                        touched.add(item.entry.header.record)
-                    else:
-                        report.held += 1
-            custody.keep_receipts(store, receipts)
+            checked = judge.page(items, report)
+            custody.keep_receipts(store, _receipts(store, page) if store.identity.is_admin else [])
+            _store(store, judge, checked, client, report, touched)
             if items:  # the version at the cursor, to see next time that it is still there
                 anchor = entry_format.entry_id(items[-1][0])
             # a crash before this re-reads a page
@@ -98,8 +108,46 @@ def pull(
             cursor, page = after, None
             if not more:
                 break
+    if store.identity.is_admin:
+        held_back = _withheld(store, judge.kept(), claimed)
+        if held_back != problems.withheld(store):
+            problems.save_withheld(store, held_back)
+    known = {item.id for item in earlier}
+    report.set_aside = len(set(judge.aside) - known)
+    report.recovered = len(known - set(judge.aside))
+    report.problems = problems.named(store)
     settle_all(store, report, touched)
     return report
+
+
+def _store(
+    store: Store,
+    judge: _Judge,
+    checked: list[_Checked],
+    client: SyncClient,
+    report: PullReport,
+    touched: set[str],
+    *,
+    whole: bool = False,
+) -> None:
+    """Fetch the attachments of what was checked, then store it and keep what was set aside
+    (before the cursor moves past it); ``whole``: the versions set aside before were among
+    those checked, so the list is written anew if anything changed."""
+    usable = judge.with_attachments(checked, client, report)
+    if usable:
+        with store.writer() as writer:
+            for item in usable:
+                summary = get_form(item.body.form).summary(item.body.answers)
+                if writer.receive(item.entry, item.wrap, item.body, summary):
+                    report.received += 1
+                    touched.add(item.entry.header.record)
+                else:
+                    report.held += 1
+    if judge.rewrite or (whole and judge.new):
+        problems.replace(store, judge.kept())
+    elif judge.new:
+        problems.add(store, judge.new)
+    judge.new, judge.rewrite = [], False
 
 
 def settle_all(
@@ -120,13 +168,17 @@ def _source(store: Store) -> tuple[str, set[str]]:
     return str(joined["server"]), {store.identity.device_id, str(joined["admin_key"])}
 
 
-def _registry(store: Store, client: SyncClient) -> set[str]:
+def _registry(store: Store, client: SyncClient) -> dict[str, int]:
     """The devices the admin key vouched for, checked here from the enrolments the server
-    kept (its word alone is not enough); remembered for sealing analysts' versions."""
+    kept (its word alone is not enough); remembered for sealing analysts' versions. Returns
+    each one's last seq as the server claims it (the analysts' log's too): a pull that ends
+    short of it names what the feed withheld."""
     admin_key = store.identity.device_id
     devices: dict[str, dict[str, str]] = {}
+    claimed: dict[str, int] = {}
     for listed in client.devices():
         if listed.get("device") == admin_key:
+            claimed[admin_key] = _count(listed.get("last_seq"))
             continue
         try:
             shown = enrolment.vouched(base64.b64decode(str(listed["enrolment"])), admin_key)
@@ -138,8 +190,31 @@ def _registry(store: Store, client: SyncClient) -> set[str]:
                 "name": shown.name,
                 "enrolment": str(listed["enrolment"]),  # verbatim, for evidence packages
             }
+            claimed[shown.device_key] = _count(listed.get("last_seq"))
     store.save_setting("registry", {"devices": devices})
-    return set(devices)
+    return claimed
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _withheld(
+    store: Store, aside: list[SetAside], claimed: dict[str, int]
+) -> dict[str, list[problems.Span]]:
+    """Each trusted author's seqs that this store lacks and did not set aside, up to the
+    highest seq that its versions held here, a verified receipt, or the server's registry
+    show to exist: what the feed skipped."""
+    through = dict(claimed)
+    for author, seq in custody.receipted_through(store).items():
+        if author in claimed:
+            through[author] = max(through[author], seq)
+    found = {}
+    for author, gaps in custody.seqs_missing(store, through).items():
+        left = problems.without(gaps, {item.seq for item in aside if item.author == author})
+        if left:
+            found[author] = left
+    return found
 
 
 def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:
@@ -205,62 +280,6 @@ def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]],
     return items, after, more
 
 
-def _check(
-    store: Store,
-    items: list[tuple[bytes, bytes]],
-    trusted: set[str],
-    forgotten: set[str],
-    report: PullReport,
-) -> list[_Checked]:
-    """Verify a whole page before any of it is stored."""
-    checked: list[_Checked] = []
-    entries = [_parse(raw, n) for n, (raw, _) in enumerate(items, 1)]
-    wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
-    held = store.held(wanted)
-    taken = store.held_at({(e.header.author, e.header.seq) for e in entries})
-    seen: dict[str, str] = {}  # id -> record, of this page's versions taken so far
-    for (_raw, wrap), entry in zip(items, entries, strict=True):
-        header = entry.header
-        where = f"version {entry.id[:12]} of record {header.record}"
-        if header.author not in trusted:
-            raise IntegrityError(
-                f"the server sent {where}, signed by a key this store does not trust",
-                hint=REFUSED_HINT,
-            )
-        if header.record in forgotten:
-            report.skipped += 1
-            continue
-        if entry.id in held:
-            report.held += 1
-            continue
-        for parent in header.parents:
-            record = held[parent][0] if parent in held else seen.get(parent)
-            if record != header.record:
-                raise IntegrityError(
-                    f"the server sent {where} before a version it builds on, or builds it on "
-                    "another record's version",
-                    hint=REFUSED_HINT,
-                )
-        if (header.author, header.seq) in taken:
-            raise IntegrityError(
-                f"the server sent {where} at seq {header.seq} of its author, where this store "
-                "holds a different version (a fork)",
-                hint=REFUSED_HINT,
-            )
-        try:
-            key = store.reader.unwrap(wrap, what=where)
-            body = Body.decode(entry.open(key))
-            get_form(body.form)
-        except FieldsyncError as exc:
-            raise IntegrityError(
-                f"the server sent {where} that this store cannot open: {exc.message}",
-                hint=REFUSED_HINT,
-            ) from exc
-        checked.append(_Checked(entry, wrap, body))
-        seen[entry.id] = header.record
-    return checked
-
-
 def _parse(raw: bytes, number: int) -> Entry:
     try:
         return entry_format.parse(raw)
@@ -271,18 +290,173 @@ def _parse(raw: bytes, number: int) -> Entry:
         ) from exc
 
 
-def _fetch_blobs(store: Store, client: SyncClient, checked: list[_Checked]) -> int:
-    """Download the attachments the page's versions reference and this store lacks; each is
-    kept only if its bytes hash to its id."""
-    wanted = dict.fromkeys(a.blob for item in checked for a in item.body.attachments)
-    fetched = 0
-    for blob_id in wanted:
-        if store.blob_path(blob_id).is_file():
-            continue
+class _Judge:
+    """What becomes of each version served, in feed order: stored, known already, skipped,
+    set aside (by name, to try again) or, for signs that the server altered what it serves,
+    the whole page refused."""
 
-        def fill(write: Callable[[bytes], None], wanted_id: str = blob_id) -> None:
-            client.blob_content(wanted_id, write)
+    def __init__(self, store: Store, trusted: set[str], aside: list[SetAside]) -> None:
+        self.store = store
+        self.trusted = trusted
+        self.forgotten = store.forgotten_records()
+        self.aside = {item.id: item for item in aside}  # in the order they were served
+        self.seen: dict[str, str] = {}  # id -> record, of versions checked and to be stored
+        self.held: dict[str, tuple[str, str, int]] = {}
+        self.taken: set[tuple[str, int]] = set()
+        self.places: set[tuple[str, int]] = set()  # (author, seq) of the versions seen
+        self.new: list[SetAside] = []  # set aside since ``aside`` was last saved
+        self.rewrite = False  # ``aside`` must be saved anew (some of it was stored)
 
-        store.import_blob(blob_id, fill)
-        fetched += 1
-    return fetched
+    def kept(self) -> list[SetAside]:
+        return list(self.aside.values())
+
+    def page(self, items: list[tuple[bytes, bytes]], report: PullReport) -> list[_Checked]:
+        """Verify a whole page before any of it is stored."""
+        entries = [_parse(raw, n) for n, (raw, _) in enumerate(items, 1)]
+        self._look_up(entries)
+        checked = []
+        for (_raw, wrap), entry in zip(items, entries, strict=True):
+            found = self._judge(entry, wrap, report)
+            if found is not None:
+                checked.append(found)
+        return checked
+
+    def retry(self, report: PullReport) -> list[_Checked]:
+        """The versions set aside before, checked again (a fixed reader, an attachment
+        uploaded since); one that still fails stays set aside, whatever the reason."""
+        earlier = self.kept()
+        self._look_up([entry_format.parse(item.raw) for item in earlier])
+        checked = []
+        for item in earlier:
+            del self.aside[item.id]
+            try:
+                found = self._judge(entry_format.parse(item.raw), item.wrap, report)
+            except IntegrityError:
+                self.aside[item.id] = item
+                continue
+            if found is not None:
+                checked.append(found)
+        self.new = []  # what failed again is kept already; what changed is written anew
+        self.rewrite = [i.to_json() for i in self.kept()] != [i.to_json() for i in earlier]
+        return checked
+
+    def with_attachments(
+        self, checked: list[_Checked], client: SyncClient, report: PullReport
+    ) -> list[_Checked]:
+        """Download the attachments the checked versions name and this store lacks, each kept
+        only if its bytes hash to its id; a version whose attachment cannot be had is set
+        aside, and so is whatever builds on it."""
+        usable = []
+        for item in checked:
+            header = item.entry.header
+            if any(parent in self.aside for parent in header.parents):
+                self._set_aside(item.entry, item.wrap, problems.ON_SET_ASIDE, "")
+                continue
+            try:
+                for attachment in item.body.attachments:
+                    report.blobs += self._fetch(client, attachment.blob)
+            except NotFound as exc:
+                self._set_aside(item.entry, item.wrap, problems.BLOB_MISSING, exc.message)
+                continue
+            except IntegrityError as exc:
+                self._set_aside(item.entry, item.wrap, problems.BLOB_ALTERED, exc.message)
+                continue
+            usable.append(item)
+        return usable
+
+    def _look_up(self, entries: list[Entry]) -> None:
+        wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
+        self.held = self.store.held(wanted)
+        self.taken = self.store.held_at({(e.header.author, e.header.seq) for e in entries})
+
+    def _judge(self, entry: Entry, wrap: bytes, report: PullReport) -> _Checked | None:
+        header = entry.header
+        where = f"version {entry.id[:12]} of record {header.record}"
+        if header.author not in self.trusted:
+            raise IntegrityError(
+                f"the server sent {where}, signed by a key this store does not trust",
+                hint=REFUSED_HINT,
+            )
+        if header.record in self.forgotten:
+            report.skipped += 1
+            return None
+        if entry.id in self.held or entry.id in self.seen:  # the same served twice: once
+            report.held += 1
+            return None
+        if entry.id in self.aside:  # served again (a pull from the start): kept already
+            return None
+        if (header.author, header.seq) in self.taken | self.places:
+            raise IntegrityError(
+                f"the server sent {where} at seq {header.seq} of its author, where this store "
+                "holds a different version (a fork)",
+                hint=REFUSED_HINT,
+            )
+        why = self._parents(entry, where)
+        body, detail = None, ""
+        if why is None:
+            body, why, detail = self._open(entry, wrap, where)
+        if body is None:
+            self._set_aside(entry, wrap, why or problems.BODY, detail)
+            return None
+        self.seen[entry.id] = header.record
+        self.places.add((header.author, header.seq))
+        return _Checked(entry, wrap, body)
+
+    def _parents(self, entry: Entry, where: str) -> str | None:
+        """Why the version cannot be stored for what it builds on; refused when the server
+        has not yet served a parent it holds (a feed out of order)."""
+        header = entry.header
+        for parent in header.parents:
+            if parent in self.held:
+                record = self.held[parent][0]
+            elif parent in self.seen:
+                record = self.seen[parent]
+            elif parent in self.aside:
+                record = self.aside[parent].record
+                if record == header.record:
+                    return problems.ON_SET_ASIDE
+            else:
+                raise IntegrityError(
+                    f"the server sent {where} before a version it builds on",
+                    hint=REFUSED_HINT,
+                )
+            if record != header.record:
+                return problems.OTHER_RECORD
+        return None
+
+    def _open(self, entry: Entry, wrap: bytes, where: str) -> tuple[Body | None, str, str]:
+        """The version's body, or the reason it cannot be read and the error's words."""
+        try:
+            key = self.store.reader.unwrap(wrap, what=where)
+        except FieldsyncError as exc:
+            return None, problems.WRAP, exc.message
+        try:
+            body = Body.decode(entry.open(key))
+        except FieldsyncError as exc:
+            return None, problems.BODY, exc.message
+        try:
+            found = get_form(body.form).problems(body.answers)
+        except FormNotFound as exc:
+            return None, problems.FORM, exc.message
+        if found:
+            return None, problems.ANSWERS, "; ".join(found[:3])
+        return body, "", ""
+
+    def _set_aside(self, entry: Entry, wrap: bytes, why: str, detail: str) -> None:
+        header = entry.header
+        self.seen.pop(entry.id, None)
+        item = SetAside(
+            entry.id, header.author, header.seq, header.record, why, detail, entry.raw, wrap
+        )
+        self.aside[entry.id] = item
+        self.new.append(item)
+
+    def _fetch(self, client: SyncClient, blob_id: str) -> int:
+        if self.store.blob_path(blob_id).is_file():
+            return 0
+
+        def fill(write: Callable[[bytes], None]) -> None:
+            client.blob_content(blob_id, write)
+
+        self.store.import_blob(blob_id, fill)
+        return 1

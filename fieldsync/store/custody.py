@@ -3,9 +3,10 @@ signed entries and content keys an evidence package is made of."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from fieldsync.errors import StoreCorrupted
 from fieldsync.store.db import EntryRow, ReceiptRow, WrapRow, db_errors
@@ -44,9 +45,50 @@ def receipts_of(store: Store, author: str) -> list[KeptReceipt]:
 
 
 @db_errors
-def signed_entries(store: Store, author: str, first_seq: int, last_seq: int) -> list[bytes]:
+def receipted_through(store: Store) -> dict[str, int]:
+    """Each author's highest seq that a kept receipt acknowledges."""
+    with store.session() as session:
+        rows = session.exec(
+            select(ReceiptRow.author, func.max(ReceiptRow.last_seq)).group_by(ReceiptRow.author)
+        ).all()
+    return {author: int(seq) for author, seq in rows}
+
+
+@db_errors
+def seqs_missing(store: Store, through: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
+    """For each author, the spans of seqs (first, last) from 1 to ``through[author]`` (or to its
+    highest version held, if that is higher) at which this store holds no version of it.
+    Spans, not seqs: ``through`` may be a claim of the server's, however large."""
+    missing: dict[str, list[tuple[int, int]]] = {}
+    with store.session() as session:
+        for author, wanted in through.items():
+            count, highest = session.exec(
+                select(func.count(), func.max(EntryRow.seq)).where(EntryRow.author == author)
+            ).one()
+            last = max(wanted, highest or 0)
+            if count == last:
+                continue
+            held = session.exec(
+                select(EntryRow.seq).where(EntryRow.author == author).order_by(col(EntryRow.seq))
+            )
+            gaps, expected = [], 1
+            for seq in held:
+                if seq > expected:
+                    gaps.append((expected, seq - 1))
+                expected = seq + 1
+            if expected <= last:
+                gaps.append((expected, last))
+            missing[author] = gaps
+    return missing
+
+
+@db_errors
+def signed_entries(
+    store: Store, author: str, first_seq: int, last_seq: int, kept: Mapping[int, bytes] = {}
+) -> list[bytes]:
     """The exact bytes of an author's entries ``first_seq..last_seq``, in seq order: the links
-    of the hash chain from a version to the head a receipt names."""
+    of the hash chain from a version to the head a receipt names. ``kept`` holds the signed
+    bytes of versions kept elsewhere (set aside by a pull), by seq."""
     with store.session() as session:
         rows = session.exec(
             select(EntryRow.seq, EntryRow.raw)
@@ -54,12 +96,14 @@ def signed_entries(store: Store, author: str, first_seq: int, last_seq: int) -> 
             .where(col(EntryRow.seq) >= first_seq, col(EntryRow.seq) <= last_seq)
             .order_by(col(EntryRow.seq))
         ).all()
-    if [seq for seq, _ in rows] != list(range(first_seq, last_seq + 1)):
+    found = {seq: raw for seq, raw in kept.items() if first_seq <= seq <= last_seq}
+    found.update(dict(rows))
+    if sorted(found) != list(range(first_seq, last_seq + 1)):
         raise StoreCorrupted(
             f"this store lacks entries {first_seq}..{last_seq} of author {author[:12]}",
             hint="Run 'fieldsync admin pull' to fetch everything the server holds.",
         )
-    return [raw for _, raw in rows]
+    return [found[seq] for seq in sorted(found)]
 
 
 @db_errors

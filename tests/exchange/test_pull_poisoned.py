@@ -1,0 +1,426 @@
+"""One enrolled device cannot stop the analysts' pull, and the server cannot hold back a version
+unseen (issue 15, items 1 and 5).
+
+A device holds a real key and can sign whatever it likes: a version whose org wrap is random
+bytes, whose body does not fit its form, which builds on another record's version, or whose
+attachment was never uploaded. The server refuses what it can check; the analyst's pull sets
+the rest aside by name, keeps its signed bytes, stores everything else and moves on. A server
+that drops a version from its feed is named by the author and seq it withheld.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, text
+from sqlmodel import Session, col, select
+
+from fieldsync.core import batch as batch_format
+from fieldsync.core import blob, crypto
+from fieldsync.core import entry as entry_format
+from fieldsync.core.audit import AuditReport
+from fieldsync.core.body import Attachment, Body
+from fieldsync.core.clock import HLC
+from fieldsync.core.ids import new_record_id
+from fieldsync.errors import BatchInvalid
+from fieldsync.server.holdings import ServerHoldings
+from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
+from fieldsync.services import admin, evidence, problems, pull, records, sync
+from fieldsync.services.forms import get_form
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+from tests.conftest import example
+from tests.exchange.conftest import World
+
+INCIDENT = get_form("incident")
+
+
+class Poisoner:
+    """An enrolled device's key signing what its own store never would."""
+
+    def __init__(self, world: World, store: Store) -> None:
+        self.world, self.store = world, store
+        self.signer = store.identity.signer
+        self.seq, self.prev = 0, None
+        self.org = bytes.fromhex(world.server.org.org_read_key)
+
+    def seal(
+        self,
+        body: Body | bytes | None = None,
+        *,
+        record: str | None = None,
+        parents: tuple[str, ...] = (),
+    ) -> tuple[entry_format.Entry, bytes]:
+        """The device's next entry, and its content key."""
+        self.seq += 1
+        plain = body if isinstance(body, bytes) else (body or incident()).encode()
+        entry, key = entry_format.seal(
+            self.signer,
+            seq=self.seq,
+            prev=self.prev,
+            record=record or new_record_id(),
+            parents=parents,
+            hlc=HLC(self.store.now_ms(), 0),
+            body=plain,
+        )
+        self.prev = entry.id
+        return entry, key
+
+    def wrap(self, key: bytes) -> bytes:
+        return crypto.wrap_key(self.org, key)
+
+    def send(
+        self,
+        entries: list[entry_format.Entry],
+        wraps: list[bytes],
+        blobs: tuple[tuple[str, int], ...] = (),
+    ) -> bytes:
+        built = batch_format.build(self.signer, entries, wraps, blobs)
+        with SyncClient(self.world.url, signer=self.signer, attempts=1) as client:
+            return client.send_batch(built.raw)
+
+
+def incident(**changes: object) -> Body:
+    return Body(INCIDENT.ref, example("incident") | changes)
+
+
+def recorded(device: Store) -> str:
+    record = records.create(device, INCIDENT, example("incident"))
+    sync.push(device)
+    return record
+
+
+def held_records(store: Store) -> set[str]:
+    return {entry.record for entry in store.index()}
+
+
+def poisoned_then_good(world: World, poison: object) -> tuple[Store, Store, set[str]]:
+    """A good device's record, then the poison (a callable given the poisoner), then two more
+    good records: all on one page of the feed."""
+    good, bad = world.device("good laptop"), world.device("bad laptop")
+    first = recorded(good)
+    assert callable(poison)
+    poison(Poisoner(world, bad))
+    return good, bad, {first, recorded(good), recorded(good)}
+
+
+def only_problem(report: pull.PullReport, device: Store) -> problems.Problem:
+    (found,) = report.problems
+    assert found.author == device.identity.device_id
+    assert "bad laptop" in found.message and device.identity.fingerprint in found.message
+    return found
+
+
+def moves_on(world: World, good: Store, expected: set[str], device: Store) -> None:
+    """A second pull stores the next good record and still names the bad one; so does one
+    from the start, storing nothing twice."""
+    expected = expected | {recorded(good)}
+    again = pull.pull(world.analyst)
+    assert again.received == 1 and held_records(world.analyst) == expected
+    assert {p.author for p in again.problems} == {device.identity.device_id}
+    restart = pull.pull(world.analyst, from_start=True)
+    assert restart.received == 0 and held_records(world.analyst) == expected
+    assert restart.problems == again.problems and restart.set_aside == 0
+
+
+def test_a_version_whose_org_wrap_is_random_bytes_is_set_aside_by_name(world: World) -> None:
+    sent: list[tuple[entry_format.Entry, bytes]] = []
+
+    def poison(device: Poisoner) -> None:
+        entry, _ = device.seal()
+        wrap = crypto.random_bytes(crypto.SEAL_BYTES)
+        device.send([entry], [wrap])
+        sent.append((entry, wrap))
+
+    good, bad, expected = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected and report.received == 3
+    found = only_problem(report, bad)
+    assert found.seqs == [1] and "the key wrap does not open" in found.message
+    assert "1 version from device 'bad laptop'" in found.message
+    # nothing that verifies is lost: the signed bytes and the wrap are kept to try again
+    ((entry, wrap),) = sent
+    (kept,) = problems.set_aside(world.analyst)
+    assert (kept.raw, kept.wrap, kept.seq) == (entry.raw, wrap, 1)
+    moves_on(world, good, expected, bad)
+
+
+def test_a_version_whose_answers_do_not_fit_its_form_is_set_aside(world: World) -> None:
+    def poison(device: Poisoner) -> None:
+        entries, wraps = [], []
+        for body in (incident(victims="many"), b"not a record body"):
+            entry, key = device.seal(body)
+            entries.append(entry)
+            wraps.append(device.wrap(key))
+        device.send(entries, wraps)
+
+    good, bad, expected = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected
+    assert sorted((p.seqs, p.why) for p in report.problems) == [
+        ([1], problems.ANSWERS),
+        ([2], problems.BODY),
+    ]
+    moves_on(world, good, expected, bad)
+
+
+def test_a_parent_from_another_record_is_refused_at_ingest(world: World) -> None:
+    bad = world.device("bad laptop")
+    own = recorded(bad)
+    device = Poisoner(world, bad)
+    device.seq, device.prev = 1, records.read(bad, own).heads[0]
+    entry, key = device.seal(record=new_record_id(), parents=(device.prev,))
+    with pytest.raises(BatchInvalid, match="another record"):
+        device.send([entry], [device.wrap(key)])
+    with Session(world.app.state.engine) as session:
+        assert session.get(StoredEntry, entry.id) is None
+
+
+def test_a_parent_from_another_record_already_on_the_server_is_set_aside(world: World) -> None:
+    """What a server accepted before it checked parents' records (or an insider added)."""
+    good, bad = world.device("good laptop"), world.device("bad laptop")
+    own = recorded(bad)
+    device = Poisoner(world, bad)
+    device.seq, device.prev = 1, records.read(bad, own).heads[0]
+    entry, key = device.seal(record=new_record_id(), parents=(device.prev,))
+    child, child_key = device.seal(record=entry.header.record, parents=(entry.id,))
+    with Session(world.app.state.engine) as session:
+        for position, (kept, content) in enumerate(((entry, key), (child, child_key))):
+            header = kept.header
+            session.add(
+                StoredEntry(
+                    id=kept.id,
+                    author=header.author,
+                    seq=header.seq,
+                    record=header.record,
+                    raw=kept.raw,
+                    org_wrap=device.wrap(content),
+                    batch=f"{position}" * 64,
+                    received_ms=0,
+                )
+            )
+            session.flush()
+            session.add(FeedRow(entry=kept.id))
+        session.commit()
+    expected = {own, recorded(good), recorded(good)}
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected
+    assert sorted((p.seqs, p.why) for p in report.problems) == [
+        ([2], problems.OTHER_RECORD),
+        ([3], problems.ON_SET_ASIDE),  # what builds on a set-aside version waits with it
+    ]
+    moves_on(world, good, expected, bad)
+
+
+def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_hidden(
+    world: World, tmp_path: Path
+) -> None:
+    parked: list[tuple[str, int]] = []
+
+    def poison(device: Poisoner) -> None:
+        source = tmp_path / "photo.jpg"
+        source.write_bytes(b"\xff\xd8" + crypto.random_bytes(5000))
+        with open(source, "rb") as handle:
+            sealed = device.store.put_blob(handle)
+        attachment = Attachment(
+            id=new_record_id(),
+            blob=sealed.blob_id,
+            key=sealed.key.hex(),
+            name="photo.jpg",
+            media_type="image/jpeg",
+            size=sealed.size,
+            sha256=sealed.sha256,
+        )
+        entry, key = device.seal(Body(INCIDENT.ref, example("incident"), (attachment,)))
+        with pytest.raises(BatchInvalid, match="not fully uploaded"):  # the server can check
+            device.send([entry], [device.wrap(key)], ((sealed.blob_id, sealed.stored_size),))
+        device.send([entry], [device.wrap(key)])  # a manifest that does not name it
+        parked.append((sealed.blob_id, sealed.stored_size))
+
+    good, bad, expected = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected
+    found = only_problem(report, bad)
+    assert found.seqs == [1] and found.why == problems.BLOB_MISSING
+    moves_on(world, good, expected, bad)
+
+    # the device uploads the blob after all: the next pull tries again, and stores it
+    ((blob_id, size),) = parked
+    with SyncClient(world.url, signer=bad.identity.signer) as client:
+        path = bad.blob_path(blob_id)
+
+        def read_at(offset: int, count: int) -> bytes:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read(count)
+
+        sync.upload(client, blob_id, size, read_at)
+    recovered = pull.pull(world.analyst)
+    assert recovered.recovered == 1 and recovered.problems == []
+    assert len(held_records(world.analyst)) == len(expected) + 2
+    with open(world.analyst.blob_path(blob_id), "rb") as fetched:
+        assert blob.blob_id_of(fetched) == blob_id
+
+
+def test_versions_set_aside_over_several_pages_are_named_as_one_span(world: World) -> None:
+    def poison(device: Poisoner) -> None:
+        for _ in range(2):  # 600 versions: more than a page of the feed
+            entries = [device.seal()[0] for _ in range(300)]
+            device.send(entries, [crypto.random_bytes(crypto.SEAL_BYTES)] * len(entries))
+
+    good, bad, expected = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    assert held_records(world.analyst) == expected and report.set_aside == 600
+    found = only_problem(report, bad)
+    assert found.seqs == list(range(1, 601)) and "(seq 1–600)" in found.message
+    moves_on(world, good, expected, bad)
+
+
+def test_a_device_sets_aside_an_analysts_version_it_cannot_open(world: World) -> None:
+    laptop = world.device("laptop")
+    own = recorded(laptop)
+    analysts = Poisoner(world, world.analyst)
+    entry, key = analysts.seal()
+    box = laptop.identity.box.public.hex()
+    built = batch_format.build(
+        analysts.signer,
+        [entry],
+        [analysts.wrap(key)],
+        readers=[((box, crypto.random_bytes(crypto.SEAL_BYTES)),)],
+    )
+    with SyncClient(world.url, signer=analysts.signer) as client:
+        client.send_batch(built.raw)
+    report = pull.pull(laptop)
+    assert report.received == 0 and held_records(laptop) == {own}
+    (found,) = report.problems
+    assert found.why == problems.WRAP and found.seqs == [1]
+    assert found.message.startswith("1 version from the administrator")
+    assert pull.pull(world.analyst).problems == []  # the organisation's own wrap opens
+
+
+def test_an_analysts_batch_naming_a_blob_never_uploaded_is_refused(world: World) -> None:
+    """The administrator's own log goes through the same checks as a device's."""
+    analysts = Poisoner(world, world.analyst)
+    entry, key = analysts.seal()
+    with pytest.raises(BatchInvalid, match="not fully uploaded"):
+        analysts.send([entry], [analysts.wrap(key)], (("ab" * 32, 100),))
+    with Session(world.app.state.engine) as session:
+        assert session.get(StoredEntry, entry.id) is None
+
+
+def test_the_named_problem_is_in_every_json_output(world: World) -> None:
+    def poison(device: Poisoner) -> None:
+        entry, _ = device.seal()
+        device.send([entry], [crypto.random_bytes(crypto.SEAL_BYTES)])
+
+    _good, bad, _ = poisoned_then_good(world, poison)
+    report = pull.pull(world.analyst)
+    (shown,) = [p.to_json() for p in report.problems]
+    assert shown["device"] == bad.identity.device_id and shown["seqs"] == [1]
+    assert json.loads(json.dumps(shown)) == shown
+    assert [p.to_json() for p in problems.named(world.analyst)] == [shown]
+
+
+# --- item 5: a version held back by the server ------------------------------------------------
+
+
+def five_versions(world: World) -> tuple[Store, list[str]]:
+    laptop = world.device("laptop")
+    for _ in range(5):
+        records.create(laptop, INCIDENT, example("incident"))
+    sync.push(laptop)
+    with Session(world.app.state.engine) as session:
+        ids = session.exec(
+            select(StoredEntry.id)
+            .where(StoredEntry.author == laptop.identity.device_id)
+            .order_by(col(StoredEntry.seq))
+        ).all()
+    return laptop, list(ids)
+
+
+def audit(world: World) -> AuditReport:
+    holdings = ServerHoldings(world.server)
+    try:
+        return admin.verify(world.analyst, holdings)
+    finally:
+        holdings.close()
+
+
+def test_a_version_dropped_from_the_feed_is_named_by_pull_and_verify(world: World) -> None:
+    laptop, ids = five_versions(world)
+    with Session(world.app.state.engine) as session:
+        session.exec(delete(FeedRow).where(col(FeedRow.entry) == ids[2]))  # type: ignore[call-overload]
+        session.commit()
+    report = pull.pull(world.analyst)
+    assert report.received == 4
+    (withheld,) = report.problems
+    assert withheld.author == laptop.identity.device_id and withheld.seqs == [3]
+    assert withheld.why == problems.WITHHELD and "seq 3" in withheld.message
+    assert "laptop" in withheld.message
+    assert [p.to_json() for p in problems.named(world.analyst)] == [withheld.to_json()]
+
+    checked = audit(world)
+    assert not checked.ok
+    (author,) = [a for a in checked.authors if a.key == laptop.identity.device_id]
+    assert [(p.seq, "not in the feed" in p.what) for p in author.problems] == [(3, True)]
+
+
+def test_the_last_version_dropped_from_the_feed_is_named_from_the_receipt(world: World) -> None:
+    laptop, ids = five_versions(world)
+    with Session(world.app.state.engine) as session:
+        session.exec(delete(FeedRow).where(col(FeedRow.entry) == ids[4]))  # type: ignore[call-overload]
+        session.commit()
+    report = pull.pull(world.analyst)
+    assert report.received == 4
+    (withheld,) = report.problems
+    assert withheld.seqs == [5] and withheld.author == laptop.identity.device_id
+
+
+def test_a_registry_claiming_versions_never_served_is_named_as_one_span(world: World) -> None:
+    """However large the server's claim, it costs one span, not a list of every seq."""
+    laptop, _ = five_versions(world)
+    with Session(world.app.state.engine) as session:
+        device = session.get(DeviceRow, laptop.identity.device_id)
+        assert device is not None
+        device.last_seq = 10**15
+        session.add(device)
+        session.commit()
+    (withheld,) = pull.pull(world.analyst).problems
+    assert withheld.spans == ((6, 10**15),) and withheld.to_json()["seqs"] is None
+    assert f"(seq 6–{10**15})" in withheld.message
+
+
+def test_a_feed_row_served_twice_is_named_by_verify(world: World) -> None:
+    laptop, ids = five_versions(world)
+    with Session(world.app.state.engine) as session:
+        # an insider can rebuild the table without its constraint, then add a second row
+        session.execute(text("ALTER TABLE feed RENAME TO old_feed"))
+        session.execute(text("CREATE TABLE feed (pos INTEGER PRIMARY KEY, entry VARCHAR)"))
+        session.execute(text("INSERT INTO feed SELECT pos, entry FROM old_feed"))
+        session.execute(text("DROP TABLE old_feed"))
+        session.execute(text("INSERT INTO feed (entry) VALUES (:entry)"), {"entry": ids[1]})
+        session.commit()
+    assert audit(world).ok is False
+    (author,) = [a for a in audit(world).authors if a.key == laptop.identity.device_id]
+    assert [(p.seq, "twice" in p.what) for p in author.problems] == [(2, True)]
+    pulled = pull.pull(world.analyst)  # a reader takes it once and finds nothing missing
+    assert pulled.received == 5 and pulled.problems == []
+
+
+def test_a_version_set_aside_still_links_its_neighbours_evidence(
+    world: World, tmp_path: Path
+) -> None:
+    """The chain from a record's version to the receipt may run through a version set aside:
+    its signed bytes are kept, so the evidence package still proves custody."""
+    bad = world.device("bad laptop")
+    device = Poisoner(world, bad)
+    fine, key = device.seal()
+    poisoned, _ = device.seal()
+    device.send([fine, poisoned], [device.wrap(key), crypto.random_bytes(crypto.SEAL_BYTES)])
+    report = pull.pull(world.analyst)
+    assert report.received == 1 and [p.seqs for p in report.problems] == [[2]]
+    built = evidence.build(world.analyst, fine.header.record, tmp_path / "case.zip")
+    verdict = evidence.verify_file(built.path, admin.org_keys(world.analyst).admin_key)
+    assert verdict.holds and built.receipts == 1
