@@ -94,6 +94,14 @@ def blob_id_of_pieces(pieces: Iterable[bytes]) -> str:
     return blob_hash.digest().hex()
 
 
+def sealed_size(size: int) -> int:
+    """The bytes of the blob file that holds a ``size``-byte original: the prefix, the
+    secretstream header, and every chunk with its tag (an empty original still has its final
+    chunk)."""
+    chunks = max(1, -(-size // crypto.STREAM_CHUNK))
+    return len(PREFIX) + crypto.STREAM_HEADER_BYTES + size + chunks * crypto.STREAM_ABYTES
+
+
 def new_key() -> bytes:
     return crypto.random_bytes(crypto.KEY_BYTES)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldsync.core import enrolment, receipt
+from fieldsync.core import blob, enrolment, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -354,7 +354,7 @@ class _Judge:
                 continue
             try:
                 for attachment in item.body.attachments:
-                    report.blobs += self._fetch(client, attachment.blob)
+                    report.blobs += self._fetch(client, attachment.blob, attachment.size)
             except NotFound as exc:
                 self._set_aside(item.entry, item.wrap, problems.BLOB_MISSING, exc.message)
                 continue
@@ -451,12 +451,27 @@ class _Judge:
         self.aside[entry.id] = item
         self.new.append(item)
 
-    def _fetch(self, client: SyncClient, blob_id: str) -> int:
+    def _fetch(self, client: SyncClient, blob_id: str, size: int) -> int:
+        """Download one attachment's blob, no longer than the file its body describes can be:
+        a server sending without end would otherwise fill the disk before the hash is known."""
         if self.store.blob_path(blob_id).is_file():
             return 0
+        most = blob.sealed_size(size)
 
         def fill(write: Callable[[bytes], None]) -> None:
-            client.blob_content(blob_id, write)
+            got = 0
+
+            def bounded(piece: bytes) -> None:
+                nonlocal got
+                got += len(piece)
+                if got > most:
+                    raise IntegrityError(
+                        f"the server sent more than the {most} bytes attachment blob "
+                        f"{blob_id[:12]} can have"
+                    )
+                write(piece)
+
+            client.blob_content(blob_id, bounded)
 
         self.store.import_blob(blob_id, fill)
         return 1

@@ -30,6 +30,7 @@ def test_round_trip_and_measurements(size: int) -> None:
     assert sealed.size == size
     assert sealed.sha256 == hashlib.sha256(data).hexdigest()
     assert sealed.stored_size == len(stored)
+    assert blob.sealed_size(size) == len(stored)
     assert sealed.blob_id == blob.blob_id_of(io.BytesIO(stored))
 
 
