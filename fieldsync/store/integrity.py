@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 
 from fieldsync.core import blob
-from fieldsync.store.db import BlobRow, EntryRow, RecordRow, WrapRow
+from fieldsync.store.db import BlobRow, EntryRow, RecordRow
 
 if TYPE_CHECKING:
     from fieldsync.store.store import Store
@@ -37,12 +37,7 @@ def check(store: Store) -> CheckReport:
         ).all()
         records = session.exec(select(RecordRow)).all()
         report.blobs = len(session.exec(select(BlobRow.id)).all())
-        wraps = {
-            w.entry_id: w.wrapped
-            for w in session.exec(
-                select(WrapRow).where(WrapRow.reader == store.reader.public.hex())
-            ).all()
-        }
+        wraps = store.own_wraps(session)
     report.entries, report.records = len(rows), len(records)
     forgotten = store.forgotten_records()  # delivered, then made unreadable on purpose
     referenced_blobs: set[str] = set()

@@ -1,6 +1,8 @@
 """The local encrypted store: a vault file, a SQLite database of entries, and blob files.
 
     HOME/vault            the secrets, sealed under Argon2id(passphrase)   (core/vault.py)
+    HOME/epochs           the epoch key the store's own content-key copies are under
+                          (store/epochs.py; overwritten in place, never replaced)
     HOME/store.db         entries, key wraps, encrypted index and drafts   (store/db.py)
     HOME/blobs/ab/abcd..  encrypted attachments, named by their hash       (core/blob.py)
     HOME/blobs/tmp/       blobs being written; anything left here is encrypted and discarded
@@ -35,6 +37,7 @@ from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import (
+    DecryptionFailed,
     IntegrityError,
     MalformedData,
     RecordNotFound,
@@ -44,13 +47,14 @@ from fieldsync.errors import (
     StoreWiped,
     UnsupportedFormat,
 )
-from fieldsync.store import files, integrity
+from fieldsync.store import epochs, files, integrity
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
     BlobRow,
     DraftRow,
     EntryRow,
+    LocalWrapRow,
     MetaRow,
     RecordRow,
     WrapRow,
@@ -60,6 +64,7 @@ from fieldsync.store.db import (
     make_engine,
     schema_version,
 )
+from fieldsync.store.epochs import EPOCHS_FILE, Epoch, EpochFile
 from fieldsync.store.index import IndexCodec, IndexEntry
 from fieldsync.store.integrity import CheckReport
 from fieldsync.store.writer import Writer
@@ -80,6 +85,7 @@ LABEL_SETTINGS = b"fieldsync/settings/v1"
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
+OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,8 @@ class Store:
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
+        self._epoch_file = EpochFile(home / EPOCHS_FILE, vault_key)
+        self._epochs: dict[int, Epoch] | None = None  # read on first use
 
     @property
     def reader(self) -> crypto.BoxPair:
@@ -215,6 +223,9 @@ class Store:
         engine = make_engine(home / DB_FILE)
         create_schema(engine)
         files.make_private_dir(home / BLOBS_DIR / "tmp")
+        EpochFile(home / EPOCHS_FILE, vault_key).create(epochs.fresh(1))
+        with Session(engine) as session, session.begin():
+            session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
         # The vault goes last: a store without one is not a store, so a crash before this line
         # leaves nothing that ``open`` would mistake for a usable store.
         files.write_atomic(home / VAULT_FILE, vault_bytes)
@@ -258,6 +269,7 @@ class Store:
             raise StoreCorrupted(f"the store database {db_path} is missing")
         store = cls(home, make_engine(db_path), vault_key, identity)
         store._check_schema()
+        store._move_own_wraps()
         return store
 
     @db_errors
@@ -267,9 +279,11 @@ class Store:
             raise UnsupportedFormat(
                 f"the store database was written by a newer fieldsync (schema {found})"
             )
-        if found == 1:  # schema 2 only added a table
+        if found in (1, 2):  # schemas 2 and 3 only added tables
             create_schema(self._engine)
-            if self.identity.is_admin:  # re-read the feed once, for the receipts it now carries
+            if (
+                found == 1 and self.identity.is_admin
+            ):  # re-read the feed once, for the receipts it now carries
                 self.save_setting("pull", {"after": 0})
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
@@ -294,11 +308,106 @@ class Store:
         )
         files.write_atomic(self.home / VAULT_FILE, sealed)
 
+    # --- the store's own copies of content keys (under the epoch key) ---------------------
+
+    @property
+    def epoch(self) -> Epoch:
+        """The epoch key new copies are wrapped under."""
+        return max(self._epoch_keys().values(), key=lambda e: e.number)
+
+    def _epoch_keys(self) -> dict[int, Epoch]:
+        if self._epochs is None:
+            self._epochs = self._load_epochs()
+        return self._epochs
+
+    @db_errors
+    def _load_epochs(self) -> dict[int, Epoch]:
+        path = self._epoch_file.path
+        with Session(self._engine) as session:
+            in_use = set(session.exec(select(LocalWrapRow.epoch).distinct()).all())
+        if not self._epoch_file.exists():
+            if in_use:
+                raise StoreCorrupted(
+                    f"the epoch key file {path} is missing: the keys of this store's versions "
+                    "are gone",
+                    hint="Restore the whole store folder from a backup.",
+                )
+            self._epoch_file.create(epochs.fresh(1))  # a store made before epochs, or a test's
+        slots = self._epoch_file.read()
+        live = [e for e in slots if e is not None]
+        if len(live) == epochs.SLOTS:  # a wipe was cut short: keep the key the rows use
+            older, newer = sorted(live, key=lambda e: e.number)
+            doomed = newer if older.number in in_use else older
+            self._epoch_file.write(slots.index(doomed), None)
+            live.remove(doomed)
+        if not live:
+            if in_use:
+                raise StoreCorrupted(f"the epoch key file {path} is damaged")
+            live = [epochs.fresh(1)]
+            self._epoch_file.write(0, live[0])
+        return {e.number: e for e in live}
+
+    def own_wrap(self, entry_id: str, content_key: bytes) -> LocalWrapRow:
+        """This store's copy of a content key, under the current epoch key."""
+        epoch = self.epoch
+        return LocalWrapRow(
+            entry_id=entry_id, epoch=epoch.number, wrapped=epochs.wrap(epoch, entry_id, content_key)
+        )
+
+    def open_own_wrap(self, row: LocalWrapRow) -> bytes:
+        epoch = self._epoch_keys().get(row.epoch)
+        if epoch is None:
+            raise DecryptionFailed(
+                f"the key of version {row.entry_id[:12]} is under epoch {row.epoch}, "
+                "whose key this store no longer holds"
+            )
+        return epochs.unwrap(epoch, row.entry_id, row.wrapped)
+
+    def own_wraps(self, session: Session, ids: list[str] | None = None) -> dict[str, LocalWrapRow]:
+        """This store's copies of content keys, by entry id (all, or those of ``ids``)."""
+        if ids is None:
+            return {w.entry_id: w for w in session.exec(select(LocalWrapRow)).all()}
+        found: dict[str, LocalWrapRow] = {}
+        for some in _chunks(ids):
+            rows = session.exec(select(LocalWrapRow).where(col(LocalWrapRow.entry_id).in_(some)))
+            found.update((w.entry_id, w) for w in rows.all())
+        return found
+
+    @db_errors
+    def _move_own_wraps(self) -> None:
+        """Move a store written before epochs to them: each sealed box to this store's reader
+        key becomes a copy under the epoch key, and a device's sealed boxes to its own box key
+        go (an administrator's, to the organisation's key, also travel to the server)."""
+        reader = self.reader.public.hex()
+        self._epoch_keys()
+        with Session(self._engine) as session, session.begin():
+            if session.get(MetaRow, OWN_WRAPS) is not None:
+                return
+            sealed = session.exec(select(WrapRow).where(WrapRow.reader == reader)).all()
+            for row in sealed:
+                key = self.reader.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                session.merge(self.own_wrap(row.entry_id, key))
+                if not self.identity.is_admin:
+                    session.delete(row)
+            session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Push what the WAL holds into the database file and empty it. A checkpoint cannot
+        run inside a transaction, and every SQLAlchemy statement begins one: the raw
+        connection."""
+        raw = self._engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+
     # --- writing versions ----------------------------------------------------------------
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Writer]:
         """One transaction: everything appended inside commits together, or not at all."""
+        self._epoch_keys()  # read before the transaction takes the lock
         try:
             with Session(self._engine, autoflush=False) as session, session.begin():
                 writer = Writer(self, session)
@@ -363,17 +472,11 @@ class Store:
     @db_errors
     def versions_of(self, records: list[str]) -> dict[str, list[Version]]:
         """``versions`` for many records at once (a pull settles hundreds in one go)."""
-        reader = self.reader.public.hex()
         rows: list[EntryRow] = []
-        wraps: dict[str, bytes] = {}
         with Session(self._engine) as session:
             for some in _chunks(records):
                 rows += session.exec(select(EntryRow).where(col(EntryRow.record).in_(some))).all()
-            for wanted in _chunks([r.id for r in rows]):
-                mine = select(WrapRow).where(
-                    col(WrapRow.entry_id).in_(wanted), WrapRow.reader == reader
-                )
-                wraps.update((w.entry_id, w.wrapped) for w in session.exec(mine).all())
+            wraps = self.own_wraps(session, [r.id for r in rows])
         found: dict[str, list[Version]] = {}
         for row in rows:
             found.setdefault(row.record, []).append(self.open_version(row, wraps.get(row.id)))
@@ -396,8 +499,9 @@ class Store:
         """A read session on the database (for this package's own modules)."""
         return Session(self._engine)
 
-    def open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
-        """Verify a stored entry against its row and open it with this device's key."""
+    def open_version(self, row: EntryRow, wrapped: LocalWrapRow | None) -> Version:
+        """Verify a stored entry against its row and open it with this store's copy of its
+        key."""
         try:
             entry = parse_entry(row.raw)
             header = entry.header
@@ -411,7 +515,7 @@ class Store:
         if wrapped is None:
             return Version(entry, None, "this device holds no key for this version")
         try:
-            key = self.reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
+            key = self.open_own_wrap(wrapped)
             return Version(entry, Body.decode(entry.open(key)))
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
@@ -519,12 +623,15 @@ class Store:
     @db_errors
     def save_setting(self, name: str, value: dict[str, Any]) -> None:
         """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
-        label = LABEL_SETTINGS + name.encode()
-        encoded = encoding.encode(value)
-        nonce, ct = crypto.seal_with_key(self._settings_key, encoded, label)
         with Session(self._engine) as session, session.begin():
-            session.merge(MetaRow(key=f"setting:{name}", value=(nonce + ct).hex()))
-        self._settings[name] = json.loads(encoded)  # a copy the caller cannot change
+            session.merge(self._sealed_setting(name, value))
+        self._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
+
+    def _sealed_setting(self, name: str, value: dict[str, Any]) -> MetaRow:
+        nonce, ct = crypto.seal_with_key(
+            self._settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
+        )
+        return MetaRow(key=f"setting:{name}", value=(nonce + ct).hex())
 
     @db_errors
     def setting(self, name: str) -> dict[str, Any] | None:
@@ -562,14 +669,15 @@ class Store:
 
         Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
         """
-        mine, theirs = self.reader.public.hex(), reader.hex()
+        theirs = reader.hex()
         added = 0
+        self._epoch_keys()
         with Session(self._engine) as session, session.begin():
             have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
-            for row in session.exec(select(WrapRow).where(WrapRow.reader == mine)).all():
+            for row in self.own_wraps(session).values():
                 if row.entry_id in have:
                     continue
-                key = self.reader.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                key = self.open_own_wrap(row)
                 session.add(
                     WrapRow(
                         entry_id=row.entry_id, reader=theirs, wrapped=crypto.wrap_key(reader, key)
@@ -601,14 +709,17 @@ class Store:
             ).all()
             ids = [r.id for r in rows]
             wraps: dict[str, dict[str, bytes]] = {}
-            for w in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))).all():
-                wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
+            for some in _chunks(ids):
+                sealed = session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(some)))
+                for w in sealed.all():
+                    wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
+            own = self.own_wraps(session, ids)
         outgoing = []
         org, mine = org_reader.hex(), self.reader.public.hex()
         for row in rows:
             found = wraps.get(row.id, {})
             org_wrap = found.get(org)
-            version = self.open_version(row, found.get(mine))
+            version = self.open_version(row, own.get(row.id))
             if org_wrap is None or version.body is None:
                 raise StoreCorrupted(
                     f"version {row.id[:12]} cannot be sent: "
@@ -625,19 +736,18 @@ class Store:
 
         A record is forgotten when every version of it this device wrote is covered by a
         verified receipt (``up_to_seq``; versions pulled from the server are there already);
-        one with an undelivered version stays. Its key wraps, index row and attachment files
-        go; the signed ciphertexts stay, because the device's hash chain runs through them, and
-        without keys they are noise. Returns ``(records, attachments)`` forgotten.
+        one with an undelivered version stays. What destroys its keys is a new epoch: every
+        copy kept is re-wrapped under a new epoch key in the transaction that deletes the
+        forgotten records' wraps and index rows, then the old epoch key is overwritten where it
+        lies, so the deleted wraps left in freed pages and old WAL frames open with nothing.
+        Attachment files only the forgotten records use go too; the signed ciphertexts stay,
+        because the device's hash chain runs through them, and without keys they are noise.
+        Returns ``(records, attachments)`` forgotten.
         """
         me = self.identity.device_id
         with Session(self._engine) as session:
             rows = session.exec(select(EntryRow)).all()
-            mine = {
-                w.entry_id: w.wrapped
-                for w in session.exec(
-                    select(WrapRow).where(WrapRow.reader == self.reader.public.hex())
-                ).all()
-            }
+            mine = self.own_wraps(session)
         by_record: dict[str, list[EntryRow]] = {}
         for row in rows:
             by_record.setdefault(row.record, []).append(row)
@@ -647,33 +757,60 @@ class Store:
             if all(v.author != me or v.seq <= up_to_seq for v in versions)
             and any(v.id in mine for v in versions)
         }
+        if not doomed:
+            return 0, 0
         blobs_of = {record: self._blobs(versions, mine) for record, versions in by_record.items()}
         kept_blobs = {
             b for record, found in blobs_of.items() if record not in doomed for b in found
         }
         gone_blobs = {b for record in doomed for b in blobs_of[record]} - kept_blobs
-        doomed_ids = [v.id for record in doomed for v in by_record[record]]
-        with Session(self._engine) as session, session.begin():
-            for wrap in session.exec(
-                select(WrapRow).where(col(WrapRow.entry_id).in_(doomed_ids))
-            ).all():
-                session.delete(wrap)
-            for record in doomed:
-                index_row = session.get(RecordRow, record)
-                if index_row is not None:
-                    session.delete(index_row)
-        forgotten = set((self.setting("forgotten") or {}).get("records", [])) | doomed
-        self.save_setting("forgotten", {"records": sorted(forgotten)})
+        doomed_ids = {v.id for record in doomed for v in by_record[record]}
+        kept = {i: self.open_own_wrap(w) for i, w in mine.items() if i not in doomed_ids}
+        forgotten = {"records": sorted(self.forgotten_records() | doomed)}
+        self._new_epoch(kept, lambda session: self._forget_rows(session, doomed, forgotten))
+        self._settings["forgotten"] = forgotten
         for blob_id in gone_blobs:
             self.blob_path(blob_id).unlink(missing_ok=True)
-        # Push the deletions out of the WAL too; a checkpoint cannot run inside a transaction,
-        # and every SQLAlchemy statement here begins one, so use the raw connection.
-        raw = self._engine.raw_connection()
-        try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()
         return len(doomed), len(gone_blobs)
+
+    def _forget_rows(self, session: Session, doomed: set[str], forgotten: dict[str, Any]) -> None:
+        """Delete the forgotten records' remaining wraps (for other readers) and index rows."""
+        for some in _chunks(sorted(doomed)):
+            ids = select(EntryRow.id).where(col(EntryRow.record).in_(some))
+            for wrap in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))):
+                session.delete(wrap)
+        for record in doomed:
+            index_row = session.get(RecordRow, record)
+            if index_row is not None:
+                session.delete(index_row)
+        session.merge(self._sealed_setting("forgotten", forgotten))
+
+    def _new_epoch(self, kept: dict[str, bytes], also: Callable[[Session], None]) -> None:
+        """Re-wrap ``kept`` (entry id -> content key), and only those, under a new epoch key,
+        in one transaction with ``also``; then destroy the old epoch key.
+
+        The new key goes into the free slot first (durably); a crash before the commit leaves
+        the old key in use and the new one is dropped at the next open, a crash after it the
+        reverse (``_load_epochs``)."""
+        old = self.epoch
+        slots = self._epoch_file.read()
+        new = epochs.fresh(old.number + 1)
+        self._epoch_file.write(slots.index(None), new)
+        self._epochs = {old.number: old, new.number: new}
+        with Session(self._engine) as session, session.begin():
+            for row in session.exec(select(LocalWrapRow)).all():
+                if row.entry_id in kept:
+                    row.epoch = new.number
+                    row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
+                    session.add(row)
+                else:
+                    session.delete(row)
+            also(session)
+        # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
+        # leaves the database file the only live copy.
+        self.checkpoint()
+        self._epoch_file.write(slots.index(old), None)
+        self._epochs = {new.number: new}
 
     @db_errors
     def held(self, ids: list[str]) -> dict[str, tuple[str, str, int]]:
@@ -719,7 +856,7 @@ class Store:
     def forgotten_records(self) -> set[str]:
         return set((self.setting("forgotten") or {}).get("records", []))
 
-    def _blobs(self, versions: list[EntryRow], wraps: dict[str, bytes]) -> set[str]:
+    def _blobs(self, versions: list[EntryRow], wraps: dict[str, LocalWrapRow]) -> set[str]:
         found: set[str] = set()
         for row in versions:
             version = self.open_version(row, wraps.get(row.id))
@@ -823,6 +960,7 @@ def _discard_unfinished_init(home: Path) -> None:
             f"the store in {home} has no vault file: its keys were destroyed or removed",
             hint="Nothing was changed. Use another --home, or restore the vault from a backup.",
         )
+    files.destroy(home / EPOCHS_FILE)
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
         (home / name).unlink(missing_ok=True)
 

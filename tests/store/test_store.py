@@ -22,6 +22,7 @@ from fieldsync.errors import (
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import custody
+from fieldsync.store.db import SCHEMA_VERSION
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
 
@@ -153,7 +154,7 @@ def test_garbage_instead_of_a_database_is_named(store_home: Path) -> None:
 def test_a_newer_schema_is_refused(store: Store, store_home: Path) -> None:
     store.close()
     with sqlite3.connect(store_home / DB_FILE) as db:
-        db.execute("PRAGMA user_version=3")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(UnsupportedFormat):
         Store.open(store_home, PASSPHRASE)
 
@@ -171,7 +172,7 @@ def test_a_schema_1_store_gains_the_receipts_table_on_opening(
         assert shown["narrative"] == example("incident")["narrative"]
         assert custody.receipts_of(reopened, "0" * 64) == []
     with sqlite3.connect(store_home / DB_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_a_schema_1_admin_store_pulls_again_from_the_start_for_receipts(
