@@ -220,6 +220,7 @@ class Store:
         files.make_private_dir(home)
         identity = Identity.generate(admin=admin)
         vault_bytes, vault_key = vault.create(passphrase, identity.secrets(), kdf)
+        files.make_private_file(home / DB_FILE)
         engine = make_engine(home / DB_FILE)
         create_schema(engine)
         files.make_private_dir(home / BLOBS_DIR / "tmp")

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -291,3 +293,43 @@ def test_a_store_held_by_another_process_is_busy_not_corrupt(
         holder.close()
     add(store)  # and once it lets go, saving works
     store.close()
+
+
+def test_check_names_a_version_missing_from_the_devices_own_chain(
+    store: Store, store_home: Path
+) -> None:
+    for _ in range(3):
+        records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        (gone,) = db.execute("select id from entries where seq = 2").fetchone()
+        (third,) = db.execute("select id from entries where seq = 3").fetchone()
+        db.execute("delete from wraps where entry_id = ?", (gone,))
+        db.execute("delete from local_wraps where entry_id = ?", (gone,))
+        db.execute("delete from entries where id = ?", (gone,))
+    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    assert chain == [
+        f"chain: seq 2 of this device is missing (version {third[:12]} at seq 3 follows seq 1)"
+    ]
+
+
+def test_every_file_and_folder_a_store_creates_is_the_owners_alone(tmp_path: Path) -> None:
+    existing = tmp_path / "existing"  # a folder the person made, with its own mode
+    existing.mkdir(mode=0o755)
+    old = os.umask(0)
+    try:
+        with Store.create(existing, PASSPHRASE) as store:
+            record = records.create(store, get_form("incident"), example("incident"))
+            records.attach(store, record, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
+            modes = {
+                str(p.relative_to(existing)): (p.is_dir(), stat.S_IMODE(p.stat().st_mode))
+                for p in existing.rglob("*")
+            }
+    finally:
+        os.umask(old)
+    assert {"store.db", "store.db-wal", "store.db-shm", "vault", "epochs", "blobs"} <= set(modes)
+    assert {n: m for n, (is_dir, m) in modes.items() if m != (0o700 if is_dir else 0o600)} == {}
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
