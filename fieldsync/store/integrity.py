@@ -54,11 +54,8 @@ def check(store: Store) -> CheckReport:
         last_seq, last_id = previous.get(header.author, (0, ""))
         # Only this store's own log must be whole here: of another author's log (an analyst's,
         # a device's) a store holds just the versions of records it may read.
-        if header.author == me and (header.seq != last_seq + 1 or (header.prev or "") != last_id):
-            report.problems.append(
-                f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
-                f"{last_seq} of its author"
-            )
+        if header.author == me:
+            report.problems += _chain_problems(row.id, header.seq, header.prev, last_seq, last_id)
         previous[header.author] = (header.seq, row.id)
         held.setdefault(row.record, set()).add(row.id)
         built_on.setdefault(row.record, set()).update(header.parents)
@@ -86,3 +83,21 @@ def check(store: Store) -> CheckReport:
             if blob.blob_id_of(handle) != blob_id:
                 report.problems.append(f"blob {blob_id[:12]} does not match its hash")
     return report
+
+
+def _chain_problems(
+    entry_id: str, seq: int, prev: str | None, last_seq: int, last_id: str
+) -> list[str]:
+    """What is wrong where this device's own version ``seq`` follows ``last_seq``."""
+    if seq > last_seq + 1:  # rows deleted from the log: name what is gone
+        gone = f"{last_seq + 1}" if seq == last_seq + 2 else f"{last_seq + 1}..{seq - 1}"
+        return [
+            f"chain: seq {gone} of this device is missing (version {entry_id[:12]} at seq {seq} "
+            f"follows seq {last_seq})"
+        ]
+    if seq != last_seq + 1 or (prev or "") != last_id:
+        return [
+            f"chain: version {entry_id[:12]} (seq {seq}) does not follow seq {last_seq} of its "
+            "author"
+        ]
+    return []
