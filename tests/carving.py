@@ -41,9 +41,7 @@ def loop_filesystem(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     mount.mkdir()
     subprocess.run(["truncate", "-s", str(IMAGE_BYTES), str(image)], check=True)
     subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    done = subprocess.run(
-        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True
-    )
+    done = mount_image(image, mount)
     if done.returncode != 0:
         reason = f"cannot mount a loop file system here: {done.stderr.strip()}"
         if os.environ.get("CI"):
@@ -53,6 +51,12 @@ def loop_filesystem(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         yield mount, image
     finally:
         unmount(mount)
+
+
+def mount_image(image: Path, mount: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True
+    )
 
 
 def unmount(mount: Path) -> None:
@@ -90,11 +94,11 @@ def keys_in(image: bytes, passphrase: str) -> Keys:
             continue
         for slot_key in slot_keys:
             for index in (0, 1):
-                keys.epoch_keys += _epoch_slot(slot_key, index, image[offset:])
+                keys.epoch_keys += epoch_slot(slot_key, index, image[offset:])
     return keys
 
 
-def _epoch_slot(slot_key: bytes, index: int, data: bytes) -> list[bytes]:
+def epoch_slot(slot_key: bytes, index: int, data: bytes) -> list[bytes]:
     nonce, ct = data[: crypto.NONCE_BYTES], data[crypto.NONCE_BYTES : EPOCH_SLOT_BYTES]
     try:
         plain = crypto.open_with_key(

@@ -44,8 +44,10 @@ from fieldsync.errors import (
     StoreCorrupted,
     StoreExists,
     StoreNotFound,
+    StoreStateError,
     StoreWiped,
     UnsupportedFormat,
+    WrongPassphrase,
 )
 from fieldsync.store import epochs, files, integrity
 from fieldsync.store.db import (
@@ -70,6 +72,7 @@ from fieldsync.store.integrity import CheckReport
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
+NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
 T = TypeVar("T")
 IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
@@ -86,6 +89,8 @@ KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
 OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
+VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
+LABEL_VAULT_KEY_ID = b"fieldsync/vault-key-id/v1"
 
 
 @dataclass(frozen=True)
@@ -182,15 +187,18 @@ class Store:
     ) -> None:
         self.home = home
         self._engine = engine
+        self._use_vault_key(vault_key)
+        self.identity = identity
+        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
+        self._epochs: dict[int, Epoch] | None = None  # read on first use
+
+    def _use_vault_key(self, vault_key: bytes) -> None:
         self._vault_key = vault_key
         self.index_codec = IndexCodec(vault_key)
         self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
-        self.identity = identity
-        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
-        self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
-        self._epoch_file = EpochFile(home / EPOCHS_FILE, vault_key)
-        self._epochs: dict[int, Epoch] | None = None  # read on first use
+        self._epoch_file = EpochFile(self.home / EPOCHS_FILE, vault_key)
 
     @property
     def reader(self) -> crypto.BoxPair:
@@ -227,6 +235,7 @@ class Store:
         EpochFile(home / EPOCHS_FILE, vault_key).create(epochs.fresh(1))
         with Session(engine) as session, session.begin():
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
+            session.add(MetaRow(key=VAULT_KEY_ID, value=_key_id(vault_key)))
         # The vault goes last: a store without one is not a store, so a crash before this line
         # leaves nothing that ``open`` would mistake for a usable store.
         files.write_atomic(home / VAULT_FILE, vault_bytes)
@@ -252,26 +261,49 @@ class Store:
     @classmethod
     def open(cls, home: Path, passphrase: str) -> Store:
         cls.require(home)
-        vault_path = home / VAULT_FILE
-        vault_bytes = vault_path.read_bytes()
-        try:
-            vault_key, secrets = vault.unlock(vault_bytes, passphrase)
-        except MalformedData as exc:
-            raise StoreCorrupted(
-                f"the vault file {vault_path} is damaged ({exc.message})",
-                hint="Restore the vault file from a backup; without it nothing can be read.",
-            ) from exc
-        try:
-            identity = Identity.from_secrets(secrets)
-        except KeyError as exc:
-            raise StoreCorrupted(f"the vault file {vault_path} lacks the device keys") from exc
         db_path = home / DB_FILE
         if not db_path.exists():
             raise StoreCorrupted(f"the store database {db_path} is missing")
-        store = cls(home, make_engine(db_path), vault_key, identity)
+        if (home / NEW_VAULT_FILE).exists():
+            return cls._open_interrupted(home, passphrase)
+        vault_key, identity = _unlock(home / VAULT_FILE, passphrase)
+        return cls._opened(home, vault_key, identity)
+
+    @classmethod
+    def _opened(cls, home: Path, vault_key: bytes, identity: Identity) -> Store:
+        store = cls(home, make_engine(home / DB_FILE), vault_key, identity)
         store._check_schema()
         store._move_own_wraps()
         return store
+
+    @classmethod
+    def _open_interrupted(cls, home: Path, passphrase: str) -> Store:
+        """Open a store whose passphrase change was cut short, finishing or undoing it by
+        which vault key the database is under (the change's transaction moved it, or not)."""
+        for name, pending in ((VAULT_FILE, False), (NEW_VAULT_FILE, True)):
+            try:
+                vault_key, identity = _unlock(home / name, passphrase)
+            except (WrongPassphrase, StoreCorrupted):
+                continue  # the other one, or the old vault already overwritten
+            store = cls(home, make_engine(home / DB_FILE), vault_key, identity)
+            if store._database_key_id() in (_key_id(vault_key), None if not pending else ""):
+                store._settle_passphrase_change(pending)
+                store.close()
+                return cls._opened(home, vault_key, identity)
+            store.close()
+            which = "old" if pending else "new"
+            raise StoreStateError(
+                f"a passphrase change of the store in {home} was cut short, and the {which} "
+                "passphrase is the one that opens it",
+                hint=f"Nothing was changed. Use the {which} passphrase.",
+            )
+        raise WrongPassphrase()
+
+    @db_errors
+    def _database_key_id(self) -> str | None:
+        with Session(self._engine) as session:
+            row = session.get(MetaRow, VAULT_KEY_ID)
+        return row.value if row else None
 
     @db_errors
     def _check_schema(self) -> None:
@@ -303,11 +335,93 @@ class Store:
     # --- passphrase ----------------------------------------------------------------------
 
     def change_passphrase(self, new_passphrase: str) -> None:
-        """Re-seal the vault key under a new passphrase; no data is re-encrypted."""
+        """A new passphrase and a new vault key: everything under the vault key (index rows,
+        drafts, settings, the epoch key) is re-encrypted, under a new epoch key too, in one
+        transaction, and the old vault is overwritten before it is replaced. An old vault
+        carved from the disk, with the old passphrase, opens nothing written afterwards."""
+        for _ in self.passphrase_change(new_passphrase):
+            pass
+
+    def passphrase_change(self, new_passphrase: str) -> Iterator[str]:
+        """``change_passphrase`` one durable step at a time, each named as it is done (a crash
+        may fall between any two: ``open`` finishes or undoes what it finds)."""
+        old = self.epoch
+        new_key = crypto.random_bytes(crypto.KEY_BYTES)
         sealed = vault.seal(
-            new_passphrase, self._vault_key, self.identity.secrets(), vault.KdfParams.fresh()
+            new_passphrase, new_key, self.identity.secrets(), vault.KdfParams.fresh()
         )
-        files.write_atomic(self.home / VAULT_FILE, sealed)
+        files.write_atomic(self.home / NEW_VAULT_FILE, sealed)
+        yield "new vault written beside the old"
+        new = epochs.fresh(old.number + 1)
+        slots = self._epoch_file.read()
+        EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
+        yield "new epoch key written"
+        self._rekey(new_key, new)
+        yield "database moved to the new keys"
+        self._use_vault_key(new_key)
+        self._epochs = {new.number: new}
+        self._settle_passphrase_change(pending=True)
+        yield "old vault and old epoch key destroyed"
+
+    @db_errors
+    def _rekey(self, new_key: bytes, epoch: Epoch) -> None:
+        """Re-encrypt, in one transaction, every row under the vault key or the epoch key.
+        A row that no longer opens stays as it is: damaged before, damaged after."""
+        with Session(self._engine) as session, session.begin():
+            for own in session.exec(select(LocalWrapRow)).all():
+                key = self.open_own_wrap(own)
+                own.epoch, own.wrapped = epoch.number, epochs.wrap(epoch, own.entry_id, key)
+                session.add(own)
+            self._rekey_index(session, IndexCodec(new_key))
+            self._rekey_drafts(session, crypto.derive_key(new_key, LABEL_DRAFT))
+            self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
+            session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
+        self.checkpoint()
+
+    def _rekey_index(self, session: Session, codec: IndexCodec) -> None:
+        for row in session.exec(select(RecordRow)).all():
+            opened = self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
+            if opened.problem is None:  # check --repair rebuilds a damaged one
+                row.index_nonce, row.index_ct = codec.seal(opened)
+                session.add(row)
+
+    def _rekey_drafts(self, session: Session, new_key: bytes) -> None:
+        for draft in session.exec(select(DraftRow)).all():
+            label = LABEL_DRAFT + draft.id.encode()
+            with contextlib.suppress(DecryptionFailed):
+                plain = crypto.open_with_key(
+                    self._draft_key, draft.nonce, draft.ct, label, what="a draft"
+                )
+                draft.nonce, draft.ct = crypto.seal_with_key(new_key, plain, label)
+                session.add(draft)
+
+    def _rekey_settings(self, session: Session, new_key: bytes) -> None:
+        rows = select(MetaRow).where(col(MetaRow.key).startswith("setting:"))
+        for meta in session.exec(rows).all():
+            label = LABEL_SETTINGS + meta.key.removeprefix("setting:").encode()
+            with contextlib.suppress(DecryptionFailed, ValueError):
+                sealed = bytes.fromhex(meta.value)
+                nonce, ct = sealed[: crypto.NONCE_BYTES], sealed[crypto.NONCE_BYTES :]
+                plain = crypto.open_with_key(self._settings_key, nonce, ct, label, what="a setting")
+                meta.value = b"".join(crypto.seal_with_key(new_key, plain, label)).hex()
+                session.add(meta)
+
+    def _settle_passphrase_change(self, pending: bool) -> None:
+        """After a passphrase change took effect (``pending``: the new vault is still beside
+        the old), or was undone: destroy the vault and the epoch slot the database no longer
+        uses, each overwritten in place before it goes."""
+        home = self.home
+        if pending:
+            _overwrite(home / VAULT_FILE)
+            os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
+            files.fsync_dir(home)
+        else:
+            files.destroy(home / NEW_VAULT_FILE)
+        if not self._epoch_file.exists():
+            return
+        for index, slot in enumerate(self._epoch_file.read()):
+            if slot is None:  # empty, or sealed under the other vault key
+                self._epoch_file.write(index, None)
 
     # --- the store's own copies of content keys (under the epoch key) ---------------------
 
@@ -966,13 +1080,41 @@ def _discard_unfinished_init(home: Path) -> None:
         (home / name).unlink(missing_ok=True)
 
 
+def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
+    try:
+        vault_key, secrets = vault.unlock(path.read_bytes(), passphrase)
+    except MalformedData as exc:
+        raise StoreCorrupted(
+            f"the vault file {path} is damaged ({exc.message})",
+            hint="Restore the vault file from a backup; without it nothing can be read.",
+        ) from exc
+    try:
+        return vault_key, Identity.from_secrets(secrets)
+    except KeyError as exc:
+        raise StoreCorrupted(f"the vault file {path} lacks the device keys") from exc
+
+
+def _key_id(vault_key: bytes) -> str:
+    """Names a vault key without revealing it (which one the database is under)."""
+    return crypto.derive_key(vault_key, LABEL_VAULT_KEY_ID).hex()
+
+
+def _overwrite(path: Path) -> None:
+    """Random bytes over a file where it lies, durably; it stays, to be replaced."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.write(crypto.random_bytes(max(size, 1)))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def wipe(home: Path) -> list[str]:
     """Destroy the store's keys, then remove what remains; returns what was removed."""
     removed = []
-    vault_path = home / VAULT_FILE
-    if vault_path.exists():
-        files.destroy(vault_path)
-        removed.append(str(vault_path))
+    for name in (VAULT_FILE, NEW_VAULT_FILE, EPOCHS_FILE):
+        if (home / name).exists():
+            files.destroy(home / name)
+            removed.append(str(home / name))
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
         path = home / name
         if path.exists():

@@ -3,6 +3,7 @@ passphrase and every key the store still holds for anything that opens what was 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from fieldsync.core.entry import parse as parse_entry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import EntryRow
-from fieldsync.store.store import Store
+from fieldsync.store.store import VAULT_FILE, Store, wipe
 from fieldsync.transport.client import SyncClient
 from tests import carving
 from tests.conftest import PASSPHRASE, example
@@ -59,3 +60,25 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
 
 def quick_signed(url: str, store: Store) -> SyncClient:
     return SyncClient(url, signer=store.identity.signer, attempts=2, timeout=10)
+
+
+def sealed_vault_key(vault_bytes: bytes) -> bytes:
+    """The bytes that are this vault's alone: its vault key, sealed under the passphrase."""
+    return json.loads(vault_bytes)["key"]["ct"].encode()
+
+
+def test_passwd_and_wipe_leave_no_old_vault_on_the_disk(tmp_path: Path) -> None:
+    with carving.loop_filesystem(tmp_path) as (mount, image):
+        home = mount / "home"
+        with Store.create(home, PASSPHRASE) as store:
+            first = sealed_vault_key((home / VAULT_FILE).read_bytes())
+            store.change_passphrase("a brand new passphrase")
+            second = sealed_vault_key((home / VAULT_FILE).read_bytes())
+        carving.unmount(mount)
+        raw = image.read_bytes()
+        assert second in raw
+        assert first not in raw  # the old vault was overwritten before it was replaced
+        assert carving.mount_image(image, mount).returncode == 0
+        wipe(home)
+        carving.unmount(mount)
+        assert second not in image.read_bytes()

@@ -98,19 +98,20 @@ def test_no_store_wiped_store_and_existing_store(tmp_path: Path, store_home: Pat
 def test_passphrase_change_keeps_every_record(store: Store, store_home: Path) -> None:
     record, _ = add(store, "kept")
     store.put_blob(io.BytesIO(b"attachment"))
-    store.close()
 
-    def data_files() -> dict[str, bytes]:
-        return {
-            str(p.relative_to(store_home)): p.read_bytes()
-            for p in store_home.rglob("*")
-            if p.is_file() and p.name != VAULT_FILE
-        }
+    def signed() -> list[tuple[str, bytes]]:
+        with sqlite3.connect(store_home / DB_FILE) as db:
+            return db.execute("select id, raw from entries order by id").fetchall()
 
-    before, vault_before = data_files(), (store_home / VAULT_FILE).read_bytes()
+    def blobs() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in (store_home / "blobs").rglob("*") if p.is_file()}
+
+    before, blobs_before = signed(), blobs()
+    vault_before = (store_home / VAULT_FILE).read_bytes()
     store.change_passphrase("a brand new passphrase")
-    assert data_files() == before  # nothing but the vault was rewritten ...
-    assert (store_home / VAULT_FILE).read_bytes() != vault_before  # ... and the vault was
+    store.close()
+    assert (signed(), blobs()) == (before, blobs_before)  # signed versions and blobs untouched
+    assert (store_home / VAULT_FILE).read_bytes() != vault_before
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, PASSPHRASE)
     with Store.open(store_home, "a brand new passphrase") as reopened:
