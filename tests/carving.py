@@ -25,6 +25,7 @@ EPOCH_WRAP_BYTES = crypto.NONCE_BYTES + crypto.KEY_BYTES + crypto.AEAD_TAG_BYTES
 LABEL_EPOCH_WRAP = b"fieldsync/epoch-wrap/v1"
 LABEL_EPOCH_SLOT = b"fieldsync/epoch-slot/v1"
 LABEL_EPOCHS = b"fieldsync/epochs/v1"
+LABEL_INDEX = b"fieldsync/index/v1"
 EPOCH_SLOT_BYTES = crypto.NONCE_BYTES + 8 + crypto.KEY_BYTES + crypto.AEAD_TAG_BYTES  # 80
 # SQLite keeps a row's columns together, in order: a wrap follows its entry's id (and, in the
 # wraps table, a reader's key) within this many bytes.
@@ -143,3 +144,30 @@ def _open_near(window: bytes, keys: Keys, entry_id: str) -> bytes | None:
             with contextlib.suppress(FieldsyncError):
                 return crypto.open_with_key(epoch_key, nonce, ct, label, what="a carved wrap")
     return None
+
+
+def opened_index_rows(image: bytes, keys: Keys, sizes: dict[str, int]) -> set[str]:
+    """The records whose encrypted index row (form, summary, times) opens from the image: after
+    each occurrence of a record's id, every nonce position with the row's known ciphertext size,
+    under the index key derived from every vault key (as before epochs) and every epoch key."""
+    index_keys = [crypto.derive_key(k, LABEL_INDEX) for k in keys.vault_keys + keys.epoch_keys]
+    found = set()
+    for record, size in sizes.items():
+        label = LABEL_INDEX + record.encode()
+        for hit in re.finditer(re.escape(record.encode()), image):
+            window = image[hit.end() : hit.end() + 160 + size]
+            if _opens_at_some_offset(window, index_keys, label, size):
+                found.add(record)
+                break
+    return found
+
+
+def _opens_at_some_offset(window: bytes, keys: list[bytes], label: bytes, size: int) -> bool:
+    for offset in range(len(window) - crypto.NONCE_BYTES - size + 1):
+        nonce = window[offset : offset + crypto.NONCE_BYTES]
+        ct = window[offset + crypto.NONCE_BYTES : offset + crypto.NONCE_BYTES + size]
+        for key in keys:
+            with contextlib.suppress(FieldsyncError):
+                crypto.open_with_key(key, nonce, ct, label, what="a carved index row")
+                return True
+    return False

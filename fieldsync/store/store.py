@@ -192,10 +192,10 @@ class Store:
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
         self._epochs: dict[int, Epoch] | None = None  # read on first use
+        self._codec: tuple[int, IndexCodec] | None = None
 
     def _use_vault_key(self, vault_key: bytes) -> None:
         self._vault_key = vault_key
-        self.index_codec = IndexCodec(vault_key)
         self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self._epoch_file = EpochFile(self.home / EPOCHS_FILE, vault_key)
@@ -372,17 +372,18 @@ class Store:
                 key = self.open_own_wrap(own)
                 own.epoch, own.wrapped = epoch.number, epochs.wrap(epoch, own.entry_id, key)
                 session.add(own)
-            self._rekey_index(session, IndexCodec(new_key))
+            self._rekey_index(session, self.index_codec, IndexCodec(epoch.key))
             self._rekey_drafts(session, crypto.derive_key(new_key, LABEL_DRAFT))
             self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
             session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
         self.checkpoint()
 
-    def _rekey_index(self, session: Session, codec: IndexCodec) -> None:
+    @staticmethod
+    def _rekey_index(session: Session, old: IndexCodec, new: IndexCodec) -> None:
         for row in session.exec(select(RecordRow)).all():
-            opened = self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
+            opened = old.open(row.record, row.heads, row.index_nonce, row.index_ct)
             if opened.problem is None:  # check --repair rebuilds a damaged one
-                row.index_nonce, row.index_ct = codec.seal(opened)
+                row.index_nonce, row.index_ct = new.seal(opened)
                 session.add(row)
 
     def _rekey_drafts(self, session: Session, new_key: bytes) -> None:
@@ -429,6 +430,15 @@ class Store:
     def epoch(self) -> Epoch:
         """The epoch key new copies are wrapped under."""
         return max(self._epoch_keys().values(), key=lambda e: e.number)
+
+    @property
+    def index_codec(self) -> IndexCodec:
+        """The record index is under the epoch key too, so a wipe destroys the forgotten
+        records' summaries along with their content keys."""
+        epoch = self.epoch
+        if self._codec is None or self._codec[0] != epoch.number:
+            self._codec = (epoch.number, IndexCodec(epoch.key))
+        return self._codec[1]
 
     def _epoch_keys(self) -> dict[int, Epoch]:
         if self._epochs is None:
@@ -504,6 +514,7 @@ class Store:
                 session.merge(self.own_wrap(row.entry_id, key))
                 if not self.identity.is_admin:
                     session.delete(row)
+            self._rekey_index(session, IndexCodec(self._vault_key), self.index_codec)
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
         self.checkpoint()
 
@@ -537,13 +548,15 @@ class Store:
     def index(self) -> list[IndexEntry]:
         """Every record's index row, oldest record first (plain columns: no ORM objects)."""
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
+        codec = self.index_codec
         with Session(self._engine) as session:
             rows = session.exec(select(*columns).order_by(col(RecordRow.created_ms))).all()
         with gc_paused():  # 100,000 new objects would set off collections that find nothing
-            return [self.index_codec.open(*row) for row in rows]
+            return [codec.open(*row) for row in rows]
 
     @db_errors
     def index_entry(self, record: str) -> IndexEntry:
+        codec = self.index_codec
         with Session(self._engine) as session:
             row = session.get(RecordRow, record)
         if row is None:
@@ -553,7 +566,7 @@ class Store:
                     hint="The organisation holds it; ask an administrator if you need it.",
                 )
             raise RecordNotFound(f"no record {record} in this store")
-        return self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
+        return codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
 
     @db_errors
     def resolve_record(self, prefix: str) -> str:
@@ -604,10 +617,11 @@ class Store:
         """``index_entry`` for many records at once; records without a row are left out."""
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
         found: dict[str, IndexEntry] = {}
+        codec = self.index_codec
         with Session(self._engine) as session:
             for some in _chunks(records):
                 for row in session.exec(select(*columns).where(col(RecordRow.record).in_(some))):
-                    found[row[0]] = self.index_codec.open(*row)
+                    found[row[0]] = codec.open(*row)
         return found
 
     def session(self) -> Session:
@@ -907,7 +921,7 @@ class Store:
         The new key goes into the free slot first (durably); a crash before the commit leaves
         the old key in use and the new one is dropped at the next open, a crash after it the
         reverse (``_load_epochs``)."""
-        old = self.epoch
+        old, old_codec = self.epoch, self.index_codec
         slots = self._epoch_file.read()
         new = epochs.fresh(old.number + 1)
         self._epoch_file.write(slots.index(None), new)
@@ -921,6 +935,8 @@ class Store:
                 else:
                     session.delete(row)
             also(session)
+            session.flush()
+            self._rekey_index(session, old_codec, IndexCodec(new.key))
         # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
         # leaves the database file the only live copy.
         self.checkpoint()

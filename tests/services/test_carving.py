@@ -12,7 +12,7 @@ from sqlmodel import select
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store.db import EntryRow
+from fieldsync.store.db import EntryRow, RecordRow
 from fieldsync.store.store import VAULT_FILE, Store, wipe
 from fieldsync.transport.client import SyncClient
 from tests import carving
@@ -40,6 +40,7 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
             enrol.enrol(store, invite, client_for=quick)
             for _ in range(30):
                 records.create(store, get_form("incident"), example("incident"))
+            sizes = index_sizes(store)
             report = sync.push(store, client_for=quick_signed, wipe_after=True)
             assert report.wiped_records == 30
             wiped = entries(store)
@@ -56,6 +57,13 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
     for entry_id, key in opened.items():  # each find is real: the key opens the version
         parse_entry(wiped[entry_id]).open(key)
     assert not opened, f"{len(opened)} of {len(wiped)} wiped versions open from the image"
+    summaries = carving.opened_index_rows(raw, keys, sizes)
+    assert not summaries, f"{len(summaries)} wiped records' summaries open from the image"
+
+
+def index_sizes(store: Store) -> dict[str, int]:
+    with store.session() as session:
+        return {row.record: len(row.index_ct) for row in session.exec(select(RecordRow)).all()}
 
 
 def quick_signed(url: str, store: Store) -> SyncClient:

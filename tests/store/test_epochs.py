@@ -13,6 +13,7 @@ from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow
+from fieldsync.store.index import IndexCodec
 from fieldsync.store.store import Store
 from tests.conftest import PASSPHRASE, example
 
@@ -77,6 +78,8 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
     with opened(store_home) as store:  # rewrite it as the previous fieldsync left it
         box = store.identity.box.public
         keys = {i: store.open_own_wrap(w) for i, w in own_wraps(store_home).items()}
+        before = IndexCodec(store._vault_key)  # the index was under the vault key
+        rows = [(before.seal(r), r.record) for r in store.index()]
     epochs_path = store_home / epochs.EPOCHS_FILE
     epochs_path.unlink()
     with sqlite3.connect(store_home / DB_FILE) as db:
@@ -85,11 +88,16 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
                 "INSERT INTO wraps VALUES (?, ?, ?)",
                 (entry_id, box.hex(), crypto.wrap_key(box, key)),
             )
+        for (nonce, ct), record in rows:
+            db.execute(
+                "UPDATE records SET index_nonce = ?, index_ct = ? WHERE record = ?",
+                (nonce, ct, record),
+            )
         db.execute("DROP TABLE local_wraps")
         db.execute("DELETE FROM meta WHERE key = 'own_wraps'")
         db.execute("PRAGMA user_version=2")
     with opened(store_home) as store:
-        assert [r.record for r in store.index()] == kept
+        assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
         assert all(records.read(store, r).body for r in kept)
         assert store.check().ok
         with store.session() as session:
