@@ -26,6 +26,7 @@ LABEL_EPOCH_WRAP = b"fieldsync/epoch-wrap/v1"
 LABEL_EPOCH_SLOT = b"fieldsync/epoch-slot/v1"
 LABEL_EPOCHS = b"fieldsync/epochs/v1"
 LABEL_INDEX = b"fieldsync/index/v1"
+LABEL_DRAFT = b"fieldsync/draft/v1"
 EPOCH_SLOT_BYTES = crypto.NONCE_BYTES + 8 + crypto.KEY_BYTES + crypto.AEAD_TAG_BYTES  # 80
 # SQLite keeps a row's columns together, in order: a wrap follows its entry's id (and, in the
 # wraps table, a reader's key) within this many bytes.
@@ -147,17 +148,27 @@ def _open_near(window: bytes, keys: Keys, entry_id: str) -> bytes | None:
 
 
 def opened_index_rows(image: bytes, keys: Keys, sizes: dict[str, int]) -> set[str]:
-    """The records whose encrypted index row (form, summary, times) opens from the image: after
-    each occurrence of a record's id, every nonce position with the row's known ciphertext size,
-    under the index key derived from every vault key (as before epochs) and every epoch key."""
-    index_keys = [crypto.derive_key(k, LABEL_INDEX) for k in keys.vault_keys + keys.epoch_keys]
+    """The records whose encrypted index row (form, summary, times) opens from the image."""
+    return _opened_rows(image, keys, LABEL_INDEX, sizes)
+
+
+def opened_drafts(image: bytes, keys: Keys, sizes: dict[str, int]) -> set[str]:
+    """The drafts (answers typed into an unfinished ``new``) that open from the image."""
+    return _opened_rows(image, keys, LABEL_DRAFT, sizes)
+
+
+def _opened_rows(image: bytes, keys: Keys, purpose: bytes, sizes: dict[str, int]) -> set[str]:
+    """After each occurrence of a row's id, every nonce position with the row's known
+    ciphertext size, under the subkey for ``purpose`` of every vault key (as before epochs)
+    and every epoch key. Returns the ids of the rows that open."""
+    subkeys = [crypto.derive_key(k, purpose) for k in keys.vault_keys + keys.epoch_keys]
     found = set()
-    for record, size in sizes.items():
-        label = LABEL_INDEX + record.encode()
-        for hit in re.finditer(re.escape(record.encode()), image):
+    for row_id, size in sizes.items():
+        label = purpose + row_id.encode()
+        for hit in re.finditer(re.escape(row_id.encode()), image):
             window = image[hit.end() : hit.end() + 160 + size]
-            if _opens_at_some_offset(window, index_keys, label, size):
-                found.add(record)
+            if _opens_at_some_offset(window, subkeys, label, size):
+                found.add(row_id)
                 break
     return found
 

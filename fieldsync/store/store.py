@@ -196,7 +196,6 @@ class Store:
 
     def _use_vault_key(self, vault_key: bytes) -> None:
         self._vault_key = vault_key
-        self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
         self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
         self._epoch_file = EpochFile(self.home / EPOCHS_FILE, vault_key)
 
@@ -373,7 +372,7 @@ class Store:
                 own.epoch, own.wrapped = epoch.number, epochs.wrap(epoch, own.entry_id, key)
                 session.add(own)
             self._rekey_index(session, self.index_codec, IndexCodec(epoch.key))
-            self._rekey_drafts(session, crypto.derive_key(new_key, LABEL_DRAFT))
+            self._rekey_drafts(session, self._draft_key, crypto.derive_key(epoch.key, LABEL_DRAFT))
             self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
             session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
         self.checkpoint()
@@ -386,14 +385,13 @@ class Store:
                 row.index_nonce, row.index_ct = new.seal(opened)
                 session.add(row)
 
-    def _rekey_drafts(self, session: Session, new_key: bytes) -> None:
+    @staticmethod
+    def _rekey_drafts(session: Session, old: bytes, new: bytes) -> None:
         for draft in session.exec(select(DraftRow)).all():
             label = LABEL_DRAFT + draft.id.encode()
             with contextlib.suppress(DecryptionFailed):
-                plain = crypto.open_with_key(
-                    self._draft_key, draft.nonce, draft.ct, label, what="a draft"
-                )
-                draft.nonce, draft.ct = crypto.seal_with_key(new_key, plain, label)
+                plain = crypto.open_with_key(old, draft.nonce, draft.ct, label, what="a draft")
+                draft.nonce, draft.ct = crypto.seal_with_key(new, plain, label)
                 session.add(draft)
 
     def _rekey_settings(self, session: Session, new_key: bytes) -> None:
@@ -439,6 +437,11 @@ class Store:
         if self._codec is None or self._codec[0] != epoch.number:
             self._codec = (epoch.number, IndexCodec(epoch.key))
         return self._codec[1]
+
+    @property
+    def _draft_key(self) -> bytes:
+        """Drafts too: a wipe destroys those deleted before it (a saved record's)."""
+        return crypto.derive_key(self.epoch.key, LABEL_DRAFT)
 
     def _epoch_keys(self) -> dict[int, Epoch]:
         if self._epochs is None:
@@ -515,6 +518,8 @@ class Store:
                 if not self.identity.is_admin:
                     session.delete(row)
             self._rekey_index(session, IndexCodec(self._vault_key), self.index_codec)
+            before = crypto.derive_key(self._vault_key, LABEL_DRAFT)
+            self._rekey_drafts(session, before, self._draft_key)
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
         self.checkpoint()
 
@@ -921,7 +926,7 @@ class Store:
         The new key goes into the free slot first (durably); a crash before the commit leaves
         the old key in use and the new one is dropped at the next open, a crash after it the
         reverse (``_load_epochs``)."""
-        old, old_codec = self.epoch, self.index_codec
+        old, old_codec, old_drafts = self.epoch, self.index_codec, self._draft_key
         slots = self._epoch_file.read()
         new = epochs.fresh(old.number + 1)
         self._epoch_file.write(slots.index(None), new)
@@ -937,6 +942,7 @@ class Store:
             also(session)
             session.flush()
             self._rekey_index(session, old_codec, IndexCodec(new.key))
+            self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
         # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
         # leaves the database file the only live copy.
         self.checkpoint()

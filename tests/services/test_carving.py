@@ -12,7 +12,7 @@ from sqlmodel import select
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store.db import EntryRow, RecordRow
+from fieldsync.store.db import DraftRow, EntryRow, RecordRow
 from fieldsync.store.store import VAULT_FILE, Store, wipe
 from fieldsync.transport.client import SyncClient
 from tests import carving
@@ -38,8 +38,13 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
                 admin_store, "laptop", url, valid_ms=DAY, client_for=quick
             )
             enrol.enrol(store, invite, client_for=quick)
-            for _ in range(30):
+            drafts = {}
+            for number in range(30):
+                draft = f"draft-{number:02}"  # typed, then saved as a record: the draft goes
+                store.save_draft(draft, {"answers": example("incident")})
+                drafts[draft] = draft_size(store, draft)
                 records.create(store, get_form("incident"), example("incident"))
+                store.delete_draft(draft)
             sizes = index_sizes(store)
             report = sync.push(store, client_for=quick_signed, wipe_after=True)
             assert report.wiped_records == 30
@@ -59,11 +64,20 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
     assert not opened, f"{len(opened)} of {len(wiped)} wiped versions open from the image"
     summaries = carving.opened_index_rows(raw, keys, sizes)
     assert not summaries, f"{len(summaries)} wiped records' summaries open from the image"
+    typed = carving.opened_drafts(raw, keys, drafts)
+    assert not typed, f"{len(typed)} deleted drafts of wiped records open from the image"
 
 
 def index_sizes(store: Store) -> dict[str, int]:
     with store.session() as session:
         return {row.record: len(row.index_ct) for row in session.exec(select(RecordRow)).all()}
+
+
+def draft_size(store: Store, draft: str) -> int:
+    with store.session() as session:
+        row = session.get(DraftRow, draft)
+    assert row is not None
+    return len(row.ct)
 
 
 def quick_signed(url: str, store: Store) -> SyncClient:

@@ -88,9 +88,14 @@ def test_an_old_vault_and_the_old_passphrase_open_nothing_written_after_passwd(
         draft = session.get(DraftRow, "d1")
     assert carving.opened_keys(raw, keys, written) == {}
     assert row is not None and draft is not None
-    assert IndexCodec(old_key).open(row.record, row.heads, row.index_nonce, row.index_ct).problem
-    old_draft_key = crypto.derive_key(old_key, b"fieldsync/draft/v1")
-    with pytest.raises(DecryptionFailed):
-        crypto.open_with_key(
-            old_draft_key, draft.nonce, draft.ct, b"fieldsync/draft/v1d1", what="a draft"
-        )
+    for old in [old_key, *keys.epoch_keys]:
+        assert IndexCodec(old).open(row.record, row.heads, row.index_nonce, row.index_ct).problem
+    for old in [old_key, *keys.epoch_keys]:  # drafts were under the vault key, now the epoch's
+        with pytest.raises(DecryptionFailed):
+            crypto.open_with_key(
+                crypto.derive_key(old, carving.LABEL_DRAFT),
+                draft.nonce,
+                draft.ct,
+                carving.LABEL_DRAFT + b"d1",
+                what="a draft",
+            )
