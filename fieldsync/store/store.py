@@ -90,6 +90,7 @@ KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
 OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
 VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
+EPOCH = "epoch"  # meta row: which epoch key the database is encrypted under
 LABEL_VAULT_KEY_ID = b"fieldsync/vault-key-id/v1"
 
 
@@ -235,6 +236,7 @@ class Store:
         with Session(engine) as session, session.begin():
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
             session.add(MetaRow(key=VAULT_KEY_ID, value=_key_id(vault_key)))
+            session.add(MetaRow(key=EPOCH, value="1"))
         # The vault goes last: a store without one is not a store, so a crash before this line
         # leaves nothing that ``open`` would mistake for a usable store.
         files.write_atomic(home / VAULT_FILE, vault_bytes)
@@ -313,9 +315,8 @@ class Store:
             )
         if found in (1, 2):  # schemas 2 and 3 only added tables
             create_schema(self._engine)
-            if (
-                found == 1 and self.identity.is_admin
-            ):  # re-read the feed once, for the receipts it now carries
+            # an administrator's store re-reads the feed once, for the receipts it now carries
+            if found == 1 and self.identity.is_admin:
                 self.save_setting("pull", {"after": 0})
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
@@ -375,6 +376,7 @@ class Store:
             self._rekey_drafts(session, self._draft_key, crypto.derive_key(epoch.key, LABEL_DRAFT))
             self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
             session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
+            session.merge(MetaRow(key=EPOCH, value=str(epoch.number)))
         self.checkpoint()
 
     @staticmethod
@@ -453,6 +455,9 @@ class Store:
         path = self._epoch_file.path
         with Session(self._engine) as session:
             in_use = set(session.exec(select(LocalWrapRow.epoch).distinct()).all())
+            marked = session.get(MetaRow, EPOCH)  # drafts may be under it with no copies left
+        if marked is not None and marked.value.isdigit():
+            in_use.add(int(marked.value))
         if not self._epoch_file.exists():
             if in_use:
                 raise StoreCorrupted(
@@ -521,6 +526,7 @@ class Store:
             before = crypto.derive_key(self._vault_key, LABEL_DRAFT)
             self._rekey_drafts(session, before, self._draft_key)
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
+            session.merge(MetaRow(key=EPOCH, value=str(self.epoch.number)))
         self.checkpoint()
 
     def checkpoint(self) -> None:
@@ -943,6 +949,7 @@ class Store:
             session.flush()
             self._rekey_index(session, old_codec, IndexCodec(new.key))
             self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
+            session.merge(MetaRow(key=EPOCH, value=str(new.number)))
         # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
         # leaves the database file the only live copy.
         self.checkpoint()

@@ -94,7 +94,7 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
                 (nonce, ct, record),
             )
         db.execute("DROP TABLE local_wraps")
-        db.execute("DELETE FROM meta WHERE key = 'own_wraps'")
+        db.execute("DELETE FROM meta WHERE key IN ('own_wraps', 'epoch', 'vault_key_id')")
         db.execute("PRAGMA user_version=2")
     with opened(store_home) as store:
         assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
@@ -105,3 +105,15 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
             assert left == []
             assert set(store.own_wraps(session)) == set(keys)
     assert epochs_path.stat().st_size == epochs.FILE_BYTES
+
+
+def test_a_wipe_cut_short_keeps_the_drafts_of_a_store_with_no_record_left(
+    store_home: Path,
+) -> None:
+    with opened(store_home) as store:
+        store.save_draft("d1", {"answers": {"narrative": "half typed"}})
+        old = store.epoch
+        slots = store._epoch_file.read()
+        store._epoch_file.write(slots.index(None), epochs.fresh(old.number + 1))  # then killed
+    with opened(store_home) as store:
+        assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
