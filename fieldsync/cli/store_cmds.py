@@ -45,7 +45,8 @@ def passwd(
         ),
     ] = None,
 ) -> None:
-    """Change the passphrase (only the vault key is re-sealed; no data is re-encrypted)."""
+    """Change the passphrase and the keys under it; the old vault is overwritten, so an old
+    copy of it with the old passphrase opens nothing written afterwards."""
     with unlocked(home, passphrase_file) as store:
         fresh = new_passphrase(new_passphrase_file, env="FIELDSYNC_NEW_PASSPHRASE")
         store.change_passphrase(fresh)

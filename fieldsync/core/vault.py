@@ -7,8 +7,9 @@ Canonical JSON (docs/format.md, "Vault")::
      "key": {"nonce": hex24, "ct": hex},      vault key under the Argon2id key; AD binds "kdf"
      "secrets": {"nonce": hex24, "ct": hex}}  the secret keys under a subkey of the vault key
 
-Changing the passphrase re-seals only "kdf" and "key"; everything else, in the vault and in the
-store, stays encrypted under the same vault key. Destroying this file destroys every key.
+Changing the passphrase makes a new vault with a new vault key (the store re-encrypts what is
+under the old one: store/store.py, ``change_passphrase``). Destroying this file destroys every
+key.
 """
 
 from __future__ import annotations

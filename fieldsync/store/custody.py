@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlmodel import col, func, select
 
 from fieldsync.errors import StoreCorrupted
-from fieldsync.store.db import EntryRow, ReceiptRow, WrapRow, db_errors
+from fieldsync.store.db import EntryRow, LocalWrapRow, ReceiptRow, db_errors
 from fieldsync.store.store import Store
 
 
@@ -108,9 +108,9 @@ def signed_entries(
 
 @db_errors
 def content_key(store: Store, entry_id: str) -> bytes:
-    """The content key of one version, unwrapped with this store's reader key."""
+    """The content key of one version, from this store's own copy of it."""
     with store.session() as session:
-        wrapped = session.get(WrapRow, (entry_id, store.reader.public.hex()))
+        wrapped = session.get(LocalWrapRow, entry_id)
     if wrapped is None:
         raise StoreCorrupted(f"this store holds no key for version {entry_id[:12]}")
-    return store.reader.unwrap(wrapped.wrapped, what=f"version {entry_id[:12]}")
+    return store.open_own_wrap(wrapped)

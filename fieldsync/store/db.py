@@ -1,9 +1,10 @@
 """The local store's tables (SQLModel over SQLite in WAL mode).
 
 Nothing here is plaintext content: entries are the signed, encrypted bytes; wraps are sealed
-boxes; the record index and drafts are AEAD-encrypted under subkeys of the vault key. What stays
-readable is what every entry header already shows the server: record ids, authors, sequence
-numbers, parents and clock values.
+boxes for other readers, and the store's own copies of content keys are under an epoch key; the
+record index and drafts are AEAD-encrypted under subkeys of the vault key. What stays readable
+is what every entry header already shows the server: record ids, authors, sequence numbers,
+parents and clock values.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sqlmodel import Column, Field, SQLModel, create_engine
 
 from fieldsync.errors import DiskError, DiskFull, FieldsyncError, StoreBusy, StoreCorrupted
 
-SCHEMA_VERSION = 2  # 2 added the receipts table (an administrator's evidence packages)
+# 2 added the receipts table (an administrator's evidence packages); 3 the local wraps (epochs)
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10
 DB_FILE = "store.db"
 
@@ -44,6 +46,16 @@ class WrapRow(SQLModel, table=True):
     entry_id: str = Field(primary_key=True, foreign_key="entries.id")
     reader: str = Field(primary_key=True)  # hex X25519 public key
     wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LocalWrapRow(SQLModel, table=True):
+    """The device's own copy of a content key, under an epoch key (store/epochs.py)."""
+
+    __tablename__ = "local_wraps"
+
+    entry_id: str = Field(primary_key=True, foreign_key="entries.id")
+    epoch: int = Field(index=True)
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # nonce || AEAD
 
 
 class RecordRow(SQLModel, table=True):
@@ -122,7 +134,7 @@ def _on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-STORE_TABLES = [EntryRow, WrapRow, RecordRow, BlobRow, DraftRow, ReceiptRow, MetaRow]
+STORE_TABLES = [EntryRow, WrapRow, LocalWrapRow, RecordRow, BlobRow, DraftRow, ReceiptRow, MetaRow]
 
 
 def create_schema(engine: Engine) -> None:

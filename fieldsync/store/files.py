@@ -62,4 +62,17 @@ def destroy(path: Path) -> None:
 
 
 def make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Make ``path`` and any missing parents, each exactly 0700 whatever the umask: ``mkdir``
+    gives its mode to the last folder only, the parents get 0777 less the umask."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)
+
+
+def make_private_file(path: Path) -> None:
+    """Create an empty file 0600 if it is not there, so what opens it after (SQLite, which also
+    gives its -wal and -shm files the database's mode) starts from owner-only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)

@@ -1,8 +1,9 @@
 """The record index: one encrypted row per record, so ``list`` decrypts no entries.
 
 It is a cache of what the entries say (form, summary, counts, times); ``check --repair``
-rebuilds it from them. Each row is sealed under a subkey of the vault key with the record id in
-the associated data, so a row cannot be moved to another record.
+rebuilds it from them. Each row is sealed under a subkey of the epoch key (store/epochs.py, so
+a wipe destroys the summaries of what it forgets) with the record id in the associated data, so
+a row cannot be moved to another record.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class IndexEntry:
 
 
 class IndexCodec:
-    def __init__(self, vault_key: bytes) -> None:
-        self._key = crypto.derive_key(vault_key, LABEL_INDEX)
+    def __init__(self, master: bytes) -> None:
+        self._key = crypto.derive_key(master, LABEL_INDEX)
 
     def seal(self, entry: IndexEntry) -> tuple[bytes, bytes]:
         """``(nonce, ciphertext)`` of an index row (the heads are stored beside it, readable)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import col, select
 
 from fieldsync.core import blob
-from fieldsync.store.db import BlobRow, EntryRow, RecordRow, WrapRow
+from fieldsync.store.db import BlobRow, EntryRow, RecordRow
 
 if TYPE_CHECKING:
     from fieldsync.store.store import Store
@@ -37,12 +37,7 @@ def check(store: Store) -> CheckReport:
         ).all()
         records = session.exec(select(RecordRow)).all()
         report.blobs = len(session.exec(select(BlobRow.id)).all())
-        wraps = {
-            w.entry_id: w.wrapped
-            for w in session.exec(
-                select(WrapRow).where(WrapRow.reader == store.reader.public.hex())
-            ).all()
-        }
+        wraps = store.own_wraps(session)
     report.entries, report.records = len(rows), len(records)
     forgotten = store.forgotten_records()  # delivered, then made unreadable on purpose
     referenced_blobs: set[str] = set()
@@ -59,11 +54,8 @@ def check(store: Store) -> CheckReport:
         last_seq, last_id = previous.get(header.author, (0, ""))
         # Only this store's own log must be whole here: of another author's log (an analyst's,
         # a device's) a store holds just the versions of records it may read.
-        if header.author == me and (header.seq != last_seq + 1 or (header.prev or "") != last_id):
-            report.problems.append(
-                f"chain: version {row.id[:12]} (seq {header.seq}) does not follow seq "
-                f"{last_seq} of its author"
-            )
+        if header.author == me:
+            report.problems += _chain_problems(row.id, header.seq, header.prev, last_seq, last_id)
         previous[header.author] = (header.seq, row.id)
         held.setdefault(row.record, set()).add(row.id)
         built_on.setdefault(row.record, set()).update(header.parents)
@@ -91,3 +83,21 @@ def check(store: Store) -> CheckReport:
             if blob.blob_id_of(handle) != blob_id:
                 report.problems.append(f"blob {blob_id[:12]} does not match its hash")
     return report
+
+
+def _chain_problems(
+    entry_id: str, seq: int, prev: str | None, last_seq: int, last_id: str
+) -> list[str]:
+    """What is wrong where this device's own version ``seq`` follows ``last_seq``."""
+    if seq > last_seq + 1:  # rows deleted from the log: name what is gone
+        gone = f"{last_seq + 1}" if seq == last_seq + 2 else f"{last_seq + 1}..{seq - 1}"
+        return [
+            f"chain: seq {gone} of this device is missing (version {entry_id[:12]} at seq {seq} "
+            f"follows seq {last_seq})"
+        ]
+    if seq != last_seq + 1 or (prev or "") != last_id:
+        return [
+            f"chain: version {entry_id[:12]} (seq {seq}) does not follow seq {last_seq} of its "
+            "author"
+        ]
+    return []

@@ -1,6 +1,8 @@
 """The local encrypted store: a vault file, a SQLite database of entries, and blob files.
 
     HOME/vault            the secrets, sealed under Argon2id(passphrase)   (core/vault.py)
+    HOME/epochs           the epoch key the store's own content-key copies are under
+                          (store/epochs.py; overwritten in place, never replaced)
     HOME/store.db         entries, key wraps, encrypted index and drafts   (store/db.py)
     HOME/blobs/ab/abcd..  encrypted attachments, named by their hash       (core/blob.py)
     HOME/blobs/tmp/       blobs being written; anything left here is encrypted and discarded
@@ -35,22 +37,26 @@ from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import (
+    DecryptionFailed,
     IntegrityError,
     MalformedData,
     RecordNotFound,
     StoreCorrupted,
     StoreExists,
     StoreNotFound,
+    StoreStateError,
     StoreWiped,
     UnsupportedFormat,
+    WrongPassphrase,
 )
-from fieldsync.store import files, integrity
+from fieldsync.store import epochs, files, integrity
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
     BlobRow,
     DraftRow,
     EntryRow,
+    LocalWrapRow,
     MetaRow,
     RecordRow,
     WrapRow,
@@ -60,11 +66,13 @@ from fieldsync.store.db import (
     make_engine,
     schema_version,
 )
+from fieldsync.store.epochs import EPOCHS_FILE, Epoch, EpochFile
 from fieldsync.store.index import IndexCodec, IndexEntry
 from fieldsync.store.integrity import CheckReport
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
+NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
 T = TypeVar("T")
 IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
@@ -80,6 +88,10 @@ LABEL_SETTINGS = b"fieldsync/settings/v1"
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
+OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
+VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
+EPOCH = "epoch"  # meta row: which epoch key the database is encrypted under
+LABEL_VAULT_KEY_ID = b"fieldsync/vault-key-id/v1"
 
 
 @dataclass(frozen=True)
@@ -176,13 +188,17 @@ class Store:
     ) -> None:
         self.home = home
         self._engine = engine
-        self._vault_key = vault_key
-        self.index_codec = IndexCodec(vault_key)
-        self._draft_key = crypto.derive_key(vault_key, LABEL_DRAFT)
-        self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
+        self._use_vault_key(vault_key)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
+        self._epochs: dict[int, Epoch] | None = None  # read on first use
+        self._codec: tuple[int, IndexCodec] | None = None
+
+    def _use_vault_key(self, vault_key: bytes) -> None:
+        self._vault_key = vault_key
+        self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
+        self._epoch_file = EpochFile(self.home / EPOCHS_FILE, vault_key)
 
     @property
     def reader(self) -> crypto.BoxPair:
@@ -212,9 +228,15 @@ class Store:
         files.make_private_dir(home)
         identity = Identity.generate(admin=admin)
         vault_bytes, vault_key = vault.create(passphrase, identity.secrets(), kdf)
+        files.make_private_file(home / DB_FILE)
         engine = make_engine(home / DB_FILE)
         create_schema(engine)
         files.make_private_dir(home / BLOBS_DIR / "tmp")
+        EpochFile(home / EPOCHS_FILE, vault_key).create(epochs.fresh(1))
+        with Session(engine) as session, session.begin():
+            session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
+            session.add(MetaRow(key=VAULT_KEY_ID, value=_key_id(vault_key)))
+            session.add(MetaRow(key=EPOCH, value="1"))
         # The vault goes last: a store without one is not a store, so a crash before this line
         # leaves nothing that ``open`` would mistake for a usable store.
         files.write_atomic(home / VAULT_FILE, vault_bytes)
@@ -240,25 +262,49 @@ class Store:
     @classmethod
     def open(cls, home: Path, passphrase: str) -> Store:
         cls.require(home)
-        vault_path = home / VAULT_FILE
-        vault_bytes = vault_path.read_bytes()
-        try:
-            vault_key, secrets = vault.unlock(vault_bytes, passphrase)
-        except MalformedData as exc:
-            raise StoreCorrupted(
-                f"the vault file {vault_path} is damaged ({exc.message})",
-                hint="Restore the vault file from a backup; without it nothing can be read.",
-            ) from exc
-        try:
-            identity = Identity.from_secrets(secrets)
-        except KeyError as exc:
-            raise StoreCorrupted(f"the vault file {vault_path} lacks the device keys") from exc
         db_path = home / DB_FILE
         if not db_path.exists():
             raise StoreCorrupted(f"the store database {db_path} is missing")
-        store = cls(home, make_engine(db_path), vault_key, identity)
+        if (home / NEW_VAULT_FILE).exists():
+            return cls._open_interrupted(home, passphrase)
+        vault_key, identity = _unlock(home / VAULT_FILE, passphrase)
+        return cls._opened(home, vault_key, identity)
+
+    @classmethod
+    def _opened(cls, home: Path, vault_key: bytes, identity: Identity) -> Store:
+        store = cls(home, make_engine(home / DB_FILE), vault_key, identity)
         store._check_schema()
+        store._move_own_wraps()
         return store
+
+    @classmethod
+    def _open_interrupted(cls, home: Path, passphrase: str) -> Store:
+        """Open a store whose passphrase change was cut short, finishing or undoing it by
+        which vault key the database is under (the change's transaction moved it, or not)."""
+        for name, pending in ((VAULT_FILE, False), (NEW_VAULT_FILE, True)):
+            try:
+                vault_key, identity = _unlock(home / name, passphrase)
+            except (WrongPassphrase, StoreCorrupted):
+                continue  # the other one, or the old vault already overwritten
+            store = cls(home, make_engine(home / DB_FILE), vault_key, identity)
+            if store._database_key_id() in (_key_id(vault_key), None if not pending else ""):
+                store._settle_passphrase_change(pending)
+                store.close()
+                return cls._opened(home, vault_key, identity)
+            store.close()
+            which = "old" if pending else "new"
+            raise StoreStateError(
+                f"a passphrase change of the store in {home} was cut short, and the {which} "
+                "passphrase is the one that opens it",
+                hint=f"Nothing was changed. Use the {which} passphrase.",
+            )
+        raise WrongPassphrase()
+
+    @db_errors
+    def _database_key_id(self) -> str | None:
+        with Session(self._engine) as session:
+            row = session.get(MetaRow, VAULT_KEY_ID)
+        return row.value if row else None
 
     @db_errors
     def _check_schema(self) -> None:
@@ -267,9 +313,10 @@ class Store:
             raise UnsupportedFormat(
                 f"the store database was written by a newer fieldsync (schema {found})"
             )
-        if found == 1:  # schema 2 only added a table
+        if found in (1, 2):  # schemas 2 and 3 only added tables
             create_schema(self._engine)
-            if self.identity.is_admin:  # re-read the feed once, for the receipts it now carries
+            # an administrator's store re-reads the feed once, for the receipts it now carries
+            if found == 1 and self.identity.is_admin:
                 self.save_setting("pull", {"after": 0})
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
@@ -288,17 +335,216 @@ class Store:
     # --- passphrase ----------------------------------------------------------------------
 
     def change_passphrase(self, new_passphrase: str) -> None:
-        """Re-seal the vault key under a new passphrase; no data is re-encrypted."""
+        """A new passphrase and a new vault key: everything under the vault key (index rows,
+        drafts, settings, the epoch key) is re-encrypted, under a new epoch key too, in one
+        transaction, and the old vault is overwritten before it is replaced. An old vault
+        carved from the disk, with the old passphrase, opens nothing written afterwards."""
+        for _ in self.passphrase_change(new_passphrase):
+            pass
+
+    def passphrase_change(self, new_passphrase: str) -> Iterator[str]:
+        """``change_passphrase`` one durable step at a time, each named as it is done (a crash
+        may fall between any two: ``open`` finishes or undoes what it finds)."""
+        old = self.epoch
+        new_key = crypto.random_bytes(crypto.KEY_BYTES)
         sealed = vault.seal(
-            new_passphrase, self._vault_key, self.identity.secrets(), vault.KdfParams.fresh()
+            new_passphrase, new_key, self.identity.secrets(), vault.KdfParams.fresh()
         )
-        files.write_atomic(self.home / VAULT_FILE, sealed)
+        files.write_atomic(self.home / NEW_VAULT_FILE, sealed)
+        yield "new vault written beside the old"
+        new = epochs.fresh(old.number + 1)
+        slots = self._epoch_file.read()
+        EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
+        yield "new epoch key written"
+        self._rekey(new_key, new)
+        yield "database moved to the new keys"
+        self._use_vault_key(new_key)
+        self._epochs = {new.number: new}
+        self._settle_passphrase_change(pending=True)
+        yield "old vault and old epoch key destroyed"
+
+    @db_errors
+    def _rekey(self, new_key: bytes, epoch: Epoch) -> None:
+        """Re-encrypt, in one transaction, every row under the vault key or the epoch key.
+        A row that no longer opens stays as it is: damaged before, damaged after."""
+        with Session(self._engine) as session, session.begin():
+            for own in session.exec(select(LocalWrapRow)).all():
+                key = self.open_own_wrap(own)
+                own.epoch, own.wrapped = epoch.number, epochs.wrap(epoch, own.entry_id, key)
+                session.add(own)
+            self._rekey_index(session, self.index_codec, IndexCodec(epoch.key))
+            self._rekey_drafts(session, self._draft_key, crypto.derive_key(epoch.key, LABEL_DRAFT))
+            self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
+            session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
+            session.merge(MetaRow(key=EPOCH, value=str(epoch.number)))
+        self.checkpoint()
+
+    @staticmethod
+    def _rekey_index(session: Session, old: IndexCodec, new: IndexCodec) -> None:
+        for row in session.exec(select(RecordRow)).all():
+            opened = old.open(row.record, row.heads, row.index_nonce, row.index_ct)
+            if opened.problem is None:  # check --repair rebuilds a damaged one
+                row.index_nonce, row.index_ct = new.seal(opened)
+                session.add(row)
+
+    @staticmethod
+    def _rekey_drafts(session: Session, old: bytes, new: bytes) -> None:
+        for draft in session.exec(select(DraftRow)).all():
+            label = LABEL_DRAFT + draft.id.encode()
+            with contextlib.suppress(DecryptionFailed):
+                plain = crypto.open_with_key(old, draft.nonce, draft.ct, label, what="a draft")
+                draft.nonce, draft.ct = crypto.seal_with_key(new, plain, label)
+                session.add(draft)
+
+    def _rekey_settings(self, session: Session, new_key: bytes) -> None:
+        rows = select(MetaRow).where(col(MetaRow.key).startswith("setting:"))
+        for meta in session.exec(rows).all():
+            label = LABEL_SETTINGS + meta.key.removeprefix("setting:").encode()
+            with contextlib.suppress(DecryptionFailed, ValueError):
+                sealed = bytes.fromhex(meta.value)
+                nonce, ct = sealed[: crypto.NONCE_BYTES], sealed[crypto.NONCE_BYTES :]
+                plain = crypto.open_with_key(self._settings_key, nonce, ct, label, what="a setting")
+                meta.value = b"".join(crypto.seal_with_key(new_key, plain, label)).hex()
+                session.add(meta)
+
+    def _settle_passphrase_change(self, pending: bool) -> None:
+        """After a passphrase change took effect (``pending``: the new vault is still beside
+        the old), or was undone: destroy the vault and the epoch slot the database no longer
+        uses, each overwritten in place before it goes."""
+        home = self.home
+        if pending:
+            _overwrite(home / VAULT_FILE)
+            os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
+            files.fsync_dir(home)
+        else:
+            files.destroy(home / NEW_VAULT_FILE)
+        if not self._epoch_file.exists():
+            return
+        for index, slot in enumerate(self._epoch_file.read()):
+            if slot is None:  # empty, or sealed under the other vault key
+                self._epoch_file.write(index, None)
+
+    # --- the store's own copies of content keys (under the epoch key) ---------------------
+
+    @property
+    def epoch(self) -> Epoch:
+        """The epoch key new copies are wrapped under."""
+        return max(self._epoch_keys().values(), key=lambda e: e.number)
+
+    @property
+    def index_codec(self) -> IndexCodec:
+        """The record index is under the epoch key too, so a wipe destroys the forgotten
+        records' summaries along with their content keys."""
+        epoch = self.epoch
+        if self._codec is None or self._codec[0] != epoch.number:
+            self._codec = (epoch.number, IndexCodec(epoch.key))
+        return self._codec[1]
+
+    @property
+    def _draft_key(self) -> bytes:
+        """Drafts too: a wipe destroys those deleted before it (a saved record's)."""
+        return crypto.derive_key(self.epoch.key, LABEL_DRAFT)
+
+    def _epoch_keys(self) -> dict[int, Epoch]:
+        if self._epochs is None:
+            self._epochs = self._load_epochs()
+        return self._epochs
+
+    @db_errors
+    def _load_epochs(self) -> dict[int, Epoch]:
+        path = self._epoch_file.path
+        with Session(self._engine) as session:
+            in_use = set(session.exec(select(LocalWrapRow.epoch).distinct()).all())
+            marked = session.get(MetaRow, EPOCH)  # drafts may be under it with no copies left
+        if marked is not None and marked.value.isdigit():
+            in_use.add(int(marked.value))
+        if not self._epoch_file.exists():
+            if in_use:
+                raise StoreCorrupted(
+                    f"the epoch key file {path} is missing: the keys of this store's versions "
+                    "are gone",
+                    hint="Restore the whole store folder from a backup.",
+                )
+            self._epoch_file.create(epochs.fresh(1))  # a store made before epochs, or a test's
+        slots = self._epoch_file.read()
+        live = [e for e in slots if e is not None]
+        if len(live) == epochs.SLOTS:  # a wipe was cut short: keep the key the rows use
+            older, newer = sorted(live, key=lambda e: e.number)
+            doomed = newer if older.number in in_use else older
+            self._epoch_file.write(slots.index(doomed), None)
+            live.remove(doomed)
+        if not live:
+            if in_use:
+                raise StoreCorrupted(f"the epoch key file {path} is damaged")
+            live = [epochs.fresh(1)]
+            self._epoch_file.write(0, live[0])
+        return {e.number: e for e in live}
+
+    def own_wrap(self, entry_id: str, content_key: bytes) -> LocalWrapRow:
+        """This store's copy of a content key, under the current epoch key."""
+        epoch = self.epoch
+        return LocalWrapRow(
+            entry_id=entry_id, epoch=epoch.number, wrapped=epochs.wrap(epoch, entry_id, content_key)
+        )
+
+    def open_own_wrap(self, row: LocalWrapRow) -> bytes:
+        epoch = self._epoch_keys().get(row.epoch)
+        if epoch is None:
+            raise DecryptionFailed(
+                f"the key of version {row.entry_id[:12]} is under epoch {row.epoch}, "
+                "whose key this store no longer holds"
+            )
+        return epochs.unwrap(epoch, row.entry_id, row.wrapped)
+
+    def own_wraps(self, session: Session, ids: list[str] | None = None) -> dict[str, LocalWrapRow]:
+        """This store's copies of content keys, by entry id (all, or those of ``ids``)."""
+        if ids is None:
+            return {w.entry_id: w for w in session.exec(select(LocalWrapRow)).all()}
+        found: dict[str, LocalWrapRow] = {}
+        for some in _chunks(ids):
+            rows = session.exec(select(LocalWrapRow).where(col(LocalWrapRow.entry_id).in_(some)))
+            found.update((w.entry_id, w) for w in rows.all())
+        return found
+
+    @db_errors
+    def _move_own_wraps(self) -> None:
+        """Move a store written before epochs to them: each sealed box to this store's reader
+        key becomes a copy under the epoch key, and a device's sealed boxes to its own box key
+        go (an administrator's, to the organisation's key, also travel to the server)."""
+        reader = self.reader.public.hex()
+        self._epoch_keys()
+        with Session(self._engine) as session, session.begin():
+            if session.get(MetaRow, OWN_WRAPS) is not None:
+                return
+            sealed = session.exec(select(WrapRow).where(WrapRow.reader == reader)).all()
+            for row in sealed:
+                key = self.reader.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                session.merge(self.own_wrap(row.entry_id, key))
+                if not self.identity.is_admin:
+                    session.delete(row)
+            self._rekey_index(session, IndexCodec(self._vault_key), self.index_codec)
+            before = crypto.derive_key(self._vault_key, LABEL_DRAFT)
+            self._rekey_drafts(session, before, self._draft_key)
+            session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
+            session.merge(MetaRow(key=EPOCH, value=str(self.epoch.number)))
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Push what the WAL holds into the database file and empty it. A checkpoint cannot
+        run inside a transaction, and every SQLAlchemy statement begins one: the raw
+        connection."""
+        raw = self._engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
 
     # --- writing versions ----------------------------------------------------------------
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Writer]:
         """One transaction: everything appended inside commits together, or not at all."""
+        self._epoch_keys()  # read before the transaction takes the lock
         try:
             with Session(self._engine, autoflush=False) as session, session.begin():
                 writer = Writer(self, session)
@@ -313,13 +559,15 @@ class Store:
     def index(self) -> list[IndexEntry]:
         """Every record's index row, oldest record first (plain columns: no ORM objects)."""
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
+        codec = self.index_codec
         with Session(self._engine) as session:
             rows = session.exec(select(*columns).order_by(col(RecordRow.created_ms))).all()
         with gc_paused():  # 100,000 new objects would set off collections that find nothing
-            return [self.index_codec.open(*row) for row in rows]
+            return [codec.open(*row) for row in rows]
 
     @db_errors
     def index_entry(self, record: str) -> IndexEntry:
+        codec = self.index_codec
         with Session(self._engine) as session:
             row = session.get(RecordRow, record)
         if row is None:
@@ -329,7 +577,7 @@ class Store:
                     hint="The organisation holds it; ask an administrator if you need it.",
                 )
             raise RecordNotFound(f"no record {record} in this store")
-        return self.index_codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
+        return codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
 
     @db_errors
     def resolve_record(self, prefix: str) -> str:
@@ -363,17 +611,11 @@ class Store:
     @db_errors
     def versions_of(self, records: list[str]) -> dict[str, list[Version]]:
         """``versions`` for many records at once (a pull settles hundreds in one go)."""
-        reader = self.reader.public.hex()
         rows: list[EntryRow] = []
-        wraps: dict[str, bytes] = {}
         with Session(self._engine) as session:
             for some in _chunks(records):
                 rows += session.exec(select(EntryRow).where(col(EntryRow.record).in_(some))).all()
-            for wanted in _chunks([r.id for r in rows]):
-                mine = select(WrapRow).where(
-                    col(WrapRow.entry_id).in_(wanted), WrapRow.reader == reader
-                )
-                wraps.update((w.entry_id, w.wrapped) for w in session.exec(mine).all())
+            wraps = self.own_wraps(session, [r.id for r in rows])
         found: dict[str, list[Version]] = {}
         for row in rows:
             found.setdefault(row.record, []).append(self.open_version(row, wraps.get(row.id)))
@@ -386,18 +628,20 @@ class Store:
         """``index_entry`` for many records at once; records without a row are left out."""
         columns = (RecordRow.record, RecordRow.heads, RecordRow.index_nonce, RecordRow.index_ct)
         found: dict[str, IndexEntry] = {}
+        codec = self.index_codec
         with Session(self._engine) as session:
             for some in _chunks(records):
                 for row in session.exec(select(*columns).where(col(RecordRow.record).in_(some))):
-                    found[row[0]] = self.index_codec.open(*row)
+                    found[row[0]] = codec.open(*row)
         return found
 
     def session(self) -> Session:
         """A read session on the database (for this package's own modules)."""
         return Session(self._engine)
 
-    def open_version(self, row: EntryRow, wrapped: bytes | None) -> Version:
-        """Verify a stored entry against its row and open it with this device's key."""
+    def open_version(self, row: EntryRow, wrapped: LocalWrapRow | None) -> Version:
+        """Verify a stored entry against its row and open it with this store's copy of its
+        key."""
         try:
             entry = parse_entry(row.raw)
             header = entry.header
@@ -411,7 +655,7 @@ class Store:
         if wrapped is None:
             return Version(entry, None, "this device holds no key for this version")
         try:
-            key = self.reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
+            key = self.open_own_wrap(wrapped)
             return Version(entry, Body.decode(entry.open(key)))
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
@@ -519,12 +763,15 @@ class Store:
     @db_errors
     def save_setting(self, name: str, value: dict[str, Any]) -> None:
         """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
-        label = LABEL_SETTINGS + name.encode()
-        encoded = encoding.encode(value)
-        nonce, ct = crypto.seal_with_key(self._settings_key, encoded, label)
         with Session(self._engine) as session, session.begin():
-            session.merge(MetaRow(key=f"setting:{name}", value=(nonce + ct).hex()))
-        self._settings[name] = json.loads(encoded)  # a copy the caller cannot change
+            session.merge(self._sealed_setting(name, value))
+        self._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
+
+    def _sealed_setting(self, name: str, value: dict[str, Any]) -> MetaRow:
+        nonce, ct = crypto.seal_with_key(
+            self._settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
+        )
+        return MetaRow(key=f"setting:{name}", value=(nonce + ct).hex())
 
     @db_errors
     def setting(self, name: str) -> dict[str, Any] | None:
@@ -562,14 +809,15 @@ class Store:
 
         Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
         """
-        mine, theirs = self.reader.public.hex(), reader.hex()
+        theirs = reader.hex()
         added = 0
+        self._epoch_keys()
         with Session(self._engine) as session, session.begin():
             have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
-            for row in session.exec(select(WrapRow).where(WrapRow.reader == mine)).all():
+            for row in self.own_wraps(session).values():
                 if row.entry_id in have:
                     continue
-                key = self.reader.unwrap(row.wrapped, what=f"version {row.entry_id[:12]}")
+                key = self.open_own_wrap(row)
                 session.add(
                     WrapRow(
                         entry_id=row.entry_id, reader=theirs, wrapped=crypto.wrap_key(reader, key)
@@ -601,14 +849,17 @@ class Store:
             ).all()
             ids = [r.id for r in rows]
             wraps: dict[str, dict[str, bytes]] = {}
-            for w in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))).all():
-                wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
+            for some in _chunks(ids):
+                sealed = session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(some)))
+                for w in sealed.all():
+                    wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
+            own = self.own_wraps(session, ids)
         outgoing = []
         org, mine = org_reader.hex(), self.reader.public.hex()
         for row in rows:
             found = wraps.get(row.id, {})
             org_wrap = found.get(org)
-            version = self.open_version(row, found.get(mine))
+            version = self.open_version(row, own.get(row.id))
             if org_wrap is None or version.body is None:
                 raise StoreCorrupted(
                     f"version {row.id[:12]} cannot be sent: "
@@ -625,19 +876,18 @@ class Store:
 
         A record is forgotten when every version of it this device wrote is covered by a
         verified receipt (``up_to_seq``; versions pulled from the server are there already);
-        one with an undelivered version stays. Its key wraps, index row and attachment files
-        go; the signed ciphertexts stay, because the device's hash chain runs through them, and
-        without keys they are noise. Returns ``(records, attachments)`` forgotten.
+        one with an undelivered version stays. What destroys its keys is a new epoch: every
+        copy kept is re-wrapped under a new epoch key in the transaction that deletes the
+        forgotten records' wraps and index rows, then the old epoch key is overwritten where it
+        lies, so the deleted wraps left in freed pages and old WAL frames open with nothing.
+        Attachment files only the forgotten records use go too; the signed ciphertexts stay,
+        because the device's hash chain runs through them, and without keys they are noise.
+        Returns ``(records, attachments)`` forgotten.
         """
         me = self.identity.device_id
         with Session(self._engine) as session:
             rows = session.exec(select(EntryRow)).all()
-            mine = {
-                w.entry_id: w.wrapped
-                for w in session.exec(
-                    select(WrapRow).where(WrapRow.reader == self.reader.public.hex())
-                ).all()
-            }
+            mine = self.own_wraps(session)
         by_record: dict[str, list[EntryRow]] = {}
         for row in rows:
             by_record.setdefault(row.record, []).append(row)
@@ -647,33 +897,64 @@ class Store:
             if all(v.author != me or v.seq <= up_to_seq for v in versions)
             and any(v.id in mine for v in versions)
         }
+        if not doomed:
+            return 0, 0
         blobs_of = {record: self._blobs(versions, mine) for record, versions in by_record.items()}
         kept_blobs = {
             b for record, found in blobs_of.items() if record not in doomed for b in found
         }
         gone_blobs = {b for record in doomed for b in blobs_of[record]} - kept_blobs
-        doomed_ids = [v.id for record in doomed for v in by_record[record]]
-        with Session(self._engine) as session, session.begin():
-            for wrap in session.exec(
-                select(WrapRow).where(col(WrapRow.entry_id).in_(doomed_ids))
-            ).all():
-                session.delete(wrap)
-            for record in doomed:
-                index_row = session.get(RecordRow, record)
-                if index_row is not None:
-                    session.delete(index_row)
-        forgotten = set((self.setting("forgotten") or {}).get("records", [])) | doomed
-        self.save_setting("forgotten", {"records": sorted(forgotten)})
+        doomed_ids = {v.id for record in doomed for v in by_record[record]}
+        kept = {i: self.open_own_wrap(w) for i, w in mine.items() if i not in doomed_ids}
+        forgotten = {"records": sorted(self.forgotten_records() | doomed)}
+        self._new_epoch(kept, lambda session: self._forget_rows(session, doomed, forgotten))
+        self._settings["forgotten"] = forgotten
         for blob_id in gone_blobs:
             self.blob_path(blob_id).unlink(missing_ok=True)
-        # Push the deletions out of the WAL too; a checkpoint cannot run inside a transaction,
-        # and every SQLAlchemy statement here begins one, so use the raw connection.
-        raw = self._engine.raw_connection()
-        try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()
         return len(doomed), len(gone_blobs)
+
+    def _forget_rows(self, session: Session, doomed: set[str], forgotten: dict[str, Any]) -> None:
+        """Delete the forgotten records' remaining wraps (for other readers) and index rows."""
+        for some in _chunks(sorted(doomed)):
+            ids = select(EntryRow.id).where(col(EntryRow.record).in_(some))
+            for wrap in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))):
+                session.delete(wrap)
+        for record in doomed:
+            index_row = session.get(RecordRow, record)
+            if index_row is not None:
+                session.delete(index_row)
+        session.merge(self._sealed_setting("forgotten", forgotten))
+
+    def _new_epoch(self, kept: dict[str, bytes], also: Callable[[Session], None]) -> None:
+        """Re-wrap ``kept`` (entry id -> content key), and only those, under a new epoch key,
+        in one transaction with ``also``; then destroy the old epoch key.
+
+        The new key goes into the free slot first (durably); a crash before the commit leaves
+        the old key in use and the new one is dropped at the next open, a crash after it the
+        reverse (``_load_epochs``)."""
+        old, old_codec, old_drafts = self.epoch, self.index_codec, self._draft_key
+        slots = self._epoch_file.read()
+        new = epochs.fresh(old.number + 1)
+        self._epoch_file.write(slots.index(None), new)
+        self._epochs = {old.number: old, new.number: new}
+        with Session(self._engine) as session, session.begin():
+            for row in session.exec(select(LocalWrapRow)).all():
+                if row.entry_id in kept:
+                    row.epoch = new.number
+                    row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
+                    session.add(row)
+                else:
+                    session.delete(row)
+            also(session)
+            session.flush()
+            self._rekey_index(session, old_codec, IndexCodec(new.key))
+            self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
+            session.merge(MetaRow(key=EPOCH, value=str(new.number)))
+        # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
+        # leaves the database file the only live copy.
+        self.checkpoint()
+        self._epoch_file.write(slots.index(old), None)
+        self._epochs = {new.number: new}
 
     @db_errors
     def held(self, ids: list[str]) -> dict[str, tuple[str, str, int]]:
@@ -719,7 +1000,7 @@ class Store:
     def forgotten_records(self) -> set[str]:
         return set((self.setting("forgotten") or {}).get("records", []))
 
-    def _blobs(self, versions: list[EntryRow], wraps: dict[str, bytes]) -> set[str]:
+    def _blobs(self, versions: list[EntryRow], wraps: dict[str, LocalWrapRow]) -> set[str]:
         found: set[str] = set()
         for row in versions:
             version = self.open_version(row, wraps.get(row.id))
@@ -823,17 +1104,46 @@ def _discard_unfinished_init(home: Path) -> None:
             f"the store in {home} has no vault file: its keys were destroyed or removed",
             hint="Nothing was changed. Use another --home, or restore the vault from a backup.",
         )
+    files.destroy(home / EPOCHS_FILE)
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
         (home / name).unlink(missing_ok=True)
+
+
+def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
+    try:
+        vault_key, secrets = vault.unlock(path.read_bytes(), passphrase)
+    except MalformedData as exc:
+        raise StoreCorrupted(
+            f"the vault file {path} is damaged ({exc.message})",
+            hint="Restore the vault file from a backup; without it nothing can be read.",
+        ) from exc
+    try:
+        return vault_key, Identity.from_secrets(secrets)
+    except KeyError as exc:
+        raise StoreCorrupted(f"the vault file {path} lacks the device keys") from exc
+
+
+def _key_id(vault_key: bytes) -> str:
+    """Names a vault key without revealing it (which one the database is under)."""
+    return crypto.derive_key(vault_key, LABEL_VAULT_KEY_ID).hex()
+
+
+def _overwrite(path: Path) -> None:
+    """Random bytes over a file where it lies, durably; it stays, to be replaced."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.write(crypto.random_bytes(max(size, 1)))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def wipe(home: Path) -> list[str]:
     """Destroy the store's keys, then remove what remains; returns what was removed."""
     removed = []
-    vault_path = home / VAULT_FILE
-    if vault_path.exists():
-        files.destroy(vault_path)
-        removed.append(str(vault_path))
+    for name in (VAULT_FILE, NEW_VAULT_FILE, EPOCHS_FILE):
+        if (home / name).exists():
+            files.destroy(home / name)
+            removed.append(str(home / name))
     for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
         path = home / name
         if path.exists():

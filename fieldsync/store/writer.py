@@ -69,7 +69,11 @@ class Writer:
             body=body.encode(),
         )
         session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
+        session.add(store.own_wrap(entry.id, content_key))
+        own = store.identity.box.public  # never a sealed box to it at rest: the copy above
         for reader in dict.fromkeys(readers if readers is not None else self._readers):
+            if reader == own:
+                continue
             session.add(
                 WrapRow(
                     entry_id=entry.id,
@@ -83,10 +87,15 @@ class Writer:
 
     def receive(self, entry: Entry, wrapped: bytes, body: Body, summary: str) -> bool:
         """Store a version another author signed (from a pull), checked by the caller; its key
-        sealed for this store's reader key. False if it was here already."""
-        session = self._session
+        sealed for this store's reader key. False if it was here already.
+
+        The key is kept as this store's own copy, under the epoch key, so that a wipe can
+        destroy it; a device keeps no sealed box to its own box key. An administrator's store
+        keeps the organisation's wrap as well, as it was served."""
+        session, store = self._session, self._store
         if session.get(EntryRow, entry.id) is not None:
             return False
+        key = store.reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
         header = entry.header
         session.add(
             EntryRow(
@@ -97,8 +106,11 @@ class Writer:
                 raw=entry.raw,
             )
         )
-        reader = self._store.reader.public.hex()
-        session.add(WrapRow(entry_id=entry.id, reader=reader, wrapped=wrapped))
+        session.add(store.own_wrap(entry.id, key))
+        if store.identity.is_admin:
+            session.add(
+                WrapRow(entry_id=entry.id, reader=store.reader.public.hex(), wrapped=wrapped)
+            )
         self._update_index(header.record, list(header.parents), entry, body, summary)
         # Later local versions must sort after what was seen (display order only).
         self._hlc = clock.observe(self._clock(), header.hlc, self._store.now_ms())

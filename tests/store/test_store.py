@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from fieldsync.errors import (
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import custody
+from fieldsync.store.db import SCHEMA_VERSION
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
 
@@ -95,19 +98,20 @@ def test_no_store_wiped_store_and_existing_store(tmp_path: Path, store_home: Pat
 def test_passphrase_change_keeps_every_record(store: Store, store_home: Path) -> None:
     record, _ = add(store, "kept")
     store.put_blob(io.BytesIO(b"attachment"))
-    store.close()
 
-    def data_files() -> dict[str, bytes]:
-        return {
-            str(p.relative_to(store_home)): p.read_bytes()
-            for p in store_home.rglob("*")
-            if p.is_file() and p.name != VAULT_FILE
-        }
+    def signed() -> list[tuple[str, bytes]]:
+        with sqlite3.connect(store_home / DB_FILE) as db:
+            return db.execute("select id, raw from entries order by id").fetchall()
 
-    before, vault_before = data_files(), (store_home / VAULT_FILE).read_bytes()
+    def blobs() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in (store_home / "blobs").rglob("*") if p.is_file()}
+
+    before, blobs_before = signed(), blobs()
+    vault_before = (store_home / VAULT_FILE).read_bytes()
     store.change_passphrase("a brand new passphrase")
-    assert data_files() == before  # nothing but the vault was rewritten ...
-    assert (store_home / VAULT_FILE).read_bytes() != vault_before  # ... and the vault was
+    store.close()
+    assert (signed(), blobs()) == (before, blobs_before)  # signed versions and blobs untouched
+    assert (store_home / VAULT_FILE).read_bytes() != vault_before
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, PASSPHRASE)
     with Store.open(store_home, "a brand new passphrase") as reopened:
@@ -153,7 +157,7 @@ def test_garbage_instead_of_a_database_is_named(store_home: Path) -> None:
 def test_a_newer_schema_is_refused(store: Store, store_home: Path) -> None:
     store.close()
     with sqlite3.connect(store_home / DB_FILE) as db:
-        db.execute("PRAGMA user_version=3")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     with pytest.raises(UnsupportedFormat):
         Store.open(store_home, PASSPHRASE)
 
@@ -171,7 +175,7 @@ def test_a_schema_1_store_gains_the_receipts_table_on_opening(
         assert shown["narrative"] == example("incident")["narrative"]
         assert custody.receipts_of(reopened, "0" * 64) == []
     with sqlite3.connect(store_home / DB_FILE) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_a_schema_1_admin_store_pulls_again_from_the_start_for_receipts(
@@ -290,3 +294,43 @@ def test_a_store_held_by_another_process_is_busy_not_corrupt(
         holder.close()
     add(store)  # and once it lets go, saving works
     store.close()
+
+
+def test_check_names_a_version_missing_from_the_devices_own_chain(
+    store: Store, store_home: Path
+) -> None:
+    for _ in range(3):
+        records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        (gone,) = db.execute("select id from entries where seq = 2").fetchone()
+        (third,) = db.execute("select id from entries where seq = 3").fetchone()
+        db.execute("delete from wraps where entry_id = ?", (gone,))
+        db.execute("delete from local_wraps where entry_id = ?", (gone,))
+        db.execute("delete from entries where id = ?", (gone,))
+    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    assert chain == [
+        f"chain: seq 2 of this device is missing (version {third[:12]} at seq 3 follows seq 1)"
+    ]
+
+
+def test_every_file_and_folder_a_store_creates_is_the_owners_alone(tmp_path: Path) -> None:
+    existing = tmp_path / "existing"  # a folder the person made, with its own mode
+    existing.mkdir(mode=0o755)
+    old = os.umask(0)
+    try:
+        with Store.create(existing, PASSPHRASE) as store:
+            record = records.create(store, get_form("incident"), example("incident"))
+            records.attach(store, record, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
+            modes = {
+                str(p.relative_to(existing)): (p.is_dir(), stat.S_IMODE(p.stat().st_mode))
+                for p in existing.rglob("*")
+            }
+    finally:
+        os.umask(old)
+    assert {"store.db", "store.db-wal", "store.db-shm", "vault", "epochs", "blobs"} <= set(modes)
+    assert {n: m for n, (is_dir, m) in modes.items() if m != (0o700 if is_dir else 0o600)} == {}
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,119 @@
+"""The epoch key: the store's own copies of content keys, a wipe cut short, and stores written
+before epochs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlmodel import select
+
+from fieldsync.core import crypto
+from fieldsync.services import records
+from fieldsync.services.forms import get_form
+from fieldsync.store import epochs
+from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow
+from fieldsync.store.index import IndexCodec
+from fieldsync.store.store import Store
+from tests.conftest import PASSPHRASE, example
+
+
+def opened(home: Path) -> Store:
+    return Store.open(home, PASSPHRASE)
+
+
+def make_records(home: Path, count: int) -> list[str]:
+    with opened(home) as store:
+        return [
+            records.create(store, get_form("incident"), example("incident")) for _ in range(count)
+        ]
+
+
+def own_wraps(home: Path) -> dict[str, LocalWrapRow]:
+    with opened(home) as store, store.session() as session:
+        return store.own_wraps(session)
+
+
+def test_no_version_is_sealed_to_the_devices_own_box_key(store: Store) -> None:
+    record = records.create(store, get_form("incident"), example("incident"))
+    with store.session() as session:
+        box = store.identity.box.public.hex()
+        assert session.exec(select(WrapRow).where(WrapRow.reader == box)).all() == []
+        (copy,) = store.own_wraps(session).values()
+    assert copy.epoch == store.epoch.number
+    assert records.read(store, record).body.answers["narrative"]
+
+
+def test_a_wipe_cut_short_before_its_commit_drops_the_new_key(store_home: Path) -> None:
+    kept = make_records(store_home, 2)
+    with opened(store_home) as store:
+        old = store.epoch
+        slots = store._epoch_file.read()
+        store._epoch_file.write(slots.index(None), epochs.fresh(old.number + 1))  # then killed
+    with opened(store_home) as store:
+        assert [r.record for r in store.index()] == kept
+        assert store.epoch == old
+        assert store.check().ok
+    assert [e for e in store._epoch_file.read() if e] == [old]
+
+
+def test_a_wipe_cut_short_after_its_commit_destroys_the_old_key(store_home: Path) -> None:
+    first, second = make_records(store_home, 2)
+    with opened(store_home) as store:
+        old = store.epoch
+        kept = {i: store.open_own_wrap(w) for i, w in own_wraps(store_home).items()}
+        store._new_epoch(kept, lambda session: None)
+        new = store.epoch
+        slots = store._epoch_file.read()
+        store._epoch_file.write(slots.index(None), old)  # killed before the old key went
+    with opened(store_home) as store:
+        assert store.epoch == new
+        assert [e for e in store._epoch_file.read() if e] == [new]
+        assert {r.record for r in store.index()} == {first, second}
+        assert store.check().ok
+
+
+def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: Path) -> None:
+    kept = make_records(store_home, 3)
+    with opened(store_home) as store:  # rewrite it as the previous fieldsync left it
+        box = store.identity.box.public
+        keys = {i: store.open_own_wrap(w) for i, w in own_wraps(store_home).items()}
+        before = IndexCodec(store._vault_key)  # the index was under the vault key
+        rows = [(before.seal(r), r.record) for r in store.index()]
+    epochs_path = store_home / epochs.EPOCHS_FILE
+    epochs_path.unlink()
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        for entry_id, key in keys.items():
+            db.execute(
+                "INSERT INTO wraps VALUES (?, ?, ?)",
+                (entry_id, box.hex(), crypto.wrap_key(box, key)),
+            )
+        for (nonce, ct), record in rows:
+            db.execute(
+                "UPDATE records SET index_nonce = ?, index_ct = ? WHERE record = ?",
+                (nonce, ct, record),
+            )
+        db.execute("DROP TABLE local_wraps")
+        db.execute("DELETE FROM meta WHERE key IN ('own_wraps', 'epoch', 'vault_key_id')")
+        db.execute("PRAGMA user_version=2")
+    with opened(store_home) as store:
+        assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
+        assert all(records.read(store, r).body for r in kept)
+        assert store.check().ok
+        with store.session() as session:
+            left = session.exec(select(WrapRow).where(WrapRow.reader == box.hex())).all()
+            assert left == []
+            assert set(store.own_wraps(session)) == set(keys)
+    assert epochs_path.stat().st_size == epochs.FILE_BYTES
+
+
+def test_a_wipe_cut_short_keeps_the_drafts_of_a_store_with_no_record_left(
+    store_home: Path,
+) -> None:
+    with opened(store_home) as store:
+        store.save_draft("d1", {"answers": {"narrative": "half typed"}})
+        old = store.epoch
+        slots = store._epoch_file.read()
+        store._epoch_file.write(slots.index(None), epochs.fresh(old.number + 1))  # then killed
+    with opened(store_home) as store:
+        assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
