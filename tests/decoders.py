@@ -121,12 +121,11 @@ def decode_carry(data: bytes) -> None:
 
 
 def decode_signed_request(data: bytes) -> None:
-    def key_for(keyid: str) -> bytes:
+    def admit(keyid: str) -> None:
         if keyid != SIGNER.public.hex():
             raise IntegrityError("unknown key")
-        return SIGNER.public
 
-    httpsig.verify("PATCH", REQUEST_PATH, _headers(data), b"body", now=NOW_S, key_for=key_for)
+    httpsig.verify("PATCH", REQUEST_PATH, _headers(data), b"body", now=NOW_S, admit=admit)
 
 
 def _vault() -> bytes:

@@ -9,6 +9,12 @@ When the last byte arrives the server recomputes the blob id from the ciphertext
 key for that) and keeps the blob only if they match; otherwise the partial upload is discarded
 and must start again. That hash is what vouches for bytes kept from a body cut short.
 
+Each upload belongs to the device that started it, and counts against that device's quota of
+unfinished uploads (``Limits``: how many, and their declared sizes together) until it
+completes. A partial upload not appended to for ``Limits.upload_expiry_h`` (its row's
+``touched_ms``, set by the server's clock as each append starts) is deleted: the device still
+holds the blob, and starts it again if it still wants to send it.
+
 Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
 the offset is whatever length survived, and the client resumes from it. The complete file is
 fsynced, renamed into place and its folder fsynced before the row says it is complete, so a
@@ -22,13 +28,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from sqlalchemy import ColumnElement, CursorResult, delete, func
 from sqlalchemy.exc import IntegrityError as RowConflict
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from fieldsync.core import blob, httpsig
@@ -37,11 +44,13 @@ from fieldsync.errors import (
     BatchInvalid,
     ChainGap,
     NotFound,
+    QuotaExceeded,
     SignatureInvalid,
     StoreStateError,
     TooLarge,
     UploadBusy,
 )
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
@@ -75,7 +84,11 @@ class BlobStorage(Protocol):
 
     def state(self, session: Session, blob_id: str) -> BlobState: ...
 
-    def create(self, session: Session, blob_id: str, size: int) -> BlobState: ...
+    def create(self, session: Session, blob_id: str, size: int, owner: str) -> BlobState: ...
+
+    def expire(self, session: Session) -> int:
+        """Delete the partial uploads abandoned for longer than the limit; returns how many."""
+        ...
 
     async def append(
         self,
@@ -100,8 +113,10 @@ class BlobStore:
     """Blobs in a folder: DATA/blobs by default, or shared storage every server process
     mounts (NFS, CephFS, a cloud file share) whose locks are ``flock`` locks across hosts."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, limits: Limits, clock: Callable[[], int]) -> None:
         self.folder = folder
+        self.limits = limits
+        self.clock = clock  # Unix ms
         (folder / "partial").mkdir(parents=True, exist_ok=True)
 
     def final_path(self, blob_id: str) -> Path:
@@ -120,14 +135,19 @@ class BlobStore:
         self._recover(session, row)
         return self._state(row)
 
-    def create(self, session: Session, blob_id: str, size: int) -> BlobState:
-        """Start an upload (or answer the one already started, if it is the same size)."""
+    def create(self, session: Session, blob_id: str, size: int, owner: str) -> BlobState:
+        """Start an upload for ``owner`` within its quota (or answer the one already started,
+        if it is the same size)."""
         if not 0 < size <= MAX_BLOB:
             raise TooLarge(f"a blob must be 1 byte to {MAX_BLOB} bytes")
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
+            self._check_quota(session, owner, size)
             try:
-                session.add(StoredBlob(id=blob_id, size=size, complete=False))
+                started = StoredBlob(
+                    id=blob_id, size=size, complete=False, owner=owner, touched_ms=self.clock()
+                )
+                session.add(started)
                 session.commit()
             except RowConflict:  # another server process started it at the same moment
                 session.rollback()
@@ -138,6 +158,52 @@ class BlobStore:
             raise StoreStateError("this blob's upload was started with another size")
         self._recover(session, row)
         return self._state(row)
+
+    def _check_quota(self, session: Session, owner: str, size: int) -> None:
+        """Refuse an upload that would pass the owner's limits on unfinished uploads (counted
+        at their declared sizes: what the device could still fill)."""
+        unfinished = select(func.count(), func.coalesce(func.sum(StoredBlob.size), 0)).where(
+            StoredBlob.owner == owner, col(StoredBlob.complete).is_(False)
+        )
+        count, reserved = session.exec(unfinished).one()
+        expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
+        if count >= self.limits.open_uploads:
+            raise QuotaExceeded(
+                f"this device has {count} unfinished uploads on the server, its limit",
+                hint=f"{QuotaExceeded.hint} {expiry}",
+            )
+        if reserved + size > self.limits.open_upload_bytes:
+            raise QuotaExceeded(
+                f"an upload of {size} bytes would take this device's unfinished uploads past "
+                f"the server's limit of {self.limits.open_upload_bytes} bytes",
+                hint=f"{QuotaExceeded.hint} {expiry}",
+            )
+
+    def expire(self, session: Session) -> int:
+        """Delete every partial upload not appended to for ``Limits.upload_expiry_h``; returns
+        how many. One being appended to right now (its lock is held) is left alone."""
+        before_ms = self.clock() - self.limits.upload_expiry_ms
+        ids = list(session.exec(select(StoredBlob.id).where(*_abandoned(before_ms))))
+        session.rollback()  # the read's transaction: nothing is held while files are locked
+        return sum(self._expired(session, blob_id, before_ms) for blob_id in ids)
+
+    def _expired(self, session: Session, blob_id: str, before_ms: int) -> bool:
+        partial = self.partial_path(blob_id)
+        with contextlib.ExitStack() as held:
+            with contextlib.suppress(FileNotFoundError):  # no byte of it arrived, or recovered
+                handle = held.enter_context(open(partial, "rb"))
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # being appended to right now
+                    return False
+            gone: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                delete(StoredBlob).where(col(StoredBlob.id) == blob_id, *_abandoned(before_ms))
+            )
+            session.commit()
+            if not gone.rowcount:  # appended to, or finished, since it was listed
+                return False
+            partial.unlink(missing_ok=True)
+        return True
 
     async def append(
         self,
@@ -155,7 +221,7 @@ class BlobStore:
         what arrived, so the device resumes from there instead of resending it: those bytes
         were sent under a valid signature, and the blob's hash at the end vouches for them.
         """
-        row = await run_in_threadpool(_detached, session, _checked(blob_id))
+        row = await run_in_threadpool(_detached, session, _checked(blob_id), self.clock())
         if row is None:
             raise NotFound("no upload of this blob has started")
         if row.complete:
@@ -248,14 +314,24 @@ class BlobStore:
         return BlobState(row.id, row.size, offset, False)
 
 
-def _detached(session: Session, blob_id: str) -> StoredBlob | None:
-    """The blob's row, with the session's database connection given back: an append holds
-    none while its body streams in (minutes, on a slow link); finishing takes one again."""
+def _detached(session: Session, blob_id: str, now_ms: int) -> StoredBlob | None:
+    """The blob's row, marked as appended to now (what keeps it from expiring), with the
+    session's database connection given back: an append holds none while its body streams in
+    (minutes, on a slow link); finishing takes one again."""
     row = session.get(StoredBlob, blob_id)
+    if row is not None and not row.complete:
+        row.touched_ms = now_ms
+        session.add(row)
+        session.commit()
+        session.refresh(row)
     if row is not None:
         session.expunge(row)
     session.rollback()
     return row
+
+
+def _abandoned(before_ms: int) -> tuple[ColumnElement[bool], ...]:
+    return col(StoredBlob.complete).is_(False), col(StoredBlob.touched_ms) < before_ms
 
 
 async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:

@@ -122,6 +122,8 @@ class StoredBlob(SQLModel, table=True):
     id: str = Field(primary_key=True)
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
+    owner: str | None = Field(default=None, index=True)  # the device that started the upload
+    touched_ms: int = Field(sa_type=BigInteger)  # when an append last started (expiry)
 
 
 SERVER_TABLES = (
