@@ -12,8 +12,8 @@ and must start again. That hash is what vouches for bytes kept from a body cut s
 Each upload belongs to the device that started it, and counts against that device's quota of
 unfinished uploads (``Limits``: how many, and their declared sizes together) until it
 completes. A partial upload not appended to for ``Limits.upload_expiry_h`` (its row's
-``touched_ms``, set by the server's clock as each append starts) is deleted: the device still
-holds the blob, and starts it again if it still wants to send it.
+``touched_ms``, set by the server's clock as it starts and as each append starts) is deleted:
+the device still holds the blob, and starts it again if it still wants to send it.
 
 Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
 the offset is whatever length survived, and the client resumes from it. The complete file is
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func
+from sqlalchemy import ColumnElement, CursorResult, delete, func, update
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -182,10 +182,24 @@ class BlobStore:
     def expire(self, session: Session) -> int:
         """Delete every partial upload not appended to for ``Limits.upload_expiry_h``; returns
         how many. One being appended to right now (its lock is held) is left alone."""
-        before_ms = self.clock() - self.limits.upload_expiry_ms
+        now_ms = self.clock()
+        self._adopt(session, now_ms)
+        before_ms = now_ms - self.limits.upload_expiry_ms
         ids = list(session.exec(select(StoredBlob.id).where(*_abandoned(before_ms))))
         session.rollback()  # the read's transaction: nothing is held while files are locked
         return sum(self._expired(session, blob_id, before_ms) for blob_id in ids)
+
+    def _adopt(self, session: Session, now_ms: int) -> None:
+        """Uploads started before the server knew when they were appended to (migration 0003)
+        get a full period from the first look at them, by this server's clock."""
+        unknown = select(StoredBlob.id).where(col(StoredBlob.touched_ms).is_(None)).limit(1)
+        if session.exec(unknown).first() is not None:
+            session.execute(
+                update(StoredBlob)
+                .where(col(StoredBlob.touched_ms).is_(None))
+                .values(touched_ms=now_ms)
+            )
+            session.commit()
 
     def _expired(self, session: Session, blob_id: str, before_ms: int) -> bool:
         partial = self.partial_path(blob_id)

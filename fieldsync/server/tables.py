@@ -123,7 +123,8 @@ class StoredBlob(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
     owner: str | None = Field(default=None, index=True)  # the device that started the upload
-    touched_ms: int = Field(sa_type=BigInteger)  # when an append last started (expiry)
+    # when it started or an append last started, for expiry (None: before migration 0003)
+    touched_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 SERVER_TABLES = (

@@ -1,12 +1,10 @@
 """Which device started each upload, and when it was last appended to: unfinished uploads
 count against that device's quota, and expire once abandoned (fieldsync.server.limits).
-Uploads started before this revision belong to no device, and are taken as appended to at
-the upgrade: they expire a full period after it if nothing resumes them.
+Uploads started before this revision belong to no device and have no time: the server gives
+them a full period from the first time it looks, by its own clock (``BlobStore.expire``).
 """
 
 from __future__ import annotations
-
-import time
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,11 +20,6 @@ def upgrade() -> None:
     with op.batch_alter_table("stored_blobs") as table:
         table.add_column(sa.Column("owner", AutoString(), nullable=True))
         table.add_column(sa.Column("touched_ms", sa.BigInteger(), nullable=True))
-    op.execute(
-        sa.text("UPDATE stored_blobs SET touched_ms = :now").bindparams(now=int(time.time() * 1000))
-    )
-    with op.batch_alter_table("stored_blobs") as table:
-        table.alter_column("touched_ms", existing_type=sa.BigInteger(), nullable=False)
         table.create_index("ix_stored_blobs_owner", ["owner"])
 
 
