@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, update
+from sqlalchemy import ColumnElement, CursorResult, delete, false, func, update
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
@@ -163,7 +163,7 @@ class BlobStore:
         """Refuse an upload that would pass the owner's limits on unfinished uploads (counted
         at their declared sizes: what the device could still fill)."""
         unfinished = select(func.count(), func.coalesce(func.sum(StoredBlob.size), 0)).where(
-            StoredBlob.owner == owner, col(StoredBlob.complete).is_(False)
+            StoredBlob.owner == owner, col(StoredBlob.complete) == false()
         )
         count, reserved = session.exec(unfinished).one()
         expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
@@ -192,13 +192,9 @@ class BlobStore:
     def _adopt(self, session: Session, now_ms: int) -> None:
         """Uploads started before the server knew when they were appended to (migration 0003)
         get a full period from the first look at them, by this server's clock."""
-        unknown = select(StoredBlob.id).where(col(StoredBlob.touched_ms).is_(None)).limit(1)
-        if session.exec(unknown).first() is not None:
-            session.execute(
-                update(StoredBlob)
-                .where(col(StoredBlob.touched_ms).is_(None))
-                .values(touched_ms=now_ms)
-            )
+        unknown = (col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms).is_(None))
+        if session.exec(select(StoredBlob.id).where(*unknown).limit(1)).first() is not None:
+            session.execute(update(StoredBlob).where(*unknown).values(touched_ms=now_ms))
             session.commit()
 
     def _expired(self, session: Session, blob_id: str, before_ms: int) -> bool:
@@ -345,7 +341,8 @@ def _detached(session: Session, blob_id: str, now_ms: int) -> StoredBlob | None:
 
 
 def _abandoned(before_ms: int) -> tuple[ColumnElement[bool], ...]:
-    return col(StoredBlob.complete).is_(False), col(StoredBlob.touched_ms) < before_ms
+    # "= false", not "IS false", which PostgreSQL cannot look up in an index
+    return col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms) < before_ms
 
 
 async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:

@@ -20,11 +20,13 @@ def upgrade() -> None:
     with op.batch_alter_table("stored_blobs") as table:
         table.add_column(sa.Column("owner", AutoString(), nullable=True))
         table.add_column(sa.Column("touched_ms", sa.BigInteger(), nullable=True))
-        table.create_index("ix_stored_blobs_owner", ["owner"])
+        table.create_index("ix_stored_blobs_owner", ["owner", "complete"])
+        table.create_index("ix_stored_blobs_open", ["complete", "touched_ms"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("stored_blobs") as table:
+        table.drop_index("ix_stored_blobs_open")
         table.drop_index("ix_stored_blobs_owner")
         table.drop_column("touched_ms")
         table.drop_column("owner")
