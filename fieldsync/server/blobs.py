@@ -9,11 +9,13 @@ When the last byte arrives the server recomputes the blob id from the ciphertext
 key for that) and keeps the blob only if they match; otherwise the partial upload is discarded
 and must start again. That hash is what vouches for bytes kept from a body cut short.
 
-Each upload belongs to the device that started it, and counts against that device's quota of
-unfinished uploads (``Limits``: how many, and their declared sizes together) until it
-completes. A partial upload not appended to for ``Limits.upload_expiry_h`` (its row's
-``touched_ms``, set by the server's clock as it starts and as each append starts) is deleted:
-the device still holds the blob, and starts it again if it still wants to send it.
+Each upload belongs to the device that started it, and counts against that device's quota
+(``Limits``: how many, and their declared sizes together) until an accepted batch names it:
+an upload finished but named by nothing would otherwise let a device fill the disk with
+complete blobs, one after another. A partial upload not appended to for
+``Limits.upload_expiry_h`` (its row's ``touched_ms``, set by the server's clock as it starts
+and as each append ends) is deleted: the device still holds the blob, and starts it again if
+it still wants to send it. A complete blob is never expired: a batch may be naming it.
 
 Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
 the offset is whatever length survived, and the client resumes from it. The complete file is
@@ -160,16 +162,18 @@ class BlobStore:
         return self._state(row)
 
     def _check_quota(self, session: Session, owner: str, size: int) -> None:
-        """Refuse an upload that would pass the owner's limits on unfinished uploads (counted
-        at their declared sizes: what the device could still fill)."""
-        unfinished = select(func.count(), func.coalesce(func.sum(StoredBlob.size), 0)).where(
-            StoredBlob.owner == owner, col(StoredBlob.complete) == false()
+        """Refuse an upload that would pass the owner's limits on uploads no batch names yet,
+        unfinished or waiting for their batch (counted at their declared sizes: what the
+        device could still fill)."""
+        waiting = select(func.count(), func.coalesce(func.sum(StoredBlob.size), 0)).where(
+            StoredBlob.owner == owner, col(StoredBlob.named) == false()
         )
-        count, reserved = session.exec(unfinished).one()
+        count, reserved = session.exec(waiting).one()
         expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
         if count >= self.limits.open_uploads:
             raise QuotaExceeded(
-                f"this device has {count} unfinished uploads on the server, its limit",
+                f"this device has {count} unfinished uploads on the server (or uploads no "
+                "batch names yet), its limit",
                 hint=f"{QuotaExceeded.hint} {expiry}",
             )
         if reserved + size > self.limits.open_upload_bytes:
@@ -231,7 +235,7 @@ class BlobStore:
         what arrived, so the device resumes from there instead of resending it: those bytes
         were sent under a valid signature, and the blob's hash at the end vouches for them.
         """
-        row = await run_in_threadpool(_detached, session, _checked(blob_id), self.clock())
+        row = await run_in_threadpool(_detached, session, _checked(blob_id))
         if row is None:
             raise NotFound("no upload of this blob has started")
         if row.complete:
@@ -253,7 +257,10 @@ class BlobStore:
             room = row.size - current
             if declared is not None and not 0 < declared <= room:
                 raise TooLarge(f"the body must be 1 to {room} bytes: the rest of the blob")
-            written, sha256 = await _write(handle, body, room)
+            try:
+                written, sha256 = await _write(handle, body, room)
+            finally:  # after the body, not before: bytes arriving meanwhile wait in no buffer
+                await run_in_threadpool(self._touch, session, blob_id)
             if not httpsig.digest_matches(digest, sha256):
                 handle.truncate(current)
                 raise SignatureInvalid(
@@ -287,6 +294,12 @@ class BlobStore:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.fstat(handle.fileno()).st_size == row.size:
                 self._finish_locked(session, row, handle)
+
+    def _touch(self, session: Session, blob_id: str) -> None:
+        """Note that the upload was appended to now: what keeps it from expiring."""
+        touched = update(StoredBlob).where(col(StoredBlob.id) == blob_id)
+        session.execute(touched.values(touched_ms=self.clock()))
+        session.commit()
 
     def _finish_locked(self, session: Session, row: StoredBlob, handle: BinaryIO) -> None:
         """Keep a fully written upload if it hashes to its id (the caller holds its lock)."""
@@ -324,16 +337,10 @@ class BlobStore:
         return BlobState(row.id, row.size, offset, False)
 
 
-def _detached(session: Session, blob_id: str, now_ms: int) -> StoredBlob | None:
-    """The blob's row, marked as appended to now (what keeps it from expiring), with the
-    session's database connection given back: an append holds none while its body streams in
-    (minutes, on a slow link); finishing takes one again."""
+def _detached(session: Session, blob_id: str) -> StoredBlob | None:
+    """The blob's row, with the session's database connection given back: an append holds
+    none while its body streams in (minutes, on a slow link); finishing takes one again."""
     row = session.get(StoredBlob, blob_id)
-    if row is not None and not row.complete:
-        row.touched_ms = now_ms
-        session.add(row)
-        session.commit()
-        session.refresh(row)
     if row is not None:
         session.expunge(row)
     session.rollback()

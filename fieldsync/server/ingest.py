@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, insert, text, tuple_
+from sqlalchemy import delete, func, insert, text, tuple_, update
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
@@ -249,6 +249,11 @@ def _commit(
             )
         added = [{"record": r, "version": v} for r, v in heads if (r, v) not in superseded]
         session.execute(insert(RecordHead), added)
+        if batch.manifest.blobs:  # named by a batch: no longer its uploader's to answer for
+            named = [blob_id for blob_id, _ in batch.manifest.blobs]
+            session.execute(
+                update(StoredBlob).where(col(StoredBlob.id).in_(named)).values(named=True)
+            )
         session.add(device)
         session.add(
             AcceptedBatch(

@@ -119,7 +119,7 @@ class Quarantined(SQLModel, table=True):
 class StoredBlob(SQLModel, table=True):
     __tablename__ = "stored_blobs"
     __table_args__ = (
-        Index("ix_stored_blobs_owner", "owner", "complete"),  # a device's unfinished uploads
+        Index("ix_stored_blobs_owner", "owner", "named"),  # what a device answers for
         Index("ix_stored_blobs_open", "complete", "touched_ms"),  # the abandoned ones
     )
 
@@ -127,6 +127,7 @@ class StoredBlob(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
     owner: str | None = None  # the device that started the upload
+    named: bool = False  # some accepted batch names it: it no longer counts against the owner
     # when it started or an append last started, for expiry (None: before migration 0003)
     touched_ms: int | None = Field(default=None, sa_type=BigInteger)
 

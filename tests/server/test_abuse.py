@@ -269,3 +269,24 @@ def test_expiry_leaves_complete_blobs_alone(
     )
     restarted.state.engine.dispose()
     assert final.read_bytes() == data_
+
+
+def test_blobs_no_batch_names_count_against_the_quota_even_when_complete(
+    limited: Live, org: Org
+) -> None:
+    """Finishing an upload frees nothing until a batch names it: otherwise a device could
+    upload complete blobs that nothing refers to, one after another, and fill the disk."""
+    device = enrolled(limited, org)
+    finished = []
+    for _ in range(2):
+        data_, blob_id = sealed_blob(300)
+        signed(limited, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data_)}")
+        done = signed(limited, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", data_)
+        assert done.json()["complete"] is True
+        finished.append((blob_id, len(data_)))
+    _, third = sealed_blob(100)
+    refused = signed(limited, device.signer, "PUT", f"/v1/blobs/{third}/100")
+    assert refused.status_code == 507, refused.text
+    # a batch that names them frees the room they took
+    assert limited.send(device.batch(device.record(1), tuple(finished))).status_code == 200
+    assert signed(limited, device.signer, "PUT", f"/v1/blobs/{third}/100").status_code == 200

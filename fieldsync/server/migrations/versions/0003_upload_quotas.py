@@ -1,5 +1,6 @@
-"""Which device started each upload, and when it was last appended to: unfinished uploads
-count against that device's quota, and expire once abandoned (fieldsync.server.limits).
+"""Which device started each upload, whether a batch names it yet, and when it was last
+appended to: uploads no batch names count against that device's quota, and unfinished ones
+expire once abandoned (fieldsync.server.limits).
 Uploads started before this revision belong to no device and have no time: the server gives
 them a full period from the first time it looks, by its own clock (``BlobStore.expire``).
 """
@@ -20,7 +21,10 @@ def upgrade() -> None:
     with op.batch_alter_table("stored_blobs") as table:
         table.add_column(sa.Column("owner", AutoString(), nullable=True))
         table.add_column(sa.Column("touched_ms", sa.BigInteger(), nullable=True))
-        table.create_index("ix_stored_blobs_owner", ["owner", "complete"])
+        table.add_column(
+            sa.Column("named", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        table.create_index("ix_stored_blobs_owner", ["owner", "named"])
         table.create_index("ix_stored_blobs_open", ["complete", "touched_ms"])
 
 
@@ -28,5 +32,6 @@ def downgrade() -> None:
     with op.batch_alter_table("stored_blobs") as table:
         table.drop_index("ix_stored_blobs_open")
         table.drop_index("ix_stored_blobs_owner")
+        table.drop_column("named")
         table.drop_column("touched_ms")
         table.drop_column("owner")
