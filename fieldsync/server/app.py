@@ -405,7 +405,8 @@ async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[b
     pieces = request.stream()
     while True:
         try:
-            piece = await asyncio.wait_for(anext(pieces), idle_s)
+            async with asyncio.timeout(idle_s):  # no task per piece, as wait_for would make
+                piece = await anext(pieces)
         except StopAsyncIteration:
             return
         except ClientDisconnect as exc:
