@@ -172,14 +172,14 @@ class BlobStore:
         expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
         if count >= self.limits.open_uploads:
             raise QuotaExceeded(
-                f"this device has {count} unfinished uploads on the server (or uploads no "
-                "batch names yet), its limit",
+                f"this device has {count} upload(s) on the server that no batch names yet "
+                "(unfinished, or waiting for their batch): its limit",
                 hint=f"{QuotaExceeded.hint} {expiry}",
             )
         if reserved + size > self.limits.open_upload_bytes:
             raise QuotaExceeded(
-                f"an upload of {size} bytes would take this device's unfinished uploads past "
-                f"the server's limit of {self.limits.open_upload_bytes} bytes",
+                f"an upload of {size} bytes would take this device's uploads that no batch "
+                f"names yet past the server's limit of {self.limits.open_upload_bytes} bytes",
                 hint=f"{QuotaExceeded.hint} {expiry}",
             )
 

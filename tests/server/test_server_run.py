@@ -98,7 +98,7 @@ def test_server_run_takes_its_limits_from_options_and_the_environment(
         assert too_big.status_code == 507 and "2048 bytes" in too_big.json()["message"]
         assert put(sealed_blob(10)[1], 1000).status_code == 200
         second = put(sealed_blob(10)[1], 100)
-        assert second.status_code == 507 and "1 unfinished uploads" in second.json()["message"]
+        assert second.status_code == 507 and "1 upload(s) on the server" in second.json()["message"]
     finally:
         run.terminate()
         run.communicate(timeout=30)

@@ -39,7 +39,7 @@ def test_a_push_past_the_upload_quota_says_so_and_keeps_everything_queued(
         attach_file(store, past, tmp_path, 3 * MIB)
         with pytest.raises(QuotaExceeded) as refused:
             sync.push(store, client_for=lambda u, s: client(u, s))
-        assert "unfinished uploads past the server's limit" in refused.value.message
+        assert "past the server's limit of 2097152 bytes" in refused.value.message
         assert refused.value.hint is not None and "Nothing was lost" in refused.value.hint
         assert sync.pending(store) == 2  # the record and its attachment stay queued
         assert stored_entries(app.state.engine) == 2
