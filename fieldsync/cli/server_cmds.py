@@ -28,7 +28,7 @@ OpenUploadBytes = Annotated[
     typer.Option(
         "--max-open-upload-bytes",
         envvar="FIELDSYNC_MAX_OPEN_UPLOAD_BYTES",
-        help="Bytes one device may hold in unfinished uploads (declared sizes; KiB, MiB, GiB).",
+        help="Bytes one device may hold in uploads no batch names yet (KiB, MiB, GiB).",
     ),
 ]
 OpenUploads = Annotated[
@@ -37,7 +37,7 @@ OpenUploads = Annotated[
         "--max-open-uploads",
         envvar="FIELDSYNC_MAX_OPEN_UPLOADS",
         min=1,
-        help="Unfinished uploads one device may have open at once.",
+        help="Uploads no batch names yet that one device may have at once.",
     ),
 ]
 QuarantineBytes = Annotated[
@@ -151,8 +151,8 @@ def run(
 ) -> None:
     """Serve the sync protocol (put it behind a TLS reverse proxy on a public network).
 
-    Each device's share of the server is limited (unfinished uploads, batches kept for
-    review), and a request body that goes silent is cut: docs/deploy.md, "Quotas and
+    Each device's share of the server is limited (uploads no batch names yet, batches kept
+    for review), and a request body that goes silent is cut: docs/deploy.md, "Quotas and
     timeouts"."""
     # Imported here: starting the server is the only command that needs them.
     import uvicorn
