@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,11 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fieldsync.core import httpsig
 from fieldsync.server import data
 from tests.live import free_port
 from tests.server.conftest import Device, Org, enrol_body, make_invite
+from tests.server.postgres import fresh_postgres
 from tests.server.test_blobs import sealed_blob
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +60,23 @@ def test_a_postgresql_url_without_its_driver_says_what_to_install(
     assert "internal error" not in out + err
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_server_run_takes_its_limits_from_options_and_the_environment(
-    server: data.ServerData, org: Org
+    server: data.ServerData, org: Org, workers: int
 ) -> None:
+    """With several workers the limits reach each worker process through the environment."""
+    with contextlib.ExitStack() as held:
+        database = [] if workers == 1 else ["--database-url", held.enter_context(fresh_postgres())]
+        limits_reach_the_server(server, org, [*database, "--workers", str(workers)])
+
+
+def limits_reach_the_server(server: data.ServerData, org: Org, options: list[str]) -> None:
     port = free_port()
     env = os.environ.copy() | {"FIELDSYNC_MAX_OPEN_UPLOAD_BYTES": "2KiB"}
     run = fieldsync(
         "server",
         "run",
+        *options,
         "--data",
         str(server.folder),
         "--port",
