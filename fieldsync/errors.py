@@ -28,6 +28,7 @@
     │   ├── ChainGap                                  a batch skips entries the server lacks
     │   ├── ServerBehind                              the server lacks what it gave receipts for
     │   ├── UploadBusy                                another request is appending to a blob
+    │   ├── QuotaExceeded                  HTTP 507   a device holds all the server keeps for it
     │   ├── ChainFork                                 a batch contradicts stored entries
     │   ├── SchemaMismatch                            server database at another revision
     │   ├── DiskFull                                  no space left to write
@@ -35,6 +36,7 @@
     ├── ServerError              exit 8    HTTP 502   the server failed or sent nonsense
     │   ├── ServerUnreachable                         no answer (timeouts, refused, dropped)
     │   ├── DatabaseUnreachable                       the server's own database did not answer
+    │   ├── DatabaseDriverMissing                     its database's driver is not installed
     │   └── ServerStorageFailed            HTTP 507   the server's disk is full or failing
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
@@ -251,6 +253,16 @@ class UploadBusy(StoreStateError):
     hint = "Ask where the upload is in a moment; a request whose link dropped lets go of it."
 
 
+class QuotaExceeded(StoreStateError):
+    """The server holds as much for this device as its limits allow."""
+
+    http_status = 507
+    hint = (
+        "Nothing was lost: it stays queued on this device. Tell your administrator, who can "
+        "raise the server's limits (docs/deploy.md, 'Quotas and timeouts')."
+    )
+
+
 class ChainFork(StoreStateError):
     """The batch contradicts entries the server already holds."""
 
@@ -294,6 +306,10 @@ class DatabaseUnreachable(ServerError):
         "FIELDSYNC_DATABASE_URL), that the database server is running, and that this user may "
         "connect to it."
     )
+
+
+class DatabaseDriverMissing(ServerError):
+    """The server's database driver is not installed."""
 
 
 class ServerStorageFailed(ServerError):

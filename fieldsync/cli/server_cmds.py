@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json as json_module
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +15,66 @@ from fieldsync.cli.options import BlobFolder, DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
 from fieldsync.errors import InputError
 from fieldsync.server import data, logs, schema
+from fieldsync.server.limits import GIB, MIB, Limits
 
 server_app = typer.Typer(help="The organisation's server.", no_args_is_help=True)
+
+_SIZE = re.compile(r"(\d{1,15})\s*(|B|KiB|MiB|GiB|TiB)")
+_UNITS = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+
+
+OpenUploadBytes = Annotated[
+    str,
+    typer.Option(
+        "--max-open-upload-bytes",
+        envvar="FIELDSYNC_MAX_OPEN_UPLOAD_BYTES",
+        help="Bytes one device may hold in uploads no batch names yet (KiB, MiB, GiB).",
+    ),
+]
+OpenUploads = Annotated[
+    int,
+    typer.Option(
+        "--max-open-uploads",
+        envvar="FIELDSYNC_MAX_OPEN_UPLOADS",
+        min=1,
+        help="Uploads no batch names yet that one device may have at once.",
+    ),
+]
+QuarantineBytes = Annotated[
+    str,
+    typer.Option(
+        "--max-quarantine-bytes",
+        envvar="FIELDSYNC_MAX_QUARANTINE_BYTES",
+        help="Bytes of one device's batches kept for review (forks, sent after revocation).",
+    ),
+]
+QuarantineBatches = Annotated[
+    int,
+    typer.Option(
+        "--max-quarantine-batches",
+        envvar="FIELDSYNC_MAX_QUARANTINE_BATCHES",
+        min=1,
+        help="Batches of one device kept for review.",
+    ),
+]
+UploadExpiry = Annotated[
+    float,
+    typer.Option(
+        "--upload-expiry-hours",
+        envvar="FIELDSYNC_UPLOAD_EXPIRY_HOURS",
+        min=0.01,
+        help="Delete a partial upload not appended to for this many hours.",
+    ),
+]
+BodyIdle = Annotated[
+    float,
+    typer.Option(
+        "--body-idle-timeout",
+        envvar="FIELDSYNC_BODY_IDLE_TIMEOUT",
+        min=0.1,
+        help="Cut a request whose body sends nothing for this many seconds.",
+    ),
+]
 
 
 @server_app.command("init")
@@ -81,13 +142,31 @@ def run(
             help="Server processes sharing the port (more than 1 needs PostgreSQL).",
         ),
     ] = 1,
+    max_open_upload_bytes: OpenUploadBytes = f"{Limits.open_upload_bytes // GIB}GiB",
+    max_open_uploads: OpenUploads = Limits.open_uploads,
+    max_quarantine_bytes: QuarantineBytes = f"{Limits.quarantine_bytes // MIB}MiB",
+    max_quarantine_batches: QuarantineBatches = Limits.quarantine_batches,
+    upload_expiry_hours: UploadExpiry = Limits.upload_expiry_h,
+    body_idle_timeout: BodyIdle = Limits.body_idle_s,
 ) -> None:
-    """Serve the sync protocol (put it behind a TLS reverse proxy on a public network)."""
+    """Serve the sync protocol (put it behind a TLS reverse proxy on a public network).
+
+    Each device's share of the server is limited (uploads no batch names yet, batches kept
+    for review), and a request body that goes silent is cut: docs/deploy.md, "Quotas and
+    timeouts"."""
     # Imported here: starting the server is the only command that needs them.
     import uvicorn
 
     from fieldsync.server import app as server_app_module
 
+    limits = Limits(
+        open_upload_bytes=_size(max_open_upload_bytes, "--max-open-upload-bytes"),
+        open_uploads=max_open_uploads,
+        quarantine_bytes=_size(max_quarantine_bytes, "--max-quarantine-bytes"),
+        quarantine_batches=max_quarantine_batches,
+        upload_expiry_h=upload_expiry_hours,
+        body_idle_s=body_idle_timeout,
+    )
     server = data.load(data_dir)
     url = database_url or server.database_url()
     if workers > 1 and url.startswith("sqlite"):
@@ -101,7 +180,9 @@ def run(
             hint="Create it (or mount the shared storage there) and start the server again.",
         )
     # built here even for several workers: it checks the schema and says what to run
-    app = server_app_module.create_app(server, database_url=database_url, blob_folder=blobs)
+    app = server_app_module.create_app(
+        server, database_url=database_url, blob_folder=blobs, limits=limits
+    )
     out.print(
         f"Serving {safe(data_dir)} on http://{host}:{port} with {workers} worker(s) (server "
         f"fingerprint {server.fingerprint})",
@@ -117,6 +198,7 @@ def run(
     os.environ[server_app_module.DATABASE_ENV] = url
     if blobs is not None:
         os.environ[server_app_module.BLOBS_ENV] = str(blobs.resolve())
+    os.environ[server_app_module.LIMITS_ENV] = json_module.dumps(dataclasses.asdict(limits))
     uvicorn.run(
         "fieldsync.server.app:from_environment",
         factory=True,
@@ -126,6 +208,17 @@ def run(
         log_config=logs.config(level),
         access_log=False,
     )
+
+
+def _size(value: str, option: str) -> int:
+    """A number of bytes, as written for a person: ``16GiB``, ``512 MiB``, ``1048576``."""
+    matched = _SIZE.fullmatch(value.strip())
+    if matched is None or int(matched.group(1)) == 0:
+        raise InputError(
+            f"{option} {value!r} is not a size",
+            hint="Give a whole number of bytes, or one with KiB, MiB, GiB or TiB: 16GiB.",
+        )
+    return int(matched.group(1)) * _UNITS[matched.group(2)]
 
 
 def register(app: typer.Typer) -> None:

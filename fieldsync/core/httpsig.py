@@ -104,11 +104,11 @@ def verify(
     body: bytes,
     *,
     now: int,
-    key_for: Callable[[str], bytes],
+    admit: Callable[[str], None],
 ) -> str:
-    """Check a signed request; returns the signer's key (hex). ``key_for`` looks the key up
-    (and refuses an unknown or revoked one) before any signature is checked."""
-    keyid, digest = verify_headers(method, path, headers, now=now, key_for=key_for)
+    """Check a signed request; returns the signer's key (hex). ``admit`` is asked about the
+    key only once it is known to have signed (and refuses an unknown or revoked one)."""
+    keyid, digest = verify_headers(method, path, headers, now=now, admit=admit)
     if not digest_matches(digest, hashlib.sha256(body).digest()):
         raise SignatureInvalid("the request's body does not match its Content-Digest")
     return keyid
@@ -124,11 +124,15 @@ def verify_headers(
     headers: Mapping[str, str],
     *,
     now: int,
-    key_for: Callable[[str], bytes],
+    admit: Callable[[str], None],
 ) -> tuple[str, str]:
     """Check a request's signature over its declared Content-Digest, before its body is read;
     returns the signer's key (hex) and that digest, which the caller must hold the body to
-    (``digest_matches``, hashing the body, or a streamed body as it arrives)."""
+    (``digest_matches``, hashing the body, or a streamed body as it arrives).
+
+    The key id is the signer's public key, so the signature is checked against it before
+    anyone looks it up: a request that does not verify gets one answer whatever its key's
+    status (unknown, enrolled, revoked), and only a signer that proved who it is hears it."""
     digest = headers.get("content-digest")
     signature_input = headers.get("signature-input")
     signature = headers.get("signature")
@@ -146,11 +150,13 @@ def verify_headers(
             "the request's signature is too old or from the future",
             hint="Check this computer's clock, then try again.",
         )
-    public = key_for(keyid)
     try:
         raw_signature = base64.b64decode(matched_signature.group(1), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedData("the request's signature is not valid base64") from exc
     base = _base(method, path, digest, _params(created, keyid))
-    crypto.verify(public, crypto.LABEL_REQUEST, base, raw_signature, what="the request")
+    crypto.verify(
+        bytes.fromhex(keyid), crypto.LABEL_REQUEST, base, raw_signature, what="the request"
+    )
+    admit(keyid)
     return keyid, digest

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import errno
+import json
 import logging
 import os
 import time
@@ -40,24 +41,26 @@ from fieldsync.errors import (
     TooLarge,
 )
 from fieldsync.server import data, logs, schema
-from fieldsync.server.blobs import BlobStorage, BlobStore
+from fieldsync.server.blobs import BlobState, BlobStorage, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import DeviceRow, StoredBlob
 
 log = logging.getLogger("fieldsync.server")
+DEFAULT_LIMITS = Limits()
 
 PROTOCOL = 1
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 STORAGE_FAILURES = ("disk is full", "disk i/o error", "no space left", "could not extend file")
-BODY_IDLE_S = 30.0  # a blob body silent this long has lost its link; what came is kept
 
 
 DATA_ENV = "FIELDSYNC_SERVER_DATA"  # how 'server run --workers N' tells each worker its setup
 DATABASE_ENV = "FIELDSYNC_DATABASE_URL"
 BLOBS_ENV = "FIELDSYNC_BLOBS"
+LIMITS_ENV = "FIELDSYNC_SERVER_LIMITS"  # the Limits, as JSON
 
 
 def from_environment() -> FastAPI:
@@ -69,6 +72,7 @@ def from_environment() -> FastAPI:
         server,
         database_url=os.environ.get(DATABASE_ENV),
         blob_folder=Path(blobs) if blobs else None,
+        limits=Limits(**json.loads(os.environ.get(LIMITS_ENV, "{}"))),
     )
 
 
@@ -77,22 +81,25 @@ def create_app(
     *,
     database_url: str | None = None,
     now_ms: Callable[[], int] | None = None,
-    body_idle_s: float = BODY_IDLE_S,
     blob_folder: Path | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> FastAPI:
     """The server's app; ``blob_folder`` (default DATA/blobs) may be shared storage that every
-    server process mounts (docs/deploy.md)."""
+    server process mounts (docs/deploy.md). Abandoned partial uploads expire as it starts."""
     engine = schema.current_engine(
         database_url or server.database_url(), server.migrate_command(database_url)
     )
     clock = now_ms or (lambda: int(time.time() * 1000))
+    idle_s = limits.body_idle_s
     app = FastAPI(title="fieldsync server", version=str(PROTOCOL), docs_url=None, redoc_url=None)
 
     def session() -> Iterator[Session]:
         with Session(engine) as opened:
             yield opened
 
-    blobs: BlobStorage = BlobStore(blob_folder or server.blob_folder)
+    blobs: BlobStorage = BlobStore(blob_folder or server.blob_folder, limits, clock)
+    with Session(engine) as sweeping:
+        blobs.expire(sweeping)
     app.add_middleware(RequestLog)
 
     @app.exception_handler(FieldsyncError)
@@ -161,7 +168,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
     ) -> dict[str, Any]:
         """Register a device that shows a valid, unused invite and proves it holds its key."""
-        body = await read_limited(request, enrolment.MAX_REQUEST)
+        body = await read_limited(request, enrolment.MAX_REQUEST, idle_s)
         device = await run_in_threadpool(enrol, db, server, body, clock())
         return {
             "device": device.key,
@@ -176,44 +183,45 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
     ) -> Response:
         """Verify and store a batch; the answer is the server-signed receipt."""
-        body = await read_limited(request, batch_format.MAX_BATCH_BYTES)
-        signed = await run_in_threadpool(ingest, db, server, body, clock())
+        body = await read_limited(request, batch_format.MAX_BATCH_BYTES, idle_s)
+        signed = await run_in_threadpool(ingest, db, server, body, clock(), limits)
         return Response(signed, media_type="application/json")
 
-    def known_device(keyid: str) -> bytes:
-        """The key of an enrolled, active device (or the administrator's). Looked up in a
-        session of its own, given back at once: a blob append's body streams for as long as
-        the link takes, and must not hold a database connection all that time."""
+    def known_device(keyid: str) -> None:
+        """Let in an enrolled, active device (or the administrator), once it has proved it
+        holds the key: only then is it told whether that key is enrolled or revoked. Looked up
+        in a session of its own, given back at once: a blob append's body streams for as long
+        as the link takes, and must not hold a database connection all that time."""
         if keyid == server.org.admin_key:  # an administrator delivering carried batches
-            return bytes.fromhex(keyid)
+            return
         with Session(engine) as lookup:
             device = lookup.get(DeviceRow, keyid)
-        if device is None or device.status != ACTIVE:
-            raise AccessDenied("this device is not enrolled with this server, or revoked")
-        return bytes.fromhex(device.key)
+        if device is None:
+            raise AccessDenied("this key is not enrolled with this server")
+        if device.status != ACTIVE:
+            raise AccessDenied("this device has been revoked")
 
-    def admin_only(keyid: str) -> bytes:
+    def admin_only(keyid: str) -> None:
         if keyid != server.org.admin_key:
             raise AccessDenied("only the organisation's administrator may do this")
-        return bytes.fromhex(keyid)
 
-    async def signed_body(request: Request, limit: int, key_for: Callable[[str], bytes]) -> bytes:
+    async def signed_body(request: Request, limit: int, admit: Callable[[str], None]) -> bytes:
         """The body of a signed request (RFC 9421 style), checked before anything uses it."""
-        return (await signed(request, limit, key_for))[0]
+        return (await signed(request, limit, admit))[0]
 
     async def signed(
-        request: Request, limit: int, key_for: Callable[[str], bytes]
+        request: Request, limit: int, admit: Callable[[str], None]
     ) -> tuple[bytes, str]:
         """The body of a signed request and the key that signed it."""
-        body = await read_limited(request, limit)
-        signer = await run_in_threadpool(  # key_for reads the database: not on the event loop
+        body = await read_limited(request, limit, idle_s)
+        signer = await run_in_threadpool(  # admit reads the database: not on the event loop
             httpsig.verify,
             request.method,
             request.url.path,
             request.headers,
             body,
             now=clock() // 1000,
-            key_for=key_for,
+            admit=admit,
         )
         return body, signer
 
@@ -284,9 +292,15 @@ def create_app(
         request: Request,
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
-        """Start uploading a blob of ``size`` stored bytes (idempotent)."""
-        await signed_body(request, 0, known_device)
-        return (await run_in_threadpool(blobs.create, db, blob_id, size)).to_json()
+        """Start uploading a blob of ``size`` stored bytes (idempotent), within the signer's
+        quota of unfinished uploads (abandoned ones expire first)."""
+        _, signer = await signed(request, 0, known_device)
+
+        def start() -> BlobState:
+            blobs.expire(db)
+            return blobs.create(db, blob_id, size, signer)
+
+        return (await run_in_threadpool(start)).to_json()
 
     @app.patch(
         "/v1/blobs/{blob_id}/{offset}",
@@ -306,9 +320,9 @@ def create_app(
             request.url.path,
             request.headers,
             now=clock() // 1000,
-            key_for=known_device,
+            admit=known_device,
         )
-        body = body_as_it_arrives(request, body_idle_s)
+        body = body_as_it_arrives(request, idle_s)
         state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
         return state.to_json()
 
@@ -391,7 +405,8 @@ async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[b
     pieces = request.stream()
     while True:
         try:
-            piece = await asyncio.wait_for(anext(pieces), idle_s)
+            async with asyncio.timeout(idle_s):  # no task per piece, as wait_for would make
+                piece = await anext(pieces)
         except StopAsyncIteration:
             return
         except ClientDisconnect as exc:
@@ -439,18 +454,16 @@ def _storage_failure() -> ServerStorageFailed:
     )
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+async def read_limited(request: Request, limit: int, idle_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``, and cut
+    if it goes silent for ``idle_s`` seconds (a caller holding bodies open holds the server)."""
     declared = declared_length(request)
     if declared is not None and declared > limit:
         raise TooLarge(f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the request body is larger than {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect as exc:  # a link that dropped: routine, not a server fault
-        raise RequestCut("the connection ended before the request's body did") from exc
+    async for chunk in body_as_it_arrives(request, idle_s):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)

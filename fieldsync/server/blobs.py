@@ -9,6 +9,14 @@ When the last byte arrives the server recomputes the blob id from the ciphertext
 key for that) and keeps the blob only if they match; otherwise the partial upload is discarded
 and must start again. That hash is what vouches for bytes kept from a body cut short.
 
+Each upload belongs to the device that started it, and counts against that device's quota
+(``Limits``: how many, and their declared sizes together) until an accepted batch names it:
+an upload finished but named by nothing would otherwise let a device fill the disk with
+complete blobs, one after another. A partial upload not appended to for
+``Limits.upload_expiry_h`` (its row's ``touched_ms``, set by the server's clock as it starts
+and as each append ends) is deleted: the device still holds the blob, and starts it again if
+it still wants to send it. A complete blob is never expired: a batch may be naming it.
+
 Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
 the offset is whatever length survived, and the client resumes from it. The complete file is
 fsynced, renamed into place and its folder fsynced before the row says it is complete, so a
@@ -22,13 +30,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
+from sqlalchemy import ColumnElement, CursorResult, delete, false, func, update
 from sqlalchemy.exc import IntegrityError as RowConflict
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from fieldsync.core import blob, httpsig
@@ -37,11 +46,13 @@ from fieldsync.errors import (
     BatchInvalid,
     ChainGap,
     NotFound,
+    QuotaExceeded,
     SignatureInvalid,
     StoreStateError,
     TooLarge,
     UploadBusy,
 )
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
@@ -75,7 +86,11 @@ class BlobStorage(Protocol):
 
     def state(self, session: Session, blob_id: str) -> BlobState: ...
 
-    def create(self, session: Session, blob_id: str, size: int) -> BlobState: ...
+    def create(self, session: Session, blob_id: str, size: int, owner: str) -> BlobState: ...
+
+    def expire(self, session: Session) -> int:
+        """Delete the partial uploads abandoned for longer than the limit; returns how many."""
+        ...
 
     async def append(
         self,
@@ -100,8 +115,10 @@ class BlobStore:
     """Blobs in a folder: DATA/blobs by default, or shared storage every server process
     mounts (NFS, CephFS, a cloud file share) whose locks are ``flock`` locks across hosts."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, limits: Limits, clock: Callable[[], int]) -> None:
         self.folder = folder
+        self.limits = limits
+        self.clock = clock  # Unix ms
         (folder / "partial").mkdir(parents=True, exist_ok=True)
 
     def final_path(self, blob_id: str) -> Path:
@@ -120,14 +137,19 @@ class BlobStore:
         self._recover(session, row)
         return self._state(row)
 
-    def create(self, session: Session, blob_id: str, size: int) -> BlobState:
-        """Start an upload (or answer the one already started, if it is the same size)."""
+    def create(self, session: Session, blob_id: str, size: int, owner: str) -> BlobState:
+        """Start an upload for ``owner`` within its quota (or answer the one already started,
+        if it is the same size)."""
         if not 0 < size <= MAX_BLOB:
             raise TooLarge(f"a blob must be 1 byte to {MAX_BLOB} bytes")
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
+            self._check_quota(session, owner, size)
             try:
-                session.add(StoredBlob(id=blob_id, size=size, complete=False))
+                started = StoredBlob(
+                    id=blob_id, size=size, complete=False, owner=owner, touched_ms=self.clock()
+                )
+                session.add(started)
                 session.commit()
             except RowConflict:  # another server process started it at the same moment
                 session.rollback()
@@ -138,6 +160,64 @@ class BlobStore:
             raise StoreStateError("this blob's upload was started with another size")
         self._recover(session, row)
         return self._state(row)
+
+    def _check_quota(self, session: Session, owner: str, size: int) -> None:
+        """Refuse an upload that would pass the owner's limits on uploads no batch names yet,
+        unfinished or waiting for their batch (counted at their declared sizes: what the
+        device could still fill)."""
+        waiting = select(func.count(), func.coalesce(func.sum(StoredBlob.size), 0)).where(
+            StoredBlob.owner == owner, col(StoredBlob.named) == false()
+        )
+        count, reserved = session.exec(waiting).one()
+        expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
+        if count >= self.limits.open_uploads:
+            raise QuotaExceeded(
+                f"this device has {count} upload(s) on the server that no batch names yet "
+                "(unfinished, or waiting for their batch): its limit",
+                hint=f"{QuotaExceeded.hint} {expiry}",
+            )
+        if reserved + size > self.limits.open_upload_bytes:
+            raise QuotaExceeded(
+                f"an upload of {size} bytes would take this device's uploads that no batch "
+                f"names yet past the server's limit of {self.limits.open_upload_bytes} bytes",
+                hint=f"{QuotaExceeded.hint} {expiry}",
+            )
+
+    def expire(self, session: Session) -> int:
+        """Delete every partial upload not appended to for ``Limits.upload_expiry_h``; returns
+        how many. One being appended to right now (its lock is held) is left alone."""
+        now_ms = self.clock()
+        self._adopt(session, now_ms)
+        before_ms = now_ms - self.limits.upload_expiry_ms
+        ids = list(session.exec(select(StoredBlob.id).where(*_abandoned(before_ms))))
+        session.rollback()  # the read's transaction: nothing is held while files are locked
+        return sum(self._expired(session, blob_id, before_ms) for blob_id in ids)
+
+    def _adopt(self, session: Session, now_ms: int) -> None:
+        """Uploads started before the server knew when they were appended to (migration 0003)
+        get a full period from the first look at them, by this server's clock."""
+        unknown = (col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms).is_(None))
+        if session.exec(select(StoredBlob.id).where(*unknown).limit(1)).first() is not None:
+            session.execute(update(StoredBlob).where(*unknown).values(touched_ms=now_ms))
+            session.commit()
+
+    def _expired(self, session: Session, blob_id: str, before_ms: int) -> bool:
+        partial = self.partial_path(blob_id)
+        with contextlib.ExitStack() as held:
+            with contextlib.suppress(FileNotFoundError):  # no byte of it arrived, or recovered
+                handle = held.enter_context(open(partial, "rb"))
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # being appended to right now
+                    return False
+            gone: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                delete(StoredBlob).where(col(StoredBlob.id) == blob_id, *_abandoned(before_ms))
+            )
+            session.commit()
+            if not gone.rowcount:  # appended to, or finished, since it was listed
+                return False
+            partial.unlink(missing_ok=True)
+        return True
 
     async def append(
         self,
@@ -177,7 +257,10 @@ class BlobStore:
             room = row.size - current
             if declared is not None and not 0 < declared <= room:
                 raise TooLarge(f"the body must be 1 to {room} bytes: the rest of the blob")
-            written, sha256 = await _write(handle, body, room)
+            try:
+                written, sha256 = await _write(handle, body, room)
+            finally:  # after the body, not before: bytes arriving meanwhile wait in no buffer
+                await run_in_threadpool(self._touch, session, blob_id)
             if not httpsig.digest_matches(digest, sha256):
                 handle.truncate(current)
                 raise SignatureInvalid(
@@ -211,6 +294,12 @@ class BlobStore:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.fstat(handle.fileno()).st_size == row.size:
                 self._finish_locked(session, row, handle)
+
+    def _touch(self, session: Session, blob_id: str) -> None:
+        """Note that the upload was appended to now: what keeps it from expiring."""
+        touched = update(StoredBlob).where(col(StoredBlob.id) == blob_id)
+        session.execute(touched.values(touched_ms=self.clock()))
+        session.commit()
 
     def _finish_locked(self, session: Session, row: StoredBlob, handle: BinaryIO) -> None:
         """Keep a fully written upload if it hashes to its id (the caller holds its lock)."""
@@ -256,6 +345,11 @@ def _detached(session: Session, blob_id: str) -> StoredBlob | None:
         session.expunge(row)
     session.rollback()
     return row
+
+
+def _abandoned(before_ms: int) -> tuple[ColumnElement[bool], ...]:
+    # "= false", not "IS false", which PostgreSQL cannot look up in an index
+    return col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms) < before_ms
 
 
 async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:

@@ -1,8 +1,10 @@
 """Accepting a batch in docs/protocol.md's verification order, failing closed, all or nothing.
 
     1. size            the body was read against MAX_BATCH_BYTES before this point
-    2. device          the manifest's author is enrolled and not revoked
-    3. signatures      the batch's, and every entry's, with the chain inside the batch
+    2. signatures      the batch's, and every entry's, with the chain inside the batch,
+                       against the key the manifest names (its author's)
+    3. device          the author is enrolled and not revoked (a revoked device's batch is
+                       quarantined: it has proved it is the device's)
     4. idempotency     the same batch again gets the same receipt, and no new rows
     5. chain           first_seq = last accepted + 1 and prev = the stored head; earlier seqs
                        must be the very same entries (a replayed overlap), a different entry at
@@ -15,28 +17,32 @@
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
 Several server processes may share one PostgreSQL. After step 3 the device's row is locked to
-the end (and step 2 is checked again under the lock), so requests for one device take turns;
+the end (and step 3 is checked again under the lock), so requests for one device take turns;
 the writes of step 8 take turns with every other batch's, so that feed positions commit in
 order (``FEED_LOCK``). Signature checks, the costly part, run side by side.
 
 Nothing is written before step 8 except a quarantined fork or a revoked device's batch, which
-are kept precisely so that nothing sent is ever lost.
+are kept precisely so that nothing sent is ever lost, up to the device's quarantine quota
+(``Limits``). Signatures come before the device's status, so that a caller without the key
+learns nothing of it and can have nothing kept: every batch that does not verify gets the same
+answer, whoever it names.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, insert, text, tuple_
+from sqlalchemy import delete, func, insert, text, tuple_, update
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import receipt
 from fieldsync.core.batch import Batch
-from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap
+from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap, QuotaExceeded
 from fieldsync.server import logs
 from fieldsync.server.data import ServerData
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import (
     AcceptedBatch,
     DeviceRow,
@@ -68,21 +74,21 @@ def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
     )
 
 
-def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> bytes:
+def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int, limits: Limits) -> bytes:
     """Verify and store a batch; returns the signed receipt (the same one for a replay)."""
-    manifest = batch_format.read_manifest(raw)
-    # Strangers and revoked devices are turned away before any signature is checked (the
-    # costly part); the signatures are checked before the device's lock is taken, so the
+    # The signatures are checked first, against the author's key, whatever its status; then
+    # strangers and revoked devices are turned away before the device's lock is taken, so the
     # lock covers only reads and writes, and the device is looked at again under it.
-    _admitted(session, server, manifest.author, raw, now_ms, lock=False)
     batch = batch_format.parse(raw)
-    device = _admitted(session, server, manifest.author, raw, now_ms, lock=True)
+    author = batch.manifest.author
+    _admitted(session, server, author, raw, now_ms, limits, lock=False)
+    device = _admitted(session, server, author, raw, now_ms, limits, lock=True)
     if device.status != ADMIN and any(batch.readers):
         raise BatchInvalid("only the organisation's administrator may add readers to a version")
     accepted = session.get(AcceptedBatch, batch.id)
     if accepted is not None:
         return accepted.receipt
-    fresh = _check_chain(session, device, batch, now_ms)
+    fresh = _check_chain(session, device, batch, now_ms, limits)
     if not fresh:  # every entry was already stored (a rebuilt batch): answer for the head
         return _sign(server, device, batch, now_ms)
     _check_parents(session, fresh, batch)
@@ -91,16 +97,24 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int) -> byt
 
 
 def _admitted(
-    session: Session, server: ServerData, author: str, raw: bytes, now_ms: int, *, lock: bool
+    session: Session,
+    server: ServerData,
+    author: str,
+    raw: bytes,
+    now_ms: int,
+    limits: Limits,
+    *,
+    lock: bool,
 ) -> DeviceRow:
-    """The sender's registry row, if it may send (a revoked device's batch is quarantined)."""
+    """The sender's registry row, if it may send; a revoked device's batch, whose signatures
+    have been checked, is quarantined."""
     device = _locked_device(session, author) if lock else session.get(DeviceRow, author)
     if device is None and author == server.org.admin_key:
         device = analysts_log(author, now_ms)
     if device is None:
         raise AccessDenied("this device is not enrolled with this server")
     if device.status not in (ACTIVE, ADMIN):
-        _quarantine(session, raw, author, "sent after the device was revoked", now_ms)
+        _quarantine(session, raw, author, "sent after the device was revoked", now_ms, limits)
         logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=author)
         raise AccessDenied("this device has been revoked; the batch is kept for review")
     return device
@@ -117,7 +131,9 @@ def _locked_device(session: Session, key: str) -> DeviceRow | None:
     return session.get(DeviceRow, key, with_for_update=True, populate_existing=True)
 
 
-def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int) -> list[int]:
+def _check_chain(
+    session: Session, device: DeviceRow, batch: Batch, now_ms: int, limits: Limits
+) -> list[int]:
     """Positions in the batch of entries the server does not have yet."""
     manifest = batch.manifest
     if manifest.first_seq > device.last_seq + 1:
@@ -138,11 +154,11 @@ def _check_chain(session: Session, device: DeviceRow, batch: Batch, now_ms: int)
         seq = entry.header.seq
         if seq in stored:
             if stored[seq] != entry.id:
-                _quarantine(session, batch.raw, manifest.author, f"fork at seq {seq}", now_ms)
-                logs.event(log, "fork quarantined", logging.WARNING, device=device.key, seq=seq)
                 device.alert = f"fork at seq {seq}"
-                session.add(device)
-                session.commit()
+                session.add(device)  # committed with the quarantined batch, or without it
+                reason = f"fork at seq {seq}"
+                _quarantine(session, batch.raw, manifest.author, reason, now_ms, limits)
+                logs.event(log, "fork quarantined", logging.WARNING, device=device.key, seq=seq)
                 raise ChainFork(f"this device already sent a different entry at seq {seq}")
         else:
             fresh.append(position)
@@ -243,6 +259,11 @@ def _commit(
             )
         added = [{"record": r, "version": v} for r, v in heads if (r, v) not in superseded]
         session.execute(insert(RecordHead), added)
+        if batch.manifest.blobs:  # named by a batch: no longer its uploader's to answer for
+            named = [blob_id for blob_id, _ in batch.manifest.blobs]
+            session.execute(
+                update(StoredBlob).where(col(StoredBlob.id).in_(named)).values(named=True)
+            )
         session.add(device)
         session.add(
             AcceptedBatch(
@@ -283,11 +304,29 @@ def _sign(server: ServerData, device: DeviceRow, batch: Batch, now_ms: int) -> b
     )
 
 
-def _quarantine(session: Session, raw: bytes, author: str, reason: str, now_ms: int) -> None:
+def _quarantine(
+    session: Session, raw: bytes, author: str, reason: str, now_ms: int, limits: Limits
+) -> None:
+    """Keep a batch for review, within the author's quarantine quota (a device that has
+    filled it is refused: it keeps the batch queued, and a person looks at what is kept)."""
     key = batch_format.batch_id(raw)
-    if session.get(Quarantined, key) is None:
-        session.add(Quarantined(id=key, author=author, reason=reason, raw=raw, received_ms=now_ms))
-        try:
-            session.commit()
-        except RowConflict:  # the same batch, kept by another request a moment ago
-            session.rollback()
+    if session.get(Quarantined, key) is not None:
+        session.commit()
+        return
+    held = select(func.count(), func.coalesce(func.sum(func.length(Quarantined.raw)), 0))
+    count, size = session.exec(held.where(Quarantined.author == author)).one()
+    if count >= limits.quarantine_batches or size + len(raw) > limits.quarantine_bytes:
+        session.commit()
+        logs.event(log, "quarantine quota reached", logging.WARNING, device=author)
+        raise QuotaExceeded(
+            f"this batch ({reason}) was not kept for review: the server holds {count} of this "
+            f"device's batches for review ({size} bytes), its limit is "
+            f"{limits.quarantine_batches} batches or {limits.quarantine_bytes} bytes",
+            hint="Nothing was lost: the batch stays queued on this device. Tell your "
+            "administrator, who reviews what the server keeps and can raise its limits.",
+        )
+    session.add(Quarantined(id=key, author=author, reason=reason, raw=raw, received_ms=now_ms))
+    try:
+        session.commit()
+    except RowConflict:  # the same batch, kept by another request a moment ago
+        session.rollback()

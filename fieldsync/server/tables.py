@@ -6,7 +6,7 @@ They are created and changed only by the migrations in ``fieldsync/server/migrat
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, LargeBinary, MetaData, UniqueConstraint
+from sqlalchemy import BigInteger, Index, LargeBinary, MetaData, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -118,10 +118,18 @@ class Quarantined(SQLModel, table=True):
 
 class StoredBlob(SQLModel, table=True):
     __tablename__ = "stored_blobs"
+    __table_args__ = (
+        Index("ix_stored_blobs_owner", "owner", "named"),  # what a device answers for
+        Index("ix_stored_blobs_open", "complete", "touched_ms"),  # the abandoned ones
+    )
 
     id: str = Field(primary_key=True)
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
+    owner: str | None = None  # the device that started the upload
+    named: bool = False  # some accepted batch names it: it no longer counts against the owner
+    # when it started or an append last started, for expiry (None: before migration 0003)
+    touched_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 SERVER_TABLES = (

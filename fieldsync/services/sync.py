@@ -36,7 +36,7 @@ from fieldsync.transport.client import SyncClient
 UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its signature)
 UPLOAD_PIECE = 256 * 1024  # read from the file and written to the link at a time
 MAX_STALLED_TRIES = 6  # tries in a row that move an upload no further
-BUSY_PATIENCE_S = 45.0  # outlasts the server's idle limit for a silent body (BODY_IDLE_S)
+BUSY_PATIENCE_S = 45.0  # outlasts the server's idle limit for a silent body (Limits.body_idle_s)
 ClientFor = Callable[[str, Store], SyncClient]
 
 

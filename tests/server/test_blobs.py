@@ -12,6 +12,7 @@ import httpx
 from fieldsync.core import blob, crypto, httpsig
 from fieldsync.server import data
 from fieldsync.server.app import create_app
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredBlob
 from fieldsync.services import sync
 from fieldsync.transport.client import SyncClient
@@ -285,7 +286,8 @@ def test_a_device_waits_out_a_request_whose_link_went_silent_then_resumes(
     """A link that dies without a word leaves the server reading a silent body, holding the
     upload; it lets go after its idle limit, and the device's push, told the upload is busy,
     waits and then carries on from what the silent request had delivered."""
-    app = create_app(server, database_url=database_url, now_ms=lambda: NOW, body_idle_s=1.0)
+    limits = Limits(body_idle_s=1.0)
+    app = create_app(server, database_url=database_url, now_ms=lambda: NOW, limits=limits)
     data_, blob_id = sealed_blob(900_000)
     with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         live = Live(http, app.state.engine, server)
