@@ -34,10 +34,11 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
     with carving.loop_filesystem(tmp_path) as (mount, image):
         home = mount / "home"
         with Store.create(home, PASSPHRASE) as store:
-            invite, _ = admin.make_invite(
+            invite, shown = admin.make_invite(
                 admin_store, "laptop", url, valid_ms=DAY, client_for=quick
             )
-            enrol.enrol(store, invite, client_for=quick)
+            fingerprint = shown["organisation_fingerprint"]
+            enrol.enrol(store, invite, expect_fingerprint=fingerprint, client_for=quick)
             drafts = {}
             for number in range(30):
                 draft = f"draft-{number:02}"  # typed, then saved as a record: the draft goes

@@ -221,7 +221,7 @@ def test_a_hostile_invite_refused_at_the_confirmation_hands_over_nothing(
     assert attacker_key not in raw and attacker_key.hex().encode() not in raw
     with store.session() as session:
         wraps = session.exec(select(WrapRow)).all()
-    assert wraps and all(w.reader != attacker_key.hex() for w in wraps)
+    assert all(w.reader != attacker_key.hex() for w in wraps)  # the own copies: local_wraps
     for wrap in wraps:
         with pytest.raises(DecryptionFailed):
             org_read.unwrap(wrap.wrapped, what="a past record")

@@ -29,8 +29,9 @@ def test_a_push_past_the_upload_quota_says_so_and_keeps_everything_queued(
     small = Limits(open_upload_bytes=2 * MIB)
     app = create_app(server, limits=small)
     with running(app) as url:
-        text, _ = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
-        enrol.enrol(store, text, client_for=quick)
+        text, shown = admin.make_invite(admin_store, "laptop", url, valid_ms=DAY, client_for=quick)
+        fingerprint = shown["organisation_fingerprint"]
+        enrol.enrol(store, text, expect_fingerprint=fingerprint, client_for=quick)
         within = records.create(store, get_form("incident"), example("incident"))
         attach_file(store, within, tmp_path, 1 * MIB)
         report = sync.push(store, client_for=lambda u, s: client(u, s))
