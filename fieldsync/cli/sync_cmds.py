@@ -78,17 +78,14 @@ def enroll(
 def _ask_fingerprint(shown: invite_format.Invite) -> str:
     """The organisation's fingerprint as the person types it (on stderr: ``--json`` keeps
     stdout to its one document)."""
+    # The invite's own fingerprint is not shown before it is typed: shown, it would be copied
+    # from the line above, and a hostile invite would confirm itself.
     err.print(
-        f"This invite enrols this device as {safe(shown.name)!r} with {safe(shown.server)}, "
-        "for the organisation whose fingerprint is:",
-        markup=False,
-    )
-    err.print(f"    {shown.organisation_fingerprint}", markup=False)
-    err.print(
-        "Whoever that organisation is will be able to read every record on this device. "
-        "Nothing has been sent or saved yet. Type the fingerprint your administrator gave you "
-        f"in person or by phone (at least the first {invite_format.MIN_CONFIRMED_DIGITS // 5} "
-        "groups); anything else stops here.",
+        f"This invite enrols this device as {safe(shown.name)!r} with {safe(shown.server)}. "
+        "Whoever made it will be able to read every record on this device. Nothing has been "
+        "sent or saved yet. Type the organisation's fingerprint as your administrator gave it "
+        "to you in person or by phone (at least the first "
+        f"{invite_format.MIN_CONFIRMED_DIGITS // 5} groups); anything else stops here.",
         markup=False,
     )
     try:
