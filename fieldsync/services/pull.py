@@ -191,8 +191,9 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
         if shown.device_key == listed.get("device"):
             found[shown.device_key] = (shown, str(listed["enrolment"]))
             claimed[shown.device_key] = _count(listed.get("last_seq"))
-    known = set((store.setting("registry") or {}).get("devices") or {})
-    refused = _spent_tokens(store, found, known)
+    saved = store.setting("registry") or {}
+    bound = _tokens_bound(saved, admin_key)
+    refused = _spent_tokens(store, found, bound)
     devices = {
         key: {
             "box_key": shown.box_key,
@@ -202,31 +203,50 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
         for key, (shown, raw) in found.items()
         if key not in refused
     }
-    store.save_setting("registry", {"devices": devices})
+    store.save_setting("registry", {"devices": devices, "tokens": bound})
     return {k: n for k, n in claimed.items() if k not in refused}, refused
 
 
+def _tokens_bound(saved: dict[str, Any], admin_key: str) -> dict[str, str]:
+    """Each invite token this store has seen enrol a device, and the one device key it vouches
+    for ("": none, two having shown it); kept across pulls, so a device the server stops
+    listing still holds its token. A registry saved before tokens were kept gives them from
+    its devices' enrolments."""
+    bound = {str(token): str(key) for token, key in (saved.get("tokens") or {}).items()}
+    if bound or not saved.get("devices"):
+        return bound
+    users: dict[str, set[str]] = {}
+    for key, device in saved["devices"].items():
+        try:
+            raw = base64.b64decode(str(device["enrolment"]))
+            users.setdefault(enrolment.vouched(raw, admin_key).token, set()).add(str(key))
+        except (FieldsyncError, KeyError, ValueError, binascii.Error):
+            continue
+    return {token: next(iter(keys)) if len(keys) == 1 else "" for token, keys in users.items()}
+
+
 def _spent_tokens(
-    store: Store, found: dict[str, tuple[enrolment.Vouched, str]], known: set[str]
+    store: Store, found: dict[str, tuple[enrolment.Vouched, str]], bound: dict[str, str]
 ) -> dict[str, str]:
-    """The devices whose invite's token another listed device's enrolment used too: a token
-    vouches for one device key, so only the server can have made the second (from an
-    enrolment it kept). The one this store knew from an earlier pull keeps its trust; every
-    other is refused, with why."""
+    """The listed devices refused because their invite's token vouches for another device key
+    (each with why), binding in ``bound`` the tokens seen for the first time. A token enrols
+    one device, so only the server can have made a second from the enrolment it kept: the
+    device the token first vouched for here keeps its trust, and of two first seen together
+    neither is trusted, now or later."""
     by_token: dict[str, list[str]] = {}
     for key, (shown, _) in found.items():
         by_token.setdefault(shown.token, []).append(key)
     refused = {}
-    for keys in (keys for keys in by_token.values() if len(keys) > 1):
-        kept = [key for key in keys if key in known]
-        keeper = kept[0] if len(kept) == 1 else None
-        user = "another device" if keeper is None else problems.who(store, keeper)
+    for token, keys in by_token.items():
+        if token not in bound:
+            bound[token] = keys[0] if len(keys) == 1 else ""
+        owner = bound[token]
+        user = problems.who(store, owner) if owner else "another device"
         for key in keys:
-            if key != keeper:
-                name = found[key][0].name
+            if key != owner:
                 refused[key] = (
-                    f"the server lists it under invite {name!r}, whose token {user} "
-                    "already used: refused"
+                    f"the server lists it under invite {found[key][0].name!r}, whose token "
+                    f"{user} already used: refused"
                 )
     return refused
 

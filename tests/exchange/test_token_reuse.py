@@ -7,11 +7,12 @@ the invite verifies and so does the new proof. Only the token's reuse shows it.
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.entry import Entry
-from fieldsync.server.tables import DeviceRow
+from fieldsync.server.tables import DeviceRow, InviteUseRow
 from fieldsync.services import pull
 from fieldsync.store.store import Store
 from tests.exchange.conftest import World
@@ -104,3 +105,23 @@ def test_admin_verify_names_two_devices_sharing_a_token(world: World) -> None:
         (author,) = [a for a in checked.authors if a.key == key]
         assert not author.enrolment_ok
         assert any("token was used by another device too" in p.what for p in author.problems)
+
+
+def test_a_minted_device_stays_refused_when_the_server_stops_listing_the_real_one(
+    world: World,
+) -> None:
+    laptop = world.device("laptop 7")
+    recorded(laptop)
+    pull.pull(world.analyst)
+    real = laptop.identity.device_id
+    fake = minted(world, laptop)
+    with Session(world.app.state.engine) as session:  # the token's first device, hidden
+        session.exec(delete(InviteUseRow).where(col(InviteUseRow.device) == real))  # type: ignore[call-overload]
+        session.exec(delete(DeviceRow).where(col(DeviceRow.key) == real))  # type: ignore[call-overload]
+        session.commit()
+    made_up = sent_by(fake)
+    for _ in range(2):  # and at the next pull, when the store's registry no longer lists it
+        report = pull.pull(world.analyst)
+        assert made_up.header.record not in held_records(world.analyst)
+        (found,) = [p for p in report.problems if p.author == fake.signer.public.hex()]
+        assert "already used: refused" in found.message
