@@ -6,7 +6,9 @@ where it disagrees with the signed bytes, and re-derives everything from three a
 the administrator, not by the server:
 
     admin key        every device key must come with the invite the admin key signed and the
-                     device's proof over that invite's token (the enrolment, kept verbatim)
+                     device's proof over that invite's token (the enrolment, kept verbatim);
+                     a token vouches for one device key, so two devices sharing one is a
+                     device the server made up from an enrolment it kept
     server key       pinned in the administrator's store; every receipt must verify under it,
                      and the versions it acknowledged must still be held
     org read key     every version must open under its org wrap (AEAD and key commitment), so
@@ -193,6 +195,7 @@ class _Audit:
         self.server_key = anchors.server_key or bytes.fromhex(holdings.server_key)
         self.authors: dict[str, AuthorReport] = {}
         self.registry: dict[str, HeldDevice] = {}
+        self.tokens: dict[str, list[str]] = defaultdict(list)  # invite token -> device keys
         self.chains: dict[str, dict[int, list[_Link]]] = defaultdict(lambda: defaultdict(list))
         self.held_ids: set[str] = set()
         self.rows: dict[str, tuple[str, int, str]] = {}  # row id -> author, seq, record
@@ -208,6 +211,7 @@ class _Audit:
         self._identity()
         for device in self.holdings.devices():
             self._device(device)
+        self._shared_tokens()
         for version in self.holdings.versions():
             self._version(version)
         for key, chain in self.chains.items():
@@ -269,6 +273,23 @@ class _Audit:
             return
         report.enrolment_ok = True
         report.fingerprint = fingerprint(bytes.fromhex(device.key), bytes.fromhex(device.box_key))
+        self.tokens[shown.token].append(device.key)
+
+    def _shared_tokens(self) -> None:
+        """Each device whose invite's token another device's enrolment used too."""
+        for keys in (keys for keys in self.tokens.values() if len(keys) > 1):
+            for key in keys:
+                others = ", ".join(
+                    f"{self.author(other).name!r} ({other[:16]}…)" for other in keys if other != key
+                )
+                report = self.author(key)
+                report.enrolment_ok = False
+                report.problems.append(
+                    Problem(
+                        f"its invite's token was used by another device too ({others}): a token "
+                        "enrols one device, so the server made one of them up"
+                    )
+                )
 
     def _version(self, held: HeldVersion) -> None:
         self.rows[held.id] = (held.author, held.seq, held.record)

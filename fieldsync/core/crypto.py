@@ -195,6 +195,15 @@ def verify(public: bytes, label: bytes, message: bytes, signature: bytes, *, wha
 
 # --- key wrapping for readers (sealed boxes) -------------------------------------------------
 
+_X25519_P = 2**255 - 19
+
+
+def is_canonical_box_key(key: bytes) -> bool:
+    """Whether an X25519 public key is in its one spelling: a u-coordinate below p, as
+    libsodium always writes one. X25519 ignores bit 255 and reduces mod p, so a key with that
+    bit set (or u + p) is another spelling of the same key."""
+    return len(key) == KEY_BYTES and int.from_bytes(key, "little") < _X25519_P
+
 
 @dataclass(frozen=True)
 class BoxPair:

@@ -134,11 +134,13 @@ def verify_box_proof(enrolment: Enrolment, token: str, server: crypto.SigningPai
 
 @dataclass(frozen=True)
 class Vouched:
-    """A device the organisation's admin key let in: its keys and the name in its invite."""
+    """A device the organisation's admin key let in: its keys, the name in its invite and that
+    invite's one-time token (which vouches for one device key only)."""
 
     device_key: str
     box_key: str
     name: str
+    token: str
 
 
 def vouched(data: bytes, admin_key: str) -> Vouched:
@@ -152,4 +154,4 @@ def vouched(data: bytes, admin_key: str) -> Vouched:
     if shown.admin_key != admin_key:
         raise SignatureInvalid("its invite was not signed by this organisation's admin key")
     verify_proof(request, shown.token)
-    return Vouched(request.device_key, request.box_key, shown.name)
+    return Vouched(request.device_key, request.box_key, shown.name, shown.token)

@@ -46,7 +46,10 @@ KEYS = frozenset(
     }
 )
 MIN_CONFIRMED_DIGITS = 20  # the first four groups of a fingerprint: about 66 bits
-SERVER_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
+# a host name or IPv4 address, or an IPv6 address in brackets; a port; a path
+SERVER_URL = re.compile(
+    r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?"
+)
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def _check(value: object) -> Invite:
         and 0 < len(name) <= MAX_NAME
         and name.isprintable()
         and isinstance(server, str)
-        and bool(SERVER_URL.fullmatch(server))
+        and _is_server_url(server)
         and all(is_hex32(value[k]) for k in ("server_key", "org_read_key", "admin_key", "token"))
         and isinstance(expires, int)
         and not isinstance(expires, bool)
@@ -172,6 +175,18 @@ def _check(value: object) -> Invite:
         token=value["token"],
         expires_ms=expires,
     )
+
+
+def _is_server_url(text: str) -> bool:
+    """The pattern, and a URL Python can take apart: ``http://[127.0.0.1]`` fits the pattern
+    but is no address, and a port may be out of range."""
+    if not SERVER_URL.fullmatch(text):
+        return False
+    try:
+        parts = urlsplit(text)
+        return bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        return False
 
 
 def is_loopback(url: str) -> bool:

@@ -26,6 +26,12 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
             "the enrolment request does not prove that the device holds its box key",
             hint="Update fieldsync on the device, then enrol again with the same invite.",
         )
+    if not crypto.is_canonical_box_key(bytes.fromhex(request.box_key)):
+        raise MalformedData(
+            "the enrolment's box key is not in its one canonical spelling (X25519, below "
+            "2^255 - 19, top bit clear); nothing was registered",
+            hint="A key fieldsync made is always canonical: enrol from fieldsync's own store.",
+        )
     shown = invite.read(request.invite, now_ms=now_ms)
     if shown.admin_key != server.org.admin_key:
         raise AccessDenied("this invite was not signed by this organisation's admin key")
@@ -47,6 +53,7 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
             session.commit()
         except RowConflict:  # another request (perhaps at another process) enrolled just now
             session.rollback()
+            _box_key_is_free(session, request.box_key, key)  # or took this box key just now
         else:
             session.refresh(device)
             return device
@@ -56,7 +63,8 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
 def _box_key_is_free(session: Session, box_key: str, device_key: str) -> None:
     """Versions for a device are sealed to its box key, and its feed is what is sealed to that
     key: two devices must never share one (the box proof already keeps a device from naming a
-    key it does not hold; this keeps one holder from registering it twice)."""
+    key it does not hold; this keeps one holder from registering it twice). The UNIQUE index on
+    ``devices.box_key`` holds the line between two requests at once."""
     taken = session.exec(
         select(DeviceRow.key).where(DeviceRow.box_key == box_key, DeviceRow.key != device_key)
     ).first()

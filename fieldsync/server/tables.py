@@ -14,9 +14,10 @@ class DeviceRow(SQLModel, table=True):
     """The device registry."""
 
     __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("box_key", name="uq_devices_box_key"),)
 
     key: str = Field(primary_key=True)  # hex Ed25519: the device's identity
-    box_key: str  # hex X25519
+    box_key: str  # hex X25519, canonical: one device per box key (migration 0004)
     name: str  # as the administrator named it in the invite
     enrolled_ms: int = Field(sa_type=BigInteger)  # Unix ms: past 32 bits on PostgreSQL
     status: str = "active"  # active | revoked | admin (the analysts' own log, no enrolment)

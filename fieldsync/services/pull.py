@@ -9,7 +9,10 @@ a receipt that does not verify.
 
 What only a reader can find wrong is the author's doing, not the server's, and must not stop
 everyone else's testimony: a wrap that does not open, a body that is not one, answers that do
-not fit their form, a parent from another record, an attachment the server cannot give. Such a
+not fit their form, a parent from another record, an attachment the server cannot give; and,
+for an administrator, a device the server lists under an invite whose token another device
+already used (a token vouches for one device key: only the server can have made the other,
+and setting it aside keeps it from stopping the rest). Such a
 version is set aside by name (``fieldsync.services.problems``), kept as served and tried again
 at every pull; the rest of the page is stored and the cursor moves on. An administrator's pull
 then names every version the server's feed skipped, by author and seq.
@@ -88,8 +91,8 @@ def pull(
     touched: set[str] = set()
     earlier = problems.set_aside(store)
     with client_for(url, store) as client:
-        claimed = _registry(store, client) if store.identity.is_admin else {}
-        judge = _Judge(store, trusted | set(claimed), earlier)
+        claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
+        judge = _Judge(store, trusted | set(claimed), earlier, refused)
         _store(store, judge, judge.retry(report), client, report, touched, whole=True)
         page, report.restarted = _resume(client, cursor, anchor)
         if report.restarted:
@@ -168,13 +171,14 @@ def _source(store: Store) -> tuple[str, set[str]]:
     return str(joined["server"]), {store.identity.device_id, str(joined["admin_key"])}
 
 
-def _registry(store: Store, client: SyncClient) -> dict[str, int]:
+def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[str, str]]:
     """The devices the admin key vouched for, checked here from the enrolments the server
     kept (its word alone is not enough); remembered for sealing analysts' versions. Returns
     each one's last seq as the server claims it (the analysts' log's too): a pull that ends
-    short of it names what the feed withheld."""
+    short of it names what the feed withheld; and the devices refused because another device
+    used their invite's token, each with the reason it is named by."""
     admin_key = store.identity.device_id
-    devices: dict[str, dict[str, str]] = {}
+    found: dict[str, tuple[enrolment.Vouched, str]] = {}
     claimed: dict[str, int] = {}
     for listed in client.devices():
         if listed.get("device") == admin_key:
@@ -185,14 +189,66 @@ def _registry(store: Store, client: SyncClient) -> dict[str, int]:
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue  # not vouched for: its versions will be refused by name below
         if shown.device_key == listed.get("device"):
-            devices[shown.device_key] = {
-                "box_key": shown.box_key,
-                "name": shown.name,
-                "enrolment": str(listed["enrolment"]),  # verbatim, for evidence packages
-            }
+            found[shown.device_key] = (shown, str(listed["enrolment"]))
             claimed[shown.device_key] = _count(listed.get("last_seq"))
-    store.save_setting("registry", {"devices": devices})
-    return claimed
+    saved = store.setting("registry") or {}
+    bound = _tokens_bound(saved, admin_key)
+    refused = _spent_tokens(store, found, bound)
+    devices = {
+        key: {
+            "box_key": shown.box_key,
+            "name": shown.name,
+            "enrolment": raw,  # verbatim, for evidence packages
+        }
+        for key, (shown, raw) in found.items()
+        if key not in refused
+    }
+    store.save_setting("registry", {"devices": devices, "tokens": bound})
+    return {k: n for k, n in claimed.items() if k not in refused}, refused
+
+
+def _tokens_bound(saved: dict[str, Any], admin_key: str) -> dict[str, str]:
+    """Each invite token this store has seen enrol a device, and the one device key it vouches
+    for ("": none, two having shown it); kept across pulls, so a device the server stops
+    listing still holds its token. A registry saved before tokens were kept gives them from
+    its devices' enrolments."""
+    bound = {str(token): str(key) for token, key in (saved.get("tokens") or {}).items()}
+    if bound or not saved.get("devices"):
+        return bound
+    users: dict[str, set[str]] = {}
+    for key, device in saved["devices"].items():
+        try:
+            raw = base64.b64decode(str(device["enrolment"]))
+            users.setdefault(enrolment.vouched(raw, admin_key).token, set()).add(str(key))
+        except (FieldsyncError, KeyError, ValueError, binascii.Error):
+            continue
+    return {token: next(iter(keys)) if len(keys) == 1 else "" for token, keys in users.items()}
+
+
+def _spent_tokens(
+    store: Store, found: dict[str, tuple[enrolment.Vouched, str]], bound: dict[str, str]
+) -> dict[str, str]:
+    """The listed devices refused because their invite's token vouches for another device key
+    (each with why), binding in ``bound`` the tokens seen for the first time. A token enrols
+    one device, so only the server can have made a second from the enrolment it kept: the
+    device the token first vouched for here keeps its trust, and of two first seen together
+    neither is trusted, now or later."""
+    by_token: dict[str, list[str]] = {}
+    for key, (shown, _) in found.items():
+        by_token.setdefault(shown.token, []).append(key)
+    refused = {}
+    for token, keys in by_token.items():
+        if token not in bound:
+            bound[token] = keys[0] if len(keys) == 1 else ""
+        owner = bound[token]
+        user = problems.who(store, owner) if owner else "another device"
+        for key in keys:
+            if key != owner:
+                refused[key] = (
+                    f"the server lists it under invite {found[key][0].name!r}, whose token "
+                    f"{user} already used: refused"
+                )
+    return refused
 
 
 def _count(value: object) -> int:
@@ -295,9 +351,12 @@ class _Judge:
     set aside (by name, to try again) or, for signs that the server altered what it serves,
     the whole page refused."""
 
-    def __init__(self, store: Store, trusted: set[str], aside: list[SetAside]) -> None:
+    def __init__(
+        self, store: Store, trusted: set[str], aside: list[SetAside], refused: dict[str, str]
+    ) -> None:
         self.store = store
         self.trusted = trusted
+        self.refused = refused  # author -> why: a device the server made up, set aside
         self.forgotten = store.forgotten_records()
         self.aside = {item.id: item for item in aside}  # in the order they were served
         self.seen: dict[str, str] = {}  # id -> record, of versions checked and to be stored
@@ -372,6 +431,10 @@ class _Judge:
     def _judge(self, entry: Entry, wrap: bytes, report: PullReport) -> _Checked | None:
         header = entry.header
         where = f"version {entry.id[:12]} of record {header.record}"
+        if header.author in self.refused:
+            if entry.id not in self.aside:
+                self._set_aside(entry, wrap, self.refused[header.author], "")
+            return None
         if header.author not in self.trusted:
             raise IntegrityError(
                 f"the server sent {where}, signed by a key this store does not trust",

@@ -126,9 +126,8 @@ class SyncClient:
         headers = self._signature_of("GET", path, httpsig.content_digest(b""))
         try:
             with self._http.stream("GET", path, headers=headers) as response:
-                if not response.is_success:
-                    response.read()
-                    raise _server_error(self.base_url, response)
+                if not response.is_success:  # an error's words, read only up to the bound
+                    raise _server_error(self.base_url, self._read_limited(response))
                 for chunk in response.iter_bytes():
                     sink(chunk)
         except httpx.TransportError as exc:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
@@ -270,3 +271,79 @@ def test_a_box_key_is_registered_to_one_device_only(live: Live, org: Org) -> Non
         assert response.status_code == status, response.text
     assert "already registered to another device" in response.json()["message"]
     assert live.count(DeviceRow) == 1
+
+
+def _top_bit_set(key: bytes) -> bytes:
+    return key[:31] + bytes([key[31] | 0x80])
+
+
+def test_a_box_key_in_its_top_bit_spelling_is_refused(live: Live, org: Org) -> None:
+    """X25519 ignores bit 255: the same box key with it set is a second spelling, which the box
+    proof opens for as well. Old code compared the hex and registered both, for two devices."""
+    first, second = Device(), Device()
+    body = enrol_body(make_invite(org, live.server), first.signer, first.box)
+    assert live.http.post("/v1/enrol", content=body).status_code == 200
+    text = make_invite(org, live.server)
+    token = invite.read(text, now_ms=NOW).token
+    spelled = _top_bit_set(first.box.public).hex()
+    device_key = second.signer.public.hex()
+    claim = encoding.encode({"box_key": spelled, "device_key": device_key, "token": token})
+    box_proof = first.box.prove(live.server.receipt_key.public, crypto.LABEL_ENROL_BOX, claim)
+    signed = {"box_key": spelled, "box_proof": box_proof.hex(), "device_key": device_key}
+    proof = second.signer.sign(crypto.LABEL_ENROL, encoding.encode(signed | {"token": token}))
+    request = enrolment.Enrolment(text, device_key, spelled, proof.hex(), box_proof.hex())
+    enrolment.verify_proof(request, token)  # a request any reader of it would accept
+    enrolment.verify_box_proof(request, token, live.server.receipt_key)  # and the box proof too
+    response = live.http.post("/v1/enrol", content=request.encode())
+    assert response.status_code == 400, response.text
+    assert "canonical spelling" in response.json()["message"]
+    assert live.count(DeviceRow) == 1
+
+
+def test_libsodium_never_makes_a_box_key_with_the_top_bit_set() -> None:
+    for _ in range(2000):
+        assert crypto.is_canonical_box_key(crypto.BoxPair.generate().public)
+    p = 2**255 - 19
+    assert not crypto.is_canonical_box_key(p.to_bytes(32, "little"))
+    assert crypto.is_canonical_box_key((p - 1).to_bytes(32, "little"))
+
+
+def test_the_enrolment_that_loses_a_race_for_a_box_key_is_refused_cleanly(
+    live: Live, org: Org
+) -> None:
+    """Two enrolments of one box key at once both pass the check before either is stored: the
+    UNIQUE index refuses the second, which is answered like any taken box key. Here the other
+    request's row is written, from another connection, just as this one's goes in."""
+    first, second = Device(), Device()
+    second.box = first.box
+    winner = enrol_body(make_invite(org, live.server), first.signer, first.box)
+    loser = enrol_body(make_invite(org, live.server), second.signer, second.box)
+    raced = False
+
+    def the_other_request_first(conn, cursor, statement, *_: object) -> None:  # type: ignore[no-untyped-def]
+        nonlocal raced
+        if raced or not statement.lstrip().upper().startswith("INSERT INTO DEVICES"):
+            return
+        raced = True
+        with live.engine.connect() as other:
+            other.execute(
+                DeviceRow.__table__.insert().values(  # type: ignore[attr-defined]
+                    key=first.signer.public.hex(),
+                    box_key=first.box.public.hex(),
+                    name="laptop",
+                    enrolled_ms=NOW,
+                    enrolment=winner,
+                )
+            )
+            other.commit()
+
+    event.listen(live.engine, "before_cursor_execute", the_other_request_first)
+    try:
+        response = live.http.post("/v1/enrol", content=loser)
+    finally:
+        event.remove(live.engine, "before_cursor_execute", the_other_request_first)
+    assert raced
+    assert response.status_code == 403, response.text
+    assert "already registered to another device" in response.json()["message"]
+    with Session(live.engine) as session:
+        assert session.exec(select(DeviceRow.key)).all() == [first.signer.public.hex()]

@@ -182,7 +182,8 @@ def test_a_key_slipped_into_the_registry_has_no_enrolment(
 ) -> None:
     intruder = crypto.SigningPair.generate().public.hex()
     with sqlite3.connect(pushed.server.folder / DB_FILE) as db:
-        enrolment, box_key = db.execute("SELECT enrolment, box_key FROM devices").fetchone()
+        (enrolment,) = db.execute("SELECT enrolment FROM devices").fetchone()
+        box_key = crypto.BoxPair.generate().public.hex()  # one device per box key (UNIQUE)
         db.execute(
             "INSERT INTO devices (key, box_key, name, enrolled_ms, status, last_seq, entries, "
             "enrolment) VALUES (?, ?, 'laptop 4', 0, 'active', 0, 0, ?)",

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fieldsync.core import crypto
 from fieldsync.errors import ServerError
 from fieldsync.transport.client import MAX_ANSWER_BYTES, SyncClient
 
@@ -83,3 +84,22 @@ def test_an_answer_within_the_bound_reads_as_before() -> None:
     with SyncClient(url, attempts=1) as client:
         assert client.info() == {"server_key": "ab"}
     thread.join(10)
+
+
+def test_an_error_answer_to_a_blob_download_is_cut_at_the_bound() -> None:
+    bound = 64 * 1024
+    bomb = gzip.compress(b'{"error": "' + b" " * (16 * bound) + b'"}', 9)
+    head = (
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+        b"content-encoding: gzip\r\ncontent-length: " + str(len(bomb)).encode() + b"\r\n"
+        b"connection: close\r\n\r\n"
+    )
+    url, thread = _serve(head, iter([bomb]))
+    signer = crypto.SigningPair.generate()
+    with (
+        SyncClient(url, signer=signer, attempts=1, max_answer=bound) as client,
+        pytest.raises(ServerError) as caught,
+    ):
+        client.blob_content("ab" * 32, lambda piece: None)
+    thread.join(10)
+    assert f"more than {bound} bytes" in caught.value.message
