@@ -261,6 +261,7 @@ def _deliver(
         )
         yield from _exchange(store, admin_store, needles)
         yield from _outputs(admin_store, folder / OUTPUTS)
+        yield from _wipe(store)
 
 
 def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[Step]:
@@ -341,6 +342,24 @@ def _outputs(analyst: Store, outputs: Path) -> Iterator[Step]:
         f"{built.versions} signed versions with their keys, bodies, the attachment, "
         f"{built.receipts} server receipt(s) and the custody log; "
         f"{sum(f.level == 'ok' for f in checked.findings)} checks hold offline",
+    )
+
+
+def _wipe(store: Store) -> Iterator[Step]:
+    """Before a checkpoint the documenter forgets what the server holds: the key those records
+    were under is destroyed, not only their rows; the store goes on for what comes next."""
+    delivered = len(store.index())
+    report = sync.push(store, wipe_after=True)
+    if report.wiped_records != delivered or store.index():
+        raise IntegrityError("push --wipe-after did not forget exactly what the server holds")
+    kept = records.create(store, get_form("interview"), example("interview"))
+    if [row.record for row in store.index()] != [kept]:
+        raise IntegrityError("the store did not go on working after the wipe")
+    yield Step(
+        "fieldsync push --wipe-after; fieldsync new interview",
+        f"{report.wiped_records} delivered records forgotten: the key they were under is "
+        "overwritten where it lay, so not even the passphrase opens them again; the store "
+        "goes on, holding the new interview",
     )
 
 
