@@ -7,7 +7,7 @@ read, it builds on another record's version, an attachment it names cannot be fe
 kept as served, each version in an encrypted setting of its own (``aside:<id>``: its signed
 bytes and wrap), written once, and every later pull tries it again: a fixed reader, an
 attachment uploaded after all, or the right wrap served again brings it in. The list of what
-is set aside (``problems``: each version's id, author, seq and reason, no bytes) is all that
+is set aside (``aside``: each version's id, author, seq and reason, no bytes) is all that
 ``status`` and ``admin devices`` read. Past ``KEPT_BYTES`` from one author, versions are still
 named but their bytes are not kept: the server holds them, and a pull from the start fetches
 them again. What was stored before and after them is not held back.
@@ -29,7 +29,8 @@ from typing import Any
 from fieldsync.core.ids import fingerprint
 from fieldsync.store.store import Store
 
-SETTING = "problems"
+SETTING = "problems"  # the seqs found withheld
+LISTED_SETTING = "aside"  # the list of versions set aside, without their bytes
 ASIDE = "aside:"
 KEPT_BYTES = 256 * 2**20  # of versions set aside, per author: a device cannot fill the store
 
@@ -160,7 +161,8 @@ class Problem:
 
 def listed(store: Store) -> list[Listed]:
     """The versions set aside, in the order they were served; no bytes are read."""
-    return [Listed.from_json(value) for value in _index(store).get("versions", [])]
+    found = (store.setting(LISTED_SETTING) or {}).get("versions", [])
+    return [Listed.from_json(value) for value in found]
 
 
 def load(store: Store, items: list[Listed]) -> list[SetAside]:
@@ -200,8 +202,7 @@ def forget(store: Store, versions: list[str]) -> None:
 
 
 def save_listed(store: Store, versions: list[Listed]) -> None:
-    shown = [item.to_json() for item in versions]
-    store.save_setting(SETTING, _index(store) | {"versions": shown})
+    store.save_setting(LISTED_SETTING, {"versions": [item.to_json() for item in versions]})
 
 
 def withheld(store: Store) -> dict[str, list[Span]]:

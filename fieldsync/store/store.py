@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, insert
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
@@ -770,10 +770,12 @@ class Store:
     @db_errors
     def save_large_settings(self, values: dict[str, dict[str, Any]]) -> None:
         """Keep many settings in one transaction, none held in memory (each is read rarely)."""
+        rows = [self._sealed_setting(name, value) for name, value in values.items()]
         with Session(self._engine) as session, session.begin():
-            for name, value in values.items():
-                session.merge(self._sealed_setting(name, value))
-                self._settings.pop(name, None)
+            replace = insert(MetaRow).prefix_with("OR REPLACE")  # one statement, not a merge each
+            session.execute(replace, [{"key": row.key, "value": row.value} for row in rows])
+        for name in values:
+            self._settings.pop(name, None)
 
     @db_errors
     def large_settings(self, names: list[str]) -> dict[str, dict[str, Any]]:

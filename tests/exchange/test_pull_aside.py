@@ -89,7 +89,7 @@ def test_versions_set_aside_are_kept_once_each_and_no_more_than_the_cap_per_devi
         assert again.set_aside == 0 and again.problems == first.problems
         now = settings_rows(world.analyst)
         kept = {
-            k: v for k, v in rows.items() if k.startswith(("setting:aside:", "setting:problems"))
+            k: v for k, v in rows.items() if k.startswith(("setting:aside", "setting:problems"))
         }
         assert kept and all(now[k] == v for k, v in kept.items())
 
