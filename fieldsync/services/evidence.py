@@ -159,16 +159,26 @@ def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
                 attached.key,
                 _ext(attached.name),
             )
+    set_aside: dict[str, dict[int, bytes]] | None = None  # read once, only if a link needs it
     for batch, seq in lowest.items():  # one read per receipt covers all its versions' links
         first = gathered.receipts[batch]
         if first.last_seq > seq:
-            aside = {v.seq: v.raw for v in problems.set_aside(store) if v.author == first.author}
+            set_aside = _set_aside_by_author(store) if set_aside is None else set_aside
+            aside = set_aside.get(first.author, {})
             later = custody.signed_entries(store, first.author, seq + 1, first.last_seq, aside)
             gathered.links.update((entry_format.entry_id(raw), raw) for raw in later)
     for own_id in own:
         gathered.links.pop(own_id, None)  # a version of this record is in versions/ already
     gathered.custody = _custody_log(store, gathered, author_labels(store), now)
     return gathered
+
+
+def _set_aside_by_author(store: Store) -> dict[str, dict[int, bytes]]:
+    """The signed bytes of the versions a pull set aside, by author and seq."""
+    found: dict[str, dict[int, bytes]] = {}
+    for version in problems.set_aside(store):
+        found.setdefault(version.author, {})[version.seq] = version.raw
+    return found
 
 
 def _server_key(store: Store) -> str:

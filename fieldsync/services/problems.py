@@ -2,12 +2,15 @@
 problems").
 
 A version set aside verified (its author signed it; the server served it as signed) but cannot
-be used here: its wrap does not open, its body is not one this fieldsync can read, it builds on
-another record's version, an attachment it names cannot be fetched. It is kept, exactly as
-served (the signed bytes and the wrap), in encrypted settings (``problems`` lists the parts,
-``problems:N`` hold the versions), and every later pull tries it again: a fixed reader, or an
-attachment uploaded after all, brings it in. What was stored before and after it is not held
-back.
+be used here: the wrap served with it does not open, its body is not one this fieldsync can
+read, it builds on another record's version, an attachment it names cannot be fetched. It is
+kept as served, each version in an encrypted setting of its own (``aside:<id>``: its signed
+bytes and wrap), written once, and every later pull tries it again: a fixed reader, an
+attachment uploaded after all, or the right wrap served again brings it in. The list of what
+is set aside (``aside``: each version's id, author, seq and reason, no bytes) is all that
+``status`` and ``admin devices`` read. Past ``KEPT_BYTES`` from one author, versions are still
+named but their bytes are not kept: the server holds them, and a pull from the start fetches
+them again. What was stored before and after them is not held back.
 
 A version withheld is one the server's feed skipped: an author's later versions, or a receipt
 the server signed, show it exists, and this store has not got it. It is worked out again at the
@@ -18,16 +21,24 @@ serves it.
 from __future__ import annotations
 
 import base64
+import bisect
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core.ids import fingerprint
 from fieldsync.store.store import Store
 
-SETTING = "problems"
+SETTING = "problems"  # the seqs found withheld
+LISTED_SETTING = "aside"  # the list of versions set aside, without their bytes
+ASIDE = "aside:"
+KEPT_BYTES = 256 * 2**20  # of versions set aside, per author: a device cannot fill the store
 
-WRAP = "the key wrap does not open"
-BODY = "the body does not open to a record's body"
+WRAP = "the key wrap served with it does not open (the device or the server may be at fault)"
+BODY = (
+    "the body does not open to a record's body with the key wrap served "
+    "(the device or the server may be at fault)"
+)
 FORM = "its form is one this fieldsync does not know"
 ANSWERS = "its answers do not fit its form"
 OTHER_RECORD = "it builds on another record's version"
@@ -35,6 +46,44 @@ ON_SET_ASIDE = "it builds on a version set aside"
 BLOB_MISSING = "an attachment it names is not on the server"
 BLOB_ALTERED = "the server's copy of an attachment it names does not match its hash"
 WITHHELD = "the server's feed skips them (later versions or its receipts show they exist)"
+
+
+def digest(wrap: bytes) -> str:
+    """A wrap as the list names it: the server chooses wraps, so the list keeps no copy."""
+    return hashlib.blake2b(wrap, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A version set aside as the list names it: no bytes, and whether they are kept."""
+
+    id: str
+    author: str
+    seq: int
+    record: str
+    why: str  # one of the reasons above
+    wrap: str  # digest of the wrap it was judged with
+    size: int  # of its signed bytes and wrap
+    kept: bool  # False: past KEPT_BYTES for its author; the server still holds it
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.id,
+            self.author,
+            self.seq,
+            self.record,
+            self.why,
+            self.wrap,
+            self.size,
+            self.kept,
+        ]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> Listed:
+        id_, author, seq, record, why, wrap, size, kept = value
+        return cls(
+            str(id_), str(author), int(seq), str(record), str(why), str(wrap), int(size), bool(kept)
+        )
 
 
 @dataclass(frozen=True)
@@ -45,34 +94,15 @@ class SetAside:
     author: str
     seq: int
     record: str
-    why: str  # one of the reasons above
+    why: str
     detail: str  # the error's own words
     raw: bytes  # the entry exactly as signed
     wrap: bytes  # its content key as served for this store's reader key
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "author": self.author,
-            "seq": self.seq,
-            "record": self.record,
-            "why": self.why,
-            "detail": self.detail,
-            "raw": base64.b64encode(self.raw).decode("ascii"),
-            "wrap": base64.b64encode(self.wrap).decode("ascii"),
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> SetAside:
-        return cls(
-            id=str(value["id"]),
-            author=str(value["author"]),
-            seq=int(value["seq"]),
-            record=str(value["record"]),
-            why=str(value["why"]),
-            detail=str(value["detail"]),
-            raw=base64.b64decode(value["raw"]),
-            wrap=base64.b64decode(value["wrap"]),
+    def listed(self, kept: bool) -> Listed:
+        size = len(self.raw) + len(self.wrap)
+        return Listed(
+            self.id, self.author, self.seq, self.record, self.why, digest(self.wrap), size, kept
         )
 
 
@@ -89,6 +119,7 @@ class Problem:
     why: str
     spans: tuple[Span, ...]
     withheld: bool = False
+    unkept: tuple[Span, ...] = ()  # set aside past KEPT_BYTES: named, their bytes not kept
 
     @property
     def count(self) -> int:
@@ -104,7 +135,15 @@ class Problem:
         where = "seq " + ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in self.spans)
         if self.withheld:
             return f"the server withholds {versions} from {self.who} ({where}): {self.why}"
-        return f"{versions} from {self.who} cannot be read: {self.why} ({where})"
+        said = f"{versions} from {self.who} cannot be read: {self.why} ({where})"
+        if not self.unkept:
+            return said
+        unkept = sum(last - first + 1 for first, last in self.unkept)
+        return (
+            f"{said}; the bytes of {unkept} of them are not kept here (more than "
+            f"{KEPT_BYTES // 2**20} MiB set aside from one author): the server still holds "
+            "them, and a pull with --from-start fetches them again"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,43 +154,60 @@ class Problem:
             "count": self.count,
             "spans": [list(span) for span in self.spans],
             "seqs": self.seqs if self.count <= LISTED else None,
+            "not_kept": sum(last - first + 1 for first, last in self.unkept),
             "message": self.message,
         }
 
 
+def listed(store: Store) -> list[Listed]:
+    """The versions set aside, in the order they were served; no bytes are read."""
+    found = (store.setting(LISTED_SETTING) or {}).get("versions", [])
+    return [Listed.from_json(value) for value in found]
+
+
+def load(store: Store, items: list[Listed]) -> list[SetAside]:
+    """The kept bytes of these versions (none for those past the cap), in their order."""
+    found = store.large_settings([ASIDE + item.id for item in items if item.kept])
+    loaded = []
+    for item in items:
+        value = found.get(ASIDE + item.id)
+        if value is not None:
+            raw, wrap = base64.b64decode(value["raw"]), base64.b64decode(value["wrap"])
+            why, detail = item.why, str(value["detail"])
+            loaded.append(
+                SetAside(item.id, item.author, item.seq, item.record, why, detail, raw, wrap)
+            )
+    return loaded
+
+
 def set_aside(store: Store) -> list[SetAside]:
-    """The versions set aside, in the order they were served."""
-    found: dict[str, SetAside] = {}
-    for part in _index(store).get("parts", []):
-        for value in (store.setting(_part(part)) or {}).get("set_aside", []):
-            item = SetAside.from_json(value)
-            found.setdefault(item.id, item)  # a rewrite a crash cut short repeats some
-    return list(found.values())
+    """The versions set aside whose bytes are kept, in the order they were served."""
+    return load(store, listed(store))
+
+
+def keep(store: Store, items: list[SetAside]) -> None:
+    """Each version's bytes in a setting of its own, all in one transaction."""
+    values = {}
+    for item in items:
+        values[ASIDE + item.id] = {
+            "detail": item.detail,
+            "raw": base64.b64encode(item.raw).decode("ascii"),
+            "wrap": base64.b64encode(item.wrap).decode("ascii"),
+        }
+    store.save_large_settings(values)
+
+
+def forget(store: Store, versions: list[str]) -> None:
+    store.delete_settings([ASIDE + version for version in versions])
+
+
+def save_listed(store: Store, versions: list[Listed]) -> None:
+    store.save_setting(LISTED_SETTING, {"versions": [item.to_json() for item in versions]})
 
 
 def withheld(store: Store) -> dict[str, list[Span]]:
     found = _index(store).get("withheld", {}).items()
     return {str(author): [(int(a), int(b)) for a, b in kept] for author, kept in found}
-
-
-def add(store: Store, new: list[SetAside]) -> None:
-    """Keep more versions set aside, in a part of their own: each is written once, however
-    many pages a pull sets versions aside on."""
-    index = _index(store)
-    parts = [int(n) for n in index.get("parts", [])]
-    part = max(parts, default=0) + 1
-    store.save_setting(_part(part), {"set_aside": [item.to_json() for item in new]})
-    store.save_setting(SETTING, index | {"parts": [*parts, part]})
-
-
-def replace(store: Store, aside: list[SetAside]) -> None:
-    """Keep exactly these versions set aside (after some were stored, or failed anew)."""
-    index = _index(store)
-    store.save_setting(_part(1), {"set_aside": [item.to_json() for item in aside]})
-    store.save_setting(SETTING, index | {"parts": [1] if aside else []})
-    for part in index.get("parts", []):
-        if int(part) != 1:
-            store.save_setting(_part(int(part)), {})
 
 
 def save_withheld(store: Store, held_back: dict[str, list[Span]]) -> None:
@@ -163,16 +219,18 @@ def _index(store: Store) -> dict[str, Any]:
     return store.setting(SETTING) or {}
 
 
-def _part(number: int) -> str:
-    return f"{SETTING}:{number}"
-
-
 def named(store: Store) -> list[Problem]:
     """Every problem a pull left, grouped by author and reason, in the order first found."""
-    grouped: dict[tuple[str, str], list[int]] = {}
-    for item in set_aside(store):
-        grouped.setdefault((item.author, item.why), []).append(item.seq)
-    found = [Problem(a, who(store, a), why, spans(s)) for (a, why), s in grouped.items()]
+    grouped: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    for item in listed(store):
+        every, unkept = grouped.setdefault((item.author, item.why), ([], []))
+        every.append(item.seq)
+        if not item.kept:
+            unkept.append(item.seq)
+    found = [
+        Problem(a, who(store, a), why, spans(every), unkept=spans(unkept))
+        for (a, why), (every, unkept) in grouped.items()
+    ]
     for author, kept in withheld(store).items():
         found.append(Problem(author, who(store, author), WITHHELD, tuple(kept), withheld=True))
     return found
@@ -212,14 +270,17 @@ def spans(seqs: list[int]) -> tuple[Span, ...]:
 
 
 def without(gaps: list[Span], seqs: set[int]) -> list[Span]:
-    """The spans less the given seqs (few: those set aside)."""
+    """The spans less the given seqs (sorted once, each gap's found by bisection)."""
+    ordered = sorted(seqs)
     left: list[Span] = []
     for first, last in gaps:
         start = first
-        for seq in sorted(s for s in seqs if first <= s <= last):
-            if seq > start:
-                left.append((start, seq - 1))
-            start = seq + 1
+        at = bisect.bisect_left(ordered, first)
+        while at < len(ordered) and ordered[at] <= last:
+            if ordered[at] > start:
+                left.append((start, ordered[at] - 1))
+            start = ordered[at] + 1
+            at += 1
         if start <= last:
             left.append((start, last))
     return left

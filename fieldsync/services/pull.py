@@ -12,10 +12,11 @@ everyone else's testimony: a wrap that does not open, a body that is not one, an
 not fit their form, a parent from another record, an attachment the server cannot give; and,
 for an administrator, a device the server lists under an invite whose token another device
 already used (a token vouches for one device key: only the server can have made the other,
-and setting it aside keeps it from stopping the rest). Such a
-version is set aside by name (``fieldsync.services.problems``), kept as served and tried again
-at every pull; the rest of the page is stored and the cursor moves on. An administrator's pull
-then names every version the server's feed skipped, by author and seq.
+and setting it aside keeps it from stopping the rest). Such a version is set aside by name
+(``fieldsync.services.problems``), kept as served (each version once, up to a cap per author)
+and tried again at every pull, and with any other wrap the server serves it with later; the
+rest of the page is stored and the cursor moves on. An administrator's pull then names every
+version the server's feed skipped, by author and seq.
 
 Then every record with several heads is settled (``records.settle``): merged into a new signed
 version when the heads' changes fit together, marked in conflict when they do not.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +43,13 @@ from fieldsync.errors import (
 )
 from fieldsync.services import problems, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.services.problems import SetAside
+from fieldsync.services.problems import Listed, SetAside, digest
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import custody
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
+
+RETRIED = 200  # versions set aside before, loaded and checked again at a time
 
 REFUSED_HINT = (
     "Nothing from that page was stored; this store is as it was. The server, or something "
@@ -89,11 +92,12 @@ def pull(
     saved = {} if from_start else store.setting("pull") or {}
     cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
     touched: set[str] = set()
-    earlier = problems.set_aside(store)
+    earlier = problems.listed(store)
     with client_for(url, store) as client:
         claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
         judge = _Judge(store, trusted | set(claimed), earlier, refused)
-        _store(store, judge, judge.retry(report), client, report, touched, whole=True)
+        for retried in judge.retry(report):
+            _store(store, judge, retried, client, report, touched)
         page, report.restarted = _resume(client, cursor, anchor)
         if report.restarted:
             cursor = 0
@@ -130,12 +134,9 @@ def _store(
     client: SyncClient,
     report: PullReport,
     touched: set[str],
-    *,
-    whole: bool = False,
 ) -> None:
     """Fetch the attachments of what was checked, then store it and keep what was set aside
-    (before the cursor moves past it); ``whole``: the versions set aside before were among
-    those checked, so the list is written anew if anything changed."""
+    (before the cursor moves past it)."""
     usable = judge.with_attachments(checked, client, report)
     if usable:
         with store.writer() as writer:
@@ -146,11 +147,8 @@ def _store(
                     touched.add(item.entry.header.record)
                 else:
                     report.held += 1
-    if judge.rewrite or (whole and judge.new):
-        problems.replace(store, judge.kept())
-    elif judge.new:
-        problems.add(store, judge.new)
-    judge.new, judge.rewrite = [], False
+    judge.stored(usable)
+    judge.save()
 
 
 def settle_all(
@@ -185,7 +183,9 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
             claimed[admin_key] = _count(listed.get("last_seq"))
             continue
         try:
-            shown = enrolment.vouched(base64.b64decode(str(listed["enrolment"])), admin_key)
+            shown = enrolment.vouched(
+                base64.b64decode(str(listed["enrolment"]), validate=True), admin_key
+            )
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue  # not vouched for: its versions will be refused by name below
         if shown.device_key == listed.get("device"):
@@ -218,7 +218,7 @@ def _tokens_bound(saved: dict[str, Any], admin_key: str) -> dict[str, str]:
     users: dict[str, set[str]] = {}
     for key, device in saved["devices"].items():
         try:
-            raw = base64.b64decode(str(device["enrolment"]))
+            raw = base64.b64decode(str(device["enrolment"]), validate=True)
             users.setdefault(enrolment.vouched(raw, admin_key).token, set()).add(str(key))
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue
@@ -256,7 +256,7 @@ def _count(value: object) -> int:
 
 
 def _withheld(
-    store: Store, aside: list[SetAside], claimed: dict[str, int]
+    store: Store, aside: list[Listed], claimed: dict[str, int]
 ) -> dict[str, list[problems.Span]]:
     """Each trusted author's seqs that this store lacks and did not set aside, up to the
     highest seq that its versions held here, a verified receipt, or the server's registry
@@ -265,9 +265,12 @@ def _withheld(
     for author, seq in custody.receipted_through(store).items():
         if author in claimed:
             through[author] = max(through[author], seq)
+    set_aside: dict[str, set[int]] = {}
+    for item in aside:
+        set_aside.setdefault(item.author, set()).add(item.seq)
     found = {}
     for author, gaps in custody.seqs_missing(store, through).items():
-        left = problems.without(gaps, {item.seq for item in aside if item.author == author})
+        left = problems.without(gaps, set_aside.get(author, set()))
         if left:
             found[author] = left
     return found
@@ -331,7 +334,7 @@ def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]],
         after, more = int(page["next"]), bool(page["more"])
     except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise ServerError("the server's answer to a pull is not a page of versions") from exc
-    if after < cursor or (more and not items):
+    if after < cursor or (more and (not items or after == cursor)):
         raise ServerError("the server's answer to a pull does not move forward")
     return items, after, more
 
@@ -352,21 +355,27 @@ class _Judge:
     the whole page refused."""
 
     def __init__(
-        self, store: Store, trusted: set[str], aside: list[SetAside], refused: dict[str, str]
+        self, store: Store, trusted: set[str], aside: list[Listed], refused: dict[str, str]
     ) -> None:
         self.store = store
         self.trusted = trusted
         self.refused = refused  # author -> why: a device the server made up, set aside
         self.forgotten = store.forgotten_records()
         self.aside = {item.id: item for item in aside}  # in the order they were served
+        self.aside_at = {(item.author, item.seq): item.id for item in aside}
+        self.kept_bytes: dict[str, int] = {}  # of the versions set aside, per author
+        for item in aside:
+            if item.kept:
+                self.kept_bytes[item.author] = self.kept_bytes.get(item.author, 0) + item.size
         self.seen: dict[str, str] = {}  # id -> record, of versions checked and to be stored
         self.held: dict[str, tuple[str, str, int]] = {}
         self.taken: set[tuple[str, int]] = set()
         self.places: set[tuple[str, int]] = set()  # (author, seq) of the versions seen
-        self.new: list[SetAside] = []  # set aside since ``aside`` was last saved
-        self.rewrite = False  # ``aside`` must be saved anew (some of it was stored)
+        self.new: list[SetAside] = []  # bytes to keep, since the list was last saved
+        self.dropped: set[str] = set()  # versions whose kept bytes are to go
+        self.changed = False  # the list must be saved anew
 
-    def kept(self) -> list[SetAside]:
+    def kept(self) -> list[Listed]:
         return list(self.aside.values())
 
     def page(self, items: list[tuple[bytes, bytes]], report: PullReport) -> list[_Checked]:
@@ -380,24 +389,44 @@ class _Judge:
                 checked.append(found)
         return checked
 
-    def retry(self, report: PullReport) -> list[_Checked]:
-        """The versions set aside before, checked again (a fixed reader, an attachment
-        uploaded since); one that still fails stays set aside, whatever the reason."""
-        earlier = self.kept()
-        self._look_up([entry_format.parse(item.raw) for item in earlier])
-        checked = []
-        for item in earlier:
-            del self.aside[item.id]
-            try:
-                found = self._judge(entry_format.parse(item.raw), item.wrap, report)
-            except IntegrityError:
-                self.aside[item.id] = item
-                continue
-            if found is not None:
-                checked.append(found)
-        self.new = []  # what failed again is kept already; what changed is written anew
-        self.rewrite = [i.to_json() for i in self.kept()] != [i.to_json() for i in earlier]
-        return checked
+    def retry(self, report: PullReport) -> Iterator[list[_Checked]]:
+        """The versions set aside before whose bytes are kept, checked again a part at a time
+        (a fixed reader, an attachment uploaded since); one that fails again stays as it is
+        kept, whatever the reason."""
+        earlier = [item for item in self.aside.values() if item.kept]
+        for start in range(0, len(earlier), RETRIED):
+            loaded = problems.load(self.store, earlier[start : start + RETRIED])
+            found = [(item, entry_format.parse(item.raw)) for item in loaded]
+            self._look_up([entry for _, entry in found])
+            checked = []
+            for item, entry in found:
+                try:
+                    judged = self._judge(entry, item.wrap, report, again=True)
+                except IntegrityError:
+                    continue
+                if judged is not None:
+                    checked.append(judged)
+                elif entry.id in self.held or entry.header.record in self.forgotten:
+                    self._forget(entry.id)
+            yield checked
+
+    def stored(self, usable: list[_Checked]) -> None:
+        """What was set aside before and is stored now leaves the list."""
+        for item in usable:
+            if item.entry.id in self.aside:
+                self._forget(item.entry.id)
+
+    def save(self) -> None:
+        """Keep the new bytes set aside, then the list, then let go of the bytes it no longer
+        names (a crash between leaves bytes unnamed, never a name without its bytes)."""
+        if self.new:
+            problems.keep(self.store, self.new)
+        if self.changed:
+            problems.save_listed(self.store, self.kept())
+        gone = [v for v in self.dropped if v not in self.aside or not self.aside[v].kept]
+        if gone:
+            problems.forget(self.store, gone)
+        self.new, self.dropped, self.changed = [], set(), False
 
     def with_attachments(
         self, checked: list[_Checked], client: SyncClient, report: PullReport
@@ -408,7 +437,7 @@ class _Judge:
         usable = []
         for item in checked:
             header = item.entry.header
-            if any(parent in self.aside for parent in header.parents):
+            if any(parent in self.aside and parent not in self.seen for parent in header.parents):
                 self._set_aside(item.entry, item.wrap, problems.ON_SET_ASIDE, "")
                 continue
             try:
@@ -428,7 +457,10 @@ class _Judge:
         self.held = self.store.held(wanted)
         self.taken = self.store.held_at({(e.header.author, e.header.seq) for e in entries})
 
-    def _judge(self, entry: Entry, wrap: bytes, report: PullReport) -> _Checked | None:
+    def _judge(
+        self, entry: Entry, wrap: bytes, report: PullReport, *, again: bool = False
+    ) -> _Checked | None:
+        """``again``: a version set aside before, retried with the wrap kept."""
         header = entry.header
         where = f"version {entry.id[:12]} of record {header.record}"
         if header.author in self.refused:
@@ -446,9 +478,15 @@ class _Judge:
         if entry.id in self.held or entry.id in self.seen:  # the same served twice: once
             report.held += 1
             return None
-        if entry.id in self.aside:  # served again (a pull from the start): kept already
-            return None
-        if (header.author, header.seq) in self.taken | self.places:
+        before = self.aside.get(entry.id)
+        if not again and before is not None and before.kept and before.wrap == digest(wrap):
+            return None  # served again as it is kept; with another wrap, that one is tried
+        place = (header.author, header.seq)
+        if (
+            place in self.taken
+            or place in self.places
+            or self.aside_at.get(place, entry.id) != entry.id
+        ):
             raise IntegrityError(
                 f"the server sent {where} at seq {header.seq} of its author, where this store "
                 "holds a different version (a fork)",
@@ -462,7 +500,7 @@ class _Judge:
             self._set_aside(entry, wrap, why or problems.BODY, detail)
             return None
         self.seen[entry.id] = header.record
-        self.places.add((header.author, header.seq))
+        self.places.add(place)
         return _Checked(entry, wrap, body)
 
     def _parents(self, entry: Entry, where: str) -> str | None:
@@ -506,13 +544,40 @@ class _Judge:
         return body, "", ""
 
     def _set_aside(self, entry: Entry, wrap: bytes, why: str, detail: str) -> None:
+        """Keep a version set aside, once: one kept already stays as it is when it fails for
+        the same reason, or when only the wrap differs and that does not open (the one kept
+        may), and its bytes are kept while its author's are under the cap."""
         header = entry.header
         self.seen.pop(entry.id, None)
+        before = self.aside.get(entry.id)
+        if before is not None and before.kept and why in (before.why, problems.WRAP):
+            return
         item = SetAside(
             entry.id, header.author, header.seq, header.record, why, detail, entry.raw, wrap
         )
-        self.aside[entry.id] = item
-        self.new.append(item)
+        room = problems.KEPT_BYTES - self.kept_bytes.get(header.author, 0)
+        if before is not None and before.kept:
+            room += before.size
+        listed = item.listed(kept=len(entry.raw) + len(wrap) <= room)
+        if listed == before:
+            return
+        if before is not None and before.kept:
+            self.kept_bytes[header.author] -= before.size
+            self.dropped.add(entry.id)
+        if listed.kept:
+            self.kept_bytes[header.author] = self.kept_bytes.get(header.author, 0) + listed.size
+            self.new.append(item)
+        self.aside[entry.id] = listed
+        self.aside_at[(header.author, header.seq)] = entry.id
+        self.changed = True
+
+    def _forget(self, version: str) -> None:
+        item = self.aside.pop(version)
+        self.aside_at.pop((item.author, item.seq), None)
+        if item.kept:
+            self.kept_bytes[item.author] -= item.size
+            self.dropped.add(version)
+        self.changed = True
 
     def _fetch(self, client: SyncClient, blob_id: str, size: int) -> int:
         """Download one attachment's blob, no longer than the file its body describes can be:

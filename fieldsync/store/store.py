@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, insert
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
@@ -767,6 +767,39 @@ class Store:
             session.merge(self._sealed_setting(name, value))
         self._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
 
+    @db_errors
+    def save_large_settings(self, values: dict[str, dict[str, Any]]) -> None:
+        """Keep many settings in one transaction, none held in memory (each is read rarely)."""
+        rows = [self._sealed_setting(name, value) for name, value in values.items()]
+        with Session(self._engine) as session, session.begin():
+            replace = insert(MetaRow).prefix_with("OR REPLACE")  # one statement, not a merge each
+            session.execute(replace, [{"key": row.key, "value": row.value} for row in rows])
+        for name in values:
+            self._settings.pop(name, None)
+
+    @db_errors
+    def large_settings(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Those of the named settings that exist, read in few queries, not held in memory."""
+        found = {}
+        with Session(self._engine) as session:
+            for row in self._setting_rows(session, names):
+                name = row.key.removeprefix("setting:")
+                found[name] = self._open_setting(name, row.value)
+        return found
+
+    @db_errors
+    def delete_settings(self, names: list[str]) -> None:
+        with Session(self._engine) as session, session.begin():
+            for row in self._setting_rows(session, names):
+                session.delete(row)
+        for name in names:
+            self._settings.pop(name, None)
+
+    @staticmethod
+    def _setting_rows(session: Session, names: list[str]) -> Iterator[MetaRow]:
+        for chunk in _chunks([f"setting:{name}" for name in names]):
+            yield from session.exec(select(MetaRow).where(col(MetaRow.key).in_(chunk))).all()
+
     def _sealed_setting(self, name: str, value: dict[str, Any]) -> MetaRow:
         nonce, ct = crypto.seal_with_key(
             self._settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
@@ -781,7 +814,12 @@ class Store:
             row = session.get(MetaRow, f"setting:{name}")
         if row is None:
             return None
-        sealed = bytes.fromhex(row.value)
+        value = self._open_setting(name, row.value)
+        self._settings[name] = value
+        return copy.deepcopy(value)
+
+    def _open_setting(self, name: str, sealed_hex: str) -> dict[str, Any]:
+        sealed = bytes.fromhex(sealed_hex)
         plain = crypto.open_with_key(
             self._settings_key,
             sealed[: crypto.NONCE_BYTES],
@@ -791,8 +829,7 @@ class Store:
         )
         value = encoding.decode(plain, what=f"the setting {name!r}")
         assert isinstance(value, dict)
-        self._settings[name] = value
-        return copy.deepcopy(value)
+        return value
 
     def readers(self) -> list[bytes]:
         """Whose box keys every new entry's content key is wrapped for: this device's, and the

@@ -138,7 +138,7 @@ def test_a_version_whose_org_wrap_is_random_bytes_is_set_aside_by_name(world: Wo
     report = pull.pull(world.analyst)
     assert held_records(world.analyst) == expected and report.received == 3
     found = only_problem(report, bad)
-    assert found.seqs == [1] and "the key wrap does not open" in found.message
+    assert found.seqs == [1] and "the key wrap served with it does not open" in found.message
     assert "1 version from device 'bad laptop'" in found.message
     # nothing that verifies is lost: the signed bytes and the wrap are kept to try again
     ((entry, wrap),) = sent
