@@ -121,3 +121,18 @@ def _skips(node: ast.stmt) -> bool:
             )
             return any(_always_skipped(mark) for mark in marks)
     return False
+
+
+def test_the_repository_cites_no_design_document_outside_it() -> None:
+    """The project explains itself: its docs carry the design, so nothing points a reader at a
+    file that is not in the repository."""
+    outside = "DESIGN" + ".md"  # spelled apart, so that this file does not cite it either
+    kept = ("fieldsync", "docs", "tests", "scripts", "schemas", ".ci")
+    paths = [p for part in kept for p in (ROOT / part).rglob("*") if p.is_file()]
+    paths += [ROOT / name for name in ("README.md", "CHANGELOG.md", "pyproject.toml")]
+    citing = [
+        str(p.relative_to(ROOT))
+        for p in paths
+        if "__pycache__" not in p.parts and outside.encode() in p.read_bytes()
+    ]
+    assert citing == []
