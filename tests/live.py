@@ -3,16 +3,22 @@ demo`` uses) or as a separate ``fieldsync server run`` process that can be kille
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from fieldsync.core import crypto, invite
+from fieldsync.core.org import OrgKeys
 from fieldsync.server import data
+from fieldsync.server.app import create_app
 from fieldsync.server.embedded import free_port, running
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin
@@ -119,3 +125,24 @@ class CliDevice:
         done = self.run(*args)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+
+@contextlib.contextmanager
+def attackers_invite(tmp_path: Path) -> Iterator[tuple[str, crypto.BoxPair, Any]]:
+    """A self-signed invite from an attacker's own 'organisation', for a real server of its
+    own (it verifies, as any self-signed invite does): the invite, the attacker's org read key
+    and that server's database."""
+    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
+    keys = OrgKeys(admin_key=admin_key.public.hex(), org_read_key=org_read.public.hex())
+    server = data.init(tmp_path / "attacker", keys.encode())
+    app = create_app(server)
+    with running(app) as url:
+        text = invite.issue(
+            admin_key,
+            name="laptop 7",
+            server=url,
+            server_key=server.receipt_key.public,
+            org_read_key=org_read.public,
+            expires_ms=int(time.time() * 1000) + 86_400_000,  # a day
+        )
+        yield text, org_read, app.state.engine

@@ -4,7 +4,6 @@ pseudo-terminal, the way a person meets the prompt."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pty
 import select
@@ -12,14 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session
 from sqlmodel import select as select_rows
 
-from fieldsync.core import crypto, invite
+from fieldsync.core import crypto
 from fieldsync.core.org import OrgKeys
 from fieldsync.errors import DecryptionFailed
 from fieldsync.server import data
@@ -30,7 +28,7 @@ from fieldsync.services.forms import get_form
 from fieldsync.store.store import DB_FILE, Store
 from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import PASSPHRASE, example, fast_store
-from tests.live import running
+from tests.live import attackers_invite, running
 from tests.services.conftest import DAY
 
 PROMPT = b"Organisation's fingerprint: "
@@ -67,29 +65,6 @@ def at_terminal(home: Path, args: list[str], typed: str) -> tuple[int, str]:
     finally:
         os.close(main)
     return code, shown.decode("utf-8", errors="replace")
-
-
-@contextlib.contextmanager
-def attackers_invite(tmp_path: Path) -> Iterator[tuple[str, crypto.BoxPair, object]]:
-    """A self-signed invite from an attacker's own 'organisation', for a real server of its
-    own: the invite, the attacker's org read key and that server's database."""
-    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
-    keys = OrgKeys(admin_key=admin_key.public.hex(), org_read_key=org_read.public.hex())
-    server = data.init(tmp_path / "attacker", keys.encode())
-    app = create_app(server)
-    with running(app) as url:
-        yield (
-            invite.issue(
-                admin_key,
-                name="laptop 7",
-                server=url,
-                server_key=server.receipt_key.public,
-                org_read_key=org_read.public,
-                expires_ms=int(time.time() * 1000) + DAY,
-            ),
-            org_read,
-            app.state.engine,
-        )
 
 
 def test_a_hostile_invite_refused_at_the_prompt_leaves_no_wrap_for_its_key(

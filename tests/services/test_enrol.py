@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +10,6 @@ from sqlmodel import Session, select
 
 from fieldsync.core import crypto, entry, invite
 from fieldsync.core.ids import fingerprint
-from fieldsync.core.org import OrgKeys
 from fieldsync.errors import (
     AccessDenied,
     DecryptionFailed,
@@ -32,7 +27,7 @@ from fieldsync.store.db import EntryRow, WrapRow
 from fieldsync.store.store import DB_FILE, Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
-from tests.live import running
+from tests.live import attackers_invite, running
 from tests.services.conftest import DAY, quick
 
 
@@ -181,34 +176,13 @@ def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept
     }
 
 
-@contextlib.contextmanager
-def attackers_server(tmp_path: Path) -> Iterator[tuple[str, crypto.BoxPair, Any]]:
-    """An attacker's own 'organisation' and a real server of its own, and an invite for it
-    signed by its own admin key: it verifies, as any self-signed invite does. Yields the
-    invite, the attacker's org read key and the server's database."""
-    admin_key, org_read = crypto.SigningPair.generate(), crypto.BoxPair.generate()
-    keys = OrgKeys(admin_key=admin_key.public.hex(), org_read_key=org_read.public.hex())
-    server = data.init(tmp_path / "attacker", keys.encode())
-    app = create_app(server)
-    with running(app) as url:
-        text = invite.issue(
-            admin_key,
-            name="laptop 7",
-            server=url,
-            server_key=server.receipt_key.public,
-            org_read_key=org_read.public,
-            expires_ms=int(time.time() * 1000) + DAY,
-        )
-        yield text, org_read, app.state.engine
-
-
 def test_a_hostile_invite_refused_at_the_confirmation_hands_over_nothing(
     store: Store, admin_store: Store, tmp_path: Path
 ) -> None:
     records.create(store, get_form("interview"), example("interview"))
     records.create(store, get_form("incident"), example("incident"))
     genuine = admin.org_keys(admin_store).fingerprint  # as the administrator gave it
-    with attackers_server(tmp_path) as (text, org_read, engine):
+    with attackers_invite(tmp_path) as (text, org_read, engine):
         with pytest.raises(AccessDenied, match="nothing was sent, saved or made readable"):
             enrol.enrol(store, text, expect_fingerprint=genuine, client_for=quick)
         with pytest.raises(AccessDenied):  # nor a prefix of it
