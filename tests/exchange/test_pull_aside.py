@@ -17,8 +17,6 @@ from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
 from fieldsync.core import crypto
-from fieldsync.core.body import Attachment, Body
-from fieldsync.core.ids import new_record_id
 from fieldsync.errors import IntegrityError, ServerError
 from fieldsync.server.tables import FeedRow, StoredEntry
 from fieldsync.services import problems, pull, records, sync
@@ -37,20 +35,7 @@ def settings_rows(store: Store) -> dict[str, str]:
 
 def never_uploaded(device: Poisoner, tmp_path: Path) -> None:
     """A version whose attachment the device never uploads: set aside at every pull."""
-    source = tmp_path / "photo.jpg"
-    source.write_bytes(b"\xff\xd8" + crypto.random_bytes(100))
-    with open(source, "rb") as handle:
-        sealed = device.store.put_blob(handle)
-    attachment = Attachment(
-        id=new_record_id(),
-        blob=sealed.blob_id,
-        key=sealed.key.hex(),
-        name="photo.jpg",
-        media_type="image/jpeg",
-        size=sealed.size,
-        sha256=sealed.sha256,
-    )
-    entry, key = device.seal(Body(INCIDENT.ref, example("incident"), (attachment,)))
+    entry, key = device.seal(device.attached(tmp_path, 100)[0])
     device.send([entry], [device.wrap(key)])
 
 

@@ -71,6 +71,23 @@ class Poisoner:
     def wrap(self, key: bytes) -> bytes:
         return crypto.wrap_key(self.org, key)
 
+    def attached(self, tmp_path: Path, size: int) -> tuple[Body, blob.Sealed]:
+        """A body naming a photo this device's store holds and has not uploaded."""
+        source = tmp_path / "photo.jpg"
+        source.write_bytes(b"\xff\xd8" + crypto.random_bytes(size))
+        with open(source, "rb") as handle:
+            sealed = self.store.put_blob(handle)
+        attachment = Attachment(
+            id=new_record_id(),
+            blob=sealed.blob_id,
+            key=sealed.key.hex(),
+            name="photo.jpg",
+            media_type="image/jpeg",
+            size=sealed.size,
+            sha256=sealed.sha256,
+        )
+        return Body(INCIDENT.ref, example("incident"), (attachment,)), sealed
+
     def send(
         self,
         entries: list[entry_format.Entry],
@@ -220,20 +237,8 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
     parked: list[tuple[str, int]] = []
 
     def poison(device: Poisoner) -> None:
-        source = tmp_path / "photo.jpg"
-        source.write_bytes(b"\xff\xd8" + crypto.random_bytes(5000))
-        with open(source, "rb") as handle:
-            sealed = device.store.put_blob(handle)
-        attachment = Attachment(
-            id=new_record_id(),
-            blob=sealed.blob_id,
-            key=sealed.key.hex(),
-            name="photo.jpg",
-            media_type="image/jpeg",
-            size=sealed.size,
-            sha256=sealed.sha256,
-        )
-        entry, key = device.seal(Body(INCIDENT.ref, example("incident"), (attachment,)))
+        body, sealed = device.attached(tmp_path, 5000)
+        entry, key = device.seal(body)
         with pytest.raises(BatchInvalid, match="not fully uploaded"):  # the server can check
             device.send([entry], [device.wrap(key)], ((sealed.blob_id, sealed.stored_size),))
         device.send([entry], [device.wrap(key)])  # a manifest that does not name it
