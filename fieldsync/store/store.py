@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import gc
 import json
 import os
@@ -41,6 +42,7 @@ from fieldsync.errors import (
     IntegrityError,
     MalformedData,
     RecordNotFound,
+    StoreBusy,
     StoreCorrupted,
     StoreExists,
     StoreNotFound,
@@ -73,6 +75,7 @@ from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
 NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
+LOCK_FILE = "store.lock"  # shared while a Store is open, alone while its keys change
 T = TypeVar("T")
 IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
@@ -194,6 +197,7 @@ class Store:
         self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
         self._epochs: dict[int, Epoch] | None = None  # read on first use
         self._codec: tuple[int, IndexCodec] | None = None
+        self._lock = _shared_lock(home)
 
     def _use_vault_key(self, vault_key: bytes) -> None:
         self._vault_key = vault_key
@@ -325,6 +329,27 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._lock >= 0:  # closing twice is harmless, as for the engine
+            os.close(self._lock)
+            self._lock = -1
+
+    @contextlib.contextmanager
+    def _alone(self, doing: str) -> Iterator[None]:
+        """Hold the store alone while its keys change: another process with this store open
+        (an unfinished 'fieldsync new') would go on writing under the key a wipe destroys."""
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)  # a failed conversion dropped the shared one
+            raise StoreBusy(
+                f"another fieldsync command has this store open, so {doing} did not start",
+                hint="Nothing was changed. Finish or close the other fieldsync command (an "
+                "unfinished 'fieldsync new' keeps its draft), then run this one again.",
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)
 
     def __enter__(self) -> Store:
         return self
@@ -345,6 +370,10 @@ class Store:
     def passphrase_change(self, new_passphrase: str) -> Iterator[str]:
         """``change_passphrase`` one durable step at a time, each named as it is done (a crash
         may fall between any two: ``open`` finishes or undoes what it finds)."""
+        with self._alone("the passphrase change"):
+            yield from self._passphrase_change(new_passphrase)
+
+    def _passphrase_change(self, new_passphrase: str) -> Iterator[str]:
         old = self.epoch
         new_key = crypto.random_bytes(crypto.KEY_BYTES)
         sealed = vault.seal(
@@ -921,6 +950,10 @@ class Store:
         because the device's hash chain runs through them, and without keys they are noise.
         Returns ``(records, attachments)`` forgotten.
         """
+        with self._alone("push --wipe-after"):
+            return self._forget_delivered(up_to_seq)
+
+    def _forget_delivered(self, up_to_seq: int) -> tuple[int, int]:
         me = self.identity.device_id
         with Session(self._engine) as session:
             rows = session.exec(select(EntryRow)).all()
@@ -1174,6 +1207,21 @@ def _overwrite(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _shared_lock(home: Path) -> int:
+    """A shared lock on ``HOME/store.lock`` for as long as a Store is open; changing the keys
+    takes it alone (``Store._alone``), and an open meanwhile is refused as busy."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise StoreBusy(
+            "another fieldsync command is changing this store's keys (a wipe or a new passphrase)",
+            hint="Nothing was changed. Run this command again once it has finished.",
+        ) from exc
+    return fd
+
+
 def wipe(home: Path) -> list[str]:
     """Destroy the store's keys, then remove what remains; returns what was removed."""
     removed = []
@@ -1181,7 +1229,7 @@ def wipe(home: Path) -> list[str]:
         if (home / name).exists():
             files.destroy(home / name)
             removed.append(str(home / name))
-    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm"):
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", LOCK_FILE):
         path = home / name
         if path.exists():
             path.unlink()

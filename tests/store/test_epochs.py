@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from fieldsync.core import crypto
+from fieldsync.errors import StoreBusy
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs
-from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow
+from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
 from fieldsync.store.index import IndexCodec
 from fieldsync.store.store import Store
 from tests.conftest import PASSPHRASE, example
@@ -117,3 +120,36 @@ def test_a_wipe_cut_short_keeps_the_drafts_of_a_store_with_no_record_left(
         store._epoch_file.write(slots.index(None), epochs.fresh(old.number + 1))  # then killed
     with opened(store_home) as store:
         assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
+
+
+def test_a_wipe_does_not_start_while_another_command_has_the_store_open(
+    template_store: tuple[Path, Any, Any], store_home: Path
+) -> None:
+    """An unfinished 'fieldsync new' in one terminal, 'push --wipe-after' in another: the wipe
+    would destroy the key the other goes on writing under, and its record would be lost."""
+    _, vault_key, identity = template_store
+
+    def opened() -> Store:
+        return Store(store_home, make_engine(store_home / DB_FILE), vault_key, identity)
+
+    with opened() as typing_a_record, opened() as pushing:
+        records.create(typing_a_record, get_form("incident"), example("incident"))
+        with pytest.raises(StoreBusy, match="another fieldsync command has this store open"):
+            pushing.forget_delivered(10**9)
+        later = records.create(typing_a_record, get_form("incident"), example("incident"))
+        assert records.read(typing_a_record, later).body is not None
+    with opened() as alone:
+        assert alone.forget_delivered(10**9)[0] == 2  # once the other has closed
+
+
+def test_the_store_does_not_open_while_its_keys_change(
+    template_store: tuple[Path, Any, Any], store_home: Path
+) -> None:
+    _, vault_key, identity = template_store
+    with Store(store_home, make_engine(store_home / DB_FILE), vault_key, identity) as store:
+        steps = store.passphrase_change("another correct horse battery staple")
+        next(steps)  # under way, holding the store alone
+        with pytest.raises(StoreBusy, match="changing this store's keys"):
+            Store(store_home, make_engine(store_home / DB_FILE), vault_key, identity)
+        for _ in steps:
+            pass
