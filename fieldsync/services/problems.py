@@ -201,6 +201,18 @@ def forget(store: Store, versions: list[str]) -> None:
     store.delete_settings([ASIDE + version for version in versions])
 
 
+def forget_records(store: Store, records: set[str]) -> int:
+    """Drop what is set aside of records this device wiped: a set-aside version keeps its wrap,
+    and on a device that opens with the device's own key, so keeping it would keep what the
+    wipe destroyed. Returns how many versions were dropped."""
+    items = listed(store)
+    gone = [item for item in items if item.record in records]
+    if gone:
+        forget(store, [item.id for item in gone])
+        save_listed(store, [item for item in items if item.record not in records])
+    return len(gone)
+
+
 def save_listed(store: Store, versions: list[Listed]) -> None:
     store.save_setting(LISTED_SETTING, {"versions": [item.to_json() for item in versions]})
 

@@ -463,6 +463,9 @@ class _Judge:
         """``again``: a version set aside before, retried with the wrap kept."""
         header = entry.header
         where = f"version {entry.id[:12]} of record {header.record}"
+        if header.record in self.forgotten:  # wiped here: nothing of it is kept again
+            report.skipped += 1
+            return None
         if header.author in self.refused:
             if entry.id not in self.aside:
                 self._set_aside(entry, wrap, self.refused[header.author], "")
@@ -472,9 +475,6 @@ class _Judge:
                 f"the server sent {where}, signed by a key this store does not trust",
                 hint=REFUSED_HINT,
             )
-        if header.record in self.forgotten:
-            report.skipped += 1
-            return None
         if entry.id in self.held or entry.id in self.seen:  # the same served twice: once
             report.held += 1
             return None

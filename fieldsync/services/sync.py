@@ -29,6 +29,7 @@ from fieldsync.errors import (
     StoreStateError,
     UploadBusy,
 )
+from fieldsync.services import problems
 from fieldsync.store import files
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
@@ -171,6 +172,7 @@ def _push(
         report.wiped_records, report.wiped_attachments = store.forget_delivered(
             delivered_seq(store)
         )
+        problems.forget_records(store, store.forgotten_records())
     return report
 
 

@@ -429,3 +429,28 @@ def test_a_version_set_aside_still_links_its_neighbours_evidence(
     built = evidence.build(world.analyst, fine.header.record, tmp_path / "case.zip")
     verdict = evidence.verify_file(built.path, admin.org_keys(world.analyst).admin_key)
     assert verdict.holds and built.receipts == 1
+
+
+def test_a_wipe_drops_what_is_set_aside_of_the_records_it_forgets(world: World) -> None:
+    """A version set aside on a device keeps its wrap, which there opens with the device's own
+    key: a wipe that left it would leave a way into the record it forgot."""
+    laptop = world.device("laptop")
+    own = recorded(laptop)
+    analysts = Poisoner(world, world.analyst)
+    head = laptop.versions(own)[-1].id
+    entry, key = analysts.seal(incident(), record=own, parents=(head,))
+    box = laptop.identity.box.public.hex()
+    built = batch_format.build(
+        analysts.signer,
+        [entry],
+        [analysts.wrap(key)],
+        readers=[((box, crypto.random_bytes(crypto.SEAL_BYTES)),)],
+    )
+    with SyncClient(world.url, signer=analysts.signer) as client:
+        client.send_batch(built.raw)
+    assert [item.record for item in problems.listed(laptop)] == []
+    pull.pull(laptop)
+    assert [item.record for item in problems.listed(laptop)] == [own]
+    assert sync.push(laptop, wipe_after=True).wiped_records == 1
+    assert problems.listed(laptop) == [] and problems.set_aside(laptop) == []
+    assert pull.pull(laptop).problems == []  # and a later pull keeps nothing of it again
