@@ -52,13 +52,18 @@ def destroy(path: Path) -> None:
     """
     if not path.exists():
         return
+    overwrite(path)
+    path.unlink()
+    fsync_dir(path.parent)
+
+
+def overwrite(path: Path) -> None:
+    """Random bytes over a file where it lies, durably; the file stays, to be replaced."""
     size = path.stat().st_size
     with open(path, "r+b") as handle:
         handle.write(secrets.token_bytes(max(size, 1)))
         handle.flush()
         os.fsync(handle.fileno())
-    path.unlink()
-    fsync_dir(path.parent)
 
 
 def make_private_dir(path: Path) -> None:

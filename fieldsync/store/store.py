@@ -442,7 +442,7 @@ class Store:
         uses, each overwritten in place before it goes."""
         home = self.home
         if pending:
-            _overwrite(home / VAULT_FILE)
+            files.overwrite(home / VAULT_FILE)
             os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
             files.fsync_dir(home)
         else:
@@ -1196,15 +1196,6 @@ def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
 def _key_id(vault_key: bytes) -> str:
     """Names a vault key without revealing it (which one the database is under)."""
     return crypto.derive_key(vault_key, LABEL_VAULT_KEY_ID).hex()
-
-
-def _overwrite(path: Path) -> None:
-    """Random bytes over a file where it lies, durably; it stays, to be replaced."""
-    size = path.stat().st_size
-    with open(path, "r+b") as handle:
-        handle.write(crypto.random_bytes(max(size, 1)))
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _shared_lock(home: Path) -> int:
