@@ -24,7 +24,7 @@ from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
 from tests.exchange.conftest import World
-from tests.exchange.test_pull_poisoned import INCIDENT, Poisoner, held_records, recorded
+from tests.exchange.test_pull_poisoned import INCIDENT, Poisoner, bad_seal, held_records, recorded
 
 
 def settings_rows(store: Store) -> dict[str, str]:
@@ -51,7 +51,7 @@ def test_versions_set_aside_are_kept_once_each_and_no_more_than_the_cap_per_devi
     never_uploaded(bad, tmp_path)
     for _ in range(5):
         junk = [bad.seal(crypto.random_bytes(1_000_000))[0]]
-        bad.send(junk, [crypto.random_bytes(crypto.SEAL_BYTES)])
+        bad.send(junk, [bad_seal()])
     expected = {recorded(good)}
 
     first = pull.pull(world.analyst)
@@ -81,7 +81,7 @@ def test_versions_set_aside_are_kept_once_each_and_no_more_than_the_cap_per_devi
 
 def test_status_reads_the_problems_without_the_bytes_set_aside(world: World) -> None:
     bad = Poisoner(world, world.device("bad laptop"))
-    bad.send([bad.seal(crypto.random_bytes(100_000))[0]], [crypto.random_bytes(crypto.SEAL_BYTES)])
+    bad.send([bad.seal(crypto.random_bytes(100_000))[0]], [bad_seal()])
     pull.pull(world.analyst)
     store = world.analyst
     store._settings.clear()  # as a new process would start: nothing decrypted yet
@@ -138,7 +138,7 @@ def test_a_set_aside_version_and_another_at_its_seq_are_a_fork_refused(world: Wo
     """The server's ingest keeps one version per seq of an author: two served are its doing."""
     bad = Poisoner(world, world.device("bad laptop"))
     poisoned, _ = bad.seal()
-    bad.send([poisoned], [crypto.random_bytes(crypto.SEAL_BYTES)])
+    bad.send([poisoned], [bad_seal()])
     assert [p.seqs for p in pull.pull(world.analyst).problems] == [[1]]
     bad.seq, bad.prev = 0, None
     other, key = bad.seal()

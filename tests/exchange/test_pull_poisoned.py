@@ -93,10 +93,16 @@ class Poisoner:
         entries: list[entry_format.Entry],
         wraps: list[bytes],
         blobs: tuple[tuple[str, int], ...] = (),
+        readers: list[batch_format.Readers] | None = None,
     ) -> bytes:
-        built = batch_format.build(self.signer, entries, wraps, blobs)
+        built = batch_format.build(self.signer, entries, wraps, blobs, readers)
         with SyncClient(self.world.url, signer=self.signer, attempts=1) as client:
             return client.send_batch(built.raw)
+
+
+def bad_seal() -> bytes:
+    """Random bytes the length of a sealed content key: a wrap that opens for no one."""
+    return crypto.random_bytes(crypto.SEAL_BYTES)
 
 
 def incident(**changes: object) -> Body:
@@ -147,7 +153,7 @@ def test_a_version_whose_org_wrap_is_random_bytes_is_set_aside_by_name(world: Wo
 
     def poison(device: Poisoner) -> None:
         entry, _ = device.seal()
-        wrap = crypto.random_bytes(crypto.SEAL_BYTES)
+        wrap = bad_seal()
         device.send([entry], [wrap])
         sent.append((entry, wrap))
 
@@ -273,7 +279,7 @@ def test_versions_set_aside_over_several_pages_are_named_as_one_span(world: Worl
     def poison(device: Poisoner) -> None:
         for _ in range(2):  # 600 versions: more than a page of the feed
             entries = [device.seal()[0] for _ in range(300)]
-            device.send(entries, [crypto.random_bytes(crypto.SEAL_BYTES)] * len(entries))
+            device.send(entries, [bad_seal()] * len(entries))
 
     good, bad, expected = poisoned_then_good(world, poison)
     report = pull.pull(world.analyst)
@@ -289,14 +295,7 @@ def test_a_device_sets_aside_an_analysts_version_it_cannot_open(world: World) ->
     analysts = Poisoner(world, world.analyst)
     entry, key = analysts.seal()
     box = laptop.identity.box.public.hex()
-    built = batch_format.build(
-        analysts.signer,
-        [entry],
-        [analysts.wrap(key)],
-        readers=[((box, crypto.random_bytes(crypto.SEAL_BYTES)),)],
-    )
-    with SyncClient(world.url, signer=analysts.signer) as client:
-        client.send_batch(built.raw)
+    analysts.send([entry], [analysts.wrap(key)], readers=[((box, bad_seal()),)])
     report = pull.pull(laptop)
     assert report.received == 0 and held_records(laptop) == {own}
     (found,) = report.problems
@@ -318,7 +317,7 @@ def test_an_analysts_batch_naming_a_blob_never_uploaded_is_refused(world: World)
 def test_the_named_problem_is_in_every_json_output(world: World) -> None:
     def poison(device: Poisoner) -> None:
         entry, _ = device.seal()
-        device.send([entry], [crypto.random_bytes(crypto.SEAL_BYTES)])
+        device.send([entry], [bad_seal()])
 
     _good, bad, _ = poisoned_then_good(world, poison)
     report = pull.pull(world.analyst)
@@ -423,7 +422,7 @@ def test_a_version_set_aside_still_links_its_neighbours_evidence(
     device = Poisoner(world, bad)
     fine, key = device.seal()
     poisoned, _ = device.seal()
-    device.send([fine, poisoned], [device.wrap(key), crypto.random_bytes(crypto.SEAL_BYTES)])
+    device.send([fine, poisoned], [device.wrap(key), bad_seal()])
     report = pull.pull(world.analyst)
     assert report.received == 1 and [p.seqs for p in report.problems] == [[2]]
     built = evidence.build(world.analyst, fine.header.record, tmp_path / "case.zip")
@@ -440,14 +439,7 @@ def test_a_wipe_drops_what_is_set_aside_of_the_records_it_forgets(world: World) 
     head = laptop.versions(own)[-1].id
     entry, key = analysts.seal(incident(), record=own, parents=(head,))
     box = laptop.identity.box.public.hex()
-    built = batch_format.build(
-        analysts.signer,
-        [entry],
-        [analysts.wrap(key)],
-        readers=[((box, crypto.random_bytes(crypto.SEAL_BYTES)),)],
-    )
-    with SyncClient(world.url, signer=analysts.signer) as client:
-        client.send_batch(built.raw)
+    analysts.send([entry], [analysts.wrap(key)], readers=[((box, bad_seal()),)])
     assert [item.record for item in problems.listed(laptop)] == []
     pull.pull(laptop)
     assert [item.record for item in problems.listed(laptop)] == [own]
