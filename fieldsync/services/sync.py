@@ -38,6 +38,7 @@ UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its
 UPLOAD_PIECE = 256 * 1024  # read from the file and written to the link at a time
 MAX_STALLED_TRIES = 6  # tries in a row that move an upload no further
 BUSY_PATIENCE_S = 45.0  # outlasts the server's idle limit for a silent body (Limits.body_idle_s)
+SETTLE_PATIENCE_S = 2.0  # how long a cut request's bytes may wait for the server to begin on them
 ClientFor = Callable[[str, Store], SyncClient]
 
 
@@ -227,7 +228,8 @@ def upload(
             # Cut mid-body (ServerUnreachable), or another request holds or passed this
             # offset: ask where the upload is, and carry on from there.
             failure = exc
-            state = where_upload_is(client, blob_id, size)
+            cut = isinstance(exc, ServerUnreachable)
+            state = where_upload_is(client, blob_id, size, cut_at=offset if cut else None)
         moved = int(state["offset"]) - offset
         sent(moved - streamed[0])  # the progress bar forgets what did not arrive
         if moved > 0:
@@ -244,14 +246,25 @@ def upload(
     return int(state["offset"]) - first
 
 
-def where_upload_is(client: SyncClient, blob_id: str, size: int) -> dict[str, Any]:
+def where_upload_is(
+    client: SyncClient, blob_id: str, size: int, *, cut_at: int | None = None
+) -> dict[str, Any]:
     """The server's state of an upload (starting it if need be), once no request is appending
     to it: just after a link drops, the server may still be writing what arrived, or reading a
-    body whose link died silently (it lets go after its idle limit)."""
+    body whose link died silently (it lets go after its idle limit).
+
+    ``cut_at`` is the offset of a request the link just cut. What crossed of it may still wait,
+    unread, for a busy server to begin on it, and this question, on a new connection, can be
+    answered first: an upload still at ``cut_at`` is asked again for up to
+    ``SETTLE_PATIENCE_S``, so the next request is not sent from an offset about to move (the
+    server would refuse it, and the link would carry it for nothing)."""
     waited, pause = 0.0, 0.02
     while True:
         state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
-        if not state.get("busy") or waited >= BUSY_PATIENCE_S:
+        if waited >= BUSY_PATIENCE_S:
+            return state
+        settled = cut_at is None or state["offset"] != cut_at or waited >= SETTLE_PATIENCE_S
+        if not state.get("busy") and settled:
             return state
         client.pause(pause)
         waited, pause = waited + pause, min(1.0, pause * 2)
