@@ -50,11 +50,15 @@ HOSTILE = [
 ]
 
 
-def mutations(original: bytes, rng: random.Random, count: int) -> list[bytes]:
+def mutations(
+    original: bytes, rng: random.Random, count: int, focus: tuple[range, ...] = ()
+) -> list[bytes]:
+    """``count`` changes of ``original``, each at a random place (within ``focus`` if given)."""
     out: list[bytes] = []
+    places = [at for span in focus for at in span]
     for _ in range(count):
         n = len(original)
-        at = rng.randrange(max(n, 1))
+        at = rng.choice(places) if places else rng.randrange(max(n, 1))
         kind = rng.randrange(6)
         if kind == 0 and n:
             out.append(
@@ -107,7 +111,8 @@ def main() -> None:
         for old in (CORPUS / decoder.name).glob("*.bin"):
             old.unlink()
         sample = decoder.sample()
-        for data in [sample, *mutations(sample, rng, args.per_decoder), *HOSTILE]:
+        changed = mutations(sample, rng, args.per_decoder, decoder.focus)
+        for data in [sample, *changed, *HOSTILE]:
             save(decoder, data)
         kept = sorted((CORPUS / decoder.name).glob("*.bin"))
         accepted = sum(p.name.startswith("ok-") for p in kept)

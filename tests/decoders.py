@@ -8,15 +8,19 @@ replay (tests/core/test_corpus.py).
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import blob, carry, crypto, encoding, enrolment, httpsig, invite, receipt, vault
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
-from fieldsync.errors import IntegrityError
+from fieldsync.errors import IntegrityError, StoreCorrupted
+from fieldsync.store import epochs
+from fieldsync.store.epochs import Epoch, EpochFile
 
 SIGNER = crypto.SigningPair(bytes(range(32)))
 SERVER = crypto.SigningPair(bytes([9]) * 32)
@@ -135,6 +139,29 @@ def decode_signed_request(data: bytes) -> tuple[str, str]:
     return signer, headers["content-digest"]
 
 
+EPOCHS_VAULT_KEY = bytes([6]) * 32
+EPOCHS = (Epoch(3, bytes([4]) * 32), None)  # as between wipes: one slot live, one empty
+_EPOCHS_FOLDER = Path(tempfile.mkdtemp(prefix="fieldsync-fuzz-epochs-"))
+
+
+def decode_epochs(data: bytes) -> list[Epoch | None]:
+    """``HOME/epochs``, as the store reads it: each slot's epoch, or None where none opens."""
+    path = _EPOCHS_FOLDER / "epochs"
+    path.write_bytes(data)
+    slots = EpochFile(path, EPOCHS_VAULT_KEY).read()
+    if not any(slots):
+        raise StoreCorrupted("no slot of the epoch key file opens")
+    return slots
+
+
+def _epochs() -> bytes:
+    path = _EPOCHS_FOLDER / "sample"
+    path.unlink(missing_ok=True)
+    file = EpochFile(path, EPOCHS_VAULT_KEY)
+    file.create(EPOCHS[0])
+    return path.read_bytes()
+
+
 def _vault() -> bytes:
     return vault.create("pass phrase", vault.Secrets({"k": bytes(32)}))[0]
 
@@ -152,6 +179,9 @@ class Decoder:
     name: str
     decode: Callable[[bytes], object]
     sample: Callable[[], bytes]
+    # where in the sample a change means something, if not everywhere (the epoch file is
+    # mostly random padding, which any change leaves as it was)
+    focus: tuple[range, ...] = ()
 
 
 DECODERS = (
@@ -166,5 +196,11 @@ DECODERS = (
     Decoder("enrolment", decode_enrolment, lambda: ENROLMENT.encode()),
     Decoder("carry", decode_carry, _carry),
     Decoder("signed-request", decode_signed_request, _request_headers),
+    Decoder(
+        "epochs",
+        decode_epochs,
+        _epochs,
+        focus=(range(epochs.SLOT_BYTES), range(epochs.SLOT_STRIDE, epochs.FILE_BYTES)),
+    ),
 )
 BY_NAME = {decoder.name: decoder for decoder in DECODERS}

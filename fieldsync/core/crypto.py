@@ -124,6 +124,8 @@ def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated: bytes) 
 def aead_decrypt(
     key: bytes, nonce: bytes, ciphertext: bytes, associated: bytes, *, what: str
 ) -> bytes:
+    if len(ciphertext) < AEAD_TAG_BYTES:  # the binding would fail with a bare ValueError
+        raise DecryptionFailed(f"{what} cannot be decrypted: it is cut short")
     try:
         return bytes(
             sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, associated, nonce, key)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from fieldsync.core import crypto, encoding, enrolment
 from fieldsync.core.body import Body
 from fieldsync.errors import FieldsyncError
-from tests.decoders import BLOB_PLAIN, BODY, BY_NAME, ENTRY, SERVER
+from tests.decoders import BLOB_PLAIN, BODY, BY_NAME, ENTRY, EPOCHS, SERVER
 
 EXAMPLES = int(os.environ.get("FIELDSYNC_FUZZ_EXAMPLES", "300"))  # scripts/soak: many more
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,6 +70,13 @@ def keys_spelled_once(name: str, variant: bytes, decoded: Any) -> None:
         assert bytes.fromhex(key).hex() == key and len(key) == 64
 
 
+def only_its_keys(name: str, variant: bytes, decoded: Any) -> None:
+    """The epoch key file is sealed slot by slot: whatever a damaged file gives is a slot's own
+    epoch and key, in its own place, never another key or number."""
+    for index, slot in enumerate(decoded):
+        assert slot is None or slot == EPOCHS[index]
+
+
 PROPERTIES = {
     "entry": only_the_original,
     "blob": only_the_original,
@@ -82,6 +89,7 @@ PROPERTIES = {
     "vault-header": within_the_cap,
     "carry": same_items,
     "enrolment": keys_spelled_once,
+    "epochs": only_its_keys,
 }
 
 
