@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sqlite3
 import stat
 from pathlib import Path
@@ -24,7 +25,7 @@ from fieldsync.errors import (
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import custody
-from fieldsync.store.db import SCHEMA_VERSION
+from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
 
@@ -310,6 +311,61 @@ def test_check_names_a_version_missing_from_the_devices_own_chain(
     chain = [p for p in store.check().problems if p.startswith("chain:")]
     assert chain == [
         f"chain: seq 2 of this device is missing (version {third[:12]} at seq 3 follows seq 1)"
+    ]
+
+
+def test_check_names_every_seq_of_a_longer_gap_in_the_devices_own_chain(
+    store: Store, store_home: Path
+) -> None:
+    for _ in range(5):
+        records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        gone = [row[0] for row in db.execute("select id from entries where seq in (2, 3)")]
+        (fourth,) = db.execute("select id from entries where seq = 4").fetchone()
+        for table, column in (
+            ("wraps", "entry_id"),
+            ("local_wraps", "entry_id"),
+            ("entries", "id"),
+        ):
+            db.executemany(f"delete from {table} where {column} = ?", [(g,) for g in gone])
+    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    assert chain == [
+        f"chain: seq 2..3 of this device is missing (version {fourth[:12]} at seq 4 follows seq 1)"
+    ]
+
+
+def test_check_names_a_version_of_the_right_seq_from_another_history_of_the_device(
+    store: Store, store_home: Path, template_store: tuple[Path, object, object], tmp_path: Path
+) -> None:
+    """Every seq in place, only the links broken: seq 2 swapped for the seq 2 the same device
+    signed in a copy of its store (a backup restored and used, then the two put together)."""
+    _, vault_key, identity = template_store
+    other_home = tmp_path / "other"
+    shutil.copytree(template_store[0], other_home)
+    other = Store(other_home, make_engine(other_home / DB_FILE), vault_key, identity)  # type: ignore[arg-type]
+    for _ in range(2):
+        records.create(other, get_form("interview"), example("interview"))
+    other.close()
+    for _ in range(3):
+        records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        db.execute("attach database ? as other", (str(other_home / DB_FILE),))
+        (mine,) = db.execute("select id from entries where seq = 2").fetchone()
+        (theirs,) = db.execute("select id from other.entries where seq = 2").fetchone()
+        (third,) = db.execute("select id from entries where seq = 3").fetchone()
+        for table, column in (
+            ("wraps", "entry_id"),
+            ("local_wraps", "entry_id"),
+            ("entries", "id"),
+        ):
+            db.execute(f"delete from {table} where {column} = ?", (mine,))
+            db.execute(
+                f"insert into {table} select * from other.{table} where {column} = ?", (theirs,)
+            )
+    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    assert chain == [
+        f"chain: version {theirs[:12]} (seq 2) does not follow seq 1 of its author",
+        f"chain: version {third[:12]} (seq 3) does not follow seq 2 of its author",
     ]
 
 
