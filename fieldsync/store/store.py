@@ -497,6 +497,8 @@ class Store:
             self._epoch_file.create(epochs.fresh(1))  # a store made before epochs, or a test's
         slots = self._epoch_file.read()
         live = [e for e in slots if e is not None]
+        if live and in_use and max(e.number for e in live) < max(in_use):
+            raise _rolled_back(path, max(e.number for e in live), max(in_use))
         if len(live) == epochs.SLOTS:  # a wipe was cut short: keep the key the rows use
             older, newer = sorted(live, key=lambda e: e.number)
             doomed = newer if older.number in in_use else older
@@ -504,7 +506,12 @@ class Store:
             live.remove(doomed)
         if not live:
             if in_use:
-                raise StoreCorrupted(f"the epoch key file {path} is damaged")
+                raise StoreCorrupted(
+                    f"the epoch key file {path} holds no key this vault opens: it is damaged, "
+                    "or a copy from before a passphrase change was put back",
+                    hint="Nothing was changed. Put back the epochs file that belongs to this "
+                    "store, or restore the whole store folder from a backup.",
+                )
             live = [epochs.fresh(1)]
             self._epoch_file.write(0, live[0])
         return {e.number: e for e in live}
@@ -1191,6 +1198,19 @@ def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
         return vault_key, Identity.from_secrets(secrets)
     except KeyError as exc:
         raise StoreCorrupted(f"the vault file {path} lacks the device keys") from exc
+
+
+def _rolled_back(path: Path, found: int, needed: int) -> StoreCorrupted:
+    """A file older than the database: a copy from before a wipe, put back. Its key opens what
+    that wipe destroyed (the copies left in freed pages), so the store does not go on under it;
+    a wipe cut short leaves the file one epoch ahead of the database, never behind."""
+    return StoreCorrupted(
+        f"the epoch key file {path} is older than the store database: it holds epoch {found}, "
+        f"and the database is under epoch {needed}. An older copy of the file was put back "
+        "(after a wipe, its key opens what the wipe destroyed), so the store was not opened",
+        hint="Nothing was changed. Put back the epochs file that belongs to this store, or "
+        "restore the whole store folder (all its files together) from a backup.",
+    )
 
 
 def _key_id(vault_key: bytes) -> str:

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from fieldsync.core import crypto
-from fieldsync.errors import StoreBusy
+from fieldsync.errors import StoreBusy, StoreCorrupted
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs
@@ -153,3 +153,29 @@ def test_the_store_does_not_open_while_its_keys_change(
             Store(store_home, make_engine(store_home / DB_FILE), vault_key, identity)
         for _ in steps:
             pass
+
+
+def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path) -> None:
+    """Someone who can write to the disk keeps a copy of HOME/epochs, and after the wipe puts
+    it back: its old key opens the wiped records' wraps still in freed pages and WAL frames.
+    The store must not go on under it."""
+    wiped = make_records(store_home, 2)
+    path = store_home / epochs.EPOCHS_FILE
+    copied = path.read_bytes()  # before the wipe
+    with opened(store_home) as store:
+        assert store.forget_delivered(10**9)[0] == 2
+        kept = records.create(store, get_form("incident"), example("incident"))
+    current = path.read_bytes()
+    path.write_bytes(copied)
+    with pytest.raises(StoreCorrupted) as refused:
+        opened(store_home)
+    message = refused.value.message
+    assert str(path) in message and "older" in message and "epoch 1" in message
+    assert "belongs to this store" in (refused.value.hint or "")
+    assert path.read_bytes() == copied  # nothing was written over what was found
+    path.write_bytes(current)  # the file that belongs to the store: all is as it was
+    with opened(store_home) as store:
+        assert [r.record for r in store.index()] == [kept]
+        assert records.read(store, kept).body is not None
+        assert store.forgotten_records() == set(wiped)
+        assert store.check().ok
