@@ -382,15 +382,36 @@ class Store:
         files.write_atomic(self.home / NEW_VAULT_FILE, sealed)
         yield "new vault written beside the old"
         new = epochs.fresh(old.number + 1)
-        slots = self._epoch_file.read()
-        EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
+        with self._settled_if_failed(new_key):
+            slots = self._epoch_file.read()
+            EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
         yield "new epoch key written"
-        self._rekey(new_key, new)
+        with self._settled_if_failed(new_key):
+            self._rekey(new_key, new)
+            self._use_vault_key(new_key)
+            self._epochs = {new.number: new}
         yield "database moved to the new keys"
-        self._use_vault_key(new_key)
-        self._epochs = {new.number: new}
-        self._settle_passphrase_change(pending=True)
+        with self._settled_if_failed(new_key):
+            self._settle_passphrase_change(pending=True)
         yield "old vault and old epoch key destroyed"
+
+    @contextlib.contextmanager
+    def _settled_if_failed(self, new_key: bytes) -> Iterator[None]:
+        """A step of a passphrase change that fails (a full disk) leaves the change finished
+        or undone, by which vault key the database is under, as the next open would: a commit
+        may fail after it landed, and this process must go on under the keys on disk. If even
+        that fails, the next open settles it. (Only errors: a generator closed between steps
+        is a process killed there, and is left as it is.)"""
+        try:
+            yield
+        except Exception:
+            with contextlib.suppress(Exception):
+                took = self._database_key_id() == _key_id(new_key)
+                if took:
+                    self._use_vault_key(new_key)
+                self._settle_passphrase_change(pending=took)
+            self._reload_epochs()
+            raise
 
     @db_errors
     def _rekey(self, new_key: bytes, epoch: Epoch) -> None:
@@ -442,9 +463,10 @@ class Store:
         uses, each overwritten in place before it goes."""
         home = self.home
         if pending:
-            files.overwrite(home / VAULT_FILE)
-            os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
-            files.fsync_dir(home)
+            if (home / NEW_VAULT_FILE).exists():  # not yet renamed over the old
+                files.overwrite(home / VAULT_FILE)
+                os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
+                files.fsync_dir(home)
         else:
             files.destroy(home / NEW_VAULT_FILE)
         if not self._epoch_file.exists():
@@ -478,6 +500,14 @@ class Store:
         if self._epochs is None:
             self._epochs = self._load_epochs()
         return self._epochs
+
+    def _reload_epochs(self) -> None:
+        """After a key change that failed: forget the epoch keys held in memory and take them
+        again from HOME/epochs and the database, which settles a change left half-done as the
+        next open would. If reading fails too, the next use tries again."""
+        self._epochs, self._codec = None, None
+        with contextlib.suppress(Exception):
+            self._epoch_keys()
 
     @db_errors
     def _load_epochs(self) -> dict[int, Epoch]:
@@ -1013,24 +1043,29 @@ class Store:
         slots = self._epoch_file.read()
         new = epochs.fresh(old.number + 1)
         self._epoch_file.write(slots.index(None), new)
-        self._epochs = {old.number: old, new.number: new}
-        with Session(self._engine) as session, session.begin():
-            for row in session.exec(select(LocalWrapRow)).all():
-                if row.entry_id in kept:
-                    row.epoch = new.number
-                    row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
-                    session.add(row)
-                else:
-                    session.delete(row)
-            also(session)
-            session.flush()
-            self._rekey_index(session, old_codec, IndexCodec(new.key))
-            self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
-            session.merge(MetaRow(key=EPOCH, value=str(new.number)))
-        # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
-        # leaves the database file the only live copy.
-        self.checkpoint()
-        self._epoch_file.write(slots.index(old), None)
+        try:
+            with Session(self._engine) as session, session.begin():
+                for row in session.exec(select(LocalWrapRow)).all():
+                    if row.entry_id in kept:
+                        row.epoch = new.number
+                        row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
+                        session.add(row)
+                    else:
+                        session.delete(row)
+                also(session)
+                session.flush()
+                self._rekey_index(session, old_codec, IndexCodec(new.key))
+                self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
+                session.merge(MetaRow(key=EPOCH, value=str(new.number)))
+            # Old frames of the WAL are not reused in place by a checkpoint; emptying it at
+            # least leaves the database file the only live copy.
+            self.checkpoint()
+            self._epoch_file.write(slots.index(old), None)
+        except Exception:
+            # Which epoch the database is under is what it says, not what was hoped: the
+            # commit may have failed, or landed before what follows it failed.
+            self._reload_epochs()
+            raise
         self._epochs = {new.number: new}
 
     @db_errors
