@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from fieldsync.services import admin, evidence, problems, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
+from tests import carving
 from tests.conftest import example
 from tests.exchange.conftest import World
 
@@ -460,14 +462,27 @@ def every_byte(home: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
 
 
-def carved_aside(raw: bytes, device: Store, version: str, record: str) -> list[bytes]:
-    """What someone holding the passphrase opens of a set-aside version's kept bytes: after
-    each occurrence of its setting's name, the hex that follows, under every subkey of the
-    vault key and of each epoch key left in HOME/epochs; each find opened to its plaintext with
-    the device's box key."""
+@dataclass(frozen=True)
+class Carver:
+    """What someone holding the passphrase has: the vault key and the device's box key from the
+    vault, and each epoch key left in HOME/epochs."""
+
+    held: tuple[bytes, ...]
+    box: crypto.BoxPair
+
+    @classmethod
+    def of(cls, device: Store) -> Carver:
+        epoch_keys = tuple(e.key for e in device._epoch_file.read() if e)
+        return cls((device._vault_key, *epoch_keys), device.identity.box)
+
+
+def carved_aside(raw: bytes, device: Store | Carver, version: str, record: str) -> list[bytes]:
+    """What a carver opens of a set-aside version's kept bytes: after each occurrence of its
+    setting's name, the hex that follows, under every subkey of every key it holds; each find
+    opened to its plaintext with the device's box key."""
+    carver = device if isinstance(device, Carver) else Carver.of(device)
     name = f"aside:{version}".encode()
-    held = [device._vault_key] + [e.key for e in device._epoch_file.read() if e]
-    keys = [crypto.derive_key(k, label) for k in held for label in LABEL_OPTIONS]
+    keys = [crypto.derive_key(k, label) for k in carver.held for label in LABEL_OPTIONS]
     labels = [LABEL_SETTINGS + name, LABEL_RECORD_SETTING + name + b"\x00" + record.encode()]
     found = []
     for hit in re.finditer(re.escape(name) + rb"(?:[0-9a-f-]+:)?((?:[0-9a-f]{2})+)", raw):
@@ -478,7 +493,7 @@ def carved_aside(raw: bytes, device: Store, version: str, record: str) -> list[b
                 with contextlib.suppress(FieldsyncError):
                     plain = crypto.open_with_key(key, nonce, ct, label, what="a carved row")
                     kept = json.loads(plain)
-                    content_key = device.identity.box.unwrap(
+                    content_key = carver.box.unwrap(
                         base64.b64decode(kept["wrap"]), what="a carved wrap"
                     )
                     entry = entry_format.parse(base64.b64decode(kept["raw"]))
@@ -521,6 +536,33 @@ def test_after_a_wipe_the_passphrase_opens_nothing_of_a_version_set_aside(world:
     assert carved_aside(every_byte(home), laptop, kept.id, kept.header.record)
     laptop.close()  # SQLite checkpoints the WAL into the database as the last connection goes
     assert carved_aside(every_byte(home), laptop, wiped.id, own) == []
+
+
+@pytest.mark.slow
+def test_after_a_wipe_nothing_of_a_version_set_aside_opens_from_an_ext4_image(
+    world: World, tmp_path: Path
+) -> None:
+    """The same on a real ext4 file system, where the WAL's frames from before its checkpoint
+    lie in freed blocks after it is emptied, and the carver searches every block."""
+    with carving.loop_filesystem(tmp_path) as (mount, image):
+        laptop = world.device_at("laptop", mount / "laptop")
+        own = recorded(laptop)
+        analysts = Poisoner(world, world.analyst)
+        head = laptop.versions(own)[-1].id
+        box = laptop.identity.box.public
+        entry, key = analysts.seal(unknown_form("the witness"), record=own, parents=(head,))
+        wrap = crypto.wrap_key(box, key)
+        analysts.send([entry], [analysts.wrap(key)], readers=[((box.hex(), wrap),)])
+        for _ in range(3):  # each pull retries it: more copies in more frames
+            assert pull.pull(laptop).problems[0].why == problems.FORM
+        before = Carver.of(laptop)
+        assert sync.push(laptop, wipe_after=True).wiped_records == 1
+        after = Carver.of(laptop)
+        laptop.close()
+        carving.unmount(mount)
+        raw = image.read_bytes()
+    assert carved_aside(raw, before, entry.id, own)  # with the key the wipe destroyed: found
+    assert carved_aside(raw, after, entry.id, own) == []
 
 
 def unknown_form(narrative: str) -> Body:
