@@ -455,6 +455,7 @@ def test_a_wipe_drops_what_is_set_aside_of_the_records_it_forgets(world: World) 
 
 LABEL_SETTINGS = b"fieldsync/settings/v1"  # docs/format.md, section 7: settings, vault key
 LABEL_RECORD_SETTING = b"fieldsync/record-setting/v1"  # a record's settings, epoch key
+LABEL_OPTIONS = (LABEL_SETTINGS, LABEL_RECORD_SETTING)
 
 
 def every_byte(home: Path) -> bytes:
@@ -499,9 +500,6 @@ def carved_aside(raw: bytes, device: Store | Carver, version: str, record: str) 
                     entry = entry_format.parse(base64.b64decode(kept["raw"]))
                     found.append(entry.open(content_key))
     return found
-
-
-LABEL_OPTIONS = (LABEL_SETTINGS, LABEL_RECORD_SETTING)
 
 
 def test_after_a_wipe_the_passphrase_opens_nothing_of_a_version_set_aside(world: World) -> None:
