@@ -4,13 +4,19 @@ problems").
 A version set aside verified (its author signed it; the server served it as signed) but cannot
 be used here: the wrap served with it does not open, its body is not one this fieldsync can
 read, it builds on another record's version, an attachment it names cannot be fetched. It is
-kept as served, each version in an encrypted setting of its own (``aside:<id>``: its signed
-bytes and wrap), written once, and every later pull tries it again: a fixed reader, an
-attachment uploaded after all, or the right wrap served again brings it in. The list of what
-is set aside (``aside``: each version's id, author, seq and reason, no bytes) is all that
-``status`` and ``admin devices`` read. Past ``KEPT_BYTES`` from one author, versions are still
-named but their bytes are not kept: the server holds them, and a pull from the start fetches
-them again. What was stored before and after them is not held back.
+kept as served, each version in a setting of its record (``aside:<id>``: its signed bytes and
+wrap; ``Store.save_record_settings``), written once, and every later pull tries it again: a
+fixed reader, an attachment uploaded after all, or the right wrap served again brings it in.
+The list of what is set aside (``aside``: each version's id, author, seq and reason, no bytes)
+is all that ``status`` and ``admin devices`` read. Past ``KEPT_BYTES`` from one author,
+versions are still named but their bytes are not kept: the server holds them, and a pull from
+the start fetches them again. What was stored before and after them is not held back.
+
+A record's settings are under the epoch key, not the vault key: on a device the wrap kept opens
+with the device's own box key, so a copy left in a freed page or an old WAL frame would open,
+with the passphrase, what the wipe of the record destroyed. Under the epoch key, every copy goes
+with the wipe (which deletes them in its transaction) and with each ``passwd``. A store written
+before kept them as vault-key settings; ``load`` moves those it is asked for, once.
 
 A version withheld is one the server's feed skipped: an author's later versions, or a receipt
 the server signed, show it exists, and this store has not got it. It is worked out again at the
@@ -167,7 +173,9 @@ def listed(store: Store) -> list[Listed]:
 
 def load(store: Store, items: list[Listed]) -> list[SetAside]:
     """The kept bytes of these versions (none for those past the cap), in their order."""
-    found = store.large_settings([ASIDE + item.id for item in items if item.kept])
+    names = {ASIDE + item.id: item.record for item in items if item.kept}
+    store.move_to_record_settings(names)  # kept under the vault key by an earlier fieldsync
+    found = store.record_settings(list(names))
     loaded = []
     for item in items:
         value = found.get(ASIDE + item.id)
@@ -186,25 +194,30 @@ def set_aside(store: Store) -> list[SetAside]:
 
 
 def keep(store: Store, items: list[SetAside]) -> None:
-    """Each version's bytes in a setting of its own, all in one transaction."""
+    """Each version's bytes in a setting of its record, all in one transaction."""
     values = {}
     for item in items:
-        values[ASIDE + item.id] = {
+        kept = {
             "detail": item.detail,
             "raw": base64.b64encode(item.raw).decode("ascii"),
             "wrap": base64.b64encode(item.wrap).decode("ascii"),
         }
-    store.save_large_settings(values)
+        values[ASIDE + item.id] = (item.record, kept)
+    store.save_record_settings(values)
 
 
 def forget(store: Store, versions: list[str]) -> None:
-    store.delete_settings([ASIDE + version for version in versions])
+    names = [ASIDE + version for version in versions]
+    store.delete_record_settings(names)
+    store.delete_settings(names)  # the form before, if never moved
 
 
 def forget_records(store: Store, records: set[str]) -> int:
     """Drop what is set aside of records this device wiped: a set-aside version keeps its wrap,
     and on a device that opens with the device's own key, so keeping it would keep what the
-    wipe destroyed. Returns how many versions were dropped."""
+    wipe destroyed. The wipe deleted their bytes already (``Store.forget_delivered``); this
+    drops them from the list, and the bytes of any kept in the form before. Returns how many
+    versions were dropped."""
     items = listed(store)
     gone = [item for item in items if item.record in records]
     if gone:

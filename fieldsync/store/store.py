@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -80,14 +80,17 @@ T = TypeVar("T")
 IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
 
-def _chunks(items: list[T]) -> Iterator[list[T]]:
-    for start in range(0, len(items), IN_CHUNK):
-        yield items[start : start + IN_CHUNK]
+def _chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
 LABEL_SETTINGS = b"fieldsync/settings/v1"
+LABEL_RECORD_SETTING = b"fieldsync/record-setting/v1"
+RECORD_SETTING = "record-setting:"  # meta rows: a record's settings, under the epoch key
+RESEALED = 50  # record settings re-sealed at a time (each up to a version's size)
 KEY_DEVICE_SIGN = "device_sign"
 KEY_DEVICE_BOX = "device_box"
 KEY_ORG_READ = "org_read"
@@ -382,15 +385,36 @@ class Store:
         files.write_atomic(self.home / NEW_VAULT_FILE, sealed)
         yield "new vault written beside the old"
         new = epochs.fresh(old.number + 1)
-        slots = self._epoch_file.read()
-        EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
+        with self._settled_if_failed(new_key):
+            slots = self._epoch_file.read()
+            EpochFile(self._epoch_file.path, new_key).write(slots.index(None), new)
         yield "new epoch key written"
-        self._rekey(new_key, new)
+        with self._settled_if_failed(new_key):
+            self._rekey(new_key, new)
+            self._use_vault_key(new_key)
+            self._epochs = {new.number: new}
         yield "database moved to the new keys"
-        self._use_vault_key(new_key)
-        self._epochs = {new.number: new}
-        self._settle_passphrase_change(pending=True)
+        with self._settled_if_failed(new_key):
+            self._settle_passphrase_change(pending=True)
         yield "old vault and old epoch key destroyed"
+
+    @contextlib.contextmanager
+    def _settled_if_failed(self, new_key: bytes) -> Iterator[None]:
+        """A step of a passphrase change that fails (a full disk) leaves the change finished
+        or undone, by which vault key the database is under, as the next open would: a commit
+        may fail after it landed, and this process must go on under the keys on disk. If even
+        that fails, the next open settles it. (Only errors: a generator closed between steps
+        is a process killed there, and is left as it is.)"""
+        try:
+            yield
+        except Exception:
+            with contextlib.suppress(Exception):
+                took = self._database_key_id() == _key_id(new_key)
+                if took:
+                    self._use_vault_key(new_key)
+                self._settle_passphrase_change(pending=took)
+            self._reload_epochs()
+            raise
 
     @db_errors
     def _rekey(self, new_key: bytes, epoch: Epoch) -> None:
@@ -404,6 +428,7 @@ class Store:
             self._rekey_index(session, self.index_codec, IndexCodec(epoch.key))
             self._rekey_drafts(session, self._draft_key, crypto.derive_key(epoch.key, LABEL_DRAFT))
             self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
+            self._rekey_record_settings(session, self.epoch, epoch)
             session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
             session.merge(MetaRow(key=EPOCH, value=str(epoch.number)))
         self.checkpoint()
@@ -436,15 +461,41 @@ class Store:
                 meta.value = b"".join(crypto.seal_with_key(new_key, plain, label)).hex()
                 session.add(meta)
 
+    @staticmethod
+    def _rekey_record_settings(
+        session: Session, old: Epoch, new: Epoch, forgotten: Set[str] = frozenset()
+    ) -> None:
+        """Re-seal every record setting under the new epoch key, a few at a time, except those
+        of ``forgotten`` records: they are deleted, never re-sealed, since a copy under the new
+        key would outlive the wipe in the WAL's old frames. A row that no longer opens stays."""
+        names = list(session.exec(select(MetaRow.key).where(_is_record_setting())).all())
+        for some in _chunks(names, RESEALED):
+            rows = session.exec(select(MetaRow).where(col(MetaRow.key).in_(some))).all()
+            for row in rows:
+                record, _, sealed = row.value.rpartition(":")
+                if record in forgotten:
+                    session.delete(row)
+                    continue
+                name = row.key.removeprefix(RECORD_SETTING)
+                with contextlib.suppress(DecryptionFailed, ValueError):
+                    plain = _open_record_setting(old, name, record, sealed)
+                    row.value = _seal_record_setting(new, name, record, plain)
+                    session.add(row)
+            session.flush()
+            for row in rows:
+                if row in session:
+                    session.expunge(row)  # held no longer than its chunk
+
     def _settle_passphrase_change(self, pending: bool) -> None:
         """After a passphrase change took effect (``pending``: the new vault is still beside
         the old), or was undone: destroy the vault and the epoch slot the database no longer
         uses, each overwritten in place before it goes."""
         home = self.home
         if pending:
-            files.overwrite(home / VAULT_FILE)
-            os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
-            files.fsync_dir(home)
+            if (home / NEW_VAULT_FILE).exists():  # not yet renamed over the old
+                files.overwrite(home / VAULT_FILE)
+                os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
+                files.fsync_dir(home)
         else:
             files.destroy(home / NEW_VAULT_FILE)
         if not self._epoch_file.exists():
@@ -479,6 +530,14 @@ class Store:
             self._epochs = self._load_epochs()
         return self._epochs
 
+    def _reload_epochs(self) -> None:
+        """After a key change that failed: forget the epoch keys held in memory and take them
+        again from HOME/epochs and the database, which settles a change left half-done as the
+        next open would. If reading fails too, the next use tries again."""
+        self._epochs, self._codec = None, None
+        with contextlib.suppress(Exception):
+            self._epoch_keys()
+
     @db_errors
     def _load_epochs(self) -> dict[int, Epoch]:
         path = self._epoch_file.path
@@ -497,6 +556,8 @@ class Store:
             self._epoch_file.create(epochs.fresh(1))  # a store made before epochs, or a test's
         slots = self._epoch_file.read()
         live = [e for e in slots if e is not None]
+        if live and in_use and max(e.number for e in live) < max(in_use):
+            raise _rolled_back(path, max(e.number for e in live), max(in_use))
         if len(live) == epochs.SLOTS:  # a wipe was cut short: keep the key the rows use
             older, newer = sorted(live, key=lambda e: e.number)
             doomed = newer if older.number in in_use else older
@@ -504,7 +565,12 @@ class Store:
             live.remove(doomed)
         if not live:
             if in_use:
-                raise StoreCorrupted(f"the epoch key file {path} is damaged")
+                raise StoreCorrupted(
+                    f"the epoch key file {path} holds no key this vault opens: it is damaged, "
+                    "or a copy from before a passphrase change was put back",
+                    hint="Nothing was changed. Put back the epochs file that belongs to this "
+                    "store, or restore the whole store folder from a backup.",
+                )
             live = [epochs.fresh(1)]
             self._epoch_file.write(0, live[0])
         return {e.number: e for e in live}
@@ -797,26 +863,6 @@ class Store:
         self._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
 
     @db_errors
-    def save_large_settings(self, values: dict[str, dict[str, Any]]) -> None:
-        """Keep many settings in one transaction, none held in memory (each is read rarely)."""
-        rows = [self._sealed_setting(name, value) for name, value in values.items()]
-        with Session(self._engine) as session, session.begin():
-            replace = insert(MetaRow).prefix_with("OR REPLACE")  # one statement, not a merge each
-            session.execute(replace, [{"key": row.key, "value": row.value} for row in rows])
-        for name in values:
-            self._settings.pop(name, None)
-
-    @db_errors
-    def large_settings(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        """Those of the named settings that exist, read in few queries, not held in memory."""
-        found = {}
-        with Session(self._engine) as session:
-            for row in self._setting_rows(session, names):
-                name = row.key.removeprefix("setting:")
-                found[name] = self._open_setting(name, row.value)
-        return found
-
-    @db_errors
     def delete_settings(self, names: list[str]) -> None:
         with Session(self._engine) as session, session.begin():
             for row in self._setting_rows(session, names):
@@ -825,9 +871,65 @@ class Store:
             self._settings.pop(name, None)
 
     @staticmethod
-    def _setting_rows(session: Session, names: list[str]) -> Iterator[MetaRow]:
-        for chunk in _chunks([f"setting:{name}" for name in names]):
+    def _setting_rows(
+        session: Session, names: list[str], prefix: str = "setting:"
+    ) -> Iterator[MetaRow]:
+        for chunk in _chunks([prefix + name for name in names]):
             yield from session.exec(select(MetaRow).where(col(MetaRow.key).in_(chunk))).all()
+
+    # A record's settings: bytes kept for one record (a version a pull set aside), sealed under
+    # the epoch key like drafts, so that the wipe that forgets the record destroys every copy
+    # of them, even those left in freed pages and old WAL frames. None is held in memory.
+
+    @db_errors
+    def save_record_settings(self, values: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Keep ``{name: (record, value)}`` in one transaction."""
+        epoch = self.epoch
+        rows = [
+            {"key": RECORD_SETTING + name, "value": _seal_record_setting(epoch, name, r, value)}
+            for name, (r, value) in values.items()
+        ]
+        with Session(self._engine) as session, session.begin():
+            replace = insert(MetaRow).prefix_with("OR REPLACE")  # one statement, not a merge each
+            session.execute(replace, rows)
+
+    @db_errors
+    def record_settings(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Those of the named record settings that exist (a row that does not open raises)."""
+        epoch = self.epoch
+        found = {}
+        with Session(self._engine) as session:
+            for row in self._setting_rows(session, names, RECORD_SETTING):
+                name = row.key.removeprefix(RECORD_SETTING)
+                record, _, sealed = row.value.rpartition(":")
+                found[name] = _open_record_setting(epoch, name, record, sealed)
+        return found
+
+    @db_errors
+    def delete_record_settings(self, names: list[str]) -> None:
+        with Session(self._engine) as session, session.begin():
+            for row in self._setting_rows(session, names, RECORD_SETTING):
+                session.delete(row)
+
+    @db_errors
+    def move_to_record_settings(self, records: dict[str, str]) -> int:
+        """Move settings kept under the vault key by an earlier fieldsync (``{name: record}``)
+        to record settings, in one transaction; returns how many there were."""
+        epoch = self.epoch
+        with Session(self._engine) as session:  # mostly none: no write lock for nothing
+            if not any(True for _ in self._setting_rows(session, list(records))):
+                return 0
+        moved = 0
+        with Session(self._engine) as session, session.begin():
+            for row in list(self._setting_rows(session, list(records))):
+                name = row.key.removeprefix("setting:")
+                value = self._open_setting(name, row.value)
+                sealed = _seal_record_setting(epoch, name, records[name], value)
+                session.merge(MetaRow(key=RECORD_SETTING + name, value=sealed))
+                session.delete(row)
+                self._settings.pop(name, None)
+                moved += 1
+        return moved
 
     def _sealed_setting(self, name: str, value: dict[str, Any]) -> MetaRow:
         nonce, ct = crypto.seal_with_key(
@@ -977,7 +1079,11 @@ class Store:
         doomed_ids = {v.id for record in doomed for v in by_record[record]}
         kept = {i: self.open_own_wrap(w) for i, w in mine.items() if i not in doomed_ids}
         forgotten = {"records": sorted(self.forgotten_records() | doomed)}
-        self._new_epoch(kept, lambda session: self._forget_rows(session, doomed, forgotten))
+        self._new_epoch(
+            kept,
+            lambda session: self._forget_rows(session, doomed, forgotten),
+            set(forgotten["records"]),
+        )
         self._settings["forgotten"] = forgotten
         for blob_id in gone_blobs:
             self.blob_path(blob_id).unlink(missing_ok=True)
@@ -995,9 +1101,15 @@ class Store:
                 session.delete(index_row)
         session.merge(self._sealed_setting("forgotten", forgotten))
 
-    def _new_epoch(self, kept: dict[str, bytes], also: Callable[[Session], None]) -> None:
+    def _new_epoch(
+        self,
+        kept: dict[str, bytes],
+        also: Callable[[Session], None],
+        forgotten: Set[str] = frozenset(),
+    ) -> None:
         """Re-wrap ``kept`` (entry id -> content key), and only those, under a new epoch key,
-        in one transaction with ``also``; then destroy the old epoch key.
+        in one transaction with ``also``, re-sealing the record settings too but for those of
+        ``forgotten`` records, which go; then destroy the old epoch key.
 
         The new key goes into the free slot first (durably); a crash before the commit leaves
         the old key in use and the new one is dropped at the next open, a crash after it the
@@ -1006,24 +1118,30 @@ class Store:
         slots = self._epoch_file.read()
         new = epochs.fresh(old.number + 1)
         self._epoch_file.write(slots.index(None), new)
-        self._epochs = {old.number: old, new.number: new}
-        with Session(self._engine) as session, session.begin():
-            for row in session.exec(select(LocalWrapRow)).all():
-                if row.entry_id in kept:
-                    row.epoch = new.number
-                    row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
-                    session.add(row)
-                else:
-                    session.delete(row)
-            also(session)
-            session.flush()
-            self._rekey_index(session, old_codec, IndexCodec(new.key))
-            self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
-            session.merge(MetaRow(key=EPOCH, value=str(new.number)))
-        # Old frames of the WAL are not reused in place by a checkpoint; emptying it at least
-        # leaves the database file the only live copy.
-        self.checkpoint()
-        self._epoch_file.write(slots.index(old), None)
+        try:
+            with Session(self._engine) as session, session.begin():
+                for row in session.exec(select(LocalWrapRow)).all():
+                    if row.entry_id in kept:
+                        row.epoch = new.number
+                        row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
+                        session.add(row)
+                    else:
+                        session.delete(row)
+                also(session)
+                session.flush()
+                self._rekey_index(session, old_codec, IndexCodec(new.key))
+                self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
+                self._rekey_record_settings(session, old, new, forgotten)
+                session.merge(MetaRow(key=EPOCH, value=str(new.number)))
+            # Old frames of the WAL are not reused in place by a checkpoint; emptying it at
+            # least leaves the database file the only live copy.
+            self.checkpoint()
+            self._epoch_file.write(slots.index(old), None)
+        except Exception:
+            # Which epoch the database is under is what it says, not what was hoped: the
+            # commit may have failed, or landed before what follows it failed.
+            self._reload_epochs()
+            raise
         self._epochs = {new.number: new}
 
     @db_errors
@@ -1191,6 +1309,51 @@ def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
         return vault_key, Identity.from_secrets(secrets)
     except KeyError as exc:
         raise StoreCorrupted(f"the vault file {path} lacks the device keys") from exc
+
+
+def _is_record_setting() -> Any:
+    return col(MetaRow.key).startswith(RECORD_SETTING)
+
+
+def _record_setting_label(name: str, record: str) -> bytes:
+    return LABEL_RECORD_SETTING + name.encode() + b"\x00" + record.encode()
+
+
+def _seal_record_setting(epoch: Epoch, name: str, record: str, value: dict[str, Any]) -> str:
+    """``record:hex(nonce || AEAD)``: the record in the clear (entry headers show it anyway),
+    so a wipe deletes a forgotten record's settings without opening them."""
+    key = crypto.derive_key(epoch.key, LABEL_RECORD_SETTING)
+    plain = encoding.encode(value)
+    nonce, ct = crypto.seal_with_key(key, plain, _record_setting_label(name, record))
+    return f"{record}:{(nonce + ct).hex()}"
+
+
+def _open_record_setting(epoch: Epoch, name: str, record: str, sealed_hex: str) -> dict[str, Any]:
+    key = crypto.derive_key(epoch.key, LABEL_RECORD_SETTING)
+    sealed = bytes.fromhex(sealed_hex)
+    plain = crypto.open_with_key(
+        key,
+        sealed[: crypto.NONCE_BYTES],
+        sealed[crypto.NONCE_BYTES :],
+        _record_setting_label(name, record),
+        what=f"the setting {name!r} of record {record}",
+    )
+    value = encoding.decode(plain, what=f"the setting {name!r} of record {record}")
+    assert isinstance(value, dict)
+    return value
+
+
+def _rolled_back(path: Path, found: int, needed: int) -> StoreCorrupted:
+    """A file older than the database: a copy from before a wipe, put back. Its key opens what
+    that wipe destroyed (the copies left in freed pages), so the store does not go on under it;
+    a wipe cut short leaves the file one epoch ahead of the database, never behind."""
+    return StoreCorrupted(
+        f"the epoch key file {path} is older than the store database: it holds epoch {found}, "
+        f"and the database is under epoch {needed}. An older copy of the file was put back "
+        "(after a wipe, its key opens what the wipe destroyed), so the store was not opened",
+        hint="Nothing was changed. Put back the epochs file that belongs to this store, or "
+        "restore the whole store folder (all its files together) from a backup.",
+    )
 
 
 def _key_id(vault_key: bytes) -> str:

@@ -29,7 +29,11 @@ class World:
         admin.make_invite(self.analyst, "first", self.url, valid_ms=DAY, client_for=quick)
 
     def device(self, name: str) -> Store:
-        store = self._stack.enter_context(fast_store(self.folder / name))
+        return self.device_at(name, self.folder / name)
+
+    def device_at(self, name: str, home: Path) -> Store:
+        """An enrolled device whose store lives in ``home`` (a file system of the test's own)."""
+        store = self._stack.enter_context(fast_store(home))
         text, shown = admin.make_invite(
             self.analyst, name, self.url, valid_ms=DAY, client_for=quick
         )

@@ -29,7 +29,8 @@ from tests.exchange.test_pull_poisoned import INCIDENT, Poisoner, bad_seal, held
 
 def settings_rows(store: Store) -> dict[str, str]:
     with store._engine.connect() as connection:
-        rows = connection.execute(text("SELECT key, value FROM meta WHERE key LIKE 'setting:%'"))
+        # settings, and a record's settings (each version set aside)
+        rows = connection.execute(text("SELECT key, value FROM meta WHERE key LIKE '%setting:%'"))
         return {str(key): str(value) for key, value in rows}
 
 
@@ -74,7 +75,9 @@ def test_versions_set_aside_are_kept_once_each_and_no_more_than_the_cap_per_devi
         assert again.set_aside == 0 and again.problems == first.problems
         now = settings_rows(world.analyst)
         kept = {
-            k: v for k, v in rows.items() if k.startswith(("setting:aside", "setting:problems"))
+            k: v
+            for k, v in rows.items()
+            if k.startswith(("record-setting:aside", "setting:aside", "setting:problems"))
         }
         assert kept and all(now[k] == v for k, v in kept.items())
 

@@ -10,7 +10,11 @@ that drops a version from its feed is named by the author and seq it withheld.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,13 +28,14 @@ from fieldsync.core.audit import AuditReport
 from fieldsync.core.body import Attachment, Body
 from fieldsync.core.clock import HLC
 from fieldsync.core.ids import new_record_id
-from fieldsync.errors import BatchInvalid
+from fieldsync.errors import BatchInvalid, FieldsyncError
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
 from fieldsync.services import admin, evidence, problems, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
+from tests import carving
 from tests.conftest import example
 from tests.exchange.conftest import World
 
@@ -446,3 +451,168 @@ def test_a_wipe_drops_what_is_set_aside_of_the_records_it_forgets(world: World) 
     assert sync.push(laptop, wipe_after=True).wiped_records == 1
     assert problems.listed(laptop) == [] and problems.set_aside(laptop) == []
     assert pull.pull(laptop).problems == []  # and a later pull keeps nothing of it again
+
+
+LABEL_SETTINGS = b"fieldsync/settings/v1"  # docs/format.md, section 7: settings, vault key
+LABEL_RECORD_SETTING = b"fieldsync/record-setting/v1"  # a record's settings, epoch key
+LABEL_OPTIONS = (LABEL_SETTINGS, LABEL_RECORD_SETTING)
+
+
+def every_byte(home: Path) -> bytes:
+    """The store's files as they lie: the database with its freed pages, and the WAL."""
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+@dataclass(frozen=True)
+class Carver:
+    """What someone holding the passphrase has: the vault key and the device's box key from the
+    vault, and each epoch key left in HOME/epochs."""
+
+    held: tuple[bytes, ...]
+    box: crypto.BoxPair
+
+    @classmethod
+    def of(cls, device: Store) -> Carver:
+        epoch_keys = tuple(e.key for e in device._epoch_file.read() if e)
+        return cls((device._vault_key, *epoch_keys), device.identity.box)
+
+
+def carved_aside(raw: bytes, device: Store | Carver, version: str, record: str) -> list[bytes]:
+    """What a carver opens of a set-aside version's kept bytes: after each occurrence of its
+    setting's name, the hex that follows, under every subkey of every key it holds; each find
+    opened to its plaintext with the device's box key."""
+    carver = device if isinstance(device, Carver) else Carver.of(device)
+    name = f"aside:{version}".encode()
+    keys = [crypto.derive_key(k, label) for k in carver.held for label in LABEL_OPTIONS]
+    labels = [LABEL_SETTINGS + name, LABEL_RECORD_SETTING + name + b"\x00" + record.encode()]
+    found = []
+    for hit in re.finditer(re.escape(name) + rb"(?:[0-9a-f-]+:)?((?:[0-9a-f]{2})+)", raw):
+        sealed = bytes.fromhex(hit.group(1).decode())
+        nonce, ct = sealed[: crypto.NONCE_BYTES], sealed[crypto.NONCE_BYTES :]
+        for key in keys:
+            for label in labels:
+                with contextlib.suppress(FieldsyncError):
+                    plain = crypto.open_with_key(key, nonce, ct, label, what="a carved row")
+                    kept = json.loads(plain)
+                    content_key = carver.box.unwrap(
+                        base64.b64decode(kept["wrap"]), what="a carved wrap"
+                    )
+                    entry = entry_format.parse(base64.b64decode(kept["raw"]))
+                    found.append(entry.open(content_key))
+    return found
+
+
+def test_after_a_wipe_the_passphrase_opens_nothing_of_a_version_set_aside(world: World) -> None:
+    """A version set aside keeps its signed bytes and a wrap the device's own box key opens.
+    Sealed under the vault key, its copies in the database file and WAL opened with the
+    passphrase after the wipe of its record; under the epoch key, they go with the wipe."""
+    laptop = world.device("laptop")
+    home = world.folder / "laptop"
+    own = recorded(laptop)
+    analysts = Poisoner(world, world.analyst)
+    head = laptop.versions(own)[-1].id
+    box = laptop.identity.box.public
+    secret, other = "the witness who named the unit", "a record this device never held"
+    wiped, wiped_key = analysts.seal(unknown_form(secret), record=own, parents=(head,))
+    kept, kept_key = analysts.seal(unknown_form(other))
+    analysts.send(
+        [wiped, kept],
+        [analysts.wrap(wiped_key), analysts.wrap(kept_key)],
+        readers=[((box.hex(), crypto.wrap_key(box, k)),) for k in (wiped_key, kept_key)],
+    )
+    pull.pull(laptop)
+    assert [(i.record, i.why) for i in problems.listed(laptop)] == [
+        (own, problems.FORM),
+        (kept.header.record, problems.FORM),
+    ]
+    before = carved_aside(every_byte(home), laptop, wiped.id, own)
+    assert before and all(secret.encode() in plain for plain in before)  # the search works
+    assert sync.push(laptop, wipe_after=True).wiped_records == 1
+    assert carved_aside(every_byte(home), laptop, wiped.id, own) == []
+    # what is set aside of a record the wipe did not forget is kept, under the new epoch key
+    assert [item.id for item in problems.set_aside(laptop)] == [kept.id]
+    assert carved_aside(every_byte(home), laptop, kept.id, kept.header.record)
+    laptop.close()  # SQLite checkpoints the WAL into the database as the last connection goes
+    assert carved_aside(every_byte(home), laptop, wiped.id, own) == []
+
+
+@pytest.mark.slow
+def test_after_a_wipe_nothing_of_a_version_set_aside_opens_from_an_ext4_image(
+    world: World, tmp_path: Path
+) -> None:
+    """The same on a real ext4 file system, where the WAL's frames from before its checkpoint
+    lie in freed blocks after it is emptied, and the carver searches every block."""
+    with carving.loop_filesystem(tmp_path) as (mount, image):
+        laptop = world.device_at("laptop", mount / "laptop")
+        own = recorded(laptop)
+        analysts = Poisoner(world, world.analyst)
+        head = laptop.versions(own)[-1].id
+        box = laptop.identity.box.public
+        entry, key = analysts.seal(unknown_form("the witness"), record=own, parents=(head,))
+        wrap = crypto.wrap_key(box, key)
+        analysts.send([entry], [analysts.wrap(key)], readers=[((box.hex(), wrap),)])
+        for _ in range(3):  # each pull retries it: more copies in more frames
+            assert pull.pull(laptop).problems[0].why == problems.FORM
+        before = Carver.of(laptop)
+        assert sync.push(laptop, wipe_after=True).wiped_records == 1
+        after = Carver.of(laptop)
+        laptop.close()
+        carving.unmount(mount)
+        raw = image.read_bytes()
+    assert carved_aside(raw, before, entry.id, own)  # with the key the wipe destroyed: found
+    assert carved_aside(raw, after, entry.id, own) == []
+
+
+def unknown_form(narrative: str) -> Body:
+    """A body the device's key opens, of a form it does not know: set aside, wrap and all."""
+    return Body("nosuch@1", {"narrative": narrative})
+
+
+def set_aside_as_before(world: World) -> tuple[Store, str, entry_format.Entry]:
+    """A device with its record and an analyst's version of it set aside, kept as fieldsync
+    kept it before record settings: a setting under the vault key."""
+    laptop = world.device("laptop")
+    own = recorded(laptop)
+    analysts = Poisoner(world, world.analyst)
+    box = laptop.identity.box.public
+    head = laptop.versions(own)[-1].id
+    entry, key = analysts.seal(unknown_form("typed on the laptop"), record=own, parents=(head,))
+    analysts.send(
+        [entry], [analysts.wrap(key)], readers=[((box.hex(), crypto.wrap_key(box, key)),)]
+    )
+    pull.pull(laptop)
+    name = problems.ASIDE + entry.id
+    value = laptop.record_settings([name])[name]
+    laptop.delete_record_settings([name])
+    with laptop.session() as session, session.begin():
+        session.merge(laptop._sealed_setting(name, value))
+    return laptop, own, entry
+
+
+def meta_keys(store: Store, version: str) -> set[str]:
+    with store._engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT key FROM meta WHERE key LIKE :k"), {"k": f"%{version}"}
+        )
+        return {str(key) for (key,) in rows}
+
+
+def test_a_version_set_aside_by_an_earlier_fieldsync_is_moved_under_the_epoch_key(
+    world: World,
+) -> None:
+    laptop, own, entry = set_aside_as_before(world)
+    assert meta_keys(laptop, entry.id) == {f"setting:aside:{entry.id}"}
+    (loaded,) = problems.set_aside(laptop)
+    assert loaded.raw == entry.raw and loaded.record == own
+    assert meta_keys(laptop, entry.id) == {f"record-setting:aside:{entry.id}"}
+    assert pull.pull(laptop).problems[0].why == problems.FORM  # retried as before
+    assert sync.push(laptop, wipe_after=True).wiped_records == 1
+    assert problems.listed(laptop) == [] and meta_keys(laptop, entry.id) == set()
+
+
+def test_a_version_set_aside_by_an_earlier_fieldsync_and_never_moved_goes_with_the_wipe(
+    world: World,
+) -> None:
+    laptop, _, entry = set_aside_as_before(world)
+    assert sync.push(laptop, wipe_after=True).wiped_records == 1
+    assert problems.listed(laptop) == [] and meta_keys(laptop, entry.id) == set()

@@ -3,7 +3,11 @@ before epochs."""
 
 from __future__ import annotations
 
+import contextlib
+import resource
+import signal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +15,13 @@ import pytest
 from sqlmodel import select
 
 from fieldsync.core import crypto
-from fieldsync.errors import StoreBusy
+from fieldsync.errors import DiskError, DiskFull, StoreBusy, StoreCorrupted, WrongPassphrase
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
 from fieldsync.store.index import IndexCodec
-from fieldsync.store.store import Store
+from fieldsync.store.store import NEW_VAULT_FILE, Store
 from tests.conftest import PASSPHRASE, example
 
 
@@ -153,3 +157,90 @@ def test_the_store_does_not_open_while_its_keys_change(
             Store(store_home, make_engine(store_home / DB_FILE), vault_key, identity)
         for _ in steps:
             pass
+
+
+def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path) -> None:
+    """Someone who can write to the disk keeps a copy of HOME/epochs, and after the wipe puts
+    it back: its old key opens the wiped records' wraps still in freed pages and WAL frames.
+    The store must not go on under it."""
+    wiped = make_records(store_home, 2)
+    path = store_home / epochs.EPOCHS_FILE
+    copied = path.read_bytes()  # before the wipe
+    with opened(store_home) as store:
+        assert store.forget_delivered(10**9)[0] == 2
+        kept = records.create(store, get_form("incident"), example("incident"))
+    current = path.read_bytes()
+    path.write_bytes(copied)
+    with pytest.raises(StoreCorrupted) as refused:
+        opened(store_home)
+    message = refused.value.message
+    assert str(path) in message and "older" in message and "epoch 1" in message
+    assert "belongs to this store" in (refused.value.hint or "")
+    assert path.read_bytes() == copied  # nothing was written over what was found
+    path.write_bytes(current)  # the file that belongs to the store: all is as it was
+    with opened(store_home) as store:
+        assert [r.record for r in store.index()] == [kept]
+        assert records.read(store, kept).body is not None
+        assert store.forgotten_records() == set(wiped)
+        assert store.check().ok
+
+
+@contextlib.contextmanager
+def no_room_for_the_wal(store: Store) -> Iterator[None]:
+    """A real write failure at the commit: the WAL emptied, then no file may grow past the
+    epochs file's size (RLIMIT_FSIZE), so the epoch key's slot is written in place but the
+    transaction's second WAL frame is not (EFBIG, as on a full disk)."""
+    store.checkpoint()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (epochs.FILE_BYTES, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)
+
+
+def test_a_wipe_whose_transaction_fails_leaves_the_store_as_it_is_on_disk(
+    store_home: Path,
+) -> None:
+    doomed, kept = make_records(store_home, 2)  # seqs 1 and 2: a wipe up to 1 forgets one
+    with opened(store_home) as store:
+        old = store.epoch
+        with no_room_for_the_wal(store), pytest.raises((DiskError, DiskFull)):
+            store.forget_delivered(1)
+        assert store.epoch == old  # the new key never took: the database is under the old
+        assert [e for e in store._epoch_file.read() if e] == [old]
+        assert [(r.record, r.problem) for r in store.index()] == [(doomed, None), (kept, None)]
+        assert records.read(store, kept).body is not None
+        later = records.create(store, get_form("incident"), example("incident"))
+        assert records.read(store, later).body is not None
+        assert store.forget_delivered(1) == (1, 0)  # the wipe again, with room
+        assert store.epoch.number == old.number + 1
+    with opened(store_home) as store:
+        assert {r.record for r in store.index()} == {kept, later}
+        assert records.read(store, kept).body is not None
+        assert records.read(store, later).body is not None
+        assert store.check().ok
+
+
+def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk(
+    store_home: Path,
+) -> None:
+    (record,) = make_records(store_home, 1)
+    new = "a passphrase that never took"
+    with opened(store_home) as store:
+        old = store.epoch
+        with no_room_for_the_wal(store), pytest.raises((DiskError, DiskFull)):
+            store.change_passphrase(new)
+        assert not (store_home / NEW_VAULT_FILE).exists()  # undone: the database is under the old
+        assert store.epoch == old and [e for e in store._epoch_file.read() if e] == [old]
+        assert records.read(store, record).body is not None
+        later = records.create(store, get_form("incident"), example("incident"))
+        assert store.forget_delivered(1) == (1, 0)
+    with pytest.raises(WrongPassphrase):
+        Store.open(store_home, new)
+    with opened(store_home) as store:
+        assert [r.record for r in store.index()] == [later]
+        assert records.read(store, later).body is not None
+        assert store.check().ok

@@ -14,9 +14,15 @@ from fieldsync.errors import DecryptionFailed, StoreStateError, WrongPassphrase
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs
-from fieldsync.store.db import DraftRow, EntryRow, RecordRow
+from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow
 from fieldsync.store.index import IndexCodec
-from fieldsync.store.store import NEW_VAULT_FILE, VAULT_FILE, Store
+from fieldsync.store.store import (
+    LABEL_RECORD_SETTING,
+    NEW_VAULT_FILE,
+    RECORD_SETTING,
+    VAULT_FILE,
+    Store,
+)
 from tests import carving
 from tests.conftest import PASSPHRASE, example
 
@@ -28,6 +34,7 @@ def fill(store: Store) -> str:
     record = records.create(store, get_form("incident"), example("incident"))
     store.save_setting("server", {"url": "https://example.org"})
     store.save_draft("d1", {"answers": {"narrative": "half typed"}})
+    store.save_record_settings({"aside:v1": (record, {"detail": "set aside"})})
     return record
 
 
@@ -36,6 +43,7 @@ def everything(store: Store, record: str) -> None:
     assert records.read(store, record).body.answers["narrative"] == example("incident")["narrative"]
     assert store.setting("server") == {"url": "https://example.org"}
     assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
+    assert store.record_settings(["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
     assert store.check().ok
 
 
@@ -99,3 +107,24 @@ def test_an_old_vault_and_the_old_passphrase_open_nothing_written_after_passwd(
                 carving.LABEL_DRAFT + b"d1",
                 what="a draft",
             )
+
+
+def test_passwd_seals_a_records_settings_under_the_new_epoch_key(store: Store) -> None:
+    """A record's settings (what a pull set aside) are under the epoch key: a passphrase change
+    re-seals them, so the old epoch key opens no live copy of them."""
+    record = fill(store)
+    old = store.epoch
+    store.change_passphrase(NEW)
+    with store.session() as session:
+        row = session.get(MetaRow, RECORD_SETTING + "aside:v1")
+    assert row is not None and row.value.startswith(record + ":")
+    sealed = bytes.fromhex(row.value.rpartition(":")[2])
+    with pytest.raises(DecryptionFailed):
+        crypto.open_with_key(
+            crypto.derive_key(old.key, LABEL_RECORD_SETTING),
+            sealed[: crypto.NONCE_BYTES],
+            sealed[crypto.NONCE_BYTES :],
+            LABEL_RECORD_SETTING + b"aside:v1\x00" + record.encode(),
+            what="a record's setting",
+        )
+    assert store.record_settings(["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
