@@ -59,9 +59,7 @@ class Served:
 
 
 @contextmanager
-def serving(
-    server: data.ServerData, database_url: str | None, limits: Limits
-) -> Iterator[Served]:
+def serving(server: data.ServerData, database_url: str | None, limits: Limits) -> Iterator[Served]:
     app = create_app(server, database_url=database_url, now_ms=lambda: NOW, limits=limits)
     try:
         with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
@@ -260,7 +258,7 @@ def test_a_normal_push_is_unaffected_and_a_busy_server_is_tried_again(
                 sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
                 batch = device.batch(device.record(20), blobs=((blob_id, len(data_)),))
                 assert json.loads(client.send_batch(batch))["receipt"]["last_seq"] == 20
-        except BaseException as exc:  # noqa: BLE001 - reported below, from the test's thread
+        except BaseException as exc:  # reported below, from the test's thread
             failures.append(exc)
 
     threads = [threading.Thread(target=push) for _ in range(4)]
