@@ -532,12 +532,12 @@ def _answer(
 
 
 def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:
-    """A body cut, or never read, leaves the connection mid-request: close it, or uvicorn goes
-    on reading and discarding that body for as long as the caller sends it (each byte puts
-    off its keep-alive timeout)."""
+    """A body cut, refused as too large or never read leaves the connection mid-request:
+    close it, or uvicorn goes on reading and discarding that body for as long as the caller
+    sends it (each byte puts off its keep-alive timeout)."""
     if isinstance(exc, ServerBusy):
         return {"Connection": "close", "Retry-After": str(BUSY_RETRY_AFTER_S)}
-    if isinstance(exc, BodyTooSlow | RequestCut):
+    if isinstance(exc, BodyTooSlow | RequestCut | TooLarge):
         return {"Connection": "close"}
     return None
 

@@ -25,6 +25,7 @@ from fieldsync.server.limits import KIB, SLOW_LINK, Limits
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import sync
 from fieldsync.transport.client import SyncClient
+from tests.faults.proxy import FaultProxy
 from tests.live import free_port, running
 from tests.server.conftest import NOW, Device, Live, Org, enrol_body, make_invite
 from tests.server.test_blobs import offset_of, open_body, sealed_blob, signed
@@ -121,15 +122,19 @@ def trickle(
     raise AssertionError(f"no answer to a body trickled for {time.monotonic() - started:.1f} s")
 
 
-def closed_by_server(sock: socket.socket) -> bool:
-    """Whether the server let the connection go after its answer (it is not kept waiting)."""
-    sock.settimeout(2)
-    try:
-        return sock.recv(65_536) == b""
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
+def closed_by_server(sock: socket.socket, within: float = 2.0) -> bool:
+    """Whether the server lets the connection go after its answer, while the caller goes on
+    trickling its body (each byte used to put off uvicorn's keep-alive timeout)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"F")
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable and sock.recv(65_536) == b"":
+                return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+    return False
 
 
 def reading(app: FastAPI) -> int:
@@ -160,13 +165,27 @@ def test_a_body_trickled_without_ever_going_idle_is_refused_at_its_deadline(
         assert "did not arrive whole within 1 s" in str(answer.body["message"])
         assert "faster" in str(answer.body["hint"])
         assert 0.9 < took < 2.5
-        assert answer.headers.get("connection") == "close"
         assert closed_by_server(sock)
+        assert answer.headers.get("connection") == "close"
     finally:
         sock.close()
     assert tight.live.count(StoredEntry) == 0
     assert reading(tight.app) == 0
     assert tight.live.http.get("/v1/health").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/batches", "/v1/enrol"])
+def test_a_body_refused_as_too_large_does_not_keep_its_connection(tight: Served, path: str) -> None:
+    """Refused at once (413) on its declared length, its body is never read; uvicorn used to
+    keep the connection, discarding that body for as long as the caller trickled it."""
+    sock = open_post(tight.address, path, 20_000_000)
+    try:
+        answer = read_answer(sock, 5)
+        assert answer.status == 413 and answer.body["error"] == "TooLarge"
+        assert closed_by_server(sock)
+        assert answer.headers.get("connection") == "close"
+    finally:
+        sock.close()
 
 
 def test_one_body_past_the_cap_is_refused_at_once_while_the_others_are_held(
@@ -269,6 +288,38 @@ def test_a_normal_push_is_unaffected_and_a_busy_server_is_tried_again(
     assert not failures, failures
     assert live.count(StoredEntry) == 80
     assert reading(tight.app) == 0
+
+
+class CountingClient(SyncClient):
+    """A real client that counts the append requests an upload takes."""
+
+    appends = 0
+
+    def blob_append(self, *args: object, **kwargs: object) -> dict[str, object]:
+        self.appends += 1
+        return super().blob_append(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_device_on_a_link_below_the_minimum_rate_still_delivers_its_attachment(
+    server: data.ServerData, database_url: str | None, org: Org
+) -> None:
+    """A link carrying 30 KB/s to a server asking 60 KB/s after 0.3 s: each append is cut,
+    what crossed is kept, and the device resumes from there until the upload is whole."""
+    limits = Limits(body_min_rate=60_000, body_rate_grace_s=0.3)
+    with serving(server, database_url, limits) as served:
+        live = served.live
+        device = Device()
+        enrolled = enrol_body(make_invite(org, live.server), device.signer, device.box)
+        assert live.http.post("/v1/enrol", content=enrolled).status_code == 200
+        data_, blob_id = sealed_blob(120_000)
+        assert served.address[1] is not None
+        with FaultProxy(served.address[1], trickle=300) as proxy:
+            client = CountingClient(proxy.url, signer=device.signer, clock=lambda: NOW / 1000)
+            with client:
+                sent = sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
+        assert sent == len(data_)
+        assert client.appends > 1  # cut for its rate, and resumed
+        assert (live.server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data_
 
 
 def test_the_default_deadline_lets_the_largest_batch_cross_a_slow_link() -> None:
