@@ -228,6 +228,35 @@ def test_one_body_past_the_cap_is_refused_at_once_while_the_others_are_held(
         assert served.live.http.post("/v1/enrol", content=body).status_code == 200
 
 
+def test_of_many_bodies_arriving_together_exactly_the_cap_are_read(
+    server: data.ServerData, database_url: str | None
+) -> None:
+    """Twelve slow bodies sent at the same moment against a cap of 3: exactly 3 are read and
+    held, and the other 9 are answered 503 at once."""
+    limits = Limits(body_idle_s=8.0, body_deadline_s=8.0, unauthenticated_bodies=3)
+    with serving(server, database_url, limits) as served:
+        socks = [socket.create_connection(served.address) for _ in range(12)]
+        head = b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\nFF"
+        try:
+            for sock in socks:  # headers and a first piece, all before the server reads any
+                sock.sendall(head)
+            waiting, refused = list(socks), 0
+            deadline = time.monotonic() + 2  # well before the held bodies' own deadline
+            while waiting and time.monotonic() < deadline:
+                readable, _, _ = select.select(waiting, [], [], 0.1)
+                for sock in readable:
+                    assert read_answer(sock, 1).status == 503
+                    waiting.remove(sock)
+                    refused += 1
+            assert refused == 9, f"{refused} refused"
+            assert reading(served.app) == 3
+        finally:
+            for sock in socks:
+                sock.close()
+        wait_until(lambda: reading(served.app) == 0)
+        assert reading(served.app) == 0
+
+
 def test_a_streamed_upload_below_the_minimum_rate_is_cut_and_keeps_what_arrived(
     tight: Served, org: Org
 ) -> None:
