@@ -37,7 +37,9 @@
     │   ├── ServerUnreachable                         no answer (timeouts, refused, dropped)
     │   ├── DatabaseUnreachable                       the server's own database did not answer
     │   ├── DatabaseDriverMissing                     its database's driver is not installed
-    │   └── ServerStorageFailed            HTTP 507   the server's disk is full or failing
+    │   ├── ServerStorageFailed            HTTP 507   the server's disk is full or failing
+    │   ├── BodyTooSlow                    HTTP 408   a request body arrived too slowly
+    │   └── ServerBusy                     HTTP 503   the server reads no more bodies now
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim
     │   ├── MalformedData                             cannot be decoded (truncated, ...)
     │   ├── SignatureInvalid
@@ -317,6 +319,23 @@ class ServerStorageFailed(ServerError):
 
     http_status = 507
     hint = "Nothing was lost; it stays on this device. Tell your administrator."
+
+
+class BodyTooSlow(ServerError):
+    """The request's body arrived too slowly: the server stopped reading it."""
+
+    http_status = 408
+    hint = (
+        "Nothing was lost; it stays on this device. Send it again over a faster or steadier "
+        "connection."
+    )
+
+
+class ServerBusy(ServerError):
+    """The server is reading as many request bodies as it takes at once."""
+
+    http_status = 503
+    hint = "Nothing was lost or kept. Try again in a few seconds (a device does so by itself)."
 
 
 class ServerUnreachable(ServerError):

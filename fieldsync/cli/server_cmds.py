@@ -15,7 +15,7 @@ from fieldsync.cli.options import BlobFolder, DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
 from fieldsync.errors import InputError
 from fieldsync.server import data, logs, schema
-from fieldsync.server.limits import GIB, MIB, Limits
+from fieldsync.server.limits import GIB, KIB, MIB, Limits
 
 server_app = typer.Typer(help="The organisation's server.", no_args_is_help=True)
 
@@ -73,6 +73,44 @@ BodyIdle = Annotated[
         envvar="FIELDSYNC_BODY_IDLE_TIMEOUT",
         min=0.1,
         help="Cut a request whose body sends nothing for this many seconds.",
+    ),
+]
+BodyDeadline = Annotated[
+    float,
+    typer.Option(
+        "--body-deadline",
+        envvar="FIELDSYNC_BODY_DEADLINE",
+        min=0.1,
+        help="Seconds a body read before its signature is checked (an enrolment, a batch) "
+        "may take in all; the default lets 16 MiB cross a 20 KiB/s link.",
+    ),
+]
+BodyMinRate = Annotated[
+    str,
+    typer.Option(
+        "--body-min-rate",
+        envvar="FIELDSYNC_BODY_MIN_RATE",
+        help="Bytes per second an attachment upload must average, once the grace has passed "
+        "(what arrived of one cut is kept).",
+    ),
+]
+BodyRateGrace = Annotated[
+    float,
+    typer.Option(
+        "--body-rate-grace",
+        envvar="FIELDSYNC_BODY_RATE_GRACE",
+        min=0.1,
+        help="Seconds an upload's body runs before its rate is held to --body-min-rate.",
+    ),
+]
+UnauthenticatedBodies = Annotated[
+    int,
+    typer.Option(
+        "--max-unauthenticated-bodies",
+        envvar="FIELDSYNC_MAX_UNAUTHENTICATED_BODIES",
+        min=1,
+        help="Bodies each server process reads at once before their signature is checked; "
+        "one more is answered 503.",
     ),
 ]
 
@@ -148,12 +186,16 @@ def run(
     max_quarantine_batches: QuarantineBatches = Limits.quarantine_batches,
     upload_expiry_hours: UploadExpiry = Limits.upload_expiry_h,
     body_idle_timeout: BodyIdle = Limits.body_idle_s,
+    body_deadline: BodyDeadline = Limits.body_deadline_s,
+    body_min_rate: BodyMinRate = f"{int(Limits.body_min_rate // KIB)}KiB",
+    body_rate_grace: BodyRateGrace = Limits.body_rate_grace_s,
+    max_unauthenticated_bodies: UnauthenticatedBodies = Limits.unauthenticated_bodies,
 ) -> None:
     """Serve the sync protocol (put it behind a TLS reverse proxy on a public network).
 
     Each device's share of the server is limited (uploads no batch names yet, batches kept
-    for review), and a request body that goes silent is cut: docs/deploy.md, "Quotas and
-    timeouts"."""
+    for review), and a request body that goes silent, or arrives too slowly, is cut:
+    docs/deploy.md, "Quotas and timeouts"."""
     # Imported here: starting the server is the only command that needs them.
     import uvicorn
 
@@ -166,6 +208,10 @@ def run(
         quarantine_batches=max_quarantine_batches,
         upload_expiry_h=upload_expiry_hours,
         body_idle_s=body_idle_timeout,
+        body_deadline_s=body_deadline,
+        body_min_rate=_size(body_min_rate, "--body-min-rate"),
+        body_rate_grace_s=body_rate_grace,
+        unauthenticated_bodies=max_unauthenticated_bodies,
     )
     server = data.load(data_dir)
     url = database_url or server.database_url()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,12 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
 from fieldsync.errors import (
     AccessDenied,
+    BodyTooSlow,
     FieldsyncError,
     MalformedData,
     NotFound,
     RequestCut,
+    ServerBusy,
     ServerStorageFailed,
     TooLarge,
 )
@@ -55,6 +60,7 @@ DEFAULT_LIMITS = Limits()
 PROTOCOL = 1
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 STORAGE_FAILURES = ("disk is full", "disk i/o error", "no space left", "could not extend file")
+BUSY_RETRY_AFTER_S = 5  # a body being read unchecked takes seconds, or is cut at its deadline
 
 
 DATA_ENV = "FIELDSYNC_SERVER_DATA"  # how 'server run --workers N' tells each worker its setup
@@ -90,7 +96,13 @@ def create_app(
         database_url or server.database_url(), server.migrate_command(database_url)
     )
     clock = now_ms or (lambda: int(time.time() * 1000))
-    idle_s = limits.body_idle_s
+    # Read before the signature is checked: whole within a deadline, and only so many at once.
+    unchecked_pace = Pace(idle_s=limits.body_idle_s, deadline_s=limits.body_deadline_s)
+    unauthenticated = UnauthenticatedBodies(limits.unauthenticated_bodies)
+    # A blob append's body, under a signature already checked, keeps what arrives: a rate.
+    upload_pace = Pace(
+        idle_s=limits.body_idle_s, min_rate=limits.body_min_rate, grace_s=limits.body_rate_grace_s
+    )
     app = FastAPI(title="fieldsync server", version=str(PROTOCOL), docs_url=None, redoc_url=None)
 
     def session() -> Iterator[Session]:
@@ -105,7 +117,7 @@ def create_app(
     @app.exception_handler(FieldsyncError)
     async def fieldsync_error(request: Request, exc: FieldsyncError) -> JSONResponse:
         request.state.refusal = type(exc).__name__  # for the request's log line
-        return _answer(exc, exc.http_status)
+        return _answer(exc, exc.http_status, _headers_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def malformed_request(request: Request, _exc: RequestValidationError) -> JSONResponse:
@@ -168,7 +180,7 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
     ) -> dict[str, Any]:
         """Register a device that shows a valid, unused invite and proves it holds its key."""
-        body = await read_limited(request, enrolment.MAX_REQUEST, idle_s)
+        body = await unchecked_body(request, enrolment.MAX_REQUEST)
         device = await run_in_threadpool(enrol, db, server, body, clock())
         return {
             "device": device.key,
@@ -183,9 +195,14 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008 - FastAPI's idiom
     ) -> Response:
         """Verify and store a batch; the answer is the server-signed receipt."""
-        body = await read_limited(request, batch_format.MAX_BATCH_BYTES, idle_s)
+        body = await unchecked_body(request, batch_format.MAX_BATCH_BYTES)
         signed = await run_in_threadpool(ingest, db, server, body, clock(), limits)
         return Response(signed, media_type="application/json")
+
+    async def unchecked_body(request: Request, limit: int) -> bytes:
+        """A body read before anything vouches for its sender (docs/deploy.md, "Quotas and
+        timeouts")."""
+        return await read_limited(request, limit, unchecked_pace, unauthenticated)
 
     def known_device(keyid: str) -> None:
         """Let in an enrolled, active device (or the administrator), once it has proved it
@@ -213,7 +230,7 @@ def create_app(
         request: Request, limit: int, admit: Callable[[str], None]
     ) -> tuple[bytes, str]:
         """The body of a signed request and the key that signed it."""
-        body = await read_limited(request, limit, idle_s)
+        body = await unchecked_body(request, limit)
         signer = await run_in_threadpool(  # admit reads the database: not on the event loop
             httpsig.verify,
             request.method,
@@ -322,7 +339,7 @@ def create_app(
             now=clock() // 1000,
             admit=known_device,
         )
-        body = body_as_it_arrives(request, idle_s)
+        body = body_as_it_arrives(request, upload_pace)
         state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
         return state.to_json()
 
@@ -353,6 +370,7 @@ def create_app(
         return FileResponse(blobs.final_path(blob_id), media_type="application/octet-stream")
 
     app.state.engine = engine
+    app.state.unauthenticated_bodies = unauthenticated  # what is being read now, for tests
     return app
 
 
@@ -399,22 +417,90 @@ def declared_length(request: Request) -> int | None:
     return int(declared)
 
 
-async def body_as_it_arrives(request: Request, idle_s: float) -> AsyncIterator[bytes]:
-    """The request body piece by piece; a client that leaves, or sends nothing for ``idle_s``
-    seconds, has lost its link (raised as ``RequestCut``)."""
+@dataclass(frozen=True)
+class Pace:
+    """How a request body must arrive: never silent for ``idle_s``; whole within
+    ``deadline_s``; and, once ``grace_s`` has passed, at ``min_rate`` bytes/s on average."""
+
+    idle_s: float
+    deadline_s: float = math.inf
+    min_rate: float = 0.0
+    grace_s: float = 0.0
+
+    def due(self, elapsed: float, received: int) -> tuple[float, str]:
+        """When, in seconds from the body's start, its next piece is due; and which rule says
+        so. At that moment, with nothing more arrived, the body breaks that rule."""
+        rules = [(elapsed + self.idle_s, "idle"), (self.deadline_s, "deadline")]
+        if self.min_rate > 0:
+            rules.append((max(self.grace_s, received / self.min_rate), "rate"))
+        return min(rules)
+
+    def broken(self, rule: str, received: int, elapsed: float) -> FieldsyncError:
+        if rule == "deadline":
+            return BodyTooSlow(
+                f"the request's body did not arrive whole within {self.deadline_s:g} s, the "
+                "longest the server reads a body before checking its signature; nothing of it "
+                "was kept"
+            )
+        if rule == "rate":
+            rate = received / max(elapsed, 0.001)
+            return BodyTooSlow(
+                f"the request's body arrived at {rate:.0f} bytes/s, under the "
+                f"{self.min_rate:g} bytes/s the server asks; the {received} bytes that arrived "
+                "are kept",
+                hint="Nothing was lost: the upload resumes from there. Push again over a "
+                "faster or steadier connection.",
+            )
+        return RequestCut(f"the request's body stopped arriving for {self.idle_s:g} s")
+
+
+async def body_as_it_arrives(request: Request, pace: Pace) -> AsyncIterator[bytes]:
+    """The request body piece by piece, cut (``RequestCut``, or ``BodyTooSlow`` for one that
+    keeps arriving but too slowly) when it breaks ``pace``, or when the client leaves."""
+    loop = asyncio.get_running_loop()
+    started, received = loop.time(), 0
     pieces = request.stream()
     while True:
+        due, rule = pace.due(loop.time() - started, received)
         try:
-            async with asyncio.timeout(idle_s):  # no task per piece, as wait_for would make
+            async with asyncio.timeout_at(started + due):  # no task per piece, as wait_for makes
                 piece = await anext(pieces)
         except StopAsyncIteration:
             return
         except ClientDisconnect as exc:
             raise RequestCut("the connection ended before the request's body did") from exc
         except TimeoutError as exc:
-            raise RequestCut(f"the request's body stopped arriving for {idle_s:g} s") from exc
+            raise pace.broken(rule, received, loop.time() - started) from exc
+        received += len(piece)
         if piece:
             yield piece
+
+
+class UnauthenticatedBodies:
+    """The bodies this process is reading before their signature is checked, at most ``cap``:
+    one more is refused at once (``ServerBusy``), never queued, so that callers holding
+    bodies open cannot tie up more than ``cap`` connections and their bodies' memory."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.reading = 0
+        self._free = asyncio.Semaphore(cap)  # bound to no loop until waited on, and never is
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._free.locked():  # tried, never waited for
+            raise ServerBusy(
+                f"the server is already reading {self.cap} request bodies whose signature it "
+                "has not yet checked, the most it takes at once; this one was not read",
+                details={"retry_after_s": BUSY_RETRY_AFTER_S},
+            )
+        await self._free.acquire()  # free: taken at once, with no other request run between
+        self.reading += 1
+        try:
+            yield
+        finally:
+            self.reading -= 1
+            self._free.release()
 
 
 # What the OpenAPI document says of requests the endpoints read themselves (so that a schema
@@ -445,6 +531,17 @@ def _answer(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:
+    """A body cut, refused as too large or never read leaves the connection mid-request:
+    close it, or uvicorn goes on reading and discarding that body for as long as the caller
+    sends it (each byte puts off its keep-alive timeout)."""
+    if isinstance(exc, ServerBusy):
+        return {"Connection": "close", "Retry-After": str(BUSY_RETRY_AFTER_S)}
+    if isinstance(exc, BodyTooSlow | RequestCut | TooLarge):
+        return {"Connection": "close"}
+    return None
+
+
 def _storage_failure() -> ServerStorageFailed:
     # The request's transaction was rolled back, and a blob's partial file keeps only whole
     # bytes the device can resume after: nothing of the request was half kept.
@@ -454,16 +551,20 @@ def _storage_failure() -> ServerStorageFailed:
     )
 
 
-async def read_limited(request: Request, limit: int, idle_s: float) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``, and cut
-    if it goes silent for ``idle_s`` seconds (a caller holding bodies open holds the server)."""
+async def read_limited(
+    request: Request, limit: int, pace: Pace, unauthenticated: UnauthenticatedBodies
+) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``, read
+    within ``pace`` and in one of the ``unauthenticated`` slots (a caller holding bodies open
+    holds the server)."""
     declared = declared_length(request)
     if declared is not None and declared > limit:
         raise TooLarge(f"the request body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in body_as_it_arrives(request, idle_s):
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    async with unauthenticated.slot():
+        async for chunk in body_as_it_arrives(request, pace):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
     return b"".join(chunks)
