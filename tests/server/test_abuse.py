@@ -3,12 +3,14 @@ more than its quotas, no body that stops arriving, and no word on another key's 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 from fieldsync.core import crypto, httpsig
 from fieldsync.server import data
@@ -257,18 +259,98 @@ def test_bodies_that_stop_arriving_are_cut_after_the_idle_limit(limited: Live, p
     assert limited.http.get("/v1/health").status_code == 200
 
 
-def test_expiry_leaves_complete_blobs_alone(
+def test_expiry_leaves_the_blobs_a_batch_names_alone(
     live: Live, device: Device, database_url: str | None
 ) -> None:
     data_, blob_id = sealed_blob(3000)
     signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data_)}")
     assert signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", data_).json()["complete"]
+    assert live.send(device.batch(device.record(1), ((blob_id, len(data_)),))).status_code == 200
     final = live.server.folder / "blobs" / blob_id[:2] / blob_id
     restarted = create_app(
         live.server, database_url=database_url, now_ms=lambda: NOW + 1000 * HOUR_MS
     )
     restarted.state.engine.dispose()
     assert final.read_bytes() == data_
+    assert live.count(StoredBlob) == 1
+
+
+def clocked(
+    server: data.ServerData, database_url: str | None, clock: list[int], limits: Limits
+) -> contextlib.AbstractContextManager[Live]:
+    """A live server whose clock the test moves (signatures are made at its time)."""
+
+    @contextlib.contextmanager
+    def serving() -> Iterator[Live]:
+        app = create_app(server, database_url=database_url, now_ms=lambda: clock[0], limits=limits)
+        with running(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+            yield Live(http, app.state.engine, server)
+        app.state.engine.dispose()
+
+    return serving()
+
+
+def at(
+    live: Live, signer: crypto.SigningPair, method: str, path: str, at_ms: int, body: bytes = b""
+) -> httpx.Response:
+    headers = httpsig.sign(signer, method, path, body, at_ms // 1000)
+    return live.http.request(method, path, content=body, headers=headers)
+
+
+def test_a_complete_blob_no_batch_names_expires_and_frees_its_room(
+    server: data.ServerData, database_url: str | None, org: Org
+) -> None:
+    """A device could fill its quota with complete blobs it never names, kept for good (after
+    its revocation too). Now one not touched for the expiry period goes like a partial one."""
+    clock = [NOW]
+    with clocked(server, database_url, clock, Limits(open_uploads=1)) as live:
+        device = enrolled(live, org)
+        data_, blob_id = sealed_blob(3000)
+        assert at(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data_)}", NOW).is_success
+        clock[0] = NOW + 10 * HOUR_MS  # completed 10 h after it started
+        done = at(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", clock[0], data_)
+        assert done.json()["complete"] is True
+        final = server.blob_folder / blob_id[:2] / blob_id
+        _, next_id = sealed_blob(100)
+        clock[0] = NOW + 57 * HOUR_MS  # 47 h after it completed: still held, still counted
+        assert (
+            at(live, device.signer, "PUT", f"/v1/blobs/{next_id}/100", clock[0]).status_code == 507
+        )
+        assert final.read_bytes() == data_
+        clock[0] = NOW + 59 * HOUR_MS
+        assert at(live, device.signer, "PUT", f"/v1/blobs/{next_id}/100", clock[0]).is_success
+        assert not final.exists()
+        assert live.count(StoredBlob) == 1
+        # its batch, arriving now, is refused in words that say what to do
+        refused = live.send(device.batch(device.record(1), ((blob_id, len(data_)),)))
+        assert refused.status_code == 400, refused.text
+        assert "not on the server" in refused.json()["message"]
+        assert "Upload" in refused.json()["hint"]
+        assert live.count(StoredEntry) == 0
+
+
+def test_revoking_a_device_deletes_the_uploads_no_batch_names(
+    live: Live, org: Org, device: Device
+) -> None:
+    named, named_id = sealed_blob(2000)
+    complete, complete_id = sealed_blob(2000)
+    partial, partial_id = sealed_blob(200_000)
+    for data_, blob_id in ((named, named_id), (complete, complete_id), (partial, partial_id)):
+        signed(live, device.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data_)}")
+        body = data_ if blob_id != partial_id else data_[:5000]
+        assert signed(live, device.signer, "PATCH", f"/v1/blobs/{blob_id}/0", body).is_success
+    assert live.send(device.batch(device.record(1), ((named_id, len(named)),))).status_code == 200
+    other = enrolled(live, org)
+    theirs, theirs_id = sealed_blob(2000)
+    signed(live, other.signer, "PUT", f"/v1/blobs/{theirs_id}/{len(theirs)}")
+    revoke(live, org, device)
+    folder = live.server.blob_folder
+    assert not (folder / complete_id[:2] / complete_id).exists()
+    assert not (folder / "partial" / partial_id).exists()
+    assert (folder / named_id[:2] / named_id).read_bytes() == named  # a batch names it
+    with Session(live.engine) as session:
+        kept = set(session.exec(select(StoredBlob.id)).all())
+    assert kept == {named_id, theirs_id}
 
 
 def test_blobs_no_batch_names_count_against_the_quota_even_when_complete(

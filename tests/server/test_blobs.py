@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import io
+import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
+import pytest
+from sqlmodel import Session
 
 from fieldsync.core import blob, crypto, httpsig
 from fieldsync.server import data
+from fieldsync.errors import NotFound
 from fieldsync.server.app import create_app
+from fieldsync.server.blobs import BlobStore
 from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredBlob
 from fieldsync.services import sync
 from fieldsync.transport.client import SyncClient
 from tests.live import running
-from tests.server.conftest import NOW, Device, Live
+from tests.server.conftest import NOW, Device, Live, Org, enrol_body, make_invite
 
 CHUNK = 256 * 1024
 
@@ -357,3 +365,107 @@ def test_signature_headers_with_bytes_outside_ascii_get_a_4xx_not_a_server_error
     assert response.status_code == 400
     assert response.json()["error"] == "MalformedData"
     assert live.count(StoredBlob) == 0
+
+
+def test_an_upload_another_device_started_cannot_be_appended_to(
+    live: Live, device: Device, org: Org
+) -> None:
+    """Any enrolled device could append to another's upload, at its offset: the blob's hash
+    then failed at the end and the owner's upload was discarded."""
+    data, blob_id = sealed_blob(600_000)
+    upload(live, device.signer, data, blob_id, stop_after=1)
+    partial = live.server.folder / "blobs" / "partial" / blob_id
+    other = enrolled_device(live, org)
+    spoiled = signed(live, other.signer, "PATCH", f"/v1/blobs/{blob_id}/{CHUNK}", b"x" * 1000)
+    assert spoiled.status_code == 403, spoiled.text
+    assert spoiled.json()["error"] == "AccessDenied"
+    assert "belongs to another device" in spoiled.json()["message"]
+    assert partial.stat().st_size == CHUNK  # not a byte written
+    started = signed(live, other.signer, "PUT", f"/v1/blobs/{blob_id}/{len(data)}")
+    assert started.status_code == 403 and "another device" in started.json()["message"]
+    assert upload(live, device.signer, data, blob_id)["complete"] is True  # the owner finishes
+    # a complete blob is answered, as before, and takes nothing more
+    done = signed(live, other.signer, "PATCH", f"/v1/blobs/{blob_id}/{len(data)}", b"x")
+    assert done.status_code == 200 and done.json()["complete"] is True
+    assert (live.server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data
+
+
+def test_the_administrator_carrying_a_devices_blob_may_go_on_with_its_upload(
+    live: Live, device: Device, org: Org
+) -> None:
+    """A device that started an upload, then sent its versions by carry file: the
+    administrator delivering them finishes the upload the device began."""
+    data, blob_id = sealed_blob(600_000)
+    upload(live, device.signer, data, blob_id, stop_after=1)
+    assert upload(live, org.admin, data, blob_id)["complete"] is True
+
+
+def enrolled_device(live: Live, org: Org) -> Device:
+    made = Device()
+    body = enrol_body(make_invite(org, live.server), made.signer, made.box)
+    assert live.http.post("/v1/enrol", content=body).status_code == 200
+    return made
+
+
+def test_an_append_that_opened_the_file_before_it_expired_starts_the_upload_again(
+    server: data.ServerData, database_url: str | None
+) -> None:
+    """The expiry locked the partial file, deleted its row and unlinked it; an append that had
+    opened the file before, and took the lock after, wrote into the unlinked file and answered
+    an offset the server no longer had. Driven step by step: the append opens the file and
+    waits for its lock (a state request holds it), expiry runs, then the append goes on."""
+    clock = [NOW]
+    app = create_app(server, database_url=database_url, now_ms=lambda: NOW)
+    engine = app.state.engine
+    store = BlobStore(server.blob_folder, Limits(upload_expiry_h=48), lambda: clock[0])
+    data_, blob_id = sealed_blob(300_000)
+    owner = crypto.SigningPair.generate().public.hex()
+    partial = store.partial_path(blob_id)
+
+    async def race() -> None:
+        with Session(engine) as session:
+            store.create(session, blob_id, len(data_), owner)
+        holder = open(partial, "rb")  # noqa: SIM115 - held across the steps
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        piece = data_[:1000]
+        with Session(engine) as appending:
+            task = asyncio.create_task(
+                store.append(
+                    appending, blob_id, 0, digest_of(piece), len(piece), body_of(piece), owner
+                )
+            )
+            while opened_by_this_process(partial) < 2:  # the append has its own handle
+                await asyncio.sleep(0.001)
+            holder.close()  # the lock is free; the append retries in 5 ms
+            clock[0] = NOW + 49 * 3_600_000
+            with Session(engine) as sweeping:
+                assert store.expire(sweeping) == 1  # runs whole before the append goes on
+            with pytest.raises(NotFound, match="expired; it starts again"):
+                await task
+        with Session(engine) as session:
+            assert session.get(StoredBlob, blob_id) is None
+            assert not partial.exists()
+            assert store.create(session, blob_id, len(data_), owner).offset == 0
+
+    asyncio.run(race())
+    engine.dispose()
+
+
+def digest_of(body: bytes) -> str:
+    return httpsig.content_digest_of([body])
+
+
+async def body_of(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+def opened_by_this_process(path: Path) -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if _target(fd) == str(path))
+
+
+def _target(fd: Path) -> str:
+    try:
+        return os.readlink(fd)
+    except OSError:
+        return ""

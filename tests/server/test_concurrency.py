@@ -22,17 +22,27 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from fieldsync.core import httpsig, receipt
+from fieldsync.core import crypto, httpsig, receipt
 from fieldsync.server import data
+from fieldsync.server.app import create_app
 from fieldsync.server.database import make_engine
-from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, Quarantined, StoredEntry
-from tests.live import ServerProcess
+from fieldsync.server.limits import Limits
+from fieldsync.server.tables import (
+    AcceptedBatch,
+    DeviceRow,
+    FeedRow,
+    Quarantined,
+    StoredBlob,
+    StoredEntry,
+)
+from tests.live import ServerProcess, running
 from tests.server.conftest import Device, Org, enrol_body, make_invite
 from tests.server.postgres import fresh_postgres
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
 AT_ONCE = 8
+RACERS, QUOTA = 16, 2  # requests at once, against a quota this small
 ROUNDS = int(os.environ.get("FIELDSYNC_RACE_ROUNDS", "1"))  # scripts/soak: 10
 
 
@@ -243,3 +253,51 @@ def test_a_reader_following_the_feed_misses_nothing_while_devices_push(cluster: 
         reader.join()
     read_to_end()
     assert len(seen) == cluster.count(FeedRow) == 8 * 12 * ROUNDS * 4
+
+
+@pytest.fixture
+def small_quotas(server: data.ServerData, database_url: str | None, org: Org) -> Iterator[Cluster]:
+    """One live server with small quotas, on SQLite and on PostgreSQL."""
+    limits = Limits(open_uploads=QUOTA, open_upload_bytes=10**9, quarantine_batches=QUOTA)
+    app = create_app(server, database_url=database_url, limits=limits)
+    with running(app) as url:
+        yield Cluster([url], app.state.engine, server, org)
+    app.state.engine.dispose()
+
+
+def signed_put(cluster: Cluster, signer: crypto.SigningPair, path: str) -> httpx.Response:
+    headers = httpsig.sign(signer, "PUT", path, b"", int(time.time()))
+    return httpx.put(f"{cluster.urls[0]}{path}", headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_uploads_started_at_once_never_pass_the_devices_quota(
+    small_quotas: Cluster, round_: int
+) -> None:
+    """Each request counted the device's uploads, then inserted its own: many at once all
+    passed the count (on PostgreSQL 16 of 16 were kept against a quota of 2)."""
+    device = small_quotas.enrolled()
+    paths = [f"/v1/blobs/{crypto.random_bytes(32).hex()}/1000" for _ in range(RACERS)]
+    answers = at_once([lambda p=p: signed_put(small_quotas, device.signer, p) for p in paths])
+    assert sorted({a.status_code for a in answers}) == [200, 507], [a.text for a in answers]
+    assert [a.status_code for a in answers].count(200) == QUOTA
+    owned = col(StoredBlob.owner) == device.signer.public.hex()
+    assert small_quotas.count(StoredBlob, owned) == QUOTA
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_a_revoked_devices_batches_at_once_never_pass_its_quarantine_quota(
+    small_quotas: Cluster, round_: int
+) -> None:
+    """A revoked device's batch was counted and kept before its row was locked: many at once
+    each found room."""
+    device = small_quotas.enrolled()
+    path = f"/v1/admin/devices/{device.signer.public.hex()}/revoke"
+    headers = httpsig.sign(small_quotas.org.admin, "POST", path, b"", int(time.time()))
+    assert httpx.post(f"{small_quotas.urls[0]}{path}", headers=headers).status_code == 200
+    rivals = [Device(signer=device.signer) for _ in range(RACERS)]
+    batches = [rival.batch(rival.record(1)) for rival in rivals]  # all different
+    answers = at_once([lambda raw=raw: small_quotas.post(0, raw) for raw in batches])
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(403) == QUOTA and statuses.count(507) == RACERS - QUOTA, statuses
+    assert small_quotas.count(Quarantined) == QUOTA
