@@ -109,7 +109,9 @@ def create_app(
         with Session(engine) as opened:
             yield opened
 
-    blobs: BlobStorage = BlobStore(blob_folder or server.blob_folder, limits, clock)
+    blobs: BlobStorage = BlobStore(
+        blob_folder or server.blob_folder, limits, clock, carrier=server.org.admin_key
+    )
     with Session(engine) as sweeping:
         blobs.expire(sweeping)
     app.add_middleware(RequestLog)
@@ -275,10 +277,11 @@ def create_app(
         request: Request,
         db: Session = Depends(session),  # noqa: B008
     ) -> dict[str, object]:
-        """Revoke a device: from now on its batches are refused and kept for review."""
+        """Revoke a device: from now on its batches are refused and kept for review, and its
+        uploads that no batch names are deleted (nothing it sends can name them now)."""
         await signed_body(request, 0, admin_only)
 
-        def revoke() -> DeviceRow:
+        def revoke() -> dict[str, object]:
             device = db.get(DeviceRow, device_key)
             if device is None or device.key == server.org.admin_key:
                 raise NotFound("no such device is enrolled")
@@ -287,10 +290,16 @@ def create_app(
                 db.add(device)
                 db.commit()
                 db.refresh(device)
-            return device
+            answer: dict[str, object] = {
+                "device": device.key,
+                "status": device.status,
+                "revoked_ms": device.revoked_ms,
+            }
+            # after the commit: a batch accepted before it has marked the blobs it names
+            blobs.forget_owner(db, device.key)
+            return answer
 
-        device = await run_in_threadpool(revoke)
-        return {"device": device.key, "status": device.status, "revoked_ms": device.revoked_ms}
+        return await run_in_threadpool(revoke)
 
     @app.get("/v1/blobs/{blob_id}", openapi_extra=SIGNED)
     async def blob_state(
@@ -331,7 +340,7 @@ def create_app(
     ) -> dict[str, object]:
         """Append the body at ``offset``, written as it arrives (a dropped link keeps what came);
         the last byte completes the blob if its hash fits."""
-        _, digest = await run_in_threadpool(
+        signer, digest = await run_in_threadpool(
             httpsig.verify_headers,
             request.method,
             request.url.path,
@@ -340,7 +349,8 @@ def create_app(
             admit=known_device,
         )
         body = body_as_it_arrives(request, upload_pace)
-        state = await blobs.append(db, blob_id, offset, digest, declared_length(request), body)
+        declared = declared_length(request)
+        state = await blobs.append(db, blob_id, offset, digest, declared, body, signer)
         return state.to_json()
 
     @app.get("/v1/feed/{after}", openapi_extra=SIGNED)

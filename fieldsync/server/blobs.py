@@ -9,13 +9,18 @@ When the last byte arrives the server recomputes the blob id from the ciphertext
 key for that) and keeps the blob only if they match; otherwise the partial upload is discarded
 and must start again. That hash is what vouches for bytes kept from a body cut short.
 
-Each upload belongs to the device that started it, and counts against that device's quota
-(``Limits``: how many, and their declared sizes together) until an accepted batch names it:
-an upload finished but named by nothing would otherwise let a device fill the disk with
-complete blobs, one after another. A partial upload not appended to for
-``Limits.upload_expiry_h`` (its row's ``touched_ms``, set by the server's clock as it starts
-and as each append ends) is deleted: the device still holds the blob, and starts it again if
-it still wants to send it. A complete blob is never expired: a batch may be naming it.
+Each upload belongs to the device that started it: only that device appends to it (and the
+administrator, who delivers devices' carried batches), and it counts against that device's
+quota (``Limits``: how many, and their declared sizes together) until an accepted batch names
+it: an upload finished but named by nothing would otherwise let a device fill the disk with
+complete blobs, one after another. The count and the new row are made under the owner's lock
+(``locks``), so requests at once cannot each find room. An upload no batch names, partial or
+complete, not touched for ``Limits.upload_expiry_h`` (its row's ``touched_ms``, set by the
+server's clock as it starts, as each append ends and as it completes) is deleted, and so is
+every one of a device when it is revoked: the device still holds the blob, and uploads it
+again if it still wants to send it. A blob a batch names is never deleted: the row is deleted
+only while no batch names it, and a batch is accepted only if every blob it names still has
+its row as it is marked named (``ingest``).
 
 Bodies are not fsynced as they arrive (that cost a third of the upload's time): after a crash
 the offset is whatever length survived, and the client resumes from it. The complete file is
@@ -43,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from fieldsync.core import blob, httpsig
 from fieldsync.core.ids import is_hex32
 from fieldsync.errors import (
+    AccessDenied,
     BatchInvalid,
     ChainGap,
     NotFound,
@@ -53,6 +59,7 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.server.limits import Limits
+from fieldsync.server.locks import UPLOADS, lock_owner
 from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
@@ -89,7 +96,12 @@ class BlobStorage(Protocol):
     def create(self, session: Session, blob_id: str, size: int, owner: str) -> BlobState: ...
 
     def expire(self, session: Session) -> int:
-        """Delete the partial uploads abandoned for longer than the limit; returns how many."""
+        """Delete the uploads no batch names, untouched for longer than the limit; returns
+        how many."""
+        ...
+
+    def forget_owner(self, session: Session, owner: str) -> int:
+        """Delete the uploads of ``owner`` (a device just revoked) that no batch names."""
         ...
 
     async def append(
@@ -100,6 +112,7 @@ class BlobStorage(Protocol):
         digest: str,
         declared: int | None,
         body: AsyncIterator[bytes],
+        signer: str,
     ) -> BlobState: ...
 
     def final_path(self, blob_id: str) -> Path:
@@ -115,10 +128,20 @@ class BlobStore:
     """Blobs in a folder: DATA/blobs by default, or shared storage every server process
     mounts (NFS, CephFS, a cloud file share) whose locks are ``flock`` locks across hosts."""
 
-    def __init__(self, folder: Path, limits: Limits, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        limits: Limits,
+        clock: Callable[[], int],
+        *,
+        carrier: str | None = None,
+    ) -> None:
         self.folder = folder
         self.limits = limits
         self.clock = clock  # Unix ms
+        # the administrator's key: it delivers devices' carried batches, and may go on with
+        # an upload a device began before it carried the rest
+        self.carrier = carrier
         (folder / "partial").mkdir(parents=True, exist_ok=True)
 
     def final_path(self, blob_id: str) -> Path:
@@ -144,6 +167,7 @@ class BlobStore:
             raise TooLarge(f"a blob must be 1 byte to {MAX_BLOB} bytes")
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
+            lock_owner(session, UPLOADS, owner)  # to the commit: the count stays true
             self._check_quota(session, owner, size)
             try:
                 started = StoredBlob(
@@ -158,8 +182,21 @@ class BlobStore:
             self.partial_path(blob_id).touch()
         if row.size != size:
             raise StoreStateError("this blob's upload was started with another size")
+        self._check_owner(row, owner)
         self._recover(session, row)
         return self._state(row)
+
+    def _check_owner(self, row: StoredBlob, signer: str) -> None:
+        """Only the device that started an unfinished upload adds to it: another's bytes would
+        spoil it (the hash fails at the end and the upload is discarded). Uploads from before
+        owners were kept (migration 0003) have none, and are anyone's to finish."""
+        if row.complete or row.owner in (None, signer) or signer == self.carrier:
+            return
+        raise AccessDenied(
+            "this upload belongs to another device; nothing was written",
+            hint="A device uploads only the blobs it started. If this device holds the same "
+            "blob, send it again once the other device's upload completes or expires.",
+        )
 
     def _check_quota(self, session: Session, owner: str, size: int) -> None:
         """Refuse an upload that would pass the owner's limits on uploads no batch names yet,
@@ -169,7 +206,10 @@ class BlobStore:
             StoredBlob.owner == owner, col(StoredBlob.named) == false()
         )
         count, reserved = session.exec(waiting).one()
-        expiry = f"Uploads left unfinished for {self.limits.upload_expiry_h:g} h are deleted."
+        expiry = (
+            f"Uploads no batch names are deleted once untouched for "
+            f"{self.limits.upload_expiry_h:g} h."
+        )
         if count >= self.limits.open_uploads:
             raise QuotaExceeded(
                 f"this device has {count} upload(s) on the server that no batch names yet "
@@ -184,39 +224,53 @@ class BlobStore:
             )
 
     def expire(self, session: Session) -> int:
-        """Delete every partial upload not appended to for ``Limits.upload_expiry_h``; returns
-        how many. One being appended to right now (its lock is held) is left alone."""
+        """Delete every upload no batch names, partial or complete, not touched for
+        ``Limits.upload_expiry_h``; returns how many. One being appended to right now (its
+        lock is held) is left alone."""
         now_ms = self.clock()
         self._adopt(session, now_ms)
-        before_ms = now_ms - self.limits.upload_expiry_ms
-        ids = list(session.exec(select(StoredBlob.id).where(*_abandoned(before_ms))))
+        return self._delete_where(session, *_abandoned(now_ms - self.limits.upload_expiry_ms))
+
+    def forget_owner(self, session: Session, owner: str) -> int:
+        """Delete ``owner``'s uploads that no batch names (its revocation): nothing it sends
+        can name them any more. One being appended to at this moment is left to expire."""
+        return self._delete_where(session, col(StoredBlob.owner) == owner, _unnamed())
+
+    def _delete_where(self, session: Session, *where: ColumnElement[bool]) -> int:
+        ids = list(session.exec(select(StoredBlob.id).where(*where)))
         session.rollback()  # the read's transaction: nothing is held while files are locked
-        return sum(self._expired(session, blob_id, before_ms) for blob_id in ids)
+        return sum(self._deleted(session, blob_id, where) for blob_id in ids)
 
     def _adopt(self, session: Session, now_ms: int) -> None:
         """Uploads started before the server knew when they were appended to (migration 0003)
         get a full period from the first look at them, by this server's clock."""
-        unknown = (col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms).is_(None))
+        unknown = (_unnamed(), col(StoredBlob.touched_ms).is_(None))
         if session.exec(select(StoredBlob.id).where(*unknown).limit(1)).first() is not None:
             session.execute(update(StoredBlob).where(*unknown).values(touched_ms=now_ms))
             session.commit()
 
-    def _expired(self, session: Session, blob_id: str, before_ms: int) -> bool:
+    def _deleted(
+        self, session: Session, blob_id: str, where: tuple[ColumnElement[bool], ...]
+    ) -> bool:
+        """Delete one upload if ``where`` still holds of its row, then its file. The row goes
+        first, under the partial file's lock: an append that opened the file before takes the
+        lock after, finds it unlinked and says the upload starts again."""
         partial = self.partial_path(blob_id)
         with contextlib.ExitStack() as held:
-            with contextlib.suppress(FileNotFoundError):  # no byte of it arrived, or recovered
+            with contextlib.suppress(FileNotFoundError):  # complete, or no byte arrived
                 handle = held.enter_context(open(partial, "rb"))
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:  # being appended to right now
                     return False
             gone: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                delete(StoredBlob).where(col(StoredBlob.id) == blob_id, *_abandoned(before_ms))
+                delete(StoredBlob).where(col(StoredBlob.id) == blob_id, *where)
             )
             session.commit()
-            if not gone.rowcount:  # appended to, or finished, since it was listed
+            if not gone.rowcount:  # touched, or named by a batch, since it was listed
                 return False
             partial.unlink(missing_ok=True)
+            self.final_path(blob_id).unlink(missing_ok=True)
         return True
 
     async def append(
@@ -227,11 +281,13 @@ class BlobStore:
         digest: str,
         declared: int | None,
         body: AsyncIterator[bytes],
+        signer: str,
     ) -> BlobState:
         """Append a request's body at ``offset``, writing it as it arrives.
 
-        ``digest`` is the body's signed Content-Digest. A body that arrives whole must match it,
-        or its bytes are discarded. A body cut short (the link dropped, or went silent) keeps
+        ``digest`` is the body's signed Content-Digest and ``signer`` the key that signed it:
+        only the upload's owner appends. A body that arrives whole must match the digest, or
+        its bytes are discarded. A body cut short (the link dropped, or went silent) keeps
         what arrived, so the device resumes from there instead of resending it: those bytes
         were sent under a valid signature, and the blob's hash at the end vouches for them.
         """
@@ -240,6 +296,7 @@ class BlobStore:
             raise NotFound("no upload of this blob has started")
         if row.complete:
             return self._state(row)
+        self._check_owner(row, signer)
         try:
             # unbuffered: every byte written is in the file's length, the offset others read
             handle = open(self.partial_path(blob_id), "r+b", buffering=0)  # noqa: SIM115
@@ -248,6 +305,14 @@ class BlobStore:
         with handle:
             if not await _lock_soon(handle):
                 raise UploadBusy("another request is appending to this blob right now")
+            held = await run_in_threadpool(self._held, session, blob_id, handle)
+            if held is None:
+                raise NotFound(
+                    "the upload expired; it starts again",
+                    hint="Nothing of this request was kept. Start the upload again from byte 0.",
+                )
+            if held.complete:  # another request finished it a moment ago
+                return self._state(held)
             current = handle.seek(0, os.SEEK_END)
             if offset != current:
                 raise ChainGap(
@@ -295,6 +360,21 @@ class BlobStore:
             if os.fstat(handle.fileno()).st_size == row.size:
                 self._finish_locked(session, row, handle)
 
+    def _held(self, session: Session, blob_id: str, handle: BinaryIO) -> StoredBlob | None:
+        """The upload's row, once an append holds the lock of the file it opened, if that file
+        is still the upload's: expiry may have deleted the row and unlinked the file in
+        between, and a write there would land where the server never looks again (None)."""
+        try:
+            path = os.stat(self.partial_path(blob_id))
+        except FileNotFoundError:
+            path = None
+        opened = os.fstat(handle.fileno())
+        row = _detached(session, blob_id)  # the connection is given back while the body streams
+        if row is None or row.complete:
+            return row
+        same = path is not None and (path.st_dev, path.st_ino) == (opened.st_dev, opened.st_ino)
+        return row if same and opened.st_nlink > 0 else None
+
     def _touch(self, session: Session, blob_id: str) -> None:
         """Note that the upload was appended to now: what keeps it from expiring."""
         touched = update(StoredBlob).where(col(StoredBlob.id) == blob_id)
@@ -318,7 +398,7 @@ class BlobStore:
         self._mark_complete(session, row)
 
     def _mark_complete(self, session: Session, row: StoredBlob) -> None:
-        row.complete = True
+        row.complete, row.touched_ms = True, self.clock()  # its period to be named starts
         session.add(row)
         session.commit()
 
@@ -347,9 +427,13 @@ def _detached(session: Session, blob_id: str) -> StoredBlob | None:
     return row
 
 
-def _abandoned(before_ms: int) -> tuple[ColumnElement[bool], ...]:
+def _unnamed() -> ColumnElement[bool]:
     # "= false", not "IS false", which PostgreSQL cannot look up in an index
-    return col(StoredBlob.complete) == false(), col(StoredBlob.touched_ms) < before_ms
+    return col(StoredBlob.named) == false()
+
+
+def _abandoned(before_ms: int) -> tuple[ColumnElement[bool], ...]:
+    return _unnamed(), col(StoredBlob.touched_ms) < before_ms
 
 
 async def _write(handle: BinaryIO, body: AsyncIterator[bytes], room: int) -> tuple[int, bytes]:

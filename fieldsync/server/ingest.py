@@ -23,16 +23,17 @@ order (``FEED_LOCK``). Signature checks, the costly part, run side by side.
 
 Nothing is written before step 8 except a quarantined fork or a revoked device's batch, which
 are kept precisely so that nothing sent is ever lost, up to the device's quarantine quota
-(``Limits``). Signatures come before the device's status, so that a caller without the key
-learns nothing of it and can have nothing kept: every batch that does not verify gets the same
-answer, whoever it names.
+(``Limits``), counted and kept under the device's quarantine lock (``locks``). Signatures come
+before the device's status, so that a caller without the key learns nothing of it and can have
+nothing kept: every batch that does not verify gets the same answer, whoever it names.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from sqlalchemy import delete, func, insert, text, tuple_, update
+from sqlalchemy import CursorResult, delete, func, insert, text, true, tuple_, update
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
@@ -43,6 +44,7 @@ from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap, Qu
 from fieldsync.server import logs
 from fieldsync.server.data import ServerData
 from fieldsync.server.limits import Limits
+from fieldsync.server.locks import QUARANTINE, lock_owner
 from fieldsync.server.tables import (
     AcceptedBatch,
     DeviceRow,
@@ -92,8 +94,8 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int, limits
     if not fresh:  # every entry was already stored (a rebuilt batch): answer for the head
         return _sign(server, device, batch, now_ms)
     _check_parents(session, fresh, batch)
-    _check_blobs(session, batch)
-    return _commit(session, server, device, batch, fresh, now_ms)
+    _check_blobs(session, batch, limits)
+    return _commit(session, server, device, batch, fresh, now_ms, limits)
 
 
 def _admitted(
@@ -191,14 +193,25 @@ def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
             )
 
 
-def _check_blobs(session: Session, batch: Batch) -> None:
+def _check_blobs(session: Session, batch: Batch, limits: Limits) -> None:
     for blob_id, size in batch.manifest.blobs:
         stored = session.get(StoredBlob, blob_id)
-        if stored is None or not stored.complete or stored.size != size:
+        if stored is None:
+            raise _blob_missing(blob_id, limits)
+        if not stored.complete or stored.size != size:
             raise BatchInvalid(
                 f"attachment blob {blob_id[:12]} is not fully uploaded",
                 hint="Nothing was stored. Upload the attachments first.",
             )
+
+
+def _blob_missing(blob_id: str, limits: Limits) -> BatchInvalid:
+    return BatchInvalid(
+        f"attachment blob {blob_id[:12]} is not on the server: never uploaded, or deleted "
+        f"because no batch named it for {limits.upload_expiry_h:g} h",
+        hint="Nothing was stored. Upload the attachments again, then send the batch: "
+        "'fieldsync push' does both.",
+    )
 
 
 def _commit(
@@ -208,6 +221,7 @@ def _commit(
     batch: Batch,
     fresh: list[int],
     now_ms: int,
+    limits: Limits,
 ) -> bytes:
     # Plain bulk inserts, not ORM objects: building 500 of them was most of an ingest's time.
     rows: list[dict[str, object]] = []
@@ -241,6 +255,7 @@ def _commit(
     device.entries += len(fresh)
     device.last_seen_ms = now_ms
     signed = _sign(server, device, batch, now_ms)
+    named = sorted({blob_id for blob_id, _ in batch.manifest.blobs})
     try:
         if session.get_bind().dialect.name == "postgresql":
             # Feed positions must commit in the order they are handed out (tables.FeedRow):
@@ -259,11 +274,9 @@ def _commit(
             )
         added = [{"record": r, "version": v} for r, v in heads if (r, v) not in superseded]
         session.execute(insert(RecordHead), added)
-        if batch.manifest.blobs:  # named by a batch: no longer its uploader's to answer for
-            named = [blob_id for blob_id, _ in batch.manifest.blobs]
-            session.execute(
-                update(StoredBlob).where(col(StoredBlob.id).in_(named)).values(named=True)
-            )
+        if named and _named(session, named) < len(named):  # one expired since step 7
+            session.rollback()
+            raise _blob_missing(_first_missing(session, named), limits)
         session.add(device)
         session.add(
             AcceptedBatch(
@@ -292,6 +305,23 @@ def _commit(
     return signed
 
 
+def _named(session: Session, blob_ids: list[str]) -> int:
+    """Mark the blobs a batch names: no longer their uploader's to answer for, and never to
+    be deleted. Returns how many rows were marked; fewer than named means one was deleted
+    after step 7 (expiry deletes a row only while it is unnamed, and this update waits for
+    it, or it waits for this one and then finds the row named)."""
+    complete = col(StoredBlob.complete) == true()
+    marked: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(StoredBlob).where(col(StoredBlob.id).in_(blob_ids), complete).values(named=True)
+    )
+    return int(marked.rowcount)
+
+
+def _first_missing(session: Session, blob_ids: list[str]) -> str:
+    held = set(session.exec(select(StoredBlob.id).where(col(StoredBlob.id).in_(blob_ids))))
+    return next((blob_id for blob_id in blob_ids if blob_id not in held), blob_ids[0])
+
+
 def _sign(server: ServerData, device: DeviceRow, batch: Batch, now_ms: int) -> bytes:
     assert device.head is not None
     return receipt.sign(
@@ -308,7 +338,9 @@ def _quarantine(
     session: Session, raw: bytes, author: str, reason: str, now_ms: int, limits: Limits
 ) -> None:
     """Keep a batch for review, within the author's quarantine quota (a device that has
-    filled it is refused: it keeps the batch queued, and a person looks at what is kept)."""
+    filled it is refused: it keeps the batch queued, and a person looks at what is kept).
+    The author's quarantine lock is held from the count to the commit."""
+    lock_owner(session, QUARANTINE, author)
     key = batch_format.batch_id(raw)
     if session.get(Quarantined, key) is not None:
         session.commit()

@@ -121,15 +121,18 @@ class StoredBlob(SQLModel, table=True):
     __tablename__ = "stored_blobs"
     __table_args__ = (
         Index("ix_stored_blobs_owner", "owner", "named"),  # what a device answers for
-        Index("ix_stored_blobs_open", "complete", "touched_ms"),  # the abandoned ones
+        Index("ix_stored_blobs_unnamed", "named", "touched_ms"),  # the abandoned ones
     )
 
     id: str = Field(primary_key=True)
     size: int = Field(sa_type=BigInteger)  # up to 8 GiB
     complete: bool = False
     owner: str | None = None  # the device that started the upload
-    named: bool = False  # some accepted batch names it: it no longer counts against the owner
-    # when it started or an append last started, for expiry (None: before migration 0003)
+    # some accepted batch names it: it no longer counts against the owner, and never expires
+    # (complete blobs from before migration 0003 are all marked so by migration 0005)
+    named: bool = False
+    # when it started, an append last ended or it completed, for the expiry of an upload no
+    # batch names (None: before migration 0003)
     touched_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 

@@ -16,8 +16,8 @@ import pytest
 from sqlmodel import Session
 
 from fieldsync.core import blob, crypto, httpsig
-from fieldsync.server import data
 from fieldsync.errors import NotFound
+from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.blobs import BlobStore
 from fieldsync.server.limits import Limits

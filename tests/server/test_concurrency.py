@@ -43,6 +43,7 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 AT_ONCE = 8
 RACERS, QUOTA = 16, 2  # requests at once, against a quota this small
+ATTEMPTS = 3  # races per quota test: one alone passed on the old code one time in three
 ROUNDS = int(os.environ.get("FIELDSYNC_RACE_ROUNDS", "1"))  # scripts/soak: 10
 
 
@@ -274,15 +275,17 @@ def signed_put(cluster: Cluster, signer: crypto.SigningPair, path: str) -> httpx
 def test_uploads_started_at_once_never_pass_the_devices_quota(
     small_quotas: Cluster, round_: int
 ) -> None:
-    """Each request counted the device's uploads, then inserted its own: many at once all
-    passed the count (on PostgreSQL 16 of 16 were kept against a quota of 2)."""
-    device = small_quotas.enrolled()
-    paths = [f"/v1/blobs/{crypto.random_bytes(32).hex()}/1000" for _ in range(RACERS)]
-    answers = at_once([lambda p=p: signed_put(small_quotas, device.signer, p) for p in paths])
-    assert sorted({a.status_code for a in answers}) == [200, 507], [a.text for a in answers]
-    assert [a.status_code for a in answers].count(200) == QUOTA
-    owned = col(StoredBlob.owner) == device.signer.public.hex()
-    assert small_quotas.count(StoredBlob, owned) == QUOTA
+    """Each request counted the device's uploads, then inserted its own: many at once each
+    found room (up to 10 of 16 were kept against a quota of 2, on SQLite and PostgreSQL)."""
+    for _ in range(ATTEMPTS):
+        device = small_quotas.enrolled()
+        paths = [f"/v1/blobs/{crypto.random_bytes(32).hex()}/1000" for _ in range(RACERS)]
+        signer = device.signer
+        answers = at_once([lambda p=p, s=signer: signed_put(small_quotas, s, p) for p in paths])
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(200) == QUOTA and statuses.count(507) == RACERS - QUOTA, statuses
+        owned = col(StoredBlob.owner) == device.signer.public.hex()
+        assert small_quotas.count(StoredBlob, owned) == QUOTA
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
@@ -291,13 +294,15 @@ def test_a_revoked_devices_batches_at_once_never_pass_its_quarantine_quota(
 ) -> None:
     """A revoked device's batch was counted and kept before its row was locked: many at once
     each found room."""
-    device = small_quotas.enrolled()
-    path = f"/v1/admin/devices/{device.signer.public.hex()}/revoke"
-    headers = httpsig.sign(small_quotas.org.admin, "POST", path, b"", int(time.time()))
-    assert httpx.post(f"{small_quotas.urls[0]}{path}", headers=headers).status_code == 200
-    rivals = [Device(signer=device.signer) for _ in range(RACERS)]
-    batches = [rival.batch(rival.record(1)) for rival in rivals]  # all different
-    answers = at_once([lambda raw=raw: small_quotas.post(0, raw) for raw in batches])
-    statuses = [a.status_code for a in answers]
-    assert statuses.count(403) == QUOTA and statuses.count(507) == RACERS - QUOTA, statuses
-    assert small_quotas.count(Quarantined) == QUOTA
+    for _ in range(ATTEMPTS):
+        device = small_quotas.enrolled()
+        path = f"/v1/admin/devices/{device.signer.public.hex()}/revoke"
+        headers = httpsig.sign(small_quotas.org.admin, "POST", path, b"", int(time.time()))
+        assert httpx.post(f"{small_quotas.urls[0]}{path}", headers=headers).status_code == 200
+        rivals = [Device(signer=device.signer) for _ in range(RACERS)]
+        batches = [rival.batch(rival.record(1)) for rival in rivals]  # all different
+        answers = at_once([lambda raw=raw: small_quotas.post(0, raw) for raw in batches])
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(403) == QUOTA and statuses.count(507) == RACERS - QUOTA, statuses
+        kept = col(Quarantined.author) == device.signer.public.hex()
+        assert small_quotas.count(Quarantined, kept) == QUOTA
