@@ -351,3 +351,38 @@ def test_hostile_attachment_names_never_reach_the_server(
     assert all(c in "0123456789abcdef" for c in blob_files[0])
     (attachment,) = records.read(enrolled, record).body.attachments
     assert attachment.name == name  # kept exactly, for the person, inside the encrypted body
+
+
+class DropsBeforeBatches(httpx.HTTPTransport):
+    """A link that carries the uploads, then dies before any batch crosses."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/batches":
+            raise httpx.ConnectError("the link dropped", request=request)
+        return super().handle_request(request)
+
+
+def test_an_attachment_deleted_before_its_batch_arrived_is_uploaded_again_by_the_next_push(
+    enrolled: Store, live: tuple[str, data.ServerData, object], tmp_path: Path
+) -> None:
+    """An upload no batch names is deleted once untouched for the expiry period (48 h): a
+    push whose link died after its uploads, run again days later, finds the attachment gone
+    and uploads it again before the batch."""
+    server = live[1]
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 300_000)
+    (attachment,) = records.read(enrolled, record).body.attachments
+    with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
+        sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DropsBeforeBatches()))
+    uploaded = server.blob_folder / attachment.blob[:2] / attachment.blob
+    assert uploaded.exists()  # complete, and named by no batch yet
+    later_s = time.time() + 49 * 3600
+    restarted = create_app(server, now_ms=lambda: int(time.time() * 1000) + 49 * 3_600_000)
+    assert not uploaded.exists()  # expired as the server started
+    with running(restarted) as url:
+        report = sync.push(enrolled, client_for=lambda u, s: client(url, s, clock=lambda: later_s))
+    assert (report.sent_entries, report.blobs) == (2, 1)
+    assert report.blob_bytes == enrolled.blob_path(attachment.blob).stat().st_size
+    assert uploaded.read_bytes() == enrolled.blob_path(attachment.blob).read_bytes()
+    assert sync.pending(enrolled) == 0
+    restarted.state.engine.dispose()
