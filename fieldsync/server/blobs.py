@@ -168,7 +168,11 @@ class BlobStore:
         row = session.get(StoredBlob, _checked(blob_id))
         if row is None:
             lock_owner(session, UPLOADS, owner)  # to the commit: the count stays true
-            self._check_quota(session, owner, size)
+            try:
+                self._check_quota(session, owner, size)
+            except QuotaExceeded:
+                session.rollback()  # the lock is let go now, not when the request ends
+                raise
             try:
                 started = StoredBlob(
                     id=blob_id, size=size, complete=False, owner=owner, touched_ms=self.clock()

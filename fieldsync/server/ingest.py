@@ -207,8 +207,8 @@ def _check_blobs(session: Session, batch: Batch, limits: Limits) -> None:
 
 def _blob_missing(blob_id: str, limits: Limits) -> BatchInvalid:
     return BatchInvalid(
-        f"attachment blob {blob_id[:12]} is not on the server: never uploaded, or deleted "
-        f"because no batch named it for {limits.upload_expiry_h:g} h",
+        f"attachment blob {blob_id[:12]} is not fully uploaded: the server holds none of it "
+        f"(never uploaded, or deleted because no batch named it for {limits.upload_expiry_h:g} h)",
         hint="Nothing was stored. Upload the attachments again, then send the batch: "
         "'fieldsync push' does both.",
     )

@@ -324,7 +324,7 @@ def test_a_complete_blob_no_batch_names_expires_and_frees_its_room(
         # its batch, arriving now, is refused in words that say what to do
         refused = live.send(device.batch(device.record(1), ((blob_id, len(data_)),)))
         assert refused.status_code == 400, refused.text
-        assert "not on the server" in refused.json()["message"]
+        assert "the server holds none of it" in refused.json()["message"]
         assert "Upload" in refused.json()["hint"]
         assert live.count(StoredEntry) == 0
 
