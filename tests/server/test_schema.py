@@ -271,3 +271,26 @@ def serves_on(server: data.ServerData, url: str | None) -> None:
     assert report.ok, report.to_json()
     (author,) = [a for a in report.authors if a.status == "active"]
     assert (author.intact_through, author.quarantined) == (7, ["fork at seq 5"])
+
+
+def test_a_complete_blob_from_before_owners_outlives_every_expiry(
+    released: tuple[data.ServerData, str | None],
+) -> None:
+    """Uploads no batch names expire, complete ones too; 0.1.0 kept no record of which batch
+    names which blob, so migration 0005 counts its complete ones as named: never deleted. Its
+    unfinished one is given a full period from the first look, then goes."""
+    server, url = released
+    options = ["--database-url", url] if url else []
+    result = CliRunner().invoke(cli, ["server", "migrate", "--data", str(server.folder), *options])
+    assert result.exit_code == 0, result.output
+    keys = json.loads((RELEASE / "keys.json").read_text())
+    complete = server.blob_folder / keys["blob"][:2] / keys["blob"]
+    held = complete.read_bytes()
+    for hours in (1000, 2000):  # the first start adopts the unfinished one, the second expires it
+        app = create_app(server, database_url=url, now_ms=lambda h=hours: NOW + h * 3_600_000)
+        with app.state.engine.connect() as connection:
+            kept = connection.execute(text("SELECT id FROM stored_blobs")).scalars().all()
+        app.state.engine.dispose()
+    assert kept == [keys["blob"]]
+    assert complete.read_bytes() == held
+    assert not (server.blob_folder / "partial" / keys["half_blob"]).exists()
