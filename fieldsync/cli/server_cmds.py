@@ -63,7 +63,7 @@ UploadExpiry = Annotated[
         "--upload-expiry-hours",
         envvar="FIELDSYNC_UPLOAD_EXPIRY_HOURS",
         min=0.01,
-        help="Delete a partial upload not appended to for this many hours.",
+        help="Delete an upload no batch names, partial or complete, untouched for this many hours.",
     ),
 ]
 BodyIdle = Annotated[

@@ -11,13 +11,13 @@ SLOW_LINK = 20 * KIB  # bytes/s: a poor but working mobile or satellite link sti
 
 @dataclass(frozen=True)
 class Limits:
-    # unfinished uploads, counted at their declared size: what a device could still fill
+    # uploads no batch names yet, counted at their declared size: what a device could still fill
     open_upload_bytes: int = 16 * GIB  # two of the largest blobs (blobs.MAX_BLOB)
     open_uploads: int = 16  # a device uploads one blob at a time; leftovers resume first
     # batches kept for review (forks, a revoked device's), per device
     quarantine_bytes: int = 256 * MIB
     quarantine_batches: int = 64
-    upload_expiry_h: float = 48.0  # a partial upload not appended to for this long is deleted
+    upload_expiry_h: float = 48.0  # an upload no batch names, untouched this long, is deleted
     body_idle_s: float = 30.0  # a request body silent this long has lost its link
     # A body read before its signature is checked (enrolment, batches, every signed call but a
     # blob append) must be whole within this, or a byte sent every 29 s holds it for ever. The

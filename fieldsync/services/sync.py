@@ -21,6 +21,7 @@ from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
+    NotFound,
     ServerBehind,
     ServerError,
     ServerStorageFailed,
@@ -224,9 +225,10 @@ def upload(
             state = client.blob_append(blob_id, offset, body, length=length, digest=digest)
         except ServerStorageFailed:
             raise  # the server's disk is full: trying again now would fail the same way
-        except (ServerError, ChainGap, UploadBusy) as exc:
-            # Cut mid-body (ServerUnreachable), or another request holds or passed this
-            # offset: ask where the upload is, and carry on from there.
+        except (ServerError, ChainGap, UploadBusy, NotFound) as exc:
+            # Cut mid-body (ServerUnreachable), another request holds or passed this offset,
+            # or the upload expired under this request (NotFound): ask where the upload is
+            # (starting it again if need be), and carry on from there.
             failure = exc
             cut = isinstance(exc, ServerUnreachable)
             state = where_upload_is(client, blob_id, size, cut_at=offset if cut else None)

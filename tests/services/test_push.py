@@ -17,6 +17,8 @@ from fieldsync.core import encoding, httpsig, receipt
 from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
+from fieldsync.server.blobs import BlobStore
+from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, enrol, records, sync
 from fieldsync.services.forms import get_form
@@ -386,3 +388,35 @@ def test_an_attachment_deleted_before_its_batch_arrived_is_uploaded_again_by_the
     assert uploaded.read_bytes() == enrolled.blob_path(attachment.blob).read_bytes()
     assert sync.pending(enrolled) == 0
     restarted.state.engine.dispose()
+
+
+def test_an_upload_that_expires_under_its_next_append_starts_again_within_the_push(
+    enrolled: Store, live: tuple[str, data.ServerData, Any], tmp_path: Path
+) -> None:
+    """The server may delete an upload between the device asking where it is and appending to
+    it (expiry; an append that opened the file first is told the same): the append answers
+    404, and the push starts the upload again instead of stopping."""
+    _, server, engine = live
+    record = records.create(enrolled, get_form("incident"), example("incident"))
+    attach_file(enrolled, record, tmp_path, 300_000)
+    later_ms = lambda: int(time.time() * 1000) + 49 * 3_600_000  # noqa: E731
+    expired: list[int] = []
+
+    def expiring_first(url: str, store: Store) -> SyncClient:
+        made = client(url, store)
+        append = made.blob_append
+
+        def blob_append(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            if not expired:  # the server's own expiry, run as if 49 h had passed
+                with Session(engine) as session:
+                    expired.append(
+                        BlobStore(server.blob_folder, Limits(), later_ms).expire(session)
+                    )
+            return append(*args, **kwargs)
+
+        made.blob_append = blob_append  # type: ignore[method-assign]
+        return made
+
+    report = sync.push(enrolled, client_for=expiring_first)
+    assert expired == [1]
+    assert (report.sent_entries, report.blobs) == (2, 1) and sync.pending(enrolled) == 0
