@@ -748,7 +748,7 @@ class Store:
             placeholder = _damaged_entry(row)
             return Version(placeholder, None, f"version {row.id[:12]} is damaged: {exc.message}")
         if wrapped is None:
-            return Version(entry, None, "this device holds no key for this version")
+            return Version(entry, None, f"this device holds no key for version {entry.id[:12]}")
         try:
             key = self.open_own_wrap(wrapped)
             return Version(entry, Body.decode(entry.open(key)))

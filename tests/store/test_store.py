@@ -390,3 +390,47 @@ def test_every_file_and_folder_a_store_creates_is_the_owners_alone(tmp_path: Pat
 def write_file(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_check_passes_a_store_whose_delivered_records_were_wiped_and_counts_what_it_holds(
+    store_home: Path, tmp_path: Path
+) -> None:
+    """A wipe leaves the device's own versions in its chain with no key to open them: that is
+    on purpose, and `check` says nothing of it, while it still counts what it looked at."""
+    with Store.open(store_home, PASSPHRASE) as store:
+        for _ in range(3):
+            records.create(store, get_form("incident"), example("incident"))
+        kept = records.create(store, get_form("incident"), example("incident"))
+        records.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
+        assert store.forget_delivered(3) == (3, 0)
+    with Store.open(store_home, PASSPHRASE) as store:
+        report = store.check()
+    assert report.problems == []
+    assert (report.entries, report.records, report.blobs) == (5, 1, 1)
+
+
+def test_check_names_a_version_of_a_record_not_wiped_whose_key_is_gone(
+    store: Store, store_home: Path
+) -> None:
+    records.create(store, get_form("incident"), example("incident"))
+    with sqlite3.connect(store_home / DB_FILE) as db:
+        (lost,) = db.execute("select id from entries where seq = 1").fetchone()
+        db.execute("delete from local_wraps where entry_id = ?", (lost,))
+    problems = store.check().problems
+    assert len(problems) == 1 and lost[:12] in problems[0]
+
+
+def test_check_names_every_attachment_missing_or_altered(store: Store, tmp_path: Path) -> None:
+    record = records.create(store, get_form("incident"), example("incident"))
+    files = [write_file(tmp_path / f"{n}.jpg", bytes([n]) * 5000) for n in range(3)]
+    records.attach(store, record, files)
+    blobs = sorted(a.blob for a in records.read(store, record).body.attachments)
+    store.blob_path(blobs[0]).unlink()
+    store.blob_path(blobs[1]).unlink()
+    altered = store.blob_path(blobs[2])
+    altered.write_bytes(altered.read_bytes()[:-1] + b"\x00")
+    assert store.check().problems == [
+        f"blob {blobs[0][:12]} is missing",
+        f"blob {blobs[1][:12]} is missing",
+        f"blob {blobs[2][:12]} does not match its hash",
+    ]
