@@ -115,6 +115,7 @@ def create_app(
     with Session(engine) as sweeping:
         blobs.expire(sweeping)
     app.add_middleware(RequestLog)
+    app.add_middleware(UnreadBodyCloses)
 
     @app.exception_handler(FieldsyncError)
     async def fieldsync_error(request: Request, exc: FieldsyncError) -> JSONResponse:
@@ -418,6 +419,47 @@ class RequestLog:
             )
 
 
+class UnreadBodyCloses:
+    """An answer sent before its request's body arrived whole says ``Connection: close``.
+
+    Whatever the answer (a body cut, too large or too slow, a busy server, headers whose
+    signature does not verify, a path or method FastAPI refuses), uvicorn would otherwise keep
+    the connection and go on reading and discarding that body for as long as the caller sends
+    it, each byte putting off its keep-alive timeout, with no deadline. A 500 is sent outside
+    every middleware and keeps that gap (docs/threat-model.md)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        arrived_whole = False
+
+        async def receiving() -> Message:
+            nonlocal arrived_whole
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                arrived_whole = True
+            return message
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and not arrived_whole:
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*kept, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receiving, sending)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return True
+    return False
+
+
 def declared_length(request: Request) -> int | None:
     declared = request.headers.get("content-length")
     if declared is None:
@@ -542,13 +584,8 @@ def _answer(
 
 
 def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:
-    """A body cut, refused as too large or never read leaves the connection mid-request:
-    close it, or uvicorn goes on reading and discarding that body for as long as the caller
-    sends it (each byte puts off its keep-alive timeout)."""
     if isinstance(exc, ServerBusy):
-        return {"Connection": "close", "Retry-After": str(BUSY_RETRY_AFTER_S)}
-    if isinstance(exc, BodyTooSlow | RequestCut | TooLarge):
-        return {"Connection": "close"}
+        return {"Retry-After": str(BUSY_RETRY_AFTER_S)}
     return None
 
 

@@ -403,3 +403,53 @@ def test_server_run_takes_the_body_limits_from_options_and_the_environment(
     finally:
         run.terminate()
         run.communicate(timeout=30)
+
+
+def open_request(address: tuple[str, int], method: str, path: str, length: int) -> socket.socket:
+    """A request whose headers (none of them signed) are sent and whose body is still to come."""
+    sock = socket.create_connection(address)
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    sock.sendall(head.encode())
+    return sock
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        (
+            "PATCH",
+            "/v1/blobs/" + "ab" * 32 + "/0",
+            400,
+        ),  # an append whose headers carry no signature
+        ("POST", "/v1/nowhere", 404),  # a path FastAPI refuses
+        ("PUT", "/v1/health", 405),  # a method the path does not take
+    ],
+)
+def test_an_answer_given_before_the_body_is_read_does_not_keep_its_connection(
+    tight: Served, method: str, path: str, status: int
+) -> None:
+    """Answered before its body was read, the request used to keep its connection for as long
+    as the caller trickled that body: uvicorn read and discarded it, each byte putting off
+    its keep-alive timeout, with no deadline."""
+    sock = open_request(tight.address, method, path, 10_000_000)
+    try:
+        sock.sendall(b"F" * 100)
+        answer = read_answer(sock, 5)
+        assert answer.status == status, answer
+        assert answer.headers.get("connection") == "close"
+        assert closed_by_server(sock)
+    finally:
+        sock.close()
+    assert tight.live.http.get("/v1/health").status_code == 200
+
+
+def test_an_answer_to_a_whole_body_keeps_its_connection(tight: Served) -> None:
+    """Only a body left unread closes: a refusal after the whole body arrived keeps alive."""
+    sock = open_request(tight.address, "POST", "/v1/batches", 10)
+    try:
+        sock.sendall(b"F" * 10)
+        answer = read_answer(sock, 5)
+        assert 400 <= answer.status < 500, answer
+        assert answer.headers.get("connection") != "close"
+    finally:
+        sock.close()
