@@ -75,12 +75,17 @@ def tight(server: data.ServerData, database_url: str | None) -> Iterator[Served]
         yield served
 
 
-def open_post(address: tuple[str, int], path: str, length: int) -> socket.socket:
-    """A POST whose headers are sent and whose body of ``length`` bytes is still to come."""
+def open_request(address: tuple[str, int], method: str, path: str, length: int) -> socket.socket:
+    """A request whose headers (none of them signed) are sent and whose body of ``length``
+    bytes is still to come."""
     sock = socket.create_connection(address)
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
     sock.sendall(head.encode())
     return sock
+
+
+def open_post(address: tuple[str, int], path: str, length: int) -> socket.socket:
+    return open_request(address, "POST", path, length)
 
 
 def read_answer(sock: socket.socket, timeout: float) -> Answer:
@@ -405,24 +410,12 @@ def test_server_run_takes_the_body_limits_from_options_and_the_environment(
         run.communicate(timeout=30)
 
 
-def open_request(address: tuple[str, int], method: str, path: str, length: int) -> socket.socket:
-    """A request whose headers (none of them signed) are sent and whose body is still to come."""
-    sock = socket.create_connection(address)
-    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
-    sock.sendall(head.encode())
-    return sock
-
-
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        (
-            "PATCH",
-            "/v1/blobs/" + "ab" * 32 + "/0",
-            400,
-        ),  # an append whose headers carry no signature
-        ("POST", "/v1/nowhere", 404),  # a path FastAPI refuses
-        ("PUT", "/v1/health", 405),  # a method the path does not take
+        pytest.param("PATCH", "/v1/blobs/" + "ab" * 32 + "/0", 400, id="unsigned-append"),
+        pytest.param("POST", "/v1/nowhere", 404, id="unknown-path"),
+        pytest.param("PUT", "/v1/health", 405, id="refused-method"),
     ],
 )
 def test_an_answer_given_before_the_body_is_read_does_not_keep_its_connection(
