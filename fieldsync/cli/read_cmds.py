@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
+from rich.text import Text
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.render import emit_json, err, iso, literal, one_line, out, safe, when
@@ -34,6 +36,7 @@ def list_records(
     wanted = get_form(form).id if form else None
     with unlocked(home, passphrase_file) as store:
         rows = records.listing(store, form=wanted, search=search)
+        shown = records.shown_ids(store) if not json else {}
     if json:
         emit_json(
             [
@@ -51,34 +54,66 @@ def list_records(
                 for r in rows
             ]
         )
-        return
-    if len(rows) > PLAIN_ABOVE:
-        _print_plain(rows)
-        return
-    table = Table("record", "form", "summary", "versions", "files", "updated")
+    elif len(rows) > PLAIN_ABOVE:
+        _print_plain(rows, shown)
+    else:
+        _print_table(rows, shown)
+    damaged = sum(1 for r in rows if r.problem)
+    if damaged:
+        raise StoreCorrupted(
+            f"{damaged} record(s) of this store cannot be read (marked DAMAGED); the others are "
+            "intact",
+            hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
+        )
+
+
+def _print_table(rows: list[IndexEntry], shown: dict[str, str]) -> None:
+    width = max((len(shown[r.record]) for r in rows), default=6)
+    # An id is never cut (it must be typed back as shown): its column has a fixed width. The
+    # summary alone gives way on a narrow terminal, cut to one line rather than wrapped.
+    table = Table(
+        Column("record", width=width, no_wrap=True),
+        Column("form", no_wrap=True),
+        Column("summary"),
+        Column("versions", no_wrap=True, justify="right"),
+        Column("files", no_wrap=True, justify="right"),
+        Column("updated", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     for r in rows:
-        mark = " (IN CONFLICT)" if r.conflict else ""
+        summary = Text(no_wrap=True, overflow="ellipsis")  # first the mark, never cut off
+        if r.conflict:
+            summary.append("IN CONFLICT ", style="bold yellow")
+        if r.problem:
+            summary.append("DAMAGED ", style="bold red")
+        summary.append(one_line(r.problem or r.summary))
         table.add_row(
-            literal(r.record[:13]),
+            literal(shown[r.record]),
             literal(r.form.split("@")[0]),
-            literal(r.problem or (r.summary + mark)),
+            summary,
             str(r.versions),
             str(r.attachments),
-            when(r.updated.wall_ms),
+            when(r.updated.wall_ms)[:10],  # the day; `show` gives the time
         )
     out.print(table)
     out.print(f"{len(rows)} record(s)", markup=False)
 
 
-def _print_plain(rows: list[IndexEntry]) -> None:
+def _print_plain(rows: list[IndexEntry], shown: dict[str, str]) -> None:
     """Many rows as aligned plain lines, every text shown literally (as in the table)."""
-    lines = [f"{'record':13}  {'form':12}  {'versions':>8}  {'files':>5}  {'updated':20}  summary"]
+    width = max((len(shown[r.record]) for r in rows), default=6)
+    lines = [
+        f"{'record':{width}}  {'form':12}  {'versions':>8}  {'files':>5}  {'updated':20}  summary"
+    ]
     for r in rows:
-        mark = " (IN CONFLICT)" if r.conflict else ""
-        summary = one_line(r.problem or (r.summary + mark))
+        mark = "IN CONFLICT " if r.conflict else ""
+        mark += "DAMAGED " if r.problem else ""
+        summary = mark + one_line(r.problem or r.summary)
         form = one_line(r.form.split("@")[0])
         lines.append(
-            f"{r.record[:13]:13}  {form:12}  {r.versions:>8}  {r.attachments:>5}  "
+            f"{shown[r.record]:{width}}  {form:12}  {r.versions:>8}  {r.attachments:>5}  "
             f"{when(r.updated.wall_ms):20}  {summary}"
         )
     lines.append(f"{len(rows)} record(s)")

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, cast
 from fieldsync.core import merge
 from fieldsync.core.body import MAX_NAME, Attachment, Body
 from fieldsync.core.forms import Form, get_path, set_path
-from fieldsync.core.ids import new_record_id
+from fieldsync.core.ids import new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.errors import (
     AttachmentError,
@@ -251,6 +251,12 @@ def listing(
             if needle in r.summary.casefold() or needle in r.form.casefold() or needle in r.record
         ]
     return rows
+
+
+def shown_ids(store: Store) -> dict[str, str]:
+    """Each record's id as commands print it: its shortest unique prefix over the whole store
+    (8 characters or more), so that whatever a listing shows can be typed back as it is."""
+    return unique_prefixes(store.record_ids())
 
 
 def read(store: Store, record: str) -> RecordView:

@@ -675,6 +675,12 @@ class Store:
         return codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
 
     @db_errors
+    def record_ids(self) -> list[str]:
+        """Every record id this store holds (only the ids: nothing is decrypted)."""
+        with Session(self._engine) as session:
+            return list(session.exec(select(RecordRow.record)).all())
+
+    @db_errors
     def resolve_record(self, prefix: str) -> str:
         """The full record id for a unique prefix (as ``git`` does for commits)."""
         prefix = prefix.strip().lower()

@@ -539,7 +539,7 @@ def test_a_long_list_is_plain_lines_with_record_text_still_shown_literally(
         summary="2024 \x1b[2J\u202eevil\nnext line [red]x[/red]",
         versions=1,
     )
-    read_cmds._print_plain([hostile])
+    read_cmds._print_plain([hostile], {hostile.record: hostile.record[:13]})
     shown = capsys.readouterr().out
     assert "\x1b" not in shown and "\u202e" not in shown
     assert "\\x1b[2J\\u202eevil\\nnext line [red]x[/red]" in shown.splitlines()[1]
