@@ -20,6 +20,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.services.interrupts import interrupts_held
 from fieldsync.store.store import Store
 
 Format = Literal["jsonl", "json", "csv"]
@@ -40,6 +41,7 @@ class Refused:
 class ImportReport:
     saved: list[str] = field(default_factory=list)  # record ids
     refused: list[Refused] = field(default_factory=list)
+    last_saved_row: int = 0  # the row number of the last record saved
 
 
 def detect_format(path: Path, given: str | None) -> Format:
@@ -82,8 +84,7 @@ def import_file(
     progress: Callable[[int], None] = lambda _: None,
 ) -> ImportReport:
     report = ImportReport()
-    pending: list[tuple[str, Body, str]] = []
-    number = 0
+    pending: list[tuple[int, str, Body, str]] = []
     try:
         for number, answers in rows:
             if isinstance(answers, InputError):
@@ -95,31 +96,48 @@ def import_file(
             else:
                 form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
                 body = Body(form.ref, answers)
-                pending.append((new_record_id(store.now_ms()), body, form.summary(answers)))
+                pending.append((number, new_record_id(store.now_ms()), body, form.summary(answers)))
             if len(pending) >= BATCH:
-                report.saved += _save(store, pending)
+                _save(store, pending, report)
             progress(1)
     except KeyboardInterrupt:
         # The rows checked so far are kept, so the person knows exactly where to resume.
-        report.saved += _save(store, pending)
-        raise Interrupted(
-            f"import stopped after row {number}: {len(report.saved)} record(s) from rows 1 to "
-            f"{number} were saved ({len(report.refused)} refused); later rows were not read",
-            hint=f"Import the rows after row {number} again.",
-        ) from None
-    report.saved += _save(store, pending)
+        _save(store, pending, report)
+        raise _stopped(report) from None
+    _save(store, pending, report)
     return report
 
 
-def _save(store: Store, pending: list[tuple[str, Body, str]]) -> list[str]:
-    saved = []
-    if pending:
+def _stopped(report: ImportReport) -> Interrupted:
+    """Where an interrupted import stopped, by the last row it dealt with (saved or refused):
+    rows are read in order, and a row is either in a saved batch, refused, or not read."""
+    last = max(report.last_saved_row, report.refused[-1].row if report.refused else 0)
+    refused = ", ".join(str(r.row) for r in report.refused[:10])
+    more = ", ..." if len(report.refused) > 10 else ""
+    listing = f" (rows {refused}{more} refused)" if report.refused else ""
+    return Interrupted(
+        f"import stopped: rows 1 to {last} were read, {len(report.saved)} record(s) saved"
+        f"{listing}; nothing from row {last + 1} on was saved",
+        hint=f"Import again from row {last + 1}: remove rows 1 to {last} from the file "
+        "(a CSV keeps its header line)."
+        if last
+        else "Nothing was saved; import the file again.",
+    )
+
+
+def _save(store: Store, pending: list[tuple[int, str, Body, str]], report: ImportReport) -> None:
+    """Save ``pending`` in one transaction and count it, with Ctrl-C held until both are done:
+    a batch is then saved and counted together, or neither, so the row an interrupted import
+    names as the first not saved is exact."""
+    if not pending:
+        return
+    with interrupts_held():
         with store.writer() as writer:
-            for record, body, summary in pending:
+            for _, record, body, summary in pending:
                 writer.append(record, [], body, summary)
-                saved.append(record)
-    pending.clear()
-    return saved
+        report.saved += [record for _, record, _, _ in pending]
+        report.last_saved_row = pending[-1][0]
+        pending.clear()
 
 
 def _text(path: Path) -> Iterator[str]:
