@@ -90,13 +90,13 @@ class InputError(FieldsyncError):
 class AnswersInvalid(InputError):
     """The answers do not fit the form."""
 
-    def __init__(self, problems: list[str], *, form: str) -> None:
+    def __init__(self, problems: list[str], *, form: str, hint: str | None = None) -> None:
         self.problems = problems
         listing = "; ".join(problems[:8])
         more = f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""
         super().__init__(
             f"the answers do not fit the {form} form: {listing}{more}",
-            hint="Nothing was saved. Correct the answers and try again.",
+            hint=hint or "Nothing was saved. Correct the answers and try again.",
         )
 
 

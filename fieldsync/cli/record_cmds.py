@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json as jsonlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,10 +12,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
-from fieldsync.cli.prompts import FormWalker, ask_value
-from fieldsync.cli.render import emit_json, err, literal, out, when
-from fieldsync.core.forms import Field, Form, get_path
-from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.cli.prompts import FormWalker, ask_value, confirm
+from fieldsync.cli.render import emit_json, err, literal, one_line, out, when
+from fieldsync.core import paths
+from fieldsync.core.forms import Field, Form
+from fieldsync.errors import AnswersInvalid, ImportFileError, InputError, Interrupted
 from fieldsync.services import drafts, importer, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
@@ -150,35 +153,176 @@ def edit_in(
     answers = importer.read_answers_file(from_file) if from_file else None
     full = store.resolve_record(record)
     if answers is None and not set_:
-        set_ = _ask_changes(store, full)
-    version = records.edit(store, full, answers=answers, sets=set_, note=note)
+        version = _edit_interactive(store, full, note)
+    else:
+        version = records.edit(store, full, answers=answers, sets=set_, note=note)
     if json:
         emit_json({"record": full, "version": version})
     else:
         out.print(f"Saved a new version of {full} ({version[:12]})", markup=False)
 
 
-def _ask_changes(store: Store, record: str) -> list[str]:
+def _edit_interactive(store: Store, record: str, note: str | None) -> str:
+    """Change answers one at a time from a numbered menu, each checked as it is typed and kept
+    in an encrypted draft at once: Ctrl-C, or answers that do not fit together, lose nothing."""
     view = records.read(store, record)
-    changes: list[str] = []
-    out.print("Name each field to change (see 'fieldsync forms show'); an empty name finishes.")
-    while name := typer.prompt("Field", default="", show_default=False).strip():
+    draft = _pick_edit_draft(store, view)
+    answers = copy.deepcopy(view.body.answers)
+    for change in list(draft.changes):  # replayed on the version as it is now
         try:
-            field = view.form.field(name)
+            records.apply_set(view.form, answers, change)
         except InputError as exc:
-            out.print(literal(exc.message))
+            out.print(literal(f"A change kept in the draft no longer applies: {exc.message}"))
+            draft.changes.remove(change)
+    resume = f"Run 'fieldsync edit {record}' to continue the changes kept in the draft."
+    try:
+        while True:
+            _ask_changes(view.form, answers, draft, lambda: draft.save(store))
+            if not draft.changes:
+                drafts.discard(store, draft)
+                raise InputError("nothing changed, so no new version was saved")
+            problems = view.form.problems(answers)
+            if not problems:
+                break
+            out.print("These answers do not fit the form yet (your changes are kept):")
+            for problem in problems:
+                out.print(literal(f"  - {problem}"))
+            if not confirm("Change more fields now?"):
+                raise AnswersInvalid(problems, form=view.form.id, hint=resume)
+    except (KeyboardInterrupt, typer.Abort):
+        raise Interrupted(
+            f"stopped; the {len(draft.changes)} change(s) typed so far are kept, encrypted, as "
+            "a draft",
+            hint=resume,
+        ) from None
+    return records.edit(store, record, sets=draft.changes, note=note, draft_id=draft.id)
+
+
+def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
+    for found in drafts.find_edit(store, view.record):
+        question = (
+            f"An unfinished edit of this record from {when(found.saved_ms)} "
+            f"({len(found.changes)} change(s)) was found. Continue it?"
+        )
+        if typer.confirm(question, default=True):
+            return found
+        if typer.confirm("Discard that draft?", default=False):
+            drafts.discard(store, found)
+    return drafts.start(store, view.form.ref, record=view.record)
+
+
+def _ask_changes(
+    form: Form, answers: dict[str, Any], draft: drafts.Draft, save: Callable[[], None]
+) -> None:
+    """The menu, until an empty answer: each change is applied and saved in the draft."""
+    while True:
+        menu = _menu(form, answers)
+        for number, (steps, field) in enumerate(menu, start=1):
+            out.print(literal(f"{number:>4}. {_menu_line(form, answers, steps, field)}"))
+        out.print(
+            "Type a number (or a field's name, e.g. victims.individuals[2].age); "
+            "an empty answer finishes."
+        )
+        picked = typer.prompt("Change", default="", show_default=False).strip()
+        if not picked:
+            return
+        try:
+            steps, field = _picked(form, menu, picked)
+        except InputError as exc:
+            out.print(literal(f"  {exc.message}"))
             continue
-        if field.kind in ("group", "items"):
-            out.print("Change one field inside it, or use --from-file for a whole list.")
+        where = paths.shown(steps)
+        if steps[-1] == paths.APPEND:
+            change = f"{where}={jsonlib.dumps(_new_entry(form, field), ensure_ascii=False)}"
+        else:
+            out.print(literal(f"  {where}", style="bold"))
+            value = ask_value(form, field, paths.get(answers, steps))
+            change = f"{where}={'' if value is None else _value_text(field, value)}"
+        try:
+            records.apply_set(form, answers, change)
+        except InputError as exc:
+            out.print(literal(f"  {exc.message}"))
             continue
-        value = ask_value(view.form, field, get_path(view.body.answers, field.path))
-        text = "" if value is None else _value_text(field, value)
-        changes.append(f"{field.dotted}={text}")
-    return changes
+        draft.changes.append(change)
+        save()
+
+
+def _menu(form: Form, answers: dict[str, Any]) -> list[tuple[tuple[paths.Step, ...], Field]]:
+    """Every answer that can be changed, where it is: each entry of a list by its number, and
+    a line to add an entry to each list."""
+    found: list[tuple[tuple[paths.Step, ...], Field]] = []
+
+    def visit(fields: tuple[Field, ...], prefix: tuple[paths.Step, ...]) -> None:
+        for field in fields:
+            if field.hidden:
+                continue
+            steps = (*prefix, field.name)
+            if field.kind == "group":
+                visit(field.children, steps)
+            elif field.kind == "items":
+                entries = paths.get(answers, steps)
+                for n in range(len(entries) if isinstance(entries, list) else 0):
+                    visit(field.children, (*steps, n))
+                found.append(((*steps, paths.APPEND), field))
+            else:
+                found.append((steps, field))
+
+    visit(form.fields, ())
+    return found
+
+
+def _menu_line(
+    form: Form, answers: dict[str, Any], steps: tuple[paths.Step, ...], field: Field
+) -> str:
+    where = paths.shown(steps)
+    if steps[-1] == paths.APPEND:
+        return f"{form.label_of(steps[:-1])}: add an entry  [{where}]"
+    value = paths.get(answers, steps)
+    shown = "-" if value is None else one_line(_value_label(field, value))
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"{form.label_of(steps)}: {shown}  [{where}]"
+
+
+def _picked(
+    form: Form, menu: list[tuple[tuple[paths.Step, ...], Field]], text: str
+) -> tuple[tuple[paths.Step, ...], Field]:
+    if text.isdigit():
+        if not 1 <= int(text) <= len(menu):
+            raise InputError(f"choose a number from 1 to {len(menu)}")
+        return menu[int(text) - 1]
+    address = paths.locate(form, text)
+    if address.field.kind in ("group", "items") and not isinstance(address.steps[-1], int):
+        raise InputError("change one field inside it, or use --from-file for a whole list")
+    if isinstance(address.steps[-1], int) and address.steps[-1] != paths.APPEND:
+        raise InputError(f"name one field of that entry, e.g. {address.text}.name")
+    return address.steps, address.field
+
+
+def _new_entry(form: Form, items: Field) -> dict[str, Any]:
+    """The answers of one new entry of a list, asked field by field."""
+    out.print(literal(f"— {items.item_label}", style="bold"))
+    entry: dict[str, Any] = {}
+    for child in items.children:
+        if child.hidden:
+            continue
+        value = ask_value(form, child, None)
+        if value is not None:
+            entry[child.name] = value
+    return entry
+
+
+def _value_label(field: Field, value: Any) -> str:
+    if field.kind == "choice":
+        return field.choice_label(value)
+    if field.kind == "choices" and isinstance(value, list):
+        return ", ".join(field.choice_label(v) for v in value)
+    if field.kind == "texts" and isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return _value_text(field, value)
 
 
 def _value_text(field: Field, value: Any) -> str:
-    if field.kind == "choices":
+    if field.kind in ("choices", "texts", "group", "items"):
         return jsonlib.dumps(value, ensure_ascii=False)
     if isinstance(value, bool):
         return "yes" if value else "no"

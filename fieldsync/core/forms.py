@@ -174,14 +174,17 @@ class Form:
                 problems.extend(RULES[rule](answers))
         return list(dict.fromkeys(problems))
 
-    def check_value(self, described: Field, value: object) -> list[str]:
-        """Problems with one field's value on its own (the whole form is checked on save)."""
+    def check_value(
+        self, described: Field, value: object, *, at: tuple[str | int, ...] | None = None
+    ) -> list[str]:
+        """Problems with one field's value on its own (the whole form is checked on save);
+        ``at`` is where it sits, positions in lists included, for the messages."""
         validator = Draft202012Validator(
             _for_validation(described.schema), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
         problems = []
         for error in validator.iter_errors(value):
-            error.path.extendleft(reversed(described.path))
+            error.path.extendleft(reversed(at if at is not None else described.path))
             problems.append(self._describe(error))
         return problems
 

@@ -1,4 +1,5 @@
-"""Drafts: what has been typed into an unfinished ``new``, kept encrypted after every field."""
+"""Drafts: what has been typed into an unfinished ``new`` or ``edit``, kept encrypted after
+every answer, so an interruption or a refusal loses at most the answer being typed."""
 
 from __future__ import annotations
 
@@ -16,26 +17,37 @@ class Draft:
     answers: dict[str, Any]
     asked: set[str] = field(default_factory=set)  # dotted fields answered or skipped
     saved_ms: int = 0
+    record: str | None = None  # an edit's record; None for a new record
+    changes: list[str] = field(default_factory=list)  # an edit's FIELD=VALUE, in order
 
     def save(self, store: Store) -> None:
         self.saved_ms = store.now_ms()
-        store.save_draft(
-            self.id,
-            {
-                "answers": self.answers,
-                "asked": sorted(self.asked),
-                "form": self.form,
-                "saved_ms": self.saved_ms,
-            },
-        )
+        payload: dict[str, Any] = {
+            "answers": self.answers,
+            "asked": sorted(self.asked),
+            "form": self.form,
+            "saved_ms": self.saved_ms,
+        }
+        if self.record is not None:
+            payload |= {"record": self.record, "changes": self.changes}
+        store.save_draft(self.id, payload)
 
 
-def start(store: Store, form_ref: str) -> Draft:
-    return Draft(secrets.token_hex(16), form_ref, {}, set(), store.now_ms())
+def start(store: Store, form_ref: str, record: str | None = None) -> Draft:
+    return Draft(secrets.token_hex(16), form_ref, {}, set(), store.now_ms(), record)
 
 
 def find(store: Store, form_ref: str) -> list[Draft]:
-    """Unfinished drafts for a form, newest first."""
+    """Unfinished drafts of new records of a form, newest first."""
+    return [d for d in _all(store) if d.form == form_ref and d.record is None]
+
+
+def find_edit(store: Store, record: str) -> list[Draft]:
+    """Unfinished edits of a record, newest first."""
+    return [d for d in _all(store) if d.record == record]
+
+
+def _all(store: Store) -> list[Draft]:
     found = [
         Draft(
             draft_id,
@@ -43,9 +55,10 @@ def find(store: Store, form_ref: str) -> list[Draft]:
             payload["answers"],
             set(payload.get("asked", [])),
             payload["saved_ms"],
+            payload.get("record"),
+            list(payload.get("changes", [])),
         )
         for draft_id, payload in store.drafts()
-        if payload.get("form") == form_ref
     ]
     return sorted(found, key=lambda d: d.saved_ms, reverse=True)
 

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from fieldsync.core import merge
+from fieldsync.core import encoding, merge, paths
 from fieldsync.core.body import MAX_NAME, Attachment, Body
-from fieldsync.core.forms import Form, get_path, set_path
+from fieldsync.core.forms import Form
 from fieldsync.core.ids import new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.errors import (
+    AnswersInvalid,
     AttachmentError,
     AttachmentNotFound,
     FieldsyncError,
@@ -90,15 +91,17 @@ def edit(
     answers: dict[str, Any] | None = None,
     sets: list[str] | None = None,
     note: str | None = None,
+    draft_id: str | None = None,
 ) -> str:
-    """A new version: whole new answers, or ``FIELD=VALUE`` changes; returns the version id."""
+    """A new version: whole new answers, or ``FIELD=VALUE`` changes; returns the version id
+    (dropping the edit's draft, if any, in the same transaction)."""
     view = read(store, record)
     new_answers = copy.deepcopy(answers if answers is not None else view.body.answers)
     for assignment in sets or []:
         apply_set(view.form, new_answers, assignment)
     if new_answers == view.body.answers and note is None:
         raise InputError("nothing changed, so no new version was saved")
-    return save_version(store, view, new_answers, view.body.attachments, note)
+    return save_version(store, view, new_answers, view.body.attachments, note, draft_id)
 
 
 def save_version(
@@ -107,6 +110,7 @@ def save_version(
     answers: dict[str, Any],
     attachments: tuple[Attachment, ...],
     note: str | None,
+    draft_id: str | None = None,
 ) -> str:
     if view.index.problem:  # its heads are unknown: a new version could not name its parents
         raise StoreCorrupted(
@@ -125,10 +129,10 @@ def save_version(
     answers = copy.deepcopy(answers)
     view.form.identify_items(answers, view.body.answers, lambda: new_record_id(store.now_ms()))
     body = Body(view.form.ref, answers, attachments, note)
-    return _save(store, view, body)
+    return _save(store, view, body, draft_id)
 
 
-def _save(store: Store, view: RecordView, body: Body) -> str:
+def _save(store: Store, view: RecordView, body: Body, draft_id: str | None = None) -> str:
     with store.writer() as writer:
         entry = writer.append(
             view.record,
@@ -137,6 +141,8 @@ def _save(store: Store, view: RecordView, body: Body) -> str:
             view.form.summary(body.answers),
             readers=readers_for(store, view),
         )
+        if draft_id is not None:
+            writer.delete_draft(draft_id)
     return entry.id
 
 
@@ -160,19 +166,45 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     return [*readers, bytes.fromhex(known[recorder]["box_key"])]
 
 
-def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> None:
-    """Apply ``field.path=value`` (value typed as text, turned into the field's type)."""
+def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> str:
+    """Apply ``FIELD=VALUE`` (the value typed as text, turned into the field's type, checked on
+    its own at once) and return the address as shown. An entry of a list is named by its
+    number, ``victims.individuals[2].age=13``; ``victims.individuals[+]={...}`` adds one; an
+    empty value leaves the answer (or the entry) out."""
     if "=" not in assignment:
         raise InputError(f"--set needs FIELD=VALUE, not {assignment!r}")
-    dotted, text = assignment.split("=", 1)
-    described = form.field(dotted.strip())
-    path = described.path
+    where, text = assignment.split("=", 1)
+    address = paths.locate(form, where)
+    changed = copy.deepcopy(answers)  # ``answers`` itself changes only once all is well
     if text == "":
-        parent = get_path(answers, path[:-1]) if len(path) > 1 else answers
-        if isinstance(parent, dict):
-            parent.pop(path[-1], None)
-        return
-    set_path(answers, path, described.parse(text))
+        paths.remove(changed, address.steps)
+    else:
+        entry = isinstance(address.steps[-1], int)  # a whole entry of a list, given as JSON
+        value = _entry(text, address.text) if entry else _parsed(address, text)
+        paths.put(changed, address.steps, value)
+        checked = address.steps[:-1] if entry else address.steps
+        problems = form.check_value(address.field, paths.get(changed, checked), at=checked)
+        if problems:
+            raise AnswersInvalid(problems, form=form.id)
+    answers.clear()
+    answers.update(changed)
+    return address.text
+
+
+def _parsed(address: paths.Address, text: str) -> Any:
+    try:
+        return address.field.parse(text)
+    except InputError as exc:
+        if "[" not in address.text:
+            raise
+        raise InputError(f"{address.text}: {exc.message}") from None
+
+
+def _entry(text: str, where: str) -> Any:
+    try:
+        return encoding.parse_input(text)
+    except ValueError as exc:
+        raise InputError(f"{where} takes a whole entry written as JSON here ({exc})") from None
 
 
 def attach(store: Store, record: str, paths: list[Path], *, note: str | None = None) -> str:

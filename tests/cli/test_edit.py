@@ -1,0 +1,158 @@
+"""``edit``: an answer inside a list named by its entry's number, each change checked as it is
+typed, and nothing typed lost to Ctrl-C or to answers that do not fit together."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fieldsync.cli.record_cmds import _menu
+from fieldsync.services.forms import get_form
+from tests.cli.conftest import Run
+from tests.cli.test_cli import record_from
+from tests.conftest import PASSPHRASE, example
+
+
+def answers_of(run: Run, record: str) -> dict:
+    shown = run("show", record, "--json")
+    assert shown.exit_code == 0, shown.stderr
+    return json.loads(shown.stdout)["answers"]
+
+
+def number_of(steps: tuple) -> str:
+    """The menu number of an answer, for the example incident's answers."""
+    menu = [s for s, _ in _menu(get_form("incident"), example("incident"))]
+    return str(menu.index(steps) + 1)
+
+
+def test_set_names_an_entry_of_a_list_by_its_number(run: Run, tmp_path: Path) -> None:
+    record = record_from(run, example("incident"), tmp_path)
+    edited = run("edit", record, "--set", "victims.individuals[2].age=13")
+    assert edited.exit_code == 0, edited.stderr
+    victims = answers_of(run, record)["victims"]["individuals"]
+    assert [v["age"] for v in victims] == [7, 13]
+    assert all(isinstance(v["id"], str) for v in victims)  # entries keep their ids
+
+
+@pytest.mark.parametrize(
+    ("assignment", "said"),
+    [
+        pytest.param(
+            "victims.individuals.age=13",
+            "say which one by its number, e.g. victims.individuals[1].age",
+            id="no-position",
+        ),
+        pytest.param(
+            "victims.individuals[3].age=13",
+            "has 2 entries, so there is no victims.individuals[3]; add one with "
+            "victims.individuals[+]",
+            id="past-the-end",
+        ),
+        pytest.param(
+            "victims.individuals[2].age=old",
+            "victims.individuals[2].age: Age must be a whole",
+            id="word",
+        ),
+        pytest.param(
+            "victims.individuals[2].age=-1",
+            "Individual victims #2 › Age must be at least 0",
+            id="range",
+        ),
+        pytest.param(
+            "victims.total[1]=3", "victims.total is not a list of entries", id="not-a-list"
+        ),
+    ],
+)
+def test_set_refuses_an_address_or_value_that_does_not_fit_and_changes_nothing(
+    run: Run, tmp_path: Path, assignment: str, said: str
+) -> None:
+    """Once ``victims.individuals.age=13`` replaced the list with ``{'age': 13}`` and failed
+    only at the end, with a message about a list that was never typed."""
+    record = record_from(run, example("incident"), tmp_path)
+    before = answers_of(run, record)
+    edited = run("edit", record, "--set", assignment)
+    assert edited.exit_code == 5
+    assert said in " ".join(edited.stderr.split())
+    assert answers_of(run, record) == before
+
+
+def test_set_adds_and_removes_an_entry(run: Run, tmp_path: Path) -> None:
+    record = record_from(run, example("incident"), tmp_path)
+    added = {"name": "ليلى", "age": 9, "sex": "female", "status": "injured"}
+    edited = run(
+        "edit",
+        record,
+        "--set",
+        f"victims.individuals[+]={json.dumps(added, ensure_ascii=False)}",
+        "--set",
+        "victims.individuals[1]=",
+    )
+    assert edited.exit_code == 0, edited.stderr
+    names = [v["name"] for v in answers_of(run, record)["victims"]["individuals"]]
+    assert names == ["محمد", "ليلى"]
+
+
+def test_the_menu_changes_an_entry_by_number_and_checks_each_answer_as_typed(
+    run: Run, tmp_path: Path
+) -> None:
+    record = record_from(run, example("incident"), tmp_path)
+    age = number_of(("victims", "individuals", 1, "age"))
+    result = run("edit", record, input=f"{age}\nold\n13\n\n")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Individual victims #2 › Age: 34  [victims.individuals[2].age]" in result.stdout
+    assert "Age must be a whole number, not 'old'" in result.stdout  # asked again at once
+    assert [v["age"] for v in answers_of(run, record)["victims"]["individuals"]] == [7, 13]
+
+
+def test_answers_that_do_not_fit_together_are_kept_as_a_draft(run: Run, tmp_path: Path) -> None:
+    record = record_from(run, example("incident"), tmp_path)
+    children = number_of(("victims", "children"))
+    refused = run("edit", record, input=f"{children}\n9\n\nn\n")
+    assert refused.exit_code == 5
+    assert "your changes are kept" in refused.stdout
+    assert f"fieldsync edit {record}" in refused.stderr
+    assert answers_of(run, record)["victims"]["children"] == 2  # nothing saved ...
+    total = number_of(("victims", "total"))
+    resumed = run("edit", record, input=f"y\n{total}\n12\n\n")  # ... and nothing lost
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    assert "An unfinished edit of this record" in resumed.stdout
+    victims = answers_of(run, record)["victims"]
+    assert (victims["children"], victims["total"]) == (9, 12)
+    again = run("edit", record, "--set", "victims.total=13")
+    assert again.exit_code == 0 and "unfinished" not in again.stdout  # the draft is gone
+
+
+def test_ctrl_c_in_an_edit_keeps_what_was_typed(run: Run, store_home: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a real process, with its answers typed through a pipe (as
+    tests/e2e/test_interrupt.py does for ``new``)."""
+    record = record_from(run, example("incident"), tmp_path)
+    env = os.environ | {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", "edit", record],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write(f"{number_of(('location', 'place'))}\nسراقب\n")
+    child.stdin.flush()
+    seen = ""
+    while seen.count("Change: ") < 2:  # the second menu: the change is in the draft
+        piece = child.stdout.read(1)
+        assert piece, seen
+        seen += piece
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "the 1 change(s) typed so far are kept, encrypted, as a draft" in " ".join(err.split())
+    resumed = run("edit", record, input="y\n\n")
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    assert answers_of(run, record)["location"]["place"] == "سراقب"
