@@ -40,7 +40,14 @@ from sqlmodel import Session, col, select
 from fieldsync.core import batch as batch_format
 from fieldsync.core import receipt
 from fieldsync.core.batch import Batch
-from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap, QuotaExceeded
+from fieldsync.errors import (
+    AccessDenied,
+    BatchInvalid,
+    ChainFork,
+    ChainGap,
+    DeviceRevoked,
+    QuotaExceeded,
+)
 from fieldsync.server import logs
 from fieldsync.server.data import ServerData
 from fieldsync.server.limits import Limits
@@ -118,7 +125,10 @@ def _admitted(
     if device.status not in (ACTIVE, ADMIN):
         _quarantine(session, raw, author, "sent after the device was revoked", now_ms, limits)
         logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=author)
-        raise AccessDenied("this device has been revoked; the batch is kept for review")
+        raise DeviceRevoked(
+            "this device has been revoked by the organisation's administrator; the batch it "
+            "sent is kept on the server for review"
+        )
     return device
 
 

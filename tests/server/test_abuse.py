@@ -75,7 +75,7 @@ def test_all_zero_signatures_in_a_revoked_devices_name_store_nothing(
         assert answer.json()["error"] == "SignatureInvalid"
     assert live.count(Quarantined) == 0
     signed_by_it = live.send(device.batch(device.record(2)))  # it proved who it is: kept
-    assert (signed_by_it.status_code, signed_by_it.json()["error"]) == (403, "AccessDenied")
+    assert (signed_by_it.status_code, signed_by_it.json()["error"]) == (403, "DeviceRevoked")
     assert "revoked" in signed_by_it.json()["message"]
     assert live.count(Quarantined) == 1
 
@@ -111,7 +111,7 @@ def test_a_signed_request_from_a_revoked_device_is_told_it_is_revoked(
 ) -> None:
     revoke(live, org, device)
     answer = signed(live, device.signer, "GET", "/v1/feed/0")
-    assert answer.status_code == 403
+    assert (answer.status_code, answer.json()["error"]) == (403, "DeviceRevoked")
     assert "revoked" in answer.json()["message"]
     stranger = signed(live, crypto.SigningPair.generate(), "GET", "/v1/feed/0")
     assert stranger.status_code == 403
