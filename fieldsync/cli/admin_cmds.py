@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -183,7 +184,12 @@ def _short(problem: dict[str, Any]) -> str:
 
 @admin_app.command("revoke")
 def revoke(
-    device: Annotated[str, typer.Argument(help="The device's key or fingerprint (a prefix).")],
+    device: Annotated[
+        str, typer.Argument(help="The device's name, or its key or fingerprint (a prefix).")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Revoke without asking (for scripts).")
+    ] = False,
     server: ServerOption = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
@@ -191,15 +197,40 @@ def revoke(
 ) -> None:
     """Revoke a device: its batches are refused from now on and kept for review."""
     with unlocked(home, passphrase_file) as store:
-        result = admin.revoke(store, admin.server_url(store, server), device)
+        url = admin.server_url(store, server)
+        target = admin.find_device(store, url, device)
+        if not yes:
+            _confirm_revoke(target)
+        result = admin.revoke(store, url, target["device"])
     if json:
         emit_json(result)
         return
     out.print(
-        f"Revoked device {result['device'][:16]}…; what it sends from now on is refused "
-        "and kept for review.",
+        f"Revoked device {safe(str(target.get('name')))!r} ({result['device'][:16]}…); "
+        "what it sends from now on is refused and kept for review.",
         markup=False,
     )
+
+
+def _confirm_revoke(target: dict[str, Any]) -> None:
+    """Ask before a revocation, which cannot be undone; without a terminal nobody can answer,
+    so a script must say --yes rather than hang or revoke unasked."""
+    if not sys.stdin.isatty():
+        raise InputError(
+            "revoking a device needs a confirmation, and there is no terminal to ask at; "
+            "nothing was revoked",
+            hint="Pass --yes to revoke without asking.",
+        )
+    question = (
+        f"Revoke device {safe(str(target.get('name')))!r} (id {target['device']}, "
+        f"fingerprint {target['fingerprint']})?"
+    )
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        confirmed = False
+    if not confirmed:
+        raise InputError("not confirmed; nothing was revoked")
 
 
 @admin_app.command("import-file")

@@ -3,9 +3,63 @@ items 6 and 7): each message says what happened, what was lost and what to do ne
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import time
 from pathlib import Path
 
+from fieldsync.services import enrol
 from tests.cli.conftest import Run, as_json, organisation
+from tests.conftest import PASSPHRASE, fast_store
+
+
+def at_terminal(
+    args: list[str], answers: list[tuple[bytes, bytes]], env: dict[str, str]
+) -> tuple[int, str]:
+    """Run ``fieldsync ARGS`` with a pseudo-terminal as its controlling terminal, so a typed
+    Ctrl-C (b"\x03") is a real SIGINT; each answer is typed once its prompt has shown."""
+    main, side = pty.openpty()
+
+    def own_terminal() -> None:  # in the child: the pty becomes its controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", *args],
+        stdin=side,
+        stdout=side,
+        stderr=side,
+        env=os.environ | {"FIELDSYNC_PASSPHRASE": PASSPHRASE} | env,
+        start_new_session=True,
+        preexec_fn=own_terminal,
+    )
+    os.close(side)
+    shown, pending = b"", list(answers)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 0.5)[0]:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                piece = os.read(main, 4096)
+            except OSError:  # the process has closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+            if pending and pending[0][0] in shown:
+                time.sleep(0.2)  # let the prompt finish setting up the terminal
+                os.write(main, pending.pop(0)[1])
+        code = process.wait(timeout=30)
+    finally:
+        os.close(main)
+    return code, shown.decode("utf-8", errors="replace")
 
 
 def test_a_revoked_device_is_told_so_with_its_own_exit_code_and_keeps_its_queue(
@@ -13,7 +67,7 @@ def test_a_revoked_device_is_told_so_with_its_own_exit_code_and_keeps_its_queue(
 ) -> None:
     with organisation(run, tmp_path) as (in_admin_store, _url, _org, _record):
         (laptop,) = as_json(in_admin_store("admin", "devices", "--json"))
-        revoked = in_admin_store("admin", "revoke", laptop["device"])
+        revoked = in_admin_store("admin", "revoke", laptop["device"], "--yes")
         assert revoked.exit_code == 0, revoked.stderr
         queued = as_json(run("status", "--json"))["pending"]
         assert queued == 1
@@ -28,3 +82,55 @@ def test_a_revoked_device_is_told_so_with_its_own_exit_code_and_keeps_its_queue(
         pulled = run("pull")
         assert pulled.exit_code == 9, pulled.stderr
         assert "hint: Nothing was lost on this device" in pulled.stderr
+
+
+def test_admin_revoke_takes_a_name_and_refuses_one_that_names_two_devices(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, url, _org, _record):
+        invite = as_json(in_admin_store("admin", "invite", "laptop", "--server", url, "--json"))
+        with fast_store(tmp_path / "second") as second:
+            enrol.enrol(
+                second, invite["invite"], expect_fingerprint=invite["organisation_fingerprint"]
+            )
+        ids = {d["device"] for d in as_json(in_admin_store("admin", "devices", "--json"))}
+        assert len(ids) == 2
+
+        both = in_admin_store("admin", "revoke", "laptop", "--yes")
+        assert both.exit_code == 5, both.stderr
+        assert "'laptop' names 2 enrolled devices" in both.stderr
+        assert all(key in both.stderr for key in ids)
+        assert {d["status"] for d in as_json(in_admin_store("admin", "devices", "--json"))} == {
+            "active"
+        }
+
+        one = second.identity.device_id
+        assert in_admin_store("admin", "revoke", one[:12], "--yes").exit_code == 0
+        statuses = {
+            d["device"]: d["status"] for d in as_json(in_admin_store("admin", "devices", "--json"))
+        }
+        assert statuses == {one: "revoked"} | dict.fromkeys(ids - {one}, "active")
+
+
+def test_admin_revoke_by_name_asks_first_and_needs_yes_without_a_terminal(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, _url, _org, _record):
+        (laptop,) = as_json(in_admin_store("admin", "devices", "--json"))
+        unasked = in_admin_store("admin", "revoke", "laptop")
+        assert unasked.exit_code == 5, unasked.stderr
+        assert "no terminal" in unasked.stderr and "hint: Pass --yes" in unasked.stderr
+
+        env = {"FIELDSYNC_HOME": str(tmp_path / "admin")}
+        question = f"Revoke device 'laptop' (id {laptop['device']}, fingerprint ".encode()
+        code, shown = at_terminal(["admin", "revoke", "laptop"], [(question, b"n\n")], env)
+        assert code == 5, shown
+        assert "not confirmed; nothing was revoked" in shown
+        (still,) = as_json(in_admin_store("admin", "devices", "--json"))
+        assert still["status"] == "active"
+
+        code, shown = at_terminal(["admin", "revoke", "laptop"], [(question, b"y\n")], env)
+        assert code == 0, shown
+        assert "Revoked device 'laptop'" in shown
+        (gone,) = as_json(in_admin_store("admin", "devices", "--json"))
+        assert gone["status"] == "revoked"
