@@ -18,6 +18,11 @@ from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import PASSPHRASE, fast_store
 
 
+def admin_home(folder: Path) -> dict[str, str]:
+    """An administrator's store of its own, for ``run(..., env=admin_home(tmp_path))``."""
+    return {"FIELDSYNC_HOME": str(folder / "admin")}
+
+
 def at_terminal(
     args: list[str], answers: list[tuple[bytes, bytes]], env: dict[str, str]
 ) -> tuple[int, str]:
@@ -134,3 +139,14 @@ def test_admin_revoke_by_name_asks_first_and_needs_yes_without_a_terminal(
         assert "Revoked device 'laptop'" in shown
         (gone,) = as_json(in_admin_store("admin", "devices", "--json"))
         assert gone["status"] == "revoked"
+
+
+def test_a_second_server_init_names_the_data_option(run: Run, tmp_path: Path) -> None:
+    org = tmp_path / "org.json"
+    assert run("admin", "init", "--public-out", str(org), env=admin_home(tmp_path)).exit_code == 0
+    folder = str(tmp_path / "server")
+    assert run("server", "init", "--data", folder, "--org", str(org)).exit_code == 0
+    again = run("server", "init", "--data", folder, "--org", str(org))
+    assert again.exit_code == 7, again.stderr
+    assert "hint: Nothing was changed. Use another --data folder" in again.stderr
+    assert "--home" not in again.stderr
