@@ -22,6 +22,8 @@ from fieldsync.cli.options import (
     Home,
     Json,
     PassphraseFile,
+    RememberedServerUrl,
+    ServerUrl,
     home_dir,
     new_passphrase,
     unlocked,
@@ -88,7 +90,7 @@ RepinServerKey = Annotated[
 @admin_app.command("invite")
 def invite(
     name: Annotated[str, typer.Argument(help="What to call the device, e.g. 'laptop 7'.")],
-    server: Annotated[str, typer.Option("--server", help="The server's URL.")],
+    server: ServerUrl,
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, max=90, help="Days the invite can be used.")
     ] = 7,
@@ -138,15 +140,9 @@ def _print_pinning(pinning: str, server_fingerprint: str) -> None:
         )
 
 
-ServerOption = Annotated[
-    str | None,
-    typer.Option("--server", help="The server's URL [default: the one of the last invite]."),
-]
-
-
 @admin_app.command("devices")
 def devices(
-    server: ServerOption = None,
+    server: RememberedServerUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -190,7 +186,7 @@ def revoke(
     yes: Annotated[
         bool, typer.Option("--yes", help="Revoke without asking (for scripts).")
     ] = False,
-    server: ServerOption = None,
+    server: RememberedServerUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -236,7 +232,7 @@ def _confirm_revoke(target: dict[str, Any]) -> None:
 @admin_app.command("import-file")
 def import_file(
     file: Annotated[Path, typer.Argument(help="A file written by 'fieldsync push --to-file'.")],
-    server: Annotated[str, typer.Option("--server", help="The organisation's server URL.")],
+    server: ServerUrl,
     repin_server_key: RepinServerKey = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,

@@ -11,6 +11,7 @@ from typing import Annotated
 import platformdirs
 import typer
 
+from fieldsync.core.invite import checked_server_url
 from fieldsync.errors import PassphraseError
 from fieldsync.store.store import Store
 
@@ -31,6 +32,22 @@ PassphraseFile = Annotated[
         "--passphrase-file",
         help="Read the passphrase from the first line of this file (for scripts).",
         dir_okay=False,
+    ),
+]
+
+
+def _server_url(value: str | None) -> str | None:
+    # checked as the command line is read: before any prompt or Argon2id unlock
+    return None if value is None else checked_server_url(value)
+
+
+ServerUrl = Annotated[str, typer.Option("--server", help="The server's URL.", callback=_server_url)]
+RememberedServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="The server's URL [default: the one of the last invite].",
+        callback=_server_url,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from fieldsync.core import crypto, encoding
 from fieldsync.core.ids import fingerprint, is_hex32
-from fieldsync.errors import InviteExpired, MalformedData
+from fieldsync.errors import InputError, InviteExpired, MalformedData
 
 PREFIX = "fieldsync-invite-v1:"
 FORMAT = "fieldsync/invite"
@@ -175,6 +175,26 @@ def _check(value: object) -> Invite:
         token=value["token"],
         expires_ms=expires,
     )
+
+
+def checked_server_url(text: str) -> str:
+    """``text`` if it is a server URL fieldsync can use, else an ``InputError`` saying what to
+    fix. Every URL a person gives (``--server``) and every client is checked here: without a
+    scheme, httpx reads ``127.0.0.1:18443`` as a scheme and a path, and the failure looked like
+    a dropped connection."""
+    if "://" not in text:
+        raise InputError(
+            f"{text!r} is not a server URL: it does not start with https:// or http://; "
+            "nothing was sent",
+            hint=f"Add https:// (or http:// for a test server), e.g. 'https://{text}'.",
+        )
+    if not _is_server_url(text):
+        raise InputError(
+            f"{text!r} is not a server URL fieldsync can use; nothing was sent",
+            hint="Give it as https://HOST or https://HOST:PORT (http:// only for a test "
+            "server), as your administrator wrote it.",
+        )
+    return text
 
 
 def _is_server_url(text: str) -> bool:

@@ -13,7 +13,11 @@ import termios
 import time
 from pathlib import Path
 
+import pytest
+
+from fieldsync.errors import InputError
 from fieldsync.services import enrol
+from fieldsync.transport.client import SyncClient
 from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import PASSPHRASE, fast_store
 
@@ -150,3 +154,24 @@ def test_a_second_server_init_names_the_data_option(run: Run, tmp_path: Path) ->
     assert again.exit_code == 7, again.stderr
     assert "hint: Nothing was changed. Use another --data folder" in again.stderr
     assert "--home" not in again.stderr
+
+
+def test_a_server_url_without_a_scheme_is_refused_up_front_everywhere(
+    run: Run, tmp_path: Path
+) -> None:
+    nowhere = {"FIELDSYNC_HOME": str(tmp_path / "no store here")}  # checked before the store
+    for args in (
+        ["admin", "invite", "laptop", "--server", "127.0.0.1:18443"],
+        ["admin", "devices", "--server", "127.0.0.1:18443"],
+        ["admin", "revoke", "laptop", "--yes", "--server", "127.0.0.1:18443"],
+        ["admin", "import-file", str(tmp_path / "carried"), "--server", "127.0.0.1:18443"],
+    ):
+        refused = run(*args, env=nowhere)
+        assert refused.exit_code == 5, (args, refused.stderr)
+        assert "'127.0.0.1:18443' is not a server URL" in refused.stderr, args
+        assert "hint: Add https:// (or http:// for a test server)" in refused.stderr
+        assert "dropped" not in refused.stderr
+    with pytest.raises(InputError, match="does not start with https:// or http://"):
+        SyncClient("127.0.0.1:18443")
+    with pytest.raises(InputError, match="not a server URL fieldsync can use"):
+        SyncClient("https://exa mple.org")
