@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fieldsync.core import crypto, invite
 from fieldsync.errors import InputError
 from fieldsync.services import enrol
 from fieldsync.transport.client import SyncClient
@@ -175,3 +176,23 @@ def test_a_server_url_without_a_scheme_is_refused_up_front_everywhere(
         SyncClient("127.0.0.1:18443")
     with pytest.raises(InputError, match="not a server URL fieldsync can use"):
         SyncClient("https://exa mple.org")
+
+
+def test_an_invite_cut_when_copied_is_called_incomplete_not_a_non_invite(run: Run) -> None:
+    text = invite.issue(
+        crypto.SigningPair.generate(),
+        name="desk",
+        server="https://fieldsync.example.org",
+        server_key=crypto.random_bytes(32),
+        org_read_key=crypto.random_bytes(32),
+        expires_ms=2**45,
+    )
+    for cut in (len(invite.PREFIX) + 10, len(text) // 2, len(text) - 5):
+        refused = run("enroll", text[:cut])
+        assert refused.exit_code == 6, refused.stderr
+        assert "this invite is incomplete or damaged (probably cut when it was copied)" in (
+            refused.stderr
+        )
+        assert "should start with" not in refused.stderr
+    other = run("enroll", "hello")
+    assert other.exit_code == 5 and "incomplete" not in other.stderr
