@@ -196,3 +196,31 @@ def test_an_invite_cut_when_copied_is_called_incomplete_not_a_non_invite(run: Ru
         assert "should start with" not in refused.stderr
     other = run("enroll", "hello")
     assert other.exit_code == 5 and "incomplete" not in other.stderr
+
+
+def test_ctrl_c_at_the_passphrase_prompt_is_an_interruption(store_home: Path) -> None:
+    env = {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": ""}
+    code, shown = at_terminal(["list"], [(b"Passphrase:", b"\x03")], env)
+    assert code == 130, shown
+    assert "error: interrupted at the passphrase prompt; nothing was changed" in shown
+    assert "no passphrase was given" not in shown
+
+
+def test_without_a_terminal_the_passphrase_is_refused_without_getpass_warnings(
+    store_home: Path,
+) -> None:
+    env = os.environ | {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "fieldsync", "list"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        start_new_session=True,  # no controlling terminal: getpass cannot open /dev/tty
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 5, done.stderr
+    assert "Warning" not in done.stderr and ".py" not in done.stderr, done.stderr
+    assert "error: the passphrase cannot be asked for: there is no terminal" in done.stderr
+    assert "hint: Set FIELDSYNC_PASSPHRASE, or pass --passphrase-file FILE" in done.stderr
