@@ -21,6 +21,7 @@ from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
+    Interrupted,
     NotFound,
     ServerBehind,
     ServerError,
@@ -163,6 +164,10 @@ def _push(
                 report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
                 report.blobs += 1
             _send_batches(store, client, joined, outbox, sizes, report, progress)
+    except KeyboardInterrupt:
+        raise _push_stopped(
+            len(outbox) - report.sent_entries, len(blob_ids) - report.blobs
+        ) from None
     except (ServerUnreachable, ServerError) as exc:
         left = len(outbox) - report.sent_entries
         raise type(exc)(
@@ -176,6 +181,17 @@ def _push(
         )
         problems.forget_records(store, store.forgotten_records())
     return report
+
+
+def _push_stopped(versions: int, attachments: int) -> Interrupted:
+    """What a Ctrl-C mid-push leaves: a version counts as delivered only once its receipt is
+    verified and saved, so everything else is still queued, and the next push resumes (an
+    attachment from where the server's copy of it ends)."""
+    return Interrupted(
+        f"push interrupted; nothing was lost: {versions} version(s) and {attachments} "
+        "attachment(s) stay queued on this device; nothing was wiped",
+        hint="Run 'fieldsync push' again: it resumes where it stopped.",
+    )
 
 
 def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:

@@ -7,6 +7,8 @@ import fcntl
 import os
 import pty
 import select
+import signal
+import socket
 import subprocess
 import sys
 import termios
@@ -224,3 +226,53 @@ def test_without_a_terminal_the_passphrase_is_refused_without_getpass_warnings(
     assert "Warning" not in done.stderr and ".py" not in done.stderr, done.stderr
     assert "error: the passphrase cannot be asked for: there is no terminal" in done.stderr
     assert "hint: Set FIELDSYNC_PASSPHRASE, or pass --passphrase-file FILE" in done.stderr
+
+
+def interrupted_at(url: str, args: list[str], home: Path) -> tuple[int, str]:
+    """Run ``fieldsync ARGS`` against a server at ``url`` that takes the connection and never
+    answers, and press Ctrl-C (SIGINT) once the command is waiting on it."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket() as silent:
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", port))
+        silent.listen()
+        silent.settimeout(60)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "fieldsync", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE},
+        )
+        taken, _ = silent.accept()  # the command is now waiting for an answer
+        with taken:
+            time.sleep(0.3)
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=30)
+    return child.returncode, stderr
+
+
+def test_ctrl_c_during_push_and_pull_says_what_stays_queued_and_that_they_resume(
+    run: Run, tmp_path: Path, store_home: Path
+) -> None:
+    with organisation(run, tmp_path) as (_in_admin_store, url, _org, record):
+        photo = tmp_path / "photo.jpg"
+        photo.write_bytes(os.urandom(4096))
+        assert run("attach", record[:12], str(photo)).exit_code == 0
+    assert as_json(run("status", "--json"))["pending"] == 2  # the incident and its new version
+
+    code, stderr = interrupted_at(url, ["push"], store_home)
+    assert code == 130, stderr
+    assert (
+        "push interrupted; nothing was lost: 2 version(s) and 1 attachment(s) stay queued on "
+        "this device"
+    ) in stderr
+    assert "hint: Run 'fieldsync push' again: it resumes where it stopped." in stderr
+    assert "was not saved" not in stderr
+    assert as_json(run("status", "--json"))["pending"] == 2
+
+    code, stderr = interrupted_at(url, ["pull"], store_home)
+    assert code == 130, stderr
+    assert "pull interrupted; the 0 version(s) received and checked so far are kept" in stderr
+    assert "hint: Run 'fieldsync pull' again: it resumes where it stopped." in stderr
