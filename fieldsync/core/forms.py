@@ -183,7 +183,8 @@ class Form:
         for error in validator.iter_errors(value):
             error.path.extendleft(reversed(described.path))
             problems.append(self._describe(error))
-        return problems
+        # a date field fails both its format and its pattern, in the same words: say it once
+        return list(dict.fromkeys(problems))
 
     def validate(self, answers: object) -> None:
         problems = self.problems(answers)
@@ -252,7 +253,10 @@ class Form:
             }.get(str(error.validator_value), str(error.validator_value))
             return f"{where} must be {wanted}, not {_shown(error.instance)}"
         if kind in ("format", "pattern") and "date" in str(error.schema.get("format", "")):
-            return f"{where} must be a real date written YYYY-MM-DD, not {_shown(error.instance)}"
+            return (
+                f"{where} must be a real date written YYYY-MM-DD (e.g. 2024-03-05), not "
+                f"{_shown(error.instance)}"
+            )
         if kind == "minLength":
             return f"{where} must not be empty"
         if kind == "maxLength":

@@ -4,6 +4,7 @@ items 6 and 7): each message says what happened, what was lost and what to do ne
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -22,7 +23,7 @@ from fieldsync.errors import InputError
 from fieldsync.services import enrol
 from fieldsync.transport.client import SyncClient
 from tests.cli.conftest import Run, as_json, organisation
-from tests.conftest import PASSPHRASE, fast_store
+from tests.conftest import PASSPHRASE, example, fast_store
 
 
 def admin_home(folder: Path) -> dict[str, str]:
@@ -276,3 +277,20 @@ def test_ctrl_c_during_push_and_pull_says_what_stays_queued_and_that_they_resume
     assert code == 130, stderr
     assert "pull interrupted; the 0 version(s) received and checked so far are kept" in stderr
     assert "hint: Run 'fieldsync pull' again: it resumes where it stopped." in stderr
+
+
+def test_a_date_in_another_form_is_refused_once_saying_yyyy_mm_dd(run: Run, tmp_path: Path) -> None:
+    typed = ["1", "yesterday", "12/03/2024", "2024-3-5"]
+    asked = run("new", "incident", input="\n".join(typed) + "\n")
+    said = "Date of the incident must be a real date written YYYY-MM-DD (e.g. 2024-03-05), not "
+    for wrong in typed[1:]:
+        assert asked.stdout.count(f"{said}{wrong!r}") == 1, asked.stdout
+
+    answers = tmp_path / "incident.json"
+    answers.write_text(json.dumps(example("incident")), encoding="utf-8")
+    record = as_json(run("new", "incident", "--from-file", str(answers), "--json"))["record"]
+    for wrong in typed[1:]:
+        refused = run("edit", record[:12], "--set", f"date={wrong}")
+        assert refused.exit_code == 5, refused.stderr
+        assert refused.stderr.count("must be a real date") == 1, refused.stderr
+        assert f"{said}{wrong!r}" in refused.stderr

@@ -55,7 +55,8 @@ def problems(name: str, **changes: object) -> list[str]:
 def test_errors_name_the_field_in_words() -> None:
     found = problems("incident", date="2024-02-30")
     assert found == [
-        "Date of the incident must be a real date written YYYY-MM-DD, not '2024-02-30'"
+        "Date of the incident must be a real date written YYYY-MM-DD (e.g. 2024-03-05), not "
+        "'2024-02-30'"
     ]
     missing = get_form("incident").problems(
         {k: v for k, v in example("incident").items() if k != "narrative"}
