@@ -36,6 +36,21 @@ class Refused:
     problems: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Unparsed:
+    """A CSV row some of whose cells did not parse: the row's other problems are still found,
+    so the person fixes it in one go rather than one cell per try."""
+
+    answers: dict[str, Any]  # the cells that did parse
+    failed: tuple[tuple[str, str], ...]  # (field label, why) of each cell that did not
+
+    def problems(self, form: Form) -> list[str]:
+        labels = tuple(label for label, _ in self.failed)
+        # the failed cells are missing from ``answers``; "X is required" would say it twice
+        others = [p for p in form.problems(self.answers) if not p.startswith(labels)]
+        return [why for _, why in self.failed] + others
+
+
 @dataclass
 class ImportReport:
     saved: list[str] = field(default_factory=list)  # record ids
@@ -88,6 +103,8 @@ def import_file(
         for number, answers in rows:
             if isinstance(answers, InputError):
                 problems = [answers.message]
+            elif isinstance(answers, Unparsed):
+                problems = answers.problems(form)
             else:
                 problems = form.problems(answers)
             if problems:
@@ -230,12 +247,12 @@ def _csv_rows(path: Path, form: Form) -> Iterator[tuple[int, Any]]:
             )
             continue
         answers: dict[str, Any] = {}
-        try:
-            for column, cell in zip(columns, cells, strict=True):
-                if cell.strip():
-                    described = known[column]
+        unparsed: list[tuple[str, str]] = []  # (the field's label, why its cell did not parse)
+        for column, cell in zip(columns, cells, strict=True):
+            if cell.strip():
+                described = known[column]
+                try:
                     set_path(answers, described.path, described.parse(cell))
-        except InputError as exc:
-            yield number, exc
-            continue
-        yield number, answers
+                except InputError as exc:
+                    unparsed.append((form.label_of(described.path), exc.message))
+        yield number, Unparsed(answers, tuple(unparsed)) if unparsed else answers
