@@ -139,6 +139,10 @@ def _save(store: Store, pending: list[tuple[str, Body, str]]) -> list[str]:
     return saved
 
 
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB".replace(".0 MiB", " MiB")
+
+
 def _text(path: Path) -> Iterator[str]:
     """Lines of a UTF-8 (or BOM-marked UTF-16) file; a clear error for any other encoding."""
     with open(path, "rb") as raw:
@@ -149,7 +153,10 @@ def _text(path: Path) -> Iterator[str]:
         with open(path, encoding=encoding, newline="") as handle:
             for line_number, line in enumerate(handle, start=1):
                 if len(line) > MAX_LINE_BYTES:
-                    raise ImportFileError(f"line {line_number} of {path.name!r} is too long")
+                    raise ImportFileError(
+                        f"line {line_number} of {path.name!r} is too long (more than "
+                        f"{_mib(MAX_LINE_BYTES)}, the limit for one line)"
+                    )
                 yield line
     except UnicodeDecodeError as exc:
         raise ImportFileError(
@@ -169,7 +176,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.stat().st_size > MAX_JSON_ARRAY_BYTES:
         raise ImportFileError(
-            f"{path.name!r} is too large for a JSON array",
+            f"{path.name!r} is too large for a JSON array (the limit is "
+            f"{_mib(MAX_JSON_ARRAY_BYTES)})",
             hint="Use JSON Lines (one record per line) for large imports.",
         )
     value = _parse_json("".join(_text(path)), path.name)
@@ -190,8 +198,15 @@ def _parse_json(text: str, where: str) -> Any:
 def read_answers_file(path: Path) -> dict[str, Any]:
     """One record's answers from a JSON file (``new --from-file``, ``edit --from-file``)."""
     try:
-        if path.stat().st_size > MAX_ANSWERS_FILE:
-            raise InputError(f"{str(path)!r} is too large for one record's answers")
+        size = path.stat().st_size
+        if size > MAX_ANSWERS_FILE:
+            raise InputError(
+                f"{str(path)!r} is too large for one record's answers ({_mib(size)}; the "
+                f"limit is {_mib(MAX_ANSWERS_FILE)}, and a text field holds at most what its "
+                "form says: 'fieldsync forms show FORM')",
+                hint="Nothing was saved. Attach long documents as files ('fieldsync attach') "
+                "instead of typing them into a field.",
+            )
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"there is no file {str(path)!r}") from None

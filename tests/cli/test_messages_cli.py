@@ -294,3 +294,24 @@ def test_a_date_in_another_form_is_refused_once_saying_yyyy_mm_dd(run: Run, tmp_
         assert refused.exit_code == 5, refused.stderr
         assert refused.stderr.count("must be a real date") == 1, refused.stderr
         assert f"{said}{wrong!r}" in refused.stderr
+
+
+def test_answers_too_large_are_refused_naming_the_limit(run: Run, tmp_path: Path) -> None:
+    big = example("incident") | {"narrative": "x" * (20 * 1024 * 1024)}
+    answers = tmp_path / "big.json"
+    answers.write_text(json.dumps(big), encoding="utf-8")
+    refused = run("new", "incident", "--from-file", str(answers))
+    assert refused.exit_code == 5, refused.stderr
+    assert "(20 MiB; the limit is 16 MiB" in refused.stderr
+
+    answers.write_text(json.dumps(big | {"narrative": "x" * 200_000}), encoding="utf-8")
+    field = run("new", "incident", "--from-file", str(answers))
+    assert "Narrative is too long (at most 100000 characters)" in field.stderr
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("narrative\n" + "x" * (17 * 1024 * 1024) + "\n", encoding="utf-8")
+    line = run("import", "incident", str(rows))
+    assert line.exit_code == 5, line.stderr
+    assert "line 2 of 'rows.csv' is too long (more than 16 MiB, the limit for one line)" in (
+        line.stderr
+    )
