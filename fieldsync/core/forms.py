@@ -20,7 +20,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from fieldsync.core import encoding
+from fieldsync.core import encoding, words
 from fieldsync.core.rules import RULES
 from fieldsync.errors import AnswersInvalid, InputError, MalformedData
 
@@ -239,7 +239,10 @@ class Form:
             return f"{where} {custom}"
         if kind == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            return f"{where} has unknown field(s): {', '.join(extra)}"
+            unknown = "an unknown field" if len(extra) == 1 else "unknown fields"
+            if not path:  # "the answers": plural
+                return f"the answers have {unknown}: {', '.join(extra)}"
+            return f"{unknown} in {where}: {', '.join(extra)}"  # a label may be either
         if kind == "enum":
             allowed = ", ".join(str(v) for v in error.validator_value)
             return f"{where} must be one of: {allowed} (not {_shown(error.instance)})"
@@ -262,7 +265,7 @@ class Form:
         if kind == "maxLength":
             return f"{where} is too long (at most {error.validator_value} characters)"
         if kind == "minItems":
-            return f"{where} needs at least {error.validator_value} item(s)"
+            return f"{where} needs at least {words.count(int(error.validator_value), 'item')}"
         if kind == "maxItems":
             return f"{where} has too many items (at most {error.validator_value})"
         if kind == "uniqueItems":

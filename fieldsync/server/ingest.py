@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import receipt
+from fieldsync.core import receipt, words
 from fieldsync.core.batch import Batch
 from fieldsync.errors import (
     AccessDenied,
@@ -192,7 +192,8 @@ def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
     missing = wanted - set(records)
     if missing:
         raise BatchInvalid(
-            f"the batch names {len(missing)} parent version(s) the server does not hold"
+            f"the batch names {words.count(len(missing), 'parent version')} the server does "
+            "not hold"
         )
     for position in fresh:
         header = batch.entries[position].header

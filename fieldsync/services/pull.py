@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldsync.core import blob, enrolment, receipt
+from fieldsync.core import blob, enrolment, receipt, words
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -123,8 +123,8 @@ def pull(
         # each page is stored, then the cursor saved: nothing checked is lost, and the branched
         # records left unsettled are settled by the next pull (settle_all)
         raise Interrupted(
-            f"pull interrupted; the {report.received} version(s) received and checked so far "
-            "are kept",
+            f"pull interrupted; {words.count(report.received, 'version')} received and "
+            f"checked so far {words.verb(report.received, 'is', 'are')} kept",
             hint="Run 'fieldsync pull' again: it resumes where it stopped.",
         ) from None
     if store.identity.is_admin:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import carry, httpsig
+from fieldsync.core import carry, httpsig, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
@@ -171,7 +171,8 @@ def _push(
     except (ServerUnreachable, ServerError) as exc:
         left = len(outbox) - report.sent_entries
         raise type(exc)(
-            f"{exc.message}. Nothing was lost: {left} version(s) stay queued on this device",
+            f"{exc.message}. Nothing was lost: {words.count(left, 'version')} "
+            f"{words.verb(left, 'stays', 'stay')} queued on this device",
             hint="Run 'fieldsync push' again when the connection is back; it resumes. "
             "Nothing was wiped.",
         ) from exc
@@ -188,8 +189,9 @@ def _push_stopped(versions: int, attachments: int) -> Interrupted:
     verified and saved, so everything else is still queued, and the next push resumes (an
     attachment from where the server's copy of it ends)."""
     return Interrupted(
-        f"push interrupted; nothing was lost: {versions} version(s) and {attachments} "
-        "attachment(s) stay queued on this device; nothing was wiped",
+        f"push interrupted; nothing was lost: {words.count(versions, 'version')} and "
+        f"{words.count(attachments, 'attachment')} stay queued on this device; nothing was "
+        "wiped",
         hint="Run 'fieldsync push' again: it resumes where it stopped.",
     )
 

@@ -127,7 +127,7 @@ def test_a_device_cannot_open_more_upload_slots_than_its_quota(limited: Live, or
     refused = signed(limited, device.signer, "PUT", f"/v1/blobs/{third}/100")
     assert refused.status_code == 507, refused.text
     assert refused.json()["error"] == "QuotaExceeded"
-    assert "2 upload(s) on the server that no batch names yet" in refused.json()["message"]
+    assert "2 uploads on the server that no batch names yet" in refused.json()["message"]
     assert refused.json()["hint"]
     assert limited.count(StoredBlob) == 2
     # the quota is the device's own: another device still uploads
