@@ -11,7 +11,8 @@
     │   ├── TooLarge                       HTTP 413   a request body over its limit
     │   └── RequestCut                     HTTP 400   the client left mid-body (a dropped link)
     ├── WrongPassphrase          exit 3    HTTP 401
-    ├── AccessDenied             exit 3    HTTP 403   not this organisation's, or revoked
+    ├── AccessDenied             exit 3    HTTP 403   not this organisation's, not enrolled
+    │   └── DeviceRevoked        exit 9               the administrator revoked this device
     ├── NotFound                 exit 4    HTTP 404
     │   ├── StoreNotFound
     │   ├── RecordNotFound
@@ -155,6 +156,18 @@ class AccessDenied(FieldsyncError):
 
     exit_code = 3
     http_status = 403
+
+
+class DeviceRevoked(AccessDenied):
+    """This device has been revoked by the organisation's administrator."""
+
+    # Its own code: a script must not mistake it for a wrong passphrase and ask again, nor
+    # for a passing failure and retry forever.
+    exit_code = 9
+    hint = (
+        "Nothing was lost on this device: what is queued stays in its encrypted store. "
+        "Contact your organisation's administrator; do not keep retrying."
+    )
 
 
 # --- what is not there ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -21,6 +22,8 @@ from fieldsync.cli.options import (
     Home,
     Json,
     PassphraseFile,
+    RememberedServerUrl,
+    ServerUrl,
     home_dir,
     new_passphrase,
     unlocked,
@@ -87,7 +90,7 @@ RepinServerKey = Annotated[
 @admin_app.command("invite")
 def invite(
     name: Annotated[str, typer.Argument(help="What to call the device, e.g. 'laptop 7'.")],
-    server: Annotated[str, typer.Option("--server", help="The server's URL.")],
+    server: ServerUrl,
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, max=90, help="Days the invite can be used.")
     ] = 7,
@@ -137,15 +140,9 @@ def _print_pinning(pinning: str, server_fingerprint: str) -> None:
         )
 
 
-ServerOption = Annotated[
-    str | None,
-    typer.Option("--server", help="The server's URL [default: the one of the last invite]."),
-]
-
-
 @admin_app.command("devices")
 def devices(
-    server: ServerOption = None,
+    server: RememberedServerUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -183,29 +180,59 @@ def _short(problem: dict[str, Any]) -> str:
 
 @admin_app.command("revoke")
 def revoke(
-    device: Annotated[str, typer.Argument(help="The device's key or fingerprint (a prefix).")],
-    server: ServerOption = None,
+    device: Annotated[
+        str, typer.Argument(help="The device's name, or its key or fingerprint (a prefix).")
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Revoke without asking (for scripts).")
+    ] = False,
+    server: RememberedServerUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
     """Revoke a device: its batches are refused from now on and kept for review."""
     with unlocked(home, passphrase_file) as store:
-        result = admin.revoke(store, admin.server_url(store, server), device)
+        url = admin.server_url(store, server)
+        target = admin.find_device(store, url, device)
+        if not yes:
+            _confirm_revoke(target)
+        result = admin.revoke(store, url, target["device"])
     if json:
         emit_json(result)
         return
     out.print(
-        f"Revoked device {result['device'][:16]}…; what it sends from now on is refused "
-        "and kept for review.",
+        f"Revoked device {safe(str(target.get('name')))!r} ({result['device'][:16]}…); "
+        "what it sends from now on is refused and kept for review.",
         markup=False,
     )
+
+
+def _confirm_revoke(target: dict[str, Any]) -> None:
+    """Ask before a revocation, which cannot be undone; without a terminal nobody can answer,
+    so a script must say --yes rather than hang or revoke unasked."""
+    if not sys.stdin.isatty():
+        raise InputError(
+            "revoking a device needs a confirmation, and there is no terminal to ask at; "
+            "nothing was revoked",
+            hint="Pass --yes to revoke without asking.",
+        )
+    question = (
+        f"Revoke device {safe(str(target.get('name')))!r} (id {target['device']}, "
+        f"fingerprint {target['fingerprint']})?"
+    )
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        confirmed = False
+    if not confirmed:
+        raise InputError("not confirmed; nothing was revoked")
 
 
 @admin_app.command("import-file")
 def import_file(
     file: Annotated[Path, typer.Argument(help="A file written by 'fieldsync push --to-file'.")],
-    server: Annotated[str, typer.Option("--server", help="The organisation's server URL.")],
+    server: ServerUrl,
     repin_server_key: RepinServerKey = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +13,8 @@ from typing import Annotated
 import platformdirs
 import typer
 
-from fieldsync.errors import PassphraseError
+from fieldsync.core.invite import checked_server_url
+from fieldsync.errors import Interrupted, PassphraseError
 from fieldsync.store.store import Store
 
 MIN_PASSPHRASE = 8
@@ -31,6 +34,22 @@ PassphraseFile = Annotated[
         "--passphrase-file",
         help="Read the passphrase from the first line of this file (for scripts).",
         dir_okay=False,
+    ),
+]
+
+
+def _server_url(value: str | None) -> str | None:
+    # checked as the command line is read: before any prompt or Argon2id unlock
+    return None if value is None else checked_server_url(value)
+
+
+ServerUrl = Annotated[str, typer.Option("--server", help="The server's URL.", callback=_server_url)]
+RememberedServerUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="The server's URL [default: the one of the last invite].",
+        callback=_server_url,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
@@ -87,18 +106,37 @@ def read_passphrase(
     elif os.environ.get(env):
         passphrase = os.environ[env]
     else:
-        try:
-            passphrase = typer.prompt(
-                prompt, hide_input=True, confirmation_prompt=confirm and "Repeat to confirm"
-            )
-        except typer.Abort:
-            raise PassphraseError(
-                "no passphrase was given",
-                hint=f"Type it when asked, or set {env} or use --passphrase-file in scripts.",
-            ) from None
+        passphrase = _ask_hidden(prompt, confirm=confirm, env=env)
     if not passphrase:
         raise PassphraseError("the passphrase is empty")
     return passphrase
+
+
+def _ask_hidden(prompt: str, *, confirm: bool, env: str) -> str:
+    """The passphrase typed at the terminal, never echoed. Without a terminal getpass would
+    warn (naming its own source file) and read the passphrase with echo on: that warning is
+    made an error here and the person is told how to give it instead."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            answer: str = typer.prompt(
+                prompt, hide_input=True, confirmation_prompt=confirm and "Repeat to confirm"
+            )
+            return answer
+    except getpass.GetPassWarning:
+        raise PassphraseError(
+            "the passphrase cannot be asked for: there is no terminal to type it at",
+            hint=f"Set {env}, or pass --passphrase-file FILE (its first line is read).",
+        ) from None
+    except typer.Abort as stopped:
+        # click turns both Ctrl-C and Ctrl-D (end of input) into Abort; the one it caught is
+        # kept as the context
+        if isinstance(stopped.__context__, KeyboardInterrupt):
+            raise Interrupted("interrupted at the passphrase prompt; nothing was changed") from None
+        raise PassphraseError(
+            "no passphrase was given",
+            hint=f"Type it when asked, or set {env} or use --passphrase-file in scripts.",
+        ) from None
 
 
 def new_passphrase(passphrase_file: Path | None, *, env: str = "FIELDSYNC_PASSPHRASE") -> str:

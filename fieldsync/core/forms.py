@@ -20,7 +20,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from fieldsync.core import encoding
+from fieldsync.core import encoding, words
 from fieldsync.core.rules import RULES
 from fieldsync.errors import AnswersInvalid, InputError, MalformedData
 
@@ -186,7 +186,8 @@ class Form:
         for error in validator.iter_errors(value):
             error.path.extendleft(reversed(at if at is not None else described.path))
             problems.append(self._describe(error))
-        return problems
+        # a date field fails both its format and its pattern, in the same words: say it once
+        return list(dict.fromkeys(problems))
 
     def validate(self, answers: object) -> None:
         problems = self.problems(answers)
@@ -241,7 +242,10 @@ class Form:
             return f"{where} {custom}"
         if kind == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            return f"{where} has unknown field(s): {', '.join(extra)}"
+            unknown = "an unknown field" if len(extra) == 1 else "unknown fields"
+            if not path:  # "the answers": plural
+                return f"the answers have {unknown}: {', '.join(extra)}"
+            return f"{unknown} in {where}: {', '.join(extra)}"  # a label may be either
         if kind == "enum":
             allowed = ", ".join(str(v) for v in error.validator_value)
             return f"{where} must be one of: {allowed} (not {_shown(error.instance)})"
@@ -255,13 +259,16 @@ class Form:
             }.get(str(error.validator_value), str(error.validator_value))
             return f"{where} must be {wanted}, not {_shown(error.instance)}"
         if kind in ("format", "pattern") and "date" in str(error.schema.get("format", "")):
-            return f"{where} must be a real date written YYYY-MM-DD, not {_shown(error.instance)}"
+            return (
+                f"{where} must be a real date written YYYY-MM-DD (e.g. 2024-03-05), not "
+                f"{_shown(error.instance)}"
+            )
         if kind == "minLength":
             return f"{where} must not be empty"
         if kind == "maxLength":
             return f"{where} is too long (at most {error.validator_value} characters)"
         if kind == "minItems":
-            return f"{where} needs at least {error.validator_value} item(s)"
+            return f"{where} needs at least {words.count(int(error.validator_value), 'item')}"
         if kind == "maxItems":
             return f"{where} has too many items (at most {error.validator_value})"
         if kind == "uniqueItems":

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from fieldsync.core import crypto, encoding
 from fieldsync.core.ids import fingerprint, is_hex32
-from fieldsync.errors import InviteExpired, MalformedData
+from fieldsync.errors import InputError, InviteExpired, MalformedData
 
 PREFIX = "fieldsync-invite-v1:"
 FORMAT = "fieldsync/invite"
@@ -127,12 +127,15 @@ def read(text: str, *, now_ms: int | None) -> Invite:
     ``InviteExpired``. ``now_ms=None`` skips the expiry: an audit re-checks invites that were
     valid when they were used."""
     text = text.strip()
-    if len(text) > MAX_TEXT or not text.startswith(PREFIX) or text.count(".") != 1:
+    if not text.startswith(PREFIX):
         raise MalformedData(
             f"this is not a fieldsync invite (it should start with {PREFIX!r}); copy the whole line"
         )
-    payload_text, signature_text = text[len(PREFIX) :].split(".")
-    payload, signature = _unb64(payload_text), _unb64(signature_text)
+    if len(text) > MAX_TEXT:
+        raise MalformedData(
+            f"this invite is longer than any fieldsync makes ({MAX_TEXT} characters)"
+        )
+    payload, signature = _parts(text[len(PREFIX) :])
     value = encoding.decode(payload, what="the invite", max_bytes=MAX_TEXT)
     invite = _check(value)
     crypto.verify(
@@ -145,6 +148,25 @@ def read(text: str, *, now_ms: int | None) -> Invite:
     if now_ms is not None and now_ms >= invite.expires_ms:
         raise InviteExpired("this invite has expired")
     return invite
+
+
+def _parts(rest: str) -> tuple[bytes, bytes]:
+    """The payload and signature after the prefix. Where they are not there whole, the line
+    was almost always cut when it was copied (a chat or mail client wraps or truncates it):
+    the person is told so, not that it is no invite."""
+    pieces = rest.split(".")
+    if len(pieces) == 2:
+        try:
+            payload, signature = _unb64(pieces[0]), _unb64(pieces[1])
+        except MalformedData:
+            pass
+        else:
+            if len(signature) == crypto.SIGNATURE_BYTES:
+                return payload, signature
+    raise MalformedData(
+        "this invite is incomplete or damaged (probably cut when it was copied); "
+        "copy the whole line, as one line"
+    )
 
 
 def _check(value: object) -> Invite:
@@ -175,6 +197,26 @@ def _check(value: object) -> Invite:
         token=value["token"],
         expires_ms=expires,
     )
+
+
+def checked_server_url(text: str) -> str:
+    """``text`` if it is a server URL fieldsync can use, else an ``InputError`` saying what to
+    fix. Every URL a person gives (``--server``) and every client is checked here: without a
+    scheme, httpx reads ``127.0.0.1:18443`` as a scheme and a path, and the failure looked like
+    a dropped connection."""
+    if "://" not in text:
+        raise InputError(
+            f"{text!r} is not a server URL: it does not start with https:// or http://; "
+            "nothing was sent",
+            hint=f"Add https:// (or http:// for a test server), e.g. 'https://{text}'.",
+        )
+    if not _is_server_url(text):
+        raise InputError(
+            f"{text!r} is not a server URL fieldsync can use; nothing was sent",
+            hint="Give it as https://HOST or https://HOST:PORT (http:// only for a test "
+            "server), as your administrator wrote it.",
+        )
+    return text
 
 
 def _is_server_url(text: str) -> bool:

@@ -37,6 +37,7 @@ from fieldsync.core import enrolment, httpsig
 from fieldsync.errors import (
     AccessDenied,
     BodyTooSlow,
+    DeviceRevoked,
     FieldsyncError,
     MalformedData,
     NotFound,
@@ -219,7 +220,7 @@ def create_app(
         if device is None:
             raise AccessDenied("this key is not enrolled with this server")
         if device.status != ACTIVE:
-            raise AccessDenied("this device has been revoked")
+            raise DeviceRevoked()
 
     def admin_only(keyid: str) -> None:
         if keyid != server.org.admin_key:

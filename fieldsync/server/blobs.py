@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from fieldsync.core import blob, httpsig
+from fieldsync.core import blob, httpsig, words
 from fieldsync.core.ids import is_hex32
 from fieldsync.errors import (
     AccessDenied,
@@ -216,7 +216,8 @@ class BlobStore:
         )
         if count >= self.limits.open_uploads:
             raise QuotaExceeded(
-                f"this device has {count} upload(s) on the server that no batch names yet "
+                f"this device has {words.count(count, 'upload')} on the server that no batch "
+                "names yet "
                 "(unfinished, or waiting for their batch): its limit",
                 hint=f"{QuotaExceeded.hint} {expiry}",
             )

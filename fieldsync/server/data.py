@@ -60,7 +60,11 @@ def init(folder: Path, org_file: bytes, database_url: str | None = None) -> Serv
     """A new server data folder for an organisation (its ``org-public.json`` bytes), with its
     database's tables: the folder's SQLite file, or the database at ``database_url``."""
     if (folder / CONFIG_FILE).exists():
-        raise StoreExists(f"a server is already set up in {folder}")
+        raise StoreExists(
+            f"a server is already set up in {folder}",
+            hint="Nothing was changed. Use another --data folder for a new server, or start "
+            f"this one with 'fieldsync server run --data {folder}'.",
+        )
     org = parse_org(org_file)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     (folder / "blobs").mkdir(exist_ok=True, mode=0o700)

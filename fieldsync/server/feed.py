@@ -12,7 +12,7 @@ import base64
 
 from sqlmodel import Session, col, select
 
-from fieldsync.errors import AccessDenied
+from fieldsync.errors import AccessDenied, DeviceRevoked
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
 
@@ -28,8 +28,10 @@ def feed_page(session: Session, server: ServerData, signer: str, after: int) -> 
         )
     else:
         device = session.get(DeviceRow, signer)
+        if device is not None and device.status == "revoked":
+            raise DeviceRevoked()
         if device is None or not device.box_key:
-            raise AccessDenied("this device is not enrolled with this server, or revoked")
+            raise AccessDenied("this device is not enrolled with this server")
         query = (
             select(FeedRow.pos, StoredEntry.raw, ReaderWrap.wrapped, StoredEntry.batch)
             .join(StoredEntry, col(StoredEntry.id) == col(FeedRow.entry))

@@ -38,9 +38,16 @@ from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import receipt
+from fieldsync.core import receipt, words
 from fieldsync.core.batch import Batch
-from fieldsync.errors import AccessDenied, BatchInvalid, ChainFork, ChainGap, QuotaExceeded
+from fieldsync.errors import (
+    AccessDenied,
+    BatchInvalid,
+    ChainFork,
+    ChainGap,
+    DeviceRevoked,
+    QuotaExceeded,
+)
 from fieldsync.server import logs
 from fieldsync.server.data import ServerData
 from fieldsync.server.limits import Limits
@@ -118,7 +125,10 @@ def _admitted(
     if device.status not in (ACTIVE, ADMIN):
         _quarantine(session, raw, author, "sent after the device was revoked", now_ms, limits)
         logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=author)
-        raise AccessDenied("this device has been revoked; the batch is kept for review")
+        raise DeviceRevoked(
+            "this device has been revoked by the organisation's administrator; the batch it "
+            "sent is kept on the server for review"
+        )
     return device
 
 
@@ -182,7 +192,8 @@ def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
     missing = wanted - set(records)
     if missing:
         raise BatchInvalid(
-            f"the batch names {len(missing)} parent version(s) the server does not hold"
+            f"the batch names {words.count(len(missing), 'parent version')} the server does "
+            "not hold"
         )
     for position in fresh:
         header = batch.entries[position].header

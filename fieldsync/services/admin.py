@@ -244,22 +244,48 @@ def devices(
         return client.devices()
 
 
+def find_device(
+    store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
+) -> dict[str, Any]:
+    """The one enrolled device whose name is ``device``, or whose key or fingerprint starts
+    with it; two that match are refused, by their ids, so the wrong one is never revoked."""
+    org_keys(store)
+    with client_for(url, signer=store.identity.signer) as client:
+        return _one_device(client.devices(), device)
+
+
+def _one_device(rows: list[dict[str, Any]], device: str) -> dict[str, Any]:
+    wanted = device.replace(" ", "").lower()
+    matches = [
+        d
+        for d in rows
+        if d.get("name") == device.strip()
+        or (
+            wanted
+            and (
+                str(d["device"]).startswith(wanted)
+                or str(d["fingerprint"]).replace(" ", "").startswith(wanted)
+            )
+        )
+    ]
+    if not matches:
+        raise InputError(
+            f"{device!r} names no enrolled device; nothing was revoked",
+            hint="Give its name, key or fingerprint as 'fieldsync admin devices' lists them.",
+        )
+    if len(matches) > 1:
+        ids = ", ".join(f"{d['device']} ({d.get('name')!r})" for d in matches)
+        raise InputError(
+            f"{device!r} names {len(matches)} enrolled devices: {ids}; nothing was revoked",
+            hint="Give more of the key or fingerprint of the one to revoke.",
+        )
+    return matches[0]
+
+
 def revoke(
     store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
 ) -> dict[str, Any]:
-    """Revoke the one device whose key or fingerprint starts with ``device``."""
+    """Revoke the one device named ``device`` (``find_device``)."""
     org_keys(store)
-    wanted = device.replace(" ", "").lower()
     with client_for(url, signer=store.identity.signer) as client:
-        matches = [
-            d
-            for d in client.devices()
-            if d["device"].startswith(wanted)
-            or str(d["fingerprint"]).replace(" ", "").startswith(wanted)
-        ]
-        if len(matches) != 1:
-            raise InputError(
-                f"{device!r} names {len(matches)} enrolled devices; give more of "
-                "its key or fingerprint ('fieldsync admin devices' lists them)"
-            )
-        return client.revoke(matches[0]["device"])
+        return client.revoke(_one_device(client.devices(), device)["device"])

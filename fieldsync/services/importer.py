@@ -37,6 +37,21 @@ class Refused:
     problems: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Unparsed:
+    """A CSV row some of whose cells did not parse: the row's other problems are still found,
+    so the person fixes it in one go rather than one cell per try."""
+
+    answers: dict[str, Any]  # the cells that did parse
+    failed: tuple[tuple[str, str], ...]  # (field label, why) of each cell that did not
+
+    def problems(self, form: Form) -> list[str]:
+        labels = tuple(label for label, _ in self.failed)
+        # the failed cells are missing from ``answers``; "X is required" would say it twice
+        others = [p for p in form.problems(self.answers) if not p.startswith(labels)]
+        return [why for _, why in self.failed] + others
+
+
 @dataclass
 class ImportReport:
     saved: list[str] = field(default_factory=list)  # record ids
@@ -89,6 +104,8 @@ def import_file(
         for number, answers in rows:
             if isinstance(answers, InputError):
                 problems = [answers.message]
+            elif isinstance(answers, Unparsed):
+                problems = answers.problems(form)
             else:
                 problems = form.problems(answers)
             if problems:
@@ -140,6 +157,10 @@ def _save(store: Store, pending: list[tuple[int, str, Body, str]], report: Impor
         pending.clear()
 
 
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB".replace(".0 MiB", " MiB")
+
+
 def _text(path: Path) -> Iterator[str]:
     """Lines of a UTF-8 (or BOM-marked UTF-16) file; a clear error for any other encoding."""
     with open(path, "rb") as raw:
@@ -150,7 +171,10 @@ def _text(path: Path) -> Iterator[str]:
         with open(path, encoding=encoding, newline="") as handle:
             for line_number, line in enumerate(handle, start=1):
                 if len(line) > MAX_LINE_BYTES:
-                    raise ImportFileError(f"line {line_number} of {path.name!r} is too long")
+                    raise ImportFileError(
+                        f"line {line_number} of {path.name!r} is too long (more than "
+                        f"{_mib(MAX_LINE_BYTES)}, the limit for one line)"
+                    )
                 yield line
     except UnicodeDecodeError as exc:
         raise ImportFileError(
@@ -170,7 +194,8 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
 def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.stat().st_size > MAX_JSON_ARRAY_BYTES:
         raise ImportFileError(
-            f"{path.name!r} is too large for a JSON array",
+            f"{path.name!r} is too large for a JSON array (the limit is "
+            f"{_mib(MAX_JSON_ARRAY_BYTES)})",
             hint="Use JSON Lines (one record per line) for large imports.",
         )
     value = _parse_json("".join(_text(path)), path.name)
@@ -191,8 +216,15 @@ def _parse_json(text: str, where: str) -> Any:
 def read_answers_file(path: Path) -> dict[str, Any]:
     """One record's answers from a JSON file (``new --from-file``, ``edit --from-file``)."""
     try:
-        if path.stat().st_size > MAX_ANSWERS_FILE:
-            raise InputError(f"{str(path)!r} is too large for one record's answers")
+        size = path.stat().st_size
+        if size > MAX_ANSWERS_FILE:
+            raise InputError(
+                f"{str(path)!r} is too large for one record's answers ({_mib(size)}; the "
+                f"limit is {_mib(MAX_ANSWERS_FILE)}, and a text field holds at most what its "
+                "form says: 'fieldsync forms show FORM')",
+                hint="Nothing was saved. Attach long documents as files ('fieldsync attach') "
+                "instead of typing them into a field.",
+            )
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"there is no file {str(path)!r}") from None
@@ -248,12 +280,12 @@ def _csv_rows(path: Path, form: Form) -> Iterator[tuple[int, Any]]:
             )
             continue
         answers: dict[str, Any] = {}
-        try:
-            for column, cell in zip(columns, cells, strict=True):
-                if cell.strip():
-                    described = known[column]
+        unparsed: list[tuple[str, str]] = []  # (the field's label, why its cell did not parse)
+        for column, cell in zip(columns, cells, strict=True):
+            if cell.strip():
+                described = known[column]
+                try:
                     set_path(answers, described.path, described.parse(cell))
-        except InputError as exc:
-            yield number, exc
-            continue
-        yield number, answers
+                except InputError as exc:
+                    unparsed.append((form.label_of(described.path), exc.message))
+        yield number, Unparsed(answers, tuple(unparsed)) if unparsed else answers

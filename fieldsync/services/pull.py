@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldsync.core import blob, enrolment, receipt
+from fieldsync.core import blob, enrolment, receipt, words
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -38,6 +38,7 @@ from fieldsync.errors import (
     FieldsyncError,
     FormNotFound,
     IntegrityError,
+    Interrupted,
     NotFound,
     ServerError,
 )
@@ -93,28 +94,39 @@ def pull(
     cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
     touched: set[str] = set()
     earlier = problems.listed(store)
-    with client_for(url, store) as client:
-        claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
-        judge = _Judge(store, trusted | set(claimed), earlier, refused)
-        for retried in judge.retry(report):
-            _store(store, judge, retried, client, report, touched)
-        page, report.restarted = _resume(client, cursor, anchor)
-        if report.restarted:
-            cursor = 0
-        while True:
-            page = page or client.feed(cursor)
-            items, after, more = _page(page, cursor)
-            checked = judge.page(items, report)
-            custody.keep_receipts(store, _receipts(store, page) if store.identity.is_admin else [])
-            _store(store, judge, checked, client, report, touched)
-            if items:  # the version at the cursor, to see next time that it is still there
-                anchor = entry_format.entry_id(items[-1][0])
-            # a crash before this re-reads a page
-            store.save_setting("pull", {"after": after, "anchor": anchor})
-            progress(len(items))
-            cursor, page = after, None
-            if not more:
-                break
+    try:
+        with client_for(url, store) as client:
+            claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
+            judge = _Judge(store, trusted | set(claimed), earlier, refused)
+            for retried in judge.retry(report):
+                _store(store, judge, retried, client, report, touched)
+            page, report.restarted = _resume(client, cursor, anchor)
+            if report.restarted:
+                cursor = 0
+            while True:
+                page = page or client.feed(cursor)
+                items, after, more = _page(page, cursor)
+                checked = judge.page(items, report)
+                custody.keep_receipts(
+                    store, _receipts(store, page) if store.identity.is_admin else []
+                )
+                _store(store, judge, checked, client, report, touched)
+                if items:  # the version at the cursor, to see next time that it is still there
+                    anchor = entry_format.entry_id(items[-1][0])
+                # a crash before this re-reads a page
+                store.save_setting("pull", {"after": after, "anchor": anchor})
+                progress(len(items))
+                cursor, page = after, None
+                if not more:
+                    break
+    except KeyboardInterrupt:
+        # each page is stored, then the cursor saved: nothing checked is lost, and the branched
+        # records left unsettled are settled by the next pull (settle_all)
+        raise Interrupted(
+            f"pull interrupted; {words.count(report.received, 'version')} received and "
+            f"checked so far {words.verb(report.received, 'is', 'are')} kept",
+            hint="Run 'fieldsync pull' again: it resumes where it stopped.",
+        ) from None
     if store.identity.is_admin:
         held_back = _withheld(store, judge.kept(), claimed)
         if held_back != problems.withheld(store):

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import carry, httpsig
+from fieldsync.core import carry, httpsig, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
+    Interrupted,
     NotFound,
     ServerBehind,
     ServerError,
@@ -163,10 +164,15 @@ def _push(
                 report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
                 report.blobs += 1
             _send_batches(store, client, joined, outbox, sizes, report, progress)
+    except KeyboardInterrupt:
+        raise _push_stopped(
+            len(outbox) - report.sent_entries, len(blob_ids) - report.blobs
+        ) from None
     except (ServerUnreachable, ServerError) as exc:
         left = len(outbox) - report.sent_entries
         raise type(exc)(
-            f"{exc.message}. Nothing was lost: {left} version(s) stay queued on this device",
+            f"{exc.message}. Nothing was lost: {words.count(left, 'version')} "
+            f"{words.verb(left, 'stays', 'stay')} queued on this device",
             hint="Run 'fieldsync push' again when the connection is back; it resumes. "
             "Nothing was wiped.",
         ) from exc
@@ -176,6 +182,18 @@ def _push(
         )
         problems.forget_records(store, store.forgotten_records())
     return report
+
+
+def _push_stopped(versions: int, attachments: int) -> Interrupted:
+    """What a Ctrl-C mid-push leaves: a version counts as delivered only once its receipt is
+    verified and saved, so everything else is still queued, and the next push resumes (an
+    attachment from where the server's copy of it ends)."""
+    return Interrupted(
+        f"push interrupted; nothing was lost: {words.count(versions, 'version')} and "
+        f"{words.count(attachments, 'attachment')} stay queued on this device; nothing was "
+        "wiped",
+        hint="Run 'fieldsync push' again: it resumes where it stopped.",
+    )
 
 
 def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:

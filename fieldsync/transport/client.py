@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from fieldsync import errors
-from fieldsync.core import crypto, httpsig
+from fieldsync.core import crypto, httpsig, invite
 from fieldsync.errors import FieldsyncError, ServerError, ServerUnreachable
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -43,7 +43,7 @@ class SyncClient:
         clock: Callable[[], float] = time.time,
         max_answer: int = MAX_ANSWER_BYTES,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = invite.checked_server_url(base_url).rstrip("/")
         self._max_answer = max_answer
         self._signer = signer
         self._clock = clock

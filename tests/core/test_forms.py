@@ -55,7 +55,8 @@ def problems(name: str, **changes: object) -> list[str]:
 def test_errors_name_the_field_in_words() -> None:
     found = problems("incident", date="2024-02-30")
     assert found == [
-        "Date of the incident must be a real date written YYYY-MM-DD, not '2024-02-30'"
+        "Date of the incident must be a real date written YYYY-MM-DD (e.g. 2024-03-05), not "
+        "'2024-02-30'"
     ]
     missing = get_form("incident").problems(
         {k: v for k, v in example("incident").items() if k != "narrative"}
@@ -94,7 +95,12 @@ def test_victim_totals_must_agree_with_listed_individuals() -> None:
 
 
 def test_unknown_fields_and_non_objects_are_refused() -> None:
-    assert problems("interview", nickname="x") == ["the answers has unknown field(s): nickname"]
+    assert problems("interview", nickname="x") == ["the answers have an unknown field: nickname"]
+    assert problems("interview", nickname="x", alias="y") == [
+        "the answers have unknown fields: alias, nickname"
+    ]
+    location = example("incident")["location"] | {"street": "x"}
+    assert problems("incident", location=location) == ["an unknown field in Location: street"]
     assert get_form("interview").problems(["not", "an", "object"]) == [
         "the answers must be a set of named fields (a JSON object)"
     ]

@@ -17,7 +17,7 @@ from fieldsync.core import crypto
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
-from fieldsync.errors import AccessDenied, IntegrityError
+from fieldsync.errors import AccessDenied, DeviceRevoked, IntegrityError
 from fieldsync.server.tables import FeedRow, ReaderWrap, StoredEntry
 from fieldsync.services import admin, pull, records, sync
 from fieldsync.services.forms import get_form
@@ -96,7 +96,7 @@ def test_an_unenrolled_or_revoked_key_cannot_pull(world: World) -> None:
     with SyncClient(world.url, signer=stranger, attempts=1) as client, pytest.raises(AccessDenied):
         client.feed(0)
     admin.revoke(world.analyst, world.url, laptop.identity.device_id)
-    with pytest.raises(AccessDenied):
+    with pytest.raises(DeviceRevoked):
         pull.pull(laptop)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, func, select
 
+from fieldsync.core import words
 from fieldsync.server import data
 from fieldsync.server.database import make_engine
 from fieldsync.server.tables import StoredBlob, StoredEntry
@@ -139,7 +140,7 @@ def test_server_disk_full_during_an_upload_is_a_clear_error_and_the_next_push_co
     refused = device.run("push")
     assert refused.returncode == 8, refused.stdout + refused.stderr
     assert "disk is full or failing" in refused.stderr
-    assert f"Nothing was lost: {queued} version(s) stay queued" in refused.stderr
+    assert f"Nothing was lost: {words.count(queued, 'version')} " in refused.stderr
     assert device.pending() == queued
     assert stored(server)[2] == 0  # no blob was kept half-written
     process.stop()

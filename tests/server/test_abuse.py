@@ -75,7 +75,7 @@ def test_all_zero_signatures_in_a_revoked_devices_name_store_nothing(
         assert answer.json()["error"] == "SignatureInvalid"
     assert live.count(Quarantined) == 0
     signed_by_it = live.send(device.batch(device.record(2)))  # it proved who it is: kept
-    assert (signed_by_it.status_code, signed_by_it.json()["error"]) == (403, "AccessDenied")
+    assert (signed_by_it.status_code, signed_by_it.json()["error"]) == (403, "DeviceRevoked")
     assert "revoked" in signed_by_it.json()["message"]
     assert live.count(Quarantined) == 1
 
@@ -111,7 +111,7 @@ def test_a_signed_request_from_a_revoked_device_is_told_it_is_revoked(
 ) -> None:
     revoke(live, org, device)
     answer = signed(live, device.signer, "GET", "/v1/feed/0")
-    assert answer.status_code == 403
+    assert (answer.status_code, answer.json()["error"]) == (403, "DeviceRevoked")
     assert "revoked" in answer.json()["message"]
     stranger = signed(live, crypto.SigningPair.generate(), "GET", "/v1/feed/0")
     assert stranger.status_code == 403
@@ -127,7 +127,7 @@ def test_a_device_cannot_open_more_upload_slots_than_its_quota(limited: Live, or
     refused = signed(limited, device.signer, "PUT", f"/v1/blobs/{third}/100")
     assert refused.status_code == 507, refused.text
     assert refused.json()["error"] == "QuotaExceeded"
-    assert "2 upload(s) on the server that no batch names yet" in refused.json()["message"]
+    assert "2 uploads on the server that no batch names yet" in refused.json()["message"]
     assert refused.json()["hint"]
     assert limited.count(StoredBlob) == 2
     # the quota is the device's own: another device still uploads

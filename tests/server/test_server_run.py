@@ -110,7 +110,7 @@ def limits_reach_the_server(server: data.ServerData, org: Org, options: list[str
         assert too_big.status_code == 507 and "2048 bytes" in too_big.json()["message"]
         assert put(sealed_blob(10)[1], 1000).status_code == 200
         second = put(sealed_blob(10)[1], 100)
-        assert second.status_code == 507 and "1 upload(s) on the server" in second.json()["message"]
+        assert second.status_code == 507 and "1 upload on the server" in second.json()["message"]
     finally:
         run.terminate()
         run.communicate(timeout=30)

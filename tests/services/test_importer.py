@@ -77,6 +77,22 @@ def test_csv_with_arabic_bom_and_typed_cells(store: Store, tmp_path: Path) -> No
     assert report.refused[2].problems == ("Current status is required",)
 
 
+def test_a_csv_row_with_a_cell_that_does_not_parse_names_its_other_problems_too(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "rows.csv"
+    row = "نور,forty,yesterday,arrest,nowhere,unknown,"  # age, date, governorate, status
+    path.write_text(f"{CSV_HEADER}\n{row}\n", encoding="utf-8")
+    (refused,) = run(store, path).refused
+    problems = " | ".join(refused.problems)
+    assert "Age at disappearance must be a whole number, not 'forty'" in problems
+    assert "Governorate" in problems and "'nowhere'" in problems
+    assert "Date of arrest or last sighting must be a real date" in problems
+    assert "Current status is required" in problems
+    assert problems.count("forty") == 1
+    assert store.index() == []
+
+
 def test_csv_in_utf16_with_bom_is_read(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes(
