@@ -86,7 +86,7 @@ class FormWalker:
 
     def _settle_problems(self) -> None:
         """Until the answers fit the form, show what is wrong and re-ask the field named."""
-        while problems := self.form.problems(self.answers):
+        while problems := self.form.problems(self.answers, entering=True):
             out.print("These answers do not fit the form yet:")
             for problem in problems:
                 out.print(literal(f"  - {problem}"))

@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from fieldsync.core import encoding
-from fieldsync.core.rules import RULES
+from fieldsync.core.rules import ENTRY_RULES, RULES, EntryProblem, value_problems
 from fieldsync.errors import AnswersInvalid, InputError, MalformedData
 
 Kind = Literal["text", "integer", "boolean", "date", "choice", "choices", "group", "items", "texts"]
@@ -160,8 +161,20 @@ class Form:
                 return candidate
         raise InputError(f"the {self.id} form has no field {dotted!r}")
 
-    def problems(self, answers: object) -> list[str]:
-        """Every way ``answers`` fails the form, in words; empty when they fit."""
+    def problems(
+        self,
+        answers: object,
+        *,
+        entering: bool = False,
+        before: dict[str, Any] | None = None,
+        today: date | None = None,
+    ) -> list[str]:
+        """Every way ``answers`` fails the form, in words; empty when they fit.
+
+        ``entering``: the answers are a person's input now (new, edit, import), so the entry
+        checks hold too (core/rules.py says why they are not part of the form). With
+        ``before`` (the version edited), only those about a field whose value changed: an old
+        record that breaks one can still be edited elsewhere."""
         if not isinstance(answers, dict):
             return ["the answers must be a set of named fields (a JSON object)"]
         try:
@@ -172,10 +185,31 @@ class Form:
         if not problems:
             for rule in self.rules:
                 problems.extend(RULES[rule](answers))
+        if not problems and entering:
+            found = self._entry_problems(answers, today or datetime.now(UTC).date())
+            problems.extend(
+                words
+                for paths, words in found
+                if before is None or any(_at(answers, p) != _at(before, p) for p in paths)
+            )
         return list(dict.fromkeys(problems))
 
-    def check_value(self, described: Field, value: object) -> list[str]:
-        """Problems with one field's value on its own (the whole form is checked on save)."""
+    def _entry_problems(self, answers: dict[str, Any], today: date) -> list[EntryProblem]:
+        found: list[EntryProblem] = []
+        for path, described, value in _values(self.fields, answers, ()):
+            where = self.label_of(path)
+            wrong = value_problems(described.schema, value, today)
+            found += [((path,), f"{where} {words}") for words in wrong]
+        for rule in self.rules:
+            if rule in ENTRY_RULES:
+                found += ENTRY_RULES[rule](answers)
+        return found
+
+    def check_value(
+        self, described: Field, value: object, *, today: date | None = None
+    ) -> list[str]:
+        """Problems with one entered field's value on its own (the whole form is checked on
+        save), entry checks included."""
         validator = Draft202012Validator(
             _for_validation(described.schema), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
@@ -183,10 +217,20 @@ class Form:
         for error in validator.iter_errors(value):
             error.path.extendleft(reversed(described.path))
             problems.append(self._describe(error))
+        if not problems:
+            where = self.label_of(described.path)
+            day = today or datetime.now(UTC).date()
+            problems += [f"{where} {w}" for w in value_problems(described.schema, value, day)]
         return problems
 
-    def validate(self, answers: object) -> None:
-        problems = self.problems(answers)
+    def validate(
+        self,
+        answers: object,
+        *,
+        entering: bool = False,
+        before: dict[str, Any] | None = None,
+    ) -> None:
+        problems = self.problems(answers, entering=entering, before=before)
         if problems:
             raise AnswersInvalid(problems, form=self.id)
 
@@ -395,6 +439,35 @@ def get_path(answers: dict[str, Any], path: list[str] | tuple[str, ...]) -> Any:
         if not isinstance(current, dict):
             return None
         current = current.get(step)
+    return current
+
+
+def _values(
+    fields: tuple[Field, ...], container: dict[str, Any], where: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], Field, Any]]:
+    """Every answered leaf value under ``fields``, with its path (list items by position)."""
+    for described in fields:
+        value = container.get(described.name)
+        path = (*where, described.name)
+        if described.kind == "group" and isinstance(value, dict):
+            yield from _values(described.children, value, path)
+        elif described.kind == "items" and isinstance(value, list):
+            for n, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield from _values(described.children, item, (*path, n))
+        elif value is not None:
+            yield path, described, value
+
+
+def _at(answers: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at a path of names and list positions, or None."""
+    current = answers
+    for step in path:
+        if isinstance(step, int):
+            ok = isinstance(current, list) and step < len(current)
+            current = current[step] if ok else None
+        else:
+            current = current.get(step) if isinstance(current, dict) else None
     return current
 
 

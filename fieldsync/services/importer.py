@@ -89,7 +89,7 @@ def import_file(
             if isinstance(answers, InputError):
                 problems = [answers.message]
             else:
-                problems = form.problems(answers)
+                problems = form.problems(answers, entering=True)
             if problems:
                 report.refused.append(Refused(number, tuple(problems)))
             else:
