@@ -39,7 +39,7 @@ class FormWalker:
     # --- one field -----------------------------------------------------------------------
 
     def _fill(self, field: Field, container: dict[str, Any]) -> None:
-        if field.hidden or field.dotted in self.asked:
+        if field.hidden or field.dotted in self.asked or not self.form.asks(field, self.answers):
             return
         if field.kind == "group":
             self._fill_group(field, container)

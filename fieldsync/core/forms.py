@@ -7,7 +7,8 @@ the cross-field rules JSON Schema cannot say (victim totals), and turning typed 
 Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x-multiline``,
 ``x-hidden`` (set by the tool, e.g. item ids), ``x-message`` (replaces the validator's wording),
 ``x-form`` / ``x-version`` (identity), ``x-rules`` (named cross-field rules), ``x-summary``
-(fields that make a record's one-line summary).
+(fields that make a record's one-line summary), and for what a person enters only: ``x-range``,
+``x-past`` (core/rules.py) and ``x-ask-when`` (when prompts ask a field).
 """
 
 from __future__ import annotations
@@ -154,6 +155,12 @@ class Form:
                     same = known.get(encoding.encode(item))
                     item["id"] = same if same is not None and same not in taken else new_id()
                     taken.add(item["id"])
+
+    def asks(self, described: Field, answers: dict[str, Any]) -> bool:
+        """Whether prompts ask for ``described`` given the answers so far: its ``x-ask-when``
+        is a schema they must fit. A field not asked may still be given in a file or a --set."""
+        when = described.schema.get("x-ask-when")
+        return when is None or bool(Draft202012Validator(when).is_valid(answers))
 
     def field(self, dotted: str) -> Field:
         for candidate in self.walk():

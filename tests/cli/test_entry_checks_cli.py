@@ -97,3 +97,36 @@ def test_an_old_record_breaking_the_checks_takes_an_edit_elsewhere(
     assert recount.exit_code == 5 and "children (14) are more than the total (6)" in recount.stderr
     fixed = run("edit", record, "--set", "victims.total=14", "--set", "date=2024-03-05")
     assert fixed.exit_code == 0, fixed.stderr
+
+
+def test_what_happened_to_the_victims_is_asked_only_where_the_violation_does_not_say(
+    run: Run,
+) -> None:
+    def typed(violation: str, *outcome: str) -> list[str]:
+        return [
+            violation, "2024-03-05", "",  # violations, date, precision
+            "4", "", "", "n",  # Idlib, district, place, no coordinates
+            "14", "4",  # landmines of unknown origin, attribution unknown
+            "y", "4", "", "", *outcome,  # victims: total, children, women (then the outcome)
+            "n",  # no individuals
+            "", "", "n",  # no facility, no weapons, no sources
+            "a mine on the road to the fields", "",
+        ]  # fmt: skip
+
+    landmine = run("new", "incident", input="\n".join(typed("17", "1")) + "\n")
+    assert landmine.exit_code == 0, landmine.stdout + landmine.stderr
+    assert "What happened to the victims counted in the totals" in landmine.stdout
+    killing = run("new", "incident", input="\n".join(typed("1")) + "\n")
+    assert killing.exit_code == 0, killing.stdout + killing.stderr
+    assert "What happened to the victims" not in killing.stdout
+    saved = {
+        tuple(a["violations"]): a["victims"]
+        for a in (
+            as_json(run("show", r["record"], "--json"))["answers"]
+            for r in as_json(run("list", "--json"))
+        )
+    }
+    assert saved == {
+        ("landmine_erw",): {"total": 4, "outcome": "killed"},
+        ("extrajudicial_killing",): {"total": 4},
+    }
