@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-Path = tuple[str | int, ...]  # field names and list positions
-EntryProblem = tuple[tuple[Path, ...], str]  # the fields it is about, and its words
+FieldPath = tuple[str | int, ...]  # field names and list positions
+EntryProblem = tuple[tuple[FieldPath, ...], str]  # the fields it is about, and its words
 
 
 def _victim_totals(answers: dict[str, Any]) -> list[str]:
