@@ -192,7 +192,7 @@ class Form:
         if not problems:
             for rule in self.rules:
                 problems.extend(RULES[rule](answers))
-        if not problems and entering:
+        if entering:  # beside the form's problems, not behind them: one round of corrections
             found = self._entry_problems(answers, today or datetime.now(UTC).date())
             problems.extend(
                 words

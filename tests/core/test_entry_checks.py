@@ -123,3 +123,10 @@ def test_a_typed_value_is_checked_as_it_is_typed() -> None:
     ]
     day = form.check_value(form.field("date"), "2099-01-01", today=TODAY)
     assert len(day) == 1 and "cannot have happened yet" in day[0]
+
+
+def test_entry_problems_are_listed_beside_the_forms_own() -> None:
+    answers = incident(date="2099-03-05", date_precision="sometimes")
+    found = entering(answers)
+    assert len(found) == 2 and found[0].startswith("How precise is the date must be one of")
+    assert "cannot have happened yet" in found[1]
