@@ -84,8 +84,42 @@ def _counts_within_total(answers: dict[str, Any]) -> list[EntryProblem]:
     return problems
 
 
+# Violations whose totals the report reads as the killed or the arrested (core/report.py).
+TOTALS_READ_BY_VIOLATION = frozenset(
+    {
+        "extrajudicial_killing",
+        "death_under_torture",
+        "massacre",
+        "arbitrary_arrest",
+        "enforced_disappearance",
+    }
+)
+
+
+def _outcome_where_it_is_read(answers: dict[str, Any]) -> list[EntryProblem]:
+    """An outcome on a killing or an arrest would say one thing while the report counts
+    another: there the totals are the killed or the arrested."""
+    victims, violations = answers.get("victims"), answers.get("violations")
+    if not isinstance(victims, dict) or victims.get("outcome") not in ("killed", "injured"):
+        return []
+    if not isinstance(violations, list) or not TOTALS_READ_BY_VIOLATION & set(violations):
+        return []
+    return [
+        (
+            (("victims", "outcome"), ("violations",)),
+            "Victims: what happened to them is given only for an incident that is neither a "
+            "killing nor an arrest (for those the totals are the killed or the arrested); "
+            "leave it out, and list anyone injured as an individual victim",
+        )
+    ]
+
+
+def _victims_at_entry(answers: dict[str, Any]) -> list[EntryProblem]:
+    return _counts_within_total(answers) + _outcome_where_it_is_read(answers)
+
+
 ENTRY_RULES: dict[str, Callable[[dict[str, Any]], list[EntryProblem]]] = {
-    "victim-totals": _counts_within_total
+    "victim-totals": _victims_at_entry
 }  # by the name of the form's rule they tighten at entry
 
 DECIMAL = re.compile(r"^-?[0-9]{1,3}(\.[0-9]{1,7})?$(?!\n)")

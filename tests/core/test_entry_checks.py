@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fieldsync.core import report, rules
 from fieldsync.errors import AnswersInvalid
 from fieldsync.services.forms import get_form
 from tests.conftest import example
@@ -130,3 +131,20 @@ def test_entry_problems_are_listed_beside_the_forms_own() -> None:
     found = entering(answers)
     assert len(found) == 2 and found[0].startswith("How precise is the date must be one of")
     assert "cannot have happened yet" in found[1]
+
+
+def test_an_outcome_is_refused_where_the_violation_already_says_what_the_totals_are() -> None:
+    killing = incident(
+        violations=["extrajudicial_killing"], victims={"total": 3, "outcome": "injured"}
+    )
+    (found,) = entering(killing)
+    assert "neither a killing nor an arrest" in found
+    assert get_form("incident").problems(killing) == []  # the report reads the totals as killed
+    killing["victims"]["outcome"] = "unknown"
+    assert entering(killing) == []
+    landmine = incident(violations=["landmine_erw"], victims={"total": 3, "outcome": "injured"})
+    assert entering(landmine) == []
+
+
+def test_the_entry_check_and_the_report_agree_on_which_totals_the_violation_reads() -> None:
+    assert rules.TOTALS_READ_BY_VIOLATION == report.KILLING | report.ARREST
