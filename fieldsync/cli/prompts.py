@@ -39,7 +39,7 @@ class FormWalker:
     # --- one field -----------------------------------------------------------------------
 
     def _fill(self, field: Field, container: dict[str, Any]) -> None:
-        if field.hidden or field.dotted in self.asked:
+        if field.hidden or field.dotted in self.asked or not self.form.asks(field, self.answers):
             return
         if field.kind == "group":
             self._fill_group(field, container)
@@ -86,7 +86,7 @@ class FormWalker:
 
     def _settle_problems(self) -> None:
         """Until the answers fit the form, show what is wrong and re-ask the field named."""
-        while problems := self.form.problems(self.answers):
+        while problems := self.form.problems(self.answers, entering=True):
             out.print("These answers do not fit the form yet:")
             for problem in problems:
                 out.print(literal(f"  - {problem}"))

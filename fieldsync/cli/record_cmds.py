@@ -181,7 +181,7 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
             if not draft.changes:
                 drafts.discard(store, draft)
                 raise InputError("nothing changed, so no new version was saved")
-            problems = view.form.problems(answers)
+            problems = view.form.problems(answers, entering=True, before=view.body.answers)
             if not problems:
                 break
             out.print("These answers do not fit the form yet (your changes are kept):")

@@ -100,7 +100,7 @@ HEADINGS = {
 def _render(found: Report) -> None:
     where = f", {found.label(found.governorate)}" if found.governorate else ""
     out.print(
-        literal(f"Incidents dated {found.period.label}{where}: {found.counted} records counted"),
+        literal(f"{found.period.heading}{where}: {found.counted} records counted"),
         style="bold",
     )
     if found.in_conflict:
@@ -195,10 +195,16 @@ def _notes(found: Report) -> None:
             ),
             style="yellow",
         )
-    if found.excluded:
-        out.print(literal(f"{len(found.excluded)} record(s) could not be counted:"), style="yellow")
-        for record, why in found.excluded[:SHOWN_PROBLEMS]:
-            out.print(literal(f"  {record}: {why}"))
-        if len(found.excluded) > SHOWN_PROBLEMS:
-            more = len(found.excluded) - SHOWN_PROBLEMS
-            out.print(literal(f"  and {more} more (--json lists every one)"))
+    _listed(found.excluded, "record(s) could not be counted")
+    _listed(found.partly, "record(s) were counted only in part")
+
+
+def _listed(found: list[tuple[str, str]], what: str) -> None:
+    """Records with the reason, the first ``SHOWN_PROBLEMS`` of them (``--json`` has all)."""
+    if not found:
+        return
+    out.print(literal(f"{len(found)} {what}:"), style="yellow")
+    for record, why in found[:SHOWN_PROBLEMS]:
+        out.print(literal(f"  {record}: {why}"))
+    if len(found) > SHOWN_PROBLEMS:
+        out.print(literal(f"  and {len(found) - SHOWN_PROBLEMS} more (--json lists every one)"))

@@ -7,7 +7,8 @@ the cross-field rules JSON Schema cannot say (victim totals), and turning typed 
 Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x-multiline``,
 ``x-hidden`` (set by the tool, e.g. item ids), ``x-message`` (replaces the validator's wording),
 ``x-form`` / ``x-version`` (identity), ``x-rules`` (named cross-field rules), ``x-summary``
-(fields that make a record's one-line summary).
+(fields that make a record's one-line summary), and for what a person enters only: ``x-range``,
+``x-past`` (core/rules.py) and ``x-ask-when`` (when prompts ask a field).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from fieldsync.core import encoding, words
-from fieldsync.core.rules import RULES
+from fieldsync.core.rules import ENTRY_RULES, RULES, EntryProblem, value_problems
 from fieldsync.errors import AnswersInvalid, InputError, MalformedData
 
 Kind = Literal["text", "integer", "boolean", "date", "choice", "choices", "group", "items", "texts"]
@@ -154,14 +156,32 @@ class Form:
                     item["id"] = same if same is not None and same not in taken else new_id()
                     taken.add(item["id"])
 
+    def asks(self, described: Field, answers: dict[str, Any]) -> bool:
+        """Whether prompts ask for ``described`` given the answers so far: its ``x-ask-when``
+        is a schema they must fit. A field not asked may still be given in a file or a --set."""
+        when = described.schema.get("x-ask-when")
+        return when is None or bool(Draft202012Validator(when).is_valid(answers))
+
     def field(self, dotted: str) -> Field:
         for candidate in self.walk():
             if candidate.dotted == dotted:
                 return candidate
         raise InputError(f"the {self.id} form has no field {dotted!r}")
 
-    def problems(self, answers: object) -> list[str]:
-        """Every way ``answers`` fails the form, in words; empty when they fit."""
+    def problems(
+        self,
+        answers: object,
+        *,
+        entering: bool = False,
+        before: dict[str, Any] | None = None,
+        today: date | None = None,
+    ) -> list[str]:
+        """Every way ``answers`` fails the form, in words; empty when they fit.
+
+        ``entering``: the answers are a person's input now (new, edit, import), so the entry
+        checks hold too (core/rules.py says why they are not part of the form). With
+        ``before`` (the version edited), only those about a field whose value changed: an old
+        record that breaks one can still be edited elsewhere."""
         if not isinstance(answers, dict):
             return ["the answers must be a set of named fields (a JSON object)"]
         try:
@@ -172,25 +192,60 @@ class Form:
         if not problems:
             for rule in self.rules:
                 problems.extend(RULES[rule](answers))
+        if entering:  # beside the form's problems, not behind them: one round of corrections
+            found = self._entry_problems(answers, today or datetime.now(UTC).date())
+            problems.extend(
+                said
+                for where, said in found
+                if before is None or any(_at(answers, p) != _at(before, p) for p in where)
+            )
         return list(dict.fromkeys(problems))
 
+    def _entry_problems(self, answers: dict[str, Any], today: date) -> list[EntryProblem]:
+        found: list[EntryProblem] = []
+        for path, described, value in _values(self.fields, answers, ()):
+            where = self.label_of(path)
+            wrong = value_problems(described.schema, value, today)
+            found += [((path,), f"{where} {words}") for words in wrong]
+        for rule in self.rules:
+            if rule in ENTRY_RULES:
+                found += ENTRY_RULES[rule](answers)
+        return found
+
     def check_value(
-        self, described: Field, value: object, *, at: tuple[str | int, ...] | None = None
+        self,
+        described: Field,
+        value: object,
+        *,
+        at: tuple[str | int, ...] | None = None,
+        today: date | None = None,
     ) -> list[str]:
-        """Problems with one field's value on its own (the whole form is checked on save);
-        ``at`` is where it sits, positions in lists included, for the messages."""
+        """Problems with one entered field's value on its own (the whole form is checked on
+        save), entry checks included; ``at`` is where it sits, positions in lists included,
+        for the messages."""
+        at = at if at is not None else described.path
         validator = Draft202012Validator(
             _for_validation(described.schema), format_checker=Draft202012Validator.FORMAT_CHECKER
         )
         problems = []
         for error in validator.iter_errors(value):
-            error.path.extendleft(reversed(at if at is not None else described.path))
+            error.path.extendleft(reversed(at))
             problems.append(self._describe(error))
+        if not problems:
+            where = self.label_of(at)
+            day = today or datetime.now(UTC).date()
+            problems += [f"{where} {w}" for w in value_problems(described.schema, value, day)]
         # a date field fails both its format and its pattern, in the same words: say it once
         return list(dict.fromkeys(problems))
 
-    def validate(self, answers: object) -> None:
-        problems = self.problems(answers)
+    def validate(
+        self,
+        answers: object,
+        *,
+        entering: bool = False,
+        before: dict[str, Any] | None = None,
+    ) -> None:
+        problems = self.problems(answers, entering=entering, before=before)
         if problems:
             raise AnswersInvalid(problems, form=self.id)
 
@@ -405,6 +460,35 @@ def get_path(answers: dict[str, Any], path: list[str] | tuple[str, ...]) -> Any:
         if not isinstance(current, dict):
             return None
         current = current.get(step)
+    return current
+
+
+def _values(
+    fields: tuple[Field, ...], container: dict[str, Any], where: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], Field, Any]]:
+    """Every answered leaf value under ``fields``, with its path (list items by position)."""
+    for described in fields:
+        value = container.get(described.name)
+        path = (*where, described.name)
+        if described.kind == "group" and isinstance(value, dict):
+            yield from _values(described.children, value, path)
+        elif described.kind == "items" and isinstance(value, list):
+            for n, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield from _values(described.children, item, (*path, n))
+        elif value is not None:
+            yield path, described, value
+
+
+def _at(answers: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at a path of names and list positions, or None."""
+    current = answers
+    for step in path:
+        if isinstance(step, int):
+            ok = isinstance(current, list) and step < len(current)
+            current = current[step] if ok else None
+        else:
+            current = current.get(step) if isinstance(current, dict) else None
     return current
 
 

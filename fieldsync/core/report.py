@@ -8,11 +8,15 @@ written down in docs/reports.md; in short:
   breakdown adds up to its total. An attribution "joint, undetermined" between parties of
   different main parties is a row of its own, never split and never counted twice;
 - a killing-only incident counts its victim totals as killed, less listed individuals who were
-  injured or detained; any other incident counts only the individuals listed as dead;
+  injured or detained; an incident that is neither killings nor arrests counts them as killed
+  when ``victims.outcome`` says they were; any other counts only the individuals listed as dead;
 - arrests: the same rule for arrest-only incidents, plus one person per disappearance record.
 
 A record whose answers this module cannot count (a value that is not one of the form's choices,
 a count that is not a whole number) is left out and listed with the reason, never guessed at.
+Victims it cannot read as killed or held, and a breakdown larger than its total (stored by an
+older version), are listed too: no victim is left out in silence, and no row shows more
+children or women than people.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ KILLING = frozenset({"extrajudicial_killing", "death_under_torture", "massacre"}
 ARREST = frozenset({"arbitrary_arrest", "enforced_disappearance"})
 DEAD = frozenset({"killed", "died_under_torture"})
 HELD = frozenset({"detained", "disappeared"})
+OUTCOMES = ("killed", "injured", "unknown")  # victims.outcome: what happened to the totals
 OUTLAWED_WEAPONS = ("cluster_munitions", "chemical_weapons", "barrel_bombs", "incendiary_weapons")
 
 GOVERNORATES = (
@@ -106,6 +111,13 @@ class Period:
     start: date | None = None
     end: date | None = None
     label: str = "all dates"
+
+    @property
+    def heading(self) -> str:
+        """The report's first words: "Incidents dated 2024-03", "Incidents of all dates"."""
+        if self.start is None and self.end is None:
+            return f"Incidents of {self.label}"
+        return f"Incidents dated {self.label}"
 
     @classmethod
     def month(cls, text: str) -> Period:
@@ -215,6 +227,7 @@ class Report:
     counted: int = 0  # records that count in at least one section
     in_conflict: list[str] = field(default_factory=list)  # ids of counted records in conflict
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (record, why)
+    partly: list[tuple[str, str]] = field(default_factory=list)  # counted, less what and why
     uncertain: list[tuple[str, str]] = field(default_factory=list)  # dates only partly inside
     mixed: int = 0  # incidents with killings and arrests: counted by listed individuals only
 
@@ -244,6 +257,7 @@ class Report:
             "monthly": [{"month": m, **self.series[m]} for m in sorted(self.series)],
             "mixed_incidents": self.mixed,
             "not_counted": [{"record": r, "reason": why} for r, why in self.excluded],
+            "counted_in_part": [{"record": r, "reason": why} for r, why in self.partly],
             "dates_partly_in_period": [{"record": r, "date": d} for r, d in self.uncertain],
         }
 
@@ -331,6 +345,11 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
     )
     killing, arrest = bool(violations & KILLING), bool(violations & ARREST)
     report.mixed += killing and arrest
+    # Neither killings nor arrests (a landmine, an indiscriminate attack): the totals are the
+    # killed only when the record says so; otherwise they are unread, and listed below.
+    other = not killing and not arrest
+    outcome = _choice(victims.get("outcome", "unknown"), OUTCOMES, "victims' outcome")
+    all_killed = other and outcome == "killed"
     party = _attribution(report, answers.get("perpetrator"))
     where = (gov, report.label(gov), None)
     conflict = source.in_conflict
@@ -338,7 +357,8 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
     counted = False
 
     dead = [p for p in people if p.status in DEAD]
-    killed = _people_counts(dead, unnamed if killing and not arrest else None)
+    killed = _people_counts(dead, unnamed if (killing and not arrest) or all_killed else None)
+    killed = _within_total(report, source.record, killed, "killed")
     torture = sum(1 for p in dead if p.status == "died_under_torture")
     if killing and not arrest and not violations & {"extrajudicial_killing", "massacre"}:
         torture += unnamed[0]  # an incident recorded only as a death under torture
@@ -361,6 +381,7 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
     held = _people_counts(
         [p for p in people if p.status in HELD], unnamed if arrest and not killing else None
     )
+    held = _within_total(report, source.record, held, "arrested")
     if arrest or held[0]:
         counts = {"arrested": held[0], "children": held[1], "adult_women": held[2], "records": 1}
         report.arrests.count(counts, conflict, party=party, governorate=where)
@@ -388,7 +409,37 @@ def _incident(report: Report, source: Source, gov: str, month: str | None) -> bo
         if series is not None:
             series["weapon_attacks"] += 1
         counted = True
+    if other and not all_killed and unnamed[0] and not (counted and outcome == "injured"):
+        why = _unread(report, violations, unnamed[0], outcome)
+        (report.partly if counted else report.excluded).append((source.record, why))
     return counted
+
+
+def _unread(report: Report, violations: set[str], victims: int, outcome: str) -> str:
+    """Why the unnamed victims of an incident neither killings nor arrests were not counted."""
+    kinds = " / ".join(report.label(v).lower() for v in sorted(violations)) or "no violation"
+    if outcome == "injured":
+        return f"{victims} victims ({kinds}), none killed: the report counts the killed only"
+    return f"{victims} victims ({kinds}), not stated whether killed or injured"
+
+
+def _within_total(
+    report: Report, record: str, counts: tuple[int, ...], what: str
+) -> tuple[int, ...]:
+    """People, children, adult women; the breakdown dropped (and the record listed) when it is
+    larger than its total, as an older version could store: a row must never show more
+    children or women than people."""
+    total, children, women = counts
+    if children + women <= total:
+        return counts
+    report.partly.append(
+        (
+            record,
+            f"its {what} break down into more than their total ({children} children and "
+            f"{women} adult women of {total}): counted for the total only",
+        )
+    )
+    return total, 0, 0
 
 
 def _disappearance(report: Report, source: Source, gov: str, month: str | None) -> bool:

@@ -107,7 +107,7 @@ def import_file(
             elif isinstance(answers, Unparsed):
                 problems = answers.problems(form)
             else:
-                problems = form.problems(answers)
+                problems = form.problems(answers, entering=True)
             if problems:
                 report.refused.append(Refused(number, tuple(problems)))
             else:

@@ -72,8 +72,9 @@ def create(
     note: str | None = None,
     draft_id: str | None = None,
 ) -> str:
-    """Validate and save a new record (dropping its draft in the same transaction)."""
-    form.validate(answers)
+    """Validate and save a new record (dropping its draft in the same transaction): a
+    person's entry, so the entry checks (core/rules.py) apply too."""
+    form.validate(answers, entering=True)
     answers = copy.deepcopy(answers)
     form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
     record = new_record_id(store.now_ms())
@@ -101,6 +102,10 @@ def edit(
         apply_set(view.form, new_answers, assignment)
     if new_answers == view.body.answers and note is None:
         raise InputError("nothing changed, so no new version was saved")
+    if not view.in_conflict:  # else save_version refuses it, saying how to settle it first
+        # the entry checks, on what this edit changes: a value an older version let through
+        # and this edit leaves alone does not stop it
+        view.form.validate(new_answers, entering=True, before=view.body.answers)
     return save_version(store, view, new_answers, view.body.attachments, note, draft_id)
 
 

@@ -13,7 +13,13 @@ from fieldsync.store.store import Store
 
 # The fields whose choices name a report's rows.
 LABELLED = {
-    "incident": ("location.governorate", "perpetrator.parties", "facility_type", "weapons"),
+    "incident": (
+        "location.governorate",
+        "perpetrator.parties",
+        "facility_type",
+        "weapons",
+        "violations",
+    ),
     "disappearance": ("perpetrator_party",),
 }
 

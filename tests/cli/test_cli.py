@@ -374,6 +374,7 @@ def test_interactive_incident_with_lists_groups_and_several_choices(run: Run) ->
                 "٣",
                 "1",
                 "",  # victims: total (Arabic-Indic digit), children, adult women
+                "",  # what happened to them: asked, as it is neither a killing nor an arrest
                 "y",
                 "سارة",
                 "7",
