@@ -26,7 +26,7 @@ from fieldsync.cli import (
     store_cmds,
     sync_cmds,
 )
-from fieldsync.cli.render import err, safe
+from fieldsync.cli.render import emit_json, err, invocation, safe
 from fieldsync.errors import DiskError, DiskFull, FieldsyncError, Interrupted
 
 
@@ -39,6 +39,7 @@ class FieldsyncGroup(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        invocation.reset()  # nothing left from an earlier run in this process (tests)
         try:
             return super().invoke(ctx)
         except FieldsyncError as exc:
@@ -61,6 +62,7 @@ class FieldsyncGroup(TyperGroup):
             raise typer.Exit(failure.exit_code) from None
         except Exception as exc:
             if _is_cli_control(exc):  # usage errors and exits belong to typer
+                _report_usage(exc)
                 raise
             _report(
                 FieldsyncError(
@@ -76,6 +78,17 @@ def _is_cli_control(exc: Exception) -> bool:
     return isinstance(exc, typer.Exit) or type(exc).__module__.startswith(("typer", "click"))
 
 
+def _report_usage(exc: Exception) -> None:
+    """A usage error as a JSON document too (typer prints its own text on stderr). Known by
+    click's method, not its class: typer may carry its own copy of click."""
+    format_message = getattr(exc, "format_message", None)
+    if callable(format_message):
+        code = getattr(exc, "exit_code", 2)
+        where = getattr(getattr(exc, "ctx", None), "command_path", "fieldsync")
+        hint = f"Run '{where} --help' to see what it takes."
+        _report_json(format_message(), hint, code, "UsageError", {})
+
+
 def _debug() -> bool:
     return os.environ.get("FIELDSYNC_DEBUG") == "1"
 
@@ -86,6 +99,28 @@ def _report(error: FieldsyncError, cause: BaseException | None = None) -> None:
     err.print(f"error: {safe(error.message)}", markup=False)
     if error.hint:
         err.print(f"hint: {safe(error.hint)}", markup=False)
+    _report_json(error.message, error.hint, error.exit_code, _kind(error, cause), error.details)
+
+
+def _kind(error: FieldsyncError, cause: BaseException | None) -> str:
+    """The error's class name; an OS or internal failure wrapped in the base class says so."""
+    if type(error) is FieldsyncError and cause is not None:
+        return "OSError" if isinstance(cause, OSError) else "InternalError"
+    return type(error).__name__
+
+
+def _report_json(
+    message: str, hint: str | None, code: int, kind: str, details: dict[str, int | str]
+) -> None:
+    """Under ``--json``, the failure as stdout's one document, for scripts (the lines on stderr
+    stay for people). A command that printed its document before failing (``admin verify``
+    found problems) keeps that one: its exit code says it failed."""
+    if not invocation.json or invocation.emitted:
+        return
+    document: dict[str, object] = {"error": message, "hint": hint, "exit": code, "kind": kind}
+    if details:
+        document["details"] = details
+    emit_json(document)
 
 
 app = typer.Typer(

@@ -11,6 +11,7 @@ from typing import Annotated
 import platformdirs
 import typer
 
+from fieldsync.cli.render import invocation
 from fieldsync.errors import PassphraseError
 from fieldsync.store.store import Store
 
@@ -33,7 +34,23 @@ PassphraseFile = Annotated[
         dir_okay=False,
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+
+
+def _remember_json(value: bool) -> bool:
+    # So the one error handler (main.FieldsyncGroup) prints a failure as a JSON document too.
+    if value:
+        invocation.json = True
+    return value
+
+
+Json = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        callback=_remember_json,
+        help="Print exactly one JSON document (on failure too: error, hint, exit, kind).",
+    ),
+]
 RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
 DataDir = Annotated[Path, typer.Option("--data", help="The server's data folder.")]
 DatabaseUrl = Annotated[

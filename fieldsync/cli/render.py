@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,20 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+@dataclass
+class Invocation:
+    """What one command has asked of stdout; reset by the CLI's error handler at each start."""
+
+    json: bool = False  # --json was given: a failure is a JSON document too
+    emitted: bool = False  # stdout holds its one document already
+
+    def reset(self) -> None:
+        self.json = self.emitted = False
+
+
+invocation = Invocation()
+
+
 def emit_json(value: Any) -> None:
     """Print one JSON document on stdout (UTF-8; C1 and bidi controls escaped too).
 
@@ -55,6 +70,7 @@ def emit_json(value: Any) -> None:
     text = _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+    invocation.emitted = True
 
 
 def when(wall_ms: int) -> str:
