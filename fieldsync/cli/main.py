@@ -9,7 +9,6 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from fieldsync import __version__
 from fieldsync.cli import (
@@ -26,11 +25,12 @@ from fieldsync.cli import (
     store_cmds,
     sync_cmds,
 )
+from fieldsync.cli.help import Group, arrange, example
 from fieldsync.cli.render import emit_json, err, invocation, safe
 from fieldsync.errors import DiskError, DiskFull, FieldsyncError, Interrupted
 
 
-class FieldsyncGroup(TyperGroup):
+class FieldsyncGroup(Group):
     """Runs every command inside the one error handler of the CLI.
 
     Expected failures print ``error: ...`` and ``hint: ...`` on stderr and exit with their code.
@@ -130,8 +130,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
-    rich_markup_mode=None,
+    rich_markup_mode="markdown",  # help text is ours; record text never passes through it
+    epilog=example("new"),
 )
 
 
@@ -168,6 +168,7 @@ conflict_cmds.register(app)
 report_cmds.register(app)
 export_cmds.register(app)
 evidence_cmds.register(app)
+arrange(app)
 
 
 def main() -> None:
