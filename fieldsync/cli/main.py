@@ -26,7 +26,7 @@ from fieldsync.cli import (
     sync_cmds,
 )
 from fieldsync.cli.help import Group, arrange, example
-from fieldsync.cli.render import emit_json, err, invocation, safe
+from fieldsync.cli.render import emit_json, err, invocation, labelled
 from fieldsync.errors import DiskError, DiskFull, FieldsyncError, Interrupted
 
 
@@ -96,9 +96,9 @@ def _debug() -> bool:
 def _report(error: FieldsyncError, cause: BaseException | None = None) -> None:
     if _debug():
         traceback.print_exception(cause or error, file=sys.stderr)
-    err.print(f"error: {safe(error.message)}", markup=False)
+    err.print(labelled("error:", error.message, "bold red"))
     if error.hint:
-        err.print(f"hint: {safe(error.hint)}", markup=False)
+        err.print(labelled("hint:", error.hint, "cyan"))
     _report_json(error.message, error.hint, error.exit_code, _kind(error, cause), error.details)
 
 

@@ -37,6 +37,11 @@ def literal(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style)
 
 
+def labelled(label: str, value: object, style: str) -> Text:
+    """``label`` in colour (``error:`` red), then ``value`` shown literally."""
+    return Text.assemble((label, style), " ", safe(value))
+
+
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
