@@ -112,7 +112,7 @@ def test_import_progress_stays_as_a_summary_line(store_home: Path, tmp_path: Pat
     assert "Saved 40 incident record(s)." in screen
 
 
-def test_push_and_pull_progress_name_versions_bytes_rate_and_time(
+def test_push_and_pull_progress_and_a_verify_in_green(
     run: Run, store_home: Path, tmp_path: Path
 ) -> None:
     photo = tmp_path / "photo.jpg"
@@ -125,6 +125,9 @@ def test_push_and_pull_progress_name_versions_bytes_rate_and_time(
         pushed = final_screen(shown)
         code, pulled = in_terminal(tmp_path / "admin", ["admin", "pull"])
         assert code == 0, pulled
+        verify = ["admin", "verify", "--data", str(tmp_path / "server")]
+        code, verified = in_terminal(tmp_path / "admin", verify)
+        assert code == 0, verified
         assert in_admin_store("status").exit_code == 0
     line = next(x for x in pushed if x.startswith("versions "))
     # the photo sealed: a little over 300 kB
@@ -133,3 +136,5 @@ def test_push_and_pull_progress_name_versions_bytes_rate_and_time(
     assert any(x.startswith("Delivered") for x in pushed)
     received = next(x for x in final_screen(pulled) if x.startswith("versions "))
     assert re.search(rf"^versions {pending} received [\d,]+ versions/s \d+:\d\d:\d\d", received)
+    assert "\x1b[32mnone" in verified  # no problems, per device
+    assert "\x1b[32mEverything the server holds verifies.\x1b[0m" in verified
