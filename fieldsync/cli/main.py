@@ -172,4 +172,4 @@ arrange(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="fieldsync")  # also under "python -m fieldsync": help and completion agree

@@ -4,6 +4,8 @@ completion works (issue 16, item 9)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import typer.main
@@ -72,3 +74,9 @@ def test_show_completion_prints_a_bash_script_that_completes_commands() -> None:
     asked = {"_FIELDSYNC_COMPLETE": "complete_bash", "COMP_WORDS": "fieldsync admin rep"}
     completed = runner.invoke(app, [], prog_name="fieldsync", env=asked | {"COMP_CWORD": "2"})
     assert completed.stdout.split() == ["report"]
+
+
+def test_the_completion_script_names_fieldsync_however_it_is_started() -> None:
+    started = [sys.executable, "-m", "fieldsync", "--show-completion", "bash"]
+    script = subprocess.run(started, capture_output=True, text=True, timeout=60, check=True)
+    assert "complete -o default -F _fieldsync_completion fieldsync" in script.stdout
