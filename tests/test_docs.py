@@ -31,8 +31,9 @@ def commands() -> list[tuple[str, ...]]:
 def test_every_command_has_help(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"])
     assert result.exit_code == 0
-    assert "Usage:" in result.stdout
-    description = result.stdout.split("\n\n")[1].strip()
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    usage = next(n for n, line in enumerate(lines) if line.startswith("Usage:"))
+    description = next(line for line in lines[usage + 1 :] if line)  # rich pads blank lines
     assert len(description) > 15, f"{' '.join(command)} has no real help text"
 
 

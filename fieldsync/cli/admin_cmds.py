@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from fieldsync.cli import record_cmds, sync_cmds
 from fieldsync.cli.options import (
@@ -28,7 +29,7 @@ from fieldsync.cli.options import (
     new_passphrase,
     unlocked,
 )
-from fieldsync.cli.render import emit_json, err, literal, out, safe, when
+from fieldsync.cli.render import emit_json, err, labelled, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
 from fieldsync.core.invite import is_loopback
 from fieldsync.errors import InputError, IntegrityError
@@ -309,7 +310,7 @@ def _print_audit(report: AuditReport) -> None:
             str(author.versions),
             chain,
             str(author.receipts),
-            str(len(author.problems)) if author.problems else "none",
+            Text(str(len(author.problems)), "red") if author.problems else Text("none", "green"),
         )
     out.print(table)
     for author in report.authors:
@@ -323,9 +324,10 @@ def _print_audit(report: AuditReport) -> None:
                     f", record {problem.record}" if problem.record else "",
                 ]
             )
-            out.print(f"  problem: {name}{safe(where)}: {safe(problem.what)}", markup=False)
+            what = f"{name}{safe(where)}: {safe(problem.what)}"
+            out.print(Text("  ").append(labelled("problem:", what, "red")))
     for problem in report.problems:
-        out.print(f"  problem: {safe(problem.what)}", markup=False)
+        out.print(Text("  ").append(labelled("problem:", problem.what, "red")))
     opened = "every version opened with the org read key, " if report.bodies_opened else ""
     out.print(
         f"{report.blobs} blob(s) hash to their ids; {opened}{report.attachments} attachment "
@@ -339,7 +341,7 @@ def _print_audit(report: AuditReport) -> None:
             markup=False,
         )
     if report.ok:
-        out.print("Everything the server holds verifies.", markup=False)
+        out.print("Everything the server holds verifies.", style="green", markup=False)
 
 
 @admin_app.command("pull")

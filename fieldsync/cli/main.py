@@ -9,7 +9,6 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from fieldsync import __version__
 from fieldsync.cli import (
@@ -26,11 +25,12 @@ from fieldsync.cli import (
     store_cmds,
     sync_cmds,
 )
-from fieldsync.cli.render import err, safe
+from fieldsync.cli.help import Group, arrange, example
+from fieldsync.cli.render import emit_json, err, invocation, labelled
 from fieldsync.errors import DiskError, DiskFull, FieldsyncError, Interrupted
 
 
-class FieldsyncGroup(TyperGroup):
+class FieldsyncGroup(Group):
     """Runs every command inside the one error handler of the CLI.
 
     Expected failures print ``error: ...`` and ``hint: ...`` on stderr and exit with their code.
@@ -39,6 +39,7 @@ class FieldsyncGroup(TyperGroup):
     """
 
     def invoke(self, ctx: Any) -> Any:
+        invocation.reset()  # nothing left from an earlier run in this process (tests)
         try:
             return super().invoke(ctx)
         except FieldsyncError as exc:
@@ -61,6 +62,7 @@ class FieldsyncGroup(TyperGroup):
             raise typer.Exit(failure.exit_code) from None
         except Exception as exc:
             if _is_cli_control(exc):  # usage errors and exits belong to typer
+                _report_usage(exc)
                 raise
             _report(
                 FieldsyncError(
@@ -76,6 +78,17 @@ def _is_cli_control(exc: Exception) -> bool:
     return isinstance(exc, typer.Exit) or type(exc).__module__.startswith(("typer", "click"))
 
 
+def _report_usage(exc: Exception) -> None:
+    """A usage error as a JSON document too (typer prints its own text on stderr). Known by
+    click's method, not its class: typer may carry its own copy of click."""
+    format_message = getattr(exc, "format_message", None)
+    if callable(format_message):
+        code = getattr(exc, "exit_code", 2)
+        where = getattr(getattr(exc, "ctx", None), "command_path", "fieldsync")
+        hint = f"Run '{where} --help' to see what it takes."
+        _report_json(format_message(), hint, code, "UsageError", {})
+
+
 def _debug() -> bool:
     return os.environ.get("FIELDSYNC_DEBUG") == "1"
 
@@ -83,9 +96,31 @@ def _debug() -> bool:
 def _report(error: FieldsyncError, cause: BaseException | None = None) -> None:
     if _debug():
         traceback.print_exception(cause or error, file=sys.stderr)
-    err.print(f"error: {safe(error.message)}", markup=False)
+    err.print(labelled("error:", error.message, "bold red"))
     if error.hint:
-        err.print(f"hint: {safe(error.hint)}", markup=False)
+        err.print(labelled("hint:", error.hint, "cyan"))
+    _report_json(error.message, error.hint, error.exit_code, _kind(error, cause), error.details)
+
+
+def _kind(error: FieldsyncError, cause: BaseException | None) -> str:
+    """The error's class name; an OS or internal failure wrapped in the base class says so."""
+    if type(error) is FieldsyncError and cause is not None:
+        return "OSError" if isinstance(cause, OSError) else "InternalError"
+    return type(error).__name__
+
+
+def _report_json(
+    message: str, hint: str | None, code: int, kind: str, details: dict[str, int | str]
+) -> None:
+    """Under ``--json``, the failure as stdout's one document, for scripts (the lines on stderr
+    stay for people). A command that printed its document before failing (``admin verify``
+    found problems) keeps that one: its exit code says it failed."""
+    if not invocation.json or invocation.emitted:
+        return
+    document: dict[str, object] = {"error": message, "hint": hint, "exit": code, "kind": kind}
+    if details:
+        document["details"] = details
+    emit_json(document)
 
 
 app = typer.Typer(
@@ -95,8 +130,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
-    rich_markup_mode=None,
+    rich_markup_mode="markdown",  # help text is ours; record text never passes through it
+    epilog=example("new"),
 )
 
 
@@ -133,7 +168,8 @@ conflict_cmds.register(app)
 report_cmds.register(app)
 export_cmds.register(app)
 evidence_cmds.register(app)
+arrange(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="fieldsync")  # also under "python -m fieldsync": help and completion agree

@@ -13,6 +13,7 @@ from typing import Annotated
 import platformdirs
 import typer
 
+from fieldsync.cli.render import invocation
 from fieldsync.core.invite import checked_server_url
 from fieldsync.errors import Interrupted, PassphraseError
 from fieldsync.store.store import Store
@@ -52,7 +53,23 @@ RememberedServerUrl = Annotated[
         callback=_server_url,
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+
+
+def _remember_json(value: bool) -> bool:
+    # So the one error handler (main.FieldsyncGroup) prints a failure as a JSON document too.
+    if value:
+        invocation.json = True
+    return value
+
+
+Json = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        callback=_remember_json,
+        help="Print exactly one JSON document (on failure too: error, hint, exit, kind).",
+    ),
+]
 RecordArg = Annotated[str, typer.Argument(help="Record id (a unique prefix is enough).")]
 DataDir = Annotated[Path, typer.Option("--data", help="The server's data folder.")]
 DatabaseUrl = Annotated[

@@ -12,7 +12,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
-from fieldsync.cli.render import emit_json, err, iso, literal, one_line, out, safe, when
+from fieldsync.cli.render import emit_json, err, iso, labelled, literal, one_line, out, safe, when
 from fieldsync.core.forms import Field
 from fieldsync.errors import InputError, StoreCorrupted
 from fieldsync.services import records
@@ -154,7 +154,7 @@ def show(
         _print_view(view, label(view.current.entry.header.author))
     if view.problems:
         for problem in view.problems:
-            err.print(f"warning: {safe(problem)}", markup=False)
+            err.print(labelled("warning:", problem, "yellow"))
         raise StoreCorrupted(
             f"{len(view.problems)} problem(s) with record {full}; what is shown is intact",
             hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
@@ -207,7 +207,7 @@ def _print_view(view: records.RecordView, author: str) -> None:
             literal(
                 f"IN CONFLICT on {fields}: shown is the latest value of each; see "
                 "'fieldsync conflicts' and settle with 'fieldsync resolve'",
-                "bold",
+                "bold yellow",
             )
         )
     elif view.merged:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
+from fieldsync.cli.progress import bars
 from fieldsync.cli.prompts import FormWalker, ask_value, confirm
-from fieldsync.cli.render import emit_json, err, literal, one_line, out, when
+from fieldsync.cli.render import emit_json, literal, one_line, out, when
 from fieldsync.core import paths
 from fieldsync.core.forms import Field, Form
 from fieldsync.errors import AnswersInvalid, ImportFileError, InputError, Interrupted
@@ -95,9 +95,8 @@ def import_records(
         raise ImportFileError(f"there is no file {str(file)!r}")
     with unlocked(home, passphrase_file) as store:
         total = importer.count_rows(file, kind)
-        columns = [TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=err, transient=True, disable=json) as bar:
-            task = bar.add_task("import", total=total)
+        with bars(json=json) as bar:
+            task = bar.add_task("rows", total=total)
             report = importer.import_file(
                 store,
                 found,

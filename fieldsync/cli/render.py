@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,9 +37,28 @@ def literal(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style)
 
 
+def labelled(label: str, value: object, style: str) -> Text:
+    """``label`` in colour (``error:`` red), then ``value`` shown literally."""
+    return Text.assemble((label, style), " ", safe(value))
+
+
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+@dataclass
+class Invocation:
+    """What one command has asked of stdout; reset by the CLI's error handler at each start."""
+
+    json: bool = False  # --json was given: a failure is a JSON document too
+    emitted: bool = False  # stdout holds its one document already
+
+    def reset(self) -> None:
+        self.json = self.emitted = False
+
+
+invocation = Invocation()
 
 
 def emit_json(value: Any) -> None:
@@ -55,6 +75,7 @@ def emit_json(value: Any) -> None:
     text = _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+    invocation.emitted = True
 
 
 def when(wall_ms: int) -> str:

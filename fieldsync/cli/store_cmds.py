@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, home_dir, new_passphrase, unlocked
-from fieldsync.cli.render import emit_json, err, out, safe
+from fieldsync.cli.render import emit_json, err, labelled, out, safe
 from fieldsync.errors import InputError, StoreCorrupted
 from fieldsync.services import setup
 
@@ -97,7 +98,7 @@ def check(
             markup=False,
         )
         for problem in report.problems:
-            out.print(f"  problem: {safe(problem)}", markup=False)
+            out.print(Text("  ").append(labelled("problem:", problem, "red")))
     if not report.ok:
         raise StoreCorrupted(
             f"{len(report.problems)} problem(s) found; the rest of the store is intact",
@@ -105,7 +106,7 @@ def check(
             "'fieldsync check --repair' rebuilds it; restore other damaged files from a backup.",
         )
     if not json:
-        out.print("Everything checks out.", markup=False)
+        out.print("Everything checks out.", style="green", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fieldsync.cli.options import FromStart, Home, Json, PassphraseFile, unlocked
+from fieldsync.cli.progress import PushProgress, bars
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core import invite as invite_format
 from fieldsync.core.ids import fingerprint
@@ -147,23 +147,14 @@ def push(
 def push_with_progress(
     store: Store, *, json: bool, wipe_after: bool = False, after_restore: bool = False
 ) -> sync.PushReport:
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=err, transient=True, disable=json) as bars:
-        files = bars.add_task("attachments", total=None)
-        versions = bars.add_task("versions", total=None)
-
-        def plan(entries: int, blob_bytes: int) -> None:
-            bars.update(files, total=blob_bytes or 1, completed=0 if blob_bytes else 1)
-            bars.update(versions, total=entries or 1, completed=0 if entries else 1)
-
+    with bars(json=json) as shown:
+        line = PushProgress(shown)
         return sync.push(
             store,
             wipe_after=wipe_after,
             after_restore=after_restore,
             progress=sync.Progress(
-                plan=plan,
-                bytes_sent=lambda n: bars.advance(files, n),
-                entries_sent=lambda n: bars.advance(versions, n),
+                plan=line.plan, bytes_sent=line.bytes_sent, entries_sent=line.entries_sent
             ),
         )
 
@@ -219,10 +210,9 @@ def pull(
 
 
 def pull_with_progress(store: Store, *, json: bool, from_start: bool = False) -> pulling.PullReport:
-    columns = [TextColumn("{task.description}"), TextColumn("{task.completed} received")]
-    with Progress(*columns, console=err, transient=True, disable=json) as bars:
-        task = bars.add_task("pulling versions", total=None)
-        return pulling.pull(store, progress=lambda n: bars.advance(task, n), from_start=from_start)
+    with bars(json=json, total_known=False) as shown:
+        task = shown.add_task("versions", total=None)
+        return pulling.pull(store, progress=lambda n: shown.advance(task, n), from_start=from_start)
 
 
 def print_pull(report: pulling.PullReport, *, json: bool) -> None:
