@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich import box
+from rich.table import Column, Table
 
 from fieldsync.cli.options import Json
 from fieldsync.cli.render import emit_json, literal, out
@@ -79,26 +80,55 @@ def show_form(
         )
         return
     out.print(literal(f"{found.title} — {found.title_ar}  ({found.ref})", style="bold"))
-    table = Table("field", "kind", "label", "التسمية", "notes")
-    for field in found.walk():
-        if field.hidden:
-            continue
-        notes = []
-        if field.required:
-            notes.append("required")
-        if field.sensitive:
-            notes.append("sensitive")
-        if field.choices:
-            notes.append(f"{len(field.choices)} choices")
-        depth = "  " * (len(field.path) - 1)
+    shown = [f for f in found.walk() if not f.hidden]
+    _print_fields(shown)
+    _print_choices([f for f in shown if f.choices])
+
+
+def _print_fields(fields: list[Field]) -> None:
+    # A name is never cut: it is typed back in --set and names a CSV column. Its column has the
+    # width of the longest name; the labels and notes give way on a narrow terminal.
+    width = max((len(f.dotted) for f in fields), default=5)
+    table = Table(
+        Column("field", width=width, no_wrap=True),
+        Column("kind"),
+        Column("label", overflow="fold"),
+        Column("التسمية", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for field in fields:
         table.add_row(
-            literal(depth + field.dotted),
-            KIND_WORDS[field.kind],
+            literal(field.dotted),
+            literal("; ".join([KIND_WORDS[field.kind], *_notes(field)])),
             literal(field.label),
             literal(field.label_ar),
-            literal("; ".join(notes)),
         )
     out.print(table)
+
+
+def _notes(field: Field) -> list[str]:
+    notes = []
+    if field.required:
+        notes.append("required")
+    if field.sensitive:
+        notes.append("sensitive")
+    if field.choices:
+        notes.append(f"{len(field.choices)} choices")
+    return notes
+
+
+def _print_choices(fields: list[Field]) -> None:
+    """Each choice's value (what --set and CSV columns take) with its labels, one a line."""
+    if not fields:
+        return
+    out.print()
+    out.print("Choices (value — label — Arabic label):", markup=False)
+    for field in fields:
+        out.print(literal(field.dotted, style="bold"))
+        for choice in field.choices:
+            out.print(literal(f"  {choice.value} — {choice.label} — {choice.label_ar}"))
 
 
 def _field_json(field: Field) -> dict[str, Any]:
