@@ -7,7 +7,7 @@ import copy
 import mimetypes
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -543,19 +543,26 @@ def _diff_paths(before: Any, after: Any, prefix: str = "") -> set[str]:
     return {prefix.rstrip(".")} if before != after else set()
 
 
+def attachment_chunks(store: Store, record: str, number: int) -> tuple[Attachment, Iterator[bytes]]:
+    """Attachment ``number`` (from 1, as ``show`` numbers them) and its plaintext, chunk by chunk.
+
+    Each chunk is authenticated before it is yielded; a blob cut short raises at its end."""
+    attachments = read(store, record).body.attachments
+    if not 1 <= number <= len(attachments):
+        raise AttachmentNotFound(
+            f"record {record[:8]} has {len(attachments)} attachment(s); there is no number {number}"
+        )
+    attachment = attachments[number - 1]
+    return attachment, store.read_blob(attachment.blob, bytes.fromhex(attachment.key))
+
+
 def save_attachment(store: Store, record: str, number: int, out: Path, *, force: bool) -> Path:
     """Decrypt attachment ``number`` (from 1, as ``show`` numbers them) to ``out``.
 
     The plaintext goes to a temporary file beside ``out`` and is renamed into place only after
     the whole blob has been authenticated, so a damaged blob never leaves a partial file.
     """
-    view = read(store, record)
-    attachments = view.body.attachments
-    if not 1 <= number <= len(attachments):
-        raise AttachmentNotFound(
-            f"record {record[:8]} has {len(attachments)} attachment(s); there is no number {number}"
-        )
-    attachment = attachments[number - 1]
+    attachment, chunks = attachment_chunks(store, record, number)
     if out.is_dir():
         out = out / safe_file_name(attachment.name)
     if out.exists() and not force:
@@ -566,7 +573,7 @@ def save_attachment(store: Store, record: str, number: int, out: Path, *, force:
     try:
         with open(partial, "wb") as handle:
             os.chmod(partial, 0o600)
-            for chunk in store.read_blob(attachment.blob, bytes.fromhex(attachment.key)):
+            for chunk in chunks:
                 handle.write(chunk)
         os.replace(partial, out)
     except FieldsyncError:

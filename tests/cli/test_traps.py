@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fieldsync.services.forms import builtin_forms
 from tests.cli.conftest import Run
+from tests.cli.test_cli import record_from
+from tests.conftest import example
 
 
 @pytest.mark.parametrize("columns", ["80", "120"])
@@ -25,3 +29,20 @@ def test_forms_show_prints_every_field_name_whole_and_every_choice(
         for choice in field.choices:
             assert f"{choice.value} — {choice.label} — {choice.label_ar}" in result.stdout
     assert "…" not in result.stdout
+
+
+def test_show_attachment_out_dash_writes_the_bytes_to_stdout_alone(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out -` wrote a file named `-` in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    record = record_from(run, example("incident"), tmp_path)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(bytes(range(256)) * 3000 + b"\n\x1b[2J")
+    assert run("attach", record, str(photo)).exit_code == 0
+    result = run("show", record, "--attachment", "1", "--out", "-")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == photo.read_bytes()
+    assert not (tmp_path / "-").exists()
+    both = run("show", record, "--attachment", "1", "--out", "-", "--json")
+    assert both.exit_code == 5 and "both want stdout" in both.stderr
