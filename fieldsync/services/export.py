@@ -56,6 +56,7 @@ def export_records(
     force: bool = False,
 ) -> ExportReport:
     forms = targets(out, fmt, form, force)
+    _make_folder(out)
     report = ExportReport()
     by_form: dict[str, list[IndexEntry]] = {}
     for row in store.index():  # read once, not once per form
@@ -78,9 +79,10 @@ def targets(out: Path, fmt: str, form: str | None, force: bool) -> list[tuple[Fo
         raise InputError(f"there is no export format {fmt!r}", hint="Use csv or jsonl.")
     forms = [get_form(form)] if form else list(builtin_forms().values())
     paths = [(f, out / f"{f.id}.v{f.version}.{fmt}") for f in forms]
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise OutputPathError(
-            f"the folder {str(out)!r} does not exist", hint="Create it first (mkdir)."
+            f"{str(out)!r} is a file, not a folder",
+            hint="Give --out a folder (it is made if missing).",
         )
     existing = [path.name for _, path in paths if path.exists()]
     if existing and not force:
@@ -89,6 +91,20 @@ def targets(out: Path, fmt: str, form: str | None, force: bool) -> list[tuple[Fo
             hint="Use --force to replace them, or another --out folder.",
         )
     return paths
+
+
+def _make_folder(out: Path) -> None:
+    """The export folder, made if missing, private (0700) as every folder fieldsync makes: the
+    files in it are plaintext."""
+    if out.is_dir():
+        return
+    try:
+        files.make_private_dir(out)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot make the folder {str(out)!r}: {exc.strerror}",
+            hint="Choose an --out folder you can write to.",
+        ) from exc
 
 
 def _lines(

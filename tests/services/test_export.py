@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,8 +193,17 @@ def test_existing_files_are_kept_without_force(analyst: Store, tmp_path: Path) -
     with pytest.raises(OutputPathError, match="already exist"):
         export.export_records(analyst, tmp_path, "jsonl")
     assert (tmp_path / "incident.v1.jsonl").read_bytes() == before
-    with pytest.raises(OutputPathError, match="does not exist"):
-        export.export_records(analyst, tmp_path / "missing", "jsonl")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        export.export_records(analyst, tmp_path / "incident.v1.jsonl", "jsonl")
+
+
+def test_a_missing_export_folder_is_made_private(analyst: Store, tmp_path: Path) -> None:
+    """`export --out DIR` refused a folder that did not exist yet."""
+    out = tmp_path / "new" / "exports"
+    done = export.export_records(analyst, out, "csv", form="incident")
+    assert [w.path for w in done.files] == [out / "incident.v1.csv"]
+    assert out.is_dir() and (out / "incident.v1.csv").is_file()
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(out.parent.stat().st_mode) == 0o700
 
 
 def test_generated_records_export_one_row_each(analyst: Store, tmp_path: Path) -> None:
