@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
-from fieldsync.cli.render import emit_json, iso, literal, out, when
+from fieldsync.cli.render import emit_json, iso, literal, one_line, out, when
 from fieldsync.core.merge import MISSING, Competing
 from fieldsync.errors import InputError
 from fieldsync.services import records
@@ -31,17 +31,18 @@ def conflicts(
         out.print("No record is in conflict.", markup=False)
         return
     for view in found:
-        out.print(literal(f"{view.record}  {view.form.summary(view.body.answers)}", "bold"))
+        summary = one_line(view.form.summary(view.body.answers))
+        out.print(literal(f"{view.record}  {summary}", "bold"))
         table = Table("field", "#", "value", "set by", "when")
         for conflict in view.conflicts:
             for n, competing in enumerate(conflict.values, start=1):
                 setter = records.setter(view, competing.versions[-1])
                 mark = "  (shown)" if n == len(conflict.values) else ""
                 table.add_row(
-                    literal(conflict.path if n == 1 else ""),
+                    literal(one_line(conflict.path) if n == 1 else ""),
                     str(n),
-                    literal(_shown(competing.value) + mark),
-                    literal(label(setter.entry.header.author)),
+                    literal(one_line(_shown(competing.value)) + mark),  # one row each
+                    literal(one_line(label(setter.entry.header.author))),
                     when(setter.entry.header.hlc.wall_ms),
                 )
         out.print(table)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fieldsync.cli.admin_cmds import admin_app, analysts_store
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg
-from fieldsync.cli.render import emit_json, err, literal, out, safe
+from fieldsync.cli.render import emit_json, err, literal, one_line, out
 from fieldsync.core import org
 from fieldsync.core.evidence import Verdict
 from fieldsync.errors import InputError, IntegrityError
@@ -93,19 +93,19 @@ def _render(verdict: Verdict, *, anchored: bool) -> None:
     for finding in verdict.findings:
         table.add_row(
             literal(finding.level, STYLES[finding.level]),
-            literal(finding.subject),
-            literal(finding.statement),
+            literal(one_line(finding.subject)),  # a package's names are anyone's text
+            literal(one_line(finding.statement)),
         )
     out.print(table)
     if not verdict.holds:
         return
-    out.print(literal(f"The package holds: record {verdict.record}."), style="bold green")
-    fingerprint = verdict.organisation_fingerprint
+    out.print(literal(f"The package holds: record {one_line(verdict.record)}."), style="bold green")
+    fingerprint = one_line(verdict.organisation_fingerprint)
     if anchored:
         out.print(literal(f"Signed by the organisation whose fingerprint is {fingerprint}."))
     else:
         err.print(
-            f"Compare the organisation fingerprint {safe(fingerprint)} with the one the "
+            f"Compare the organisation fingerprint {fingerprint} with the one the "
             "organisation publishes (or give its public keys with --org): the check proves "
             "the package is intact and signed by that key, not whose key it is.",
             markup=False,

@@ -219,11 +219,11 @@ def _print_view(view: records.RecordView, author: str) -> None:
     out.print(
         literal(
             f"version  {view.current.id[:12]} of {view.index.versions}, "
-            f"{when(header.hlc.wall_ms)}, by {author}"
+            f"{when(header.hlc.wall_ms)}, by {one_line(author)}"
         )
     )
     if view.in_conflict:
-        fields = ", ".join(c.path for c in view.conflicts)
+        fields = ", ".join(one_line(c.path) for c in view.conflicts)
         out.print(
             literal(
                 f"IN CONFLICT on {fields}: shown is the latest value of each; see "
@@ -234,17 +234,19 @@ def _print_view(view: records.RecordView, author: str) -> None:
     elif view.merged:
         out.print(literal(f"shown is the merge of {len(view.heads)} versions that agree"))
     if view.body.note:
-        out.print(literal(f"note     {view.body.note}"))
+        out.print(literal(f"note     {one_line(view.body.note)}"))  # --json: as written
     table = Table("field", "value", show_header=False, box=None, padding=(0, 2))
     for field in view.form.fields:
         _add_rows(table, field, view.body.answers.get(field.name), 0)
     out.print(table)
     if view.body.attachments:
         out.print("Attachments:", markup=False)
+        # A name is text from a device: a newline in it must not print as a line of its own.
         for n, a in enumerate(view.body.attachments, start=1):
             out.print(
                 literal(
-                    f"  {n}. {a.name}  ({a.media_type}, {a.size} bytes, sha256 {a.sha256[:16]}…)"
+                    f"  {n}. {one_line(a.name)}  ({one_line(a.media_type)}, {a.size} bytes, "
+                    f"sha256 {a.sha256[:16]}…)"
                 )
             )
 
@@ -316,9 +318,9 @@ def history(
         table.add_row(
             literal(item.version.id[:12]),
             when(header.hlc.wall_ms),
-            literal(label(header.author)),
+            literal(one_line(label(header.author))),
             literal(", ".join(p[:12] for p in header.parents) or "(new)"),
-            literal(changes),
+            literal(one_line(changes)),
         )
     out.print(table)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from fieldsync.services.forms import builtin_forms
+from fieldsync.services import records
+from fieldsync.services.forms import builtin_forms, get_form
+from fieldsync.store.store import Store
 from tests.cli.conftest import Run
 from tests.cli.test_cli import record_from
 from tests.conftest import example
+from tests.services.conftest import in_conflict
 
 
 @pytest.mark.parametrize("columns", ["80", "120"])
@@ -46,3 +50,34 @@ def test_show_attachment_out_dash_writes_the_bytes_to_stdout_alone(
     assert not (tmp_path / "-").exists()
     both = run("show", record, "--attachment", "1", "--out", "-", "--json")
     assert both.exit_code == 5 and "both want stdout" in both.stderr
+
+
+FAKE = "\n  2. court-order.pdf  (pdf, 10 bytes)"  # no "/": it is a file name
+
+
+def test_a_newline_in_a_file_name_or_note_never_prints_as_a_line_of_its_own(
+    run: Run, tmp_path: Path
+) -> None:
+    """A file named "photo.jpg<newline>  2. court-order.pdf …" showed a second attachment."""
+    record = record_from(run, example("incident"), tmp_path)
+    hostile = tmp_path / f"photo.jpg{FAKE}"
+    hostile.write_bytes(b"jpeg")
+    attached = run("attach", record, str(hostile), "--note", f"seen{FAKE}")
+    assert attached.exit_code == 0, attached.stderr
+    for args in (["show", record], ["history", record]):
+        printed = run(*args, env={"COLUMNS": "200"}).stdout
+        assert "court-order.pdf" in printed
+        assert not any(line.lstrip(" │").startswith("2.") for line in printed.splitlines())
+        assert "\\n" in printed
+    assert json.loads(run("show", record, "--json").stdout)["attachments"][0]["name"] == (
+        hostile.name
+    )
+
+
+def test_a_newline_in_a_summary_never_prints_as_a_line_of_its_own(run: Run, store: Store) -> None:
+    record = records.create(store, get_form("interview"), example("interview"))
+    in_conflict(store, record, "language", (f"Arabic{FAKE}", "Kurdish"))
+    store.close()
+    printed = run("conflicts", env={"COLUMNS": "200"}).stdout
+    assert "court-order.pdf" in printed
+    assert not any(line.lstrip(" │").startswith("2.") for line in printed.splitlines())
