@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
-from fieldsync.cli.options import Home, Json, PassphraseFile, home_dir, new_passphrase, unlocked
+from fieldsync.cli.options import (
+    Home,
+    Json,
+    PassphraseFile,
+    home_dir,
+    new_passphrase,
+    read_passphrase,
+    unlocked,
+)
 from fieldsync.cli.render import emit_json, err, labelled, out, safe
-from fieldsync.errors import InputError, StoreCorrupted
+from fieldsync.errors import FieldsyncError, InputError, StoreCorrupted
 from fieldsync.services import setup
 
 WIPE_WORD = "wipe"
@@ -54,20 +64,64 @@ def passwd(
     out.print("The passphrase was changed.", markup=False)
 
 
-def wipe(home: Home = None) -> None:
-    """Destroy the store's keys, making everything in it unreadable, then remove it."""
+def wipe(home: Home = None, passphrase_file: PassphraseFile = None) -> None:
+    """Destroy the store's keys, making everything in it unreadable, then remove it.
+
+    No passphrase is needed. Given one (or typed at the optional prompt), the confirmation
+    says how many versions and attachments were never delivered and will be lost."""
     folder = home_dir(home)
     setup.require_store_files(folder)
-    err.print(
-        f"This destroys the keys of the store in {safe(folder)}. Records that were not "
-        "delivered are lost for good.",
-        markup=False,
-    )
+    err.print(_wipe_warning(folder, _undelivered(folder, passphrase_file)), markup=False)
     answer = typer.prompt(f"Type {WIPE_WORD!r} to confirm", default="", show_default=False)
     if answer.strip() != WIPE_WORD:
         raise InputError("not confirmed; nothing was wiped")
     removed = setup.wipe(folder)
     out.print(f"Wiped: the keys were destroyed and {len(removed)} item(s) removed.", markup=False)
+
+
+def _undelivered(folder: Path, passphrase_file: Path | None) -> tuple[int, int] | None:
+    """(versions, attachments) not yet delivered, or None when they cannot be counted. Never
+    stands in the way of the wipe: a person under pressure may not know the passphrase."""
+    passphrase = _optional_passphrase(passphrase_file)
+    if not passphrase:
+        return None
+    try:
+        return setup.undelivered(folder, passphrase)
+    except FieldsyncError as exc:
+        why = f"{exc.message}; what was not delivered cannot be counted"
+        err.print(labelled("warning:", why, "yellow"))
+        return None
+
+
+def _optional_passphrase(passphrase_file: Path | None) -> str:
+    if passphrase_file is not None or os.environ.get("FIELDSYNC_PASSPHRASE"):
+        try:
+            return read_passphrase(passphrase_file)
+        except FieldsyncError:
+            return ""
+    if not sys.stdin.isatty():
+        return ""
+    answer: str = typer.prompt(
+        "Passphrase, to count what was not delivered (Enter to skip)",
+        default="",
+        show_default=False,
+        hide_input=True,
+    )
+    return answer
+
+
+def _wipe_warning(folder: Path, undelivered: tuple[int, int] | None) -> str:
+    start = f"This destroys the keys of the store in {safe(folder)}."
+    if undelivered is None:
+        return f"{start} Records that were not delivered are lost for good."
+    versions, attachments = undelivered
+    if not versions:
+        return f"{start} Every version recorded on this device has been delivered."
+    return (
+        f"{start} {versions:,} version(s) and {attachments:,} attachment(s) recorded on this "
+        "device were never delivered to the server: they will be lost for good. Run "
+        "'fieldsync push' first if you can."
+    )
 
 
 def check(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldsync.services import records
+from fieldsync.services import records, sync
 from fieldsync.store.integrity import CheckReport
 from fieldsync.store.store import Identity, Store
 from fieldsync.store.store import wipe as wipe_store
@@ -45,6 +45,16 @@ def rebuild_index(store: Store) -> int:
         store.replace_index(record, versions, view.body, summary, conflict=view.in_conflict)
         rebuilt += 1
     return rebuilt
+
+
+def undelivered(home: Path, passphrase: str) -> tuple[int, int]:
+    """(versions, attachments) of this device that no server has acknowledged: what a wipe
+    now would destroy for good."""
+    store = Store.open(home, passphrase)
+    try:
+        return sync.undelivered(store)
+    finally:
+        store.close()
 
 
 def wipe(home: Path) -> list[str]:

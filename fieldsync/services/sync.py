@@ -104,6 +104,12 @@ def pending(store: Store) -> int:
     return store.own_entries_after(delivered_seq(store))
 
 
+def undelivered(store: Store) -> tuple[int, int]:
+    """The versions and attachments a wipe now would destroy before any server has them."""
+    seq = delivered_seq(store)
+    return store.own_entries_after(seq), store.own_blobs_after(seq)
+
+
 def push(
     store: Store,
     *,

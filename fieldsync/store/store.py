@@ -1012,6 +1012,22 @@ class Store:
             )
 
     @db_errors
+    def own_blobs_after(self, seq: int) -> int:
+        """How many attachments this device's entries after ``seq`` reference (each once)."""
+        me = self.identity.device_id
+        with Session(self._engine) as session:
+            rows = session.exec(
+                select(EntryRow).where(EntryRow.author == me, col(EntryRow.seq) > seq)
+            ).all()
+            own = self.own_wraps(session, [r.id for r in rows])
+        blobs: set[str] = set()
+        for row in rows:
+            version = self.open_version(row, own.get(row.id))
+            if version.body is not None:
+                blobs.update(a.blob for a in version.body.attachments)
+        return len(blobs)
+
+    @db_errors
     def outbox(self, after_seq: int, org_reader: bytes) -> list[Outgoing]:
         """This device's entries after ``after_seq``, in order, ready to be batched."""
         me = self.identity.device_id

@@ -81,3 +81,25 @@ def test_a_newline_in_a_summary_never_prints_as_a_line_of_its_own(run: Run, stor
     printed = run("conflicts", env={"COLUMNS": "200"}).stdout
     assert "court-order.pdf" in printed
     assert not any(line.lstrip(" │").startswith("2.") for line in printed.splitlines())
+
+
+def test_wipe_says_how_many_undelivered_versions_and_attachments_it_destroys(
+    run: Run, tmp_path: Path, store_home: Path
+) -> None:
+    """`wipe` of a store with undelivered versions gave only a general warning."""
+    record = record_from(run, example("incident"), tmp_path)
+    record_from(run, example("interview"), tmp_path, form="interview")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"jpeg")
+    assert run("attach", record, str(photo)).exit_code == 0
+    refused = run("wipe", input="no\n")
+    assert refused.exit_code == 5
+    said = " ".join(refused.stderr.split())
+    assert "3 version(s) and 1 attachment(s) recorded on this device were never delivered" in said
+    # without the passphrase the wipe still works, with the general warning
+    unknown = run("wipe", input="no\n", env={"FIELDSYNC_PASSPHRASE": None})
+    assert "Records that were not delivered are lost for good" in unknown.stderr
+    wrong = run("wipe", input="wipe\n", env={"FIELDSYNC_PASSPHRASE": "not the passphrase"})
+    assert wrong.exit_code == 0, wrong.stderr
+    assert "cannot be counted" in wrong.stderr
+    assert not (store_home / "vault").exists()
