@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +21,14 @@ from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 
+YES_NO = {"en": {True: "yes", False: "no"}, "ar": {True: "نعم", False: "لا"}}  # as parse reads
 STDOUT = Path("-")  # --out - : the attachment's bytes go to stdout
 PLAIN_ABOVE = 2000  # rows; a rich table measures every cell first (100,000 rows: 90 s)
+
+
+class Lang(StrEnum):
+    en = "en"
+    ar = "ar"
 
 
 def list_records(
@@ -133,6 +140,9 @@ def show(
         typer.Option("--out", help="Where to write the decrypted attachment; - for stdout."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    lang: Annotated[
+        Lang, typer.Option("--lang", help="Labels in English (en) or Arabic (ar).")
+    ] = Lang.en,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -162,7 +172,7 @@ def show(
     if json:
         emit_json(_view_json(view))
     else:
-        _print_view(view, label(view.current.entry.header.author))
+        _print_view(view, label(view.current.entry.header.author), lang.value)
     if view.problems:
         for problem in view.problems:
             err.print(labelled("warning:", problem, "yellow"))
@@ -212,7 +222,7 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
     }
 
 
-def _print_view(view: records.RecordView, author: str) -> None:
+def _print_view(view: records.RecordView, author: str, lang: str) -> None:
     header = view.current.entry.header
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
@@ -237,7 +247,7 @@ def _print_view(view: records.RecordView, author: str) -> None:
         out.print(literal(f"note     {one_line(view.body.note)}"))  # --json: as written
     table = Table("field", "value", show_header=False, box=None, padding=(0, 2))
     for field in view.form.fields:
-        _add_rows(table, field, view.body.answers.get(field.name), 0)
+        _add_rows(table, field, view.body.answers.get(field.name), 0, lang)
     out.print(table)
     if view.body.attachments:
         out.print("Attachments:", markup=False)
@@ -251,30 +261,31 @@ def _print_view(view: records.RecordView, author: str) -> None:
             )
 
 
-def _add_rows(table: Table, field: Field, value: Any, depth: int) -> None:
+def _add_rows(table: Table, field: Field, value: Any, depth: int, lang: str) -> None:
     if value is None or field.hidden:
         return
-    label = literal("  " * depth + field.label)
+    label = literal("  " * depth + field.label_in(lang))
     if field.kind == "group" and isinstance(value, dict):
         table.add_row(label, "")
         for child in field.children:
-            _add_rows(table, child, value.get(child.name), depth + 1)
+            _add_rows(table, child, value.get(child.name), depth + 1, lang)
     elif field.kind == "items" and isinstance(value, list):
         for n, item in enumerate(value, start=1):
-            table.add_row(literal("  " * depth + f"{field.item_label} #{n}"), "")
+            table.add_row(literal("  " * depth + f"{field.item_label_in(lang)} #{n}"), "")
             for child in field.children:
                 _add_rows(
                     table,
                     child,
                     item.get(child.name) if isinstance(item, dict) else None,
                     depth + 1,
+                    lang,
                 )
     elif isinstance(value, list):
-        table.add_row(label, literal(", ".join(field.choice_label(v) for v in value)))
+        table.add_row(label, literal(", ".join(field.choice_label(v, lang) for v in value)))
     elif isinstance(value, bool):
-        table.add_row(label, "yes" if value else "no")
+        table.add_row(label, YES_NO[lang][value])
     else:
-        table.add_row(label, literal(field.choice_label(value)))
+        table.add_row(label, literal(field.choice_label(value, lang)))
 
 
 def history(

@@ -54,17 +54,25 @@ class Field:
     choices: tuple[Choice, ...] = ()
     children: tuple[Field, ...] = ()  # of a group, or of each item of an items list
     item_label: str = ""  # for an items list: what one item is called ("Victim")
+    item_label_ar: str = ""
     schema: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def dotted(self) -> str:
         return ".".join(self.path)
 
-    def choice_label(self, value: object) -> str:
+    def choice_label(self, value: object, lang: str = "en") -> str:
         for choice in self.choices:
             if choice.value == value:
-                return choice.label
+                return _in(lang, choice.label, choice.label_ar)
         return str(value)
+
+    def label_in(self, lang: str) -> str:
+        """The label in ``lang`` ("en" or "ar"), English where the form has no Arabic one."""
+        return _in(lang, self.label, self.label_ar)
+
+    def item_label_in(self, lang: str) -> str:
+        return _in(lang, self.item_label, self.item_label_ar)
 
     def parse(self, text: str) -> Any:
         """Turn typed text into this field's value, or raise ``InputError``."""
@@ -99,6 +107,10 @@ class Field:
             if text.lower() == choice.label.lower():
                 return choice.value
         return text  # the validator names the field and the allowed values
+
+
+def _in(lang: str, english: str, arabic: str) -> str:
+    return arabic if lang == "ar" and arabic else english
 
 
 @dataclass(frozen=True)
@@ -404,7 +416,7 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
     children: tuple[Field, ...] = ()
     choices: tuple[Choice, ...] = ()
     json_type = schema.get("type")
-    item_label = ""
+    item_label = item_label_ar = ""
     if json_type == "object":
         kind, children = "group", _fields(schema, path)
     elif json_type == "array":
@@ -412,6 +424,7 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
         if item.get("type") == "object":
             kind, children = "items", _fields(item, path)
             item_label = str(item.get("title", name))
+            item_label_ar = str(item.get("x-title-ar", ""))
         elif "oneOf" in item:
             kind, choices = "choices", _choices(item)
         else:
@@ -439,6 +452,7 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
         choices=choices,
         children=children,
         item_label=item_label,
+        item_label_ar=item_label_ar,
         schema=schema,
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fieldsync.core.forms import Choice, Field
 from fieldsync.services import records
 from fieldsync.services.forms import builtin_forms, get_form
 from fieldsync.store.store import Store
@@ -103,3 +104,41 @@ def test_wipe_says_how_many_undelivered_versions_and_attachments_it_destroys(
     assert wrong.exit_code == 0, wrong.stderr
     assert "cannot be counted" in wrong.stderr
     assert not (store_home / "vault").exists()
+
+
+def test_show_lang_ar_gives_arabic_labels_and_choices_and_en_english(
+    run: Run, tmp_path: Path
+) -> None:
+    """`show` printed only English labels."""
+    record = record_from(run, example("incident"), tmp_path)
+    form = get_form("incident")
+    date, governorate = form.field("date"), form.field("location.governorate")
+    idlib = governorate.choice_label("idlib")
+    idlib_ar = next(c.label_ar for c in governorate.choices if c.value == "idlib")
+    arabic = run("show", record, "--lang", "ar", env={"COLUMNS": "200"})
+    assert arabic.exit_code == 0, arabic.stderr
+    assert date.label_ar in arabic.stdout and date.label not in arabic.stdout
+    assert idlib_ar in arabic.stdout and f"{idlib} " not in arabic.stdout
+    assert "ضحية #2" in arabic.stdout
+    assert "كفرنبل" in arabic.stdout  # answers are shown as they were typed
+    for english in (
+        run("show", record, env={"COLUMNS": "200"}),
+        run("show", record, "--lang", "en"),
+    ):
+        assert date.label in english.stdout and date.label_ar not in english.stdout
+        assert "Victim #2" in english.stdout
+    assert run("show", record, "--lang", "fr").exit_code == 2
+
+
+def test_a_label_with_no_arabic_falls_back_to_english() -> None:
+    field = Field(
+        "sex",
+        ("sex",),
+        "choice",
+        "Sex",
+        "",
+        choices=(Choice("f", "Female", ""), Choice("m", "Male", "ذكر")),
+    )
+    assert field.label_in("ar") == "Sex" and field.label_in("en") == "Sex"
+    assert field.choice_label("f", "ar") == "Female" and field.choice_label("m", "ar") == "ذكر"
+    assert field.choice_label("m") == "Male" and field.choice_label("x", "ar") == "x"
