@@ -16,6 +16,8 @@ from fieldsync.core.forms import Field, Form
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import InputError
 
+Link = Callable[[Field, Any], Any]  # as services.records.Link: the CLI passes records.linker
+
 
 class FormWalker:
     def __init__(
@@ -24,8 +26,10 @@ class FormWalker:
         answers: dict[str, Any],
         asked: set[str],
         save: Callable[[], None],
+        link: Link | None = None,
     ) -> None:
         self.form = form
+        self.link = link  # completes record ids typed as a prefix (services/records.py)
         self.answers = answers
         self.asked = asked  # dotted paths already answered or skipped (kept in the draft)
         self.save = save
@@ -46,7 +50,7 @@ class FormWalker:
         elif field.kind == "items":
             self._fill_items(field, container)
         else:
-            value = ask_value(self.form, field, container.get(field.name))
+            value = ask_value(self.form, field, container.get(field.name), self.link)
             if value is None:
                 container.pop(field.name, None)
             else:
@@ -74,7 +78,7 @@ class FormWalker:
                 if child.hidden:
                     item[child.name] = new_record_id()
                     continue
-                value = ask_value(self.form, child, None)
+                value = ask_value(self.form, child, None, self.link)
                 if value is not None:
                     item[child.name] = value
             items.append(item)
@@ -121,8 +125,9 @@ class FormWalker:
             self._fill(field, container)
 
 
-def ask_value(form: Form, field: Field, current: Any) -> Any:
-    """Prompt until a valid value (or None for a skipped optional field); default ``current``."""
+def ask_value(form: Form, field: Field, current: Any, link: Link | None = None) -> Any:
+    """Prompt until a valid value (or None for a skipped optional field); default ``current``.
+    ``link`` turns a record id typed as a unique prefix into the full id before the check."""
     out.print(literal(_heading(field), style="bold" if field.required else ""))
     if field.kind in ("choice", "choices"):
         for number, choice in enumerate(field.choices, start=1):
@@ -136,6 +141,7 @@ def ask_value(form: Form, field: Field, current: Any) -> Any:
             return None
         try:
             value = _parse(field, text)
+            value = link(field, value) if link is not None else value
         except InputError as exc:
             out.print(literal(f"  {exc.message}"))
             continue

@@ -12,7 +12,7 @@ import typer
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.progress import bars
-from fieldsync.cli.prompts import FormWalker, ask_value, confirm
+from fieldsync.cli.prompts import FormWalker, Link, ask_value, confirm
 from fieldsync.cli.render import emit_json, literal, one_line, out, when
 from fieldsync.core import paths
 from fieldsync.core.forms import Field, Form
@@ -56,7 +56,9 @@ def _new_interactive(store: Store, form: Form, note: str | None) -> str:
     out.print(literal(f"New {form.title} — {form.title_ar}", style="bold"))
     out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
     try:
-        answers = FormWalker(form, draft.answers, draft.asked, lambda: draft.save(store)).run()
+        answers = FormWalker(
+            form, draft.answers, draft.asked, lambda: draft.save(store), records.linker(store)
+        ).run()
     except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
             "stopped; the answers typed so far are kept, encrypted, as a draft",
@@ -176,7 +178,7 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     resume = f"Run 'fieldsync edit {record}' to continue the changes kept in the draft."
     try:
         while True:
-            _ask_changes(view.form, answers, draft, lambda: draft.save(store))
+            _ask_changes(view.form, answers, draft, lambda: draft.save(store), store)
             if not draft.changes:
                 drafts.discard(store, draft)
                 raise InputError("nothing changed, so no new version was saved")
@@ -211,7 +213,11 @@ def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
 
 
 def _ask_changes(
-    form: Form, answers: dict[str, Any], draft: drafts.Draft, save: Callable[[], None]
+    form: Form,
+    answers: dict[str, Any],
+    draft: drafts.Draft,
+    save: Callable[[], None],
+    store: Store,
 ) -> None:
     """The menu, until an empty answer: each change is applied and saved in the draft."""
     while True:
@@ -232,10 +238,11 @@ def _ask_changes(
             continue
         where = paths.shown(steps)
         if steps[-1] == paths.APPEND:
-            change = f"{where}={jsonlib.dumps(_new_entry(form, field), ensure_ascii=False)}"
+            entry = _new_entry(form, field, records.linker(store))
+            change = f"{where}={jsonlib.dumps(entry, ensure_ascii=False)}"
         else:
             out.print(literal(f"  {where}", style="bold"))
-            value = ask_value(form, field, paths.get(answers, steps))
+            value = ask_value(form, field, paths.get(answers, steps), records.linker(store))
             change = f"{where}={'' if value is None else _value_text(field, value)}"
         try:
             records.apply_set(form, answers, change)
@@ -297,14 +304,14 @@ def _picked(
     return address.steps, address.field
 
 
-def _new_entry(form: Form, items: Field) -> dict[str, Any]:
+def _new_entry(form: Form, items: Field, link: Link) -> dict[str, Any]:
     """The answers of one new entry of a list, asked field by field."""
     out.print(literal(f"— {items.item_label}", style="bold"))
     entry: dict[str, Any] = {}
     for child in items.children:
         if child.hidden:
             continue
-        value = ask_value(form, child, None)
+        value = ask_value(form, child, None, link)
         if value is not None:
             entry[child.name] = value
     return entry

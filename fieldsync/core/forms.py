@@ -8,7 +8,8 @@ Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x
 ``x-hidden`` (set by the tool, e.g. item ids), ``x-message`` (replaces the validator's wording),
 ``x-form`` / ``x-version`` (identity), ``x-rules`` (named cross-field rules), ``x-summary``
 (fields that make a record's one-line summary), and for what a person enters only: ``x-range``,
-``x-past`` (core/rules.py) and ``x-ask-when`` (when prompts ask a field).
+``x-past`` (core/rules.py), ``x-ask-when`` (when prompts ask a field) and ``x-records``
+(record ids, completed from a prefix by services/records.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Field:
     sensitive: bool = False
     multiline: bool = False
     hidden: bool = False
+    links_records: bool = False  # x-records: its values are record ids (a prefix at entry)
     choices: tuple[Choice, ...] = ()
     children: tuple[Field, ...] = ()  # of a group, or of each item of an items list
     item_label: str = ""  # for an items list: what one item is called ("Victim")
@@ -448,6 +450,7 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
         required=required,
         sensitive=bool(schema.get("x-sensitive", False)),
         multiline=bool(schema.get("x-multiline", False)),
+        links_records=bool(schema.get("x-records", False)),
         hidden=bool(schema.get("x-hidden", False)),
         choices=choices,
         children=children,

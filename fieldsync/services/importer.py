@@ -20,6 +20,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.services import records
 from fieldsync.services.interrupts import interrupts_held
 from fieldsync.store.store import Store
 
@@ -107,7 +108,7 @@ def import_file(
             elif isinstance(answers, Unparsed):
                 problems = answers.problems(form)
             else:
-                problems = form.problems(answers, entering=True)
+                answers, problems = _linked(store, form, answers)
             if problems:
                 report.refused.append(Refused(number, tuple(problems)))
             else:
@@ -123,6 +124,15 @@ def import_file(
         raise _stopped(report) from None
     _save(store, pending, report)
     return report
+
+
+def _linked(store: Store, form: Form, answers: Any) -> tuple[Any, list[str]]:
+    """A row's answers with its record ids completed from prefixes, and its problems."""
+    try:
+        answers = records.link_records(store, form, answers)
+    except InputError as exc:
+        return answers, [exc.message]
+    return answers, form.problems(answers, entering=True)
 
 
 def _stopped(report: ImportReport) -> Interrupted:

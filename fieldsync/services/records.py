@@ -6,6 +6,7 @@ import contextlib
 import copy
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO, cast
 
 from fieldsync.core import encoding, merge, paths
 from fieldsync.core.body import MAX_NAME, Attachment, Body
-from fieldsync.core.forms import Form
+from fieldsync.core.forms import Field, Form, get_path
 from fieldsync.core.ids import new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.errors import (
@@ -24,6 +25,7 @@ from fieldsync.errors import (
     FieldsyncError,
     InputError,
     OutputPathError,
+    RecordNotFound,
     StoreCorrupted,
     StoreStateError,
 )
@@ -74,8 +76,8 @@ def create(
 ) -> str:
     """Validate and save a new record (dropping its draft in the same transaction): a
     person's entry, so the entry checks (core/rules.py) apply too."""
+    answers = link_records(store, form, answers)
     form.validate(answers, entering=True)
-    answers = copy.deepcopy(answers)
     form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
     record = new_record_id(store.now_ms())
     with store.writer() as writer:
@@ -99,7 +101,8 @@ def edit(
     view = read(store, record)
     new_answers = copy.deepcopy(answers if answers is not None else view.body.answers)
     for assignment in sets or []:
-        apply_set(view.form, new_answers, assignment)
+        apply_set(view.form, new_answers, assignment, link=linker(store))
+    new_answers = link_records(store, view.form, new_answers)
     if new_answers == view.body.answers and note is None:
         raise InputError("nothing changed, so no new version was saved")
     if not view.in_conflict:  # else save_version refuses it, saying how to settle it first
@@ -171,11 +174,14 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     return [*readers, bytes.fromhex(known[recorder]["box_key"])]
 
 
-def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> str:
+def apply_set(
+    form: Form, answers: dict[str, Any], assignment: str, *, link: Link | None = None
+) -> str:
     """Apply ``FIELD=VALUE`` (the value typed as text, turned into the field's type, checked on
     its own at once) and return the address as shown. An entry of a list is named by its
     number, ``victims.individuals[2].age=13``; ``victims.individuals[+]={...}`` adds one; an
-    empty value leaves the answer (or the entry) out."""
+    empty value leaves the answer (or the entry) out. ``link`` completes record ids (a form's
+    ``x-records`` fields) before the check."""
     if "=" not in assignment:
         raise InputError(f"--set needs FIELD=VALUE, not {assignment!r}")
     where, text = assignment.split("=", 1)
@@ -186,6 +192,8 @@ def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> str:
     else:
         entry = isinstance(address.steps[-1], int)  # a whole entry of a list, given as JSON
         value = _entry(text, address.text) if entry else _parsed(address, text)
+        if link is not None and not entry:
+            value = link(address.field, value)
         paths.put(changed, address.steps, value)
         checked = address.steps[:-1] if entry else address.steps
         problems = form.check_value(address.field, paths.get(changed, checked), at=checked)
@@ -194,6 +202,49 @@ def apply_set(form: Form, answers: dict[str, Any], assignment: str) -> str:
     answers.clear()
     answers.update(changed)
     return address.text
+
+
+Link = Callable[[Field, Any], Any]  # a field's typed value, its record ids completed
+FULL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def linker(store: Store) -> Link:
+    return lambda field, value: link_value(store, field, value)
+
+
+def link_records(store: Store, form: Form, answers: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``answers`` in which each record id of a field marked ``x-records`` (an
+    interview's linked incidents) given as a unique prefix is the full id. The form layer
+    cannot do this: it has no store."""
+    linked = copy.deepcopy(answers)
+    for described in form.walk():
+        container = get_path(linked, described.path[:-1]) if described.links_records else None
+        if isinstance(container, dict) and described.name in container:
+            container[described.name] = link_value(store, described, container[described.name])
+    return linked
+
+
+def link_value(store: Store, field: Field, value: Any) -> Any:
+    """``value`` of ``field`` with its record ids completed; a full id is kept as it is given,
+    since it may name a record this device has not seen."""
+    if not field.links_records:
+        return value
+    if isinstance(value, list):
+        return [_full_id(store, field, v) for v in value]
+    return _full_id(store, field, value)
+
+
+def _full_id(store: Store, field: Field, value: Any) -> Any:
+    if not isinstance(value, str) or FULL_ID.fullmatch(value.strip().lower()):
+        return value.strip().lower() if isinstance(value, str) else value
+    try:
+        return store.resolve_record(value)
+    except RecordNotFound as exc:
+        raise InputError(
+            f"{field.label}: {exc.message}",
+            hint="Give a full record id, or a unique prefix of one in this store "
+            "('fieldsync list' shows them).",
+        ) from None
 
 
 def _parsed(address: paths.Address, text: str) -> Any:

@@ -11,7 +11,7 @@ from fieldsync.core.forms import Choice, Field
 from fieldsync.services import records
 from fieldsync.services.forms import builtin_forms, get_form
 from fieldsync.store.store import Store
-from tests.cli.conftest import Run
+from tests.cli.conftest import Run, as_json
 from tests.cli.test_cli import record_from
 from tests.conftest import example
 from tests.services.conftest import in_conflict
@@ -142,3 +142,44 @@ def test_a_label_with_no_arabic_falls_back_to_english() -> None:
     assert field.label_in("ar") == "Sex" and field.label_in("en") == "Sex"
     assert field.choice_label("f", "ar") == "Female" and field.choice_label("m", "ar") == "ذكر"
     assert field.choice_label("m") == "Male" and field.choice_label("x", "ar") == "x"
+
+
+def test_a_linked_incident_is_entered_by_a_unique_prefix_and_stored_whole(
+    run: Run, tmp_path: Path
+) -> None:
+    """The linked-incident field wanted a full record id; `list` shows an 8-character one."""
+    incident = record_from(run, example("incident"), tmp_path)
+    other = record_from(run, example("incident"), tmp_path)
+    prefix = incident[:8] if incident[:8] != other[:8] else incident[:14]
+
+    def linked(record: str) -> list[str]:
+        return as_json(run("show", record, "--json"))["answers"].get("linked_incidents")
+
+    given = example("interview") | {"linked_incidents": [prefix.upper()]}
+    interview = record_from(run, given, tmp_path, form="interview")  # new --from-file
+    assert linked(interview) == [incident]
+    both = json.dumps([prefix, other])
+    assert run("edit", interview, "--set", f"linked_incidents={both}").exit_code == 0
+    assert linked(interview) == [incident, other]
+    # at the prompt: the numbered menu, the field by name, one id a line
+    typed = run("edit", interview, input=f"linked_incidents\n{other[:13]}\n\n\n")
+    assert typed.exit_code == 0, typed.stdout + typed.stderr
+    assert linked(interview) == [other]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "\n".join(
+            json.dumps(example("interview") | {"linked_incidents": [ids]})
+            for ids in (prefix, "ffffffff")
+        ),
+        encoding="utf-8",
+    )
+    imported = run("import", "interview", str(rows), "--json")
+    assert imported.exit_code == 5
+    report = json.loads(imported.stdout)
+    assert linked(report["records"][0]) == [incident]
+    (refused,) = report["refused"]
+    assert refused["row"] == 2 and "no record ffffffff in this store" in refused["problems"][0]
+    unknown = run("edit", interview, "--set", 'linked_incidents=["ffffffff"]')
+    assert (
+        unknown.exit_code == 5 and "Linked incident records: no record ffffffff" in unknown.stderr
+    )
