@@ -53,7 +53,8 @@ def report(
         found = reports.monthly(store, period, governorate)
     document = found.to_json()
     if chart_file is not None:
-        chart.draw(chart_file, document["monthly"], f"fieldsync report: {period.label}")
+        title = f"fieldsync report: {period.label}"
+        chart.draw(chart_file, document["monthly"], title, period.start, period.end)
     if json:
         emit_json(document)
     else:
