@@ -171,7 +171,7 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     answers = copy.deepcopy(view.body.answers)
     for change in list(draft.changes):  # replayed on the version as it is now
         try:
-            records.apply_set(view.form, answers, change)
+            records.apply_set(view.form, answers, change, link=records.linker(store))
         except InputError as exc:
             out.print(literal(f"A change kept in the draft no longer applies: {exc.message}"))
             draft.changes.remove(change)
@@ -245,7 +245,7 @@ def _ask_changes(
             value = ask_value(form, field, paths.get(answers, steps), records.linker(store))
             change = f"{where}={'' if value is None else _value_text(field, value)}"
         try:
-            records.apply_set(form, answers, change)
+            records.apply_set(form, answers, change, link=records.linker(store))
         except InputError as exc:
             out.print(literal(f"  {exc.message}"))
             continue
