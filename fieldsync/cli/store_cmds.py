@@ -116,7 +116,7 @@ def _wipe_warning(folder: Path, undelivered: tuple[int, int] | None) -> str:
         return f"{start} Records that were not delivered are lost for good."
     versions, attachments = undelivered
     if not versions:
-        return f"{start} Every version recorded on this device has been delivered."
+        return f"{start} Nothing recorded on this device is waiting to be delivered."
     return (
         f"{start} {versions:,} version(s) and {attachments:,} attachment(s) recorded on this "
         "device were never delivered to the server: they will be lost for good. Run "

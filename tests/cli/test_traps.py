@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,7 @@ from fieldsync.services.forms import builtin_forms, get_form
 from fieldsync.store.store import Store
 from tests.cli.conftest import Run, as_json
 from tests.cli.test_cli import record_from
-from tests.conftest import example
+from tests.conftest import PASSPHRASE, example
 from tests.services.conftest import in_conflict
 
 
@@ -183,3 +189,52 @@ def test_a_linked_incident_is_entered_by_a_unique_prefix_and_stored_whole(
     assert (
         unknown.exit_code == 5 and "Linked incident records: no record ffffffff" in unknown.stderr
     )
+
+
+def answered_at_terminal(home: Path, args: list[str], answers: list[tuple[bytes, str]]) -> str:
+    """Run ``fieldsync ARGS`` in a pseudo-terminal with no passphrase in the environment,
+    typing each answer once its prompt shows; everything the terminal showed."""
+    main, side = pty.openpty()
+    env = os.environ | {"FIELDSYNC_HOME": str(home)}
+    env.pop("FIELDSYNC_PASSPHRASE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", *args], stdin=side, stdout=side, stderr=side, env=env
+    )
+    os.close(side)
+    shown, pending, deadline = b"", list(answers), time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 0.5)[0]:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                piece = os.read(main, 4096)
+            except OSError:  # the process has closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+            if pending and pending[0][0] in shown.split(b"\n")[-1]:
+                time.sleep(0.3)  # click shows a hidden prompt before it turns echo off
+                os.write(main, pending.pop(0)[1].encode() + b"\n")
+        process.wait(timeout=30)
+    finally:
+        os.close(main)
+    return " ".join(shown.decode("utf-8", errors="replace").split())
+
+
+def test_wipe_at_a_terminal_offers_to_count_and_enter_skips_it(
+    run: Run, tmp_path: Path, store_home: Path
+) -> None:
+    record_from(run, example("incident"), tmp_path)
+    counting = b"Passphrase, to count"
+    confirm = b"to confirm"
+    counted = answered_at_terminal(store_home, ["wipe"], [(counting, PASSPHRASE), (confirm, "no")])
+    assert (
+        "1 version(s) and 0 attachment(s) recorded on this device were never delivered" in counted
+    )
+    assert PASSPHRASE not in counted  # hidden as it is typed
+    skipped = answered_at_terminal(store_home, ["wipe"], [(counting, ""), (confirm, "no")])
+    assert "Records that were not delivered are lost for good" in skipped
+    assert (store_home / "vault").exists()
