@@ -1013,19 +1013,25 @@ class Store:
 
     @db_errors
     def own_blobs_after(self, seq: int) -> int:
-        """How many attachments this device's entries after ``seq`` reference (each once)."""
+        """How many attachments first appear in this device's entries after ``seq``: a file an
+        earlier (delivered) version of the same record, or another author's, carries too is
+        on the server already."""
         me = self.identity.device_id
         with Session(self._engine) as session:
             rows = session.exec(
-                select(EntryRow).where(EntryRow.author == me, col(EntryRow.seq) > seq)
+                select(EntryRow.id, EntryRow.record).where(
+                    EntryRow.author == me, col(EntryRow.seq) > seq
+                )
             ).all()
-            own = self.own_wraps(session, [r.id for r in rows])
-        blobs: set[str] = set()
-        for row in rows:
-            version = self.open_version(row, own.get(row.id))
-            if version.body is not None:
-                blobs.update(a.blob for a in version.body.attachments)
-        return len(blobs)
+        undelivered = {entry_id for entry_id, _ in rows}
+        new: set[str] = set()
+        known: set[str] = set()
+        for versions in self.versions_of(sorted({record for _, record in rows})).values():
+            for version in versions:
+                if version.body is not None:
+                    blobs = {a.blob for a in version.body.attachments}
+                    (new if version.id in undelivered else known).update(blobs)
+        return len(new - known)
 
     @db_errors
     def outbox(self, after_seq: int, org_reader: bytes) -> list[Outgoing]:

@@ -70,14 +70,17 @@ def test_push_delivers_versions_and_attachments_then_has_nothing_left(
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 2_500_000)
     assert sync.pending(enrolled) == 2
+    assert sync.undelivered(enrolled) == (2, 1)  # what `wipe` says it would destroy
     report = sync.push(enrolled, client_for=lambda u, s: client(u, s))
     assert (report.sent_entries, report.batches, report.blobs) == (2, 1, 1)
     assert report.receipt is not None
     assert report.receipt.last_seq == 2
     assert stored_entries(engine) == 2
     assert sync.pending(enrolled) == 0
+    assert sync.undelivered(enrolled) == (0, 0)
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 0
     records.edit(enrolled, record, sets=["victims.total=8"])
+    assert sync.undelivered(enrolled) == (1, 0)  # its attachment was delivered before
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
     assert stored_entries(engine) == 3
 
