@@ -480,7 +480,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
         found = by_path.get(path)
         if found is None:
             raise InputError(
-                f"{path!r} is not in conflict in record {record[:8]}; the fields in conflict "
+                f"{path!r} is not in conflict in record {record}; the fields in conflict "
                 f"are: {', '.join(by_path)}"
             )
         if take is not None:
@@ -497,7 +497,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
     left = [path for path in by_path if path not in chosen]
     if left:
         raise InputError(
-            f"record {record[:8]} is also in conflict on {', '.join(left)}; settle every field "
+            f"record {record} is also in conflict on {', '.join(left)}; settle every field "
             "in one resolve (repeat --field with --take or --value)",
         )
     answers = copy.deepcopy(view.body.answers)
@@ -553,7 +553,7 @@ def save_attachment(store: Store, record: str, number: int, out: Path, *, force:
     attachments = view.body.attachments
     if not 1 <= number <= len(attachments):
         raise AttachmentNotFound(
-            f"record {record[:8]} has {len(attachments)} attachment(s); there is no number {number}"
+            f"record {record} has {len(attachments)} attachment(s); there is no number {number}"
         )
     attachment = attachments[number - 1]
     if out.is_dir():
