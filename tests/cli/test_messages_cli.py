@@ -158,7 +158,7 @@ def test_ctrl_c_at_the_passphrase_prompt_is_an_interruption(store_home: Path) ->
     env = {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": ""}
     code, shown = at_terminal(["list"], [(b"Passphrase:", b"\x03")], env)
     assert code == 130, shown
-    assert "error: interrupted at the passphrase prompt; nothing was changed" in shown
+    assert "interrupted at the passphrase prompt; nothing was changed" in shown
     assert "no passphrase was given" not in shown
 
 
