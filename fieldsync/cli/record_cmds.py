@@ -26,6 +26,7 @@ FromFile = Annotated[
     Path | None,
     typer.Option("--from-file", help="Take the answers from this JSON file.", dir_okay=False),
 ]
+_PROMPTS_AND_JSON = "--json prints one JSON document, so it cannot be asked questions on the way"
 Note = Annotated[str | None, typer.Option("--note", help="A note on this version.")]
 
 
@@ -39,6 +40,8 @@ def new(
 ) -> None:
     """Record one: prompts field by field, or answers from a JSON file; prints the record id."""
     found = get_form(form)
+    if json and from_file is None:
+        raise InputError(_PROMPTS_AND_JSON, hint="Give the answers with --from-file FILE.")
     answers = importer.read_answers_file(from_file) if from_file else None
     with unlocked(home, passphrase_file) as store:
         if answers is None:
@@ -149,6 +152,8 @@ def edit_in(
     json: bool,
 ) -> None:
     """``edit`` in an unlocked store (``admin edit`` shares it)."""
+    if json and from_file is None and not set_:
+        raise InputError(_PROMPTS_AND_JSON, hint="Give the changes with --set or --from-file.")
     answers = importer.read_answers_file(from_file) if from_file else None
     full = store.resolve_record(record)
     if answers is None and not set_:

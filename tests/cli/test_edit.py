@@ -140,3 +140,13 @@ def test_ctrl_c_in_an_edit_keeps_what_was_typed(run: Run, store_home: Path, tmp_
     resumed = run("edit", record, input="y\n\n")  # ... and nothing lost
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert answers_of(run, record)["location"]["place"] == "سراقب"
+
+
+def test_json_without_answers_is_refused_before_any_prompt(run: Run, tmp_path: Path) -> None:
+    """Prompts on stdout would break the one JSON document a script reads."""
+    record = record_from(run, example("incident"), tmp_path)
+    for args in (["new", "incident", "--json"], ["edit", record, "--json"]):
+        result = run(*args, input="1\n")
+        assert result.exit_code == 5
+        document = json.loads(result.stdout)
+        assert document["kind"] == "InputError" and "cannot be asked questions" in document["error"]
