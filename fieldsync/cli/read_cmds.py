@@ -13,6 +13,7 @@ from rich.text import Text
 
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.render import emit_json, err, iso, labelled, literal, one_line, out, safe, when
+from fieldsync.core import words
 from fieldsync.core.forms import Field
 from fieldsync.errors import InputError, StoreCorrupted
 from fieldsync.services import records
@@ -61,8 +62,8 @@ def list_records(
     damaged = sum(1 for r in rows if r.problem)
     if damaged:
         raise StoreCorrupted(
-            f"{damaged} record(s) of this store cannot be read (marked DAMAGED); the others are "
-            "intact",
+            f"{words.count(damaged, 'record')} of this store {words.verb(damaged, 'is', 'are')} "
+            "damaged and cannot be read (marked DAMAGED); the others are intact",
             hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
         )
 

@@ -14,7 +14,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.progress import bars
 from fieldsync.cli.prompts import FormWalker, ask_value, confirm
 from fieldsync.cli.render import emit_json, literal, one_line, out, when
-from fieldsync.core import paths
+from fieldsync.core import paths, words
 from fieldsync.core.forms import Field, Form
 from fieldsync.errors import AnswersInvalid, ImportFileError, InputError, Interrupted
 from fieldsync.services import drafts, importer, records
@@ -195,8 +195,8 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
                 raise AnswersInvalid(problems, form=view.form.id, hint=resume)
     except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
-            f"stopped; the {len(draft.changes)} change(s) typed so far are kept, encrypted, as "
-            "a draft",
+            f"stopped; {words.count(len(draft.changes), 'change')} typed so far "
+            f"{words.verb(len(draft.changes), 'is', 'are')} kept, encrypted, as a draft",
             hint=resume,
         ) from None
     return records.edit(store, record, sets=draft.changes, note=note, draft_id=draft.id)
@@ -206,7 +206,7 @@ def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
     for found in drafts.find_edit(store, view.record):
         question = (
             f"An unfinished edit of this record from {when(found.saved_ms)} "
-            f"({len(found.changes)} change(s)) was found. Continue it?"
+            f"({words.count(len(found.changes), 'change')}) was found. Continue it?"
         )
         if typer.confirm(question, default=True):
             return found

@@ -135,7 +135,9 @@ def test_ctrl_c_in_an_edit_keeps_what_was_typed(run: Run, store_home: Path, tmp_
         {"FIELDSYNC_HOME": str(store_home)},
     )
     assert code == 130, shown
-    assert "the 1 change(s) typed so far are kept, encrypted, as a draft" in " ".join(shown.split())
+    assert "stopped; 1 change typed so far is kept, encrypted, as a draft" in " ".join(
+        shown.split()
+    )
     assert answers_of(run, record)["location"]["place"] == "كفرنبل"  # nothing saved yet ...
     resumed = run("edit", record, input="y\n\n")  # ... and nothing lost
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
