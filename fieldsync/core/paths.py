@@ -138,6 +138,8 @@ def _container(answers: dict[str, Any], steps: tuple[Step, ...]) -> Any:
         if not isinstance(current, wanted):
             raise InputError(f"{shown(steps[: n + 1])} holds a {type(current).__name__} here")
     last = steps[-1]
+    if not isinstance(current, list if isinstance(last, int) else dict):
+        raise InputError(f"{shown(steps[:-1]) or 'the answers'} holds a {type(current).__name__}")
     if isinstance(last, int) and last != APPEND and not 0 <= last < len(current):
         raise InputError(_no_entry(steps, len(current)))
     return current
