@@ -73,7 +73,7 @@ EXAMPLES = {
     "demo": "fieldsync demo --keep",
     "new": "fieldsync new incident --from-file answers.json",
     "import": "fieldsync import incident rows.csv",
-    "edit": "fieldsync edit 01a2338f --set victims.total=3",
+    "edit": "fieldsync edit 01a2338f --set victims.total=3 --set victims.individuals[2].age=13",
     "attach": "fieldsync attach 01a2338f photo.jpg statement.pdf",
     "list": "fieldsync list --form incident --search idlib",
     "show": "fieldsync show 01a2338f --attachment 1 --out photo.jpg",

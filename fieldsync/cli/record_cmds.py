@@ -131,7 +131,11 @@ def edit(
     from_file: FromFile = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="FIELD=VALUE, e.g. --set victims.total=3 (repeatable)."),
+        typer.Option(
+            "--set",
+            help="FIELD=VALUE, e.g. --set victims.total=3; an entry of a list by its number, "
+            "victims.individuals[2].age=13, [+] to add one (repeatable; an empty VALUE removes).",
+        ),
     ] = None,
     note: Note = None,
     home: Home = None,
