@@ -40,6 +40,7 @@ def history(
         full = store.resolve_record(record)
         items = records.history(store, full)
         label = records.author_labels(store)
+        typed = records.shown_ids(store)[full]  # the record as it can be typed back
     ids = unique_prefixes((i.version.id for i in items), minimum=12)
     if json:
         emit_json(
@@ -47,7 +48,7 @@ def history(
         )
         return
     for item in items:  # a block per version, not a table: a value is never cut or wrapped
-        _print_item(item, ids, full, label, show_sensitive)
+        _print_item(item, ids, typed, label, show_sensitive)
 
 
 def _print_item(
@@ -123,7 +124,7 @@ def _describe(
     lines = []
     if not item.version.entry.header.parents:
         lines.append(
-            f"created with {len(item.changes)} answer(s): 'fieldsync show {record[:8]} "
+            f"created with {len(item.changes)} answer(s): 'fieldsync show {record} "
             f"--version {ids[item.version.id]}' shows them"
         )
     else:
@@ -136,8 +137,11 @@ def _describe(
                 )
         else:
             lines += [_change_line(c, {}, ids, show_sensitive) for c in item.changes]
-            if not item.changes:
-                lines.append("no change to the answers")
+            if not item.changes:  # entries matched by id may have moved, values unchanged
+                moved = ", ".join(item.changed)
+                lines.append(
+                    f"order of entries changed: {moved}" if moved else "no change to the answers"
+                )
     if item.attached:
         lines.append("attached " + ", ".join(one_line(n) for n in item.attached))
     if body and body.note:

@@ -611,7 +611,7 @@ def version_named(record: str, ids: list[str], prefix: str) -> str:
     """The one id of ``ids`` (a record's versions) that ``prefix`` begins, or an error that
     says to look the ids up with ``history``."""
     typed = prefix.strip().lower()
-    hint = f"'fieldsync history {record[:8]}' lists its versions, each by an id you can type."
+    hint = f"'fieldsync history {record}' lists its versions, each by an id you can type."
     if len(typed) < MIN_VERSION_PREFIX:
         raise InputError(
             f"{prefix!r} is too short to name a version (give {MIN_VERSION_PREFIX} or more "
@@ -623,7 +623,7 @@ def version_named(record: str, ids: list[str], prefix: str) -> str:
         raise NotFound(f"record {record} has no version {typed}", hint=hint)
     if len(matches) > 1:
         raise InputError(
-            f"{typed} names {len(matches)} versions of record {record[:8]}; give more "
+            f"{typed} names {len(matches)} versions of record {record}; give more "
             "characters of the id",
             hint=hint,
         )
