@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, cast
 
 from fieldsync.core import changes, encoding, merge, paths
 from fieldsync.core.body import MAX_NAME, Attachment, Body
+from fieldsync.core.changes import Change, Key
 from fieldsync.core.forms import Form
 from fieldsync.core.ids import new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
@@ -63,10 +64,10 @@ class HistoryItem:
     changed: tuple[str, ...]  # dotted field paths that differ from the first parent
     attached: tuple[str, ...]  # names of attachments added in this version
     merged: tuple[str, ...] = ()  # the versions it merged (its parents, when two or more)
-    changes: tuple[changes.Change, ...] = ()  # value by value, against the first parent
+    changes: tuple[Change, ...] = ()  # value by value, against the first parent
     # of a merge: the parent each change was taken from (a change no parent has is the merge's
     # own, e.g. a value typed in ``resolve``)
-    taken_from: dict[changes.Key, str] = field(default_factory=dict)
+    taken_from: dict[Key, str] = field(default_factory=dict)
     others: tuple[Against, ...] = ()  # of a merge: its changes against each later parent
 
 
@@ -75,8 +76,8 @@ class Against:
     """What a merge changed against one of its parents."""
 
     parent: str
-    changes: tuple[changes.Change, ...]
-    taken_from: dict[changes.Key, str]  # the other parent each change came from, if any
+    changes: tuple[Change, ...]
+    taken_from: dict[Key, str]  # the other parent each change came from, if any
 
 
 def create(
@@ -570,9 +571,7 @@ def _against_parents(form: Form, answers: dict[str, Any], parents: list[Version]
     ]
 
 
-def _sources(
-    parent: str, found: tuple[changes.Change, ...], keys: dict[str, set[changes.Key]]
-) -> dict[changes.Key, str]:
+def _sources(parent: str, found: tuple[Change, ...], keys: dict[str, set[Key]]) -> dict[Key, str]:
     taken = {}
     for change in found:
         source = next((q for q in keys if q != parent and change.key not in keys[q]), None)
