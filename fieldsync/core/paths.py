@@ -119,7 +119,7 @@ def remove(answers: dict[str, Any], steps: tuple[Step, ...]) -> None:
     if get(answers, steps) is None:
         return
     container = _container(answers, steps)
-    del container[steps[-1]]  # type: ignore[arg-type]  # an int for a list, a str for a dict
+    del container[steps[-1]]  # an int for a list, a str for a dict
 
 
 def _container(answers: dict[str, Any], steps: tuple[Step, ...]) -> Any:
