@@ -76,7 +76,7 @@ EXAMPLES = {
     "edit": "fieldsync edit 01a2338f --set victims.total=3 --set victims.individuals[2].age=13",
     "attach": "fieldsync attach 01a2338f photo.jpg statement.pdf",
     "list": "fieldsync list --form incident --search idlib",
-    "show": "fieldsync show 01a2338f --attachment 1 --out photo.jpg",
+    "show": "fieldsync show 01a2338f --version 5d41402abc4b",
     "history": "fieldsync history 01a2338f",
     "conflicts": "fieldsync conflicts",
     "resolve": "fieldsync resolve 01a2338f --field victims.total --take 2",
