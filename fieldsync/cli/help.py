@@ -73,10 +73,10 @@ EXAMPLES = {
     "demo": "fieldsync demo --keep",
     "new": "fieldsync new incident --from-file answers.json",
     "import": "fieldsync import incident rows.csv",
-    "edit": "fieldsync edit 01a2338f --set victims.total=3",
+    "edit": "fieldsync edit 01a2338f --set victims.total=3 --set victims.individuals[2].age=13",
     "attach": "fieldsync attach 01a2338f photo.jpg statement.pdf",
     "list": "fieldsync list --form incident --search idlib",
-    "show": "fieldsync show 01a2338f --attachment 1 --out photo.jpg",
+    "show": "fieldsync show 01a2338f --version 5d41402abc4b",
     "history": "fieldsync history 01a2338f",
     "conflicts": "fieldsync conflicts",
     "resolve": "fieldsync resolve 01a2338f --field victims.total --take 2",
@@ -113,7 +113,7 @@ def placeholder(param: Any) -> str | None:
     if param.metavar is not None:
         return None
     if param.param_type_name == "argument":
-        return param.name.upper() + ("..." if param.nargs != 1 else "")
+        return str(param.name).upper() + ("..." if param.nargs != 1 else "")
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""  # a flag takes nothing: no "<bool>"
     name = param.opts[0]
@@ -122,7 +122,7 @@ def placeholder(param: Any) -> str | None:
     described = getattr(param, "type_descriptor", None)
     if described is not None and described.is_path:
         return _PATHS.get(described.path_type, "PATH")
-    return name.lstrip("-").split("-")[-1].upper()  # --valid-days: DAYS
+    return str(name).lstrip("-").split("-")[-1].upper()  # --valid-days: DAYS
 
 
 class _Argument(TyperArgument):
@@ -170,7 +170,8 @@ def arrange(app: typer.Typer, prefix: str = "") -> None:
     """Give every command of ``app`` its panel, readable help and example (before typer
     builds the click commands, which it does when the app first runs)."""
     for command in app.registered_commands:
-        path = prefix + (command.name or command.callback.__name__.replace("_", "-"))
+        named = command.name or getattr(command.callback, "__name__", "").replace("_", "-")
+        path = prefix + named
         if command.cls in (None, TyperCommand):  # typer fills in its own class
             command.cls = Command
         command.rich_help_panel = command.rich_help_panel or PANELS.get(path)

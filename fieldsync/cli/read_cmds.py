@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,16 +13,19 @@ from rich import box
 from rich.table import Column, Table
 from rich.text import Text
 
+from fieldsync.cli.history_cmds import history
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.render import emit_json, err, iso, labelled, literal, one_line, out, safe, when
+from fieldsync.cli.values import value_text
+from fieldsync.core import words
 from fieldsync.core.forms import Field
+from fieldsync.core.ids import unique_prefixes
 from fieldsync.errors import InputError, StoreCorrupted
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 
-YES_NO = {"en": {True: "yes", False: "no"}, "ar": {True: "نعم", False: "لا"}}  # as parse reads
 STDOUT = Path("-")  # --out - : the attachment's bytes go to stdout
 PLAIN_ABOVE = 2000  # rows; a rich table measures every cell first (100,000 rows: 90 s)
 
@@ -70,8 +74,8 @@ def list_records(
     damaged = sum(1 for r in rows if r.problem)
     if damaged:
         raise StoreCorrupted(
-            f"{damaged} record(s) of this store cannot be read (marked DAMAGED); the others are "
-            "intact",
+            f"{words.count(damaged, 'record')} of this store {words.verb(damaged, 'is', 'are')} "
+            "damaged and cannot be read (marked DAMAGED); the others are intact",
             hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
         )
 
@@ -143,15 +147,31 @@ def show(
     lang: Annotated[
         Lang, typer.Option("--lang", help="Labels in English (en) or Arabic (ar).")
     ] = Lang.en,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            metavar="VERSION",
+            help="Show this version, whole as it was saved (its id as 'history' prints it, or "
+            "8+ characters of it).",
+        ),
+    ] = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """Show a record's current version; with --attachment N --out F, decrypt one file."""
+    """Show a record's current version (or any earlier one with --version); with
+    --attachment N --out F, decrypt one file."""
     if (attachment is None) != (out_path is None):
         raise InputError("--attachment and --out go together")
+    if version is not None and attachment is not None:
+        raise InputError("--attachment decrypts a file of the current version; drop --version")
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
+        if version is not None:
+            found = records.read_version(store, full, version)
+            _show_version(found, records.author_labels(store), json, lang.value)
+            return
         if attachment is not None and out_path == STDOUT:
             if json:
                 raise InputError(
@@ -192,6 +212,23 @@ def _attachment_to_stdout(store: Store, record: str, number: int) -> None:
     target.flush()
 
 
+def _show_version(
+    view: records.RecordView, label: Callable[[str], str], json: bool, lang: str
+) -> None:
+    """One signed version as it was saved: never merged with the other heads, so a value that
+    lost a conflict can still be read."""
+    if json:
+        # one signed version: nothing of it is merged, whatever the record's heads are now
+        emit_json(_view_json(view) | {"merged_heads": False, "current": _is_current(view)})
+        return
+    _print_view(view, label(view.current.entry.header.author), lang, whole_version=True)
+
+
+def _is_current(view: records.RecordView) -> bool:
+    """Whether the version shown is what ``show`` shows without --version (the one head)."""
+    return view.heads == (view.current.id,)
+
+
 def _view_json(view: records.RecordView) -> dict[str, Any]:
     header = view.current.entry.header
     return {
@@ -222,17 +259,23 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
     }
 
 
-def _print_view(view: records.RecordView, author: str, lang: str) -> None:
+def _print_view(
+    view: records.RecordView, author: str, lang: str = "en", *, whole_version: bool = False
+) -> None:
     header = view.current.entry.header
+    ids = unique_prefixes((v.id for v in view.versions), minimum=12)
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
     out.print(
         literal(
-            f"version  {view.current.id[:12]} of {view.index.versions}, "
-            f"{when(header.hlc.wall_ms)}, by {one_line(author)}"
+            f"version  {ids.get(view.current.id, view.current.id[:12])} of "
+            f"{view.index.versions}, {when(header.hlc.wall_ms)}, by {one_line(author)}"
         )
     )
-    if view.in_conflict:
+    if whole_version:
+        current = "the current version" if _is_current(view) else "not the current version"
+        out.print(literal(f"shown is this version as it was saved ({current})"))
+    elif view.in_conflict:
         fields = ", ".join(one_line(c.path) for c in view.conflicts)
         out.print(
             literal(
@@ -280,77 +323,8 @@ def _add_rows(table: Table, field: Field, value: Any, depth: int, lang: str) -> 
                     depth + 1,
                     lang,
                 )
-    elif isinstance(value, list):
-        table.add_row(label, literal(", ".join(field.choice_label(v, lang) for v in value)))
-    elif isinstance(value, bool):
-        table.add_row(label, YES_NO[lang][value])
     else:
-        table.add_row(label, literal(field.choice_label(value, lang)))
-
-
-def history(
-    record: RecordArg,
-    home: Home = None,
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
-) -> None:
-    """Every version of a record: who, when, based on what, and what changed."""
-    with unlocked(home, passphrase_file) as store:
-        full = store.resolve_record(record)
-        items = records.history(store, full)
-        label = records.author_labels(store)
-    if json:
-        emit_json(
-            {
-                "record": full,
-                "versions": [
-                    {
-                        "version": i.version.id,
-                        "author": i.version.entry.header.author,
-                        "author_is": label(i.version.entry.header.author),
-                        "seq": i.version.entry.header.seq,
-                        "time": iso(i.version.entry.header.hlc.wall_ms),
-                        "parents": list(i.version.entry.header.parents),
-                        "merged": list(i.merged),
-                        "changed": list(i.changed),
-                        "attached": list(i.attached),
-                        "note": i.version.body.note if i.version.body else None,
-                        "problem": i.version.problem,
-                    }
-                    for i in items
-                ],
-            }
-        )
-        return
-    table = Table("version", "time", "author", "based on", "changes")
-    for item in items:
-        header = item.version.entry.header
-        changes = item.version.problem or _describe_changes(item)
-        table.add_row(
-            literal(item.version.id[:12]),
-            when(header.hlc.wall_ms),
-            literal(one_line(label(header.author))),
-            literal(", ".join(p[:12] for p in header.parents) or "(new)"),
-            literal(one_line(changes)),
-        )
-    out.print(table)
-
-
-def _describe_changes(item: records.HistoryItem) -> str:
-    parts = []
-    if not item.version.entry.header.parents:
-        parts.append("created")
-    elif item.merged:
-        parts.append("merged " + " + ".join(p[:12] for p in item.merged))
-        if item.changed:
-            parts.append("changed " + ", ".join(item.changed) + " (against the first)")
-    elif item.changed:
-        parts.append("changed " + ", ".join(item.changed))
-    if item.attached:
-        parts.append("attached " + ", ".join(item.attached))
-    if item.version.body and item.version.body.note:
-        parts.append(f"note: {item.version.body.note}")
-    return "; ".join(parts) or "no change to the answers"
+        table.add_row(label, literal(value_text(field, value, lang)))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.progress import bars
 from fieldsync.cli.prompts import FormWalker, Link, ask_value, confirm
 from fieldsync.cli.render import emit_json, literal, one_line, out, when
-from fieldsync.core import paths
+from fieldsync.core import paths, words
 from fieldsync.core.forms import Field, Form
 from fieldsync.errors import AnswersInvalid, ImportFileError, InputError, Interrupted
 from fieldsync.services import drafts, importer, records
@@ -26,6 +26,7 @@ FromFile = Annotated[
     Path | None,
     typer.Option("--from-file", help="Take the answers from this JSON file.", dir_okay=False),
 ]
+_PROMPTS_AND_JSON = "--json prints one JSON document, so it cannot be asked questions on the way"
 Note = Annotated[str | None, typer.Option("--note", help="A note on this version.")]
 
 
@@ -39,6 +40,8 @@ def new(
 ) -> None:
     """Record one: prompts field by field, or answers from a JSON file; prints the record id."""
     found = get_form(form)
+    if json and from_file is None:
+        raise InputError(_PROMPTS_AND_JSON, hint="Give the answers with --from-file FILE.")
     answers = importer.read_answers_file(from_file) if from_file else None
     with unlocked(home, passphrase_file) as store:
         if answers is None:
@@ -130,7 +133,11 @@ def edit(
     from_file: FromFile = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="FIELD=VALUE, e.g. --set victims.total=3 (repeatable)."),
+        typer.Option(
+            "--set",
+            help="FIELD=VALUE, e.g. --set victims.total=3; an entry of a list by its number, "
+            "victims.individuals[2].age=13, [+] to add one (repeatable; an empty VALUE removes).",
+        ),
     ] = None,
     note: Note = None,
     home: Home = None,
@@ -151,6 +158,8 @@ def edit_in(
     json: bool,
 ) -> None:
     """``edit`` in an unlocked store (``admin edit`` shares it)."""
+    if json and from_file is None and not set_:
+        raise InputError(_PROMPTS_AND_JSON, hint="Give the changes with --set or --from-file.")
     answers = importer.read_answers_file(from_file) if from_file else None
     full = store.resolve_record(record)
     if answers is None and not set_:
@@ -192,8 +201,8 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
                 raise AnswersInvalid(problems, form=view.form.id, hint=resume)
     except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
-            f"stopped; the {len(draft.changes)} change(s) typed so far are kept, encrypted, as "
-            "a draft",
+            f"stopped; {words.count(len(draft.changes), 'change')} typed so far "
+            f"{words.verb(len(draft.changes), 'is', 'are')} kept, encrypted, as a draft",
             hint=resume,
         ) from None
     return records.edit(store, record, sets=draft.changes, note=note, draft_id=draft.id)
@@ -203,7 +212,7 @@ def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
     for found in drafts.find_edit(store, view.record):
         question = (
             f"An unfinished edit of this record from {when(found.saved_ms)} "
-            f"({len(found.changes)} change(s)) was found. Continue it?"
+            f"({words.count(len(found.changes), 'change')}) was found. Continue it?"
         )
         if typer.confirm(question, default=True):
             return found

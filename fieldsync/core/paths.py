@@ -119,7 +119,7 @@ def remove(answers: dict[str, Any], steps: tuple[Step, ...]) -> None:
     if get(answers, steps) is None:
         return
     container = _container(answers, steps)
-    del container[steps[-1]]  # type: ignore[arg-type]  # an int for a list, a str for a dict
+    del container[steps[-1]]  # an int for a list, a str for a dict
 
 
 def _container(answers: dict[str, Any], steps: tuple[Step, ...]) -> Any:
@@ -138,6 +138,8 @@ def _container(answers: dict[str, Any], steps: tuple[Step, ...]) -> Any:
         if not isinstance(current, wanted):
             raise InputError(f"{shown(steps[: n + 1])} holds a {type(current).__name__} here")
     last = steps[-1]
+    if not isinstance(current, list if isinstance(last, int) else dict):
+        raise InputError(f"{shown(steps[:-1]) or 'the answers'} holds a {type(current).__name__}")
     if isinstance(last, int) and last != APPEND and not 0 <= last < len(current):
         raise InputError(_no_entry(steps, len(current)))
     return current

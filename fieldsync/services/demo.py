@@ -164,8 +164,16 @@ def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
         f"{len(report.saved)} interviews saved under one unlock",
     )
 
-    records.edit(store, incident, sets=["victims.total=6"], note="a sixth victim identified")
-    yield Step("fieldsync edit --set victims.total=6", "version 2; version 1 is kept")
+    records.edit(
+        store,
+        incident,
+        sets=["victims.total=6", "victims.individuals[2].age=35"],
+        note="a sixth victim identified; the second victim's age corrected",
+    )
+    yield Step(
+        "fieldsync edit --set victims.total=6 --set victims.individuals[2].age=35",
+        "version 2 (an entry of a list named by its number); version 1 is kept",
+    )
 
     photo = folder / "photo.jpg"
     photo.write_bytes(os.urandom(256 * 1024))
@@ -285,14 +293,21 @@ def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[St
         "the analyst attributes the attack, recorded as joint regime/Russian, to Russian forces: "
         "a version signed by the admin key, sealed for the organisation and for this laptop",
     )
-    answers = records.read(store, incident).body.answers
-    answers["victims"]["individuals"].append(
-        {"name": "ليلى", "age": 9, "sex": "female", "status": "killed"}
+    children = records.read(store, incident).body.answers["victims"]["children"]
+    added = {"name": "ليلى", "age": 9, "sex": "female", "status": "killed"}
+    records.edit(
+        store,
+        incident,
+        sets=[
+            f"victims.individuals[+]={json.dumps(added, ensure_ascii=False)}",
+            f"victims.children={children + 1}",
+        ],
     )
-    answers["victims"]["children"] += 1
-    records.edit(store, incident, answers=answers)
     needles.append("ليلى".encode())
-    yield Step("fieldsync edit RECORD (offline meanwhile)", "the documenter adds a victim")
+    yield Step(
+        "fieldsync edit RECORD --set 'victims.individuals[+]={...}' (offline meanwhile)",
+        "the documenter adds a victim",
+    )
     got = pull.pull(store)
     merged = records.read(store, incident)
     if got.merged != [incident] or merged.body.answers["perpetrator"]["parties"] != [

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fieldsync.core import encoding
+from fieldsync.core import encoding, words
 from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
@@ -143,7 +143,8 @@ def _stopped(report: ImportReport) -> Interrupted:
     more = ", ..." if len(report.refused) > 10 else ""
     listing = f" (rows {refused}{more} refused)" if report.refused else ""
     return Interrupted(
-        f"import stopped: rows 1 to {last} were read, {len(report.saved)} record(s) saved"
+        f"import stopped: rows 1 to {last} were read, {words.count(len(report.saved), 'record')} "
+        "saved"
         f"{listing}; nothing from row {last + 1} on was saved",
         hint=f"Import again from row {last + 1}: remove rows 1 to {last} from the file "
         "(a CSV keeps its header line)."

@@ -9,12 +9,13 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from fieldsync.core import encoding, merge, paths
+from fieldsync.core import changes, encoding, merge, paths
 from fieldsync.core.body import MAX_NAME, Attachment, Body
+from fieldsync.core.changes import Change, Key
 from fieldsync.core.forms import Field, Form, get_path
 from fieldsync.core.ids import new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
@@ -24,6 +25,7 @@ from fieldsync.errors import (
     AttachmentNotFound,
     FieldsyncError,
     InputError,
+    NotFound,
     OutputPathError,
     RecordNotFound,
     StoreCorrupted,
@@ -64,6 +66,20 @@ class HistoryItem:
     changed: tuple[str, ...]  # dotted field paths that differ from the first parent
     attached: tuple[str, ...]  # names of attachments added in this version
     merged: tuple[str, ...] = ()  # the versions it merged (its parents, when two or more)
+    changes: tuple[Change, ...] = ()  # value by value, against the first parent
+    # of a merge: the parent each change was taken from (a change no parent has is the merge's
+    # own, e.g. a value typed in ``resolve``)
+    taken_from: dict[Key, str] = field(default_factory=dict)
+    others: tuple[Against, ...] = ()  # of a merge: its changes against each later parent
+
+
+@dataclass(frozen=True)
+class Against:
+    """What a merge changed against one of its parents."""
+
+    parent: str
+    changes: tuple[Change, ...]
+    taken_from: dict[Key, str]  # the other parent each change came from, if any
 
 
 def create(
@@ -224,24 +240,24 @@ def link_records(store: Store, form: Form, answers: dict[str, Any]) -> dict[str,
     return linked
 
 
-def link_value(store: Store, field: Field, value: Any) -> Any:
-    """``value`` of ``field`` with its record ids completed; a full id is kept as it is given,
+def link_value(store: Store, described: Field, value: Any) -> Any:
+    """``value`` of ``described`` with its record ids completed; a full id is kept as it is given,
     since it may name a record this device has not seen."""
-    if not field.links_records:
+    if not described.links_records:
         return value
     if isinstance(value, list):
-        return [_full_id(store, field, v) for v in value]
-    return _full_id(store, field, value)
+        return [_full_id(store, described, v) for v in value]
+    return _full_id(store, described, value)
 
 
-def _full_id(store: Store, field: Field, value: Any) -> Any:
+def _full_id(store: Store, described: Field, value: Any) -> Any:
     if not isinstance(value, str) or FULL_ID.fullmatch(value.strip().lower()):
         return value.strip().lower() if isinstance(value, str) else value
     try:
         return store.resolve_record(value)
     except RecordNotFound as exc:
         raise InputError(
-            f"{field.label}: {exc.message}",
+            f"{described.label}: {exc.message}",
             hint="Give a full record id, or a unique prefix of one in this store "
             "('fieldsync list' shows them).",
         ) from None
@@ -531,7 +547,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
         found = by_path.get(path)
         if found is None:
             raise InputError(
-                f"{path!r} is not in conflict in record {record[:8]}; the fields in conflict "
+                f"{path!r} is not in conflict in record {record}; the fields in conflict "
                 f"are: {', '.join(by_path)}"
             )
         if take is not None:
@@ -548,7 +564,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
     left = [path for path in by_path if path not in chosen]
     if left:
         raise InputError(
-            f"record {record[:8]} is also in conflict on {', '.join(left)}; settle every field "
+            f"record {record} is also in conflict on {', '.join(left)}; settle every field "
             "in one resolve (repeat --field with --take or --value)",
         )
     answers = copy.deepcopy(view.body.answers)
@@ -567,22 +583,101 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
 
 
 def history(store: Store, record: str) -> list[HistoryItem]:
+    """Every version of a record, oldest first, with what it changed against its first parent
+    (for a merge, also which parent each change came from)."""
     versions = store.versions(record)
     by_id = {v.id: v for v in versions}
-    items = []
-    for version in versions:
-        parents = [by_id[p] for p in version.entry.header.parents if p in by_id]
-        base = parents[0].body if parents and parents[0].body is not None else None
-        if version.body is None:
-            items.append(HistoryItem(version, (), ()))
-            continue
-        before = base.answers if base else {}
-        changed = tuple(sorted(_diff_paths(before, version.body.answers)))
-        known = {a.id for a in base.attachments} if base else set()
-        attached = tuple(a.name for a in version.body.attachments if a.id not in known)
-        merged = version.entry.header.parents if len(version.entry.header.parents) > 1 else ()
-        items.append(HistoryItem(version, changed, attached, merged))
-    return items
+    return [_history_item(version, by_id) for version in versions]
+
+
+def _history_item(version: Version, by_id: dict[str, Version]) -> HistoryItem:
+    if version.body is None:
+        return HistoryItem(version, (), ())
+    parents = [by_id[p] for p in version.entry.header.parents if p in by_id]
+    base = parents[0].body if parents and parents[0].body is not None else None
+    form = get_form(version.body.form)
+    before = base.answers if base else {}
+    changed = tuple(sorted(_diff_paths(before, version.body.answers)))
+    known = {a.id for a in base.attachments} if base else set()
+    attached = tuple(a.name for a in version.body.attachments if a.id not in known)
+    merged = version.entry.header.parents if len(version.entry.header.parents) > 1 else ()
+    found = tuple(changes.diff(form, before, version.body.answers))
+    if not merged:
+        return HistoryItem(version, changed, attached, merged, found)
+    against = _against_parents(form, version.body.answers, parents)
+    first = against[0] if against and against[0].parent == parents[0].id else None
+    taken = first.taken_from if first else {}
+    others = tuple(a for a in against if a is not first)
+    return HistoryItem(version, changed, attached, merged, found, taken, others)
+
+
+def _against_parents(form: Form, answers: dict[str, Any], parents: list[Version]) -> list[Against]:
+    """A merge against each (readable) parent, each change with the other parent it was taken
+    from: the first one that differs from the merge nowhere at that place. Against the parent
+    a resolve did not take from, this is the value that lost and the one that won."""
+    diffs = {p.id: tuple(changes.diff(form, p.body.answers, answers)) for p in parents if p.body}
+    keys = {parent: {c.key for c in found} for parent, found in diffs.items()}
+    return [
+        Against(parent, found, _sources(parent, found, keys)) for parent, found in diffs.items()
+    ]
+
+
+def _sources(parent: str, found: tuple[Change, ...], keys: dict[str, set[Key]]) -> dict[Key, str]:
+    taken = {}
+    for change in found:
+        source = next((q for q in keys if q != parent and change.key not in keys[q]), None)
+        if source is not None:
+            taken[change.key] = source
+    return taken
+
+
+def read_version(store: Store, record: str, prefix: str) -> RecordView:
+    """One version of a record, whole, as it was signed (not merged with anything): named by
+    a unique prefix of its id among the record's versions."""
+    versions = store.versions(record)
+    chosen = version_named(record, [v.id for v in versions], prefix)
+    picked = next(v for v in versions if v.id == chosen)
+    if picked.body is None:
+        raise StoreCorrupted(
+            f"version {chosen[:12]} of record {record} cannot be read: {picked.problem}",
+            hint="Run 'fieldsync check' for the whole store; restore damaged files from a backup.",
+        )
+    index = store.index_entry(record)
+    return RecordView(
+        record=record,
+        form=get_form(picked.body.form),
+        current=picked,
+        body=picked.body,
+        index=index,
+        heads=index.heads,
+        versions=tuple(versions),
+    )
+
+
+MIN_VERSION_PREFIX = 8
+
+
+def version_named(record: str, ids: list[str], prefix: str) -> str:
+    """The one id of ``ids`` (a record's versions) that ``prefix`` begins, or an error that
+    says to look the ids up with ``history``."""
+    typed = prefix.strip().lower()
+    hint = f"'fieldsync history {record}' lists its versions, each by an id you can type."
+    if len(typed) < MIN_VERSION_PREFIX:
+        raise InputError(
+            f"{prefix!r} is too short to name a version (give {MIN_VERSION_PREFIX} or more "
+            "characters of its id)",
+            hint=hint,
+        )
+    matches = [i for i in ids if i.startswith(typed)]
+    if not matches:
+        raise NotFound(f"record {record} has no version {typed}", hint=hint)
+    if len(matches) > 1:
+        raise InputError(
+            f"{typed} names {len(matches)} versions of record {record}; give more "
+            "characters of the id",
+            hint=hint,
+        )
+    return matches[0]
 
 
 def _diff_paths(before: Any, after: Any, prefix: str = "") -> set[str]:
@@ -601,7 +696,7 @@ def attachment_chunks(store: Store, record: str, number: int) -> tuple[Attachmen
     attachments = read(store, record).body.attachments
     if not 1 <= number <= len(attachments):
         raise AttachmentNotFound(
-            f"record {record[:8]} has {len(attachments)} attachment(s); there is no number {number}"
+            f"record {record} has {len(attachments)} attachment(s); there is no number {number}"
         )
     attachment = attachments[number - 1]
     return attachment, store.read_blob(attachment.blob, bytes.fromhex(attachment.key))

@@ -4,10 +4,6 @@ typed, and nothing typed lost to Ctrl-C or to answers that do not fit together."
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,8 @@ from fieldsync.cli.record_cmds import _menu
 from fieldsync.services.forms import get_form
 from tests.cli.conftest import Run
 from tests.cli.test_cli import record_from
-from tests.conftest import PASSPHRASE, example
+from tests.conftest import example
+from tests.terminal import at_terminal
 
 
 def answers_of(run: Run, record: str) -> dict:
@@ -129,30 +126,29 @@ def test_answers_that_do_not_fit_together_are_kept_as_a_draft(run: Run, tmp_path
 
 
 def test_ctrl_c_in_an_edit_keeps_what_was_typed(run: Run, store_home: Path, tmp_path: Path) -> None:
-    """A real SIGINT to a real process, with its answers typed through a pipe (as
-    tests/e2e/test_interrupt.py does for ``new``)."""
+    """Ctrl-C typed at a real terminal, after one change was typed through the menu."""
     record = record_from(run, example("incident"), tmp_path)
-    env = os.environ | {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "fieldsync", "edit", record],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    place = number_of(("location", "place")).encode()
+    code, shown = at_terminal(
+        ["edit", record],
+        [(b"Change: ", place + b"\n"), (b"> ", "سراقب\n".encode()), (b"Change: ", b"\x03")],
+        {"FIELDSYNC_HOME": str(store_home)},
     )
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(f"{number_of(('location', 'place'))}\nسراقب\n")
-    child.stdin.flush()
-    seen = ""
-    while seen.count("Change: ") < 2:  # the second menu: the change is in the draft
-        piece = child.stdout.read(1)
-        assert piece, seen
-        seen += piece
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
-    assert "the 1 change(s) typed so far are kept, encrypted, as a draft" in " ".join(err.split())
-    resumed = run("edit", record, input="y\n\n")
+    assert code == 130, shown
+    assert "stopped; 1 change typed so far is kept, encrypted, as a draft" in " ".join(
+        shown.split()
+    )
+    assert answers_of(run, record)["location"]["place"] == "كفرنبل"  # nothing saved yet ...
+    resumed = run("edit", record, input="y\n\n")  # ... and nothing lost
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert answers_of(run, record)["location"]["place"] == "سراقب"
+
+
+def test_json_without_answers_is_refused_before_any_prompt(run: Run, tmp_path: Path) -> None:
+    """Prompts on stdout would break the one JSON document a script reads."""
+    record = record_from(run, example("incident"), tmp_path)
+    for args in (["new", "incident", "--json"], ["edit", record, "--json"]):
+        result = run(*args, input="1\n")
+        assert result.exit_code == 5
+        document = json.loads(result.stdout)
+        assert document["kind"] == "InputError" and "cannot be asked questions" in document["error"]

@@ -65,7 +65,7 @@ def test_list_marks_a_damaged_record_and_exits_non_zero(
     for args in (["list"], ["list", "--json"]):
         result = run(*args)
         assert result.exit_code == 6, result.stdout
-        assert "1 record(s) of this store cannot be read" in result.stderr
+        assert "1 record of this store is damaged and cannot be read" in result.stderr
         assert "fieldsync check" in result.stderr
     listed = {r["record"]: r for r in json.loads(run("list", "--json").stdout)}
     assert listed[kept]["problem"] is None and "damaged" in listed[damaged]["problem"]

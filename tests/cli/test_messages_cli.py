@@ -3,16 +3,12 @@ items 6 and 7): each message says what happened, what was lost and what to do ne
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import select
 import signal
 import socket
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -24,55 +20,12 @@ from fieldsync.services import enrol
 from fieldsync.transport.client import SyncClient
 from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import PASSPHRASE, example, fast_store
+from tests.terminal import at_terminal
 
 
 def admin_home(folder: Path) -> dict[str, str]:
     """An administrator's store of its own, for ``run(..., env=admin_home(tmp_path))``."""
     return {"FIELDSYNC_HOME": str(folder / "admin")}
-
-
-def at_terminal(
-    args: list[str], answers: list[tuple[bytes, bytes]], env: dict[str, str]
-) -> tuple[int, str]:
-    """Run ``fieldsync ARGS`` with a pseudo-terminal as its controlling terminal, so a typed
-    Ctrl-C (b"\x03") is a real SIGINT; each answer is typed once its prompt has shown."""
-    main, side = pty.openpty()
-
-    def own_terminal() -> None:  # in the child: the pty becomes its controlling terminal
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fieldsync", *args],
-        stdin=side,
-        stdout=side,
-        stderr=side,
-        env=os.environ | {"FIELDSYNC_PASSPHRASE": PASSPHRASE} | env,
-        start_new_session=True,
-        preexec_fn=own_terminal,
-    )
-    os.close(side)
-    shown, pending = b"", list(answers)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([main], [], [], 0.5)[0]:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                piece = os.read(main, 4096)
-            except OSError:  # the process has closed the terminal
-                break
-            if not piece:
-                break
-            shown += piece
-            if pending and pending[0][0] in shown:
-                time.sleep(0.2)  # let the prompt finish setting up the terminal
-                os.write(main, pending.pop(0)[1])
-        code = process.wait(timeout=30)
-    finally:
-        os.close(main)
-    return code, shown.decode("utf-8", errors="replace")
 
 
 def test_a_revoked_device_is_told_so_with_its_own_exit_code_and_keeps_its_queue(
@@ -205,7 +158,7 @@ def test_ctrl_c_at_the_passphrase_prompt_is_an_interruption(store_home: Path) ->
     env = {"FIELDSYNC_HOME": str(store_home), "FIELDSYNC_PASSPHRASE": ""}
     code, shown = at_terminal(["list"], [(b"Passphrase:", b"\x03")], env)
     assert code == 130, shown
-    assert "error: interrupted at the passphrase prompt; nothing was changed" in shown
+    assert "interrupted at the passphrase prompt; nothing was changed" in shown
     assert "no passphrase was given" not in shown
 
 

@@ -21,7 +21,7 @@ from tests.conftest import PASSPHRASE, example
 pytestmark = pytest.mark.slow
 
 ROWS = 4000
-STOPPED = re.compile(r"rows 1 to (\d+) were read, (\d+) record\(s\) saved; nothing from row (\d+)")
+STOPPED = re.compile(r"rows 1 to (\d+) were read, (\d+) records? saved; nothing from row (\d+)")
 
 
 def wait_for_a_first_batch(home: Path, child: subprocess.Popen[str]) -> None:

@@ -61,7 +61,7 @@ def rows_then_ctrl_c(good: dict[str, Any], before: int) -> Iterator[tuple[int, A
 
 def test_an_interrupted_import_keeps_the_rows_it_checked_and_says_which(store: Store) -> None:
     form = get_form("interview")
-    with pytest.raises(Interrupted, match="rows 1 to 7 were read, 7 record") as caught:
+    with pytest.raises(Interrupted, match="rows 1 to 7 were read, 7 records saved") as caught:
         importer.import_file(store, form, rows_then_ctrl_c(example("interview"), 7))
     assert "nothing from row 8 on was saved" in caught.value.message
     assert "Import again from row 8" in (caught.value.hint or "")
@@ -78,7 +78,7 @@ def test_an_interrupted_import_names_the_rows_it_refused(store: Store) -> None:
     with pytest.raises(Interrupted) as caught:
         importer.import_file(store, get_form("interview"), rows())
     assert caught.value.message == (
-        "import stopped: rows 1 to 4 were read, 2 record(s) saved (rows 2, 4 refused); nothing "
+        "import stopped: rows 1 to 4 were read, 2 records saved (rows 2, 4 refused); nothing "
         "from row 5 on was saved"
     )
 

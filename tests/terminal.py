@@ -1,0 +1,63 @@
+"""A real ``fieldsync`` process at a pseudo-terminal that is its controlling terminal, driven
+the way a person would: each answer typed once its prompt has shown, a typed Ctrl-C
+(b"\\x03") a real SIGINT from the terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import time
+
+from tests.conftest import PASSPHRASE
+
+
+def at_terminal(
+    args: list[str], answers: list[tuple[bytes, bytes]], env: dict[str, str]
+) -> tuple[int, str]:
+    """Run ``fieldsync ARGS``; type each answer once its prompt has shown after the previous
+    answer. Returns the exit code and everything the terminal showed."""
+    main, side = pty.openpty()
+
+    def own_terminal() -> None:  # in the child: the pty becomes its controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fieldsync", *args],
+        stdin=side,
+        stdout=side,
+        stderr=side,
+        env=os.environ | {"FIELDSYNC_PASSPHRASE": PASSPHRASE} | env,
+        start_new_session=True,
+        preexec_fn=own_terminal,
+    )
+    os.close(side)
+    shown, since, pending = b"", 0, list(answers)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main], [], [], 0.5)[0]:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                piece = os.read(main, 4096)
+            except OSError:  # the process has closed the terminal
+                break
+            if not piece:
+                break
+            shown += piece
+            if pending and pending[0][0] in shown[since:]:
+                # Let the prompt reach its read: CPython loses a SIGINT that lands between
+                # printing a prompt and blocking in read(2) (a person's second Ctrl-C works).
+                time.sleep(0.3)
+                since = len(shown)
+                os.write(main, pending.pop(0)[1])
+        code = process.wait(timeout=30)
+    finally:
+        os.close(main)
+    return code, shown.decode("utf-8", errors="replace")
