@@ -194,7 +194,7 @@ def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
     yield Step("fieldsync show --attachment 1 --out back.jpg", "byte-identical (SHA-256)")
 
     history = records.history(store, incident)
-    yield Step("fieldsync history", " → ".join(_describe(h) for h in history))
+    yield Step("fieldsync history", "; ".join(_describe(h) for h in history))
 
     check = setup.check(store)
     if not check.ok:
@@ -383,7 +383,7 @@ def _describe(item: records.HistoryItem) -> str:
         return "created"
     if item.attached:
         return "attached " + ", ".join(item.attached)
-    return "changed " + ", ".join(item.changed)
+    return ", ".join(f"{c.path}: {c.old} → {c.new}" for c in item.changes if not c.sensitive)
 
 
 def _contains(path: Path, needles: list[bytes]) -> bool:

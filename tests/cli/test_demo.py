@@ -13,7 +13,10 @@ from fieldsync.services import demo
 def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo"], env={"TMPDIR": str(tmp_path)})
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "created → changed victims.total → attached photo.jpg" in result.stdout
+    assert (
+        "created; victims.total: 5 → 6, victims.individuals[2].age: 34 → 35; attached photo.jpg"
+        in " ".join(result.stdout.split())
+    )
     assert "14. fieldsync push" in result.stdout
     assert "receipt up to seq 5 verifies" in result.stdout
     assert "16. fieldsync admin verify --data server" in result.stdout
