@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from fieldsync.core.body import Body
+from fieldsync.core.ids import new_record_id
 from fieldsync.services import demo
+from fieldsync.services.forms import get_form
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 
@@ -99,3 +102,16 @@ def entered(answers: Any) -> Any:
             return [{k: entered(v) for k, v in item.items() if k != "id"} for item in answers]
         return [entered(v) for v in answers]
     return answers
+
+
+def as_an_older_version_recorded(store: Store, form_id: str, answers: dict[str, Any]) -> str:
+    """A record saved as an older fieldsync saved it, or as a pull stores a version: held to
+    the form and its signed rules only, not to today's entry checks (``records.create`` runs
+    those). For tests of what must still be read, merged and counted."""
+    form = get_form(form_id)
+    form.validate(answers)
+    form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
+    record = new_record_id(store.now_ms())
+    with store.writer() as writer:
+        writer.append(record, [], Body(form.ref, answers), form.summary(answers))
+    return record

@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fieldsync.core.body import Body
-from fieldsync.core.ids import new_record_id
-from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.cli.conftest import Run, as_json
-from tests.conftest import example
+from tests.conftest import as_an_older_version_recorded, example
 
 WHY = "a date after tomorrow cannot have happened yet: check the year"
 
@@ -78,19 +75,12 @@ def test_typed_answers_are_checked_as_they_are_typed(run: Run) -> None:
 
 
 def older_versions_record(store: Store) -> str:
-    """What an older version let through: children 14 of a total of 5, longitude 200, 2099,
-    written as a pull stores a version (held to the form only, not to the entry checks)."""
-    form = get_form("incident")
+    """What an older version let through: children 14 of a total of 5, longitude 200, 2099."""
     answers = example("incident")
     answers["victims"] = {"total": 5, "children": 14}
     answers["location"]["coordinates"] = {"latitude": "36.2", "longitude": "200"}
     answers["date"] = "2099-03-05"
-    form.validate(answers)
-    form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
-    record = new_record_id(store.now_ms())
-    with store.writer() as writer:
-        writer.append(record, [], Body(form.ref, answers), form.summary(answers))
-    return record
+    return as_an_older_version_recorded(store, "incident", answers)
 
 
 def test_an_old_record_breaking_the_checks_takes_an_edit_elsewhere(

@@ -8,9 +8,8 @@ from typing import Any
 
 from fieldsync.core import report
 from fieldsync.services import pull, records, reports, sync
-from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
-from tests.conftest import example
+from tests.conftest import as_an_older_version_recorded, example
 from tests.exchange.conftest import World
 from tests.services.conftest import in_conflict
 
@@ -25,9 +24,7 @@ def older_answers() -> dict[str, Any]:
 
 
 def recorded_by_an_older_version(device: Store) -> str:
-    """``records.create`` holds answers to the form and its signed rules only, as an older
-    version of fieldsync did at entry."""
-    record = records.create(device, get_form("incident"), older_answers())
+    record = as_an_older_version_recorded(device, "incident", older_answers())
     sync.push(device)
     return record
 
@@ -52,7 +49,7 @@ def test_a_pulled_record_with_more_children_than_killed_is_counted_for_its_total
     device = world.device("old laptop")
     answers = older_answers()
     answers["date"] = "2024-03-05"
-    record = records.create(device, get_form("incident"), answers)
+    record = as_an_older_version_recorded(device, "incident", answers)
     sync.push(device)
     pull.pull(world.analyst)
     found = reports.monthly(world.analyst, report.Period.month("2024-03")).to_json()
