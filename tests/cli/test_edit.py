@@ -139,6 +139,8 @@ def test_ctrl_c_in_an_edit_keeps_what_was_typed(run: Run, store_home: Path, tmp_
         shown.split()
     )
     assert answers_of(run, record)["location"]["place"] == "كفرنبل"  # nothing saved yet ...
+    for written in store_home.rglob("*"):  # ... and the draft holding it is encrypted
+        assert not written.is_file() or "سراقب".encode() not in written.read_bytes(), written
     resumed = run("edit", record, input="y\n\n")  # ... and nothing lost
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert answers_of(run, record)["location"]["place"] == "سراقب"
