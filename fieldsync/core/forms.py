@@ -405,26 +405,37 @@ def _for_validation(schema: Any) -> Any:
     return compiled
 
 
-def _fields(schema: dict[str, Any], prefix: tuple[str, ...]) -> tuple[Field, ...]:
+def _fields(
+    schema: dict[str, Any], prefix: tuple[str, ...], within_sensitive: bool = False
+) -> tuple[Field, ...]:
     required = set(schema.get("required", ()))
     return tuple(
-        _field(name, sub, (*prefix, name), name in required)
+        _field(name, sub, (*prefix, name), name in required, within_sensitive)
         for name, sub in schema.get("properties", {}).items()
     )
 
 
-def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: bool) -> Field:
+def _field(
+    name: str,
+    schema: dict[str, Any],
+    path: tuple[str, ...],
+    required: bool,
+    within_sensitive: bool = False,
+) -> Field:
+    # Everything inside a sensitive group or list is sensitive too: the coordinates' latitude,
+    # a family contact's phone. History, prompts and exports all ask the field itself.
+    sensitive = within_sensitive or bool(schema.get("x-sensitive", False))
     kind: Kind
     children: tuple[Field, ...] = ()
     choices: tuple[Choice, ...] = ()
     json_type = schema.get("type")
     item_label = item_label_ar = ""
     if json_type == "object":
-        kind, children = "group", _fields(schema, path)
+        kind, children = "group", _fields(schema, path, sensitive)
     elif json_type == "array":
         item = schema.get("items", {})
         if item.get("type") == "object":
-            kind, children = "items", _fields(item, path)
+            kind, children = "items", _fields(item, path, sensitive)
             item_label = str(item.get("title", name))
             item_label_ar = str(item.get("x-title-ar", ""))
         elif "oneOf" in item:
@@ -448,7 +459,7 @@ def _field(name: str, schema: dict[str, Any], path: tuple[str, ...], required: b
         label=str(schema.get("title", name)),
         label_ar=str(schema.get("x-title-ar", "")),
         required=required,
-        sensitive=bool(schema.get("x-sensitive", False)),
+        sensitive=sensitive,
         multiline=bool(schema.get("x-multiline", False)),
         links_records=bool(schema.get("x-records", False)),
         hidden=bool(schema.get("x-hidden", False)),

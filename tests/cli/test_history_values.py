@@ -94,6 +94,30 @@ def test_a_sensitive_value_is_masked_unless_asked(run: Run, tmp_path: Path) -> N
     assert (change["old"], change["new"]) == ("سارة", "ليلى")
 
 
+def test_an_answer_inside_a_sensitive_group_is_masked_too(run: Run, tmp_path: Path) -> None:
+    """The schemas mark the group (coordinates, a family's contact), not each answer in it."""
+    record = record_from(run, example("incident"), tmp_path)
+    placed = run(
+        "edit",
+        record,
+        "--set",
+        "location.coordinates.latitude=33.5138",
+        "--set",
+        "location.coordinates.longitude=36.2765",
+    )
+    assert placed.exit_code == 0, placed.stderr
+    for args in (["history", record], ["history", record, "--json"]):
+        shown = run(*args)
+        assert shown.exit_code == 0, shown.stderr
+        assert "33.5138" not in shown.stdout and "36.2765" not in shown.stdout
+    changes = versions_of(run, record)[-1]["changes"]
+    assert {c["field"] for c in changes} == {
+        "location.coordinates.latitude",
+        "location.coordinates.longitude",
+    }
+    assert all(c["sensitive"] and c["new"] == "•••" for c in changes)
+
+
 def test_record_text_in_a_change_stays_on_one_line(run: Run, tmp_path: Path) -> None:
     record = record_from(run, example("incident"), tmp_path)
     edited = run("edit", record, "--set", "narrative=line one\nfake: row\x1b[31m")
