@@ -177,12 +177,14 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     in an encrypted draft at once: Ctrl-C, or answers that do not fit together, lose nothing."""
     view = records.read(store, record)
     draft = _pick_edit_draft(store, view)
+    draft.base = view.current.id  # what its changes are now applied to
     answers = copy.deepcopy(view.body.answers)
     for change in list(draft.changes):  # replayed on the version as it is now
         try:
             records.apply_set(view.form, answers, change, link=records.linker(store))
         except InputError as exc:
-            out.print(literal(f"A change kept in the draft no longer applies: {exc.message}"))
+            out.print(literal(f"A change kept in the draft no longer applies: {one_line(change)}"))
+            out.print(literal(f"  ({exc.message}); type it again if it is still wanted."))
             draft.changes.remove(change)
     resume = f"Run 'fieldsync edit {record}' to continue the changes kept in the draft."
     try:
@@ -214,11 +216,22 @@ def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
             f"An unfinished edit of this record from {when(found.saved_ms)} "
             f"({words.count(len(found.changes), 'change')}) was found. Continue it?"
         )
-        if typer.confirm(question, default=True):
+        if typer.confirm(question, default=True) and _still_fits(view, found):
             return found
         if typer.confirm("Discard that draft?", default=False):
             drafts.discard(store, found)
-    return drafts.start(store, view.form.ref, record=view.record)
+    return drafts.start(store, view.form.ref, record=view.record, base=view.current.id)
+
+
+def _still_fits(view: records.RecordView, draft: drafts.Draft) -> bool:
+    """Whether to replay a draft's changes on the record as it is: asked when a version came
+    in since they were typed, as ``victims.individuals[2]`` may now name another entry."""
+    if draft.base in (None, view.current.id):
+        return True
+    out.print("A new version of this record came in after these changes were typed:")
+    for change in draft.changes:
+        out.print(literal(f"  {one_line(change)}"))
+    return confirm("Apply them to the record as it is now (check which entries they name)?")
 
 
 def _ask_changes(

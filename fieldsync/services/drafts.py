@@ -19,6 +19,7 @@ class Draft:
     saved_ms: int = 0
     record: str | None = None  # an edit's record; None for a new record
     changes: list[str] = field(default_factory=list)  # an edit's FIELD=VALUE, in order
+    base: str | None = None  # an edit's: the version its changes were typed against
 
     def save(self, store: Store) -> None:
         self.saved_ms = store.now_ms()
@@ -29,12 +30,12 @@ class Draft:
             "saved_ms": self.saved_ms,
         }
         if self.record is not None:
-            payload |= {"record": self.record, "changes": self.changes}
+            payload |= {"record": self.record, "changes": self.changes, "base": self.base}
         store.save_draft(self.id, payload)
 
 
-def start(store: Store, form_ref: str, record: str | None = None) -> Draft:
-    return Draft(secrets.token_hex(16), form_ref, {}, set(), store.now_ms(), record)
+def start(store: Store, form_ref: str, record: str | None = None, base: str | None = None) -> Draft:
+    return Draft(secrets.token_hex(16), form_ref, {}, set(), store.now_ms(), record, [], base)
 
 
 def find(store: Store, form_ref: str) -> list[Draft]:
@@ -57,6 +58,7 @@ def _all(store: Store) -> list[Draft]:
             payload["saved_ms"],
             payload.get("record"),
             list(payload.get("changes", [])),
+            payload.get("base"),
         )
         for draft_id, payload in store.drafts()
     ]

@@ -154,3 +154,28 @@ def test_json_without_answers_is_refused_before_any_prompt(run: Run, tmp_path: P
         assert result.exit_code == 5
         document = json.loads(result.stdout)
         assert document["kind"] == "InputError" and "cannot be asked questions" in document["error"]
+
+
+def test_a_draft_typed_before_a_new_version_is_replayed_only_when_confirmed(
+    run: Run, tmp_path: Path
+) -> None:
+    """`victims.individuals[2]` typed before the first victim was removed would now name the
+    third: the changes are shown and applied only if the person says so."""
+    answers = example("incident")
+    third = {"name": "كريم", "age": 50, "sex": "male", "status": "injured"}
+    answers["victims"]["individuals"].append(third)
+    answers["victims"]["total"] = 6
+    record = record_from(run, answers, tmp_path)
+    age = number_of(("victims", "individuals", 1, "age"))
+    stopped = run("edit", record, input=f"{age}\n41\n")  # the input ends: like Ctrl-C
+    assert stopped.exit_code == 130, stopped.stdout + stopped.stderr
+    removed = run("edit", record, "--set", "victims.individuals[1]=")
+    assert removed.exit_code == 0, removed.stderr
+    refused = run("edit", record, input="y\nn\nn\n\n")
+    assert "A new version of this record came in after these changes were typed" in refused.stdout
+    assert "victims.individuals[2].age=41" in refused.stdout
+    victims = answers_of(run, record)["victims"]["individuals"]
+    assert [v["age"] for v in victims] == [34, 50]  # nothing replayed on the wrong victim
+    applied = run("edit", record, input="y\ny\n\n")  # the draft was kept: asked again
+    assert applied.exit_code == 0, applied.stdout + applied.stderr
+    assert [v["age"] for v in answers_of(run, record)["victims"]["individuals"]] == [34, 41]
