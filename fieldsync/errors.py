@@ -48,6 +48,7 @@
     │   ├── StoreCorrupted                            a file of the local store is damaged
     │   └── BatchInvalid                              a batch disagrees with its manifest
     └── Interrupted              exit 130
+        └── ImportInterrupted                        an import stopped: what it saved, refused
 
 The CLI is the one place that turns these into a line `error: <message>` (plus `hint: <hint>`)
 and an exit code; the server will map them to HTTP statuses. Messages name objects (a record,
@@ -396,3 +397,13 @@ class Interrupted(FieldsyncError):
     """Interrupted."""
 
     exit_code = 130
+
+
+class ImportInterrupted(Interrupted):
+    """An import stopped by Ctrl-C: what it saved, and the rows it refused with their reasons."""
+
+    def __init__(
+        self, message: str, *, hint: str, refused: list[tuple[int, tuple[str, ...]]]
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.refused = refused

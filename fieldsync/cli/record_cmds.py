@@ -13,10 +13,16 @@ import typer
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocked
 from fieldsync.cli.progress import bars
 from fieldsync.cli.prompts import FormWalker, Link, ask_value, confirm
-from fieldsync.cli.render import emit_json, literal, one_line, out, when
+from fieldsync.cli.render import emit_json, err, literal, one_line, out, when
 from fieldsync.core import paths, words
 from fieldsync.core.forms import Field, Form
-from fieldsync.errors import AnswersInvalid, ImportFileError, InputError, Interrupted
+from fieldsync.errors import (
+    AnswersInvalid,
+    ImportFileError,
+    ImportInterrupted,
+    InputError,
+    Interrupted,
+)
 from fieldsync.services import drafts, importer, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
@@ -102,12 +108,17 @@ def import_records(
         total = importer.count_rows(file, kind)
         with bars(json=json) as bar:
             task = bar.add_task("rows", total=total)
-            report = importer.import_file(
-                store,
-                found,
-                importer.read_rows(file, kind, found),
-                progress=lambda n: bar.advance(task, n),
-            )
+            try:
+                report = importer.import_file(
+                    store,
+                    found,
+                    importer.read_rows(file, kind, found),
+                    progress=lambda n: bar.advance(task, n),
+                )
+            except ImportInterrupted as stopped:
+                for row, problems in [] if json else stopped.refused:
+                    err.print(literal(f"  row {row} refused: {'; '.join(problems)}"))
+                raise
     if json:
         emit_json(
             {

@@ -9,6 +9,7 @@ commas; lists of groups (victims, sources) are JSON in their cell. See docs/impo
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from fieldsync.core import encoding, words
 from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
-from fieldsync.errors import ImportFileError, InputError, Interrupted
+from fieldsync.errors import FieldsyncError, ImportFileError, ImportInterrupted, InputError
 from fieldsync.services import records
 from fieldsync.services.interrupts import interrupts_held
 from fieldsync.store.store import Store
@@ -118,11 +119,16 @@ def import_file(
             if len(pending) >= BATCH:
                 _save(store, pending, report)
             progress(1)
+        _save(store, pending, report)
     except KeyboardInterrupt:
         # The rows checked so far are kept, so the person knows exactly where to resume.
-        _save(store, pending, report)
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: held until saved
+            _save(store, pending, report)
         raise _stopped(report) from None
-    _save(store, pending, report)
+    except FieldsyncError as exc:
+        if report.saved:  # say what is saved already, or importing again would duplicate it
+            exc.hint = f"{_saved_so_far(report)} {exc.hint or ''}".strip()
+        raise
     return report
 
 
@@ -135,21 +141,27 @@ def _linked(store: Store, form: Form, answers: Any) -> tuple[Any, list[str]]:
     return answers, form.problems(answers, entering=True)
 
 
-def _stopped(report: ImportReport) -> Interrupted:
+def _stopped(report: ImportReport) -> ImportInterrupted:
     """Where an interrupted import stopped, by the last row it dealt with (saved or refused):
     rows are read in order, and a row is either in a saved batch, refused, or not read."""
     last = max(report.last_saved_row, report.refused[-1].row if report.refused else 0)
-    refused = ", ".join(str(r.row) for r in report.refused[:10])
-    more = ", ..." if len(report.refused) > 10 else ""
-    listing = f" (rows {refused}{more} refused)" if report.refused else ""
-    return Interrupted(
+    refused = f" ({words.count(len(report.refused), 'row')} refused)" if report.refused else ""
+    return ImportInterrupted(
         f"import stopped: rows 1 to {last} were read, {words.count(len(report.saved), 'record')} "
-        "saved"
-        f"{listing}; nothing from row {last + 1} on was saved",
+        f"saved{refused}; nothing from row {last + 1} on was saved",
         hint=f"Import again from row {last + 1}: remove rows 1 to {last} from the file "
-        "(a CSV keeps its header line)."
+        "(a CSV keeps its header line), after taking out the refused rows listed to correct."
         if last
         else "Nothing was saved; import the file again.",
+        refused=[(r.row, r.problems) for r in report.refused],
+    )
+
+
+def _saved_so_far(report: ImportReport) -> str:
+    return (
+        f"{words.count(len(report.saved), 'record')} from rows 1 to {report.last_saved_row} "
+        f"{words.verb(len(report.saved), 'was', 'were')} saved before this: import again from "
+        f"row {report.last_saved_row + 1}."
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,9 +80,29 @@ def test_an_interrupted_import_names_the_rows_it_refused(store: Store) -> None:
     with pytest.raises(Interrupted) as caught:
         importer.import_file(store, get_form("interview"), rows())
     assert caught.value.message == (
-        "import stopped: rows 1 to 4 were read, 2 records saved (rows 2, 4 refused); nothing "
-        "from row 5 on was saved"
+        "import stopped: rows 1 to 4 were read, 2 records saved (2 rows refused); nothing from "
+        "row 5 on was saved"
     )
+    assert [row for row, _ in caught.value.refused] == [2, 4]
+
+
+def test_ctrl_c_during_the_last_save_is_counted_once_it_is_saved(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Ctrl-C waits for the commit, then names the rows as saved: a file under 500 rows has
+    only that one save, and calling its rows unsaved would make them be imported twice."""
+    writer = store.writer
+
+    def interrupted_writer() -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while the batch is being saved
+        return writer()
+
+    monkeypatch.setattr(store, "writer", interrupted_writer)
+    rows = iter([(1, example("interview")), (2, example("interview"))])
+    with pytest.raises(Interrupted) as caught:
+        importer.import_file(store, get_form("interview"), rows)
+    assert "rows 1 to 2 were read, 2 records saved; nothing from row 3 on" in caught.value.message
+    assert len(store.index()) == 2
 
 
 @pytest.mark.parametrize("damage", ['["77d7"84fa"]', "[1]", "{}", "", '["' + "g" * 64 + '"]'])
