@@ -102,7 +102,9 @@ def _outcome_where_it_is_read(answers: dict[str, Any]) -> list[EntryProblem]:
     victims, violations = answers.get("victims"), answers.get("violations")
     if not isinstance(victims, dict) or victims.get("outcome") not in ("killed", "injured"):
         return []
-    if not isinstance(violations, list) or not TOTALS_READ_BY_VIOLATION & set(violations):
+    # they run beside the schema's problems, so on answers of any shape: strings only
+    named = {v for v in violations if isinstance(v, str)} if isinstance(violations, list) else set()
+    if not TOTALS_READ_BY_VIOLATION & named:
         return []
     return [
         (
@@ -122,7 +124,7 @@ ENTRY_RULES: dict[str, Callable[[dict[str, Any]], list[EntryProblem]]] = {
     "victim-totals": _victims_at_entry
 }  # by the name of the form's rule they tighten at entry
 
-DECIMAL = re.compile(r"^-?[0-9]{1,3}(\.[0-9]{1,7})?$(?!\n)")
+DECIMAL = re.compile(r"-?[0-9]{1,3}(\.[0-9]{1,7})?")  # always with fullmatch
 NOT_YET = "a date after tomorrow cannot have happened yet: check the year"
 
 
@@ -132,7 +134,7 @@ def value_problems(schema: dict[str, Any], value: object, today: date) -> list[s
     worded to follow the field's label."""
     problems = []
     bounds = schema.get("x-range")
-    if isinstance(value, str) and isinstance(bounds, list) and DECIMAL.match(value):
+    if isinstance(value, str) and isinstance(bounds, list) and DECIMAL.fullmatch(value):
         low, high = bounds
         if not low <= float(value) <= high:
             problems.append(f"must be from {low} to {high} (not {value})")

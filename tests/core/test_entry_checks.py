@@ -148,3 +148,26 @@ def test_an_outcome_is_refused_where_the_violation_already_says_what_the_totals_
 
 def test_the_entry_check_and_the_report_agree_on_which_totals_the_violation_reads() -> None:
     assert rules.TOTALS_READ_BY_VIOLATION == report.KILLING | report.ARREST
+
+
+@pytest.mark.parametrize(
+    "violations",
+    [[{}], [["torture"]], "massacre", [None, 3]],
+    ids=["object", "list", "text", "odd"],
+)
+def test_answers_of_any_shape_are_refused_in_words_not_a_crash(violations: Any) -> None:
+    """The entry checks run beside the schema's problems, so on answers that fail it too: a
+    list where a word belongs once raised a TypeError (exit 1, and an import lost its place)."""
+    answers = example("incident")
+    answers["violations"] = violations
+    answers["victims"]["outcome"] = "killed"
+    problems = get_form("incident").problems(answers, entering=True)
+    assert problems and all(isinstance(p, str) for p in problems)
+
+
+@pytest.mark.parametrize("text", ["200\n", " 36.2", "36.2\n", "١٢"])
+def test_a_coordinate_is_checked_as_the_whole_text(text: str) -> None:
+    answers = example("incident")
+    answers["location"]["coordinates"] = {"latitude": text, "longitude": "36.6"}
+    with pytest.raises(AnswersInvalid):
+        get_form("incident").validate(answers, entering=True)
