@@ -20,7 +20,7 @@ from fieldsync.cli.values import value_text
 from fieldsync.core import words
 from fieldsync.core.forms import Field
 from fieldsync.core.ids import unique_prefixes
-from fieldsync.errors import InputError, StoreCorrupted
+from fieldsync.errors import InputError, OutputPathError, StoreCorrupted
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
@@ -205,6 +205,11 @@ def show(
 def _attachment_to_stdout(store: Store, record: str, number: int) -> None:
     """The decrypted bytes alone on stdout, for a pipe: each chunk is written once it is
     authenticated, so a damaged blob stops the stream with an error and a non-zero exit."""
+    if sys.stdout.isatty():  # another device's file could hold the terminal's control codes
+        raise OutputPathError(
+            "--out - writes the file's bytes to stdout, which is a terminal here",
+            hint="Pipe it to a program (… --out - | less), or give --out FILE.",
+        )
     _, chunks = records.attachment_chunks(store, record, number)
     target = sys.stdout.buffer
     for chunk in chunks:

@@ -253,6 +253,11 @@ def link_value(store: Store, described: Field, value: Any) -> Any:
 def _full_id(store: Store, described: Field, value: Any) -> Any:
     if not isinstance(value, str) or FULL_ID.fullmatch(value.strip().lower()):
         return value.strip().lower() if isinstance(value, str) else value
+    if len(value.strip()) < 8:  # as `list` prints them: shorter may name another record here
+        raise InputError(
+            f"{described.label}: {value.strip()!r} is too short to name a record (8 characters "
+            "or more, as 'fieldsync list' prints them)"
+        )
     try:
         return store.resolve_record(value)
     except RecordNotFound as exc:
@@ -274,9 +279,14 @@ def _parsed(address: paths.Address, text: str) -> Any:
 
 def _entry(text: str, where: str) -> Any:
     try:
-        return encoding.parse_input(text)
+        entry = encoding.parse_input(text)
     except ValueError as exc:
         raise InputError(f"{where} takes a whole entry written as JSON here ({exc})") from None
+    if isinstance(entry, dict) and "id" in entry:  # merges match entries by it: one each
+        raise InputError(
+            f"{where}: an entry's id is given by fieldsync, not typed; leave \"id\" out"
+        )
+    return entry
 
 
 def attach(store: Store, record: str, paths: list[Path], *, note: str | None = None) -> str:

@@ -179,3 +179,13 @@ def test_a_draft_typed_before_a_new_version_is_replayed_only_when_confirmed(
     applied = run("edit", record, input="y\ny\n\n")  # the draft was kept: asked again
     assert applied.exit_code == 0, applied.stdout + applied.stderr
     assert [v["age"] for v in answers_of(run, record)["victims"]["individuals"]] == [34, 41]
+
+
+def test_an_entry_given_with_an_id_is_refused(run: Run, tmp_path: Path) -> None:
+    """Merges match entries by their ids: a typed one could copy another victim's."""
+    record = record_from(run, example("incident"), tmp_path)
+    other = answers_of(run, record)["victims"]["individuals"][0]["id"]
+    entry = json.dumps({"name": "x", "status": "killed", "id": other})
+    refused = run("edit", record, "--set", f"victims.individuals[2]={entry}")
+    assert refused.exit_code == 5
+    assert "an entry's id is given by fieldsync, not typed" in refused.stderr

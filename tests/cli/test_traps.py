@@ -238,3 +238,33 @@ def test_wipe_at_a_terminal_offers_to_count_and_enter_skips_it(
     skipped = answered_at_terminal(store_home, ["wipe"], [(counting, ""), (confirm, "no")])
     assert "Records that were not delivered are lost for good" in skipped
     assert (store_home / "vault").exists()
+
+
+def test_a_linked_incident_needs_eight_characters_as_list_prints_them(
+    run: Run, tmp_path: Path
+) -> None:
+    """Four characters copied from another device's listing could name another record here."""
+    incident = record_from(run, example("incident"), tmp_path)
+    interview = record_from(run, example("interview"), tmp_path, form="interview")
+    refused = run("edit", interview, "--set", f'linked_incidents=["{incident[:5]}"]')
+    assert refused.exit_code == 5
+    assert "too short to name a record (8 characters or more" in refused.stderr
+
+
+def test_attachment_bytes_are_not_written_to_a_terminal(store_home: Path, tmp_path: Path) -> None:
+    """A file from another device may hold the terminal's control codes."""
+    from tests.terminal import at_terminal
+
+    env = {"FIELDSYNC_HOME": str(store_home)}
+    answers = tmp_path / "incident.json"
+    answers.write_text(json.dumps(example("incident")), encoding="utf-8")
+    photo = tmp_path / "evil.txt"
+    photo.write_bytes(b"\x1b]0;owned\x07\x1b[2J")
+    code, shown = at_terminal(["new", "incident", "--from-file", str(answers)], [], env)
+    assert code == 0, shown
+    record = shown.split()[-1]
+    code, shown = at_terminal(["attach", record, str(photo)], [], env)
+    assert code == 0, shown
+    code, shown = at_terminal(["show", record, "--attachment", "1", "--out", "-"], [], env)
+    assert code == 5, shown
+    assert "\x1b]0;owned" not in shown and "is a terminal here" in shown
