@@ -553,6 +553,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
         raise InputError(f"record {record} is not in conflict; nothing to resolve")
     by_path = {c.path: c for c in view.conflicts}
     chosen = {}
+    typed: set[str] = set()
     for path, take, value in choices:
         found = by_path.get(path)
         if found is None:
@@ -571,6 +572,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
             if "[" in path:
                 raise InputError(f"give {path} a value with --take: it is a whole list item")
             chosen[path] = view.form.field(path).parse(value) if value != "" else merge.MISSING
+            typed.add(path)
     left = [path for path in by_path if path not in chosen]
     if left:
         raise InputError(
@@ -578,6 +580,7 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
             "in one resolve (repeat --field with --take or --value)",
         )
     answers = copy.deepcopy(view.body.answers)
+    taken = copy.deepcopy(view.body.answers)  # with the values taken, not those typed
     attachments = [a.to_json() for a in view.body.attachments]
     for path, picked in chosen.items():
         parts = by_path[path].parts
@@ -587,7 +590,11 @@ def resolve(store: Store, record: str, choices: list[tuple[str, int | None, str 
             attachments = holder["attachments"]
         else:
             merge.put(answers, parts, picked)
-    view.form.validate(answers)
+            if path not in typed:
+                merge.put(taken, parts, picked)
+    # a value typed here is a person's entry: held to the entry checks, as an edit is; the
+    # competing values taken were entered on their devices, and are held to the form only
+    view.form.validate(answers, entering=bool(typed), before=taken)
     body = Body(view.form.ref, answers, tuple(Attachment.from_json(a) for a in attachments))
     return _save(store, view, body)
 

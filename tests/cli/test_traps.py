@@ -21,6 +21,7 @@ from tests.cli.conftest import Run, as_json
 from tests.cli.test_cli import record_from
 from tests.conftest import PASSPHRASE, example
 from tests.services.conftest import in_conflict
+from tests.terminal import at_terminal
 
 
 @pytest.mark.parametrize("columns", ["80", "120"])
@@ -253,8 +254,6 @@ def test_a_linked_incident_needs_eight_characters_as_list_prints_them(
 
 def test_attachment_bytes_are_not_written_to_a_terminal(store_home: Path, tmp_path: Path) -> None:
     """A file from another device may hold the terminal's control codes."""
-    from tests.terminal import at_terminal
-
     env = {"FIELDSYNC_HOME": str(store_home)}
     answers = tmp_path / "incident.json"
     answers.write_text(json.dumps(example("incident")), encoding="utf-8")

@@ -16,6 +16,7 @@ from fieldsync.services import drafts, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.conftest import entered, example
+from tests.services.conftest import in_conflict
 
 
 def new_incident(store: Store) -> str:
@@ -143,3 +144,14 @@ def test_drafts_round_trip_and_are_dropped_on_save(store: Store) -> None:
     assert found.answers == example("incident")  # a draft holds just what was typed
     records.create(store, form, found.answers, draft_id=found.id)
     assert drafts.find(store, form.ref) == []
+
+
+def test_a_value_typed_to_resolve_is_held_to_the_entry_checks(store: Store) -> None:
+    """Competing values came from devices and are held to the form only; a value typed at
+    `resolve --value` is a person's entry, as an edit's is."""
+    record = records.create(store, get_form("incident"), example("incident"))
+    in_conflict(store, record, "date", ("2024-03-04", "2024-03-06"))
+    with pytest.raises(AnswersInvalid, match="a date after tomorrow cannot have happened yet"):
+        records.resolve(store, record, [("date", None, "2099-03-05")])
+    records.resolve(store, record, [("date", None, "2024-03-05")])
+    assert records.read(store, record).body.answers["date"] == "2024-03-05"
