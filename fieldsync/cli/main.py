@@ -40,6 +40,9 @@ class FieldsyncGroup(Group):
 
     def invoke(self, ctx: Any) -> Any:
         invocation.reset()  # nothing left from an earlier run in this process (tests)
+        # before parsing, so that a usage error of a --json command is a JSON document too
+        # (the option's own callback runs only once the command line has parsed)
+        invocation.json = "--json" in [*getattr(ctx, "protected_args", []), *ctx.args]
         try:
             return super().invoke(ctx)
         except FieldsyncError as exc:

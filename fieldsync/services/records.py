@@ -284,7 +284,7 @@ def _entry(text: str, where: str) -> Any:
         raise InputError(f"{where} takes a whole entry written as JSON here ({exc})") from None
     if isinstance(entry, dict) and "id" in entry:  # merges match entries by it: one each
         raise InputError(
-            f"{where}: an entry's id is given by fieldsync, not typed; leave \"id\" out"
+            f'{where}: an entry\'s id is given by fieldsync, not typed; leave "id" out'
         )
     return entry
 

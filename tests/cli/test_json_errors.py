@@ -105,3 +105,13 @@ def test_without_json_stdout_stays_empty_on_error(run: Run, tmp_path: Path) -> N
         assert result.exit_code != 0
         assert result.stdout == ""
         assert result.stderr.lstrip("\n").startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "args", [["list", "--json", "--bogus"], ["show", "01a2", "--json", "--version"]], ids=str
+)
+def test_a_usage_error_of_a_json_command_is_a_json_document(run: Run, args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    document = json.loads(result.stdout)
+    assert document["kind"] == "UsageError" and document["exit"] == 2
