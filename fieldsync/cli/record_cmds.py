@@ -61,7 +61,10 @@ def new(
 
 
 def _new_interactive(store: Store, form: Form, note: str | None) -> str:
-    draft = _pick_draft(store, form)
+    try:
+        draft = _pick_draft(store, form)
+    except (KeyboardInterrupt, typer.Abort):
+        raise Interrupted("stopped before any answer; nothing was changed") from None
     out.print(literal(f"New {form.title} — {form.title_ar}", style="bold"))
     out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
     try:
@@ -187,7 +190,10 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     """Change answers one at a time from a numbered menu, each checked as it is typed and kept
     in an encrypted draft at once: Ctrl-C, or answers that do not fit together, lose nothing."""
     view = records.read(store, record)
-    draft = _pick_edit_draft(store, view)
+    try:
+        draft = _pick_edit_draft(store, view)
+    except (KeyboardInterrupt, typer.Abort):
+        raise Interrupted("stopped before any change; nothing was changed") from None
     draft.base = view.current.id  # what its changes are now applied to
     answers = copy.deepcopy(view.body.answers)
     for change in list(draft.changes):  # replayed on the version as it is now
