@@ -8,6 +8,7 @@ import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
 import termios
@@ -17,11 +18,23 @@ from tests.conftest import PASSPHRASE
 
 
 def at_terminal(
-    args: list[str], answers: list[tuple[bytes, bytes]], env: dict[str, str]
+    args: list[str],
+    answers: list[tuple[bytes, bytes]],
+    env: dict[str, str | None],
+    *,
+    columns: int = 120,
 ) -> tuple[int, str]:
-    """Run ``fieldsync ARGS``; type each answer once its prompt has shown after the previous
-    answer. Returns the exit code and everything the terminal showed."""
+    """Run ``fieldsync ARGS`` in a terminal ``columns`` wide; type each answer once its prompt
+    has shown after the previous answer. ``env`` adds to the environment (with the test
+    passphrase), a None removing a variable. Returns the exit code and all the terminal showed."""
     main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    full = os.environ | {"FIELDSYNC_PASSPHRASE": PASSPHRASE}
+    for name, value in env.items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
 
     def own_terminal() -> None:  # in the child: the pty becomes its controlling terminal
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -31,7 +44,7 @@ def at_terminal(
         stdin=side,
         stdout=side,
         stderr=side,
-        env=os.environ | {"FIELDSYNC_PASSPHRASE": PASSPHRASE} | env,
+        env=full,
         start_new_session=True,
         preexec_fn=own_terminal,
     )

@@ -4,13 +4,7 @@ pseudo-terminal, the way a person meets the prompt."""
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +20,9 @@ from fieldsync.server.tables import DeviceRow
 from fieldsync.services import admin, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import DB_FILE, Store
+from tests import terminal
 from tests.cli.conftest import Run, as_json, organisation
-from tests.conftest import PASSPHRASE, example, fast_store
+from tests.conftest import example, fast_store
 from tests.live import attackers_invite, running
 from tests.services.conftest import DAY
 
@@ -37,34 +32,9 @@ PROMPT = b"Organisation's fingerprint: "
 def at_terminal(home: Path, args: list[str], typed: str) -> tuple[int, str]:
     """Run ``fieldsync ARGS`` in a pseudo-terminal; type ``typed`` at the fingerprint prompt
     (if it comes). Returns the exit code and everything the terminal showed."""
-    main, side = pty.openpty()
-    env = os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fieldsync", *args], stdin=side, stdout=side, stderr=side, env=env
+    return terminal.at_terminal(
+        args, [(PROMPT, typed.encode() + b"\n")], {"FIELDSYNC_HOME": str(home)}
     )
-    os.close(side)
-    shown, answered = b"", False
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([main], [], [], 0.5)[0]:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                piece = os.read(main, 4096)
-            except OSError:  # the process has closed the terminal
-                break
-            if not piece:
-                break
-            shown += piece
-            if not answered and PROMPT in shown:
-                os.write(main, typed.encode() + b"\n")
-                answered = True
-        code = process.wait(timeout=30)
-    finally:
-        os.close(main)
-    return code, shown.decode("utf-8", errors="replace")
 
 
 def test_a_hostile_invite_refused_at_the_prompt_leaves_no_wrap_for_its_key(

@@ -4,25 +4,18 @@ a summary line. Run as real processes in a pseudo-terminal, as test_enroll_termi
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
 from pathlib import Path
 
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.cli.conftest import Run, as_json, organisation
-from tests.conftest import PASSPHRASE, example
+from tests.conftest import example
 from tests.services.conftest import in_conflict
+from tests.terminal import at_terminal
 
 COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")  # a foreground colour
 RED_ERROR = "\x1b[1;31merror:\x1b[0m"
@@ -30,36 +23,7 @@ RED_ERROR = "\x1b[1;31merror:\x1b[0m"
 
 def in_terminal(home: Path, args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``fieldsync ARGS`` in a 120-column pseudo-terminal; the exit code and all it showed."""
-    main, side = pty.openpty()
-    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    full = os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE}
-    full.pop("NO_COLOR", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fieldsync", *args],
-        stdin=side,
-        stdout=side,
-        stderr=side,
-        env=full | (env or {}),
-    )
-    os.close(side)
-    shown, deadline = b"", time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([main], [], [], 0.5)[0]:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                piece = os.read(main, 4096)
-            except OSError:  # the process has closed the terminal
-                break
-            if not piece:
-                break
-            shown += piece
-        code = process.wait(timeout=30)
-    finally:
-        os.close(main)
-    return code, shown.decode("utf-8", errors="replace")
+    return at_terminal(args, [], {"FIELDSYNC_HOME": str(home), "NO_COLOR": None} | (env or {}))
 
 
 def final_screen(shown: str) -> list[str]:

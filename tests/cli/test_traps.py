@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -195,34 +189,9 @@ def test_a_linked_incident_is_entered_by_a_unique_prefix_and_stored_whole(
 def answered_at_terminal(home: Path, args: list[str], answers: list[tuple[bytes, str]]) -> str:
     """Run ``fieldsync ARGS`` in a pseudo-terminal with no passphrase in the environment,
     typing each answer once its prompt shows; everything the terminal showed."""
-    main, side = pty.openpty()
-    env = os.environ | {"FIELDSYNC_HOME": str(home)}
-    env.pop("FIELDSYNC_PASSPHRASE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fieldsync", *args], stdin=side, stdout=side, stderr=side, env=env
-    )
-    os.close(side)
-    shown, pending, deadline = b"", list(answers), time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if not select.select([main], [], [], 0.5)[0]:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                piece = os.read(main, 4096)
-            except OSError:  # the process has closed the terminal
-                break
-            if not piece:
-                break
-            shown += piece
-            if pending and pending[0][0] in shown.split(b"\n")[-1]:
-                time.sleep(0.3)  # click shows a hidden prompt before it turns echo off
-                os.write(main, pending.pop(0)[1].encode() + b"\n")
-        process.wait(timeout=30)
-    finally:
-        os.close(main)
-    return " ".join(shown.decode("utf-8", errors="replace").split())
+    typed = [(prompt, answer.encode() + b"\n") for prompt, answer in answers]
+    env = {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": None}
+    return " ".join(at_terminal(args, typed, env)[1].split())
 
 
 def test_wipe_at_a_terminal_offers_to_count_and_enter_skips_it(
