@@ -11,7 +11,6 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.render import emit_json, iso, literal, one_line, out, when
 from fieldsync.cli.values import MASKED, masked_json, value_text
 from fieldsync.core.changes import Change, Key
-from fieldsync.core.ids import unique_prefixes
 from fieldsync.services import records
 
 Taken = dict[Key, str]  # of a merge: the parent each change took its value from
@@ -41,7 +40,7 @@ def history(
         items = records.history(store, full)
         label = records.author_labels(store)
         typed = records.shown_ids(store)[full]  # the record as it can be typed back
-    ids = unique_prefixes((i.version.id for i in items), minimum=12)
+    ids = records.shown_version_ids(i.version.id for i in items)
     if json:
         emit_json(
             {"record": full, "versions": [_item_json(i, label, show_sensitive) for i in items]}

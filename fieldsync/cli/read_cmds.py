@@ -19,7 +19,6 @@ from fieldsync.cli.render import emit_json, err, iso, labelled, literal, one_lin
 from fieldsync.cli.values import value_text
 from fieldsync.core import words
 from fieldsync.core.forms import Field
-from fieldsync.core.ids import unique_prefixes
 from fieldsync.errors import InputError, OutputPathError, StoreCorrupted
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
@@ -268,7 +267,7 @@ def _print_view(
     view: records.RecordView, author: str, lang: str = "en", *, whole_version: bool = False
 ) -> None:
     header = view.current.entry.header
-    ids = unique_prefixes((v.id for v in view.versions), minimum=12)
+    ids = records.shown_version_ids(v.id for v in view.versions)
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
     out.print(

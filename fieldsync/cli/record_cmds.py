@@ -14,6 +14,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.progress import bars
 from fieldsync.cli.prompts import FormWalker, Link, ask_value, confirm
 from fieldsync.cli.render import emit_json, err, literal, one_line, out, when
+from fieldsync.cli.values import value_text
 from fieldsync.core import paths, words
 from fieldsync.core.forms import Field, Form
 from fieldsync.errors import (
@@ -323,7 +324,7 @@ def _menu_line(
     if steps[-1] == paths.APPEND:
         return f"{form.label_of(steps[:-1])}: add an entry  [{where}]"
     value = paths.get(answers, steps)
-    shown = "-" if value is None else one_line(_value_label(field, value))
+    shown = "-" if value is None else one_line(value_text(field, value))
     shown = shown if len(shown) <= 40 else shown[:39] + "…"
     return f"{form.label_of(steps)}: {shown}  [{where}]"
 
@@ -354,16 +355,6 @@ def _new_entry(form: Form, items: Field, link: Link) -> dict[str, Any]:
         if value is not None:
             entry[child.name] = value
     return entry
-
-
-def _value_label(field: Field, value: Any) -> str:
-    if field.kind == "choice":
-        return field.choice_label(value)
-    if field.kind == "choices" and isinstance(value, list):
-        return ", ".join(field.choice_label(v) for v in value)
-    if field.kind == "texts" and isinstance(value, list):
-        return "; ".join(str(v) for v in value)
-    return _value_text(field, value)
 
 
 def _value_text(field: Field, value: Any) -> str:

@@ -211,7 +211,7 @@ class Form:
             problems.extend(
                 said
                 for where, said in found
-                if before is None or any(_at(answers, p) != _at(before, p) for p in where)
+                if before is None or any(get_path(answers, p) != get_path(before, p) for p in where)
             )
         return list(dict.fromkeys(problems))
 
@@ -220,7 +220,7 @@ class Form:
         for path, described, value in _values(self.fields, answers, ()):
             where = self.label_of(path)
             wrong = value_problems(described.schema, value, today)
-            found += [((path,), f"{where} {words}") for words in wrong]
+            found += [((path,), f"{where} {said}") for said in wrong]
         for rule in self.rules:
             if rule in ENTRY_RULES:
                 found += ENTRY_RULES[rule](answers)
@@ -482,12 +482,19 @@ def _choices(schema: dict[str, Any]) -> tuple[Choice, ...]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def get_path(answers: dict[str, Any], path: list[str] | tuple[str, ...]) -> Any:
+def get_path(answers: Any, path: list[str] | tuple[str | int, ...]) -> Any:
+    """The value at a path of field names and 0-based list positions, or None where there is
+    none."""
     current: Any = answers
     for step in path:
-        if not isinstance(current, dict):
+        if isinstance(step, int):
+            if not isinstance(current, list) or not 0 <= step < len(current):
+                return None
+            current = current[step]
+        elif isinstance(current, dict):
+            current = current.get(step)
+        else:
             return None
-        current = current.get(step)
     return current
 
 
@@ -506,18 +513,6 @@ def _values(
                     yield from _values(described.children, item, (*path, n))
         elif value is not None:
             yield path, described, value
-
-
-def _at(answers: Any, path: tuple[str | int, ...]) -> Any:
-    """The value at a path of names and list positions, or None."""
-    current = answers
-    for step in path:
-        if isinstance(step, int):
-            ok = isinstance(current, list) and step < len(current)
-            current = current[step] if ok else None
-        else:
-            current = current.get(step) if isinstance(current, dict) else None
-    return current
 
 
 def set_path(answers: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

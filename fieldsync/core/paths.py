@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fieldsync.core.forms import Field, Form
+from fieldsync.core.forms import Field, Form, get_path
 from fieldsync.errors import InputError
 
 APPEND = -1  # the step of ``[+]``: a new entry at the end of the list
@@ -85,19 +85,7 @@ def _position(number: str, text: str) -> int:
     return int(number) - 1
 
 
-def get(answers: dict[str, Any], steps: tuple[Step, ...]) -> Any:
-    """The value at ``steps``, or None where there is none."""
-    current: Any = answers
-    for step in steps:
-        if isinstance(step, int):
-            if not isinstance(current, list) or not 0 <= step < len(current):
-                return None
-            current = current[step]
-        elif isinstance(current, dict):
-            current = current.get(step)
-        else:
-            return None
-    return current
+get = get_path  # the value at ``steps``, or None where there is none
 
 
 def put(answers: dict[str, Any], steps: tuple[Step, ...], value: Any) -> None:

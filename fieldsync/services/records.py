@@ -6,9 +6,8 @@ import contextlib
 import copy
 import mimetypes
 import os
-import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -17,7 +16,7 @@ from fieldsync.core import changes, encoding, merge, paths
 from fieldsync.core.body import MAX_NAME, Attachment, Body
 from fieldsync.core.changes import Change, Key
 from fieldsync.core.forms import Field, Form, get_path
-from fieldsync.core.ids import new_record_id, unique_prefixes
+from fieldsync.core.ids import is_record_id, new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.errors import (
     AnswersInvalid,
@@ -115,10 +114,13 @@ def edit(
     """A new version: whole new answers, or ``FIELD=VALUE`` changes; returns the version id
     (dropping the edit's draft, if any, in the same transaction)."""
     view = read(store, record)
-    new_answers = copy.deepcopy(answers if answers is not None else view.body.answers)
+    # answers from a file have their record ids completed here, a --set as it is applied
+    if answers is not None:
+        new_answers = link_records(store, view.form, answers)
+    else:
+        new_answers = copy.deepcopy(view.body.answers)
     for assignment in sets or []:
         apply_set(view.form, new_answers, assignment, link=linker(store))
-    new_answers = link_records(store, view.form, new_answers)
     if new_answers == view.body.answers and note is None:
         raise InputError("nothing changed, so no new version was saved")
     if not view.in_conflict:  # else save_version refuses it, saying how to settle it first
@@ -221,7 +223,6 @@ def apply_set(
 
 
 Link = Callable[[Field, Any], Any]  # a field's typed value, its record ids completed
-FULL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def linker(store: Store) -> Link:
@@ -251,7 +252,7 @@ def link_value(store: Store, described: Field, value: Any) -> Any:
 
 
 def _full_id(store: Store, described: Field, value: Any) -> Any:
-    if not isinstance(value, str) or FULL_ID.fullmatch(value.strip().lower()):
+    if not isinstance(value, str) or is_record_id(value.strip().lower()):
         return value.strip().lower() if isinstance(value, str) else value
     if len(value.strip()) < 8:  # as `list` prints them: shorter may name another record here
         raise InputError(
@@ -371,6 +372,12 @@ def shown_ids(store: Store) -> dict[str, str]:
     """Each record's id as commands print it: its shortest unique prefix over the whole store
     (8 characters or more), so that whatever a listing shows can be typed back as it is."""
     return unique_prefixes(store.record_ids())
+
+
+def shown_version_ids(versions: Iterable[str]) -> dict[str, str]:
+    """A record's version ids as commands print them: each its shortest unique prefix among
+    them, 12 characters or more (``show --version`` takes them back)."""
+    return unique_prefixes(versions, minimum=12)
 
 
 def read(store: Store, record: str) -> RecordView:
