@@ -133,9 +133,10 @@ def import_file(
 
 
 def _linked(store: Store, form: Form, answers: Any) -> tuple[Any, list[str]]:
-    """A row's answers with its record ids completed from prefixes, and its problems."""
+    """A row's answers with its record ids completed from prefixes (in place: a row is its
+    own, so no copy on this path of every row), and its problems."""
     try:
-        answers = records.link_records(store, form, answers)
+        records.link_records(store, form, answers)
     except InputError as exc:
         return answers, [exc.message]
     return answers, form.problems(answers, entering=True)

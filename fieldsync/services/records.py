@@ -91,7 +91,8 @@ def create(
 ) -> str:
     """Validate and save a new record (dropping its draft in the same transaction): a
     person's entry, so the entry checks (core/rules.py) apply too."""
-    answers = link_records(store, form, answers)
+    answers = copy.deepcopy(answers)  # the caller's stay as given
+    link_records(store, form, answers)
     form.validate(answers, entering=True)
     form.identify_items(answers, None, lambda: new_record_id(store.now_ms()))
     record = new_record_id(store.now_ms())
@@ -116,7 +117,8 @@ def edit(
     view = read(store, record)
     # answers from a file have their record ids completed here, a --set as it is applied
     if answers is not None:
-        new_answers = link_records(store, view.form, answers)
+        new_answers = copy.deepcopy(answers)
+        link_records(store, view.form, new_answers)
     else:
         new_answers = copy.deepcopy(view.body.answers)
     for assignment in sets or []:
@@ -229,16 +231,13 @@ def linker(store: Store) -> Link:
     return lambda field, value: link_value(store, field, value)
 
 
-def link_records(store: Store, form: Form, answers: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``answers`` in which each record id of a field marked ``x-records`` (an
-    interview's linked incidents) given as a unique prefix is the full id. The form layer
-    cannot do this: it has no store."""
-    linked = copy.deepcopy(answers)
+def link_records(store: Store, form: Form, answers: dict[str, Any]) -> None:
+    """Complete, in place, each record id given as a unique prefix in a field marked
+    ``x-records`` (an interview's linked incidents). The form layer cannot: it has no store."""
     for described in form.walk():
-        container = get_path(linked, described.path[:-1]) if described.links_records else None
+        container = get_path(answers, described.path[:-1]) if described.links_records else None
         if isinstance(container, dict) and described.name in container:
             container[described.name] = link_value(store, described, container[described.name])
-    return linked
 
 
 def link_value(store: Store, described: Field, value: Any) -> Any:
