@@ -46,6 +46,7 @@ from fieldsync.core.org import OrgKeys  # noqa: E402
 from fieldsync.server import data  # noqa: E402
 from fieldsync.services import admin, enrol, records, sync  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
+from fieldsync.store import keyvalue  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
 from fieldsync.transport.client import SyncClient  # noqa: E402
 from tests.conftest import example  # noqa: E402
@@ -250,7 +251,7 @@ def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[s
         records.attach(store, record, [video])
         for _ in range(20):
             records.create(store, get_form("interview"), example("interview"))
-        joined = store.setting("enrolment")
+        joined = keyvalue.setting(store, "enrolment")
         assert joined is not None
         versions = sum(
             len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch

@@ -15,6 +15,7 @@ from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
 from fieldsync.services import enrol, problems, sync
 from fieldsync.services import pull as pulling
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 
 
@@ -299,8 +300,8 @@ def status(
 ) -> None:
     """What is waiting to be delivered, what the server has acknowledged, and to whom."""
     with unlocked(home, passphrase_file) as store:
-        joined = store.setting("enrolment")
-        delivery = store.setting("delivery") or {}
+        joined = keyvalue.setting(store, "enrolment")
+        delivery = keyvalue.setting(store, "delivery") or {}
         waiting = sync.pending(store)
         device = store.identity.fingerprint
         found = problems.named(store)

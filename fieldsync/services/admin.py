@@ -22,7 +22,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import sync
 from fieldsync.services.setup import refuse_existing
-from fieldsync.store import files
+from fieldsync.store import files, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -113,7 +113,7 @@ def pin_server_key(
     if not is_hex32(declared):
         raise ServerError(f"the server at {url} did not say which key signs its receipts")
     key = bytes.fromhex(str(declared))
-    remembered = store.setting("server")
+    remembered = keyvalue.setting(store, "server")
     pinned = None if remembered is None else bytes.fromhex(str(remembered["server_key"]))
     if repin is not None and _digits(repin) != _digits(fingerprint(key)):
         raise AccessDenied(
@@ -133,7 +133,7 @@ def pin_server_key(
     if pinned == key and remembered is not None and (remembered["url"] == url or not invite):
         return key, KEPT
     # the URL for 'admin devices' and 'admin revoke'; the key for pulls, imports and 'verify'
-    store.save_setting("server", {"url": url, "server_key": key.hex()})
+    keyvalue.save_setting(store, "server", {"url": url, "server_key": key.hex()})
     return key, FIRST_USE if pinned is None else (KEPT if pinned == key else REPINNED)
 
 
@@ -217,7 +217,7 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
             "that server was set up for another organisation; nothing was checked",
             hint="Check the data folder, and that this is the organisation's administrator store.",
         )
-    remembered = store.setting("server") or {}
+    remembered = keyvalue.setting(store, "server") or {}
     pinned = remembered.get("server_key")
     anchors = audit.Anchors(
         admin_key=store.identity.signer.public,
@@ -230,7 +230,7 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
 def server_url(store: Store, given: str | None) -> str:
     if given:
         return given
-    remembered = store.setting("server")
+    remembered = keyvalue.setting(store, "server")
     if remembered is None:
         raise InputError("which server? Pass --server URL (it is remembered after an invite)")
     return str(remembered["url"])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fieldsync.core import enrolment, invite
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import AccessDenied, InputError, ServerError, StoreStateError
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -27,7 +28,7 @@ def preview(store: Store, invite_text: str, *, allow_http: bool = False) -> invi
     shown before confirming the organisation's fingerprint."""
     if store.identity.is_admin:
         raise StoreStateError("this is an administrator's store; enrol a documenter's device")
-    current = store.setting("enrolment")
+    current = keyvalue.setting(store, "enrolment")
     if current is not None:
         raise StoreStateError(f"this device is already enrolled with {current['server']}")
     shown = invite.read(invite_text, now_ms=store.now_ms())
@@ -87,7 +88,8 @@ def enrol(
         answer = client.enrol(request.encode())
     if answer.get("device") != store.identity.device_id:
         raise ServerError("the server's answer names another device; nothing was stored")
-    store.save_setting(
+    keyvalue.save_setting(
+        store,
         "enrolment",
         {
             "admin_key": shown.admin_key,

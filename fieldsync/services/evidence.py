@@ -28,7 +28,7 @@ from fieldsync.core.evidence import Verdict
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
 from fieldsync.services.records import author_labels
-from fieldsync.store import custody
+from fieldsync.store import custody, keyvalue
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store, Version
 
@@ -130,7 +130,7 @@ class _Gathered:
 
 def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
     admin_key = store.identity.device_id
-    registry = (store.setting("registry") or {}).get("devices", {})
+    registry = (keyvalue.setting(store, "registry") or {}).get("devices", {})
     gathered = _Gathered(versions, {}, {}, {}, {}, {}, {}, [])
     authors = {v.entry.header.author for v in versions}
     own = {v.id for v in versions}
@@ -183,7 +183,7 @@ def _set_aside_by_author(store: Store) -> dict[str, dict[int, bytes]]:
 
 def _server_key(store: Store) -> str:
     """The receipt key pinned at this store's first invite ("" before there was a server)."""
-    return str((store.setting("server") or {}).get("server_key", ""))
+    return str((keyvalue.setting(store, "server") or {}).get("server_key", ""))
 
 
 def _ext(name: str) -> str:

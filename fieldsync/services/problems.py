@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core.ids import fingerprint
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 
 SETTING = "problems"  # the seqs found withheld
@@ -167,15 +168,17 @@ class Problem:
 
 def listed(store: Store) -> list[Listed]:
     """The versions set aside, in the order they were served; no bytes are read."""
-    found = (store.setting(LISTED_SETTING) or {}).get("versions", [])
+    found = (keyvalue.setting(store, LISTED_SETTING) or {}).get("versions", [])
     return [Listed.from_json(value) for value in found]
 
 
 def load(store: Store, items: list[Listed]) -> list[SetAside]:
     """The kept bytes of these versions (none for those past the cap), in their order."""
     names = {ASIDE + item.id: item.record for item in items if item.kept}
-    store.move_to_record_settings(names)  # kept under the vault key by an earlier fieldsync
-    found = store.record_settings(list(names))
+    keyvalue.move_to_record_settings(
+        store, names
+    )  # kept under the vault key by an earlier fieldsync
+    found = keyvalue.record_settings(store, list(names))
     loaded = []
     for item in items:
         value = found.get(ASIDE + item.id)
@@ -203,13 +206,13 @@ def keep(store: Store, items: list[SetAside]) -> None:
             "wrap": base64.b64encode(item.wrap).decode("ascii"),
         }
         values[ASIDE + item.id] = (item.record, kept)
-    store.save_record_settings(values)
+    keyvalue.save_record_settings(store, values)
 
 
 def forget(store: Store, versions: list[str]) -> None:
     names = [ASIDE + version for version in versions]
-    store.delete_record_settings(names)
-    store.delete_settings(names)  # the form before, if never moved
+    keyvalue.delete_record_settings(store, names)
+    keyvalue.delete_settings(store, names)  # the form before, if never moved
 
 
 def forget_records(store: Store, records: set[str]) -> int:
@@ -227,7 +230,9 @@ def forget_records(store: Store, records: set[str]) -> int:
 
 
 def save_listed(store: Store, versions: list[Listed]) -> None:
-    store.save_setting(LISTED_SETTING, {"versions": [item.to_json() for item in versions]})
+    keyvalue.save_setting(
+        store, LISTED_SETTING, {"versions": [item.to_json() for item in versions]}
+    )
 
 
 def withheld(store: Store) -> dict[str, list[Span]]:
@@ -237,11 +242,11 @@ def withheld(store: Store) -> dict[str, list[Span]]:
 
 def save_withheld(store: Store, held_back: dict[str, list[Span]]) -> None:
     shown = {author: [list(span) for span in kept] for author, kept in held_back.items()}
-    store.save_setting(SETTING, _index(store) | {"withheld": shown})
+    keyvalue.save_setting(store, SETTING, _index(store) | {"withheld": shown})
 
 
 def _index(store: Store) -> dict[str, Any]:
-    return store.setting(SETTING) or {}
+    return keyvalue.setting(store, SETTING) or {}
 
 
 def named(store: Store) -> list[Problem]:
@@ -271,12 +276,12 @@ def by_author(found: list[Problem]) -> dict[str, list[Problem]]:
 def who(store: Store, author: str) -> str:
     """An author as a person knows it: a device's name and fingerprint, or its role."""
     admin_key = store.identity.device_id if store.identity.is_admin else None
-    joined = store.setting("enrolment") or {}
+    joined = keyvalue.setting(store, "enrolment") or {}
     if author in (admin_key, joined.get("admin_key")):
         return "the administrator (analysts' versions)"
     if author == store.identity.device_id:
         return "this device"
-    device = ((store.setting("registry") or {}).get("devices") or {}).get(author)
+    device = ((keyvalue.setting(store, "registry") or {}).get("devices") or {}).get(author)
     if device:
         shown = fingerprint(bytes.fromhex(author), bytes.fromhex(str(device["box_key"])))
         return f"device {device['name']!r} ({shown})"

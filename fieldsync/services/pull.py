@@ -46,7 +46,7 @@ from fieldsync.services import problems, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import Listed, SetAside, digest
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import custody
+from fieldsync.store import custody, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -90,7 +90,7 @@ def pull(
     ``from_start`` reads the whole feed again (after a restore), storing nothing twice."""
     url, trusted = _source(store)
     report = PullReport()
-    saved = {} if from_start else store.setting("pull") or {}
+    saved = {} if from_start else keyvalue.setting(store, "pull") or {}
     cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
     touched: set[str] = set()
     earlier = problems.listed(store)
@@ -114,7 +114,7 @@ def pull(
                 if items:  # the version at the cursor, to see next time that it is still there
                     anchor = entry_format.entry_id(items[-1][0])
                 # a crash before this re-reads a page
-                store.save_setting("pull", {"after": after, "anchor": anchor})
+                keyvalue.save_setting(store, "pull", {"after": after, "anchor": anchor})
                 progress(len(items))
                 cursor, page = after, None
                 if not more:
@@ -203,7 +203,7 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
         if shown.device_key == listed.get("device"):
             found[shown.device_key] = (shown, str(listed["enrolment"]))
             claimed[shown.device_key] = _count(listed.get("last_seq"))
-    saved = store.setting("registry") or {}
+    saved = keyvalue.setting(store, "registry") or {}
     bound = _tokens_bound(saved, admin_key)
     refused = _spent_tokens(store, found, bound)
     devices = {
@@ -215,7 +215,7 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
         for key, (shown, raw) in found.items()
         if key not in refused
     }
-    store.save_setting("registry", {"devices": devices, "tokens": bound})
+    keyvalue.save_setting(store, "registry", {"devices": devices, "tokens": bound})
     return {k: n for k, n in claimed.items() if k not in refused}, refused
 
 

@@ -31,6 +31,7 @@ from fieldsync.errors import (
     StoreStateError,
 )
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store, Version, heads_of
 
@@ -185,7 +186,7 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     recorder = roots[0].entry.header.author if roots else store.identity.device_id
     if recorder == store.identity.device_id:
         return readers
-    known = (store.setting("registry") or {}).get("devices", {})
+    known = (keyvalue.setting(store, "registry") or {}).get("devices", {})
     if recorder not in known:
         raise StoreStateError(
             f"this store does not know the device that recorded {view.record}; nothing was saved",
@@ -526,11 +527,11 @@ def author_labels(store: Store) -> Callable[[str], str]:
     """How to name a version's author to a person: this store, the analysts (the admin key), or
     a device by the name its invite gave it where this store knows it."""
     me = store.identity.device_id
-    joined = store.setting("enrolment") or {}
+    joined = keyvalue.setting(store, "enrolment") or {}
     admin_key = me if store.identity.is_admin else joined.get("admin_key")
     names = {
         key: str(found.get("name", ""))
-        for key, found in ((store.setting("registry") or {}).get("devices", {})).items()
+        for key, found in ((keyvalue.setting(store, "registry") or {}).get("devices", {})).items()
     }
 
     def label(author: str) -> str:

@@ -32,7 +32,7 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import files
+from fieldsync.store import files, keyvalue
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
@@ -73,7 +73,7 @@ def enrolment(store: Store) -> dict[str, Any]:
     """Where this store delivers to: a device's enrolment, or for an administrator's store
     (analysts' versions) the server its invites named."""
     if store.identity.org_read is not None:
-        remembered = store.setting("server")
+        remembered = keyvalue.setting(store, "server")
         if remembered is None:
             raise StoreStateError(
                 "this administrator's store knows no server yet",
@@ -86,7 +86,7 @@ def enrolment(store: Store) -> dict[str, Any]:
             "org_read_key": store.identity.org_read.public.hex(),
             "admin_key": store.identity.device_id,
         }
-    current = store.setting("enrolment")
+    current = keyvalue.setting(store, "enrolment")
     if current is None:
         raise StoreStateError(
             "this device is not enrolled with a server",
@@ -96,7 +96,7 @@ def enrolment(store: Store) -> dict[str, Any]:
 
 
 def delivered_seq(store: Store) -> int:
-    return int((store.setting("delivery") or {}).get("last_seq", 0))
+    return int((keyvalue.setting(store, "delivery") or {}).get("last_seq", 0))
 
 
 def pending(store: Store) -> int:
@@ -148,11 +148,11 @@ def _rewind(store: Store, server_seq: int) -> None:
             hint="Nothing was changed. The server's backup is the only copy of those "
             "versions left: tell your administrator.",
         ) from exc
-    before = store.setting("delivery") or {}
-    history = store.setting("delivery_before_restore") or {"receipts": []}
+    before = keyvalue.setting(store, "delivery") or {}
+    history = keyvalue.setting(store, "delivery_before_restore") or {"receipts": []}
     history["receipts"].append(before)
-    store.save_setting("delivery_before_restore", history)
-    store.save_setting("delivery", {"last_seq": server_seq})
+    keyvalue.save_setting(store, "delivery_before_restore", history)
+    keyvalue.save_setting(store, "delivery", {"last_seq": server_seq})
 
 
 def _push(
@@ -381,7 +381,8 @@ def _send_batches(
             ) from exc
         got = verified(answer, pinned, built)
         last = built.entries[-1]
-        store.save_setting(
+        keyvalue.save_setting(
+            store,
             "delivery",
             {
                 "last_seq": last.header.seq,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -149,6 +149,16 @@ def create_schema(engine: Engine) -> None:
 def schema_version(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+
+
+T = TypeVar("T")
+IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
+
+
+def chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``items`` a few at a time, for statements that take them in one ``IN (...)``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class _HasHome(Protocol):
