@@ -12,10 +12,11 @@ from fieldsync.cli.progress import PushProgress, bars
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core import invite as invite_format
 from fieldsync.core.ids import fingerprint
+from fieldsync.core.settings import Delivery, Enrolment
 from fieldsync.errors import InputError
 from fieldsync.services import enrol, problems, sync
 from fieldsync.services import pull as pulling
-from fieldsync.store import keyvalue
+from fieldsync.store import settings
 from fieldsync.store.store import Store
 
 
@@ -300,19 +301,19 @@ def status(
 ) -> None:
     """What is waiting to be delivered, what the server has acknowledged, and to whom."""
     with unlocked(home, passphrase_file) as store:
-        joined = keyvalue.setting(store, "enrolment")
-        delivery = keyvalue.setting(store, "delivery") or {}
+        joined = settings.load(store, Enrolment)
+        delivery = settings.load(store, Delivery) or Delivery()
         waiting = sync.pending(store)
         device = store.identity.fingerprint
         found = problems.named(store)
-    acknowledged = int(delivery.get("last_seq", 0))
-    receipt_ms = int(delivery["receipt_time_ms"]) if "receipt_time_ms" in delivery else None
-    server_fp = fingerprint(bytes.fromhex(joined["server_key"])) if joined else None
+    acknowledged = delivery.seq
+    receipt_ms = delivery.receipt_time_ms
+    server_fp = fingerprint(bytes.fromhex(joined.server_key)) if joined else None
     if json:
         emit_json(
             {
                 "enrolled": joined is not None,
-                "server": joined["server"] if joined else None,
+                "server": joined.server if joined else None,
                 "server_fingerprint": server_fp,
                 "device_fingerprint": device,
                 "pending": waiting,
@@ -326,7 +327,7 @@ def status(
     if joined is None:
         out.print("Not enrolled with a server: run 'fieldsync enroll INVITE'.", markup=False)
     else:
-        out.print(f"Server: {safe(joined['server'])} (fingerprint {server_fp})", markup=False)
+        out.print(f"Server: {safe(joined.server)} (fingerprint {server_fp})", markup=False)
         out.print(
             f"Acknowledged by the server: up to seq {acknowledged}"
             + (f", receipt of {when(receipt_ms)}" if receipt_ms else ""),

@@ -18,6 +18,7 @@ from fieldsync.core.changes import Change, Key
 from fieldsync.core.forms import Field, Form, get_path
 from fieldsync.core.ids import is_record_id, new_record_id, unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
+from fieldsync.core.settings import Enrolment, Registry
 from fieldsync.errors import (
     AnswersInvalid,
     AttachmentError,
@@ -31,7 +32,7 @@ from fieldsync.errors import (
     StoreStateError,
 )
 from fieldsync.services.forms import get_form
-from fieldsync.store import keyvalue
+from fieldsync.store import settings
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store, Version, heads_of
 
@@ -186,13 +187,13 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     recorder = roots[0].entry.header.author if roots else store.identity.device_id
     if recorder == store.identity.device_id:
         return readers
-    known = (keyvalue.setting(store, "registry") or {}).get("devices", {})
+    known = (settings.load(store, Registry) or Registry()).devices
     if recorder not in known:
         raise StoreStateError(
             f"this store does not know the device that recorded {view.record}; nothing was saved",
             hint="Run 'fieldsync admin pull' first: it fetches and checks the device registry.",
         )
-    return [*readers, bytes.fromhex(known[recorder]["box_key"])]
+    return [*readers, bytes.fromhex(known[recorder].box_key)]
 
 
 def apply_set(
@@ -527,12 +528,10 @@ def author_labels(store: Store) -> Callable[[str], str]:
     """How to name a version's author to a person: this store, the analysts (the admin key), or
     a device by the name its invite gave it where this store knows it."""
     me = store.identity.device_id
-    joined = keyvalue.setting(store, "enrolment") or {}
-    admin_key = me if store.identity.is_admin else joined.get("admin_key")
-    names = {
-        key: str(found.get("name", ""))
-        for key, found in ((keyvalue.setting(store, "registry") or {}).get("devices", {})).items()
-    }
+    joined = settings.load(store, Enrolment)
+    admin_key = me if store.identity.is_admin else (joined.admin_key if joined else None)
+    registry = settings.load(store, Registry) or Registry()
+    names = {key: found.name for key, found in registry.devices.items()}
 
     def label(author: str) -> str:
         if author == admin_key:

@@ -18,6 +18,7 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import carry, httpsig, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
+from fieldsync.core.settings import Delivery, DeliveryBeforeRestore, Enrolment, Server
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
@@ -32,7 +33,7 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import files, keyvalue
+from fieldsync.store import files, settings
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
@@ -73,7 +74,7 @@ def enrolment(store: Store) -> dict[str, Any]:
     """Where this store delivers to: a device's enrolment, or for an administrator's store
     (analysts' versions) the server its invites named."""
     if store.identity.org_read is not None:
-        remembered = keyvalue.setting(store, "server")
+        remembered = settings.load(store, Server)
         if remembered is None:
             raise StoreStateError(
                 "this administrator's store knows no server yet",
@@ -81,22 +82,22 @@ def enrolment(store: Store) -> dict[str, Any]:
                 "the server is remembered from it.",
             )
         return {
-            "server": remembered["url"],
-            "server_key": remembered["server_key"],
+            "server": remembered.url,
+            "server_key": remembered.server_key,
             "org_read_key": store.identity.org_read.public.hex(),
             "admin_key": store.identity.device_id,
         }
-    current = keyvalue.setting(store, "enrolment")
+    current = settings.load(store, Enrolment)
     if current is None:
         raise StoreStateError(
             "this device is not enrolled with a server",
             hint="Ask your administrator for an invite, then run 'fieldsync enroll INVITE'.",
         )
-    return current
+    return current.to_json()
 
 
 def delivered_seq(store: Store) -> int:
-    return int((keyvalue.setting(store, "delivery") or {}).get("last_seq", 0))
+    return (settings.load(store, Delivery) or Delivery()).seq
 
 
 def pending(store: Store) -> int:
@@ -148,11 +149,10 @@ def _rewind(store: Store, server_seq: int) -> None:
             hint="Nothing was changed. The server's backup is the only copy of those "
             "versions left: tell your administrator.",
         ) from exc
-    before = keyvalue.setting(store, "delivery") or {}
-    history = keyvalue.setting(store, "delivery_before_restore") or {"receipts": []}
-    history["receipts"].append(before)
-    keyvalue.save_setting(store, "delivery_before_restore", history)
-    keyvalue.save_setting(store, "delivery", {"last_seq": server_seq})
+    before = settings.load(store, Delivery) or Delivery()
+    history = settings.load(store, DeliveryBeforeRestore) or DeliveryBeforeRestore()
+    settings.save(store, DeliveryBeforeRestore((*history.receipts, before)))
+    settings.save(store, Delivery(last_seq=server_seq))
 
 
 def _push(
@@ -381,15 +381,14 @@ def _send_batches(
             ) from exc
         got = verified(answer, pinned, built)
         last = built.entries[-1]
-        keyvalue.save_setting(
+        settings.save(
             store,
-            "delivery",
-            {
-                "last_seq": last.header.seq,
-                "head": last.id,
-                "receipt": answer.decode("utf-8"),
-                "receipt_time_ms": got.time_ms,
-            },
+            Delivery(
+                last_seq=last.header.seq,
+                head=last.id,
+                receipt=answer.decode("utf-8"),
+                receipt_time_ms=got.time_ms,
+            ),
         )
         report.sent_entries += len(built.entries)
         report.batches += 1

@@ -36,6 +36,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.core.ids import fingerprint
+from fieldsync.core.settings import Enrolment, Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
     IntegrityError,
@@ -50,7 +51,7 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.store import epochs, files, integrity, keyvalue
+from fieldsync.store import epochs, files, integrity, keyvalue, settings
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
@@ -309,7 +310,7 @@ class Store:
             create_schema(self._engine)
             # an administrator's store re-reads the feed once, for the receipts it now carries
             if found == 1 and self.identity.is_admin:
-                keyvalue.save_setting(self, "pull", {"after": 0})
+                settings.save(self, Pull(after=0, anchor_written=False))
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
         with Session(self._engine) as session:
@@ -777,8 +778,8 @@ class Store:
         organisation's once the device is enrolled (an administrator's store: the org's)."""
         if self.identity.org_read is not None:
             return [self.identity.org_read.public]
-        enrolment = keyvalue.setting(self, "enrolment")
-        extra = [bytes.fromhex(enrolment["org_read_key"])] if enrolment else []
+        enrolment = settings.load(self, Enrolment)
+        extra = [bytes.fromhex(enrolment.org_read_key)] if enrolment else []
         return [self.identity.box.public, *extra]
 
     @db_errors
@@ -1018,7 +1019,7 @@ class Store:
         return list(rows)
 
     def forgotten_records(self) -> set[str]:
-        return set((keyvalue.setting(self, "forgotten") or {}).get("records", []))
+        return set((settings.load(self, Forgotten) or Forgotten()).records)
 
     def _blobs(self, versions: list[EntryRow], wraps: dict[str, LocalWrapRow]) -> set[str]:
         found: set[str] = set()
