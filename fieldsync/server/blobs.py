@@ -26,6 +26,9 @@ Bodies are not fsynced as they arrive (that cost a third of the upload's time): 
 the offset is whatever length survived, and the client resumes from it. The complete file is
 fsynced, renamed into place and its folder fsynced before the row says it is complete, so a
 batch is never accepted against a blob a crash could still take away.
+
+Kept whole: the offset, the lock, the quota and the durability rules above hold only together,
+so the storage they govern is one class.
 """
 
 from __future__ import annotations

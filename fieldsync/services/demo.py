@@ -1,7 +1,9 @@
 """``fieldsync demo``: the documenter's journey in a throw-away folder, on embedded examples.
 
-The journey is a generator of ``Step`` events, so the CLI only renders it and the tests can
-check every step. (With the sync issue it grows an organisation, a server and a push.)
+The journey records, edits, attaches and reads back; sets up an organisation with a server on
+loopback, enrols and pushes; an analyst pulls, settles a conflict, reports and exports; and the
+device forgets what the server holds (``push --wipe-after``). It is a generator of ``Step``
+events, so the CLI only renders it and the tests can check every step.
 """
 
 from __future__ import annotations
