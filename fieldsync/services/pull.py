@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fieldsync.core import blob, enrolment, receipt, words
+from fieldsync.core import blob, enrolment, pulled, receipt, words
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -351,6 +351,24 @@ def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]],
     return items, after, more
 
 
+SET_ASIDE_BECAUSE = {
+    pulled.Reason.ON_SET_ASIDE: problems.ON_SET_ASIDE,
+    pulled.Reason.OTHER_RECORD: problems.OTHER_RECORD,
+}
+
+
+def _breach(breach: pulled.Breach, where: str, seq: int) -> str:
+    """What the server did, for the refusal of its page."""
+    if breach is pulled.Breach.UNTRUSTED:
+        return f"the server sent {where}, signed by a key this store does not trust"
+    if breach is pulled.Breach.FORK:
+        return (
+            f"the server sent {where} at seq {seq} of its author, where this store holds a "
+            "different version (a fork)"
+        )
+    return f"the server sent {where} before a version it builds on"
+
+
 def _parse(raw: bytes, number: int) -> Entry:
     try:
         return entry_format.parse(raw)
@@ -418,7 +436,7 @@ class _Judge:
                     continue
                 if judged is not None:
                     checked.append(judged)
-                elif entry.id in self.held or entry.header.record in self.forgotten:
+                elif pulled.settled(entry.id, entry.header.record, self):
                     self._forget(entry.id)
             yield checked
 
@@ -449,7 +467,7 @@ class _Judge:
         usable = []
         for item in checked:
             header = item.entry.header
-            if any(parent in self.aside and parent not in self.seen for parent in header.parents):
+            if pulled.waits_on_set_aside(header.parents, self):
                 self._set_aside(item.entry, item.wrap, problems.ON_SET_ASIDE, "")
                 continue
             try:
@@ -472,70 +490,40 @@ class _Judge:
     def _judge(
         self, entry: Entry, wrap: bytes, report: PullReport, *, again: bool = False
     ) -> _Checked | None:
-        """``again``: a version set aside before, retried with the wrap kept."""
+        """``again``: a version set aside before, retried with the wrap kept
+        (``core/pulled.py`` decides; this acts on its verdict)."""
         header = entry.header
         where = f"version {entry.id[:12]} of record {header.record}"
-        if header.record in self.forgotten:  # wiped here: nothing of it is kept again
-            report.skipped += 1
-            return None
-        if header.author in self.refused:
-            if entry.id not in self.aside:
-                self._set_aside(entry, wrap, self.refused[header.author], "")
-            return None
-        if header.author not in self.trusted:
-            raise IntegrityError(
-                f"the server sent {where}, signed by a key this store does not trust",
-                hint=REFUSED_HINT,
-            )
-        if entry.id in self.held or entry.id in self.seen:  # the same served twice: once
-            report.held += 1
-            return None
-        before = self.aside.get(entry.id)
-        if not again and before is not None and before.kept and before.wrap == digest(wrap):
-            return None  # served again as it is kept; with another wrap, that one is tried
-        place = (header.author, header.seq)
-        if (
-            place in self.taken
-            or place in self.places
-            or self.aside_at.get(place, entry.id) != entry.id
-        ):
-            raise IntegrityError(
-                f"the server sent {where} at seq {header.seq} of its author, where this store "
-                "holds a different version (a fork)",
-                hint=REFUSED_HINT,
-            )
-        why = self._parents(entry, where)
-        body, detail = None, ""
-        if why is None:
-            body, why, detail = self._open(entry, wrap, where)
+        served = pulled.Served(
+            entry.id, header.author, header.seq, header.record, header.parents, digest(wrap)
+        )
+        match pulled.judge(served, self, again=again):
+            case pulled.Skip():
+                report.skipped += 1
+                return None
+            case pulled.Held():
+                report.held += 1
+                return None
+            case pulled.Unchanged():
+                return None
+            case pulled.Refuse(why=breach):
+                raise IntegrityError(_breach(breach, where, header.seq), hint=REFUSED_HINT)
+            case pulled.SetAside(why=reason):
+                self._set_aside(entry, wrap, self._reason(reason, header.author), "")
+                return None
+        body, why, detail = self._open(entry, wrap, where)
         if body is None:
             self._set_aside(entry, wrap, why or problems.BODY, detail)
             return None
         self.seen[entry.id] = header.record
-        self.places.add(place)
+        self.places.add((header.author, header.seq))
         return _Checked(entry, wrap, body)
 
-    def _parents(self, entry: Entry, where: str) -> str | None:
-        """Why the version cannot be stored for what it builds on; refused when the server
-        has not yet served a parent it holds (a feed out of order)."""
-        header = entry.header
-        for parent in header.parents:
-            if parent in self.held:
-                record = self.held[parent][0]
-            elif parent in self.seen:
-                record = self.seen[parent]
-            elif parent in self.aside:
-                record = self.aside[parent].record
-                if record == header.record:
-                    return problems.ON_SET_ASIDE
-            else:
-                raise IntegrityError(
-                    f"the server sent {where} before a version it builds on",
-                    hint=REFUSED_HINT,
-                )
-            if record != header.record:
-                return problems.OTHER_RECORD
-        return None
+    def _reason(self, reason: pulled.Reason, author: str) -> str:
+        """A verdict's reason in the words the list names it by."""
+        if reason is pulled.Reason.REFUSED_AUTHOR:
+            return self.refused[author]
+        return SET_ASIDE_BECAUSE[reason]
 
     def _open(self, entry: Entry, wrap: bytes, where: str) -> tuple[Body | None, str, str]:
         """The version's body, or the reason it cannot be read and the error's words."""
