@@ -49,7 +49,7 @@ from fieldsync.errors import (
 from fieldsync.server import data, logs, schema
 from fieldsync.server.blobs import BlobState, BlobStorage, BlobStore
 from fieldsync.server.data import ServerData
-from fieldsync.server.enrol import device_fingerprint, enrol
+from fieldsync.server.enrol import device_fingerprint, enrol, revoke
 from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
 from fieldsync.server.limits import Limits
@@ -282,26 +282,7 @@ def create_app(
         """Revoke a device: from now on its batches are refused and kept for review, and its
         uploads that no batch names are deleted (nothing it sends can name them now)."""
         await signed_body(request, 0, admin_only)
-
-        def revoke() -> dict[str, object]:
-            device = db.get(DeviceRow, device_key)
-            if device is None or device.key == server.org.admin_key:
-                raise NotFound("no such device is enrolled")
-            if device.status != "revoked":
-                device.status, device.revoked_ms = "revoked", clock()
-                db.add(device)
-                db.commit()
-                db.refresh(device)
-            answer: dict[str, object] = {
-                "device": device.key,
-                "status": device.status,
-                "revoked_ms": device.revoked_ms,
-            }
-            # after the commit: a batch accepted before it has marked the blobs it names
-            blobs.forget_owner(db, device.key)
-            return answer
-
-        return await run_in_threadpool(revoke)
+        return await run_in_threadpool(revoke, db, server, blobs, device_key, clock)
 
     @app.get("/v1/blobs/{blob_id}", openapi_extra=SIGNED)
     async def blob_state(
