@@ -1,8 +1,10 @@
 """The server: a FastAPI app over the data folder (docs/protocol.md, "Endpoints").
 
 The server verifies signatures and stores ciphertext; it never holds a key that decrypts
-testimony. Request bodies are read against a limit before anything is parsed, and error
-responses carry fieldsync's own message for the failure, never the request's contents.
+testimony. Request bodies are read against a limit before anything is parsed
+(``server/bodies.py``), and error responses carry fieldsync's own message for the failure,
+never the request's contents (``server/refusals.py``). This module routes and wires: each
+endpoint checks the request's signature and calls one function of the modules beside it.
 """
 
 from __future__ import annotations
@@ -106,7 +108,6 @@ def create_app(
         blobs.expire(sweeping)
     app.add_middleware(logs.RequestLog)
     app.add_middleware(UnreadBodyCloses)
-
     refusals.install(app)
 
     @app.get("/v1/health")

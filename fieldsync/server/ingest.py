@@ -16,6 +16,9 @@
     7. blobs           every blob the manifest names is stored, complete, of the stated size
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
+What steps 5 and 6 decide, ``core/admission.py`` decides from what is looked up here (its
+vectors are tests/vectors/decisions-v1.json); this module reads, writes and refuses.
+
 Several server processes may share one PostgreSQL. After step 3 the device's row is locked to
 the end (and step 3 is checked again under the lock), so requests for one device take turns;
 the writes of step 8 take turns with every other batch's, so that feed positions commit in

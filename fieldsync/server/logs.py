@@ -3,8 +3,8 @@
 What goes in is chosen, never dumped: the event, a route's template (not its query), status,
 timing, error classes, and identifiers (device keys, batch and blob ids, all hashes or public
 keys). Never a request's body or headers, and never an error's message, which can quote what
-a client sent. The server holds no key to testimony, so there is no plaintext it could log; this
-keeps out the next best thing too.
+a client sent. The server holds no key to testimony, so there is no plaintext it could log;
+this keeps out the next best thing too. ``RequestLog`` writes each request's line.
 """
 
 from __future__ import annotations
