@@ -36,14 +36,14 @@ def conflicts(
         table = Table("field", "#", "value", "set by", "when")
         for conflict in view.conflicts:
             for n, competing in enumerate(conflict.values, start=1):
-                setter = settling.setter(view, competing.versions[-1])
+                version = settling.version_that_set(view, competing)
                 mark = "  (shown)" if n == len(conflict.values) else ""
                 table.add_row(
                     literal(one_line(conflict.path) if n == 1 else ""),
                     str(n),
                     literal(one_line(_shown(competing.value)) + mark),  # one row each
-                    literal(one_line(label(setter.entry.header.author))),
-                    when(setter.entry.header.hlc.wall_ms),
+                    literal(one_line(label(version.entry.header.author))),
+                    when(version.entry.header.hlc.wall_ms),
                 )
         out.print(table)
     out.print(
@@ -74,14 +74,14 @@ def _conflict_json(view: reading.RecordView, label: Any) -> dict[str, Any]:
 def _value_json(
     view: reading.RecordView, label: Any, number: int, competing: Competing, shown: bool
 ) -> dict[str, Any]:
-    setter = settling.setter(view, competing.versions[-1]).entry.header
+    header = settling.version_that_set(view, competing).entry.header
     return {
         "number": number,
         "value": None if competing.value is MISSING else competing.value,
         "removed": competing.value is MISSING,
         "versions": list(competing.versions),
-        "set_by": label(setter.author),
-        "time": iso(setter.hlc.wall_ms),
+        "set_by": label(header.author),
+        "time": iso(header.hlc.wall_ms),
         "shown": shown,
     }
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fieldsync.core import merge
 from fieldsync.core.body import Attachment, Body
+from fieldsync.core.merge import Competing
 from fieldsync.errors import InputError
 from fieldsync.services.reading import RecordView, read, view_with_index
 from fieldsync.services.records import readers_for, save_body
@@ -71,8 +72,9 @@ def conflicted(store: Store) -> list[RecordView]:
     return [view_with_index(row, versions[row.record]) for row in flagged if row.record in versions]
 
 
-def setter(view: RecordView, version: str) -> Version:
-    return next(v for v in view.versions if v.id == version)
+def version_that_set(view: RecordView, competing: Competing) -> Version:
+    """The latest of the versions that set a competing value: whose the value is, and when."""
+    return next(v for v in view.versions if v.id == competing.versions[-1])
 
 
 def _same(one: Body, other: Body) -> bool:
