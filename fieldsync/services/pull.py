@@ -18,7 +18,7 @@ and tried again at every pull, and with any other wrap the server serves it with
 rest of the page is stored and the cursor moves on. An administrator's pull then names every
 version the server's feed skipped, by author and seq.
 
-Then every record with several heads is settled (``records.settle``): merged into a new signed
+Then every record with several heads is settled (``settling.settle``): merged into a new signed
 version when the heads' changes fit together, marked in conflict when they do not.
 """
 
@@ -38,7 +38,7 @@ from fieldsync.errors import (
     Interrupted,
     ServerError,
 )
-from fieldsync.services import problems, records, sync
+from fieldsync.services import problems, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
 from fieldsync.services.problems import Listed
@@ -152,7 +152,7 @@ def settle_all(
     """Merge or mark the branched records: those a pull touched, and any not yet marked in
     conflict (so a merge a crash interrupted is made on the next pull)."""
     report = report or PullReport()
-    settled = records.settle(store, store.branched_records(), touched)
+    settled = settling.settle(store, store.branched_records(), touched)
     report.merged, report.conflicts = settled.merged, settled.conflicts
     return report
 
