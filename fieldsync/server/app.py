@@ -34,6 +34,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
+from fieldsync.core.wire import (
+    BlobState,
+    DeviceInfo,
+    DeviceListing,
+    EnrolAnswer,
+    ErrorAnswer,
+    RevokeAnswer,
+    ServerInfo,
+)
 from fieldsync.errors import (
     AccessDenied,
     BodyTooSlow,
@@ -47,7 +56,7 @@ from fieldsync.errors import (
     TooLarge,
 )
 from fieldsync.server import data, logs, schema
-from fieldsync.server.blobs import BlobState, BlobStorage, BlobStore
+from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.data import ServerData
 from fieldsync.server.enrol import device_fingerprint, enrol
 from fieldsync.server.feed import feed_page
@@ -169,14 +178,14 @@ def create_app(
     @app.get("/v1/info")
     def info() -> dict[str, Any]:
         """Who this server is: its receipt key and the organisation it serves."""
-        return {
-            "protocol": PROTOCOL,
-            "server_key": server.receipt_key.public.hex(),
-            "server_fingerprint": server.fingerprint,
-            "admin_key": server.org.admin_key,
-            "org_read_key": server.org.org_read_key,
-            "org_fingerprint": server.org.fingerprint,
-        }
+        return ServerInfo(
+            protocol=PROTOCOL,
+            server_key=server.receipt_key.public.hex(),
+            server_fingerprint=server.fingerprint,
+            admin_key=server.org.admin_key,
+            org_read_key=server.org.org_read_key,
+            org_fingerprint=server.org.fingerprint,
+        ).to_json()
 
     @app.post("/v1/enrol", openapi_extra=_body("application/json"))
     async def enrol_device(
@@ -186,12 +195,12 @@ def create_app(
         """Register a device that shows a valid, unused invite and proves it holds its key."""
         body = await unchecked_body(request, enrolment.MAX_REQUEST)
         device = await run_in_threadpool(enrol, db, server, body, clock())
-        return {
-            "device": device.key,
-            "name": device.name,
-            "fingerprint": device_fingerprint(device),
-            "enrolled_ms": device.enrolled_ms,
-        }
+        return EnrolAnswer(
+            device=device.key,
+            name=device.name,
+            fingerprint=device_fingerprint(device),
+            enrolled_ms=device.enrolled_ms,
+        ).to_json()
 
     @app.post("/v1/batches", openapi_extra=_body("application/octet-stream"))
     async def receive_batch(
@@ -254,24 +263,7 @@ def create_app(
         """The device registry (administrator only)."""
         await signed_body(request, 0, admin_only)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
-        return [
-            {
-                "device": d.key,
-                "box_key": d.box_key,
-                "name": d.name,
-                "fingerprint": device_fingerprint(d) if d.box_key else "",
-                "status": d.status,
-                "enrolled_ms": d.enrolled_ms,
-                "revoked_ms": d.revoked_ms,
-                "last_seen_ms": d.last_seen_ms,
-                "last_seq": d.last_seq,
-                "entries": d.entries,
-                "alert": d.alert,
-                # verbatim, so the administrator can check the invite it shows (admin pull)
-                "enrolment": base64.b64encode(d.enrolment).decode("ascii"),
-            }
-            for d in rows
-        ]
+        return DeviceListing(tuple(_listed(d) for d in rows)).to_json()
 
     @app.post("/v1/admin/devices/{device_key}/revoke", openapi_extra=SIGNED)
     async def revoke_device(
@@ -292,11 +284,7 @@ def create_app(
                 db.add(device)
                 db.commit()
                 db.refresh(device)
-            answer: dict[str, object] = {
-                "device": device.key,
-                "status": device.status,
-                "revoked_ms": device.revoked_ms,
-            }
+            answer = RevokeAnswer(device.key, device.status, device.revoked_ms).to_json()
             # after the commit: a batch accepted before it has marked the blobs it names
             blobs.forget_owner(db, device.key)
             return answer
@@ -365,7 +353,7 @@ def create_app(
         for the administrator; for a device, those sealed for its box key (analysts' versions
         of the records it recorded)."""
         _, signer = await signed(request, 0, known_device)
-        return await run_in_threadpool(feed_page, db, server, signer, after)
+        return (await run_in_threadpool(feed_page, db, server, signer, after)).to_json()
 
     @app.get("/v1/blobs/{blob_id}/content", openapi_extra=SIGNED)
     async def blob_content(
@@ -575,13 +563,25 @@ def _answer(
     exc: FieldsyncError, status: int, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A refusal in fieldsync's own words (never the request's contents)."""
-    body = {
-        "error": type(exc).__name__,
-        "message": exc.message,
-        "hint": exc.hint,
-        "details": exc.details,
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(ErrorAnswer.of(exc).to_json(), status_code=status, headers=headers)
+
+
+def _listed(device: DeviceRow) -> DeviceInfo:
+    return DeviceInfo(
+        device=device.key,
+        box_key=device.box_key,
+        name=device.name,
+        fingerprint=device_fingerprint(device) if device.box_key else "",
+        status=device.status,
+        enrolled_ms=device.enrolled_ms,
+        revoked_ms=device.revoked_ms,
+        last_seen_ms=device.last_seen_ms,
+        last_seq=device.last_seq,
+        entries=device.entries,
+        alert=device.alert,
+        # verbatim, so the administrator can check the invite it shows (admin pull)
+        enrolment=base64.b64encode(device.enrolment).decode("ascii"),
+    )
 
 
 def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:
