@@ -158,9 +158,6 @@ class _Fields:
         except (ValueError, binascii.Error) as exc:
             raise self.malformed() from exc
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._value
-
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -321,18 +318,21 @@ class FeedPage:
             raise ServerError(unexpected(source))
         fields = _Fields(value, NOT_A_PAGE)
         entries = tuple(FeedItem.from_json(item) for item in fields.items("entries"))
-        page = cls(entries, fields.number("next"), fields.flag("more"))
-        if "receipts" not in fields:
-            return page
-        receipts = _Fields(value, BAD_RECEIPTS)
-        encoded = receipts.items("receipts")
-        if not all(isinstance(one, str) for one in encoded):
-            raise receipts.malformed()
-        try:
-            decoded = tuple(base64.b64decode(str(one), validate=True) for one in encoded)
-        except (ValueError, binascii.Error) as exc:
-            raise receipts.malformed() from exc
-        return FeedPage(page.entries, page.next, page.more, decoded)
+        after, more = fields.number("next"), fields.flag("more")
+        receipts = _receipts_of(value) if "receipts" in value else None
+        return cls(entries, after, more, receipts)
+
+
+def _receipts_of(page: dict[str, object]) -> tuple[bytes, ...]:
+    """A page's receipts, each the base64 of its exact bytes (checked by ``core/receipt.py``)."""
+    fields = _Fields(page, BAD_RECEIPTS)
+    encoded = fields.items("receipts")
+    if not all(isinstance(one, str) for one in encoded):
+        raise fields.malformed()
+    try:
+        return tuple(base64.b64decode(str(one), validate=True) for one in encoded)
+    except (ValueError, binascii.Error) as exc:
+        raise fields.malformed() from exc
 
 
 @dataclass(frozen=True)
