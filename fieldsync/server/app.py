@@ -27,13 +27,20 @@ from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
+from fieldsync.core.wire import (
+    BlobState,
+    DeviceInfo,
+    DeviceListing,
+    EnrolAnswer,
+    ServerInfo,
+)
 from fieldsync.errors import (
     AccessDenied,
     DeviceRevoked,
     NotFound,
 )
 from fieldsync.server import data, logs, refusals, schema
-from fieldsync.server.blobs import BlobState, BlobStorage, BlobStore
+from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.bodies import (
     Pace,
     UnauthenticatedBodies,
@@ -130,14 +137,14 @@ def create_app(
     @app.get("/v1/info")
     def info() -> dict[str, Any]:
         """Who this server is: its receipt key and the organisation it serves."""
-        return {
-            "protocol": PROTOCOL,
-            "server_key": server.receipt_key.public.hex(),
-            "server_fingerprint": server.fingerprint,
-            "admin_key": server.org.admin_key,
-            "org_read_key": server.org.org_read_key,
-            "org_fingerprint": server.org.fingerprint,
-        }
+        return ServerInfo(
+            protocol=PROTOCOL,
+            server_key=server.receipt_key.public.hex(),
+            server_fingerprint=server.fingerprint,
+            admin_key=server.org.admin_key,
+            org_read_key=server.org.org_read_key,
+            org_fingerprint=server.org.fingerprint,
+        ).to_json()
 
     @app.post("/v1/enrol", openapi_extra=_body("application/json"))
     async def enrol_device(
@@ -147,12 +154,12 @@ def create_app(
         """Register a device that shows a valid, unused invite and proves it holds its key."""
         body = await unchecked_body(request, enrolment.MAX_REQUEST)
         device = await run_in_threadpool(enrol, db, server, body, clock())
-        return {
-            "device": device.key,
-            "name": device.name,
-            "fingerprint": device_fingerprint(device),
-            "enrolled_ms": device.enrolled_ms,
-        }
+        return EnrolAnswer(
+            device=device.key,
+            name=device.name,
+            fingerprint=device_fingerprint(device),
+            enrolled_ms=device.enrolled_ms,
+        ).to_json()
 
     @app.post("/v1/batches", openapi_extra=_body("application/octet-stream"))
     async def receive_batch(
@@ -215,24 +222,7 @@ def create_app(
         """The device registry (administrator only)."""
         await signed_body(request, 0, admin_only)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
-        return [
-            {
-                "device": d.key,
-                "box_key": d.box_key,
-                "name": d.name,
-                "fingerprint": device_fingerprint(d) if d.box_key else "",
-                "status": d.status,
-                "enrolled_ms": d.enrolled_ms,
-                "revoked_ms": d.revoked_ms,
-                "last_seen_ms": d.last_seen_ms,
-                "last_seq": d.last_seq,
-                "entries": d.entries,
-                "alert": d.alert,
-                # verbatim, so the administrator can check the invite it shows (admin pull)
-                "enrolment": base64.b64encode(d.enrolment).decode("ascii"),
-            }
-            for d in rows
-        ]
+        return DeviceListing(tuple(_listed(d) for d in rows)).to_json()
 
     @app.post("/v1/admin/devices/{device_key}/revoke", openapi_extra=SIGNED)
     async def revoke_device(
@@ -307,7 +297,7 @@ def create_app(
         for the administrator; for a device, those sealed for its box key (analysts' versions
         of the records it recorded)."""
         _, signer = await signed(request, 0, known_device)
-        return await run_in_threadpool(feed_page, db, server, signer, after)
+        return (await run_in_threadpool(feed_page, db, server, signer, after)).to_json()
 
     @app.get("/v1/blobs/{blob_id}/content", openapi_extra=SIGNED)
     async def blob_content(
@@ -341,3 +331,21 @@ SIGNED: dict[str, Any] = {
 def _body(media_type: str) -> dict[str, Any]:
     kind = {"type": "object"} if media_type == "application/json" else {"type": "string"}
     return {"requestBody": {"required": True, "content": {media_type: {"schema": kind}}}}
+
+
+def _listed(device: DeviceRow) -> DeviceInfo:
+    return DeviceInfo(
+        device=device.key,
+        box_key=device.box_key,
+        name=device.name,
+        fingerprint=device_fingerprint(device) if device.box_key else "",
+        status=device.status,
+        enrolled_ms=device.enrolled_ms,
+        revoked_ms=device.revoked_ms,
+        last_seen_ms=device.last_seen_ms,
+        last_seq=device.last_seq,
+        entries=device.entries,
+        alert=device.alert,
+        # verbatim, so the administrator can check the invite it shows (admin pull)
+        enrolment=base64.b64encode(device.enrolment).decode("ascii"),
+    )

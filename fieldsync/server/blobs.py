@@ -39,7 +39,6 @@ import fcntl
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -50,6 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fieldsync.core import blob, httpsig, words
 from fieldsync.core.ids import is_hex32
+from fieldsync.core.wire import BlobState
 from fieldsync.errors import (
     AccessDenied,
     BatchInvalid,
@@ -67,19 +67,6 @@ from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
 LOCK_TRIES = 20
-
-
-@dataclass(frozen=True)
-class BlobState:
-    id: str
-    size: int
-    offset: int
-    complete: bool
-    busy: bool = False  # a request is appending to it right now
-
-    def to_json(self) -> dict[str, object]:
-        state = {"id": self.id, "size": self.size, "offset": self.offset}
-        return state | {"complete": self.complete, "busy": self.busy}
 
 
 class BlobStorage(Protocol):

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.ids import fingerprint
+from fieldsync.core.wire import RevokeAnswer
 from fieldsync.errors import AccessDenied, InviteUsed, MalformedData, NotFound
 from fieldsync.server.blobs import BlobStorage
 from fieldsync.server.data import ServerData
@@ -82,11 +83,7 @@ def revoke(
         session.add(device)
         session.commit()
         session.refresh(device)
-    answer: dict[str, object] = {
-        "device": device.key,
-        "status": device.status,
-        "revoked_ms": device.revoked_ms,
-    }
+    answer = RevokeAnswer(device.key, device.status, device.revoked_ms).to_json()
     # after the commit: a batch accepted before it has marked the blobs it names
     blobs.forget_owner(session, device.key)
     return answer

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fieldsync.core.wire import ErrorAnswer
 from fieldsync.errors import (
     FieldsyncError,
     MalformedData,
@@ -69,13 +70,7 @@ def _answer(
     exc: FieldsyncError, status: int, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A refusal in fieldsync's own words (never the request's contents)."""
-    body = {
-        "error": type(exc).__name__,
-        "message": exc.message,
-        "hint": exc.hint,
-        "details": exc.details,
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(ErrorAnswer.of(exc).to_json(), status_code=status, headers=headers)
 
 
 def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:

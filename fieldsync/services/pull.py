@@ -27,11 +27,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fieldsync.core import enrolment, receipt, words
 from fieldsync.core import entry as entry_format
+from fieldsync.core.wire import FeedPage
 from fieldsync.errors import (
     FieldsyncError,
     IntegrityError,
@@ -174,18 +175,16 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
     found: dict[str, tuple[enrolment.Vouched, str]] = {}
     claimed: dict[str, int] = {}
     for listed in client.devices():
-        if listed.get("device") == admin_key:
-            claimed[admin_key] = _count(listed.get("last_seq"))
+        if listed.device == admin_key:
+            claimed[admin_key] = _count(listed.last_seq)
             continue
         try:
-            shown = enrolment.vouched(
-                base64.b64decode(str(listed["enrolment"]), validate=True), admin_key
-            )
-        except (FieldsyncError, KeyError, ValueError, binascii.Error):
+            shown = enrolment.vouched(base64.b64decode(listed.enrolment, validate=True), admin_key)
+        except (FieldsyncError, ValueError, binascii.Error):
             continue  # not vouched for: its versions will be refused by name below
-        if shown.device_key == listed.get("device"):
-            found[shown.device_key] = (shown, str(listed["enrolment"]))
-            claimed[shown.device_key] = _count(listed.get("last_seq"))
+        if shown.device_key == listed.device:
+            found[shown.device_key] = (shown, listed.enrolment)
+            claimed[shown.device_key] = _count(listed.last_seq)
     saved = store.setting("registry") or {}
     bound = _tokens_bound(saved, admin_key)
     refused = _spent_tokens(store, found, bound)
@@ -271,16 +270,12 @@ def _withheld(
     return found
 
 
-def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:
+def _receipts(store: Store, page: FeedPage) -> list[custody.KeptReceipt]:
     """The receipts of the batches a page's versions came in, each verified against the
     server key pinned at the first invite (an administrator's page only)."""
     pinned = bytes.fromhex(str(sync.enrolment(store)["server_key"]))
     kept = []
-    try:
-        encoded = [base64.b64decode(r, validate=True) for r in page.get("receipts", [])]
-    except (TypeError, ValueError, binascii.Error) as exc:
-        raise ServerError("the server's answer to a pull has malformed receipts") from exc
-    for raw in encoded:
+    for raw in page.receipts or ():  # their base64 checked as the page was read
         try:
             shown = receipt.verify(raw, pinned_server_key=pinned)
         except IntegrityError as exc:
@@ -294,9 +289,7 @@ def _receipts(store: Store, page: dict[str, Any]) -> list[custody.KeptReceipt]:
     return kept
 
 
-def _resume(
-    client: SyncClient, cursor: int, anchor: str | None
-) -> tuple[dict[str, Any] | None, bool]:
+def _resume(client: SyncClient, cursor: int, anchor: str | None) -> tuple[FeedPage | None, bool]:
     """The first page to read, and whether the feed was rewritten under this store's cursor.
 
     The page from just before the cursor must begin with the version this store read there
@@ -307,28 +300,16 @@ def _resume(
         return None, False
     page = client.feed(cursor - 1)
     items, _, more = _page(page, cursor - 1)
-    try:
-        at_cursor = bool(items) and int(page["entries"][0]["pos"]) == cursor
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ServerError("the server's answer to a pull is not a page of versions") from exc
+    at_cursor = bool(items) and page.entries[0].pos == cursor
     if not at_cursor or entry_format.entry_id(items[0][0]) != anchor:
         return None, True
-    rest = page | {"entries": page["entries"][1:]}
-    return (None if more and not rest["entries"] else rest), False
+    rest = replace(page, entries=page.entries[1:])
+    return (None if more and not rest.entries else rest), False
 
 
-def _page(page: dict[str, Any], cursor: int) -> tuple[list[tuple[bytes, bytes]], int, bool]:
-    try:
-        items = [
-            (
-                base64.b64decode(i["entry"], validate=True),
-                base64.b64decode(i["wrap"], validate=True),
-            )
-            for i in page["entries"]
-        ]
-        after, more = int(page["next"]), bool(page["more"])
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise ServerError("the server's answer to a pull is not a page of versions") from exc
+def _page(page: FeedPage, cursor: int) -> tuple[list[tuple[bytes, bytes]], int, bool]:
+    items = [(item.entry, item.wrap) for item in page.entries]
+    after, more = page.next, page.more
     if after < cursor or (more and (not items or after == cursor)):
         raise ServerError("the server's answer to a pull does not move forward")
     return items, after, more

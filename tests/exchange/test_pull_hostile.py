@@ -83,9 +83,9 @@ def test_a_device_is_served_only_versions_sealed_for_it(world: World) -> None:
     assert {r.record for r in laptop_b.index()} == {record_b}
     with SyncClient(world.url, signer=laptop_b.identity.signer) as client:
         page = client.feed(0)
-    assert page["entries"] == []  # not even as ciphertext
+    assert page.entries == ()  # not even as ciphertext
     with SyncClient(world.url, signer=laptop_a.identity.signer) as client:
-        assert len(client.feed(0)["entries"]) == 1  # A gets just the analyst's version
+        assert len(client.feed(0).entries) == 1  # A gets just the analyst's version
     assert pull.pull(laptop_a).received == 1
     assert reading.read(laptop_a, record_a).body.answers["victims"]["total"] == 6
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, func, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import encoding, httpsig, receipt
+from fieldsync.core.wire import BlobState
 from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
@@ -409,7 +410,7 @@ def test_an_upload_that_expires_under_its_next_append_starts_again_within_the_pu
         made = client(url, store)
         append = made.blob_append
 
-        def blob_append(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        def blob_append(*args: Any, **kwargs: Any) -> BlobState:
             if not expired:  # the server's own expiry, run as if 49 h had passed
                 with Session(engine) as session:
                     expired.append(
