@@ -15,7 +15,7 @@ Step 6, the parents (``parents``), for the fresh entries against the records of 
 stored: MissingParents(count) or ForeignParent(seq), or None when every parent is a version of
 the same record, stored already or earlier in this batch.
 
-tests/vectors/admission-v1.json pins every case (scripts/make_vectors.py writes it).
+tests/vectors/decisions-v1.json pins every case (scripts/make_vectors.py writes it).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ writes (docs/conflicts.md; ``services/problems.py`` names what is set aside).
 
 ``waits_on_set_aside`` is the check before a checked version's attachments are fetched (a
 parent set aside meanwhile); ``settled`` says when a version set aside need not be tried again.
-tests/vectors/pulled-v1.json pins every case (scripts/make_vectors.py writes it).
+tests/vectors/decisions-v1.json pins every case (scripts/make_vectors.py writes it).
 """
 
 from __future__ import annotations
