@@ -28,7 +28,7 @@ from fieldsync.core.evidence import Verdict
 from fieldsync.core.settings import Registry, Server
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
-from fieldsync.services.records import author_labels
+from fieldsync.services.reading import author_labels
 from fieldsync.store import custody, settings
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store, Version
