@@ -46,7 +46,7 @@ from fieldsync.services import problems, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import Listed, SetAside, digest
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import custody
+from fieldsync.store import blobs, custody
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -594,7 +594,7 @@ class _Judge:
     def _fetch(self, client: SyncClient, blob_id: str, size: int) -> int:
         """Download one attachment's blob, no longer than the file its body describes can be:
         a server sending without end would otherwise fill the disk before the hash is known."""
-        if self.store.blob_path(blob_id).is_file():
+        if blobs.blob_path(self.store, blob_id).is_file():
             return 0
         most = blob.sealed_size(size)
 
@@ -613,5 +613,5 @@ class _Judge:
 
             client.blob_content(blob_id, bounded)
 
-        self.store.import_blob(blob_id, fill)
+        blobs.import_blob(self.store, blob_id, fill)
         return 1

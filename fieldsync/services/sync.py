@@ -32,7 +32,7 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import files
+from fieldsync.store import blobs, files
 from fieldsync.store.store import Outgoing, Store
 from fieldsync.transport.client import SyncClient
 
@@ -207,11 +207,11 @@ def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict
     (in the order they are first referenced)."""
     outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
     blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
-    return outbox, {b: store.blob_path(b).stat().st_size for b in blob_ids}
+    return outbox, {b: blobs.blob_path(store, b).stat().st_size for b in blob_ids}
 
 
 def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress: Progress) -> int:
-    with open(store.blob_path(blob_id), "rb") as handle:
+    with open(blobs.blob_path(store, blob_id), "rb") as handle:
 
         def read_at(offset: int, count: int) -> bytes:
             handle.seek(offset)
@@ -327,7 +327,7 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
         yield carry.write_start()
         for blob_id in blob_ids:
             yield carry.header(carry.BLOB, sizes[blob_id])
-            with open(store.blob_path(blob_id), "rb") as handle:
+            with open(blobs.blob_path(store, blob_id), "rb") as handle:
                 while piece := handle.read(UPLOAD_PIECE):
                     yield piece
         for built in _batches(store, outbox, sizes):

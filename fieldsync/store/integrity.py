@@ -74,8 +74,10 @@ def check(store: Store) -> CheckReport:
             report.problems.append(opened.problem)
         if set(opened.heads) != heads.get(record_row.record, set()):
             report.problems.append(f"index: the heads of record {record_row.record} disagree")
+    from fieldsync.store import blobs  # blobs.py imports store.py
+
     for blob_id in sorted(referenced_blobs):
-        path = store.blob_path(blob_id)
+        path = blobs.blob_path(store, blob_id)
         if not path.is_file():
             report.problems.append(f"blob {blob_id[:12]} is missing")
             continue

@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, insert
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
-from fieldsync.core import blob, clock, crypto, encoding, vault
+from fieldsync.core import clock, crypto, encoding, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
@@ -55,7 +55,6 @@ from fieldsync.store import epochs, files, integrity
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
-    BlobRow,
     DraftRow,
     EntryRow,
     LocalWrapRow,
@@ -761,75 +760,6 @@ class Store:
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
 
-    # --- blobs ---------------------------------------------------------------------------
-
-    def blob_path(self, blob_id: str) -> Path:
-        return self.home / BLOBS_DIR / blob_id[:2] / blob_id
-
-    def put_blob(self, source: BinaryIO) -> blob.Sealed:
-        """Encrypt a file into the store, streaming; returns its id, key and measurements."""
-        sealed = blob.Sealed(key=blob.new_key())
-        staging = self._staging("incoming")
-        files.write_chunks_atomic(staging, blob.encrypt(source, sealed), tmp_dir=staging.parent)
-        self._keep_blob(staging, sealed.blob_id, sealed.stored_size)
-        return sealed
-
-    def _staging(self, kind: str) -> Path:
-        """A fresh path in blobs/tmp, where a blob is written before it is complete."""
-        tmp_dir = self.home / BLOBS_DIR / "tmp"
-        files.make_private_dir(tmp_dir)
-        return tmp_dir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}"
-
-    def _keep_blob(self, staging: Path, blob_id: str, stored_size: int) -> None:
-        """Move a complete, durable blob file from blobs/tmp to its name, then record it."""
-        final = self.blob_path(blob_id)
-        files.make_private_dir(final.parent)
-        os.replace(staging, final)
-        files.fsync_dir(final.parent)
-        self._remember_blob(blob_id, stored_size)
-
-    @db_errors
-    def _remember_blob(self, blob_id: str, stored_size: int) -> None:
-        with Session(self._engine) as session, session.begin():
-            if session.get(BlobRow, blob_id) is None:
-                session.add(BlobRow(id=blob_id, stored_size=stored_size))
-
-    def import_blob(self, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]) -> int:
-        """Keep an encrypted blob that ``fill(write)`` delivers (a download), only if its bytes
-        hash to ``blob_id``; returns its size. Nothing is kept otherwise."""
-        staging = self._staging("download")
-        hasher = crypto.StreamHash(crypto.LABEL_BLOB_ID)
-        size = 0
-        try:
-            with open(staging, "xb") as out:
-                os.chmod(staging, 0o600)
-
-                def write(piece: bytes) -> None:
-                    nonlocal size
-                    hasher.update(piece)
-                    out.write(piece)
-                    size += len(piece)
-
-                fill(write)
-                out.flush()
-                os.fsync(out.fileno())
-            if hasher.digest().hex() != blob_id:
-                raise IntegrityError(
-                    f"attachment blob {blob_id[:12]} from the server does not match its hash"
-                )
-            self._keep_blob(staging, blob_id, size)
-        finally:
-            staging.unlink(missing_ok=True)
-        return size
-
-    def read_blob(self, blob_id: str, key: bytes) -> Iterator[bytes]:
-        path = self.blob_path(blob_id)
-        what = f"attachment blob {blob_id[:12]}"
-        if not path.is_file():
-            raise StoreCorrupted(f"{what} is missing from {path.parent}")
-        with open(path, "rb") as handle:
-            yield from blob.decrypt(key, handle, what=what)
-
     # --- drafts --------------------------------------------------------------------------
 
     @db_errors
@@ -1113,8 +1043,10 @@ class Store:
             set(forgotten["records"]),
         )
         self._settings["forgotten"] = forgotten
+        from fieldsync.store import blobs  # blobs.py imports store.py
+
         for blob_id in gone_blobs:
-            self.blob_path(blob_id).unlink(missing_ok=True)
+            blobs.blob_path(self, blob_id).unlink(missing_ok=True)
         return len(doomed), len(gone_blobs)
 
     def _forget_rows(self, session: Session, doomed: set[str], forgotten: dict[str, Any]) -> None:
@@ -1274,15 +1206,6 @@ class Store:
         )
         with Session(self._engine) as session, session.begin():
             session.merge(row)
-
-    def discard_partial_blobs(self) -> int:
-        """Remove encrypted leftovers of interrupted blob writes; returns how many."""
-        tmp_dir = self.home / BLOBS_DIR / "tmp"
-        removed = 0
-        for leftover in tmp_dir.glob("*") if tmp_dir.exists() else []:
-            leftover.unlink(missing_ok=True)
-            removed += 1
-        return removed
 
 
 def heads_of(versions: list[Version]) -> set[str]:

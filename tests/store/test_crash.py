@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fieldsync.store import blobs
 from fieldsync.store.store import BLOBS_DIR, Store
 from tests.conftest import PASSPHRASE
 
@@ -41,6 +42,7 @@ ATTACHER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
+    from fieldsync.store import blobs
     from fieldsync.store.store import Store
 
     class Endless:
@@ -49,7 +51,7 @@ ATTACHER = textwrap.dedent(
 
     store = Store.open(Path(sys.argv[1]), os.environ["PW"])
     print("ready", flush=True)
-    store.put_blob(Endless())  # never ends: killed while writing
+    blobs.put_blob(store, Endless())  # never ends: killed while writing
     """
 )
 
@@ -97,7 +99,7 @@ def test_kill_9_while_encrypting_an_attachment_leaves_only_encrypted_leftovers(
     assert leftovers
     assert all(b"zzzzzzzz" not in p.read_bytes() for p in leftovers)  # ciphertext only
     with Store.open(store_home, PASSPHRASE) as store:
-        assert store.discard_partial_blobs() == len(leftovers)
+        assert blobs.discard_partial_blobs(store) == len(leftovers)
         assert store.check().ok
 
 

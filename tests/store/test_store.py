@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
-from fieldsync.store import custody
+from fieldsync.store import blobs, custody
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
@@ -98,20 +98,20 @@ def test_no_store_wiped_store_and_existing_store(tmp_path: Path, store_home: Pat
 
 def test_passphrase_change_keeps_every_record(store: Store, store_home: Path) -> None:
     record, _ = add(store, "kept")
-    store.put_blob(io.BytesIO(b"attachment"))
+    blobs.put_blob(store, io.BytesIO(b"attachment"))
 
     def signed() -> list[tuple[str, bytes]]:
         with sqlite3.connect(store_home / DB_FILE) as db:
             return db.execute("select id, raw from entries order by id").fetchall()
 
-    def blobs() -> dict[str, bytes]:
+    def blob_files() -> dict[str, bytes]:
         return {str(p): p.read_bytes() for p in (store_home / "blobs").rglob("*") if p.is_file()}
 
-    before, blobs_before = signed(), blobs()
+    before, blobs_before = signed(), blob_files()
     vault_before = (store_home / VAULT_FILE).read_bytes()
     store.change_passphrase("a brand new passphrase")
     store.close()
-    assert (signed(), blobs()) == (before, blobs_before)  # signed versions and blobs untouched
+    assert (signed(), blob_files()) == (before, blobs_before)  # signed versions and blobs untouched
     assert (store_home / VAULT_FILE).read_bytes() != vault_before
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, PASSPHRASE)
@@ -214,18 +214,18 @@ def test_a_vault_from_a_newer_version_is_refused(store_home: Path) -> None:
 
 def test_blobs_are_named_by_their_hash_and_tamper_is_detected(store: Store) -> None:
     data = b"evidence " * 50_000
-    sealed = store.put_blob(io.BytesIO(data))
-    path = store.blob_path(sealed.blob_id)
+    sealed = blobs.put_blob(store, io.BytesIO(data))
+    path = blobs.blob_path(store, sealed.blob_id)
     assert path.name == sealed.blob_id
-    assert b"".join(store.read_blob(sealed.blob_id, sealed.key)) == data
+    assert b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key)) == data
     stored = bytearray(path.read_bytes())
     stored[5000] ^= 1
     path.write_bytes(bytes(stored))
     with pytest.raises(DecryptionFailed):
-        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+        b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key))
     path.unlink()
     with pytest.raises(StoreCorrupted, match="missing"):
-        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+        b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key))
 
 
 def test_drafts_are_encrypted_and_removable(store: Store, store_home: Path) -> None:
@@ -268,12 +268,12 @@ def test_attaching_a_large_file_uses_constant_memory(store: Store) -> None:
     import tracemalloc
 
     tracemalloc.start()
-    sealed = store.put_blob(Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
+    sealed = blobs.put_blob(store, Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert sealed.size == 64 * 1024 * 1024
     assert peak < 4 * 1024 * 1024
-    assert sum(len(c) for c in store.read_blob(sealed.blob_id, sealed.key)) == sealed.size
+    assert sum(len(c) for c in blobs.read_blob(store, sealed.blob_id, sealed.key)) == sealed.size
 
 
 def test_a_store_held_by_another_process_is_busy_not_corrupt(
@@ -424,13 +424,13 @@ def test_check_names_every_attachment_missing_or_altered(store: Store, tmp_path:
     record = records.create(store, get_form("incident"), example("incident"))
     files = [write_file(tmp_path / f"{n}.jpg", bytes([n]) * 5000) for n in range(3)]
     records.attach(store, record, files)
-    blobs = sorted(a.blob for a in records.read(store, record).body.attachments)
-    store.blob_path(blobs[0]).unlink()
-    store.blob_path(blobs[1]).unlink()
-    altered = store.blob_path(blobs[2])
+    attached = sorted(a.blob for a in records.read(store, record).body.attachments)
+    blobs.blob_path(store, attached[0]).unlink()
+    blobs.blob_path(store, attached[1]).unlink()
+    altered = blobs.blob_path(store, attached[2])
     altered.write_bytes(altered.read_bytes()[:-1] + b"\x00")
     assert store.check().problems == [
-        f"blob {blobs[0][:12]} is missing",
-        f"blob {blobs[1][:12]} is missing",
-        f"blob {blobs[2][:12]} does not match its hash",
+        f"blob {attached[0][:12]} is missing",
+        f"blob {attached[1][:12]} is missing",
+        f"blob {attached[2][:12]} does not match its hash",
     ]
