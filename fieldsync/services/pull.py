@@ -46,7 +46,7 @@ from fieldsync.services import problems, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import Listed, SetAside, digest
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import blobs, custody
+from fieldsync.store import blobs, custody, delivery
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -169,7 +169,7 @@ def settle_all(
     """Merge or mark the branched records: those a pull touched, and any not yet marked in
     conflict (so a merge a crash interrupted is made on the next pull)."""
     report = report or PullReport()
-    settled = records.settle(store, store.branched_records(), touched)
+    settled = records.settle(store, delivery.branched_records(store), touched)
     report.merged, report.conflicts = settled.merged, settled.conflicts
     return report
 
@@ -466,8 +466,10 @@ class _Judge:
 
     def _look_up(self, entries: list[Entry]) -> None:
         wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
-        self.held = self.store.held(wanted)
-        self.taken = self.store.held_at({(e.header.author, e.header.seq) for e in entries})
+        self.held = delivery.held(self.store, wanted)
+        self.taken = delivery.held_at(
+            self.store, {(e.header.author, e.header.seq) for e in entries}
+        )
 
     def _judge(
         self, entry: Entry, wrap: bytes, report: PullReport, *, again: bool = False

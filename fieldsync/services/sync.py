@@ -32,8 +32,9 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import blobs, files
-from fieldsync.store.store import Outgoing, Store
+from fieldsync.store import blobs, delivery, files
+from fieldsync.store.delivery import Outgoing
+from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
 UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its signature)
@@ -101,13 +102,13 @@ def delivered_seq(store: Store) -> int:
 
 def pending(store: Store) -> int:
     """Versions this device has not had acknowledged by a verified receipt."""
-    return store.own_entries_after(delivered_seq(store))
+    return delivery.own_entries_after(store, delivered_seq(store))
 
 
 def undelivered(store: Store) -> tuple[int, int]:
     """The versions and attachments a wipe now would destroy before any server has them."""
     seq = delivered_seq(store)
-    return store.own_entries_after(seq), store.own_blobs_after(seq)
+    return delivery.own_entries_after(store, seq), delivery.own_blobs_after(store, seq)
 
 
 def push(
@@ -140,7 +141,7 @@ def _rewind(store: Store, server_seq: int) -> None:
     sent again: a record wiped after delivery no longer can."""
     joined = enrolment(store)
     try:
-        store.outbox(server_seq, bytes.fromhex(joined["org_read_key"]))
+        delivery.outbox(store, server_seq, bytes.fromhex(joined["org_read_key"]))
     except StoreCorrupted as exc:
         raise StoreStateError(
             f"this device cannot send again what the server lost after seq {server_seq}: "
@@ -183,8 +184,8 @@ def _push(
             "Nothing was wiped.",
         ) from exc
     if wipe_after:
-        report.wiped_records, report.wiped_attachments = store.forget_delivered(
-            delivered_seq(store)
+        report.wiped_records, report.wiped_attachments = delivery.forget_delivered(
+            store, delivered_seq(store)
         )
         problems.forget_records(store, store.forgotten_records())
     return report
@@ -205,7 +206,7 @@ def _push_stopped(versions: int, attachments: int) -> Interrupted:
 def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:
     """The versions not yet acknowledged, and the stored size of each blob they reference
     (in the order they are first referenced)."""
-    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    outbox = delivery.outbox(store, delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
     blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
     return outbox, {b: blobs.blob_path(store, b).stat().st_size for b in blob_ids}
 

@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
-from fieldsync.store import blobs, custody
+from fieldsync.store import blobs, custody, delivery
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
@@ -402,7 +402,7 @@ def test_check_passes_a_store_whose_delivered_records_were_wiped_and_counts_what
             records.create(store, get_form("incident"), example("incident"))
         kept = records.create(store, get_form("incident"), example("incident"))
         records.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
-        assert store.forget_delivered(3) == (3, 0)
+        assert delivery.forget_delivered(store, 3) == (3, 0)
     with Store.open(store_home, PASSPHRASE) as store:
         report = store.check()
     assert report.problems == []
