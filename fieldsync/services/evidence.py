@@ -30,7 +30,8 @@ from fieldsync.services import problems
 from fieldsync.services.records import author_labels
 from fieldsync.store import blobs, custody
 from fieldsync.store.custody import KeptReceipt
-from fieldsync.store.store import Store, Version
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version
 
 README = """\
 fieldsync evidence package

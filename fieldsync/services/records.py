@@ -33,7 +33,8 @@ from fieldsync.errors import (
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs
 from fieldsync.store.index import IndexEntry
-from fieldsync.store.store import Store, Version, heads_of
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version, heads_of
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fieldsync.services import records, sync
-from fieldsync.store import blobs
+from fieldsync.store import blobs, integrity
+from fieldsync.store.identity import Identity
 from fieldsync.store.integrity import CheckReport
-from fieldsync.store.store import Identity, Store
+from fieldsync.store.store import Store
 from fieldsync.store.store import wipe as wipe_store
 
 
@@ -31,7 +32,7 @@ def check(store: Store, *, repair: bool = False) -> CheckReport:
     blobs.discard_partial_blobs(store)
     if repair:
         rebuild_index(store)
-    return store.check()
+    return integrity.check(store)
 
 
 def rebuild_index(store: Store) -> int:

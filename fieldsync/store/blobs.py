@@ -11,20 +11,32 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
+
+from sqlmodel import Session
 
 from fieldsync.core import blob, crypto
 from fieldsync.errors import IntegrityError, StoreCorrupted
 from fieldsync.store import files
 from fieldsync.store.db import BlobRow, db_errors
-from fieldsync.store.store import BLOBS_DIR, Store
+
+BLOBS_DIR = "blobs"
 
 
-def blob_path(store: Store, blob_id: str) -> Path:
+class BlobHome(Protocol):
+    """What blob files need of a store (a ``Store``): its folder, and a session to record
+    them in. A protocol, so that store.py and integrity.py can use this module."""
+
+    home: Path
+
+    def session(self) -> Session: ...
+
+
+def blob_path(store: BlobHome, blob_id: str) -> Path:
     return store.home / BLOBS_DIR / blob_id[:2] / blob_id
 
 
-def put_blob(store: Store, source: BinaryIO) -> blob.Sealed:
+def put_blob(store: BlobHome, source: BinaryIO) -> blob.Sealed:
     """Encrypt a file into the store, streaming; returns its id, key and measurements."""
     sealed = blob.Sealed(key=blob.new_key())
     staging = _staging(store, "incoming")
@@ -33,7 +45,9 @@ def put_blob(store: Store, source: BinaryIO) -> blob.Sealed:
     return sealed
 
 
-def import_blob(store: Store, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]) -> int:
+def import_blob(
+    store: BlobHome, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]
+) -> int:
     """Keep an encrypted blob that ``fill(write)`` delivers (a download), only if its bytes
     hash to ``blob_id``; returns its size. Nothing is kept otherwise."""
     staging = _staging(store, "download")
@@ -62,7 +76,7 @@ def import_blob(store: Store, blob_id: str, fill: Callable[[Callable[[bytes], No
     return size
 
 
-def read_blob(store: Store, blob_id: str, key: bytes) -> Iterator[bytes]:
+def read_blob(store: BlobHome, blob_id: str, key: bytes) -> Iterator[bytes]:
     path = blob_path(store, blob_id)
     what = f"attachment blob {blob_id[:12]}"
     if not path.is_file():
@@ -71,7 +85,7 @@ def read_blob(store: Store, blob_id: str, key: bytes) -> Iterator[bytes]:
         yield from blob.decrypt(key, handle, what=what)
 
 
-def discard_partial_blobs(store: Store) -> int:
+def discard_partial_blobs(store: BlobHome) -> int:
     """Remove encrypted leftovers of interrupted blob writes; returns how many."""
     tmp_dir = store.home / BLOBS_DIR / "tmp"
     removed = 0
@@ -81,14 +95,14 @@ def discard_partial_blobs(store: Store) -> int:
     return removed
 
 
-def _staging(store: Store, kind: str) -> Path:
+def _staging(store: BlobHome, kind: str) -> Path:
     """A fresh path in blobs/tmp, where a blob is written before it is complete."""
     tmp_dir = store.home / BLOBS_DIR / "tmp"
     files.make_private_dir(tmp_dir)
     return tmp_dir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}"
 
 
-def _keep_blob(store: Store, staging: Path, blob_id: str, stored_size: int) -> None:
+def _keep_blob(store: BlobHome, staging: Path, blob_id: str, stored_size: int) -> None:
     """Move a complete, durable blob file from blobs/tmp to its name, then record it."""
     final = blob_path(store, blob_id)
     files.make_private_dir(final.parent)
@@ -98,7 +112,7 @@ def _keep_blob(store: Store, staging: Path, blob_id: str, stored_size: int) -> N
 
 
 @db_errors
-def _remember_blob(store: Store, blob_id: str, stored_size: int) -> None:
+def _remember_blob(store: BlobHome, blob_id: str, stored_size: int) -> None:
     with store.session() as session, session.begin():
         if session.get(BlobRow, blob_id) is None:
             session.add(BlobRow(id=blob_id, stored_size=stored_size))

@@ -24,7 +24,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Set
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +31,9 @@ from sqlalchemy import Engine, func, insert
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
-from fieldsync.core import clock, crypto, encoding, vault
+from fieldsync.core import crypto, encoding, vault
 from fieldsync.core.body import Body
-from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.core.ids import fingerprint
 from fieldsync.errors import (
     DecryptionFailed,
     IntegrityError,
@@ -51,7 +48,8 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.store import epochs, files, integrity
+from fieldsync.store import epochs, files
+from fieldsync.store.blobs import BLOBS_DIR
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
@@ -69,87 +67,24 @@ from fieldsync.store.db import (
     schema_version,
 )
 from fieldsync.store.epochs import EPOCHS_FILE, Epoch, EpochFile
+from fieldsync.store.identity import Identity
 from fieldsync.store.index import IndexCodec, IndexEntry
-from fieldsync.store.integrity import CheckReport
+from fieldsync.store.version import Version, damaged_entry, heads_of
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
 NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
 LOCK_FILE = "store.lock"  # shared while a Store is open, alone while its keys change
 
-BLOBS_DIR = "blobs"
 LABEL_DRAFT = b"fieldsync/draft/v1"
 LABEL_SETTINGS = b"fieldsync/settings/v1"
 LABEL_RECORD_SETTING = b"fieldsync/record-setting/v1"
 RECORD_SETTING = "record-setting:"  # meta rows: a record's settings, under the epoch key
 RESEALED = 50  # record settings re-sealed at a time (each up to a version's size)
-KEY_DEVICE_SIGN = "device_sign"
-KEY_DEVICE_BOX = "device_box"
-KEY_ORG_READ = "org_read"
 OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
 VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
 EPOCH = "epoch"  # meta row: which epoch key the database is encrypted under
 LABEL_VAULT_KEY_ID = b"fieldsync/vault-key-id/v1"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Every secret key a store holds.
-
-    A documenter's store holds a device signing key and box key. An administrator's store
-    (``fieldsync admin init``) also holds the organisation's read key, and its signing key is
-    the organisation's admin key.
-    """
-
-    signer: crypto.SigningPair
-    box: crypto.BoxPair
-    org_read: crypto.BoxPair | None = None
-
-    @classmethod
-    def generate(cls, *, admin: bool = False) -> Identity:
-        org = crypto.BoxPair.generate() if admin else None
-        return cls(crypto.SigningPair.generate(), crypto.BoxPair.generate(), org)
-
-    @classmethod
-    def from_secrets(cls, secrets: vault.Secrets) -> Identity:
-        keys = secrets.keys
-        org = keys.get(KEY_ORG_READ)
-        return cls(
-            crypto.SigningPair(keys[KEY_DEVICE_SIGN]),
-            crypto.BoxPair(keys[KEY_DEVICE_BOX]),
-            crypto.BoxPair(org) if org is not None else None,
-        )
-
-    def secrets(self) -> vault.Secrets:
-        keys = {KEY_DEVICE_SIGN: self.signer.seed, KEY_DEVICE_BOX: self.box.secret}
-        if self.org_read is not None:
-            keys[KEY_ORG_READ] = self.org_read.secret
-        return vault.Secrets(keys)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.org_read is not None
-
-    @property
-    def device_id(self) -> str:
-        return self.signer.public.hex()
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.signer.public, self.box.public)
-
-
-@dataclass(frozen=True)
-class Version:
-    """One stored version: its verified entry and, if it could be opened, its body."""
-
-    entry: Entry
-    body: Body | None
-    problem: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.entry.id
 
 
 @contextlib.contextmanager
@@ -667,7 +602,15 @@ class Store:
         self._epoch_keys()  # read before the transaction takes the lock
         try:
             with Session(self._engine, autoflush=False) as session, session.begin():
-                writer = Writer(self, session)
+                writer = Writer(
+                    session,
+                    identity=self.identity,
+                    reader=self.reader,
+                    readers=self.readers(),
+                    own_wrap=self.own_wrap,
+                    index_codec=self.index_codec,
+                    now_ms=self.now_ms,
+                )
                 yield writer
                 writer.finish()
         except DatabaseError as exc:
@@ -776,7 +719,7 @@ class Store:
             if (header.record, header.author, header.seq) != (row.record, row.author, row.seq):
                 raise IntegrityError(f"version {row.id[:12]} is filed under the wrong record")
         except IntegrityError as exc:
-            placeholder = _damaged_entry(row)
+            placeholder = damaged_entry(row)
             return Version(placeholder, None, f"version {row.id[:12]} is damaged: {exc.message}")
         if wrapped is None:
             return Version(entry, None, f"this device holds no key for version {entry.id[:12]}")
@@ -936,12 +879,7 @@ class Store:
     def forgotten_records(self) -> set[str]:
         return set((self.setting("forgotten") or {}).get("records", []))
 
-    # --- integrity -----------------------------------------------------------------------
-
-    @db_errors
-    def check(self) -> CheckReport:
-        """Re-verify everything: database pages, signatures, chain, keys, index, blobs."""
-        return integrity.check(self)
+    # --- the index, rebuilt ----------------------------------------------------------
 
     @db_errors
     def entry_records(self) -> list[str]:
@@ -986,26 +924,6 @@ class Store:
         )
         with Session(self._engine) as session, session.begin():
             session.merge(row)
-
-
-def heads_of(versions: list[Version]) -> set[str]:
-    """The versions of a record that no other version builds on."""
-    return {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
-
-
-def _damaged_entry(row: EntryRow) -> Entry:
-    """A stand-in for an entry whose bytes no longer verify, so it can still be listed."""
-    header = Header(
-        author=row.author,
-        seq=row.seq,
-        prev=None,
-        record=row.record,
-        parents=(),
-        hlc=clock.ZERO,
-        nonce="",
-        commit="",
-    )
-    return Entry(raw=b"", id=row.id, header=header, ciphertext=b"", associated=b"")
 
 
 def _discard_unfinished_init(home: Path) -> None:

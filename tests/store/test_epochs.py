@@ -18,7 +18,7 @@ from fieldsync.core import crypto
 from fieldsync.errors import DiskError, DiskFull, StoreBusy, StoreCorrupted, WrongPassphrase
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
-from fieldsync.store import delivery, epochs
+from fieldsync.store import delivery, epochs, integrity
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
 from fieldsync.store.index import IndexCodec
 from fieldsync.store.store import NEW_VAULT_FILE, Store
@@ -60,7 +60,7 @@ def test_a_wipe_cut_short_before_its_commit_drops_the_new_key(store_home: Path) 
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == kept
         assert store.epoch == old
-        assert store.check().ok
+        assert integrity.check(store).ok
     assert [e for e in store._epoch_file.read() if e] == [old]
 
 
@@ -77,7 +77,7 @@ def test_a_wipe_cut_short_after_its_commit_destroys_the_old_key(store_home: Path
         assert store.epoch == new
         assert [e for e in store._epoch_file.read() if e] == [new]
         assert {r.record for r in store.index()} == {first, second}
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
     with opened(store_home) as store:
         assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
         assert all(records.read(store, r).body for r in kept)
-        assert store.check().ok
+        assert integrity.check(store).ok
         with store.session() as session:
             left = session.exec(select(WrapRow).where(WrapRow.reader == box.hex())).all()
             assert left == []
@@ -182,7 +182,7 @@ def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path)
         assert [r.record for r in store.index()] == [kept]
         assert records.read(store, kept).body is not None
         assert store.forgotten_records() == set(wiped)
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 @contextlib.contextmanager
@@ -221,7 +221,7 @@ def test_a_wipe_whose_transaction_fails_leaves_the_store_as_it_is_on_disk(
         assert {r.record for r in store.index()} == {kept, later}
         assert records.read(store, kept).body is not None
         assert records.read(store, later).body is not None
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk(
@@ -243,4 +243,4 @@ def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == [later]
         assert records.read(store, later).body is not None
-        assert store.check().ok
+        assert integrity.check(store).ok

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from fieldsync.core.body import Attachment, Body
 from fieldsync.core.ids import new_record_id
-from fieldsync.store import blobs
+from fieldsync.store import blobs, integrity
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 from tests.conftest import PASSPHRASE
@@ -113,7 +113,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_store_checks_clean(self) -> None:
-        report = self.store.check()
+        report = integrity.check(self.store)
         assert report.ok, report.problems
         assert report.entries == len(self.committed)
 

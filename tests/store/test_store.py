@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import records
 from fieldsync.services.forms import get_form
-from fieldsync.store import blobs, custody, delivery
+from fieldsync.store import blobs, custody, delivery, integrity
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
@@ -53,7 +53,7 @@ def test_versions_chain_and_index(store: Store) -> None:
     assert index[record].heads == (second,)
     assert index[record].versions == 2
     assert index[record].summary == "two"
-    assert store.check().ok
+    assert integrity.check(store).ok
 
 
 def test_a_transaction_that_fails_leaves_nothing(store: Store) -> None:
@@ -131,7 +131,7 @@ def test_one_damaged_entry_leaves_the_others_readable(store: Store, store_home: 
     assert version.body is None
     assert "damaged" in (version.problem or "")
     assert store.versions(intact)[0].body is not None
-    report = store.check()
+    report = integrity.check(store)
     assert not report.ok
     assert any(damaged_id[:12] in p for p in report.problems)
 
@@ -308,7 +308,7 @@ def test_check_names_a_version_missing_from_the_devices_own_chain(
         db.execute("delete from wraps where entry_id = ?", (gone,))
         db.execute("delete from local_wraps where entry_id = ?", (gone,))
         db.execute("delete from entries where id = ?", (gone,))
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: seq 2 of this device is missing (version {third[:12]} at seq 3 follows seq 1)"
     ]
@@ -328,7 +328,7 @@ def test_check_names_every_seq_of_a_longer_gap_in_the_devices_own_chain(
             ("entries", "id"),
         ):
             db.executemany(f"delete from {table} where {column} = ?", [(g,) for g in gone])
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: seq 2..3 of this device is missing (version {fourth[:12]} at seq 4 follows seq 1)"
     ]
@@ -362,7 +362,7 @@ def test_check_names_a_version_of_the_right_seq_from_another_history_of_the_devi
             db.execute(
                 f"insert into {table} select * from other.{table} where {column} = ?", (theirs,)
             )
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: version {theirs[:12]} (seq 2) does not follow seq 1 of its author",
         f"chain: version {third[:12]} (seq 3) does not follow seq 2 of its author",
@@ -404,7 +404,7 @@ def test_check_passes_a_store_whose_delivered_records_were_wiped_and_counts_what
         records.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
         assert delivery.forget_delivered(store, 3) == (3, 0)
     with Store.open(store_home, PASSPHRASE) as store:
-        report = store.check()
+        report = integrity.check(store)
     assert report.problems == []
     assert (report.entries, report.records, report.blobs) == (5, 1, 1)
 
@@ -416,7 +416,7 @@ def test_check_names_a_version_of_a_record_not_wiped_whose_key_is_gone(
     with sqlite3.connect(store_home / DB_FILE) as db:
         (lost,) = db.execute("select id from entries where seq = 1").fetchone()
         db.execute("delete from local_wraps where entry_id = ?", (lost,))
-    problems = store.check().problems
+    problems = integrity.check(store).problems
     assert len(problems) == 1 and lost[:12] in problems[0]
 
 
@@ -429,7 +429,7 @@ def test_check_names_every_attachment_missing_or_altered(store: Store, tmp_path:
     blobs.blob_path(store, attached[1]).unlink()
     altered = blobs.blob_path(store, attached[2])
     altered.write_bytes(altered.read_bytes()[:-1] + b"\x00")
-    assert store.check().problems == [
+    assert integrity.check(store).problems == [
         f"blob {attached[0][:12]} is missing",
         f"blob {attached[1][:12]} is missing",
         f"blob {attached[2][:12]} does not match its hash",
