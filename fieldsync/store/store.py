@@ -902,10 +902,10 @@ class Store:
         heads = heads_of(versions)
         clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
         created, updated = min(clocks), max(clocks)
-        nonce, ct = self.index_codec.seal(
+        row = self.index_codec.seal_row(
             IndexEntry(
                 record=record,
-                heads=(),
+                heads=tuple(heads),
                 form=shown.form,
                 summary=summary,
                 created=created,
@@ -914,13 +914,6 @@ class Store:
                 attachments=len(shown.attachments),
                 conflict=conflict,
             )
-        )
-        row = RecordRow(
-            record=record,
-            heads=json.dumps(sorted(heads)),
-            created_ms=created.wall_ms,
-            index_nonce=nonce,
-            index_ct=ct,
         )
         with Session(self._engine) as session, session.begin():
             session.merge(row)

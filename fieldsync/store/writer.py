@@ -161,9 +161,6 @@ class Writer:
         hlc = entry.header.hlc
         if row is None:
             heads, created, versions, conflict = {entry.id}, hlc, 1, False
-            row = RecordRow(
-                record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
-            )
         else:
             previous = codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
             if previous.problem:  # building on a damaged cache would spread the damage
@@ -176,11 +173,10 @@ class Writer:
             created, versions = min(previous.created, hlc), previous.versions + 1
             hlc = max(previous.updated, hlc)
             conflict = previous.conflict and len(heads) > 1  # settled again after a pull
-        row.heads = json.dumps(sorted(heads))
-        row.index_nonce, row.index_ct = codec.seal(
+        row = codec.seal_row(
             IndexEntry(
                 record=record,
-                heads=(),
+                heads=tuple(heads),
                 form=body.form,
                 summary=summary,
                 created=created,
@@ -188,7 +184,8 @@ class Writer:
                 versions=versions,
                 attachments=len(body.attachments),
                 conflict=conflict,
-            )
+            ),
+            row,
         )
         self._rows[record] = row
         self._session.add(row)
