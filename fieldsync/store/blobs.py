@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol
 
 from sqlmodel import Session
 
+from fieldsync import durable
 from fieldsync.core import blob, crypto
 from fieldsync.errors import IntegrityError, StoreCorrupted
 from fieldsync.store import files
@@ -107,7 +108,7 @@ def _keep_blob(store: BlobHome, staging: Path, blob_id: str, stored_size: int) -
     final = blob_path(store, blob_id)
     files.make_private_dir(final.parent)
     os.replace(staging, final)
-    files.fsync_dir(final.parent)
+    durable.fsync_dir(final.parent)
     _remember_blob(store, blob_id, stored_size)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, func, insert
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
+from fieldsync import durable
 from fieldsync.core import crypto, encoding, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import parse as parse_entry
@@ -412,7 +413,7 @@ class Store:
             if (home / NEW_VAULT_FILE).exists():  # not yet renamed over the old
                 files.overwrite(home / VAULT_FILE)
                 os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
-                files.fsync_dir(home)
+                durable.fsync_dir(home)
         else:
             files.destroy(home / NEW_VAULT_FILE)
         if not self._epoch_file.exists():
