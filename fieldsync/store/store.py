@@ -11,6 +11,11 @@ Write ordering, and what survives a crash: a blob is written to blobs/tmp, flush
 into place before the entry that references it is committed; an entry, its key wrap, the record
 index and the device's clock move together in one SQLite transaction (WAL, synchronous=FULL).
 A crash leaves either the whole save or none of it, plus at most an unreferenced encrypted blob.
+
+``Store`` keeps what needs its engine and keys: opening and unlocking, the passphrase change,
+the epoch keys, writing and reading versions and the index (longer than 400 lines for that:
+the key changes must see all of it). The rest are functions over a store: blobs.py,
+delivery.py, custody.py, integrity.py.
 """
 
 from __future__ import annotations
