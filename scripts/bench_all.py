@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Every figure of issue 6 in one run, each beside the limit that bounds it (``scripts/bench``).
+"""Every figure fieldsync promises, in one run, each beside the limit that bounds it (``scripts/bench``).
 
     scripts/bench [--quick] [--json] [--only ingest,attachment,links,store,load]
                   [--database-url postgresql+psycopg://USER@HOST/DB]
 
 Machines here are shared and noisy, so each figure comes with a baseline measured in the same
-run, and the ratio is what to compare across machines (targets from issue 6 in brackets):
+run, and the ratio is what to compare across machines (the targets of docs/performance.md in brackets):
 
 - ingest      entries/s the server verifies and commits (batches of 500 entries of about 1 KB,
               loopback HTTP, a real uvicorn process)  vs  raw Ed25519 verifications/s  [>= 0.5];

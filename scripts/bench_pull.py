@@ -30,7 +30,7 @@ from fieldsync.core import entry as entry_format  # noqa: E402
 from fieldsync.core.body import Body  # noqa: E402
 from fieldsync.core.clock import HLC  # noqa: E402
 from fieldsync.server import data  # noqa: E402
-from fieldsync.services import admin, enrol, importer, pull, records, sync  # noqa: E402
+from fieldsync.services import admin, enrol, importer, pull, reading, records, sync  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
 from tests.conftest import example  # noqa: E402
@@ -64,7 +64,7 @@ def raw_baseline(count: int) -> float:
 
 def bulk_edit(store: Store, field_sets: list[str]) -> None:
     """One new version of every record in one transaction (setup, not measured)."""
-    views = [records.read(store, row.record) for row in store.index()]
+    views = [reading.read(store, row.record) for row in store.index()]
     readers = [records.readers_for(store, view) for view in views]
     with store.writer() as writer:
         for view, sealed_for in zip(views, readers, strict=True):

@@ -37,7 +37,7 @@ from bench_store import timed  # noqa: E402  (beside this script)
 from bench_sync import print_table  # noqa: E402
 
 from fieldsync.core import crypto, encoding  # noqa: E402
-from fieldsync.services import admin, evidence, export, importer, records, reports  # noqa: E402
+from fieldsync.services import admin, attachments, evidence, export, importer, records, reports  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
 from tests import generated  # noqa: E402
@@ -104,7 +104,7 @@ def bench(n: int, home: Path) -> list[dict[str, object]]:
     big = work / "video.bin"
     big.write_bytes(os.urandom(20 * 1024 * 1024))
     record = records.create(store, get_form("incident"), generated.incident(random.Random(3)))
-    records.attach(store, record, [big])
+    attachments.attach(store, record, [big])
 
     def package() -> None:
         evidence.build(store, record, work / "case.zip", force=True)

@@ -44,7 +44,7 @@ from fieldsync.core.clock import HLC  # noqa: E402
 from fieldsync.core.ids import new_record_id  # noqa: E402
 from fieldsync.core.org import OrgKeys  # noqa: E402
 from fieldsync.server import data  # noqa: E402
-from fieldsync.services import admin, enrol, records, sync  # noqa: E402
+from fieldsync.services import admin, attachments, enrol, records, sync  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
 from fieldsync.store import delivery  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
@@ -214,7 +214,7 @@ def attachment(work: Path, url: str, admin_store: Store, size_mb: int) -> dict[s
             pass
     raw_rate = size_mb / (time.perf_counter() - started)
     started = time.perf_counter()
-    records.attach(store, record, [big])
+    attachments.attach(store, record, [big])
     report = sync.push(store, client_for=pusher)
     rate = size_mb / (time.perf_counter() - started)
     assert report.blobs == 1
@@ -248,7 +248,7 @@ def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[s
         record = records.create(store, get_form("incident"), example("incident"))
         video = work / "video.bin"
         video.write_bytes(os.urandom(size_mb * MB))
-        records.attach(store, record, [video])
+        attachments.attach(store, record, [video])
         for _ in range(20):
             records.create(store, get_form("interview"), example("interview"))
         joined = store.setting("enrolment")

@@ -8,7 +8,9 @@ outputs are exact bytes that any implementation of the format must reproduce.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import crypto, encoding, invite, receipt
@@ -16,6 +18,7 @@ from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors"
+Case = dict[str, Any]
 
 
 def entry_vectors() -> list[dict[str, object]]:
@@ -171,12 +174,420 @@ def sync_vectors() -> list[dict[str, object]]:
     ]
 
 
+def decision_vectors() -> list[dict[str, object]]:
+    """The server's and the pull's decisions (core/admission.py, core/pulled.py): each case's
+    inputs and its verdict, both written here by hand and never computed, so that the test is
+    an oracle independent of the code it checks. Ids are readable names: a decision looks at
+    ids only as labels (a1 is device a's entry at seq 1; b2 a different entry at seq 2)."""
+
+    def link(
+        seq: int, prev: str | None, id_: str, record: str = "r1", parents: Sequence[str] = ()
+    ) -> Case:
+        return {"seq": seq, "prev": prev, "id": id_, "record": record, "parents": list(parents)}
+
+    def chain(
+        description: str,
+        last_seq: int,
+        head: str | None,
+        links: list[Case],
+        stored: dict[int, str],
+        expect: Case,
+    ) -> Case:
+        return {
+            "decision": "chain",
+            "description": description,
+            "chain": {"last_seq": last_seq, "head": head},
+            "links": links,
+            "stored": {str(seq): id_ for seq, id_ in stored.items()},
+            "expect": expect,
+        }
+
+    def parents(
+        description: str,
+        links: list[Case],
+        fresh: list[int],
+        stored: dict[str, str],
+        wanted: list[str],
+        expect: Case,
+    ) -> Case:
+        return {
+            "decision": "parents",
+            "description": description,
+            "links": links,
+            "fresh": fresh,
+            "stored": stored,
+            "wanted": wanted,
+            "expect": expect,
+        }
+
+    a1, a2, a3 = link(1, None, "a1"), link(2, "a1", "a2"), link(3, "a2", "a3")
+    cases = [
+        chain(
+            "a first batch on an empty chain",
+            0,
+            None,
+            [a1, a2],
+            {},
+            {"verdict": "accept", "fresh": [0, 1]},
+        ),
+        chain(
+            "a batch continuing the chain", 2, "a2", [a3], {}, {"verdict": "accept", "fresh": [0]}
+        ),
+        chain(
+            "a replayed overlap, then fresh entries",
+            2,
+            "a2",
+            [a2, a3],
+            {2: "a2"},
+            {"verdict": "accept", "fresh": [1]},
+        ),
+        chain(
+            "every entry stored already (a rebuilt batch)",
+            2,
+            "a2",
+            [a1, a2],
+            {1: "a1", 2: "a2"},
+            {"verdict": "replay"},
+        ),
+        chain(
+            "a batch past the next seq",
+            2,
+            "a2",
+            [link(4, "a3", "a4")],
+            {},
+            {"verdict": "gap", "expected": 3, "got": 4},
+        ),
+        chain(
+            "a gap is decided before anything stored is looked at",
+            0,
+            None,
+            [link(2, "a1", "b2")],
+            {2: "a2"},
+            {"verdict": "gap", "expected": 1, "got": 2},
+        ),
+        chain(
+            "a different entry at the first stored seq",
+            2,
+            "a2",
+            [link(2, "a1", "b2"), link(3, "b2", "b3")],
+            {2: "a2"},
+            {"verdict": "fork", "seq": 2},
+        ),
+        chain(
+            "a fork after a replayed overlap",
+            2,
+            "a2",
+            [a1, link(2, "a1", "b2")],
+            {1: "a1", 2: "a2"},
+            {"verdict": "fork", "seq": 2},
+        ),
+        chain(
+            "the first fork in the batch is named",
+            3,
+            "a3",
+            [link(2, "a1", "b2"), link(3, "b2", "b3")],
+            {2: "a2", 3: "a3"},
+            {"verdict": "fork", "seq": 2},
+        ),
+        chain(
+            "a fork is found before the chain is checked",
+            2,
+            "a2",
+            [link(2, "x1", "b2"), link(3, "b2", "b3")],
+            {2: "a2"},
+            {"verdict": "fork", "seq": 2},
+        ),
+        chain(
+            "the next seq on another head",
+            2,
+            "a2",
+            [link(3, "b2", "b3")],
+            {},
+            {"verdict": "broken"},
+        ),
+        chain(
+            "fresh entries that start before the next seq",
+            3,
+            "a3",
+            [a1, a2],
+            {1: "a1"},
+            {"verdict": "broken"},
+        ),
+        chain(
+            "a first entry that names a head on an empty chain",
+            0,
+            None,
+            [link(1, "a0", "a1")],
+            {},
+            {"verdict": "broken"},
+        ),
+        parents(
+            "a new record, and a version on it earlier in the batch",
+            [a1, link(2, "a1", "a2", parents=["a1"])],
+            [0, 1],
+            {},
+            [],
+            {"verdict": "none"},
+        ),
+        parents(
+            "a parent the server holds, of the same record",
+            [link(3, "a2", "a3", parents=["a2"])],
+            [0],
+            {"a2": "r1"},
+            ["a2"],
+            {"verdict": "none"},
+        ),
+        parents(
+            "two parents the server does not hold",
+            [link(3, "a2", "a3", parents=["x1", "x2"])],
+            [0],
+            {},
+            ["x1", "x2"],
+            {"verdict": "missing", "count": 2},
+        ),
+        parents(
+            "only the parents not held are counted",
+            [link(3, "a2", "a3", parents=["a2", "x9"])],
+            [0],
+            {"a2": "r1"},
+            ["a2", "x9"],
+            {"verdict": "missing", "count": 1},
+        ),
+        parents(
+            "a stored parent of another record",
+            [link(3, "a2", "a3", parents=["b7"])],
+            [0],
+            {"b7": "r2"},
+            ["b7"],
+            {"verdict": "foreign", "seq": 3},
+        ),
+        parents(
+            "a parent earlier in the batch, of another record",
+            [a1, link(2, "a1", "a2", "r2", ["a1"])],
+            [0, 1],
+            {},
+            [],
+            {"verdict": "foreign", "seq": 2},
+        ),
+        parents(
+            "a missing parent is named before a foreign one",
+            [link(2, "a1", "a2", parents=["b7"]), link(3, "a2", "a3", parents=["x9"])],
+            [0, 1],
+            {"b7": "r2"},
+            ["b7", "x9"],
+            {"verdict": "missing", "count": 1},
+        ),
+        parents(
+            "the parents of a replayed entry are not looked at",
+            [link(1, None, "a1", parents=["x0"]), link(2, "a1", "a2", parents=["a1"])],
+            [1],
+            {},
+            [],
+            {"verdict": "none"},
+        ),
+    ]
+
+    def pull(
+        description: str, version: Case, expect: Case, again: bool = False, **known: object
+    ) -> Case:
+        return {
+            "decision": "pull",
+            "description": description,
+            "known": {"trusted": ["dev1", "admin"]} | known,
+            "version": {"author": "dev1", "seq": 5, "record": "r1", "parents": [], "wrap": "w1"}
+            | version,
+            "again": again,
+            "expect": expect,
+        }
+
+    opened = {"verdict": "open"}
+    fork = {"verdict": "refuse", "why": "fork"}
+    kept = {"v5": {"record": "r1", "kept": True, "wrap": "w1"}}
+    cases += [
+        pull("a trusted author's version, nothing known against it", {"id": "v5"}, opened),
+        pull(
+            "a version of a record wiped here, before anything else (even an untrusted key)",
+            {"id": "v5", "author": "stranger"},
+            {"verdict": "skip"},
+            forgotten=["r1"],
+        ),
+        pull(
+            "a refused device's version",
+            {"id": "v5", "author": "dev9"},
+            {"verdict": "set aside", "why": "refused author"},
+            refused={"dev9": "the server lists it under invite 'x'"},
+        ),
+        pull(
+            "a refused device's version set aside already",
+            {"id": "v5", "author": "dev9"},
+            {"verdict": "unchanged"},
+            refused={"dev9": "why"},
+            aside={"v5": {"record": "r1", "kept": False, "wrap": "w0"}},
+        ),
+        pull(
+            "a key this store does not trust",
+            {"id": "v5", "author": "stranger"},
+            {"verdict": "refuse", "why": "untrusted"},
+        ),
+        pull(
+            "held here already", {"id": "v5"}, {"verdict": "held"}, held={"v5": ["r1", "dev1", 5]}
+        ),
+        pull("seen earlier in this pull", {"id": "v5"}, {"verdict": "held"}, seen={"v5": "r1"}),
+        pull(
+            "held is decided before a fork at its place",
+            {"id": "v5"},
+            {"verdict": "held"},
+            held={"v5": ["r1", "dev1", 5]},
+            taken=[["dev1", 5]],
+        ),
+        pull(
+            "set aside with its bytes, served again with the same wrap",
+            {"id": "v5"},
+            {"verdict": "unchanged"},
+            aside=kept,
+            aside_at=[["dev1", 5, "v5"]],
+        ),
+        pull(
+            "set aside with its bytes, served with another wrap: that one is tried",
+            {"id": "v5", "wrap": "w2"},
+            opened,
+            aside=kept,
+            aside_at=[["dev1", 5, "v5"]],
+        ),
+        pull(
+            "set aside with its bytes, retried as kept",
+            {"id": "v5"},
+            opened,
+            again=True,
+            aside=kept,
+            aside_at=[["dev1", 5, "v5"]],
+        ),
+        pull(
+            "set aside without its bytes (past the cap), served again",
+            {"id": "v5"},
+            opened,
+            aside={"v5": {"record": "r1", "kept": False, "wrap": "w1"}},
+            aside_at=[["dev1", 5, "v5"]],
+        ),
+        pull("another version held at its author's seq", {"id": "v5"}, fork, taken=[["dev1", 5]]),
+        pull(
+            "another version seen at its author's seq in this pull",
+            {"id": "v5"},
+            fork,
+            places=[["dev1", 5]],
+        ),
+        pull(
+            "another version set aside at its author's seq",
+            {"id": "v5"},
+            fork,
+            aside_at=[["dev1", 5, "x5"]],
+        ),
+        pull(
+            "a parent held here, of the same record",
+            {"id": "v5", "parents": ["v4"]},
+            opened,
+            held={"v4": ["r1", "dev1", 4]},
+        ),
+        pull(
+            "a parent held here, of another record",
+            {"id": "v5", "parents": ["v4"]},
+            {"verdict": "set aside", "why": "other record"},
+            held={"v4": ["r2", "dev1", 4]},
+        ),
+        pull(
+            "a parent seen in this pull, of another record",
+            {"id": "v5", "parents": ["v4"]},
+            {"verdict": "set aside", "why": "other record"},
+            seen={"v4": "r2"},
+        ),
+        pull(
+            "a parent set aside, of the same record",
+            {"id": "v5", "parents": ["v4"]},
+            {"verdict": "set aside", "why": "on set aside"},
+            aside={"v4": {"record": "r1", "kept": True, "wrap": "w1"}},
+        ),
+        pull(
+            "a parent set aside, of another record",
+            {"id": "v5", "parents": ["v4"]},
+            {"verdict": "set aside", "why": "other record"},
+            aside={"v4": {"record": "r2", "kept": True, "wrap": "w1"}},
+        ),
+        pull(
+            "a parent not served yet (a feed out of order)",
+            {"id": "v5", "parents": ["v4"]},
+            {"verdict": "refuse", "why": "out of order"},
+        ),
+        pull(
+            "parents are judged in order: one not served, then another record's",
+            {"id": "v5", "parents": ["v3", "v4"]},
+            {"verdict": "refuse", "why": "out of order"},
+            seen={"v4": "r2"},
+        ),
+        pull(
+            "parents are judged in order: another record's, then one not served",
+            {"id": "v5", "parents": ["v3", "v4"]},
+            {"verdict": "set aside", "why": "other record"},
+            seen={"v3": "r2"},
+        ),
+    ]
+    aside_v4 = {"v4": {"record": "r1", "kept": True, "wrap": "w1"}}
+    cases += [
+        {
+            "decision": "waits",
+            "description": "a parent set aside after the version was checked",
+            "parents": ["v4"],
+            "known": {"aside": aside_v4},
+            "expect": True,
+        },
+        {
+            "decision": "waits",
+            "description": "a parent set aside and then checked in this pull",
+            "parents": ["v4"],
+            "known": {"aside": aside_v4, "seen": {"v4": "r1"}},
+            "expect": False,
+        },
+        {
+            "decision": "waits",
+            "description": "no parent set aside",
+            "parents": ["v4"],
+            "known": {"held": {"v4": ["r1", "dev1", 4]}},
+            "expect": False,
+        },
+        {
+            "decision": "settled",
+            "description": "a version set aside and held here now",
+            "id": "v5",
+            "record": "r1",
+            "known": {"held": {"v5": ["r1", "dev1", 5]}},
+            "expect": True,
+        },
+        {
+            "decision": "settled",
+            "description": "a version set aside whose record was wiped",
+            "id": "v5",
+            "record": "r1",
+            "known": {"forgotten": ["r1"]},
+            "expect": True,
+        },
+        {
+            "decision": "settled",
+            "description": "a version set aside and still not stored",
+            "id": "v5",
+            "record": "r1",
+            "known": {},
+            "expect": False,
+        },
+    ]
+    return cases
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cases in (
         ("entry-v1.json", entry_vectors()),
         ("primitives-v1.json", primitive_vectors()),
         ("sync-v1.json", sync_vectors()),
+        ("decisions-v1.json", decision_vectors()),
     ):
         (OUT / name).write_text(
             json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -32,6 +32,7 @@ from fieldsync.cli.options import (
 from fieldsync.cli.render import emit_json, err, labelled, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
 from fieldsync.core.invite import is_loopback
+from fieldsync.core.wire import DeviceInfo
 from fieldsync.errors import InputError, IntegrityError
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
@@ -151,11 +152,13 @@ def devices(
     """The device registry: fingerprints, last seen, entries received, status; and what the
     last pull could not read or found withheld, by device."""
     with unlocked(home, passphrase_file) as store:
-        rows = admin.devices(store, admin.server_url(store, server))
+        listed = admin.devices(store, admin.server_url(store, server))
         every = problems.named(store)
     found = problems.by_author(every)
-    for row in rows:  # the server's alert, and this store's own
-        row["problems"] = [p.to_json() for p in found.get(str(row["device"]), [])]
+    # the server's alert, and this store's own
+    rows = [
+        d.to_json() | {"problems": [p.to_json() for p in found.get(d.device, [])]} for d in listed
+    ]
     if json:
         emit_json(rows)
         return
@@ -198,18 +201,18 @@ def revoke(
         target = admin.find_device(store, url, device)
         if not yes:
             _confirm_revoke(target)
-        result = admin.revoke(store, url, target["device"])
+        result = admin.revoke(store, url, target.device)
     if json:
-        emit_json(result)
+        emit_json(result.to_json())
         return
     out.print(
-        f"Revoked device {safe(str(target.get('name')))!r} ({result['device'][:16]}…); "
+        f"Revoked device {safe(target.name)!r} ({result.device[:16]}…); "
         "what it sends from now on is refused and kept for review.",
         markup=False,
     )
 
 
-def _confirm_revoke(target: dict[str, Any]) -> None:
+def _confirm_revoke(target: DeviceInfo) -> None:
     """Ask before a revocation, which cannot be undone; without a terminal nobody can answer,
     so a script must say --yes rather than hang or revoke unasked."""
     if not sys.stdin.isatty():
@@ -219,8 +222,8 @@ def _confirm_revoke(target: dict[str, Any]) -> None:
             hint="Pass --yes to revoke without asking.",
         )
     question = (
-        f"Revoke device {safe(str(target.get('name')))!r} (id {target['device']}, "
-        f"fingerprint {target['fingerprint']})?"
+        f"Revoke device {safe(target.name)!r} (id {target.device}, "
+        f"fingerprint {target.fingerprint})?"
     )
     try:
         confirmed = typer.confirm(question, default=False, err=True)

@@ -12,7 +12,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.render import emit_json, iso, literal, one_line, out, when
 from fieldsync.core.merge import MISSING, Competing
 from fieldsync.errors import InputError
-from fieldsync.services import records
+from fieldsync.services import reading, settling
 
 
 def conflicts(
@@ -22,8 +22,8 @@ def conflicts(
 ) -> None:
     """The records in conflict: each field's competing values, who set them and when."""
     with unlocked(home, passphrase_file) as store:
-        found = records.conflicted(store)
-        label = records.author_labels(store)
+        found = settling.conflicted(store)
+        label = reading.author_labels(store)
     if json:
         emit_json([_conflict_json(view, label) for view in found])
         return
@@ -36,14 +36,14 @@ def conflicts(
         table = Table("field", "#", "value", "set by", "when")
         for conflict in view.conflicts:
             for n, competing in enumerate(conflict.values, start=1):
-                setter = records.setter(view, competing.versions[-1])
+                version = settling.version_that_set(view, competing)
                 mark = "  (shown)" if n == len(conflict.values) else ""
                 table.add_row(
                     literal(one_line(conflict.path) if n == 1 else ""),
                     str(n),
                     literal(one_line(_shown(competing.value)) + mark),  # one row each
-                    literal(one_line(label(setter.entry.header.author))),
-                    when(setter.entry.header.hlc.wall_ms),
+                    literal(one_line(label(version.entry.header.author))),
+                    when(version.entry.header.hlc.wall_ms),
                 )
         out.print(table)
     out.print(
@@ -53,7 +53,7 @@ def conflicts(
     )
 
 
-def _conflict_json(view: records.RecordView, label: Any) -> dict[str, Any]:
+def _conflict_json(view: reading.RecordView, label: Any) -> dict[str, Any]:
     return {
         "record": view.record,
         "form": view.form.ref,
@@ -72,16 +72,16 @@ def _conflict_json(view: records.RecordView, label: Any) -> dict[str, Any]:
 
 
 def _value_json(
-    view: records.RecordView, label: Any, number: int, competing: Competing, shown: bool
+    view: reading.RecordView, label: Any, number: int, competing: Competing, shown: bool
 ) -> dict[str, Any]:
-    setter = records.setter(view, competing.versions[-1]).entry.header
+    header = settling.version_that_set(view, competing).entry.header
     return {
         "number": number,
         "value": None if competing.value is MISSING else competing.value,
         "removed": competing.value is MISSING,
         "versions": list(competing.versions),
-        "set_by": label(setter.author),
-        "time": iso(setter.hlc.wall_ms),
+        "set_by": label(header.author),
+        "time": iso(header.hlc.wall_ms),
         "shown": shown,
     }
 
@@ -125,7 +125,7 @@ def resolve(
     )
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
-        version = records.resolve(store, full, choices)
+        version = settling.resolve(store, full, choices)
     if json:
         emit_json({"record": full, "version": version, "settled": [c[0] for c in choices]})
         return

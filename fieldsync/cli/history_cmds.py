@@ -11,7 +11,7 @@ from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg, unlocke
 from fieldsync.cli.render import emit_json, iso, literal, one_line, out, when
 from fieldsync.cli.values import MASKED, masked_json, value_text
 from fieldsync.core.changes import Change, Key
-from fieldsync.services import records
+from fieldsync.services import reading, record_history
 
 Taken = dict[Key, str]  # of a merge: the parent each change took its value from
 
@@ -37,10 +37,10 @@ def history(
     shown whole with 'fieldsync show RECORD --version V'."""
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
-        items = records.history(store, full)
-        label = records.author_labels(store)
-        typed = records.shown_ids(store)[full]  # the record as it can be typed back
-    ids = records.shown_version_ids(i.version.id for i in items)
+        items = record_history.history(store, full)
+        label = reading.author_labels(store)
+        typed = reading.shown_ids(store)[full]  # the record as it can be typed back
+    ids = reading.shown_version_ids(i.version.id for i in items)
     if json:
         emit_json(
             {"record": full, "versions": [_item_json(i, label, show_sensitive) for i in items]}
@@ -51,7 +51,7 @@ def history(
 
 
 def _print_item(
-    item: records.HistoryItem,
+    item: record_history.HistoryItem,
     ids: dict[str, str],
     record: str,
     label: Callable[[str], str],
@@ -72,7 +72,7 @@ def _print_item(
 
 
 def _item_json(
-    item: records.HistoryItem, label: Callable[[str], str], show_sensitive: bool
+    item: record_history.HistoryItem, label: Callable[[str], str], show_sensitive: bool
 ) -> dict[str, Any]:
     header = item.version.entry.header
     return {
@@ -101,7 +101,7 @@ def _item_json(
 
 
 def _change_json(
-    change: Change, taken_from: Taken, item: records.HistoryItem, show_sensitive: bool
+    change: Change, taken_from: Taken, item: record_history.HistoryItem, show_sensitive: bool
 ) -> dict[str, Any]:
     hide = change.sensitive and not show_sensitive
     shown: dict[str, Any] = {
@@ -116,7 +116,7 @@ def _change_json(
 
 
 def _describe(
-    item: records.HistoryItem, ids: dict[str, str], record: str, show_sensitive: bool
+    item: record_history.HistoryItem, ids: dict[str, str], record: str, show_sensitive: bool
 ) -> list[str]:
     """The lines of a version's "changes" cell: what kind of version, then one per change."""
     body = item.version.body

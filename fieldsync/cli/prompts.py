@@ -16,7 +16,7 @@ from fieldsync.core.forms import Field, Form
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import InputError
 
-Link = Callable[[Field, Any], Any]  # as services.records.Link: the CLI passes records.linker
+Link = Callable[[Field, Any], Any]  # as services.links.Link: the CLI passes links.linker
 
 
 class FormWalker:
@@ -29,7 +29,7 @@ class FormWalker:
         link: Link | None = None,
     ) -> None:
         self.form = form
-        self.link = link  # completes record ids typed as a prefix (services/records.py)
+        self.link = link  # completes record ids typed as a prefix (services/links.py)
         self.answers = answers
         self.asked = asked  # dotted paths already answered or skipped (kept in the draft)
         self.save = save

@@ -20,7 +20,7 @@ from fieldsync.cli.values import value_text
 from fieldsync.core import words
 from fieldsync.core.forms import Field
 from fieldsync.errors import InputError, OutputPathError, StoreCorrupted
-from fieldsync.services import records
+from fieldsync.services import attachments, reading
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
@@ -47,8 +47,8 @@ def list_records(
     """List the records in this store."""
     wanted = get_form(form).id if form else None
     with unlocked(home, passphrase_file) as store:
-        rows = records.listing(store, form=wanted, search=search)
-        shown = records.shown_ids(store) if not json else {}
+        rows = reading.listing(store, form=wanted, search=search)
+        shown = reading.shown_ids(store) if not json else {}
     if json:
         emit_json(
             [
@@ -168,8 +168,8 @@ def show(
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
         if version is not None:
-            found = records.read_version(store, full, version)
-            _show_version(found, records.author_labels(store), json, lang.value)
+            found = reading.read_version(store, full, version)
+            _show_version(found, reading.author_labels(store), json, lang.value)
             return
         if attachment is not None and out_path == STDOUT:
             if json:
@@ -180,14 +180,14 @@ def show(
             _attachment_to_stdout(store, full, attachment)
             return
         if attachment is not None and out_path is not None:
-            written = records.save_attachment(store, full, attachment, out_path, force=force)
+            written = attachments.save_attachment(store, full, attachment, out_path, force=force)
             if json:
                 emit_json({"record": full, "attachment": attachment, "out": str(written)})
             else:
                 out.print(f"Wrote attachment {attachment} to {safe(written)}", markup=False)
             return
-        view = records.read(store, full)
-        label = records.author_labels(store)
+        view = reading.read(store, full)
+        label = reading.author_labels(store)
     if json:
         emit_json(_view_json(view))
     else:
@@ -209,7 +209,7 @@ def _attachment_to_stdout(store: Store, record: str, number: int) -> None:
             "--out - writes the file's bytes to stdout, which is a terminal here",
             hint="Pipe it to a program (… --out - | less), or give --out FILE.",
         )
-    _, chunks = records.attachment_chunks(store, record, number)
+    _, chunks = attachments.attachment_chunks(store, record, number)
     target = sys.stdout.buffer
     for chunk in chunks:
         target.write(chunk)
@@ -217,7 +217,7 @@ def _attachment_to_stdout(store: Store, record: str, number: int) -> None:
 
 
 def _show_version(
-    view: records.RecordView, label: Callable[[str], str], json: bool, lang: str
+    view: reading.RecordView, label: Callable[[str], str], json: bool, lang: str
 ) -> None:
     """One signed version as it was saved: never merged with the other heads, so a value that
     lost a conflict can still be read."""
@@ -228,12 +228,12 @@ def _show_version(
     _print_view(view, label(view.current.entry.header.author), lang, whole_version=True)
 
 
-def _is_current(view: records.RecordView) -> bool:
+def _is_current(view: reading.RecordView) -> bool:
     """Whether the version shown is what ``show`` shows without --version (the one head)."""
     return view.heads == (view.current.id,)
 
 
-def _view_json(view: records.RecordView) -> dict[str, Any]:
+def _view_json(view: reading.RecordView) -> dict[str, Any]:
     header = view.current.entry.header
     return {
         "record": view.record,
@@ -264,10 +264,10 @@ def _view_json(view: records.RecordView) -> dict[str, Any]:
 
 
 def _print_view(
-    view: records.RecordView, author: str, lang: str = "en", *, whole_version: bool = False
+    view: reading.RecordView, author: str, lang: str = "en", *, whole_version: bool = False
 ) -> None:
     header = view.current.entry.header
-    ids = records.shown_version_ids(v.id for v in view.versions)
+    ids = reading.shown_version_ids(v.id for v in view.versions)
     out.print(literal(f"{view.form.title} — {view.form.title_ar}", style="bold"))
     out.print(literal(f"record   {view.record}"))
     out.print(

@@ -24,7 +24,7 @@ from fieldsync.errors import (
     InputError,
     Interrupted,
 )
-from fieldsync.services import drafts, importer, records
+from fieldsync.services import attachments, drafts, importer, links, reading, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
@@ -70,7 +70,7 @@ def _new_interactive(store: Store, form: Form, note: str | None) -> str:
     out.print("Press Enter to skip an optional field. Ctrl-C keeps what you typed as a draft.")
     try:
         answers = FormWalker(
-            form, draft.answers, draft.asked, lambda: draft.save(store), records.linker(store)
+            form, draft.answers, draft.asked, lambda: draft.save(store), links.linker(store)
         ).run()
     except (KeyboardInterrupt, typer.Abort):
         raise Interrupted(
@@ -190,7 +190,7 @@ def edit_in(
 def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     """Change answers one at a time from a numbered menu, each checked as it is typed and kept
     in an encrypted draft at once: Ctrl-C, or answers that do not fit together, lose nothing."""
-    view = records.read(store, record)
+    view = reading.read(store, record)
     try:
         draft = _pick_edit_draft(store, view)
     except (KeyboardInterrupt, typer.Abort):
@@ -199,7 +199,7 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     answers = copy.deepcopy(view.body.answers)
     for change in list(draft.changes):  # replayed on the version as it is now
         try:
-            records.apply_set(view.form, answers, change, link=records.linker(store))
+            records.apply_set(view.form, answers, change, link=links.linker(store))
         except InputError as exc:
             out.print(literal(f"A change kept in the draft no longer applies: {one_line(change)}"))
             out.print(literal(f"  ({exc.message}); type it again if it is still wanted."))
@@ -228,7 +228,7 @@ def _edit_interactive(store: Store, record: str, note: str | None) -> str:
     return records.edit(store, record, sets=draft.changes, note=note, draft_id=draft.id)
 
 
-def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
+def _pick_edit_draft(store: Store, view: reading.RecordView) -> drafts.Draft:
     for found in drafts.find_edit(store, view.record):
         question = (
             f"An unfinished edit of this record from {when(found.saved_ms)} "
@@ -241,7 +241,7 @@ def _pick_edit_draft(store: Store, view: records.RecordView) -> drafts.Draft:
     return drafts.start(store, view.form.ref, record=view.record, base=view.current.id)
 
 
-def _still_fits(view: records.RecordView, draft: drafts.Draft) -> bool:
+def _still_fits(view: reading.RecordView, draft: drafts.Draft) -> bool:
     """Whether to replay a draft's changes on the record as it is: asked when a version came
     in since they were typed, as ``victims.individuals[2]`` may now name another entry."""
     if draft.base in (None, view.current.id):
@@ -278,14 +278,14 @@ def _ask_changes(
             continue
         where = paths.shown(steps)
         if steps[-1] == paths.APPEND:
-            entry = _new_entry(form, field, records.linker(store))
+            entry = _new_entry(form, field, links.linker(store))
             change = f"{where}={jsonlib.dumps(entry, ensure_ascii=False)}"
         else:
             out.print(literal(f"  {where}", style="bold"))
-            value = ask_value(form, field, paths.get(answers, steps), records.linker(store))
+            value = ask_value(form, field, paths.get(answers, steps), links.linker(store))
             change = f"{where}={'' if value is None else _value_text(field, value)}"
         try:
-            records.apply_set(form, answers, change, link=records.linker(store))
+            records.apply_set(form, answers, change, link=links.linker(store))
         except InputError as exc:
             out.print(literal(f"  {exc.message}"))
             continue
@@ -376,7 +376,7 @@ def attach(
     """Encrypt files into the store and reference them from a new version of a record."""
     with unlocked(home, passphrase_file) as store:
         full = store.resolve_record(record)
-        version = records.attach(store, full, files, note=note)
+        version = attachments.attach(store, full, files, note=note)
     if json:
         emit_json({"record": full, "version": version, "attached": len(files)})
     else:

@@ -21,6 +21,9 @@ would show it.
 
 It reports per author how far the chain is intact (seq 1 to n verify and link) and each
 problem by author, seq and record, so a person can say precisely what was changed.
+
+Kept whole: the audit is one pass over the holdings whose checks share what earlier ones found
+(the devices, then each author's chain, then receipts, feed and blobs).
 """
 
 from __future__ import annotations

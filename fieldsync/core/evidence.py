@@ -29,6 +29,9 @@ with no store and no server: every file against the signed manifest, every signa
 hash, every key commitment, every enrolment against the admin key, every receipt against the
 server key the admin key vouched for, every hash-chain link, and every custody statement
 against the signed facts. It reports what holds and what does not, file by file.
+
+Kept whole: the package format and the checks that read it are one contract (docs/evidence.md),
+and the checks share one ``Verdict`` and the facts each earlier check establishes, in order.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ Annotations read here: ``title`` / ``x-title-ar`` (labels), ``x-sensitive``, ``x
 ``x-form`` / ``x-version`` (identity), ``x-rules`` (named cross-field rules), ``x-summary``
 (fields that make a record's one-line summary), and for what a person enters only: ``x-range``,
 ``x-past`` (core/rules.py), ``x-ask-when`` (when prompts ask a field) and ``x-records``
-(record ids, completed from a prefix by services/records.py).
+(record ids, completed from a prefix by services/links.py).
+
+Kept whole: a ``Form`` and its ``Field`` tree are one model, read by validation, prompts, views
+and reports alike; what is apart from it already lives beside it (core/rules.py, core/paths.py).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ a count that is not a whole number) is left out and listed with the reason, neve
 Victims it cannot read as killed or held, and a breakdown larger than its total (stored by an
 older version), are listed too: no victim is left out in silence, and no row shows more
 children or women than people.
+
+Kept whole: the counting rules above are one set that must add up (every breakdown to its
+total); kept in one module, a rule and its exceptions are read side by side.
 """
 
 from __future__ import annotations

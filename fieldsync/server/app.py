@@ -1,55 +1,56 @@
 """The server: a FastAPI app over the data folder (docs/protocol.md, "Endpoints").
 
 The server verifies signatures and stores ciphertext; it never holds a key that decrypts
-testimony. Request bodies are read against a limit before anything is parsed, and error
-responses carry fieldsync's own message for the failure, never the request's contents.
+testimony. Request bodies are read against a limit before anything is parsed
+(``server/bodies.py``), and error responses carry fieldsync's own message for the failure,
+never the request's contents (``server/refusals.py``). This module routes and wires: each
+endpoint checks the request's signature and calls one function of the modules beside it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import errno
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig
+from fieldsync.core.wire import (
+    BlobState,
+    DeviceInfo,
+    DeviceListing,
+    EnrolAnswer,
+    ServerInfo,
+)
 from fieldsync.errors import (
     AccessDenied,
-    BodyTooSlow,
     DeviceRevoked,
-    FieldsyncError,
-    MalformedData,
     NotFound,
-    RequestCut,
-    ServerBusy,
-    ServerStorageFailed,
-    TooLarge,
 )
-from fieldsync.server import data, logs, schema
-from fieldsync.server.blobs import BlobState, BlobStorage, BlobStore
+from fieldsync.server import data, logs, refusals, schema
+from fieldsync.server.blobs import BlobStorage, BlobStore
+from fieldsync.server.bodies import (
+    Pace,
+    UnauthenticatedBodies,
+    UnreadBodyCloses,
+    body_as_it_arrives,
+    declared_length,
+    read_limited,
+)
 from fieldsync.server.data import ServerData
-from fieldsync.server.enrol import device_fingerprint, enrol
+from fieldsync.server.enrol import device_fingerprint, enrol, revoke
 from fieldsync.server.feed import feed_page
 from fieldsync.server.ingest import ACTIVE, ingest
 from fieldsync.server.limits import Limits
@@ -59,9 +60,6 @@ log = logging.getLogger("fieldsync.server")
 DEFAULT_LIMITS = Limits()
 
 PROTOCOL = 1
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
-STORAGE_FAILURES = ("disk is full", "disk i/o error", "no space left", "could not extend file")
-BUSY_RETRY_AFTER_S = 5  # a body being read unchecked takes seconds, or is cut at its deadline
 
 
 DATA_ENV = "FIELDSYNC_SERVER_DATA"  # how 'server run --workers N' tells each worker its setup
@@ -115,39 +113,9 @@ def create_app(
     )
     with Session(engine) as sweeping:
         blobs.expire(sweeping)
-    app.add_middleware(RequestLog)
+    app.add_middleware(logs.RequestLog)
     app.add_middleware(UnreadBodyCloses)
-
-    @app.exception_handler(FieldsyncError)
-    async def fieldsync_error(request: Request, exc: FieldsyncError) -> JSONResponse:
-        request.state.refusal = type(exc).__name__  # for the request's log line
-        return _answer(exc, exc.http_status, _headers_for(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def malformed_request(request: Request, _exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer would echo the offending input back; say what is wrong instead.
-        refused = MalformedData("the request's path, query or headers are not in fieldsync's form")
-        return await fieldsync_error(request, refused)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = NotFound if exc.status_code == 404 else FieldsyncError
-        refused = kind(f"{exc.status_code}: {exc.detail}", hint=None)
-        return _answer(refused, exc.status_code, exc.headers)
-
-    @app.exception_handler(OSError)
-    async def storage_failed(request: Request, exc: OSError) -> JSONResponse:
-        if exc.errno not in STORAGE_ERRNOS:
-            raise exc  # not the disk: a server fault, a plain 500
-        log.error("storage failed: %s", errno.errorcode.get(exc.errno or 0, "unknown"))
-        return await fieldsync_error(request, _storage_failure())
-
-    @app.exception_handler(OperationalError)
-    async def database_failed(request: Request, exc: OperationalError) -> JSONResponse:
-        if not any(sign in str(exc.orig).lower() for sign in STORAGE_FAILURES):
-            raise exc  # anything else is a server fault: a plain 500
-        log.error("database storage failed: %s", type(exc.orig).__name__)
-        return await fieldsync_error(request, _storage_failure())
+    refusals.install(app)
 
     @app.get("/v1/health")
     def health() -> JSONResponse:
@@ -169,14 +137,14 @@ def create_app(
     @app.get("/v1/info")
     def info() -> dict[str, Any]:
         """Who this server is: its receipt key and the organisation it serves."""
-        return {
-            "protocol": PROTOCOL,
-            "server_key": server.receipt_key.public.hex(),
-            "server_fingerprint": server.fingerprint,
-            "admin_key": server.org.admin_key,
-            "org_read_key": server.org.org_read_key,
-            "org_fingerprint": server.org.fingerprint,
-        }
+        return ServerInfo(
+            protocol=PROTOCOL,
+            server_key=server.receipt_key.public.hex(),
+            server_fingerprint=server.fingerprint,
+            admin_key=server.org.admin_key,
+            org_read_key=server.org.org_read_key,
+            org_fingerprint=server.org.fingerprint,
+        ).to_json()
 
     @app.post("/v1/enrol", openapi_extra=_body("application/json"))
     async def enrol_device(
@@ -186,12 +154,12 @@ def create_app(
         """Register a device that shows a valid, unused invite and proves it holds its key."""
         body = await unchecked_body(request, enrolment.MAX_REQUEST)
         device = await run_in_threadpool(enrol, db, server, body, clock())
-        return {
-            "device": device.key,
-            "name": device.name,
-            "fingerprint": device_fingerprint(device),
-            "enrolled_ms": device.enrolled_ms,
-        }
+        return EnrolAnswer(
+            device=device.key,
+            name=device.name,
+            fingerprint=device_fingerprint(device),
+            enrolled_ms=device.enrolled_ms,
+        ).to_json()
 
     @app.post("/v1/batches", openapi_extra=_body("application/octet-stream"))
     async def receive_batch(
@@ -254,24 +222,7 @@ def create_app(
         """The device registry (administrator only)."""
         await signed_body(request, 0, admin_only)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
-        return [
-            {
-                "device": d.key,
-                "box_key": d.box_key,
-                "name": d.name,
-                "fingerprint": device_fingerprint(d) if d.box_key else "",
-                "status": d.status,
-                "enrolled_ms": d.enrolled_ms,
-                "revoked_ms": d.revoked_ms,
-                "last_seen_ms": d.last_seen_ms,
-                "last_seq": d.last_seq,
-                "entries": d.entries,
-                "alert": d.alert,
-                # verbatim, so the administrator can check the invite it shows (admin pull)
-                "enrolment": base64.b64encode(d.enrolment).decode("ascii"),
-            }
-            for d in rows
-        ]
+        return DeviceListing(tuple(_listed(d) for d in rows)).to_json()
 
     @app.post("/v1/admin/devices/{device_key}/revoke", openapi_extra=SIGNED)
     async def revoke_device(
@@ -282,26 +233,7 @@ def create_app(
         """Revoke a device: from now on its batches are refused and kept for review, and its
         uploads that no batch names are deleted (nothing it sends can name them now)."""
         await signed_body(request, 0, admin_only)
-
-        def revoke() -> dict[str, object]:
-            device = db.get(DeviceRow, device_key)
-            if device is None or device.key == server.org.admin_key:
-                raise NotFound("no such device is enrolled")
-            if device.status != "revoked":
-                device.status, device.revoked_ms = "revoked", clock()
-                db.add(device)
-                db.commit()
-                db.refresh(device)
-            answer: dict[str, object] = {
-                "device": device.key,
-                "status": device.status,
-                "revoked_ms": device.revoked_ms,
-            }
-            # after the commit: a batch accepted before it has marked the blobs it names
-            blobs.forget_owner(db, device.key)
-            return answer
-
-        return await run_in_threadpool(revoke)
+        return await run_in_threadpool(revoke, db, server, blobs, device_key, clock)
 
     @app.get("/v1/blobs/{blob_id}", openapi_extra=SIGNED)
     async def blob_state(
@@ -365,7 +297,7 @@ def create_app(
         for the administrator; for a device, those sealed for its box key (analysts' versions
         of the records it recorded)."""
         _, signer = await signed(request, 0, known_device)
-        return await run_in_threadpool(feed_page, db, server, signer, after)
+        return (await run_in_threadpool(feed_page, db, server, signer, after)).to_json()
 
     @app.get("/v1/blobs/{blob_id}/content", openapi_extra=SIGNED)
     async def blob_content(
@@ -386,176 +318,6 @@ def create_app(
     return app
 
 
-class RequestLog:
-    """One log line per request: method, route template, status, time, and the refusal's
-    class if there was one (``fieldsync.server.logs`` says what is never logged)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            logs.event(
-                log,
-                "request",
-                method=scope["method"],
-                route=getattr(route, "path", "unmatched"),
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
-                refusal=scope.get("state", {}).get("refusal"),
-            )
-
-
-class UnreadBodyCloses:
-    """An answer sent before its request's body arrived whole says ``Connection: close``.
-
-    Whatever the answer (a body cut, too large or too slow, a busy server, headers whose
-    signature does not verify, a path or method FastAPI refuses), uvicorn would otherwise keep
-    the connection and go on reading and discarding that body for as long as the caller sends
-    it, each byte putting off its keep-alive timeout, with no deadline. A 500 is sent outside
-    every middleware and keeps that gap (docs/threat-model.md)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
-            await self.app(scope, receive, send)
-            return
-        arrived_whole = False
-
-        async def receiving() -> Message:
-            nonlocal arrived_whole
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                arrived_whole = True
-            return message
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and not arrived_whole:
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                message = {**message, "headers": [*kept, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receiving, sending)
-
-
-def _has_body(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-            return True
-    return False
-
-
-def declared_length(request: Request) -> int | None:
-    declared = request.headers.get("content-length")
-    if declared is None:
-        return None
-    if not declared.isdigit() or len(declared) > 18:
-        raise MalformedData("the request's Content-Length is not a number of bytes")
-    return int(declared)
-
-
-@dataclass(frozen=True)
-class Pace:
-    """How a request body must arrive: never silent for ``idle_s``; whole within
-    ``deadline_s``; and, once ``grace_s`` has passed, at ``min_rate`` bytes/s on average."""
-
-    idle_s: float
-    deadline_s: float = math.inf
-    min_rate: float = 0.0
-    grace_s: float = 0.0
-
-    def due(self, elapsed: float, received: int) -> tuple[float, str]:
-        """When, in seconds from the body's start, its next piece is due; and which rule says
-        so. At that moment, with nothing more arrived, the body breaks that rule."""
-        rules = [(elapsed + self.idle_s, "idle"), (self.deadline_s, "deadline")]
-        if self.min_rate > 0:
-            rules.append((max(self.grace_s, received / self.min_rate), "rate"))
-        return min(rules)
-
-    def broken(self, rule: str, received: int, elapsed: float) -> FieldsyncError:
-        if rule == "deadline":
-            return BodyTooSlow(
-                f"the request's body did not arrive whole within {self.deadline_s:g} s, the "
-                "longest the server reads a body before checking its signature; nothing of it "
-                "was kept"
-            )
-        if rule == "rate":
-            rate = received / max(elapsed, 0.001)
-            return BodyTooSlow(
-                f"the request's body arrived at {rate:.0f} bytes/s, under the "
-                f"{self.min_rate:g} bytes/s the server asks; the {received} bytes that arrived "
-                "are kept",
-                hint="Nothing was lost: the upload resumes from there. Push again over a "
-                "faster or steadier connection.",
-            )
-        return RequestCut(f"the request's body stopped arriving for {self.idle_s:g} s")
-
-
-async def body_as_it_arrives(request: Request, pace: Pace) -> AsyncIterator[bytes]:
-    """The request body piece by piece, cut (``RequestCut``, or ``BodyTooSlow`` for one that
-    keeps arriving but too slowly) when it breaks ``pace``, or when the client leaves."""
-    loop = asyncio.get_running_loop()
-    started, received = loop.time(), 0
-    pieces = request.stream()
-    while True:
-        due, rule = pace.due(loop.time() - started, received)
-        try:
-            async with asyncio.timeout_at(started + due):  # no task per piece, as wait_for makes
-                piece = await anext(pieces)
-        except StopAsyncIteration:
-            return
-        except ClientDisconnect as exc:
-            raise RequestCut("the connection ended before the request's body did") from exc
-        except TimeoutError as exc:
-            raise pace.broken(rule, received, loop.time() - started) from exc
-        received += len(piece)
-        if piece:
-            yield piece
-
-
-class UnauthenticatedBodies:
-    """The bodies this process is reading before their signature is checked, at most ``cap``:
-    one more is refused at once (``ServerBusy``), never queued, so that callers holding
-    bodies open cannot tie up more than ``cap`` connections and their bodies' memory."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.reading = 0
-        self._free = asyncio.Semaphore(cap)  # bound to no loop until waited on, and never is
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        if self._free.locked():  # tried, never waited for
-            raise ServerBusy(
-                f"the server is already reading {self.cap} request bodies whose signature it "
-                "has not yet checked, the most it takes at once; this one was not read",
-                details={"retry_after_s": BUSY_RETRY_AFTER_S},
-            )
-        await self._free.acquire()  # free: taken at once, with no other request run between
-        self.reading += 1
-        try:
-            yield
-        finally:
-            self.reading -= 1
-            self._free.release()
-
-
 # What the OpenAPI document says of requests the endpoints read themselves (so that a schema
 # fuzzer sends them): a body, and the three headers of a signed request (core/httpsig.py).
 SIGNED: dict[str, Any] = {
@@ -571,48 +333,19 @@ def _body(media_type: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {media_type: {"schema": kind}}}}
 
 
-def _answer(
-    exc: FieldsyncError, status: int, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """A refusal in fieldsync's own words (never the request's contents)."""
-    body = {
-        "error": type(exc).__name__,
-        "message": exc.message,
-        "hint": exc.hint,
-        "details": exc.details,
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _headers_for(exc: FieldsyncError) -> dict[str, str] | None:
-    if isinstance(exc, ServerBusy):
-        return {"Retry-After": str(BUSY_RETRY_AFTER_S)}
-    return None
-
-
-def _storage_failure() -> ServerStorageFailed:
-    # The request's transaction was rolled back, and a blob's partial file keeps only whole
-    # bytes the device can resume after: nothing of the request was half kept.
-    return ServerStorageFailed(
-        "the server could not store this: its disk is full or failing; nothing of this "
-        "request was kept"
+def _listed(device: DeviceRow) -> DeviceInfo:
+    return DeviceInfo(
+        device=device.key,
+        box_key=device.box_key,
+        name=device.name,
+        fingerprint=device_fingerprint(device) if device.box_key else "",
+        status=device.status,
+        enrolled_ms=device.enrolled_ms,
+        revoked_ms=device.revoked_ms,
+        last_seen_ms=device.last_seen_ms,
+        last_seq=device.last_seq,
+        entries=device.entries,
+        alert=device.alert,
+        # verbatim, so the administrator can check the invite it shows (admin pull)
+        enrolment=base64.b64encode(device.enrolment).decode("ascii"),
     )
-
-
-async def read_limited(
-    request: Request, limit: int, pace: Pace, unauthenticated: UnauthenticatedBodies
-) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``, read
-    within ``pace`` and in one of the ``unauthenticated`` slots (a caller holding bodies open
-    holds the server)."""
-    declared = declared_length(request)
-    if declared is not None and declared > limit:
-        raise TooLarge(f"the request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async with unauthenticated.slot():
-        async for chunk in body_as_it_arrives(request, pace):
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the request body is larger than {limit} bytes")
-            chunks.append(chunk)
-    return b"".join(chunks)

@@ -26,6 +26,9 @@ Bodies are not fsynced as they arrive (that cost a third of the upload's time): 
 the offset is whatever length survived, and the client resumes from it. The complete file is
 fsynced, renamed into place and its folder fsynced before the row says it is complete, so a
 batch is never accepted against a blob a crash could still take away.
+
+Kept whole: the offset, the lock, the quota and the durability rules above hold only together,
+so the storage they govern is one class.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ import fcntl
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -48,6 +50,7 @@ from starlette.concurrency import run_in_threadpool
 from fieldsync import durable
 from fieldsync.core import blob, httpsig, words
 from fieldsync.core.ids import is_hex32
+from fieldsync.core.wire import BlobState
 from fieldsync.errors import (
     AccessDenied,
     BatchInvalid,
@@ -65,19 +68,6 @@ from fieldsync.server.tables import StoredBlob
 
 MAX_BLOB = 8 * 1024**3
 LOCK_TRIES = 20
-
-
-@dataclass(frozen=True)
-class BlobState:
-    id: str
-    size: int
-    offset: int
-    complete: bool
-    busy: bool = False  # a request is appending to it right now
-
-    def to_json(self) -> dict[str, object]:
-        state = {"id": self.id, "size": self.size, "offset": self.offset}
-        return state | {"complete": self.complete, "busy": self.busy}
 
 
 class BlobStorage(Protocol):

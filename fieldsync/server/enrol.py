@@ -1,13 +1,18 @@
-"""Registering a device that shows an invite (docs/protocol.md, "Enrolment")."""
+"""Registering a device that shows an invite (docs/protocol.md, "Enrolment"), and revoking
+one."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, select
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.ids import fingerprint
-from fieldsync.errors import AccessDenied, InviteUsed, MalformedData
+from fieldsync.core.wire import RevokeAnswer
+from fieldsync.errors import AccessDenied, InviteUsed, MalformedData, NotFound
+from fieldsync.server.blobs import BlobStorage
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import DeviceRow, InviteUseRow
 
@@ -58,6 +63,30 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
             session.refresh(device)
             return device
     return _enrolled_before(session, token_hash, key)
+
+
+def revoke(
+    session: Session,
+    server: ServerData,
+    blobs: BlobStorage,
+    device_key: str,
+    now_ms: Callable[[], int],
+) -> dict[str, object]:
+    """Revoke a device (again: the same answer): from now on its batches are refused and kept
+    for review, and its uploads that no batch names are deleted (nothing it sends can name
+    them now). ``now_ms`` is read only when the device is revoked now."""
+    device = session.get(DeviceRow, device_key)
+    if device is None or device.key == server.org.admin_key:
+        raise NotFound("no such device is enrolled")
+    if device.status != "revoked":
+        device.status, device.revoked_ms = "revoked", now_ms()
+        session.add(device)
+        session.commit()
+        session.refresh(device)
+    answer = RevokeAnswer(device.key, device.status, device.revoked_ms).to_json()
+    # after the commit: a batch accepted before it has marked the blobs it names
+    blobs.forget_owner(session, device.key)
+    return answer
 
 
 def _box_key_is_free(session: Session, box_key: str, device_key: str) -> None:

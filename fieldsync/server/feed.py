@@ -8,10 +8,9 @@ versions it has already; another device's it is never sent, not even as cipherte
 
 from __future__ import annotations
 
-import base64
-
 from sqlmodel import Session, col, select
 
+from fieldsync.core.wire import FeedItem, FeedPage
 from fieldsync.errors import AccessDenied, DeviceRevoked
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
@@ -20,7 +19,7 @@ PAGE_ENTRIES = 500
 PAGE_BYTES = 4 * 1024 * 1024  # a page holds at least one entry, and stops past this
 
 
-def feed_page(session: Session, server: ServerData, signer: str, after: int) -> dict[str, object]:
+def feed_page(session: Session, server: ServerData, signer: str, after: int) -> FeedPage:
     admin = signer == server.org.admin_key
     if admin:
         query = select(FeedRow.pos, StoredEntry.raw, StoredEntry.org_wrap, StoredEntry.batch).join(
@@ -41,26 +40,21 @@ def feed_page(session: Session, server: ServerData, signer: str, after: int) -> 
     rows = session.exec(
         query.where(col(FeedRow.pos) > max(after, 0)).order_by(col(FeedRow.pos)).limit(PAGE_ENTRIES)
     )
-    entries: list[dict[str, object]] = []
+    entries: list[FeedItem] = []
     batches: set[str] = set()
     size, cursor, full = 0, after, False
     for pos, raw, wrapped, batch in rows:
         if entries and size + len(raw) > PAGE_BYTES:
             full = True
             break
-        entries.append({"pos": pos, "entry": _b64(raw), "wrap": _b64(wrapped)})
+        entries.append(FeedItem(int(pos or 0), raw, wrapped))
         batches.add(batch)
         size += len(raw)
         cursor = int(pos or 0)
     more = full or len(entries) == PAGE_ENTRIES
-    page: dict[str, object] = {"entries": entries, "next": cursor, "more": more}
-    if admin:
-        receipts = session.exec(
-            select(AcceptedBatch.receipt).where(col(AcceptedBatch.id).in_(sorted(batches)))
-        )
-        page["receipts"] = [_b64(receipt) for receipt in receipts]
-    return page
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    if not admin:
+        return FeedPage(tuple(entries), cursor, more)
+    receipts = session.exec(
+        select(AcceptedBatch.receipt).where(col(AcceptedBatch.id).in_(sorted(batches)))
+    )
+    return FeedPage(tuple(entries), cursor, more, tuple(receipts))

@@ -16,6 +16,9 @@
     7. blobs           every blob the manifest names is stored, complete, of the stated size
     8. commit          in one transaction: entries, record heads, the device's head, the receipt
 
+What steps 5 and 6 decide, ``core/admission.py`` decides from what is looked up here (its
+vectors are tests/vectors/decisions-v1.json); this module reads, writes and refuses.
+
 Several server processes may share one PostgreSQL. After step 3 the device's row is locked to
 the end (and step 3 is checked again under the lock), so requests for one device take turns;
 the writes of step 8 take turns with every other batch's, so that feed positions commit in
@@ -37,8 +40,8 @@ from sqlalchemy import CursorResult, delete, func, insert, text, true, tuple_, u
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
+from fieldsync.core import admission, receipt, words
 from fieldsync.core import batch as batch_format
-from fieldsync.core import receipt, words
 from fieldsync.core.batch import Batch
 from fieldsync.errors import (
     AccessDenied,
@@ -97,10 +100,11 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int, limits
     accepted = session.get(AcceptedBatch, batch.id)
     if accepted is not None:
         return accepted.receipt
-    fresh = _check_chain(session, device, batch, now_ms, limits)
+    links = _links(batch)
+    fresh = _check_chain(session, device, batch, links, now_ms, limits)
     if not fresh:  # every entry was already stored (a rebuilt batch): answer for the head
         return _sign(server, device, batch, now_ms)
-    _check_parents(session, fresh, batch)
+    _check_parents(session, links, fresh)
     _check_blobs(session, batch, limits)
     return _commit(session, server, device, batch, fresh, now_ms, limits)
 
@@ -144,62 +148,73 @@ def _locked_device(session: Session, key: str) -> DeviceRow | None:
 
 
 def _check_chain(
-    session: Session, device: DeviceRow, batch: Batch, now_ms: int, limits: Limits
+    session: Session,
+    device: DeviceRow,
+    batch: Batch,
+    links: list[admission.Link],
+    now_ms: int,
+    limits: Limits,
 ) -> list[int]:
-    """Positions in the batch of entries the server does not have yet."""
+    """Positions in the batch of entries the server does not have yet (``core/admission.py``
+    decides; this looks up what it decides on and acts on its verdict)."""
     manifest = batch.manifest
-    if manifest.first_seq > device.last_seq + 1:
-        raise ChainGap(
-            f"the server holds this device's entries up to seq {device.last_seq}; this batch "
-            f"starts at {manifest.first_seq}",
-            hint=f"Nothing was stored. Send from seq {device.last_seq + 1} first.",
-            details={"expected_seq": device.last_seq + 1},
+    chain = admission.Chain(device.last_seq, device.head)
+    verdict: admission.ChainVerdict | None = admission.gap(chain, manifest.first_seq)
+    if verdict is None:
+        overlap = select(StoredEntry.seq, StoredEntry.id).where(
+            StoredEntry.author == manifest.author,
+            col(StoredEntry.seq) >= manifest.first_seq,
+            col(StoredEntry.seq) <= manifest.last_seq,
         )
-    overlap = select(StoredEntry.seq, StoredEntry.id).where(
-        StoredEntry.author == manifest.author,
-        col(StoredEntry.seq) >= manifest.first_seq,
-        col(StoredEntry.seq) <= manifest.last_seq,
-    )
-    stored: dict[int, str] = dict(session.exec(overlap).all())  # ids only, not the bytes
-    fresh = []
-    for position, entry in enumerate(batch.entries):
-        seq = entry.header.seq
-        if seq in stored:
-            if stored[seq] != entry.id:
-                device.alert = f"fork at seq {seq}"
-                session.add(device)  # committed with the quarantined batch, or without it
-                reason = f"fork at seq {seq}"
-                _quarantine(session, batch.raw, manifest.author, reason, now_ms, limits)
-                logs.event(log, "fork quarantined", logging.WARNING, device=device.key, seq=seq)
-                raise ChainFork(f"this device already sent a different entry at seq {seq}")
-        else:
-            fresh.append(position)
-    if fresh:
-        first = batch.entries[fresh[0]].header
-        if first.seq != device.last_seq + 1 or first.prev != device.head:
+        stored: dict[int, str] = dict(session.exec(overlap).all())  # ids only, not the bytes
+        verdict = admission.judge(chain, links, stored)
+    match verdict:
+        case admission.Gap(expected=expected, got=got):
+            raise ChainGap(
+                f"the server holds this device's entries up to seq {device.last_seq}; this "
+                f"batch starts at {got}",
+                hint=f"Nothing was stored. Send from seq {expected} first.",
+                details={"expected_seq": expected},
+            )
+        case admission.Fork(seq=seq):
+            device.alert = f"fork at seq {seq}"
+            session.add(device)  # committed with the quarantined batch, or without it
+            reason = f"fork at seq {seq}"
+            _quarantine(session, batch.raw, manifest.author, reason, now_ms, limits)
+            logs.event(log, "fork quarantined", logging.WARNING, device=device.key, seq=seq)
+            raise ChainFork(f"this device already sent a different entry at seq {seq}")
+        case admission.Broken():
             raise BatchInvalid("the batch does not continue the chain the server holds")
-    return fresh
+        case admission.Replay():
+            return []
+        case admission.Accept(fresh=fresh):
+            return list(fresh)
 
 
-def _check_parents(session: Session, fresh: list[int], batch: Batch) -> None:
+def _links(batch: Batch) -> list[admission.Link]:
+    """The batch's entries as far as the chain and their parents go."""
+    return [
+        admission.Link(e.header.seq, e.header.prev, e.id, e.header.record, e.header.parents)
+        for e in batch.entries
+    ]
+
+
+def _check_parents(session: Session, links: list[admission.Link], fresh: list[int]) -> None:
     """Every parent is stored already, or earlier in this batch, and is a version of the same
     record: a version built on another record's would be refused by every reader."""
-    records = {e.id: e.header.record for e in batch.entries}
-    wanted = {p for i in fresh for p in batch.entries[i].header.parents} - set(records)
+    wanted = admission.parents_wanted(links, fresh)
+    stored: dict[str, str] = {}
     if wanted:
-        stored = select(StoredEntry.id, StoredEntry.record).where(col(StoredEntry.id).in_(wanted))
-        records.update(dict(session.exec(stored).all()))
-    missing = wanted - set(records)
-    if missing:
-        raise BatchInvalid(
-            f"the batch names {words.count(len(missing), 'parent version')} the server does "
-            "not hold"
-        )
-    for position in fresh:
-        header = batch.entries[position].header
-        if any(records[parent] != header.record for parent in header.parents):
+        known = select(StoredEntry.id, StoredEntry.record).where(col(StoredEntry.id).in_(wanted))
+        stored = dict(session.exec(known).all())
+    match admission.parents(links, fresh, stored):
+        case admission.MissingParents(count=count):
             raise BatchInvalid(
-                f"the version at seq {header.seq} builds on another record's version",
+                f"the batch names {words.count(count, 'parent version')} the server does not hold"
+            )
+        case admission.ForeignParent(seq=seq):
+            raise BatchInvalid(
+                f"the version at seq {seq} builds on another record's version",
                 hint="Nothing was stored. A version's parents must be versions of its record.",
             )
 

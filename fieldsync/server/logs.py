@@ -3,8 +3,8 @@
 What goes in is chosen, never dumped: the event, a route's template (not its query), status,
 timing, error classes, and identifiers (device keys, batch and blob ids, all hashes or public
 keys). Never a request's body or headers, and never an error's message, which can quote what
-a client sent. The server holds no key to testimony, so there is no plaintext it could log; this
-keeps out the next best thing too.
+a client sent. The server holds no key to testimony, so there is no plaintext it could log;
+this keeps out the next best thing too. ``RequestLog`` writes each request's line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import logging
 import time
 from typing import Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 FIELDS = "fields"  # logging's ``extra`` key for an event's facts
+REQUESTS = logging.getLogger("fieldsync.server")  # the logger of each request's line
 
 
 class JsonLines(logging.Formatter):
@@ -58,3 +61,37 @@ def config(level: str) -> dict[str, Any]:
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **facts: object) -> None:
     """Log ``name`` with ``facts`` as the line's own fields."""
     logger.log(level, name, extra={FIELDS: facts})
+
+
+class RequestLog:
+    """One log line per request: method, route template, status, time, and the refusal's
+    class if there was one (this module's docstring says what is never logged)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            event(
+                REQUESTS,
+                "request",
+                method=scope["method"],
+                route=getattr(route, "path", "unmatched"),
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+                refusal=scope.get("state", {}).get("refusal"),
+            )

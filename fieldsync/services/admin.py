@@ -11,6 +11,7 @@ from fieldsync.core import audit, blob, carry, invite
 from fieldsync.core import batch as batch_format
 from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
+from fieldsync.core.wire import DeviceInfo, RevokeAnswer, ServerInfo
 from fieldsync.errors import (
     AccessDenied,
     FieldsyncError,
@@ -72,7 +73,7 @@ def make_invite(
     keys = org_keys(store)
     with client_for(server_url) as client:
         info = client.info()
-    if info.get("admin_key") != keys.admin_key or info.get("org_read_key") != keys.org_read_key:
+    if info.admin_key != keys.admin_key or info.org_read_key != keys.org_read_key:
         raise AccessDenied(
             f"the server at {server_url} serves another organisation; no invite was made",
             hint="Check the URL, and that the server was set up with this store's org-public.json.",
@@ -99,7 +100,7 @@ FIRST_USE, KEPT, REPINNED = "first use", "kept", "re-pinned"
 
 
 def pin_server_key(
-    store: Store, url: str, info: dict[str, Any], *, repin: str | None, doing: str, invite: bool
+    store: Store, url: str, info: ServerInfo, *, repin: str | None, doing: str, invite: bool
 ) -> tuple[bytes, str]:
     """The receipt key this store trusts for its server, checked against the one the server
     at ``url`` declares; how it stands (``FIRST_USE``, ``KEPT`` or ``REPINNED``).
@@ -109,7 +110,7 @@ def pin_server_key(
     administrator checked it with the server's operator). The URL remembered for 'admin
     devices', 'admin pull' and the like is the first one, then that of the last ``invite``.
     """
-    declared = info.get("server_key")
+    declared = info.server_key
     if not is_hex32(declared):
         raise ServerError(f"the server at {url} did not say which key signs its receipts")
     key = bytes.fromhex(str(declared))
@@ -174,7 +175,7 @@ def import_carry(
         raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
     with handle, client_for(server_url, signer=store.identity.signer) as client:
         info = client.info()
-        if info.get("admin_key") != keys.admin_key:
+        if info.admin_key != keys.admin_key:
             raise AccessDenied(f"the server at {server_url} serves another organisation")
         pinned, report.pinning = pin_server_key(
             store, server_url, info, repin=repin, doing="no delivery", invite=False
@@ -238,7 +239,7 @@ def server_url(store: Store, given: str | None) -> str:
 
 def devices(
     store: Store, url: str, *, client_for: Callable[..., SyncClient] = SyncClient
-) -> list[dict[str, Any]]:
+) -> tuple[DeviceInfo, ...]:
     org_keys(store)
     with client_for(url, signer=store.identity.signer) as client:
         return client.devices()
@@ -246,7 +247,7 @@ def devices(
 
 def find_device(
     store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
-) -> dict[str, Any]:
+) -> DeviceInfo:
     """The one enrolled device whose name is ``device``, or whose key or fingerprint starts
     with it; two that match are refused, by their ids, so the wrong one is never revoked."""
     org_keys(store)
@@ -254,18 +255,15 @@ def find_device(
         return _one_device(client.devices(), device)
 
 
-def _one_device(rows: list[dict[str, Any]], device: str) -> dict[str, Any]:
+def _one_device(rows: tuple[DeviceInfo, ...], device: str) -> DeviceInfo:
     wanted = device.replace(" ", "").lower()
     matches = [
         d
         for d in rows
-        if d.get("name") == device.strip()
+        if d.name == device.strip()
         or (
             wanted
-            and (
-                str(d["device"]).startswith(wanted)
-                or str(d["fingerprint"]).replace(" ", "").startswith(wanted)
-            )
+            and (d.device.startswith(wanted) or d.fingerprint.replace(" ", "").startswith(wanted))
         )
     ]
     if not matches:
@@ -274,7 +272,7 @@ def _one_device(rows: list[dict[str, Any]], device: str) -> dict[str, Any]:
             hint="Give its name, key or fingerprint as 'fieldsync admin devices' lists them.",
         )
     if len(matches) > 1:
-        ids = ", ".join(f"{d['device']} ({d.get('name')!r})" for d in matches)
+        ids = ", ".join(f"{d.device} ({d.name!r})" for d in matches)
         raise InputError(
             f"{device!r} names {len(matches)} enrolled devices: {ids}; nothing was revoked",
             hint="Give more of the key or fingerprint of the one to revoke.",
@@ -284,8 +282,8 @@ def _one_device(rows: list[dict[str, Any]], device: str) -> dict[str, Any]:
 
 def revoke(
     store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
-) -> dict[str, Any]:
+) -> RevokeAnswer:
     """Revoke the one device named ``device`` (``find_device``)."""
     org_keys(store)
     with client_for(url, signer=store.identity.signer) as client:
-        return client.revoke(_one_device(client.devices(), device)["device"])
+        return client.revoke(_one_device(client.devices(), device).device)

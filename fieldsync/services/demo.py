@@ -1,7 +1,9 @@
 """``fieldsync demo``: the documenter's journey in a throw-away folder, on embedded examples.
 
-The journey is a generator of ``Step`` events, so the CLI only renders it and the tests can
-check every step. (With the sync issue it grows an organisation, a server and a push.)
+The journey records, edits, attaches and reads back; sets up an organisation with a server on
+loopback, enrols and pushes; an analyst pulls, settles a conflict, reports and exports; and the
+device forgets what the server holds (``push --wipe-after``). It is a generator of ``Step``
+events, so the CLI only renders it and the tests can check every step.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from fieldsync.core.report import Period
 from fieldsync.errors import IntegrityError
 from fieldsync.services import (
     admin,
+    attachments,
     enrol,
     evidence,
     export,
     importer,
     pull,
+    reading,
+    record_history,
     records,
     reports,
     setup,
@@ -178,7 +183,7 @@ def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
     photo = folder / "photo.jpg"
     photo.write_bytes(os.urandom(256 * 1024))
     digest = hashlib.sha256(photo.read_bytes()).hexdigest()
-    records.attach(store, incident, [photo])
+    attachments.attach(store, incident, [photo])
     yield Step("fieldsync attach photo.jpg", "encrypted in 64 KiB chunks; version 3")
 
     listed = store.index()
@@ -188,12 +193,12 @@ def _record(store: Store, folder: Path, needles: list[bytes]) -> Iterator[Step]:
         + "; ".join(f"{r.form.split('@')[0]} ({r.versions} versions)" for r in listed),
     )
 
-    back = records.save_attachment(store, incident, 1, folder / "back.jpg", force=False)
+    back = attachments.save_attachment(store, incident, 1, folder / "back.jpg", force=False)
     if hashlib.sha256(back.read_bytes()).hexdigest() != digest:
         raise IntegrityError("the attachment did not come back byte-identical")
     yield Step("fieldsync show --attachment 1 --out back.jpg", "byte-identical (SHA-256)")
 
-    history = records.history(store, incident)
+    history = record_history.history(store, incident)
     yield Step("fieldsync history", "; ".join(_describe(h) for h in history))
 
     check = setup.check(store)
@@ -293,7 +298,7 @@ def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[St
         "the analyst attributes the attack, recorded as joint regime/Russian, to Russian forces: "
         "a version signed by the admin key, sealed for the organisation and for this laptop",
     )
-    children = records.read(store, incident).body.answers["victims"]["children"]
+    children = reading.read(store, incident).body.answers["victims"]["children"]
     added = {"name": "ليلى", "age": 9, "sex": "female", "status": "killed"}
     records.edit(
         store,
@@ -309,7 +314,7 @@ def _exchange(store: Store, analyst: Store, needles: list[bytes]) -> Iterator[St
         "the documenter adds a victim",
     )
     got = pull.pull(store)
-    merged = records.read(store, incident)
+    merged = reading.read(store, incident)
     if got.merged != [incident] or merged.body.answers["perpetrator"]["parties"] != [
         "russian_forces"
     ]:
@@ -378,7 +383,7 @@ def _wipe(store: Store) -> Iterator[Step]:
     )
 
 
-def _describe(item: records.HistoryItem) -> str:
+def _describe(item: record_history.HistoryItem) -> str:
     if not item.version.entry.header.parents:
         return "created"
     if item.attached:

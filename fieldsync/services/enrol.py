@@ -72,7 +72,7 @@ def enrol(
         )
     with client_for(shown.server) as client:
         info = client.info()
-        if info.get("server_key") != shown.server_key:
+        if info.server_key != shown.server_key:
             raise AccessDenied(
                 f"the server at {shown.server} is not the one the invite names (its key "
                 "differs); nothing was sent to it",
@@ -86,7 +86,7 @@ def enrol(
             server_key=bytes.fromhex(shown.server_key),
         )
         answer = client.enrol(request.encode())
-    if answer.get("device") != store.identity.device_id:
+    if answer.device != store.identity.device_id:
         raise ServerError("the server's answer names another device; nothing was stored")
     store.save_setting(
         "enrolment",

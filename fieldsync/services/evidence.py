@@ -27,7 +27,7 @@ from fieldsync.core import receipt as receipts
 from fieldsync.core.evidence import Verdict
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
-from fieldsync.services.records import author_labels
+from fieldsync.services.reading import author_labels
 from fieldsync.store import blobs, custody
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store

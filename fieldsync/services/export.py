@@ -20,9 +20,9 @@ from typing import Any
 from fieldsync.core import export
 from fieldsync.core.forms import Form
 from fieldsync.errors import InputError, OutputPathError
+from fieldsync.services.every_record import Unreadable, form_of, views
 from fieldsync.services.forms import builtin_forms, get_form
-from fieldsync.services.holdings import Unreadable, form_of, views
-from fieldsync.services.records import RecordView
+from fieldsync.services.reading import RecordView
 from fieldsync.store import files
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store

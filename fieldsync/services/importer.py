@@ -21,7 +21,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.forms import Form, set_path
 from fieldsync.core.ids import new_record_id
 from fieldsync.errors import FieldsyncError, ImportFileError, ImportInterrupted, InputError
-from fieldsync.services import records
+from fieldsync.services import links
 from fieldsync.services.interrupts import interrupts_held
 from fieldsync.store.store import Store
 
@@ -136,7 +136,7 @@ def _linked(store: Store, form: Form, answers: Any) -> tuple[Any, list[str]]:
     """A row's answers with its record ids completed from prefixes (in place: a row is its
     own, so no copy on this path of every row), and its problems."""
     try:
-        records.link_records(store, form, answers)
+        links.link_records(store, form, answers)
     except InputError as exc:
         return answers, [exc.message]
     return answers, form.problems(answers, entering=True)

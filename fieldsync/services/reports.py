@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from fieldsync.core import report
 from fieldsync.core.report import Period, Report, Source
 from fieldsync.errors import InputError
+from fieldsync.services.every_record import Unreadable, every_record
 from fieldsync.services.forms import get_form
-from fieldsync.services.holdings import Unreadable, every_record
 from fieldsync.store.store import Store
 
 # The fields whose choices name a report's rows.

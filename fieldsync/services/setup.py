@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fieldsync.services import records, sync
+from fieldsync.services import reading, sync
 from fieldsync.store import blobs, integrity
 from fieldsync.store.identity import Identity
 from fieldsync.store.integrity import CheckReport
@@ -42,7 +42,7 @@ def rebuild_index(store: Store) -> int:
         versions = store.versions(record)
         if all(v.body is None for v in versions):
             continue  # nothing to summarise; check keeps reporting the damage
-        view = records.view_of_versions(record, versions)  # as every device shows it
+        view = reading.view_of_versions(record, versions)  # as every device shows it
         summary = view.form.summary(view.body.answers)
         store.replace_index(record, versions, view.body, summary, conflict=view.in_conflict)
         rebuilt += 1

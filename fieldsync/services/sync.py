@@ -18,6 +18,7 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import carry, httpsig, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
+from fieldsync.core.wire import BlobState
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
@@ -237,9 +238,9 @@ def upload(
     end it with ``ServerUnreachable`` (a push then says to run it again: it resumes).
     """
     state = where_upload_is(client, blob_id, size)
-    first, stalled = int(state["offset"]), 0
-    while not state["complete"]:
-        offset = int(state["offset"])
+    first, stalled = state.offset, 0
+    while not state.complete:
+        offset = state.offset
         length = min(UPLOAD_SEGMENT, size - offset)
         spans = list(_spans(offset, length))
         digest = httpsig.content_digest_of(read_at(start, count) for start, count in spans)
@@ -257,7 +258,7 @@ def upload(
             failure = exc
             cut = isinstance(exc, ServerUnreachable)
             state = where_upload_is(client, blob_id, size, cut_at=offset if cut else None)
-        moved = int(state["offset"]) - offset
+        moved = state.offset - offset
         sent(moved - streamed[0])  # the progress bar forgets what did not arrive
         if moved > 0:
             stalled = 0
@@ -270,12 +271,12 @@ def upload(
                 hint="Nothing was lost. Run the command again when the connection is back.",
             ) from failure
         client.backoff(stalled)
-    return int(state["offset"]) - first
+    return state.offset - first
 
 
 def where_upload_is(
     client: SyncClient, blob_id: str, size: int, *, cut_at: int | None = None
-) -> dict[str, Any]:
+) -> BlobState:
     """The server's state of an upload (starting it if need be), once no request is appending
     to it: just after a link drops, the server may still be writing what arrived, or reading a
     body whose link died silently (it lets go after its idle limit).
@@ -290,8 +291,8 @@ def where_upload_is(
         state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
         if waited >= BUSY_PATIENCE_S:
             return state
-        settled = cut_at is None or state["offset"] != cut_at or waited >= SETTLE_PATIENCE_S
-        if not state.get("busy") and settled:
+        settled = cut_at is None or state.offset != cut_at or waited >= SETTLE_PATIENCE_S
+        if not state.busy and settled:
             return state
         client.pause(pause)
         waited, pause = waited + pause, min(1.0, pause * 2)

@@ -2,9 +2,11 @@
 
 httpx's failures become fieldsync's at this edge (keeping the cause): no answer at all is
 ``ServerUnreachable``; an error the server explains is raised as the same fieldsync error class
-it names, so a device shows the server's own words; anything else is ``ServerError``. Every
-request the protocol makes is idempotent, so failures that may be passing (no answer, 502, 503,
-504) are retried with exponential backoff and jitter, a bounded number of times.
+it names (``fieldsync.core.wire.ERRORS``), so a device shows the server's own words; anything
+else is ``ServerError``. Every JSON answer is returned as its shape in ``fieldsync.core.wire``,
+checked key by key. Every request the protocol makes is idempotent, so failures that may be
+passing (no answer, 502, 503, 504) are retried with exponential backoff and jitter, a bounded
+number of times.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
 
 import httpx
 
 from fieldsync import errors
 from fieldsync.core import crypto, httpsig, invite
+from fieldsync.core.wire import (
+    BlobState,
+    DeviceInfo,
+    DeviceListing,
+    EnrolAnswer,
+    ErrorAnswer,
+    FeedPage,
+    RevokeAnswer,
+    ServerInfo,
+)
 from fieldsync.errors import FieldsyncError, ServerError, ServerUnreachable
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -79,46 +90,51 @@ class SyncClient:
     def pause(self, seconds: float) -> None:
         self._sleep(seconds)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ServerInfo:
         """Who the server is: its receipt key and its organisation's keys."""
-        return self._json(self._request("GET", "/v1/info"))
+        return ServerInfo.from_json(self._json(self._request("GET", "/v1/info")), self._source)
 
-    def enrol(self, body: bytes) -> dict[str, Any]:
-        return self._json(self._request("POST", "/v1/enrol", content=body))
+    def enrol(self, body: bytes) -> EnrolAnswer:
+        answer = self._json(self._request("POST", "/v1/enrol", content=body))
+        return EnrolAnswer.from_json(answer, self._source)
 
-    def blob_state(self, blob_id: str) -> dict[str, Any] | None:
+    def blob_state(self, blob_id: str) -> BlobState | None:
         """How much of a blob the server holds; None if no upload has started."""
         try:
-            return self._json(self._request("GET", f"/v1/blobs/{blob_id}", signed=True))
+            answer = self._json(self._request("GET", f"/v1/blobs/{blob_id}", signed=True))
         except errors.NotFound:
             return None
+        return BlobState.from_json(answer, self._source)
 
-    def blob_create(self, blob_id: str, size: int) -> dict[str, Any]:
-        return self._json(self._request("PUT", f"/v1/blobs/{blob_id}/{size}", signed=True))
+    def blob_create(self, blob_id: str, size: int) -> BlobState:
+        answer = self._json(self._request("PUT", f"/v1/blobs/{blob_id}/{size}", signed=True))
+        return BlobState.from_json(answer, self._source)
 
     def blob_append(
         self, blob_id: str, offset: int, body: Iterable[bytes], *, length: int, digest: str
-    ) -> dict[str, Any]:
+    ) -> BlobState:
         """Stream ``length`` bytes of a blob from ``offset`` in one request, tried once: a body
         cannot be replayed, and the server keeps what arrived of a cut one, so the caller asks
         where the upload got to and sends the rest from there."""
         path = f"/v1/blobs/{blob_id}/{offset}"
         headers = self._signature_of("PATCH", path, digest) | {"content-length": str(length)}
-        return self._json(self._send("PATCH", path, body, lambda: headers, attempts=1))
+        answer = self._json(self._send("PATCH", path, body, lambda: headers, attempts=1))
+        return BlobState.from_json(answer, self._source)
 
-    def devices(self) -> list[dict[str, Any]]:
+    def devices(self) -> tuple[DeviceInfo, ...]:
         """The device registry (needs the admin key as signer)."""
-        value = self._request("GET", "/v1/admin/devices", signed=True).json()
-        if not isinstance(value, list):
-            raise ServerError(f"the server at {self.base_url} sent an unexpected answer")
-        return value
+        answer = self._json(self._request("GET", "/v1/admin/devices", signed=True))
+        return DeviceListing.from_json(answer, self._source).devices
 
-    def revoke(self, device: str) -> dict[str, Any]:
-        return self._json(self._request("POST", f"/v1/admin/devices/{device}/revoke", signed=True))
+    def revoke(self, device: str) -> RevokeAnswer:
+        path = f"/v1/admin/devices/{device}/revoke"
+        answer = self._json(self._request("POST", path, signed=True))
+        return RevokeAnswer.from_json(answer, self._source)
 
-    def feed(self, after: int) -> dict[str, Any]:
+    def feed(self, after: int) -> FeedPage:
         """One page of the versions stored after position ``after`` that this signer may read."""
-        return self._json(self._request("GET", f"/v1/feed/{int(after)}", signed=True))
+        answer = self._json(self._request("GET", f"/v1/feed/{int(after)}", signed=True))
+        return FeedPage.from_json(answer, self._source)
 
     def blob_content(self, blob_id: str, sink: Callable[[bytes], None]) -> None:
         """Stream a complete blob's encrypted bytes into ``sink`` (the caller checks its hash)."""
@@ -213,45 +229,28 @@ class SyncClient:
             raise ValueError("this request must be signed, and the client has no key")
         return httpsig.sign_digest(self._signer, method, path, digest, int(self._clock()))
 
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
+    @property
+    def _source(self) -> str:
+        """How an error names this server."""
+        return f"the server at {self.base_url}"
+
+    def _json(self, response: httpx.Response) -> object:
         try:
-            value = response.json()
+            value: object = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ServerError(
-                f"the server at {self.base_url} sent an answer that is not JSON"
-            ) from exc
-        if not isinstance(value, dict):
-            raise ServerError(f"the server at {self.base_url} sent an unexpected answer")
+            raise ServerError(f"{self._source} sent an answer that is not JSON") from exc
         return value
 
 
 def _server_error(base_url: str, response: httpx.Response) -> FieldsyncError:
     """The server's own error, as the same class, when it names a fieldsync error."""
     try:
-        body = response.json()
-        name, message = str(body["error"]), str(body["message"])
-        hint = body.get("hint")
-    except (ValueError, KeyError, TypeError):
+        answer = ErrorAnswer.from_json(response.json())
+    except (ValueError, ServerError):
         return ServerError(
             f"the server at {base_url} answered {response.status_code} {response.reason_phrase}"
         )
-    kind = getattr(errors, name, None)
-    text = f"the server refused: {message[:1].lower()}{message[1:]}"
-    raw_details = body.get("details")
-    details = (
-        {str(k): v for k, v in (raw_details or {}).items() if isinstance(v, int | str)}
-        if isinstance(raw_details, dict)
-        else {}
-    )
-    if isinstance(kind, type) and issubclass(kind, FieldsyncError):
-        # The same class the server raised, built without its own __init__ (some take other
-        # arguments), so the device shows the server's words and can act on the details.
-        error = kind.__new__(kind)
-        FieldsyncError.__init__(
-            error, text, hint=hint if isinstance(hint, str) else None, details=details
-        )
-        return error
-    return ServerError(text)
+    return answer.raised()
 
 
 def _reason(exc: httpx.TransportError) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fieldsync.errors import InputError
-from fieldsync.services import records
+from fieldsync.services import reading
 from tests.cli.conftest import Run, as_json, organisation
 from tests.cli.test_cli import record_from
 from tests.conftest import example
@@ -232,5 +232,5 @@ def test_a_prefix_two_versions_share_is_refused() -> None:
     # version ids are hashes, so two sharing 8 characters cannot be made on purpose here
     ids = ["ab12cd34" + "0" * 56, "ab12cd34" + "1" * 56]
     with pytest.raises(InputError, match="names 2 versions of record 01900000-0000"):
-        records.version_named("01900000-0000-7000-8000-000000000000", ids, "AB12CD34")
-    assert records.version_named("0190", ids, "ab12cd341") == ids[1]
+        reading.version_named("01900000-0000-7000-8000-000000000000", ids, "AB12CD34")
+    assert reading.version_named("0190", ids, "ab12cd341") == ids[1]

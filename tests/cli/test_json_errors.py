@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from fieldsync.services import records
+from fieldsync.services import reading
 from tests.cli.conftest import Run, as_json
 from tests.conftest import example
 
@@ -85,7 +85,7 @@ def test_interrupts_os_and_internal_errors(
     def fail(*_args: object, **_kwargs: object) -> Any:
         raise raised
 
-    monkeypatch.setattr(records, "read", fail)  # a fault in what ``show`` calls, not its handler
+    monkeypatch.setattr(reading, "read", fail)  # a fault in what ``show`` calls, not its handler
     document = error_document(run("show", record, "--json"))
     assert (document["exit"], document["kind"]) == (code, kind)
     assert "a bug" not in json.dumps(document)  # an internal error's own text is not shown

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fieldsync.core import admission, crypto, encoding, invite, pulled, receipt
 from fieldsync.core import batch as batch_format
-from fieldsync.core import crypto, encoding, invite, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 from fieldsync.errors import MalformedData, SignatureInvalid
@@ -110,3 +112,114 @@ def test_receipt_vector() -> None:
         time_ms=got.time_ms,
     )
     assert again.decode() == case["receipt"]
+
+
+# The decisions (core/admission.py, core/pulled.py): verdicts written by hand in
+# scripts/make_vectors.py, each case's expectation in the vector, never computed.
+DECISIONS = load("decisions-v1.json")
+VERDICT_NAMES = {
+    admission.Accept: "accept",
+    admission.Replay: "replay",
+    admission.Gap: "gap",
+    admission.Fork: "fork",
+    admission.Broken: "broken",
+    admission.MissingParents: "missing",
+    admission.ForeignParent: "foreign",
+    pulled.Skip: "skip",
+    pulled.Held: "held",
+    pulled.Unchanged: "unchanged",
+    pulled.SetAside: "set aside",
+    pulled.Refuse: "refuse",
+    pulled.Open: "open",
+}
+
+
+def described(verdict: object) -> dict[str, Any]:
+    """A verdict as the vectors write it: its name and its fields (an enum by its value)."""
+    if verdict is None:
+        return {"verdict": "none"}
+    assert dataclasses.is_dataclass(verdict) and not isinstance(verdict, type)
+    fields = {f.name: getattr(verdict, f.name) for f in dataclasses.fields(verdict)}
+    shown = {k: v.value if isinstance(v, enum.Enum) else v for k, v in fields.items()}
+    return {"verdict": VERDICT_NAMES[type(verdict)]} | {
+        k: list(v) if isinstance(v, tuple) else v for k, v in shown.items()
+    }
+
+
+def links_of(case: dict[str, Any]) -> list[admission.Link]:
+    return [
+        admission.Link(
+            link["seq"], link["prev"], link["id"], link["record"], tuple(link["parents"])
+        )
+        for link in case["links"]
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Aside:
+    record: str
+    kept: bool
+    wrap: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """What a pull knows, read from a vector (every field empty unless the case says)."""
+
+    trusted: frozenset[str]
+    refused: dict[str, str]
+    forgotten: frozenset[str]
+    held: dict[str, tuple[str, str, int]]
+    taken: frozenset[tuple[str, int]]
+    seen: dict[str, str]
+    places: frozenset[tuple[str, int]]
+    aside: dict[str, Aside]
+    aside_at: dict[tuple[str, int], str]
+
+    @classmethod
+    def from_json(cls, known: dict[str, Any]) -> Known:
+        return cls(
+            trusted=frozenset(known.get("trusted", [])),
+            refused=dict(known.get("refused", {})),
+            forgotten=frozenset(known.get("forgotten", [])),
+            held={k: (v[0], v[1], v[2]) for k, v in known.get("held", {}).items()},
+            taken=frozenset((a, s) for a, s in known.get("taken", [])),
+            seen=dict(known.get("seen", {})),
+            places=frozenset((a, s) for a, s in known.get("places", [])),
+            aside={k: Aside(**v) for k, v in known.get("aside", {}).items()},
+            aside_at={(a, s): v for a, s, v in known.get("aside_at", [])},
+        )
+
+
+@pytest.mark.parametrize("case", DECISIONS, ids=lambda c: f"{c['decision']}: {c['description']}")
+def test_decision_vectors(case: dict[str, Any]) -> None:
+    decision = case["decision"]
+    if decision == "chain":
+        chain = admission.Chain(case["chain"]["last_seq"], case["chain"]["head"])
+        stored = {int(seq): id_ for seq, id_ in case["stored"].items()}
+        got: object = described(admission.judge(chain, links_of(case), stored))
+    elif decision == "parents":
+        links = links_of(case)
+        assert sorted(admission.parents_wanted(links, case["fresh"])) == case["wanted"]
+        got = described(admission.parents(links, case["fresh"], case["stored"]))
+    elif decision == "pull":
+        v = case["version"]
+        served = pulled.Served(
+            v["id"], v["author"], v["seq"], v["record"], tuple(v["parents"]), v["wrap"]
+        )
+        known = Known.from_json(case["known"])
+        got = described(pulled.judge(served, known, again=case["again"]))
+    elif decision == "waits":
+        got = pulled.waits_on_set_aside(case["parents"], Known.from_json(case["known"]))
+    else:
+        assert decision == "settled"
+        got = pulled.settled(case["id"], case["record"], Known.from_json(case["known"]))
+    assert got == case["expect"]
+
+
+def test_the_decision_vectors_cover_every_verdict() -> None:
+    """Each verdict, and each reason for one, is pinned by at least one case."""
+    named = {case["expect"]["verdict"] for case in DECISIONS if isinstance(case["expect"], dict)}
+    assert named >= set(VERDICT_NAMES.values()) | {"none"}
+    reasons = {case["expect"].get("why") for case in DECISIONS if isinstance(case["expect"], dict)}
+    assert reasons >= {r.value for r in pulled.Reason} | {b.value for b in pulled.Breach}

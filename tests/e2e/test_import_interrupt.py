@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync.services import records
+from fieldsync.services import reading
 from fieldsync.store.store import DB_FILE, Store
 from tests.conftest import PASSPHRASE, example
 
@@ -65,7 +65,7 @@ def test_the_first_row_named_not_saved_is_exactly_the_first_missing(
     assert f"Import again from row {first_missing}" in " ".join(err.split())
     with Store.open(store_home, PASSPHRASE) as store:
         saved_rows = sorted(
-            int(records.read(store, row.record).body.answers["testimony"].split()[1])
+            int(reading.read(store, row.record).body.answers["testimony"].split()[1])
             for row in store.index()
         )
     assert saved_rows == list(range(1, last + 1))  # each row once, none skipped

@@ -17,7 +17,7 @@ from fieldsync.server import data
 from fieldsync.server.database import make_engine
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import StoredEntry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import delivery
 from fieldsync.store.store import Store
@@ -58,7 +58,7 @@ def test_a_server_killed_at_any_moment_loses_nothing_and_doubles_nothing(
             incident = records.create(store, get_form("incident"), example("incident"))
             attachment = tmp_path / f"video-{round_number}.bin"
             attachment.write_bytes(os.urandom(3 * 1024 * 1024))
-            records.attach(store, incident, [attachment])
+            attachments.attach(store, incident, [attachment])
             for _ in range(40):
                 records.create(store, get_form("interview"), example("interview"))
             outcome: list[object] = []

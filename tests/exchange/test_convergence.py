@@ -28,7 +28,7 @@ from fieldsync.core import merge
 from fieldsync.core.forms import get_path
 from fieldsync.errors import ServerUnreachable
 from fieldsync.server.tables import StoredEntry
-from fieldsync.services import pull, records, sync
+from fieldsync.services import pull, reading, records, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import EntryRow
 from fieldsync.store.store import Store
@@ -108,10 +108,10 @@ class Exchange(RuleBasedStateMachine):
         if not choices:
             return
         store, record = self.stores[party], choices[pick % len(choices)]
-        view = records.read(store, record)
+        view = reading.read(store, record)
         if view.in_conflict:  # a person settles it first: the oldest value of each field
             settled = [(c.path, 1, None) for c in view.conflicts]
-            self.chosen.add(records.resolve(store, record, settled))
+            self.chosen.add(settling.resolve(store, record, settled))
             return
         options = FIELDS[field]
         wanted = options[value % len(options)]
@@ -161,7 +161,7 @@ class Exchange(RuleBasedStateMachine):
     def everyone_exchanges_everything(self) -> None:
         exchange_all(self.stores)
         for record, owner in self.records.items():
-            views = [records.read(self.stores[p], record) for p in ("analyst", owner)]
+            views = [reading.read(self.stores[p], record) for p in ("analyst", owner)]
             if not any(row.record == record for row in self.world.analyst.index()):
                 continue
             first, second = views
@@ -201,7 +201,7 @@ def check_merges(store: Store, record: str, chosen: set[str]) -> None:
             assert len(changed) <= 1, f"{'.'.join(field)} merged silently in {version.id[:12]}"
             if changed:
                 assert repr(get_path(version.body.answers, field)) in changed
-    view = records.read(store, record)
+    view = reading.read(store, record)
     for conflict in view.conflicts:
         heads = [versions[h] for h in view.heads]
         field = tuple(conflict.path.split("."))

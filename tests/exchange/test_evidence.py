@@ -21,7 +21,7 @@ from sqlmodel import delete
 from fieldsync.core import crypto, encoding, evidence, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.errors import OutputPathError, StoreStateError
-from fieldsync.services import admin, pull, records, sync
+from fieldsync.services import admin, attachments, pull, records, sync
 from fieldsync.services import evidence as packages
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import ReceiptRow
@@ -49,7 +49,7 @@ def _recorded(world: World, tmp_path: Path) -> tuple[str, Path]:
     photo.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 300)
     hostile = tmp_path / "..\\..\\evil\x1b[2J.txt"  # a legal name on Linux
     hostile.write_bytes(b"notes")
-    records.attach(device, record, [photo, hostile])
+    attachments.attach(device, record, [photo, hostile])
     records.create(device, get_form("disappearance"), example("disappearance"))
     sync.push(device)
     pull.pull(world.analyst)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fieldsync.core import report
-from fieldsync.services import pull, records, reports, sync
+from fieldsync.services import pull, reading, reports, settling, sync
 from fieldsync.store.store import Store
 from tests.conftest import as_an_older_version_recorded, example
 from tests.exchange.conftest import World
@@ -34,11 +34,11 @@ def test_an_older_versions_record_is_pulled_not_set_aside_and_resolves(world: Wo
     record = recorded_by_an_older_version(device)
     found = pull.pull(world.analyst)
     assert found.set_aside == 0 and not found.problems
-    assert records.read(world.analyst, record).body.answers["victims"]["children"] == 14
+    assert reading.read(world.analyst, record).body.answers["victims"]["children"] == 14
 
     in_conflict(world.analyst, record, "narrative", ("first telling", "second telling"))
-    settled = records.resolve(world.analyst, record, [("narrative", 1, None)])
-    view = records.read(world.analyst, record)
+    settled = settling.resolve(world.analyst, record, [("narrative", 1, None)])
+    view = reading.read(world.analyst, record)
     assert view.current.id == settled and not view.in_conflict
     assert view.body.answers["location"]["coordinates"]["longitude"] == "200"  # kept as signed
 

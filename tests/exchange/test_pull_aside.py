@@ -9,14 +9,15 @@ grow one row of the store without bound, or blame the device for what the server
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import delete, text
 from sqlmodel import Session, col, select
 
 from fieldsync.core import crypto
+from fieldsync.core.wire import DeviceInfo, FeedPage
 from fieldsync.errors import IntegrityError, ServerError
 from fieldsync.server.tables import FeedRow, StoredEntry
 from fieldsync.services import problems, pull, records, sync
@@ -174,11 +175,11 @@ class StuckFeed(SyncClient):
 
     served = 0
 
-    def feed(self, after: int) -> dict[str, Any]:
+    def feed(self, after: int) -> FeedPage:
         self.served += 1
         assert self.served < 50, "the pull keeps asking for the same page"
         page = super().feed(after)
-        return page | {"next": after, "more": True}
+        return replace(page, next=after, more=True)
 
 
 def test_a_page_that_does_not_move_forward_is_refused(world: World) -> None:
@@ -194,12 +195,11 @@ def test_a_page_that_does_not_move_forward_is_refused(world: World) -> None:
 class RespelledRegistry(SyncClient):
     """A server that spells each enrolment's base64 with a line break in it."""
 
-    def devices(self) -> list[dict[str, Any]]:
-        listed = super().devices()
-        for device in listed:
-            if "enrolment" in device:
-                device["enrolment"] = device["enrolment"][:8] + "\n" + device["enrolment"][8:]
-        return listed
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return tuple(
+            replace(device, enrolment=device.enrolment[:8] + "\n" + device.enrolment[8:])
+            for device in super().devices()
+        )
 
 
 def test_an_enrolment_spelled_otherwise_by_the_server_is_not_vouched_for(world: World) -> None:

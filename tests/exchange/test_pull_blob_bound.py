@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from fieldsync.core import crypto
-from fieldsync.services import problems, pull, records, sync
+from fieldsync.services import attachments, problems, pull, records, sync
 from fieldsync.services.forms import get_form
 from tests.conftest import example
 from tests.exchange.conftest import World
@@ -24,7 +24,7 @@ def test_an_attachment_served_without_end_is_cut_at_its_size_and_set_aside(
     record = records.create(device, get_form("incident"), example("incident"))
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"\xff\xd8" + crypto.random_bytes(5000))
-    records.attach(device, record, [photo])
+    attachments.attach(device, record, [photo])
     sync.push(device)
     (served,) = [
         p for p in (world.folder / "server").rglob("*") if re.fullmatch("[0-9a-f]{64}", p.name)

@@ -19,7 +19,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
 from fieldsync.errors import AccessDenied, DeviceRevoked, IntegrityError
 from fieldsync.server.tables import FeedRow, ReaderWrap, StoredEntry
-from fieldsync.services import admin, pull, records, sync
+from fieldsync.services import admin, pull, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -83,11 +83,11 @@ def test_a_device_is_served_only_versions_sealed_for_it(world: World) -> None:
     assert {r.record for r in laptop_b.index()} == {record_b}
     with SyncClient(world.url, signer=laptop_b.identity.signer) as client:
         page = client.feed(0)
-    assert page["entries"] == []  # not even as ciphertext
+    assert page.entries == ()  # not even as ciphertext
     with SyncClient(world.url, signer=laptop_a.identity.signer) as client:
-        assert len(client.feed(0)["entries"]) == 1  # A gets just the analyst's version
+        assert len(client.feed(0).entries) == 1  # A gets just the analyst's version
     assert pull.pull(laptop_a).received == 1
-    assert records.read(laptop_a, record_a).body.answers["victims"]["total"] == 6
+    assert reading.read(laptop_a, record_a).body.answers["victims"]["total"] == 6
 
 
 def test_an_unenrolled_or_revoked_key_cannot_pull(world: World) -> None:
@@ -141,7 +141,7 @@ def test_a_version_signed_by_a_key_nobody_enrolled_is_refused(world: World) -> N
     laptop = world.device("laptop")
     record = analyst_edits(world, laptop)
     impostor = crypto.SigningPair.generate()
-    head = records.read(laptop, record).heads[0]
+    head = reading.read(laptop, record).heads[0]
     body = Body(INCIDENT.ref, example("incident")).encode()
     forged, key = entry_format.seal(
         impostor, seq=1, prev=None, record=record, parents=[head], hlc=HLC(2**41, 0), body=body

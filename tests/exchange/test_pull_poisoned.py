@@ -31,7 +31,7 @@ from fieldsync.core.ids import new_record_id
 from fieldsync.errors import BatchInvalid, FieldsyncError
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
-from fieldsync.services import admin, evidence, problems, pull, records, sync
+from fieldsync.services import admin, evidence, problems, pull, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs
 from fieldsync.store.store import Store
@@ -199,7 +199,7 @@ def test_a_parent_from_another_record_is_refused_at_ingest(world: World) -> None
     bad = world.device("bad laptop")
     own = recorded(bad)
     device = Poisoner(world, bad)
-    device.seq, device.prev = 1, records.read(bad, own).heads[0]
+    device.seq, device.prev = 1, reading.read(bad, own).heads[0]
     entry, key = device.seal(record=new_record_id(), parents=(device.prev,))
     with pytest.raises(BatchInvalid, match="another record"):
         device.send([entry], [device.wrap(key)])
@@ -212,7 +212,7 @@ def test_a_parent_from_another_record_already_on_the_server_is_set_aside(world: 
     good, bad = world.device("good laptop"), world.device("bad laptop")
     own = recorded(bad)
     device = Poisoner(world, bad)
-    device.seq, device.prev = 1, records.read(bad, own).heads[0]
+    device.seq, device.prev = 1, reading.read(bad, own).heads[0]
     entry, key = device.seal(record=new_record_id(), parents=(device.prev,))
     child, child_key = device.seal(record=entry.header.record, parents=(entry.id,))
     with Session(world.app.state.engine) as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from fieldsync.services import pull, records, sync
+from fieldsync.services import pull, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import WrapRow
 from tests.conftest import example
@@ -20,7 +20,7 @@ def test_a_pulled_version_sealed_to_the_device_is_kept_under_its_epoch_key(world
     analysts = records.edit(world.analyst, record, sets=["perpetrator.attribution=confirmed"])
     sync.push(world.analyst)  # sealed for the organisation and for the recording device
     assert pull.pull(documenter).received == 1
-    assert records.read(documenter, record).body.answers["perpetrator"]["attribution"] == (
+    assert reading.read(documenter, record).body.answers["perpetrator"]["attribution"] == (
         "confirmed"
     )
     box = documenter.identity.box.public.hex()

@@ -10,7 +10,7 @@ import pytest
 
 from fieldsync.errors import InputError, StoreStateError
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin, pull, records, sync
+from fieldsync.services import admin, pull, reading, record_history, records, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.conftest import example
@@ -26,7 +26,7 @@ def recorded(device: Store) -> str:
 
 
 def shown(store: Store, record: str) -> dict[str, Any]:
-    return records.read(store, record).body.answers
+    return reading.read(store, record).body.answers
 
 
 def test_re_attribution_and_added_victims_merge_into_one_version_everywhere(
@@ -55,7 +55,7 @@ def test_re_attribution_and_added_victims_merge_into_one_version_everywhere(
 
     report = pull.pull(documenter)
     assert report.received == 1 and report.merged == [record] and not report.conflicts
-    merged = records.read(documenter, record)
+    merged = reading.read(documenter, record)
     assert len(merged.heads) == 1 and not merged.in_conflict
     parents = merged.current.entry.header.parents
     assert set(parents) == {analyst_version, documenter_version}
@@ -69,7 +69,7 @@ def test_re_attribution_and_added_victims_merge_into_one_version_everywhere(
 
     sync.push(documenter)
     pull.pull(world.analyst)
-    on_server_side = records.read(world.analyst, record)
+    on_server_side = reading.read(world.analyst, record)
     assert on_server_side.heads == merged.heads
     assert on_server_side.body == merged.body
     assert pull.pull(documenter).received == 0  # nothing new for it: it wrote the merge
@@ -92,7 +92,7 @@ def test_both_changing_the_perpetrator_is_a_conflict_that_resolve_settles(world:
 
     report = pull.pull(documenter)
     assert report.conflicts == [record] and not report.merged
-    view = records.read(documenter, record)
+    view = reading.read(documenter, record)
     assert view.in_conflict and len(view.heads) == 2
     (conflict,) = view.conflicts
     assert conflict.path == "perpetrator.parties"
@@ -102,18 +102,18 @@ def test_both_changing_the_perpetrator_is_a_conflict_that_resolve_settles(world:
     with pytest.raises(StoreStateError, match="in conflict"):  # no edit on provisional values
         records.edit(documenter, record, sets=["victims.total=9"])
     with pytest.raises(InputError, match="no number 3"):
-        records.resolve(documenter, record, [("perpetrator.parties", 3, None)])
+        settling.resolve(documenter, record, [("perpetrator.parties", 3, None)])
 
     analysts = next(n for n, c in enumerate(conflict.values, 1) if c.value == ["russian_forces"])
-    resolution = records.resolve(documenter, record, [("perpetrator.parties", analysts, None)])
-    settled = records.read(documenter, record)
+    resolution = settling.resolve(documenter, record, [("perpetrator.parties", analysts, None)])
+    settled = reading.read(documenter, record)
     assert settled.heads == (resolution,) and not settled.in_conflict
     assert settled.body.answers["perpetrator"]["parties"] == ["russian_forces"]
-    history = records.history(documenter, record)
+    history = record_history.history(documenter, record)
     assert len(history) == 4
     assert history[-1].merged == tuple(sorted(view.heads))
 
     sync.push(documenter)
     pull.pull(world.analyst)
-    assert records.read(world.analyst, record).heads == (resolution,)
-    assert len(records.history(world.analyst, record)) == 4
+    assert reading.read(world.analyst, record).heads == (resolution,)
+    assert len(record_history.history(world.analyst, record)) == 4

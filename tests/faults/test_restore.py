@@ -27,7 +27,7 @@ from fieldsync.cli.main import app as cli
 from fieldsync.errors import ServerBehind, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin, enrol, pull, records, sync
+from fieldsync.services import admin, attachments, enrol, pull, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -91,7 +91,7 @@ def work(store: Store, folder: Path, name: str) -> str:
     incident = records.create(store, get_form("incident"), example("incident"))
     photo = folder / f"{name}.jpg"
     photo.write_bytes(name.encode() * 50_000)
-    records.attach(store, incident, [photo])
+    attachments.attach(store, incident, [photo])
     for _ in range(2):
         records.create(store, get_form("interview"), example("interview"))
     return incident

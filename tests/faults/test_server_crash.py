@@ -23,7 +23,7 @@ from fieldsync.server import data
 from fieldsync.server.database import make_engine
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import StoredEntry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import EntryRow
 from fieldsync.store.store import Store
@@ -48,7 +48,7 @@ def add_work(store: Store, folder: Path, picker: random.Random) -> None:
     if picker.random() < 0.5:
         video = folder / f"video-{picker.getrandbits(32):08x}.bin"
         video.write_bytes(os.urandom(picker.randint(200_000, 2_000_000)))
-        records.attach(store, incident, [video])
+        attachments.attach(store, incident, [video])
     for _ in range(picker.randint(5, 30)):
         records.create(store, get_form("interview"), example("interview"))
 

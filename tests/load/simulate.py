@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from fieldsync.services import admin, enrol, pull, records, sync
+from fieldsync.services import admin, enrol, pull, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import delivery
 from fieldsync.store.store import Store
@@ -136,7 +136,7 @@ def _device(
     for _ in range(rounds):
         for _ in range(per_round):
             mine.append(records.create(store, form, generated.incident(rng)))
-        views = [records.read(store, r) for r in mine]
+        views = [reading.read(store, r) for r in mine]
         editable = [v for v in views if not v.in_conflict]
         if editable:
             chosen = rng.choice(editable)

@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from fieldsync.core import batch as batch_format
+from fieldsync.core.wire import BlobState
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.limits import KIB, SLOW_LINK, Limits
@@ -329,7 +330,7 @@ class CountingClient(SyncClient):
 
     appends = 0
 
-    def blob_append(self, *args: object, **kwargs: object) -> dict[str, object]:
+    def blob_append(self, *args: object, **kwargs: object) -> BlobState:
         self.appends += 1
         return super().blob_append(*args, **kwargs)  # type: ignore[arg-type]
 

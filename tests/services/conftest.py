@@ -13,7 +13,7 @@ import pytest
 from fieldsync.core.body import Body
 from fieldsync.server import data
 from fieldsync.server.app import create_app
-from fieldsync.services import admin, records
+from fieldsync.services import admin, reading, settling
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 from fieldsync.transport.client import SyncClient
@@ -65,11 +65,11 @@ def live(admin_store: Store, tmp_path: Path) -> Iterator[tuple[str, object]]:
 
 def in_conflict(store: Store, record: str, field: str, values: tuple[Any, Any]) -> None:
     """Two versions on the same parent that set ``field`` differently, then settled."""
-    view = records.read(store, record)
+    view = reading.read(store, record)
     with store.writer() as writer:
         for value in values:
             answers = copy.deepcopy(view.body.answers)
             answers[field] = value
             body = Body(view.form.ref, answers, view.body.attachments, None)
             writer.append(record, [view.current.id], body, "")
-    assert records.settle(store, [record]).conflicts == [record]
+    assert settling.settle(store, [record]).conflicts == [record]

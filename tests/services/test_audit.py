@@ -15,7 +15,7 @@ from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.data import DB_FILE
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -75,7 +75,7 @@ def pushed(store: Store, admin_store: Store, tmp_path: Path) -> Pushed:
         push()
         photo = tmp_path / "photo.jpg"
         photo.write_bytes(crypto.random_bytes(100_000))
-        records.attach(store, incident, [photo])
+        attachments.attach(store, incident, [photo])
         records.edit(store, incident, sets=["victims.total=7"])
         push()
     return Pushed(server, store, incident, interview)

@@ -16,7 +16,7 @@ from fieldsync.errors import AccessDenied, MalformedData, ServerError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredBlob, StoredEntry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -34,7 +34,7 @@ def carried(store: Store, admin_store: Store, live: tuple[str, object], tmp_path
     record = records.create(store, get_form("incident"), example("incident"))
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(bytes(range(256)) * 5000)
-    records.attach(store, record, [photo])
+    attachments.attach(store, record, [photo])
     path = tmp_path / "usb" / "carry.fsc"
     path.parent.mkdir()
     assert sync.write_carry(store, path) == (2, 1)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, enrol, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import integrity
 from fieldsync.store.db import DraftRow, EntryRow, RecordRow
@@ -54,7 +54,7 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
             assert len(wiped) == 30
             kept = records.create(store, get_form("interview"), example("interview"))
         with Store.open(home, PASSPHRASE) as store:  # what was not wiped still opens
-            assert records.read(store, kept).body.answers == example("interview")
+            assert reading.read(store, kept).body.answers == example("interview")
             assert integrity.check(store).ok
         carving.unmount(mount)
         raw = image.read_bytes()

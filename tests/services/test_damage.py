@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fieldsync.errors import Interrupted, StoreCorrupted
-from fieldsync.services import export, importer, records, reports, setup
+from fieldsync.services import export, importer, reading, records, reports, setup
 from fieldsync.services.forms import get_form
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import DB_FILE, Store
@@ -34,7 +34,7 @@ def test_a_damaged_current_version_is_reported_not_silently_replaced(
     record = records.create(store, get_form("incident"), example("incident"))
     latest = records.edit(store, record, sets=["victims.total=9"])
     damage_entry(store_home, latest)
-    view = records.read(store, record)
+    view = reading.read(store, record)
     assert view.body.answers["victims"]["total"] == 5  # the older, intact version ...
     assert any("no current version" in p for p in view.problems)  # ... and it says so
     assert any(latest[:12] in p for p in view.problems)
@@ -122,7 +122,7 @@ def test_a_damaged_heads_column_is_a_problem_row_that_repair_fixes(
         setup.check(reopened, repair=True)
         (row,) = reopened.index()
         assert row.problem is None
-        assert entered(records.read(reopened, made).body.answers) == example("incident")
+        assert entered(reading.read(reopened, made).body.answers) == example("incident")
 
 
 def row_contents(path: Path) -> list[tuple[str, int, int]]:
@@ -202,7 +202,7 @@ def shown_right(store: Store, index: list[IndexEntry]) -> None:
         if row.problem:
             continue
         try:
-            view = records.read(store, row.record)
+            view = reading.read(store, row.record)
         except StoreCorrupted as exc:
             refused = exc
         else:

@@ -221,7 +221,7 @@ def test_an_invite_for_plain_http_on_another_machine_is_refused_unless_allowed(
 ) -> None:
     url = live[0]
     with quick(url) as client:
-        server_key = bytes.fromhex(client.info()["server_key"])
+        server_key = bytes.fromhex(str(client.info().server_key))
     keys = admin.org_keys(admin_store)
     text = invite.issue(
         admin_store.identity.signer,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fieldsync.errors import OutputPathError
-from fieldsync.services import export, records
+from fieldsync.services import attachments, export, records
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests import generated
@@ -156,7 +156,7 @@ def test_attachments_are_listed_by_hash_and_their_names_are_sensitive(
     record = records.create(analyst, get_form("incident"), example("incident"))
     photo = tmp_path / "ahmad-at-the-checkpoint.jpg"
     photo.write_bytes(b"\xff\xd8 not really a jpeg")
-    records.attach(analyst, record, [photo])
+    attachments.attach(analyst, record, [photo])
     out = tmp_path / "out"
     out.mkdir()
     export.export_records(analyst, out, "csv", form="incident")
@@ -178,7 +178,7 @@ def test_a_hostile_attachment_name_is_neutralised_in_csv(
     hostile = tmp_path / "in" / name  # a file name a spreadsheet would run as a formula
     hostile.parent.mkdir()
     hostile.write_bytes(b"bytes")
-    records.attach(analyst, record, [hostile])
+    attachments.attach(analyst, record, [hostile])
     out = tmp_path / "out"
     out.mkdir()
     export.export_records(analyst, out, "csv", form="incident", include_sensitive=True)

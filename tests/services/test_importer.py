@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fieldsync.errors import ImportFileError
-from fieldsync.services import importer, records
+from fieldsync.services import importer, reading
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.conftest import entered, example
@@ -38,7 +38,7 @@ def test_json_lines_keeps_valid_rows_and_reports_the_rest(store: Store, tmp_path
     assert "line 4 is not valid JSON" in report.refused[1].problems[0]
     assert "numbers with a fraction are not allowed" in report.refused[2].problems[0]
     assert len(store.index()) == 2
-    assert entered(records.read(store, report.saved[0]).body.answers) == good
+    assert entered(reading.read(store, report.saved[0]).body.answers) == good
 
 
 def test_json_array(store: Store, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_csv_with_arabic_bom_and_typed_cells(store: Store, tmp_path: Path) -> No
     path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     report = run(store, path)
     assert len(report.saved) == 2
-    first = records.read(store, report.saved[0]).body.answers
+    first = reading.read(store, report.saved[0]).body.answers
     assert first["person"] == {"name": "خالد", "age": 27}
     assert first["location"]["governorate"] == "damascus"
     assert [r.row for r in report.refused] == [3, 4, 5]

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, func, select
 
 from fieldsync.errors import ServerError, ServerUnreachable
 from fieldsync.server.tables import AcceptedBatch, StoredEntry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import delivery
 from fieldsync.store.store import Store
@@ -32,7 +32,7 @@ def loaded(store: Store, admin_store: Store, live: tuple[str, object], tmp_path:
     record = records.create(store, get_form("incident"), example("incident"))
     video = tmp_path / "video.bin"
     video.write_bytes(bytes(range(256)) * (3 * 1024 * 1024 // 256))
-    records.attach(store, record, [video])
+    attachments.attach(store, record, [video])
     for _ in range(20):
         records.create(store, get_form("interview"), example("interview"))
     return store

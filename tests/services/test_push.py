@@ -14,13 +14,14 @@ from sqlmodel import Session, func, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import encoding, httpsig, receipt
+from fieldsync.core.wire import BlobState
 from fieldsync.errors import RecordNotFound, ServerError, ServerUnreachable, StoreStateError
 from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.blobs import BlobStore
 from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredEntry
-from fieldsync.services import admin, enrol, records, sync
+from fieldsync.services import admin, attachments, enrol, reading, records, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs, integrity
 from fieldsync.store.store import Store
@@ -61,7 +62,7 @@ def stored_entries(engine: object) -> int:
 def attach_file(store: Store, record: str, tmp_path: Path, size: int) -> None:
     path = tmp_path / "video.bin"
     path.write_bytes(bytes(range(256)) * (size // 256))
-    records.attach(store, record, [path])
+    attachments.attach(store, record, [path])
 
 
 def test_push_delivers_versions_and_attachments_then_has_nothing_left(
@@ -123,7 +124,7 @@ def test_a_dropped_link_loses_nothing_and_the_next_push_resumes_the_upload(
     engine = live[2]
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 3_000_000)
-    (attachment,) = records.read(enrolled, record).body.attachments
+    (attachment,) = reading.read(enrolled, record).body.attachments
     stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     # 1 MiB of the upload gets through, then the link is gone for good
     with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
@@ -143,7 +144,7 @@ def test_a_link_that_drops_every_mib_still_delivers_and_resends_little(
     complete, with few bytes sent twice (the naive way, resending the file, never ends)."""
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 6 * MIB)
-    (attachment,) = records.read(enrolled, record).body.attachments
+    (attachment,) = reading.read(enrolled, record).body.attachments
     stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     port = int(live[0].rsplit(":", 1)[1])
     with FaultProxy(port, reset_every=MIB, server_sees="end") as proxy:
@@ -175,7 +176,7 @@ def test_a_cut_request_the_server_has_not_begun_on_is_not_sent_again(
     monkeypatch.setattr(httpsig, "verify_headers", slow_to_begin_appends)
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 4 * MIB)
-    (attachment,) = records.read(enrolled, record).body.attachments
+    (attachment,) = reading.read(enrolled, record).body.attachments
     stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     port = int(live[0].rsplit(":", 1)[1])
     with FaultProxy(port, reset_every=MIB, server_sees="end") as proxy:
@@ -220,7 +221,7 @@ def test_a_receipt_that_does_not_verify_marks_nothing_delivered(
             client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(broken_signature)),
         )
     assert sync.pending(enrolled) == 1
-    assert records.read(enrolled, record).body.answers == example("interview")
+    assert reading.read(enrolled, record).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 
@@ -271,7 +272,7 @@ def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_n
         )
     assert stored_entries(engine) == 1  # the server never stored it
     assert sync.pending(enrolled) == 1
-    assert records.read(enrolled, record).body.answers == example("interview")
+    assert reading.read(enrolled, record).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 
@@ -303,17 +304,17 @@ def test_wipe_after_forgets_exactly_what_the_receipts_cover(
 ) -> None:
     delivered = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, delivered, tmp_path, 300_000)
-    (attachment,) = records.read(enrolled, delivered).body.attachments
+    (attachment,) = reading.read(enrolled, delivered).body.attachments
     report = sync.push(enrolled, client_for=lambda u, s: client(u, s), wipe_after=True)
     assert (report.wiped_records, report.wiped_attachments) == (1, 1)
     assert [r.record for r in enrolled.index()] == []
     assert not blobs.blob_path(enrolled, attachment.blob).exists()
     with pytest.raises(RecordNotFound, match="delivered and then wiped"):
-        records.read(enrolled, delivered)
+        reading.read(enrolled, delivered)
     assert all(v.body is None for v in enrolled.versions(delivered))  # no key left to open it
     assert integrity.check(enrolled).ok  # the chain is intact; the missing keys are deliberate
     later = records.create(enrolled, get_form("interview"), example("interview"))
-    assert records.read(enrolled, later).body.answers == example("interview")
+    assert reading.read(enrolled, later).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
 
 
@@ -331,7 +332,7 @@ def test_nothing_is_wiped_when_the_push_fails_or_the_receipt_is_not_the_servers(
     enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})
     with pytest.raises(ServerError):
         sync.push(enrolled, wipe_after=True, client_for=lambda u, s: client(u, s))
-    assert records.read(enrolled, record).body.answers == example("interview")
+    assert reading.read(enrolled, record).body.answers == example("interview")
 
 
 @pytest.mark.parametrize(
@@ -345,7 +346,7 @@ def test_hostile_attachment_names_never_reach_the_server(
     record = records.create(enrolled, get_form("incident"), example("incident"))
     hostile = tmp_path / name
     hostile.write_bytes(b"evidence " * 1000)
-    records.attach(enrolled, record, [hostile])
+    attachments.attach(enrolled, record, [hostile])
     sync.push(enrolled, client_for=lambda u, s: client(u, s))
     written = [p for p in server.folder.rglob("*") if p.is_file()]
     encoded = name.encode()
@@ -355,7 +356,7 @@ def test_hostile_attachment_names_never_reach_the_server(
     blob_files = [p.name for p in written if p.parent.parent.name == "blobs"]
     assert len(blob_files) == 1
     assert all(c in "0123456789abcdef" for c in blob_files[0])
-    (attachment,) = records.read(enrolled, record).body.attachments
+    (attachment,) = reading.read(enrolled, record).body.attachments
     assert attachment.name == name  # kept exactly, for the person, inside the encrypted body
 
 
@@ -377,7 +378,7 @@ def test_an_attachment_deleted_before_its_batch_arrived_is_uploaded_again_by_the
     server = live[1]
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 300_000)
-    (attachment,) = records.read(enrolled, record).body.attachments
+    (attachment,) = reading.read(enrolled, record).body.attachments
     with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
         sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DropsBeforeBatches()))
     uploaded = server.blob_folder / attachment.blob[:2] / attachment.blob
@@ -410,7 +411,7 @@ def test_an_upload_that_expires_under_its_next_append_starts_again_within_the_pu
         made = client(url, store)
         append = made.blob_append
 
-        def blob_append(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        def blob_append(*args: Any, **kwargs: Any) -> BlobState:
             if not expired:  # the server's own expiry, run as if 49 h had passed
                 with Session(engine) as session:
                     expired.append(

@@ -12,7 +12,7 @@ from fieldsync.errors import (
     InputError,
     OutputPathError,
 )
-from fieldsync.services import drafts, records
+from fieldsync.services import attachments, drafts, reading, record_history, records, settling
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs
 from fieldsync.store.store import Store
@@ -28,7 +28,7 @@ def test_answers_come_back_exactly_as_entered(store: Store) -> None:
     answers = example("incident")
     answers["narrative"] = "\u200fنص عربي\u200e with\ttabs\nand lines \x1b[2J"
     record = records.create(store, get_form("incident"), answers)
-    assert entered(records.read(store, record).body.answers) == answers
+    assert entered(reading.read(store, record).body.answers) == answers
 
 
 def test_invalid_answers_save_nothing(store: Store) -> None:
@@ -40,10 +40,10 @@ def test_invalid_answers_save_nothing(store: Store) -> None:
 def test_edit_with_set_makes_a_new_version_and_keeps_the_old(store: Store) -> None:
     record = new_incident(store)
     records.edit(store, record, sets=["victims.total=6", "location.governorate=حلب"])
-    view = records.read(store, record)
+    view = reading.read(store, record)
     assert view.body.answers["victims"]["total"] == 6
     assert view.body.answers["location"]["governorate"] == "aleppo"
-    history = records.history(store, record)
+    history = record_history.history(store, record)
     assert history[0].changed == tuple(sorted(example("incident")))  # created: every field
     assert history[1].changed == ("location.governorate", "victims.total")
     assert history[0].version.body.answers["victims"]["total"] == 5  # type: ignore[union-attr]
@@ -65,24 +65,24 @@ def test_edit_refuses_no_change_unknown_fields_and_invalid_values(store: Store) 
 def test_edit_with_empty_value_removes_an_optional_field(store: Store) -> None:
     record = new_incident(store)
     records.edit(store, record, sets=["weapons="])
-    assert "weapons" not in records.read(store, record).body.answers
+    assert "weapons" not in reading.read(store, record).body.answers
 
 
 def test_attach_and_decrypt_back_byte_identical(store: Store, tmp_path: Path) -> None:
     record = new_incident(store)
     photo = tmp_path / "صورة المستشفى.jpg"
     photo.write_bytes(bytes(range(256)) * 1000)
-    records.attach(store, record, [photo])
-    view = records.read(store, record)
+    attachments.attach(store, record, [photo])
+    view = reading.read(store, record)
     (attachment,) = view.body.attachments
     assert attachment.name == "صورة المستشفى.jpg"
     assert attachment.media_type == "image/jpeg"
-    out = records.save_attachment(store, record, 1, tmp_path / "out.jpg", force=False)
+    out = attachments.save_attachment(store, record, 1, tmp_path / "out.jpg", force=False)
     assert out.read_bytes() == photo.read_bytes()
     with pytest.raises(OutputPathError, match="already exists"):
-        records.save_attachment(store, record, 1, out, force=False)
+        attachments.save_attachment(store, record, 1, out, force=False)
     with pytest.raises(AttachmentNotFound):
-        records.save_attachment(store, record, 2, tmp_path / "x", force=False)
+        attachments.save_attachment(store, record, 2, tmp_path / "x", force=False)
 
 
 def test_attach_refuses_missing_files_and_folders_and_changes_nothing(
@@ -92,9 +92,9 @@ def test_attach_refuses_missing_files_and_folders_and_changes_nothing(
     good = tmp_path / "good.txt"
     good.write_text("ok")
     with pytest.raises(AttachmentError, match="no file"):
-        records.attach(store, record, [good, tmp_path / "missing.jpg"])
+        attachments.attach(store, record, [good, tmp_path / "missing.jpg"])
     with pytest.raises(AttachmentError, match="folder"):
-        records.attach(store, record, [tmp_path])
+        attachments.attach(store, record, [tmp_path])
     assert store.index_entry(record).versions == 1
 
 
@@ -102,14 +102,14 @@ def test_a_damaged_blob_leaves_no_partial_plaintext(store: Store, tmp_path: Path
     record = new_incident(store)
     video = tmp_path / "video.mp4"
     video.write_bytes(b"frame" * 100_000)
-    records.attach(store, record, [video])
-    blob_id = records.read(store, record).body.attachments[0].blob
+    attachments.attach(store, record, [video])
+    blob_id = reading.read(store, record).body.attachments[0].blob
     path = blobs.blob_path(store, blob_id)
     data = bytearray(path.read_bytes())
     data[-30] ^= 0xFF  # the last chunk: plaintext of earlier chunks was already written
     path.write_bytes(bytes(data))
     with pytest.raises(DecryptionFailed):
-        records.save_attachment(store, record, 1, tmp_path / "out.mp4", force=False)
+        attachments.save_attachment(store, record, 1, tmp_path / "out.mp4", force=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "video.mp4"]
 
 
@@ -119,7 +119,7 @@ def test_saving_into_a_folder_uses_a_name_that_cannot_escape_it(
     record = new_incident(store)
     source = tmp_path / "a.txt"
     source.write_text("content")
-    records.attach(store, record, [source])
+    attachments.attach(store, record, [source])
     # A hostile name inside a record (e.g. arriving from another device later).
     for hostile, expected in [
         ("../../etc/passwd", "passwd"),
@@ -129,10 +129,10 @@ def test_saving_into_a_folder_uses_a_name_that_cannot_escape_it(
         (".hidden", "hidden"),
         ("a\x1b[31mb\n.txt", "a_[31mb_.txt"),
     ]:
-        assert records.safe_file_name(hostile) == expected
+        assert attachments.safe_file_name(hostile) == expected
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    written = records.save_attachment(store, record, 1, out_dir, force=False)
+    written = attachments.save_attachment(store, record, 1, out_dir, force=False)
     assert written.parent == out_dir
 
 
@@ -153,6 +153,6 @@ def test_a_value_typed_to_resolve_is_held_to_the_entry_checks(store: Store) -> N
     record = records.create(store, get_form("incident"), example("incident"))
     in_conflict(store, record, "date", ("2024-03-04", "2024-03-06"))
     with pytest.raises(AnswersInvalid, match="a date after tomorrow cannot have happened yet"):
-        records.resolve(store, record, [("date", None, "2099-03-05")])
-    records.resolve(store, record, [("date", None, "2024-03-05")])
-    assert records.read(store, record).body.answers["date"] == "2024-03-05"
+        settling.resolve(store, record, [("date", None, "2099-03-05")])
+    settling.resolve(store, record, [("date", None, "2024-03-05")])
+    assert reading.read(store, record).body.answers["date"] == "2024-03-05"

@@ -36,15 +36,15 @@ def test_the_registry_lists_devices_and_revocation_stops_them(
     records.create(enrolled, get_form("interview"), example("interview"))
     sync.push(enrolled, client_for=lambda u, s: client(u, s))
     (row,) = admin.devices(admin_store, admin.server_url(admin_store, None))
-    assert (row["name"], row["status"], row["entries"], row["last_seq"]) == (
+    assert (row.name, row.status, row.entries, row.last_seq) == (
         "laptop 12",
         "active",
         1,
         1,
     )
-    assert row["fingerprint"] == enrolled.identity.fingerprint
-    prefix = row["fingerprint"].replace(" ", "")[:10]
-    assert admin.revoke(admin_store, url, prefix)["status"] == "revoked"
+    assert row.fingerprint == enrolled.identity.fingerprint
+    prefix = row.fingerprint.replace(" ", "")[:10]
+    assert admin.revoke(admin_store, url, prefix).status == "revoked"
     records.create(enrolled, get_form("interview"), example("interview"))
     with pytest.raises(DeviceRevoked, match="revoked"):
         sync.push(enrolled, client_for=lambda u, s: client(u, s))

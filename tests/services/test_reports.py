@@ -9,7 +9,7 @@ import pytest
 
 from fieldsync.core.report import Period
 from fieldsync.errors import InputError
-from fieldsync.services import records, reports
+from fieldsync.services import reading, records, reports
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 from tests.conftest import example, fast_store
@@ -25,7 +25,7 @@ def analyst(tmp_path: Path) -> Iterator[Store]:
 def test_a_record_in_conflict_counts_once_with_its_provisional_value(analyst: Store) -> None:
     record = records.create(analyst, get_form("incident"), example("incident"))
     in_conflict(analyst, record, "date", ("2024-03-07", "2024-04-02"))
-    shown = records.read(analyst, record).body.answers["date"]  # the same on every device
+    shown = reading.read(analyst, record).body.answers["date"]  # the same on every device
     found = reports.monthly(analyst, Period.month(shown[:7]))
     assert found.in_conflict == [record]
     assert found.killings.in_conflict == 1

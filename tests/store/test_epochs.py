@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from fieldsync.core import crypto
 from fieldsync.errors import DiskError, DiskFull, StoreBusy, StoreCorrupted, WrongPassphrase
-from fieldsync.services import records
+from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
 from fieldsync.store import delivery, epochs, integrity
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
@@ -48,7 +48,7 @@ def test_no_version_is_sealed_to_the_devices_own_box_key(store: Store) -> None:
         assert session.exec(select(WrapRow).where(WrapRow.reader == box)).all() == []
         (copy,) = store.own_wraps(session).values()
     assert copy.epoch == store.epoch.number
-    assert records.read(store, record).body.answers["narrative"]
+    assert reading.read(store, record).body.answers["narrative"]
 
 
 def test_a_wipe_cut_short_before_its_commit_drops_the_new_key(store_home: Path) -> None:
@@ -105,7 +105,7 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
         db.execute("PRAGMA user_version=2")
     with opened(store_home) as store:
         assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
-        assert all(records.read(store, r).body for r in kept)
+        assert all(reading.read(store, r).body for r in kept)
         assert integrity.check(store).ok
         with store.session() as session:
             left = session.exec(select(WrapRow).where(WrapRow.reader == box.hex())).all()
@@ -141,7 +141,7 @@ def test_a_wipe_does_not_start_while_another_command_has_the_store_open(
         with pytest.raises(StoreBusy, match="another fieldsync command has this store open"):
             delivery.forget_delivered(pushing, 10**9)
         later = records.create(typing_a_record, get_form("incident"), example("incident"))
-        assert records.read(typing_a_record, later).body is not None
+        assert reading.read(typing_a_record, later).body is not None
     with opened() as alone:
         assert delivery.forget_delivered(alone, 10**9)[0] == 2  # once the other has closed
 
@@ -180,7 +180,7 @@ def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path)
     path.write_bytes(current)  # the file that belongs to the store: all is as it was
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == [kept]
-        assert records.read(store, kept).body is not None
+        assert reading.read(store, kept).body is not None
         assert store.forgotten_records() == set(wiped)
         assert integrity.check(store).ok
 
@@ -212,15 +212,15 @@ def test_a_wipe_whose_transaction_fails_leaves_the_store_as_it_is_on_disk(
         assert store.epoch == old  # the new key never took: the database is under the old
         assert [e for e in store._epoch_file.read() if e] == [old]
         assert [(r.record, r.problem) for r in store.index()] == [(doomed, None), (kept, None)]
-        assert records.read(store, kept).body is not None
+        assert reading.read(store, kept).body is not None
         later = records.create(store, get_form("incident"), example("incident"))
-        assert records.read(store, later).body is not None
+        assert reading.read(store, later).body is not None
         assert delivery.forget_delivered(store, 1) == (1, 0)  # the wipe again, with room
         assert store.epoch.number == old.number + 1
     with opened(store_home) as store:
         assert {r.record for r in store.index()} == {kept, later}
-        assert records.read(store, kept).body is not None
-        assert records.read(store, later).body is not None
+        assert reading.read(store, kept).body is not None
+        assert reading.read(store, later).body is not None
         assert integrity.check(store).ok
 
 
@@ -235,12 +235,12 @@ def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk
             store.change_passphrase(new)
         assert not (store_home / NEW_VAULT_FILE).exists()  # undone: the database is under the old
         assert store.epoch == old and [e for e in store._epoch_file.read() if e] == [old]
-        assert records.read(store, record).body is not None
+        assert reading.read(store, record).body is not None
         later = records.create(store, get_form("incident"), example("incident"))
         assert delivery.forget_delivered(store, 1) == (1, 0)
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, new)
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == [later]
-        assert records.read(store, later).body is not None
+        assert reading.read(store, later).body is not None
         assert integrity.check(store).ok

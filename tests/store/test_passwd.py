@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from fieldsync.core import crypto, vault
 from fieldsync.errors import DecryptionFailed, StoreStateError, WrongPassphrase
-from fieldsync.services import records
+from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
 from fieldsync.store import epochs, integrity
 from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow
@@ -40,7 +40,7 @@ def fill(store: Store) -> str:
 
 def everything(store: Store, record: str) -> None:
     """The record, the setting and the draft are all there and readable, and check agrees."""
-    assert records.read(store, record).body.answers["narrative"] == example("incident")["narrative"]
+    assert reading.read(store, record).body.answers["narrative"] == example("incident")["narrative"]
     assert store.setting("server") == {"url": "https://example.org"}
     assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
     assert store.record_settings(["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}

@@ -22,7 +22,7 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.services import records
+from fieldsync.services import attachments, reading, records
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs, custody, delivery, integrity
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
@@ -172,7 +172,7 @@ def test_a_schema_1_store_gains_the_receipts_table_on_opening(
         db.execute("DROP TABLE receipts")
         db.execute("PRAGMA user_version=1")
     with Store.open(store_home, PASSPHRASE) as reopened:
-        shown = records.read(reopened, record).body.answers
+        shown = reading.read(reopened, record).body.answers
         assert shown["narrative"] == example("incident")["narrative"]
         assert custody.receipts_of(reopened, "0" * 64) == []
     with sqlite3.connect(store_home / DB_FILE) as db:
@@ -376,7 +376,7 @@ def test_every_file_and_folder_a_store_creates_is_the_owners_alone(tmp_path: Pat
     try:
         with Store.create(existing, PASSPHRASE) as store:
             record = records.create(store, get_form("incident"), example("incident"))
-            records.attach(store, record, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
+            attachments.attach(store, record, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
             modes = {
                 str(p.relative_to(existing)): (p.is_dir(), stat.S_IMODE(p.stat().st_mode))
                 for p in existing.rglob("*")
@@ -401,7 +401,7 @@ def test_check_passes_a_store_whose_delivered_records_were_wiped_and_counts_what
         for _ in range(3):
             records.create(store, get_form("incident"), example("incident"))
         kept = records.create(store, get_form("incident"), example("incident"))
-        records.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
+        attachments.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
         assert delivery.forget_delivered(store, 3) == (3, 0)
     with Store.open(store_home, PASSPHRASE) as store:
         report = integrity.check(store)
@@ -423,8 +423,8 @@ def test_check_names_a_version_of_a_record_not_wiped_whose_key_is_gone(
 def test_check_names_every_attachment_missing_or_altered(store: Store, tmp_path: Path) -> None:
     record = records.create(store, get_form("incident"), example("incident"))
     files = [write_file(tmp_path / f"{n}.jpg", bytes([n]) * 5000) for n in range(3)]
-    records.attach(store, record, files)
-    attached = sorted(a.blob for a in records.read(store, record).body.attachments)
+    attachments.attach(store, record, files)
+    attached = sorted(a.blob for a in reading.read(store, record).body.attachments)
     blobs.blob_path(store, attached[0]).unlink()
     blobs.blob_path(store, attached[1]).unlink()
     altered = blobs.blob_path(store, attached[2])

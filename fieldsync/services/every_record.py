@@ -6,8 +6,8 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from fieldsync.errors import FieldsyncError
-from fieldsync.services import records
-from fieldsync.services.records import RecordView
+from fieldsync.services import reading
+from fieldsync.services.reading import RecordView
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 
@@ -48,7 +48,7 @@ def views(store: Store, index: list[IndexEntry]) -> Iterator[RecordView | Unread
                 yield Unreadable(row.record, row.problem)
                 continue
             try:
-                view = records.view_with_index(row, versions.get(row.record, []))
+                view = reading.view_with_index(row, versions.get(row.record, []))
             except FieldsyncError as exc:
                 yield Unreadable(row.record, exc.message)
                 continue
