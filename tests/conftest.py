@@ -81,8 +81,9 @@ def fast_store(home: Path, *, admin: bool = False) -> Store:
     reopened, only used."""
     from fieldsync.core import crypto
     from fieldsync.store import files
+    from fieldsync.store.blobs import BLOBS_DIR
     from fieldsync.store.db import create_schema
-    from fieldsync.store.store import BLOBS_DIR, Identity
+    from fieldsync.store.identity import Identity
 
     files.make_private_dir(home)
     files.make_private_dir(home / BLOBS_DIR / "tmp")

@@ -11,13 +11,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fieldsync"
 
 # layer -> fieldsync layers it may import
 ALLOWED = {
-    "core": {"core", "errors"},
-    "store": {"store", "core", "errors"},
-    "transport": {"transport", "core", "errors"},
-    "services": {"services", "store", "transport", "core", "errors"},
-    "server": {"server", "core", "errors"},
-    "cli": {"cli", "services", "store", "core", "errors", "server", "__init__"},
+    "core": {"core", "errors"},  # not durable: core does no disk I/O
+    "store": {"store", "core", "errors", "durable"},
+    "transport": {"transport", "core", "errors", "durable"},
+    "services": {"services", "store", "transport", "core", "errors", "durable"},
+    "server": {"server", "core", "errors", "durable"},
+    "cli": {"cli", "services", "store", "core", "errors", "server", "__init__", "durable"},
     "errors": set(),
+    "durable": set(),
 }
 
 

@@ -16,7 +16,7 @@ names the server ("the server at URL").
 
 Receipts (``core/receipt.py``) and batches (``core/batch.py``) are signed formats of their own.
 
-Kept whole, past 400 lines: every shape of the API side by side, each small, with the one
+Kept whole: every shape of the API side by side, each small, with the one
 reader they share, is what makes the server's and the device's side one definition.
 """
 

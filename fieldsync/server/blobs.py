@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from fieldsync import durable
 from fieldsync.core import blob, httpsig, words
 from fieldsync.core.ids import is_hex32
 from fieldsync.core.wire import BlobState
@@ -389,7 +390,7 @@ class BlobStore:
         final = self.final_path(row.id)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.partial_path(row.id), final)
-        _fsync_folder(final.parent)
+        durable.fsync_dir(final.parent)
         self._mark_complete(session, row)
 
     def _mark_complete(self, session: Session, row: StoredBlob) -> None:
@@ -465,14 +466,6 @@ def _write_all(handle: BinaryIO, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[handle.write(view) :]
-
-
-def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def final_path(folder: Path, blob_id: str) -> Path:

@@ -16,6 +16,7 @@ from fieldsync.core.ids import new_record_id
 from fieldsync.errors import AttachmentError, AttachmentNotFound, FieldsyncError, OutputPathError
 from fieldsync.services.reading import read
 from fieldsync.services.records import save_version
+from fieldsync.store import blobs
 from fieldsync.store.store import Store
 
 
@@ -32,7 +33,7 @@ def attach(store: Store, record: str, paths: list[Path], *, note: str | None = N
         with handle:
             # A write that fails (a full disk) is the store's, raised as it is; only a read
             # that fails is the file's.
-            sealed = store.put_blob(cast(BinaryIO, _Source(handle, path.name)))
+            sealed = blobs.put_blob(store, cast(BinaryIO, _Source(handle, path.name)))
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         added.append(
             Attachment(
@@ -89,7 +90,7 @@ def attachment_chunks(store: Store, record: str, number: int) -> tuple[Attachmen
             f"record {record} has {len(attachments)} attachment(s); there is no number {number}"
         )
     attachment = attachments[number - 1]
-    return attachment, store.read_blob(attachment.blob, bytes.fromhex(attachment.key))
+    return attachment, blobs.read_blob(store, attachment.blob, bytes.fromhex(attachment.key))
 
 
 def save_attachment(store: Store, record: str, number: int, out: Path, *, force: bool) -> Path:

@@ -9,7 +9,7 @@ from fieldsync.core import enrolment, invite
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.settings import Enrolment
 from fieldsync.errors import AccessDenied, InputError, ServerError, StoreStateError
-from fieldsync.store import settings
+from fieldsync.store import delivery, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -99,7 +99,7 @@ def enrol(
             server_key=shown.server_key,
         ),
     )
-    wrapped = store.add_reader(bytes.fromhex(shown.org_read_key))
+    wrapped = delivery.add_reader(store, bytes.fromhex(shown.org_read_key))
     return Enrolled(
         server=shown.server,
         name=shown.name,

@@ -29,9 +29,10 @@ from fieldsync.core.settings import Registry, Server
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
 from fieldsync.services.reading import author_labels
-from fieldsync.store import custody, settings
+from fieldsync.store import blobs, custody, settings
 from fieldsync.store.custody import KeptReceipt
-from fieldsync.store.store import Store, Version
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version
 
 README = """\
 fieldsync evidence package
@@ -279,8 +280,10 @@ def _write(store: Store, path: Path, record: str, gathered: _Gathered, now: int)
             put(f"versions/{version.id}.key", gathered.keys[version.id].hex().encode("ascii"))
             put(f"versions/{version.id}.body.json", version.entry.open(gathered.keys[version.id]))
         for sha, (blob_id, key, ext) in sorted(gathered.attachments.items()):
-            put_stream(f"attachments/{sha}{ext}", store.read_blob(blob_id, bytes.fromhex(key)))
-            put_stream(f"blobs/{blob_id}", _file_chunks(store.blob_path(blob_id)))
+            put_stream(
+                f"attachments/{sha}{ext}", blobs.read_blob(store, blob_id, bytes.fromhex(key))
+            )
+            put_stream(f"blobs/{blob_id}", _file_chunks(blobs.blob_path(store, blob_id)))
         for batch, kept in sorted(gathered.receipts.items()):
             put(f"receipts/{batch}.json", kept.raw)
         for entry_id, raw in sorted(gathered.links.items()):

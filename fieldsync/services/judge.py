@@ -20,6 +20,7 @@ from fieldsync.errors import FieldsyncError, FormNotFound, IntegrityError, NotFo
 from fieldsync.services import problems
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import Listed, SetAside, digest
+from fieldsync.store import blobs, delivery
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -181,8 +182,10 @@ class Judge:
 
     def _look_up(self, entries: list[Entry]) -> None:
         wanted = list({p for e in entries for p in e.header.parents} | {e.id for e in entries})
-        self.held = self.store.held(wanted)
-        self.taken = self.store.held_at({(e.header.author, e.header.seq) for e in entries})
+        self.held = delivery.held(self.store, wanted)
+        self.taken = delivery.held_at(
+            self.store, {(e.header.author, e.header.seq) for e in entries}
+        )
 
     def _judge(
         self, entry: Entry, wrap: bytes, report: Tally, *, again: bool = False
@@ -279,7 +282,7 @@ class Judge:
     def _fetch(self, client: SyncClient, blob_id: str, size: int) -> int:
         """Download one attachment's blob, no longer than the file its body describes can be:
         a server sending without end would otherwise fill the disk before the hash is known."""
-        if self.store.blob_path(blob_id).is_file():
+        if blobs.blob_path(self.store, blob_id).is_file():
             return 0
         most = blob.sealed_size(size)
 
@@ -298,5 +301,5 @@ class Judge:
 
             client.blob_content(blob_id, bounded)
 
-        self.store.import_blob(blob_id, fill)
+        blobs.import_blob(self.store, blob_id, fill)
         return 1

@@ -184,7 +184,7 @@ def forget(store: Store, versions: list[str]) -> None:
 def forget_records(store: Store, records: set[str]) -> int:
     """Drop what is set aside of records this device wiped: a set-aside version keeps its wrap,
     and on a device that opens with the device's own key, so keeping it would keep what the
-    wipe destroyed. The wipe deleted their bytes already (``Store.forget_delivered``); this
+    wipe destroyed. The wipe deleted their bytes already (``delivery.forget_delivered``); this
     drops them from the list, and the bytes of any kept in the form before. Returns how many
     versions were dropped."""
     items = listed(store)

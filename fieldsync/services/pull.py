@@ -44,7 +44,7 @@ from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
 from fieldsync.services.problems import Listed
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import custody, settings
+from fieldsync.store import custody, delivery, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -153,7 +153,7 @@ def settle_all(
     """Merge or mark the branched records: those a pull touched, and any not yet marked in
     conflict (so a merge a crash interrupted is made on the next pull)."""
     report = report or PullReport()
-    settled = settling.settle(store, store.branched_records(), touched)
+    settled = settling.settle(store, delivery.branched_records(store), touched)
     report.merged, report.conflicts = settled.merged, settled.conflicts
     return report
 

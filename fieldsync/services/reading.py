@@ -17,7 +17,8 @@ from fieldsync.errors import InputError, NotFound, StoreCorrupted
 from fieldsync.services.forms import get_form
 from fieldsync.store import settings
 from fieldsync.store.index import IndexEntry
-from fieldsync.store.store import Store, Version, heads_of
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version, heads_of
 
 
 @dataclass(frozen=True)

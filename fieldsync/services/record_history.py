@@ -10,7 +10,8 @@ from fieldsync.core import changes
 from fieldsync.core.changes import Change, Key
 from fieldsync.core.forms import Form
 from fieldsync.services.forms import get_form
-from fieldsync.store.store import Store, Version
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from fieldsync.core.merge import Competing
 from fieldsync.errors import InputError
 from fieldsync.services.reading import RecordView, read, view_with_index
 from fieldsync.services.records import readers_for, save_body
-from fieldsync.store.store import Store, Version
+from fieldsync.store.store import Store
+from fieldsync.store.version import Version
 
 SETTLE_PER_TRANSACTION = 500
 

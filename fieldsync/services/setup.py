@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fieldsync.services import reading, sync
+from fieldsync.store import blobs, integrity
+from fieldsync.store.identity import Identity
 from fieldsync.store.integrity import CheckReport
-from fieldsync.store.store import Identity, Store
+from fieldsync.store.store import Store
 from fieldsync.store.store import wipe as wipe_store
 
 
@@ -27,10 +29,10 @@ def require_store_files(home: Path) -> None:
 
 def check(store: Store, *, repair: bool = False) -> CheckReport:
     """Verify everything; with ``repair``, first rebuild the record index from the entries."""
-    store.discard_partial_blobs()
+    blobs.discard_partial_blobs(store)
     if repair:
         rebuild_index(store)
-    return store.check()
+    return integrity.check(store)
 
 
 def rebuild_index(store: Store) -> int:

@@ -34,8 +34,9 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import files, settings
-from fieldsync.store.store import Outgoing, Store
+from fieldsync.store import blobs, delivery, files, settings
+from fieldsync.store.delivery import Outgoing
+from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
 UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its signature)
@@ -103,13 +104,13 @@ def delivered_seq(store: Store) -> int:
 
 def pending(store: Store) -> int:
     """Versions this device has not had acknowledged by a verified receipt."""
-    return store.own_entries_after(delivered_seq(store))
+    return delivery.own_entries_after(store, delivered_seq(store))
 
 
 def undelivered(store: Store) -> tuple[int, int]:
     """The versions and attachments a wipe now would destroy before any server has them."""
     seq = delivered_seq(store)
-    return store.own_entries_after(seq), store.own_blobs_after(seq)
+    return delivery.own_entries_after(store, seq), delivery.own_blobs_after(store, seq)
 
 
 def push(
@@ -142,7 +143,7 @@ def _rewind(store: Store, server_seq: int) -> None:
     sent again: a record wiped after delivery no longer can."""
     joined = enrolment(store)
     try:
-        store.outbox(server_seq, bytes.fromhex(joined["org_read_key"]))
+        delivery.outbox(store, server_seq, bytes.fromhex(joined["org_read_key"]))
     except StoreCorrupted as exc:
         raise StoreStateError(
             f"this device cannot send again what the server lost after seq {server_seq}: "
@@ -184,8 +185,8 @@ def _push(
             "Nothing was wiped.",
         ) from exc
     if wipe_after:
-        report.wiped_records, report.wiped_attachments = store.forget_delivered(
-            delivered_seq(store)
+        report.wiped_records, report.wiped_attachments = delivery.forget_delivered(
+            store, delivered_seq(store)
         )
         problems.forget_records(store, store.forgotten_records())
     return report
@@ -206,13 +207,13 @@ def _push_stopped(versions: int, attachments: int) -> Interrupted:
 def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:
     """The versions not yet acknowledged, and the stored size of each blob they reference
     (in the order they are first referenced)."""
-    outbox = store.outbox(delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    outbox = delivery.outbox(store, delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
     blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
-    return outbox, {b: store.blob_path(b).stat().st_size for b in blob_ids}
+    return outbox, {b: blobs.blob_path(store, b).stat().st_size for b in blob_ids}
 
 
 def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress: Progress) -> int:
-    with open(store.blob_path(blob_id), "rb") as handle:
+    with open(blobs.blob_path(store, blob_id), "rb") as handle:
 
         def read_at(offset: int, count: int) -> bytes:
             handle.seek(offset)
@@ -328,7 +329,7 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
         yield carry.write_start()
         for blob_id in blob_ids:
             yield carry.header(carry.BLOB, sizes[blob_id])
-            with open(store.blob_path(blob_id), "rb") as handle:
+            with open(blobs.blob_path(store, blob_id), "rb") as handle:
                 while piece := handle.read(UPLOAD_PIECE):
                     yield piece
         for built in _batches(store, outbox, sizes):

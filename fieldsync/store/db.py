@@ -25,6 +25,7 @@ from fieldsync.errors import DiskError, DiskFull, FieldsyncError, StoreBusy, Sto
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10
 DB_FILE = "store.db"
+IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
 
 
 class EntryRow(SQLModel, table=True):
@@ -151,16 +152,6 @@ def schema_version(engine: Engine) -> int:
         return int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
 
 
-T = TypeVar("T")
-IN_CHUNK = 500  # ids in one SQL IN (...), well under SQLite's limit
-
-
-def chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
-    """``items`` a few at a time, for statements that take them in one ``IN (...)``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 class _HasHome(Protocol):
     home: Path
 
@@ -168,6 +159,7 @@ class _HasHome(Protocol):
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound=_HasHome)
+T = TypeVar("T")
 
 
 def db_errors(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
@@ -192,3 +184,9 @@ def database_error(path: Path, exc: DatabaseError) -> FieldsyncError:
     if "disk i/o error" in reason.lower():  # a failed write (EIO, a file size limit), not damage
         return DiskError(f"the disk failed while reading or writing {path}")
     return StoreCorrupted(f"the store database {path} is damaged or unreadable ({exc.orig})")
+
+
+def in_chunks(items: list[T], size: int = IN_CHUNK) -> Iterator[list[T]]:
+    """``items`` a few at a time, for ``IN (...)`` clauses SQLite can take."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldsync import durable
 from fieldsync.core import crypto
 from fieldsync.errors import FieldsyncError
-from fieldsync.store import files
 
 EPOCHS_FILE = "epochs"
 LABEL_EPOCHS = b"fieldsync/epochs/v1"  # the vault subkey the slots are sealed under
@@ -62,7 +62,7 @@ class EpochFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-        files.fsync_dir(self.path.parent)
+        durable.fsync_dir(self.path.parent)
 
     def read(self) -> list[Epoch | None]:
         """Each slot's epoch; None for an empty slot or one this vault key does not open."""

@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from fieldsync.durable import fsync_dir
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so a crash leaves either the old or the new file."""
@@ -34,14 +36,6 @@ def write_chunks_atomic(path: Path, chunks: Iterable[bytes], *, tmp_dir: Path | 
         raise
     fsync_dir(path.parent)
     return written
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def destroy(path: Path) -> None:

@@ -16,6 +16,7 @@ from fieldsync.core import clock, crypto, encoding
 from fieldsync.core.clock import HLC
 from fieldsync.core.ids import is_hex32
 from fieldsync.errors import FieldsyncError
+from fieldsync.store.db import RecordRow
 
 LABEL_INDEX = b"fieldsync/index/v1"
 
@@ -52,6 +53,23 @@ class IndexCodec:
         return crypto.seal_with_key(
             self._key, encoding.encode(value), LABEL_INDEX + entry.record.encode()
         )
+
+    def seal_row(self, entry: IndexEntry, row: RecordRow | None = None) -> RecordRow:
+        """The index row of ``entry``: its heads readable, the rest sealed. The one builder of
+        a row, for the writer and for a rebuild. ``row``: the record's row as stored, updated
+        in place (its ``created_ms``, by which ``list`` sorts, stays as it is)."""
+        heads = json.dumps(sorted(entry.heads))
+        nonce, ct = self.seal(entry)
+        if row is None:
+            return RecordRow(
+                record=entry.record,
+                heads=heads,
+                created_ms=entry.created.wall_ms,
+                index_nonce=nonce,
+                index_ct=ct,
+            )
+        row.heads, row.index_nonce, row.index_ct = heads, nonce, ct
+        return row
 
     def open(self, record: str, heads_json: str, nonce: bytes, ct: bytes) -> IndexEntry:
         """The row, or an ``IndexEntry`` whose ``problem`` says why it cannot be read.

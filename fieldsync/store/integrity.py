@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from fieldsync.core import blob
-from fieldsync.store.db import BlobRow, EntryRow, RecordRow
+from fieldsync.store import blobs
+from fieldsync.store.db import BlobRow, EntryRow, LocalWrapRow, RecordRow, db_errors
+from fieldsync.store.identity import Identity
+from fieldsync.store.index import IndexCodec
+from fieldsync.store.version import Version
 
-if TYPE_CHECKING:
-    from fieldsync.store.store import Store
+
+class CheckedStore(Protocol):
+    """What ``check`` reads of a store (a ``Store``): a protocol, so that this module and
+    store.py do not import each other."""
+
+    home: Path
+    identity: Identity
+
+    @property
+    def index_codec(self) -> IndexCodec: ...
+
+    def session(self) -> Session: ...
+
+    def own_wraps(
+        self, session: Session, ids: list[str] | None = None
+    ) -> dict[str, LocalWrapRow]: ...
+
+    def open_version(self, row: EntryRow, wrapped: LocalWrapRow | None) -> Version: ...
+
+    def forgotten_records(self) -> set[str]: ...
 
 
 @dataclass
@@ -26,7 +49,8 @@ class CheckReport:
         return not self.problems
 
 
-def check(store: Store) -> CheckReport:
+@db_errors
+def check(store: CheckedStore) -> CheckReport:
     """Database pages, every signature and key, each author's chain, the index, the blobs."""
     report = CheckReport()
     with store.session() as session:
@@ -75,7 +99,7 @@ def check(store: Store) -> CheckReport:
         if set(opened.heads) != heads.get(record_row.record, set()):
             report.problems.append(f"index: the heads of record {record_row.record} disagree")
     for blob_id in sorted(referenced_blobs):
-        path = store.blob_path(blob_id)
+        path = blobs.blob_path(store, blob_id)
         if not path.is_file():
             report.problems.append(f"blob {blob_id[:12]} is missing")
             continue

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 
 from fieldsync.core import crypto, encoding
 from fieldsync.errors import DecryptionFailed
-from fieldsync.store.db import DraftRow, MetaRow, chunks, db_errors
+from fieldsync.store.db import DraftRow, MetaRow, db_errors, in_chunks
 from fieldsync.store.epochs import Epoch
 
 if TYPE_CHECKING:  # store.py imports this module: the class is only named here
@@ -171,7 +171,7 @@ def rekey_settings(session: Session, old: bytes, new: bytes) -> None:
 
 
 def _rows(session: Session, names: list[str], prefix: str = SETTING) -> Iterator[MetaRow]:
-    for chunk in chunks([prefix + name for name in names]):
+    for chunk in in_chunks([prefix + name for name in names]):
         yield from session.exec(select(MetaRow).where(col(MetaRow.key).in_(chunk))).all()
 
 
@@ -243,7 +243,7 @@ def rekey_record_settings(
     key would outlive the wipe in the WAL's old frames. A row that no longer opens stays."""
     is_record_setting = col(MetaRow.key).startswith(RECORD_SETTING)
     names = list(session.exec(select(MetaRow.key).where(is_record_setting)).all())
-    for some in chunks(names, RESEALED):
+    for some in in_chunks(names, RESEALED):
         rows = session.exec(select(MetaRow).where(col(MetaRow.key).in_(some))).all()
         for row in rows:
             record, _, sealed = row.value.rpartition(":")

@@ -11,6 +11,11 @@ Write ordering, and what survives a crash: a blob is written to blobs/tmp, flush
 into place before the entry that references it is committed; an entry, its key wrap, the record
 index and the device's clock move together in one SQLite transaction (WAL, synchronous=FULL).
 A crash leaves either the whole save or none of it, plus at most an unreferenced encrypted blob.
+
+``Store`` keeps what needs its engine and keys: opening and unlocking, the passphrase change,
+the epoch keys, writing and reading versions and the index (longer than 400 lines for that:
+the key changes must see all of it). The rest are functions over a store: blobs.py,
+delivery.py, custody.py, integrity.py.
 """
 
 from __future__ import annotations
@@ -18,24 +23,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Set
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
-from fieldsync.core import blob, clock, crypto, vault
+from fieldsync import durable
+from fieldsync.core import crypto, vault
 from fieldsync.core.body import Body
-from fieldsync.core.entry import Entry, Header
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.core.ids import fingerprint
 from fieldsync.core.settings import Enrolment, Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
@@ -51,11 +53,11 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.store import epochs, files, integrity, keyvalue, settings
+from fieldsync.store import epochs, files, keyvalue, settings
+from fieldsync.store.blobs import BLOBS_DIR
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
-    BlobRow,
     EntryRow,
     LocalWrapRow,
     MetaRow,
@@ -64,96 +66,24 @@ from fieldsync.store.db import (
     create_schema,
     database_error,
     db_errors,
+    in_chunks,
     make_engine,
     schema_version,
 )
-from fieldsync.store.db import chunks as _chunks
 from fieldsync.store.epochs import EPOCHS_FILE, Epoch, EpochFile
+from fieldsync.store.identity import Identity
 from fieldsync.store.index import IndexCodec, IndexEntry
-from fieldsync.store.integrity import CheckReport
+from fieldsync.store.version import Version, damaged_entry, heads_of
 from fieldsync.store.writer import Writer
 
 VAULT_FILE = "vault"
 NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
 LOCK_FILE = "store.lock"  # shared while a Store is open, alone while its keys change
-BLOBS_DIR = "blobs"
-KEY_DEVICE_SIGN = "device_sign"
-KEY_DEVICE_BOX = "device_box"
-KEY_ORG_READ = "org_read"
+
 OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
 VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
 EPOCH = "epoch"  # meta row: which epoch key the database is encrypted under
 LABEL_VAULT_KEY_ID = b"fieldsync/vault-key-id/v1"
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Every secret key a store holds.
-
-    A documenter's store holds a device signing key and box key. An administrator's store
-    (``fieldsync admin init``) also holds the organisation's read key, and its signing key is
-    the organisation's admin key.
-    """
-
-    signer: crypto.SigningPair
-    box: crypto.BoxPair
-    org_read: crypto.BoxPair | None = None
-
-    @classmethod
-    def generate(cls, *, admin: bool = False) -> Identity:
-        org = crypto.BoxPair.generate() if admin else None
-        return cls(crypto.SigningPair.generate(), crypto.BoxPair.generate(), org)
-
-    @classmethod
-    def from_secrets(cls, secrets: vault.Secrets) -> Identity:
-        keys = secrets.keys
-        org = keys.get(KEY_ORG_READ)
-        return cls(
-            crypto.SigningPair(keys[KEY_DEVICE_SIGN]),
-            crypto.BoxPair(keys[KEY_DEVICE_BOX]),
-            crypto.BoxPair(org) if org is not None else None,
-        )
-
-    def secrets(self) -> vault.Secrets:
-        keys = {KEY_DEVICE_SIGN: self.signer.seed, KEY_DEVICE_BOX: self.box.secret}
-        if self.org_read is not None:
-            keys[KEY_ORG_READ] = self.org_read.secret
-        return vault.Secrets(keys)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.org_read is not None
-
-    @property
-    def device_id(self) -> str:
-        return self.signer.public.hex()
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.signer.public, self.box.public)
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One of this device's entries waiting for delivery, with what must travel with it."""
-
-    entry: Entry
-    org_wrap: bytes  # its content key, sealed for the organisation
-    blobs: tuple[str, ...]  # ids of the attachments its body references
-    readers: tuple[tuple[str, bytes], ...] = ()  # further readers' wraps (an analyst's version)
-
-
-@dataclass(frozen=True)
-class Version:
-    """One stored version: its verified entry and, if it could be opened, its body."""
-
-    entry: Entry
-    body: Body | None
-    problem: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.entry.id
 
 
 @contextlib.contextmanager
@@ -323,7 +253,7 @@ class Store:
             self._lock = -1
 
     @contextlib.contextmanager
-    def _alone(self, doing: str) -> Iterator[None]:
+    def alone(self, doing: str) -> Iterator[None]:
         """Hold the store alone while its keys change: another process with this store open
         (an unfinished 'fieldsync new') would go on writing under the key a wipe destroys."""
         try:
@@ -359,7 +289,7 @@ class Store:
     def passphrase_change(self, new_passphrase: str) -> Iterator[str]:
         """``change_passphrase`` one durable step at a time, each named as it is done (a crash
         may fall between any two: ``open`` finishes or undoes what it finds)."""
-        with self._alone("the passphrase change"):
+        with self.alone("the passphrase change"):
             yield from self._passphrase_change(new_passphrase)
 
     def _passphrase_change(self, new_passphrase: str) -> Iterator[str]:
@@ -438,7 +368,7 @@ class Store:
             if (home / NEW_VAULT_FILE).exists():  # not yet renamed over the old
                 files.overwrite(home / VAULT_FILE)
                 os.replace(home / NEW_VAULT_FILE, home / VAULT_FILE)
-                files.fsync_dir(home)
+                durable.fsync_dir(home)
         else:
             files.destroy(home / NEW_VAULT_FILE)
         if not self._epoch_file.exists():
@@ -513,6 +443,49 @@ class Store:
             self._epoch_file.write(0, live[0])
         return {e.number: e for e in live}
 
+    def new_epoch(
+        self,
+        kept: dict[str, bytes],
+        also: Callable[[Session], None],
+        forgotten: Set[str] = frozenset(),
+    ) -> None:
+        """Re-wrap ``kept`` (entry id -> content key), and only those, under a new epoch key,
+        in one transaction with ``also``, re-sealing the record settings too but for those of
+        ``forgotten`` records, which go; then destroy the old epoch key.
+
+        The new key goes into the free slot first (durably); a crash before the commit leaves
+        the old key in use and the new one is dropped at the next open, a crash after it the
+        reverse (``_load_epochs``)."""
+        old, old_codec = self.epoch, self.index_codec
+        slots = self._epoch_file.read()
+        new = epochs.fresh(old.number + 1)
+        self._epoch_file.write(slots.index(None), new)
+        try:
+            with Session(self._engine) as session, session.begin():
+                for row in session.exec(select(LocalWrapRow)).all():
+                    if row.entry_id in kept:
+                        row.epoch = new.number
+                        row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
+                        session.add(row)
+                    else:
+                        session.delete(row)
+                also(session)
+                session.flush()
+                self._rekey_index(session, old_codec, IndexCodec(new.key))
+                keyvalue.rekey_drafts(session, keyvalue.draft_key(old), keyvalue.draft_key(new))
+                keyvalue.rekey_record_settings(session, old, new, forgotten)
+                session.merge(MetaRow(key=EPOCH, value=str(new.number)))
+            # Old frames of the WAL are not reused in place by a checkpoint; emptying it at
+            # least leaves the database file the only live copy.
+            self.checkpoint()
+            self._epoch_file.write(slots.index(old), None)
+        except Exception:
+            # Which epoch the database is under is what it says, not what was hoped: the
+            # commit may have failed, or landed before what follows it failed.
+            self._reload_epochs()
+            raise
+        self._epochs = {new.number: new}
+
     def own_wrap(self, entry_id: str, content_key: bytes) -> LocalWrapRow:
         """This store's copy of a content key, under the current epoch key."""
         epoch = self.epoch
@@ -534,7 +507,7 @@ class Store:
         if ids is None:
             return {w.entry_id: w for w in session.exec(select(LocalWrapRow)).all()}
         found: dict[str, LocalWrapRow] = {}
-        for some in _chunks(ids):
+        for some in in_chunks(ids):
             rows = session.exec(select(LocalWrapRow).where(col(LocalWrapRow.entry_id).in_(some)))
             found.update((w.entry_id, w) for w in rows.all())
         return found
@@ -580,7 +553,15 @@ class Store:
         self._epoch_keys()  # read before the transaction takes the lock
         try:
             with Session(self._engine, autoflush=False) as session, session.begin():
-                writer = Writer(self, session)
+                writer = Writer(
+                    session,
+                    identity=self.identity,
+                    reader=self.reader,
+                    readers=self.readers(),
+                    own_wrap=self.own_wrap,
+                    index_codec=self.index_codec,
+                    now_ms=self.now_ms,
+                )
                 yield writer
                 writer.finish()
         except DatabaseError as exc:
@@ -652,7 +633,7 @@ class Store:
         """``versions`` for many records at once (a pull settles hundreds in one go)."""
         rows: list[EntryRow] = []
         with Session(self._engine) as session:
-            for some in _chunks(records):
+            for some in in_chunks(records):
                 rows += session.exec(select(EntryRow).where(col(EntryRow.record).in_(some))).all()
             wraps = self.own_wraps(session, [r.id for r in rows])
         found: dict[str, list[Version]] = {}
@@ -669,7 +650,7 @@ class Store:
         found: dict[str, IndexEntry] = {}
         codec = self.index_codec
         with Session(self._engine) as session:
-            for some in _chunks(records):
+            for some in in_chunks(records):
                 for row in session.exec(select(*columns).where(col(RecordRow.record).in_(some))):
                     found[row[0]] = codec.open(*row)
         return found
@@ -689,7 +670,7 @@ class Store:
             if (header.record, header.author, header.seq) != (row.record, row.author, row.seq):
                 raise IntegrityError(f"version {row.id[:12]} is filed under the wrong record")
         except IntegrityError as exc:
-            placeholder = _damaged_entry(row)
+            placeholder = damaged_entry(row)
             return Version(placeholder, None, f"version {row.id[:12]} is damaged: {exc.message}")
         if wrapped is None:
             return Version(entry, None, f"this device holds no key for version {entry.id[:12]}")
@@ -698,75 +679,6 @@ class Store:
             return Version(entry, Body.decode(entry.open(key)))
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
-
-    # --- blobs ---------------------------------------------------------------------------
-
-    def blob_path(self, blob_id: str) -> Path:
-        return self.home / BLOBS_DIR / blob_id[:2] / blob_id
-
-    def put_blob(self, source: BinaryIO) -> blob.Sealed:
-        """Encrypt a file into the store, streaming; returns its id, key and measurements."""
-        sealed = blob.Sealed(key=blob.new_key())
-        staging = self._staging("incoming")
-        files.write_chunks_atomic(staging, blob.encrypt(source, sealed), tmp_dir=staging.parent)
-        self._keep_blob(staging, sealed.blob_id, sealed.stored_size)
-        return sealed
-
-    def _staging(self, kind: str) -> Path:
-        """A fresh path in blobs/tmp, where a blob is written before it is complete."""
-        tmp_dir = self.home / BLOBS_DIR / "tmp"
-        files.make_private_dir(tmp_dir)
-        return tmp_dir / f"{kind}-{os.getpid()}-{time.monotonic_ns()}"
-
-    def _keep_blob(self, staging: Path, blob_id: str, stored_size: int) -> None:
-        """Move a complete, durable blob file from blobs/tmp to its name, then record it."""
-        final = self.blob_path(blob_id)
-        files.make_private_dir(final.parent)
-        os.replace(staging, final)
-        files.fsync_dir(final.parent)
-        self._remember_blob(blob_id, stored_size)
-
-    @db_errors
-    def _remember_blob(self, blob_id: str, stored_size: int) -> None:
-        with Session(self._engine) as session, session.begin():
-            if session.get(BlobRow, blob_id) is None:
-                session.add(BlobRow(id=blob_id, stored_size=stored_size))
-
-    def import_blob(self, blob_id: str, fill: Callable[[Callable[[bytes], None]], None]) -> int:
-        """Keep an encrypted blob that ``fill(write)`` delivers (a download), only if its bytes
-        hash to ``blob_id``; returns its size. Nothing is kept otherwise."""
-        staging = self._staging("download")
-        hasher = crypto.StreamHash(crypto.LABEL_BLOB_ID)
-        size = 0
-        try:
-            with open(staging, "xb") as out:
-                os.chmod(staging, 0o600)
-
-                def write(piece: bytes) -> None:
-                    nonlocal size
-                    hasher.update(piece)
-                    out.write(piece)
-                    size += len(piece)
-
-                fill(write)
-                out.flush()
-                os.fsync(out.fileno())
-            if hasher.digest().hex() != blob_id:
-                raise IntegrityError(
-                    f"attachment blob {blob_id[:12]} from the server does not match its hash"
-                )
-            self._keep_blob(staging, blob_id, size)
-        finally:
-            staging.unlink(missing_ok=True)
-        return size
-
-    def read_blob(self, blob_id: str, key: bytes) -> Iterator[bytes]:
-        path = self.blob_path(blob_id)
-        what = f"attachment blob {blob_id[:12]}"
-        if not path.is_file():
-            raise StoreCorrupted(f"{what} is missing from {path.parent}")
-        with open(path, "rb") as handle:
-            yield from blob.decrypt(key, handle, what=what)
 
     # --- readers -----------------------------------------------------------------------
 
@@ -782,259 +694,10 @@ class Store:
         extra = [bytes.fromhex(enrolment.org_read_key)] if enrolment else []
         return [self.identity.box.public, *extra]
 
-    @db_errors
-    def add_reader(self, reader: bytes) -> int:
-        """Wrap the content key of every entry this device can read for ``reader`` as well.
-
-        Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
-        """
-        theirs = reader.hex()
-        added = 0
-        self._epoch_keys()
-        with Session(self._engine) as session, session.begin():
-            have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
-            for row in self.own_wraps(session).values():
-                if row.entry_id in have:
-                    continue
-                key = self.open_own_wrap(row)
-                session.add(
-                    WrapRow(
-                        entry_id=row.entry_id, reader=theirs, wrapped=crypto.wrap_key(reader, key)
-                    )
-                )
-                added += 1
-        return added
-
-    @db_errors
-    def own_entries_after(self, seq: int) -> int:
-        with Session(self._engine) as session:
-            return int(
-                session.exec(
-                    select(func.count())
-                    .select_from(EntryRow)
-                    .where(EntryRow.author == self.identity.device_id, col(EntryRow.seq) > seq)
-                ).one()
-            )
-
-    @db_errors
-    def own_blobs_after(self, seq: int) -> int:
-        """How many attachments first appear in this device's entries after ``seq``: a file an
-        earlier (delivered) version of the same record, or another author's, carries too is
-        on the server already."""
-        me = self.identity.device_id
-        with Session(self._engine) as session:
-            rows = session.exec(
-                select(EntryRow.id, EntryRow.record).where(
-                    EntryRow.author == me, col(EntryRow.seq) > seq
-                )
-            ).all()
-        undelivered = {entry_id for entry_id, _ in rows}
-        new: set[str] = set()
-        known: set[str] = set()
-        for versions in self.versions_of(sorted({record for _, record in rows})).values():
-            for version in versions:
-                if version.body is not None:
-                    blobs = {a.blob for a in version.body.attachments}
-                    (new if version.id in undelivered else known).update(blobs)
-        return len(new - known)
-
-    @db_errors
-    def outbox(self, after_seq: int, org_reader: bytes) -> list[Outgoing]:
-        """This device's entries after ``after_seq``, in order, ready to be batched."""
-        me = self.identity.device_id
-        with Session(self._engine) as session:
-            rows = session.exec(
-                select(EntryRow)
-                .where(EntryRow.author == me, col(EntryRow.seq) > after_seq)
-                .order_by(col(EntryRow.seq))
-            ).all()
-            ids = [r.id for r in rows]
-            wraps: dict[str, dict[str, bytes]] = {}
-            for some in _chunks(ids):
-                sealed = session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(some)))
-                for w in sealed.all():
-                    wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
-            own = self.own_wraps(session, ids)
-        outgoing = []
-        org, mine = org_reader.hex(), self.reader.public.hex()
-        for row in rows:
-            found = wraps.get(row.id, {})
-            org_wrap = found.get(org)
-            version = self.open_version(row, own.get(row.id))
-            if org_wrap is None or version.body is None:
-                raise StoreCorrupted(
-                    f"version {row.id[:12]} cannot be sent: "
-                    f"{version.problem or 'it has no key for the organisation'}"
-                )
-            blobs = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
-            readers = tuple(sorted((r, w) for r, w in found.items() if r not in (org, mine)))
-            outgoing.append(Outgoing(version.entry, org_wrap, blobs, readers))
-        return outgoing
-
-    @db_errors
-    def forget_delivered(self, up_to_seq: int) -> tuple[int, int]:
-        """Destroy this device's keys to every record it has fully delivered.
-
-        A record is forgotten when every version of it this device wrote is covered by a
-        verified receipt (``up_to_seq``; versions pulled from the server are there already);
-        one with an undelivered version stays. What destroys its keys is a new epoch: every
-        copy kept is re-wrapped under a new epoch key in the transaction that deletes the
-        forgotten records' wraps and index rows, then the old epoch key is overwritten where it
-        lies, so the deleted wraps left in freed pages and old WAL frames open with nothing.
-        Attachment files only the forgotten records use go too; the signed ciphertexts stay,
-        because the device's hash chain runs through them, and without keys they are noise.
-        Returns ``(records, attachments)`` forgotten.
-        """
-        with self._alone("push --wipe-after"):
-            return self._forget_delivered(up_to_seq)
-
-    def _forget_delivered(self, up_to_seq: int) -> tuple[int, int]:
-        me = self.identity.device_id
-        with Session(self._engine) as session:
-            rows = session.exec(select(EntryRow)).all()
-            mine = self.own_wraps(session)
-        by_record: dict[str, list[EntryRow]] = {}
-        for row in rows:
-            by_record.setdefault(row.record, []).append(row)
-        doomed = {
-            record
-            for record, versions in by_record.items()
-            if all(v.author != me or v.seq <= up_to_seq for v in versions)
-            and any(v.id in mine for v in versions)
-        }
-        if not doomed:
-            return 0, 0
-        blobs_of = {record: self._blobs(versions, mine) for record, versions in by_record.items()}
-        kept_blobs = {
-            b for record, found in blobs_of.items() if record not in doomed for b in found
-        }
-        gone_blobs = {b for record in doomed for b in blobs_of[record]} - kept_blobs
-        doomed_ids = {v.id for record in doomed for v in by_record[record]}
-        kept = {i: self.open_own_wrap(w) for i, w in mine.items() if i not in doomed_ids}
-        forgotten = {"records": sorted(self.forgotten_records() | doomed)}
-        self._new_epoch(
-            kept,
-            lambda session: self._forget_rows(session, doomed, forgotten),
-            set(forgotten["records"]),
-        )
-        self._settings["forgotten"] = forgotten
-        for blob_id in gone_blobs:
-            self.blob_path(blob_id).unlink(missing_ok=True)
-        return len(doomed), len(gone_blobs)
-
-    def _forget_rows(self, session: Session, doomed: set[str], forgotten: dict[str, Any]) -> None:
-        """Delete the forgotten records' remaining wraps (for other readers) and index rows."""
-        for some in _chunks(sorted(doomed)):
-            ids = select(EntryRow.id).where(col(EntryRow.record).in_(some))
-            for wrap in session.exec(select(WrapRow).where(col(WrapRow.entry_id).in_(ids))):
-                session.delete(wrap)
-        for record in doomed:
-            index_row = session.get(RecordRow, record)
-            if index_row is not None:
-                session.delete(index_row)
-        session.merge(self._sealed_setting("forgotten", forgotten))
-
-    def _new_epoch(
-        self,
-        kept: dict[str, bytes],
-        also: Callable[[Session], None],
-        forgotten: Set[str] = frozenset(),
-    ) -> None:
-        """Re-wrap ``kept`` (entry id -> content key), and only those, under a new epoch key,
-        in one transaction with ``also``, re-sealing the record settings too but for those of
-        ``forgotten`` records, which go; then destroy the old epoch key.
-
-        The new key goes into the free slot first (durably); a crash before the commit leaves
-        the old key in use and the new one is dropped at the next open, a crash after it the
-        reverse (``_load_epochs``)."""
-        old, old_codec = self.epoch, self.index_codec
-        slots = self._epoch_file.read()
-        new = epochs.fresh(old.number + 1)
-        self._epoch_file.write(slots.index(None), new)
-        try:
-            with Session(self._engine) as session, session.begin():
-                for row in session.exec(select(LocalWrapRow)).all():
-                    if row.entry_id in kept:
-                        row.epoch = new.number
-                        row.wrapped = epochs.wrap(new, row.entry_id, kept[row.entry_id])
-                        session.add(row)
-                    else:
-                        session.delete(row)
-                also(session)
-                session.flush()
-                self._rekey_index(session, old_codec, IndexCodec(new.key))
-                keyvalue.rekey_drafts(session, keyvalue.draft_key(old), keyvalue.draft_key(new))
-                keyvalue.rekey_record_settings(session, old, new, forgotten)
-                session.merge(MetaRow(key=EPOCH, value=str(new.number)))
-            # Old frames of the WAL are not reused in place by a checkpoint; emptying it at
-            # least leaves the database file the only live copy.
-            self.checkpoint()
-            self._epoch_file.write(slots.index(old), None)
-        except Exception:
-            # Which epoch the database is under is what it says, not what was hoped: the
-            # commit may have failed, or landed before what follows it failed.
-            self._reload_epochs()
-            raise
-        self._epochs = {new.number: new}
-
-    @db_errors
-    def held(self, ids: list[str]) -> dict[str, tuple[str, str, int]]:
-        """For each of ``ids`` this store holds: its (record, author, seq)."""
-        found: dict[str, tuple[str, str, int]] = {}
-        with Session(self._engine) as session:
-            for some in _chunks(ids):
-                rows = session.exec(
-                    select(EntryRow.id, EntryRow.record, EntryRow.author, EntryRow.seq).where(
-                        col(EntryRow.id).in_(some)
-                    )
-                ).all()
-                found.update({row[0]: (row[1], row[2], row[3]) for row in rows})
-        return found
-
-    @db_errors
-    def held_at(self, positions: set[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Which of these (author, seq) positions this store holds a version at."""
-        found: set[tuple[str, int]] = set()
-        by_author: dict[str, list[int]] = {}
-        for author, seq in positions:
-            by_author.setdefault(author, []).append(seq)
-        with Session(self._engine) as session:
-            for author, seqs in by_author.items():
-                for some in _chunks(seqs):
-                    rows = session.exec(
-                        select(EntryRow.seq).where(
-                            EntryRow.author == author, col(EntryRow.seq).in_(some)
-                        )
-                    ).all()
-                    found.update((author, seq) for seq in rows)
-        return found
-
-    @db_errors
-    def branched_records(self) -> list[str]:
-        """Records whose version graph has more than one head."""
-        with Session(self._engine) as session:
-            rows = session.exec(
-                select(RecordRow.record).where(col(RecordRow.heads).like("%,%"))
-            ).all()
-        return list(rows)
-
     def forgotten_records(self) -> set[str]:
         return set((settings.load(self, Forgotten) or Forgotten()).records)
 
-    def _blobs(self, versions: list[EntryRow], wraps: dict[str, LocalWrapRow]) -> set[str]:
-        found: set[str] = set()
-        for row in versions:
-            version = self.open_version(row, wraps.get(row.id))
-            if version.body is not None:
-                found.update(a.blob for a in version.body.attachments)
-        return found
-
-    # --- integrity -----------------------------------------------------------------------
-
-    @db_errors
-    def check(self) -> CheckReport:
-        """Re-verify everything: database pages, signatures, chain, keys, index, blobs."""
-        return integrity.check(self)
+    # --- the index, rebuilt ----------------------------------------------------------
 
     @db_errors
     def entry_records(self) -> list[str]:
@@ -1057,10 +720,10 @@ class Store:
         heads = heads_of(versions)
         clocks = [v.entry.header.hlc for v in versions if v.entry.raw]
         created, updated = min(clocks), max(clocks)
-        nonce, ct = self.index_codec.seal(
+        row = self.index_codec.seal_row(
             IndexEntry(
                 record=record,
-                heads=(),
+                heads=tuple(heads),
                 form=shown.form,
                 summary=summary,
                 created=created,
@@ -1070,44 +733,8 @@ class Store:
                 conflict=conflict,
             )
         )
-        row = RecordRow(
-            record=record,
-            heads=json.dumps(sorted(heads)),
-            created_ms=created.wall_ms,
-            index_nonce=nonce,
-            index_ct=ct,
-        )
         with Session(self._engine) as session, session.begin():
             session.merge(row)
-
-    def discard_partial_blobs(self) -> int:
-        """Remove encrypted leftovers of interrupted blob writes; returns how many."""
-        tmp_dir = self.home / BLOBS_DIR / "tmp"
-        removed = 0
-        for leftover in tmp_dir.glob("*") if tmp_dir.exists() else []:
-            leftover.unlink(missing_ok=True)
-            removed += 1
-        return removed
-
-
-def heads_of(versions: list[Version]) -> set[str]:
-    """The versions of a record that no other version builds on."""
-    return {v.id for v in versions} - {p for v in versions for p in v.entry.header.parents}
-
-
-def _damaged_entry(row: EntryRow) -> Entry:
-    """A stand-in for an entry whose bytes no longer verify, so it can still be listed."""
-    header = Header(
-        author=row.author,
-        seq=row.seq,
-        prev=None,
-        record=row.record,
-        parents=(),
-        hlc=clock.ZERO,
-        nonce="",
-        commit="",
-    )
-    return Entry(raw=b"", id=row.id, header=header, ciphertext=b"", associated=b"")
 
 
 def _discard_unfinished_init(home: Path) -> None:
@@ -1164,7 +791,7 @@ def _key_id(vault_key: bytes) -> str:
 
 def _shared_lock(home: Path) -> int:
     """A shared lock on ``HOME/store.lock`` for as long as a Store is open; changing the keys
-    takes it alone (``Store._alone``), and an open meanwhile is refused as busy."""
+    takes it alone (``Store.alone``), and an open meanwhile is refused as busy."""
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

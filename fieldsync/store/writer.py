@@ -1,9 +1,13 @@
-"""Appending versions: one SQLite transaction per ``Store.writer()``."""
+"""Appending versions: one SQLite transaction per ``Store.writer()``.
+
+The writer is handed what it uses (the session, the keys, the index codec, a function that
+wraps a content key for the store itself), not the Store, so that this module and store.py do
+not import each other."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
@@ -13,11 +17,9 @@ from fieldsync.core.clock import HLC
 from fieldsync.core.entry import Entry
 from fieldsync.core.entry import seal as seal_entry
 from fieldsync.errors import MalformedData, StoreCorrupted
-from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow, WrapRow
-from fieldsync.store.index import IndexEntry
-
-if TYPE_CHECKING:
-    from fieldsync.store.store import Store
+from fieldsync.store.db import DraftRow, EntryRow, LocalWrapRow, MetaRow, RecordRow, WrapRow
+from fieldsync.store.identity import Identity
+from fieldsync.store.index import IndexCodec, IndexEntry
 
 
 class Writer:
@@ -27,12 +29,29 @@ class Writer:
     chain head and clock, read once, stay true until it commits.
     """
 
-    def __init__(self, store: Store, session: Session) -> None:
-        self._store = store
+    def __init__(
+        self,
+        session: Session,
+        *,
+        identity: Identity,
+        reader: crypto.BoxPair,
+        readers: list[bytes],
+        own_wrap: Callable[[str, bytes], LocalWrapRow],
+        index_codec: IndexCodec,
+        now_ms: Callable[[], int],
+    ) -> None:
+        """``reader``: the box key pulled versions are sealed for (``Store.reader``);
+        ``readers``: whose box keys new versions are sealed for (``Store.readers()``);
+        ``own_wrap``: the store's own copy of a content key (``Store.own_wrap``)."""
         self._session = session
+        self._identity = identity
+        self._reader = reader
+        self._readers = readers
+        self._own_wrap = own_wrap
+        self._codec = index_codec
+        self._now_ms = now_ms
         self._head: tuple[int, str | None] | None = None
         self._hlc: HLC | None = None
-        self._readers = store.readers()
         self._rows: dict[str, RecordRow] = {}  # index rows touched in this transaction
 
     def append(
@@ -47,8 +66,8 @@ class Writer:
         """Seal, sign and store one version; the device's chain and clock advance with it.
 
         ``readers``: whose box keys the content key is sealed for (default: the store's)."""
-        store, session = self._store, self._session
-        me = store.identity.device_id
+        session, identity = self._session, self._identity
+        me = identity.device_id
         if self._head is None:
             last = session.exec(
                 select(EntryRow.seq, EntryRow.id)
@@ -58,9 +77,9 @@ class Writer:
             ).first()
             self._head = (last[0], last[1]) if last else (0, None)
         seq, prev = self._head[0] + 1, self._head[1]
-        hlc = clock.tick(self._clock(), store.now_ms())
+        hlc = clock.tick(self._clock(), self._now_ms())
         entry, content_key = seal_entry(
-            store.identity.signer,
+            identity.signer,
             seq=seq,
             prev=prev,
             record=record,
@@ -69,8 +88,8 @@ class Writer:
             body=body.encode(),
         )
         session.add(EntryRow(id=entry.id, author=me, seq=seq, record=record, raw=entry.raw))
-        session.add(store.own_wrap(entry.id, content_key))
-        own = store.identity.box.public  # never a sealed box to it at rest: the copy above
+        session.add(self._own_wrap(entry.id, content_key))
+        own = identity.box.public  # never a sealed box to it at rest: the copy above
         for reader in dict.fromkeys(readers if readers is not None else self._readers):
             if reader == own:
                 continue
@@ -92,10 +111,10 @@ class Writer:
         The key is kept as this store's own copy, under the epoch key, so that a wipe can
         destroy it; a device keeps no sealed box to its own box key. An administrator's store
         keeps the organisation's wrap as well, as it was served."""
-        session, store = self._session, self._store
+        session = self._session
         if session.get(EntryRow, entry.id) is not None:
             return False
-        key = store.reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
+        key = self._reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
         header = entry.header
         session.add(
             EntryRow(
@@ -106,14 +125,14 @@ class Writer:
                 raw=entry.raw,
             )
         )
-        session.add(store.own_wrap(entry.id, key))
-        if store.identity.is_admin:
+        session.add(self._own_wrap(entry.id, key))
+        if self._identity.is_admin:
             session.add(
-                WrapRow(entry_id=entry.id, reader=store.reader.public.hex(), wrapped=wrapped)
+                WrapRow(entry_id=entry.id, reader=self._reader.public.hex(), wrapped=wrapped)
             )
         self._update_index(header.record, list(header.parents), entry, body, summary)
         # Later local versions must sort after what was seen (display order only).
-        self._hlc = clock.observe(self._clock(), header.hlc, self._store.now_ms())
+        self._hlc = clock.observe(self._clock(), header.hlc, self._now_ms())
         return True
 
     def _clock(self) -> HLC:
@@ -135,16 +154,13 @@ class Writer:
     def _update_index(
         self, record: str, parents: list[str], entry: Entry, body: Body, summary: str
     ) -> None:
-        codec = self._store.index_codec
+        codec = self._codec
         row = self._rows.get(record)
         if row is None and parents:  # a version without parents starts a record
             row = self._session.get(RecordRow, record)
         hlc = entry.header.hlc
         if row is None:
             heads, created, versions, conflict = {entry.id}, hlc, 1, False
-            row = RecordRow(
-                record=record, heads="", created_ms=hlc.wall_ms, index_nonce=b"", index_ct=b""
-            )
         else:
             previous = codec.open(row.record, row.heads, row.index_nonce, row.index_ct)
             if previous.problem:  # building on a damaged cache would spread the damage
@@ -157,11 +173,10 @@ class Writer:
             created, versions = min(previous.created, hlc), previous.versions + 1
             hlc = max(previous.updated, hlc)
             conflict = previous.conflict and len(heads) > 1  # settled again after a pull
-        row.heads = json.dumps(sorted(heads))
-        row.index_nonce, row.index_ct = codec.seal(
+        row = codec.seal_row(
             IndexEntry(
                 record=record,
-                heads=(),
+                heads=tuple(heads),
                 form=body.form,
                 summary=summary,
                 created=created,
@@ -169,7 +184,8 @@ class Writer:
                 versions=versions,
                 attachments=len(body.attachments),
                 conflict=conflict,
-            )
+            ),
+            row,
         )
         self._rows[record] = row
         self._session.add(row)

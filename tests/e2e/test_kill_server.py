@@ -19,6 +19,7 @@ from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
+from fieldsync.store import delivery
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import PASSPHRASE, example
@@ -73,7 +74,7 @@ def test_a_server_killed_at_any_moment_loses_nothing_and_doubles_nothing(
     finally:
         if process.process and process.process.poll() is None:
             process.kill()
-    local = store.own_entries_after(0)
+    local = delivery.own_entries_after(store, 0)
     engine = make_engine(server.database_url())
     with Session(engine) as session:
         held = int(session.exec(select(func.count()).select_from(StoredEntry)).one())

@@ -33,7 +33,7 @@ from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
 from fieldsync.services import admin, evidence, problems, pull, reading, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import keyvalue
+from fieldsync.store import blobs, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests import carving
@@ -82,7 +82,7 @@ class Poisoner:
         source = tmp_path / "photo.jpg"
         source.write_bytes(b"\xff\xd8" + crypto.random_bytes(size))
         with open(source, "rb") as handle:
-            sealed = self.store.put_blob(handle)
+            sealed = blobs.put_blob(self.store, handle)
         attachment = Attachment(
             id=new_record_id(),
             blob=sealed.blob_id,
@@ -266,7 +266,7 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
     # the device uploads the blob after all: the next pull tries again, and stores it
     ((blob_id, size),) = parked
     with SyncClient(world.url, signer=bad.identity.signer) as client:
-        path = bad.blob_path(blob_id)
+        path = blobs.blob_path(bad, blob_id)
 
         def read_at(offset: int, count: int) -> bytes:
             with open(path, "rb") as handle:
@@ -277,7 +277,7 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
     recovered = pull.pull(world.analyst)
     assert recovered.recovered == 1 and recovered.problems == []
     assert len(held_records(world.analyst)) == len(expected) + 2
-    with open(world.analyst.blob_path(blob_id), "rb") as fetched:
+    with open(blobs.blob_path(world.analyst, blob_id), "rb") as fetched:
         assert blob.blob_id_of(fetched) == blob_id
 
 

@@ -13,7 +13,7 @@ from fieldsync.errors import ServerError, ServerUnreachable
 from fieldsync.server.tables import AcceptedBatch, StoredEntry
 from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import keyvalue
+from fieldsync.store import delivery, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -60,7 +60,7 @@ def test_a_link_that_resets_every_mebibyte_still_delivers_everything_once(
     assert joined is not None
     batches = sum(
         len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
-        for item in loaded.outbox(0, bytes.fromhex(joined["org_read_key"]))
+        for item in delivery.outbox(loaded, 0, bytes.fromhex(joined["org_read_key"]))
     )
     port = urlparse(url).port
     assert port is not None

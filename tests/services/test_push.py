@@ -23,7 +23,7 @@ from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, attachments, enrol, reading, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import keyvalue
+from fieldsync.store import blobs, integrity, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -125,7 +125,7 @@ def test_a_dropped_link_loses_nothing_and_the_next_push_resumes_the_upload(
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 3_000_000)
     (attachment,) = reading.read(enrolled, record).body.attachments
-    stored_size = enrolled.blob_path(attachment.blob).stat().st_size
+    stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     # 1 MiB of the upload gets through, then the link is gone for good
     with pytest.raises(ServerUnreachable, match="Nothing was lost: 2 version"):
         sync.push(enrolled, client_for=lambda u, s: client(u, s, transport=DiesAfterBytes(MIB)))
@@ -145,7 +145,7 @@ def test_a_link_that_drops_every_mib_still_delivers_and_resends_little(
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 6 * MIB)
     (attachment,) = reading.read(enrolled, record).body.attachments
-    stored_size = enrolled.blob_path(attachment.blob).stat().st_size
+    stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     port = int(live[0].rsplit(":", 1)[1])
     with FaultProxy(port, reset_every=MIB, server_sees="end") as proxy:
         report = sync.push(enrolled, client_for=lambda u, s: client(proxy.url, s))
@@ -177,7 +177,7 @@ def test_a_cut_request_the_server_has_not_begun_on_is_not_sent_again(
     record = records.create(enrolled, get_form("incident"), example("incident"))
     attach_file(enrolled, record, tmp_path, 4 * MIB)
     (attachment,) = reading.read(enrolled, record).body.attachments
-    stored_size = enrolled.blob_path(attachment.blob).stat().st_size
+    stored_size = blobs.blob_path(enrolled, attachment.blob).stat().st_size
     port = int(live[0].rsplit(":", 1)[1])
     with FaultProxy(port, reset_every=MIB, server_sees="end") as proxy:
         report = sync.push(enrolled, client_for=lambda u, s: client(proxy.url, s))
@@ -308,11 +308,11 @@ def test_wipe_after_forgets_exactly_what_the_receipts_cover(
     report = sync.push(enrolled, client_for=lambda u, s: client(u, s), wipe_after=True)
     assert (report.wiped_records, report.wiped_attachments) == (1, 1)
     assert [r.record for r in enrolled.index()] == []
-    assert not enrolled.blob_path(attachment.blob).exists()
+    assert not blobs.blob_path(enrolled, attachment.blob).exists()
     with pytest.raises(RecordNotFound, match="delivered and then wiped"):
         reading.read(enrolled, delivered)
     assert all(v.body is None for v in enrolled.versions(delivered))  # no key left to open it
-    assert enrolled.check().ok  # the chain is intact; the missing keys are deliberate
+    assert integrity.check(enrolled).ok  # the chain is intact; the missing keys are deliberate
     later = records.create(enrolled, get_form("interview"), example("interview"))
     assert reading.read(enrolled, later).body.answers == example("interview")
     assert sync.push(enrolled, client_for=lambda u, s: client(u, s)).sent_entries == 1
@@ -389,8 +389,8 @@ def test_an_attachment_deleted_before_its_batch_arrived_is_uploaded_again_by_the
     with running(restarted) as url:
         report = sync.push(enrolled, client_for=lambda u, s: client(url, s, clock=lambda: later_s))
     assert (report.sent_entries, report.blobs) == (2, 1)
-    assert report.blob_bytes == enrolled.blob_path(attachment.blob).stat().st_size
-    assert uploaded.read_bytes() == enrolled.blob_path(attachment.blob).read_bytes()
+    assert report.blob_bytes == blobs.blob_path(enrolled, attachment.blob).stat().st_size
+    assert uploaded.read_bytes() == blobs.blob_path(enrolled, attachment.blob).read_bytes()
     assert sync.pending(enrolled) == 0
     restarted.state.engine.dispose()
 

@@ -14,6 +14,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import attachments, drafts, reading, record_history, records, settling
 from fieldsync.services.forms import get_form
+from fieldsync.store import blobs
 from fieldsync.store.store import Store
 from tests.conftest import entered, example
 from tests.services.conftest import in_conflict
@@ -103,7 +104,7 @@ def test_a_damaged_blob_leaves_no_partial_plaintext(store: Store, tmp_path: Path
     video.write_bytes(b"frame" * 100_000)
     attachments.attach(store, record, [video])
     blob_id = reading.read(store, record).body.attachments[0].blob
-    path = store.blob_path(blob_id)
+    path = blobs.blob_path(store, blob_id)
     data = bytearray(path.read_bytes())
     data[-30] ^= 0xFF  # the last chunk: plaintext of earlier chunks was already written
     path.write_bytes(bytes(data))

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync.store.store import BLOBS_DIR, Store
+from fieldsync.store import blobs, integrity
+from fieldsync.store.blobs import BLOBS_DIR
+from fieldsync.store.store import Store
 from tests.conftest import PASSPHRASE
 
 pytestmark = pytest.mark.slow
@@ -41,6 +43,7 @@ ATTACHER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
+    from fieldsync.store import blobs
     from fieldsync.store.store import Store
 
     class Endless:
@@ -49,7 +52,7 @@ ATTACHER = textwrap.dedent(
 
     store = Store.open(Path(sys.argv[1]), os.environ["PW"])
     print("ready", flush=True)
-    store.put_blob(Endless())  # never ends: killed while writing
+    blobs.put_blob(store, Endless())  # never ends: killed while writing
     """
 )
 
@@ -72,7 +75,7 @@ def test_kill_9_in_the_middle_of_saves_loses_nothing_committed(store_home: Path,
     child.wait()
     child.stdout.close()
     with Store.open(store_home, PASSPHRASE) as store:
-        report = store.check()
+        report = integrity.check(store)
         assert report.ok, report.problems
         present = {row.record for row in store.index()}
         assert set(committed) <= present
@@ -97,8 +100,8 @@ def test_kill_9_while_encrypting_an_attachment_leaves_only_encrypted_leftovers(
     assert leftovers
     assert all(b"zzzzzzzz" not in p.read_bytes() for p in leftovers)  # ciphertext only
     with Store.open(store_home, PASSPHRASE) as store:
-        assert store.discard_partial_blobs() == len(leftovers)
-        assert store.check().ok
+        assert blobs.discard_partial_blobs(store) == len(leftovers)
+        assert integrity.check(store).ok
 
 
 def test_two_processes_saving_at_once_keep_one_unbroken_chain(store_home: Path) -> None:
@@ -110,6 +113,6 @@ def test_two_processes_saving_at_once_keep_one_unbroken_chain(store_home: Path) 
         saved += out.split()[1:]
     assert len(saved) == 80
     with Store.open(store_home, PASSPHRASE) as store:
-        assert store.check().ok
+        assert integrity.check(store).ok
         seqs = sorted(store.versions(r)[0].entry.header.seq for r in saved)
         assert seqs == list(range(1, 81))

@@ -18,7 +18,7 @@ from fieldsync.core import crypto
 from fieldsync.errors import DiskError, DiskFull, StoreBusy, StoreCorrupted, WrongPassphrase
 from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import epochs, keyvalue
+from fieldsync.store import delivery, epochs, integrity, keyvalue
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
 from fieldsync.store.index import IndexCodec
 from fieldsync.store.store import NEW_VAULT_FILE, Store
@@ -60,7 +60,7 @@ def test_a_wipe_cut_short_before_its_commit_drops_the_new_key(store_home: Path) 
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == kept
         assert store.epoch == old
-        assert store.check().ok
+        assert integrity.check(store).ok
     assert [e for e in store._epoch_file.read() if e] == [old]
 
 
@@ -69,7 +69,7 @@ def test_a_wipe_cut_short_after_its_commit_destroys_the_old_key(store_home: Path
     with opened(store_home) as store:
         old = store.epoch
         kept = {i: store.open_own_wrap(w) for i, w in own_wraps(store_home).items()}
-        store._new_epoch(kept, lambda session: None)
+        store.new_epoch(kept, lambda session: None)
         new = store.epoch
         slots = store._epoch_file.read()
         store._epoch_file.write(slots.index(None), old)  # killed before the old key went
@@ -77,7 +77,7 @@ def test_a_wipe_cut_short_after_its_commit_destroys_the_old_key(store_home: Path
         assert store.epoch == new
         assert [e for e in store._epoch_file.read() if e] == [new]
         assert {r.record for r in store.index()} == {first, second}
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_store_written_before_epochs_moves_to_them_when_unlocked(store_home: P
     with opened(store_home) as store:
         assert [(r.record, r.problem) for r in store.index()] == [(r, None) for r in kept]
         assert all(reading.read(store, r).body for r in kept)
-        assert store.check().ok
+        assert integrity.check(store).ok
         with store.session() as session:
             left = session.exec(select(WrapRow).where(WrapRow.reader == box.hex())).all()
             assert left == []
@@ -139,11 +139,11 @@ def test_a_wipe_does_not_start_while_another_command_has_the_store_open(
     with opened() as typing_a_record, opened() as pushing:
         records.create(typing_a_record, get_form("incident"), example("incident"))
         with pytest.raises(StoreBusy, match="another fieldsync command has this store open"):
-            pushing.forget_delivered(10**9)
+            delivery.forget_delivered(pushing, 10**9)
         later = records.create(typing_a_record, get_form("incident"), example("incident"))
         assert reading.read(typing_a_record, later).body is not None
     with opened() as alone:
-        assert alone.forget_delivered(10**9)[0] == 2  # once the other has closed
+        assert delivery.forget_delivered(alone, 10**9)[0] == 2  # once the other has closed
 
 
 def test_the_store_does_not_open_while_its_keys_change(
@@ -167,7 +167,7 @@ def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path)
     path = store_home / epochs.EPOCHS_FILE
     copied = path.read_bytes()  # before the wipe
     with opened(store_home) as store:
-        assert store.forget_delivered(10**9)[0] == 2
+        assert delivery.forget_delivered(store, 10**9)[0] == 2
         kept = records.create(store, get_form("incident"), example("incident"))
     current = path.read_bytes()
     path.write_bytes(copied)
@@ -182,7 +182,7 @@ def test_an_epochs_file_put_back_from_before_a_wipe_is_refused(store_home: Path)
         assert [r.record for r in store.index()] == [kept]
         assert reading.read(store, kept).body is not None
         assert store.forgotten_records() == set(wiped)
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 @contextlib.contextmanager
@@ -208,20 +208,20 @@ def test_a_wipe_whose_transaction_fails_leaves_the_store_as_it_is_on_disk(
     with opened(store_home) as store:
         old = store.epoch
         with no_room_for_the_wal(store), pytest.raises((DiskError, DiskFull)):
-            store.forget_delivered(1)
+            delivery.forget_delivered(store, 1)
         assert store.epoch == old  # the new key never took: the database is under the old
         assert [e for e in store._epoch_file.read() if e] == [old]
         assert [(r.record, r.problem) for r in store.index()] == [(doomed, None), (kept, None)]
         assert reading.read(store, kept).body is not None
         later = records.create(store, get_form("incident"), example("incident"))
         assert reading.read(store, later).body is not None
-        assert store.forget_delivered(1) == (1, 0)  # the wipe again, with room
+        assert delivery.forget_delivered(store, 1) == (1, 0)  # the wipe again, with room
         assert store.epoch.number == old.number + 1
     with opened(store_home) as store:
         assert {r.record for r in store.index()} == {kept, later}
         assert reading.read(store, kept).body is not None
         assert reading.read(store, later).body is not None
-        assert store.check().ok
+        assert integrity.check(store).ok
 
 
 def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk(
@@ -237,10 +237,10 @@ def test_a_passphrase_change_whose_transaction_fails_leaves_the_store_as_on_disk
         assert store.epoch == old and [e for e in store._epoch_file.read() if e] == [old]
         assert reading.read(store, record).body is not None
         later = records.create(store, get_form("incident"), example("incident"))
-        assert store.forget_delivered(1) == (1, 0)
+        assert delivery.forget_delivered(store, 1) == (1, 0)
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, new)
     with opened(store_home) as store:
         assert [r.record for r in store.index()] == [later]
         assert reading.read(store, later).body is not None
-        assert store.check().ok
+        assert integrity.check(store).ok

@@ -13,7 +13,7 @@ from fieldsync.core import crypto, vault
 from fieldsync.errors import DecryptionFailed, StoreStateError, WrongPassphrase
 from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import epochs, keyvalue
+from fieldsync.store import epochs, integrity, keyvalue
 from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow
 from fieldsync.store.index import IndexCodec
 from fieldsync.store.keyvalue import LABEL_RECORD_SETTING, RECORD_SETTING
@@ -39,7 +39,7 @@ def everything(store: Store, record: str) -> None:
     assert keyvalue.setting(store, "server") == {"url": "https://example.org"}
     assert keyvalue.drafts(store) == [("d1", {"answers": {"narrative": "half typed"}})]
     assert keyvalue.record_settings(store, ["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
-    assert store.check().ok
+    assert integrity.check(store).ok
 
 
 @pytest.mark.parametrize("done", range(STEPS + 1))

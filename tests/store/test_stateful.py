@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from fieldsync.core.body import Attachment, Body
 from fieldsync.core.ids import new_record_id
+from fieldsync.store import blobs, integrity
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
 from tests.conftest import PASSPHRASE
@@ -72,7 +73,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(data=st.data(), content=st.binary(max_size=200_000))
     def attach(self, data: st.DataObject, content: bytes) -> None:
         record = data.draw(st.sampled_from(sorted(self.heads)))
-        sealed = self.store.put_blob(io.BytesIO(content))
+        sealed = blobs.put_blob(self.store, io.BytesIO(content))
         attachment = Attachment(
             new_record_id(),
             sealed.blob_id,
@@ -84,7 +85,7 @@ class StoreMachine(RuleBasedStateMachine):
         )
         body = Body("incident@1", {"narrative": "with file"}, (attachment,))
         self.save(record, [self.heads[record]], body)
-        assert b"".join(self.store.read_blob(sealed.blob_id, sealed.key)) == content
+        assert b"".join(blobs.read_blob(self.store, sealed.blob_id, sealed.key)) == content
 
     @rule(text=TEXT)
     def failed_save(self, text: str) -> None:
@@ -112,7 +113,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_store_checks_clean(self) -> None:
-        report = self.store.check()
+        report = integrity.check(self.store)
         assert report.ok, report.problems
         assert report.entries == len(self.committed)
 

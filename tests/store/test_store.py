@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import attachments, reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import custody, keyvalue
+from fieldsync.store import blobs, custody, delivery, integrity, keyvalue
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
@@ -53,7 +53,7 @@ def test_versions_chain_and_index(store: Store) -> None:
     assert index[record].heads == (second,)
     assert index[record].versions == 2
     assert index[record].summary == "two"
-    assert store.check().ok
+    assert integrity.check(store).ok
 
 
 def test_a_transaction_that_fails_leaves_nothing(store: Store) -> None:
@@ -98,20 +98,20 @@ def test_no_store_wiped_store_and_existing_store(tmp_path: Path, store_home: Pat
 
 def test_passphrase_change_keeps_every_record(store: Store, store_home: Path) -> None:
     record, _ = add(store, "kept")
-    store.put_blob(io.BytesIO(b"attachment"))
+    blobs.put_blob(store, io.BytesIO(b"attachment"))
 
     def signed() -> list[tuple[str, bytes]]:
         with sqlite3.connect(store_home / DB_FILE) as db:
             return db.execute("select id, raw from entries order by id").fetchall()
 
-    def blobs() -> dict[str, bytes]:
+    def blob_files() -> dict[str, bytes]:
         return {str(p): p.read_bytes() for p in (store_home / "blobs").rglob("*") if p.is_file()}
 
-    before, blobs_before = signed(), blobs()
+    before, blobs_before = signed(), blob_files()
     vault_before = (store_home / VAULT_FILE).read_bytes()
     store.change_passphrase("a brand new passphrase")
     store.close()
-    assert (signed(), blobs()) == (before, blobs_before)  # signed versions and blobs untouched
+    assert (signed(), blob_files()) == (before, blobs_before)  # signed versions and blobs untouched
     assert (store_home / VAULT_FILE).read_bytes() != vault_before
     with pytest.raises(WrongPassphrase):
         Store.open(store_home, PASSPHRASE)
@@ -131,7 +131,7 @@ def test_one_damaged_entry_leaves_the_others_readable(store: Store, store_home: 
     assert version.body is None
     assert "damaged" in (version.problem or "")
     assert store.versions(intact)[0].body is not None
-    report = store.check()
+    report = integrity.check(store)
     assert not report.ok
     assert any(damaged_id[:12] in p for p in report.problems)
 
@@ -214,18 +214,18 @@ def test_a_vault_from_a_newer_version_is_refused(store_home: Path) -> None:
 
 def test_blobs_are_named_by_their_hash_and_tamper_is_detected(store: Store) -> None:
     data = b"evidence " * 50_000
-    sealed = store.put_blob(io.BytesIO(data))
-    path = store.blob_path(sealed.blob_id)
+    sealed = blobs.put_blob(store, io.BytesIO(data))
+    path = blobs.blob_path(store, sealed.blob_id)
     assert path.name == sealed.blob_id
-    assert b"".join(store.read_blob(sealed.blob_id, sealed.key)) == data
+    assert b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key)) == data
     stored = bytearray(path.read_bytes())
     stored[5000] ^= 1
     path.write_bytes(bytes(stored))
     with pytest.raises(DecryptionFailed):
-        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+        b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key))
     path.unlink()
     with pytest.raises(StoreCorrupted, match="missing"):
-        b"".join(store.read_blob(sealed.blob_id, sealed.key))
+        b"".join(blobs.read_blob(store, sealed.blob_id, sealed.key))
 
 
 def test_drafts_are_encrypted_and_removable(store: Store, store_home: Path) -> None:
@@ -270,12 +270,12 @@ def test_attaching_a_large_file_uses_constant_memory(store: Store) -> None:
     import tracemalloc
 
     tracemalloc.start()
-    sealed = store.put_blob(Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
+    sealed = blobs.put_blob(store, Endless(64 * 1024 * 1024))  # type: ignore[arg-type]
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert sealed.size == 64 * 1024 * 1024
     assert peak < 4 * 1024 * 1024
-    assert sum(len(c) for c in store.read_blob(sealed.blob_id, sealed.key)) == sealed.size
+    assert sum(len(c) for c in blobs.read_blob(store, sealed.blob_id, sealed.key)) == sealed.size
 
 
 def test_a_store_held_by_another_process_is_busy_not_corrupt(
@@ -310,7 +310,7 @@ def test_check_names_a_version_missing_from_the_devices_own_chain(
         db.execute("delete from wraps where entry_id = ?", (gone,))
         db.execute("delete from local_wraps where entry_id = ?", (gone,))
         db.execute("delete from entries where id = ?", (gone,))
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: seq 2 of this device is missing (version {third[:12]} at seq 3 follows seq 1)"
     ]
@@ -330,7 +330,7 @@ def test_check_names_every_seq_of_a_longer_gap_in_the_devices_own_chain(
             ("entries", "id"),
         ):
             db.executemany(f"delete from {table} where {column} = ?", [(g,) for g in gone])
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: seq 2..3 of this device is missing (version {fourth[:12]} at seq 4 follows seq 1)"
     ]
@@ -364,7 +364,7 @@ def test_check_names_a_version_of_the_right_seq_from_another_history_of_the_devi
             db.execute(
                 f"insert into {table} select * from other.{table} where {column} = ?", (theirs,)
             )
-    chain = [p for p in store.check().problems if p.startswith("chain:")]
+    chain = [p for p in integrity.check(store).problems if p.startswith("chain:")]
     assert chain == [
         f"chain: version {theirs[:12]} (seq 2) does not follow seq 1 of its author",
         f"chain: version {third[:12]} (seq 3) does not follow seq 2 of its author",
@@ -404,9 +404,9 @@ def test_check_passes_a_store_whose_delivered_records_were_wiped_and_counts_what
             records.create(store, get_form("incident"), example("incident"))
         kept = records.create(store, get_form("incident"), example("incident"))
         attachments.attach(store, kept, [write_file(tmp_path / "photo.jpg", b"x" * 5000)])
-        assert store.forget_delivered(3) == (3, 0)
+        assert delivery.forget_delivered(store, 3) == (3, 0)
     with Store.open(store_home, PASSPHRASE) as store:
-        report = store.check()
+        report = integrity.check(store)
     assert report.problems == []
     assert (report.entries, report.records, report.blobs) == (5, 1, 1)
 
@@ -418,7 +418,7 @@ def test_check_names_a_version_of_a_record_not_wiped_whose_key_is_gone(
     with sqlite3.connect(store_home / DB_FILE) as db:
         (lost,) = db.execute("select id from entries where seq = 1").fetchone()
         db.execute("delete from local_wraps where entry_id = ?", (lost,))
-    problems = store.check().problems
+    problems = integrity.check(store).problems
     assert len(problems) == 1 and lost[:12] in problems[0]
 
 
@@ -426,13 +426,13 @@ def test_check_names_every_attachment_missing_or_altered(store: Store, tmp_path:
     record = records.create(store, get_form("incident"), example("incident"))
     files = [write_file(tmp_path / f"{n}.jpg", bytes([n]) * 5000) for n in range(3)]
     attachments.attach(store, record, files)
-    blobs = sorted(a.blob for a in reading.read(store, record).body.attachments)
-    store.blob_path(blobs[0]).unlink()
-    store.blob_path(blobs[1]).unlink()
-    altered = store.blob_path(blobs[2])
+    attached = sorted(a.blob for a in reading.read(store, record).body.attachments)
+    blobs.blob_path(store, attached[0]).unlink()
+    blobs.blob_path(store, attached[1]).unlink()
+    altered = blobs.blob_path(store, attached[2])
     altered.write_bytes(altered.read_bytes()[:-1] + b"\x00")
-    assert store.check().problems == [
-        f"blob {blobs[0][:12]} is missing",
-        f"blob {blobs[1][:12]} is missing",
-        f"blob {blobs[2][:12]} does not match its hash",
+    assert integrity.check(store).problems == [
+        f"blob {attached[0][:12]} is missing",
+        f"blob {attached[1][:12]} is missing",
+        f"blob {attached[2][:12]} does not match its hash",
     ]
