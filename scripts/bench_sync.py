@@ -43,10 +43,11 @@ from fieldsync.core import entry as entry_format  # noqa: E402
 from fieldsync.core.clock import HLC  # noqa: E402
 from fieldsync.core.ids import new_record_id  # noqa: E402
 from fieldsync.core.org import OrgKeys  # noqa: E402
+from fieldsync.core.settings import Enrolment  # noqa: E402
 from fieldsync.server import data  # noqa: E402
 from fieldsync.services import admin, attachments, enrol, records, sync  # noqa: E402
 from fieldsync.services.forms import get_form  # noqa: E402
-from fieldsync.store import delivery  # noqa: E402
+from fieldsync.store import delivery, settings  # noqa: E402
 from fieldsync.store.store import Store  # noqa: E402
 from fieldsync.transport.client import SyncClient  # noqa: E402
 from tests.conftest import example  # noqa: E402
@@ -251,11 +252,11 @@ def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[s
         attachments.attach(store, record, [video])
         for _ in range(20):
             records.create(store, get_form("interview"), example("interview"))
-        joined = store.setting("enrolment")
+        joined = settings.load(store, Enrolment)
         assert joined is not None
         versions = sum(
             len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
-            for item in delivery.outbox(store, 0, bytes.fromhex(joined["org_read_key"]))
+            for item in delivery.outbox(store, 0, bytes.fromhex(joined.org_read_key))
         )
         with FaultProxy(port, reset_every=reset_every, server_sees=server_sees) as proxy:
             report = sync.push(store, client_for=lambda _u, s: pusher(proxy.url, s))

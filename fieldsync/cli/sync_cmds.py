@@ -11,10 +11,10 @@ from fieldsync.cli.options import FromStart, Home, Json, PassphraseFile, unlocke
 from fieldsync.cli.progress import PushProgress, bars
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core import invite as invite_format
-from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
 from fieldsync.services import enrol, problems, sync
 from fieldsync.services import pull as pulling
+from fieldsync.services import status as status_service
 from fieldsync.store.store import Store
 
 
@@ -299,40 +299,36 @@ def status(
 ) -> None:
     """What is waiting to be delivered, what the server has acknowledged, and to whom."""
     with unlocked(home, passphrase_file) as store:
-        joined = store.setting("enrolment")
-        delivery = store.setting("delivery") or {}
-        waiting = sync.pending(store)
-        device = store.identity.fingerprint
-        found = problems.named(store)
-    acknowledged = int(delivery.get("last_seq", 0))
-    receipt_ms = int(delivery["receipt_time_ms"]) if "receipt_time_ms" in delivery else None
-    server_fp = fingerprint(bytes.fromhex(joined["server_key"])) if joined else None
+        shown = status_service.status(store)
+    receipt_ms = shown.last_receipt_ms
     if json:
         emit_json(
             {
-                "enrolled": joined is not None,
-                "server": joined["server"] if joined else None,
-                "server_fingerprint": server_fp,
-                "device_fingerprint": device,
-                "pending": waiting,
-                "acknowledged_seq": acknowledged,
+                "enrolled": shown.enrolled,
+                "server": shown.server,
+                "server_fingerprint": shown.server_fingerprint,
+                "device_fingerprint": shown.device_fingerprint,
+                "pending": shown.pending,
+                "acknowledged_seq": shown.acknowledged_seq,
                 "last_receipt": iso(receipt_ms) if receipt_ms else None,
-                "problems": [p.to_json() for p in found],
+                "problems": [p.to_json() for p in shown.problems],
             }
         )
         return
-    out.print(f"Device fingerprint: {device}", markup=False)
-    if joined is None:
+    out.print(f"Device fingerprint: {shown.device_fingerprint}", markup=False)
+    if not shown.enrolled:
         out.print("Not enrolled with a server: run 'fieldsync enroll INVITE'.", markup=False)
     else:
-        out.print(f"Server: {safe(joined['server'])} (fingerprint {server_fp})", markup=False)
         out.print(
-            f"Acknowledged by the server: up to seq {acknowledged}"
+            f"Server: {safe(shown.server)} (fingerprint {shown.server_fingerprint})", markup=False
+        )
+        out.print(
+            f"Acknowledged by the server: up to seq {shown.acknowledged_seq}"
             + (f", receipt of {when(receipt_ms)}" if receipt_ms else ""),
             markup=False,
         )
-    out.print(f"Waiting to be delivered: {waiting} version(s)", markup=False)
-    print_problems(found)
+    out.print(f"Waiting to be delivered: {shown.pending} version(s)", markup=False)
+    print_problems(shown.problems)
 
 
 def _invite_text(given: str) -> str:

@@ -11,6 +11,7 @@ from fieldsync.core import audit, blob, carry, invite
 from fieldsync.core import batch as batch_format
 from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
+from fieldsync.core.settings import Server
 from fieldsync.core.wire import DeviceInfo, RevokeAnswer, ServerInfo
 from fieldsync.errors import (
     AccessDenied,
@@ -23,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import sync
 from fieldsync.services.setup import refuse_existing
-from fieldsync.store import files
+from fieldsync.store import files, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -114,8 +115,8 @@ def pin_server_key(
     if not is_hex32(declared):
         raise ServerError(f"the server at {url} did not say which key signs its receipts")
     key = bytes.fromhex(str(declared))
-    remembered = store.setting("server")
-    pinned = None if remembered is None else bytes.fromhex(str(remembered["server_key"]))
+    remembered = settings.load(store, Server)
+    pinned = None if remembered is None else bytes.fromhex(remembered.server_key)
     if repin is not None and _digits(repin) != _digits(fingerprint(key)):
         raise AccessDenied(
             f"the server at {url} signs with the key of fingerprint {fingerprint(key)}, not "
@@ -131,10 +132,10 @@ def pin_server_key(
             "with a new key, confirm its fingerprint with its operator, then run again with "
             "--repin-server-key 'FINGERPRINT'. Devices enrolled before keep the old key.",
         )
-    if pinned == key and remembered is not None and (remembered["url"] == url or not invite):
+    if pinned == key and remembered is not None and (remembered.url == url or not invite):
         return key, KEPT
     # the URL for 'admin devices' and 'admin revoke'; the key for pulls, imports and 'verify'
-    store.save_setting("server", {"url": url, "server_key": key.hex()})
+    settings.save(store, Server(url=url, server_key=key.hex()))
     return key, FIRST_USE if pinned is None else (KEPT if pinned == key else REPINNED)
 
 
@@ -218,11 +219,10 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
             "that server was set up for another organisation; nothing was checked",
             hint="Check the data folder, and that this is the organisation's administrator store.",
         )
-    remembered = store.setting("server") or {}
-    pinned = remembered.get("server_key")
+    remembered = settings.load(store, Server)
     anchors = audit.Anchors(
         admin_key=store.identity.signer.public,
-        server_key=bytes.fromhex(pinned) if isinstance(pinned, str) else None,
+        server_key=bytes.fromhex(remembered.server_key) if remembered else None,
         org_read=store.identity.org_read,
     )
     return audit.audit(anchors, holdings)
@@ -231,10 +231,10 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
 def server_url(store: Store, given: str | None) -> str:
     if given:
         return given
-    remembered = store.setting("server")
+    remembered = settings.load(store, Server)
     if remembered is None:
         raise InputError("which server? Pass --server URL (it is remembered after an invite)")
-    return str(remembered["url"])
+    return remembered.url
 
 
 def devices(

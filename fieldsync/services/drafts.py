@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 
 
@@ -31,7 +32,7 @@ class Draft:
         }
         if self.record is not None:
             payload |= {"record": self.record, "changes": self.changes, "base": self.base}
-        store.save_draft(self.id, payload)
+        keyvalue.save_draft(store, self.id, payload)
 
 
 def start(store: Store, form_ref: str, record: str | None = None, base: str | None = None) -> Draft:
@@ -60,10 +61,10 @@ def _all(store: Store) -> list[Draft]:
             list(payload.get("changes", [])),
             payload.get("base"),
         )
-        for draft_id, payload in store.drafts()
+        for draft_id, payload in keyvalue.drafts(store)
     ]
     return sorted(found, key=lambda d: d.saved_ms, reverse=True)
 
 
 def discard(store: Store, draft: Draft) -> None:
-    store.delete_draft(draft.id)
+    keyvalue.delete_draft(store, draft.id)

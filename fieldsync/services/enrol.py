@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from fieldsync.core import enrolment, invite
 from fieldsync.core.ids import fingerprint
+from fieldsync.core.settings import Enrolment
 from fieldsync.errors import AccessDenied, InputError, ServerError, StoreStateError
-from fieldsync.store import delivery
+from fieldsync.store import delivery, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -28,9 +29,9 @@ def preview(store: Store, invite_text: str, *, allow_http: bool = False) -> invi
     shown before confirming the organisation's fingerprint."""
     if store.identity.is_admin:
         raise StoreStateError("this is an administrator's store; enrol a documenter's device")
-    current = store.setting("enrolment")
+    current = settings.load(store, Enrolment)
     if current is not None:
-        raise StoreStateError(f"this device is already enrolled with {current['server']}")
+        raise StoreStateError(f"this device is already enrolled with {current.server}")
     shown = invite.read(invite_text, now_ms=store.now_ms())
     if shown.plain_http and not allow_http:
         raise InputError(
@@ -88,15 +89,15 @@ def enrol(
         answer = client.enrol(request.encode())
     if answer.device != store.identity.device_id:
         raise ServerError("the server's answer names another device; nothing was stored")
-    store.save_setting(
-        "enrolment",
-        {
-            "admin_key": shown.admin_key,
-            "name": shown.name,
-            "org_read_key": shown.org_read_key,
-            "server": shown.server,
-            "server_key": shown.server_key,
-        },
+    settings.save(
+        store,
+        Enrolment(
+            admin_key=shown.admin_key,
+            name=shown.name,
+            org_read_key=shown.org_read_key,
+            server=shown.server,
+            server_key=shown.server_key,
+        ),
     )
     wrapped = delivery.add_reader(store, bytes.fromhex(shown.org_read_key))
     return Enrolled(

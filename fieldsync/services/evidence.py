@@ -25,10 +25,11 @@ from fieldsync.core import encoding, evidence
 from fieldsync.core import entry as entry_format
 from fieldsync.core import receipt as receipts
 from fieldsync.core.evidence import Verdict
+from fieldsync.core.settings import Registry, Server
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
 from fieldsync.services.reading import author_labels
-from fieldsync.store import blobs, custody
+from fieldsync.store import blobs, custody, settings
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version
@@ -131,12 +132,13 @@ class _Gathered:
 
 def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
     admin_key = store.identity.device_id
-    registry = (store.setting("registry") or {}).get("devices", {})
+    registry = (settings.load(store, Registry) or Registry()).devices
     gathered = _Gathered(versions, {}, {}, {}, {}, {}, {}, [])
     authors = {v.entry.header.author for v in versions}
     own = {v.id for v in versions}
     for author in sorted(authors - {admin_key}):
-        encoded = registry.get(author, {}).get("enrolment")
+        device = registry.get(author)
+        encoded = device.enrolment if device else None
         if not encoded:
             raise StoreStateError(
                 f"this store does not hold the enrolment of device {author[:12]}",
@@ -184,7 +186,8 @@ def _set_aside_by_author(store: Store) -> dict[str, dict[int, bytes]]:
 
 def _server_key(store: Store) -> str:
     """The receipt key pinned at this store's first invite ("" before there was a server)."""
-    return str((store.setting("server") or {}).get("server_key", ""))
+    remembered = settings.load(store, Server)
+    return remembered.server_key if remembered else ""
 
 
 def _ext(name: str) -> str:

@@ -5,12 +5,13 @@ A version set aside verified (its author signed it; the server served it as sign
 be used here: the wrap served with it does not open, its body is not one this fieldsync can
 read, it builds on another record's version, an attachment it names cannot be fetched. It is
 kept as served, each version in a setting of its record (``aside:<id>``: its signed bytes and
-wrap; ``Store.save_record_settings``), written once, and every later pull tries it again: a
+wrap; ``keyvalue.save_record_settings``), written once, and every later pull tries it again: a
 fixed reader, an attachment uploaded after all, or the right wrap served again brings it in.
-The list of what is set aside (``aside``: each version's id, author, seq and reason, no bytes)
-is all that ``status`` and ``admin devices`` read. Past ``KEPT_BYTES`` from one author,
-versions are still named but their bytes are not kept: the server holds them, and a pull from
-the start fetches them again. What was stored before and after them is not held back.
+The list of what is set aside (the setting ``aside``, core/settings.py: each version's id,
+author, seq and reason, no bytes) is all that ``status`` and ``admin devices`` read. Past
+``KEPT_BYTES`` from one author, versions are still named but their bytes are not kept: the
+server holds them, and a pull from the start fetches them again. What was stored before and
+after them is not held back.
 
 A record's settings are under the epoch key, not the vault key: on a device the wrap kept opens
 with the device's own box key, so a copy left in a freed page or an old WAL frame would open,
@@ -28,15 +29,18 @@ from __future__ import annotations
 
 import base64
 import bisect
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core.ids import fingerprint
+from fieldsync.core.settings import Aside, Enrolment, Problems, Registry
+from fieldsync.core.settings import Listed as Listed  # named here too, as before it moved
+from fieldsync.core.settings import Span as Span
+from fieldsync.store import keyvalue, settings
 from fieldsync.store.store import Store
 
-SETTING = "problems"  # the seqs found withheld
-LISTED_SETTING = "aside"  # the list of versions set aside, without their bytes
 ASIDE = "aside:"
 KEPT_BYTES = 256 * 2**20  # of versions set aside, per author: a device cannot fill the store
 
@@ -60,39 +64,6 @@ def digest(wrap: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Listed:
-    """A version set aside as the list names it: no bytes, and whether they are kept."""
-
-    id: str
-    author: str
-    seq: int
-    record: str
-    why: str  # one of the reasons above
-    wrap: str  # digest of the wrap it was judged with
-    size: int  # of its signed bytes and wrap
-    kept: bool  # False: past KEPT_BYTES for its author; the server still holds it
-
-    def to_json(self) -> list[Any]:
-        return [
-            self.id,
-            self.author,
-            self.seq,
-            self.record,
-            self.why,
-            self.wrap,
-            self.size,
-            self.kept,
-        ]
-
-    @classmethod
-    def from_json(cls, value: list[Any]) -> Listed:
-        id_, author, seq, record, why, wrap, size, kept = value
-        return cls(
-            str(id_), str(author), int(seq), str(record), str(why), str(wrap), int(size), bool(kept)
-        )
-
-
-@dataclass(frozen=True)
 class SetAside:
     """A verified version this store could not use, kept as served to try again."""
 
@@ -112,7 +83,6 @@ class SetAside:
         )
 
 
-Span = tuple[int, int]  # first and last seq, both included
 LISTED = 1000  # seqs listed one by one in --json; beyond that, the spans alone
 
 
@@ -167,15 +137,14 @@ class Problem:
 
 def listed(store: Store) -> list[Listed]:
     """The versions set aside, in the order they were served; no bytes are read."""
-    found = (store.setting(LISTED_SETTING) or {}).get("versions", [])
-    return [Listed.from_json(value) for value in found]
+    return list((settings.load(store, Aside) or Aside()).versions)
 
 
 def load(store: Store, items: list[Listed]) -> list[SetAside]:
     """The kept bytes of these versions (none for those past the cap), in their order."""
     names = {ASIDE + item.id: item.record for item in items if item.kept}
-    store.move_to_record_settings(names)  # kept under the vault key by an earlier fieldsync
-    found = store.record_settings(list(names))
+    keyvalue.move_to_record_settings(store, names)  # an earlier fieldsync's, to the epoch key
+    found = keyvalue.record_settings(store, list(names))
     loaded = []
     for item in items:
         value = found.get(ASIDE + item.id)
@@ -203,13 +172,13 @@ def keep(store: Store, items: list[SetAside]) -> None:
             "wrap": base64.b64encode(item.wrap).decode("ascii"),
         }
         values[ASIDE + item.id] = (item.record, kept)
-    store.save_record_settings(values)
+    keyvalue.save_record_settings(store, values)
 
 
 def forget(store: Store, versions: list[str]) -> None:
     names = [ASIDE + version for version in versions]
-    store.delete_record_settings(names)
-    store.delete_settings(names)  # the form before, if never moved
+    keyvalue.delete_record_settings(store, names)
+    keyvalue.delete_settings(store, names)  # the form before, if never moved
 
 
 def forget_records(store: Store, records: set[str]) -> int:
@@ -227,21 +196,18 @@ def forget_records(store: Store, records: set[str]) -> int:
 
 
 def save_listed(store: Store, versions: list[Listed]) -> None:
-    store.save_setting(LISTED_SETTING, {"versions": [item.to_json() for item in versions]})
+    settings.save(store, Aside(tuple(versions)))
 
 
 def withheld(store: Store) -> dict[str, list[Span]]:
-    found = _index(store).get("withheld", {}).items()
-    return {str(author): [(int(a), int(b)) for a, b in kept] for author, kept in found}
+    found = (settings.load(store, Problems) or Problems()).withheld
+    return {author: list(kept) for author, kept in found.items()}
 
 
 def save_withheld(store: Store, held_back: dict[str, list[Span]]) -> None:
-    shown = {author: [list(span) for span in kept] for author, kept in held_back.items()}
-    store.save_setting(SETTING, _index(store) | {"withheld": shown})
-
-
-def _index(store: Store) -> dict[str, Any]:
-    return store.setting(SETTING) or {}
+    before = settings.load(store, Problems) or Problems()
+    shown = {author: tuple(kept) for author, kept in held_back.items()}
+    settings.save(store, dataclasses.replace(before, withheld=shown))
 
 
 def named(store: Store) -> list[Problem]:
@@ -271,15 +237,15 @@ def by_author(found: list[Problem]) -> dict[str, list[Problem]]:
 def who(store: Store, author: str) -> str:
     """An author as a person knows it: a device's name and fingerprint, or its role."""
     admin_key = store.identity.device_id if store.identity.is_admin else None
-    joined = store.setting("enrolment") or {}
-    if author in (admin_key, joined.get("admin_key")):
+    joined = settings.load(store, Enrolment)
+    if author in (admin_key, joined.admin_key if joined else None):
         return "the administrator (analysts' versions)"
     if author == store.identity.device_id:
         return "this device"
-    device = ((store.setting("registry") or {}).get("devices") or {}).get(author)
+    device = (settings.load(store, Registry) or Registry()).devices.get(author)
     if device:
-        shown = fingerprint(bytes.fromhex(author), bytes.fromhex(str(device["box_key"])))
-        return f"device {device['name']!r} ({shown})"
+        shown = fingerprint(bytes.fromhex(author), bytes.fromhex(device.box_key))
+        return f"device {device.name!r} ({shown})"
     return f"the key {author[:16]}…"
 
 

@@ -28,10 +28,10 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from fieldsync.core import enrolment, receipt, words
 from fieldsync.core import entry as entry_format
+from fieldsync.core.settings import Device, Pull, Registry
 from fieldsync.core.wire import FeedPage
 from fieldsync.errors import (
     FieldsyncError,
@@ -44,7 +44,7 @@ from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
 from fieldsync.services.problems import Listed
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import custody, delivery
+from fieldsync.store import custody, delivery, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -74,8 +74,8 @@ def pull(
     ``from_start`` reads the whole feed again (after a restore), storing nothing twice."""
     url, trusted = _source(store)
     report = PullReport()
-    saved = {} if from_start else store.setting("pull") or {}
-    cursor, anchor = int(saved.get("after", 0)), saved.get("anchor")
+    saved = Pull() if from_start else settings.load(store, Pull) or Pull()
+    cursor, anchor = saved.after, saved.anchor
     touched: set[str] = set()
     earlier = problems.listed(store)
     try:
@@ -98,7 +98,7 @@ def pull(
                 if items:  # the version at the cursor, to see next time that it is still there
                     anchor = entry_format.entry_id(items[-1][0])
                 # a crash before this re-reads a page
-                store.save_setting("pull", {"after": after, "anchor": anchor})
+                settings.save(store, Pull(after, anchor))
                 progress(len(items))
                 cursor, page = after, None
                 if not more:
@@ -185,34 +185,32 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
         if shown.device_key == listed.device:
             found[shown.device_key] = (shown, listed.enrolment)
             claimed[shown.device_key] = _count(listed.last_seq)
-    saved = store.setting("registry") or {}
+    saved = settings.load(store, Registry) or Registry()
     bound = _tokens_bound(saved, admin_key)
     refused = _spent_tokens(store, found, bound)
     devices = {
-        key: {
-            "box_key": shown.box_key,
-            "name": shown.name,
-            "enrolment": raw,  # verbatim, for evidence packages
-        }
+        key: Device(box_key=shown.box_key, name=shown.name, enrolment=raw)  # raw: verbatim
         for key, (shown, raw) in found.items()
         if key not in refused
     }
-    store.save_setting("registry", {"devices": devices, "tokens": bound})
+    settings.save(store, Registry(devices, bound))
     return {k: n for k, n in claimed.items() if k not in refused}, refused
 
 
-def _tokens_bound(saved: dict[str, Any], admin_key: str) -> dict[str, str]:
+def _tokens_bound(saved: Registry, admin_key: str) -> dict[str, str]:
     """Each invite token this store has seen enrol a device, and the one device key it vouches
     for ("": none, two having shown it); kept across pulls, so a device the server stops
     listing still holds its token. A registry saved before tokens were kept gives them from
     its devices' enrolments."""
-    bound = {str(token): str(key) for token, key in (saved.get("tokens") or {}).items()}
-    if bound or not saved.get("devices"):
+    bound = dict(saved.tokens)
+    if bound or not saved.devices:
         return bound
     users: dict[str, set[str]] = {}
-    for key, device in saved["devices"].items():
+    for key, device in saved.devices.items():
+        if device.enrolment is None:
+            continue
         try:
-            raw = base64.b64decode(str(device["enrolment"]), validate=True)
+            raw = base64.b64decode(device.enrolment, validate=True)
             users.setdefault(enrolment.vouched(raw, admin_key).token, set()).add(str(key))
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue

@@ -12,8 +12,10 @@ from fieldsync.core.body import Attachment, Body
 from fieldsync.core.forms import Form
 from fieldsync.core.ids import unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
+from fieldsync.core.settings import Enrolment, Registry
 from fieldsync.errors import InputError, NotFound, StoreCorrupted
 from fieldsync.services.forms import get_form
+from fieldsync.store import settings
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version, heads_of
@@ -159,12 +161,10 @@ def author_labels(store: Store) -> Callable[[str], str]:
     """How to name a version's author to a person: this store, the analysts (the admin key), or
     a device by the name its invite gave it where this store knows it."""
     me = store.identity.device_id
-    joined = store.setting("enrolment") or {}
-    admin_key = me if store.identity.is_admin else joined.get("admin_key")
-    names = {
-        key: str(found.get("name", ""))
-        for key, found in ((store.setting("registry") or {}).get("devices", {})).items()
-    }
+    joined = settings.load(store, Enrolment)
+    admin_key = me if store.identity.is_admin else (joined.admin_key if joined else None)
+    registry = settings.load(store, Registry) or Registry()
+    names = {key: found.name for key, found in registry.devices.items()}
 
     def label(author: str) -> str:
         if author == admin_key:

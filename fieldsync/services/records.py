@@ -10,9 +10,11 @@ from fieldsync.core import encoding, paths
 from fieldsync.core.body import Attachment, Body
 from fieldsync.core.forms import Form
 from fieldsync.core.ids import new_record_id
+from fieldsync.core.settings import Registry
 from fieldsync.errors import AnswersInvalid, InputError, StoreCorrupted, StoreStateError
 from fieldsync.services.links import Link, link_records, linker
 from fieldsync.services.reading import RecordView, read
+from fieldsync.store import settings
 from fieldsync.store.store import Store
 
 
@@ -122,13 +124,13 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     recorder = roots[0].entry.header.author if roots else store.identity.device_id
     if recorder == store.identity.device_id:
         return readers
-    known = (store.setting("registry") or {}).get("devices", {})
+    known = (settings.load(store, Registry) or Registry()).devices
     if recorder not in known:
         raise StoreStateError(
             f"this store does not know the device that recorded {view.record}; nothing was saved",
             hint="Run 'fieldsync admin pull' first: it fetches and checks the device registry.",
         )
-    return [*readers, bytes.fromhex(known[recorder]["box_key"])]
+    return [*readers, bytes.fromhex(known[recorder].box_key)]
 
 
 def apply_set(

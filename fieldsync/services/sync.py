@@ -18,6 +18,7 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import carry, httpsig, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
+from fieldsync.core.settings import Delivery, DeliveryBeforeRestore, Enrolment, Server
 from fieldsync.core.wire import BlobState
 from fieldsync.errors import (
     ChainGap,
@@ -33,7 +34,7 @@ from fieldsync.errors import (
     UploadBusy,
 )
 from fieldsync.services import problems
-from fieldsync.store import blobs, delivery, files
+from fieldsync.store import blobs, delivery, files, settings
 from fieldsync.store.delivery import Outgoing
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -75,7 +76,7 @@ def enrolment(store: Store) -> dict[str, Any]:
     """Where this store delivers to: a device's enrolment, or for an administrator's store
     (analysts' versions) the server its invites named."""
     if store.identity.org_read is not None:
-        remembered = store.setting("server")
+        remembered = settings.load(store, Server)
         if remembered is None:
             raise StoreStateError(
                 "this administrator's store knows no server yet",
@@ -83,22 +84,22 @@ def enrolment(store: Store) -> dict[str, Any]:
                 "the server is remembered from it.",
             )
         return {
-            "server": remembered["url"],
-            "server_key": remembered["server_key"],
+            "server": remembered.url,
+            "server_key": remembered.server_key,
             "org_read_key": store.identity.org_read.public.hex(),
             "admin_key": store.identity.device_id,
         }
-    current = store.setting("enrolment")
+    current = settings.load(store, Enrolment)
     if current is None:
         raise StoreStateError(
             "this device is not enrolled with a server",
             hint="Ask your administrator for an invite, then run 'fieldsync enroll INVITE'.",
         )
-    return current
+    return current.to_json()
 
 
 def delivered_seq(store: Store) -> int:
-    return int((store.setting("delivery") or {}).get("last_seq", 0))
+    return (settings.load(store, Delivery) or Delivery()).seq
 
 
 def pending(store: Store) -> int:
@@ -150,11 +151,10 @@ def _rewind(store: Store, server_seq: int) -> None:
             hint="Nothing was changed. The server's backup is the only copy of those "
             "versions left: tell your administrator.",
         ) from exc
-    before = store.setting("delivery") or {}
-    history = store.setting("delivery_before_restore") or {"receipts": []}
-    history["receipts"].append(before)
-    store.save_setting("delivery_before_restore", history)
-    store.save_setting("delivery", {"last_seq": server_seq})
+    before = settings.load(store, Delivery) or Delivery()
+    history = settings.load(store, DeliveryBeforeRestore) or DeliveryBeforeRestore()
+    settings.save(store, DeliveryBeforeRestore((*history.receipts, before)))
+    settings.save(store, Delivery(last_seq=server_seq))
 
 
 def _push(
@@ -383,14 +383,14 @@ def _send_batches(
             ) from exc
         got = verified(answer, pinned, built)
         last = built.entries[-1]
-        store.save_setting(
-            "delivery",
-            {
-                "last_seq": last.header.seq,
-                "head": last.id,
-                "receipt": answer.decode("utf-8"),
-                "receipt_time_ms": got.time_ms,
-            },
+        settings.save(
+            store,
+            Delivery(
+                last_seq=last.header.seq,
+                head=last.id,
+                receipt=answer.decode("utf-8"),
+                receipt_time_ms=got.time_ms,
+            ),
         )
         report.sent_entries += len(built.entries)
         report.batches += 1

@@ -21,10 +21,8 @@ delivery.py, custody.py, integrity.py.
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import gc
-import json
 import os
 import shutil
 import time
@@ -32,14 +30,15 @@ from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert
+from sqlalchemy import Engine, func
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, col, select
 
 from fieldsync import durable
-from fieldsync.core import crypto, encoding, vault
+from fieldsync.core import crypto, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import parse as parse_entry
+from fieldsync.core.settings import Enrolment, Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
     IntegrityError,
@@ -54,12 +53,11 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.store import epochs, files
+from fieldsync.store import epochs, files, keyvalue, settings
 from fieldsync.store.blobs import BLOBS_DIR
 from fieldsync.store.db import (
     DB_FILE,
     SCHEMA_VERSION,
-    DraftRow,
     EntryRow,
     LocalWrapRow,
     MetaRow,
@@ -82,11 +80,6 @@ VAULT_FILE = "vault"
 NEW_VAULT_FILE = "vault.new"  # a passphrase change under way (``change_passphrase``)
 LOCK_FILE = "store.lock"  # shared while a Store is open, alone while its keys change
 
-LABEL_DRAFT = b"fieldsync/draft/v1"
-LABEL_SETTINGS = b"fieldsync/settings/v1"
-LABEL_RECORD_SETTING = b"fieldsync/record-setting/v1"
-RECORD_SETTING = "record-setting:"  # meta rows: a record's settings, under the epoch key
-RESEALED = 50  # record settings re-sealed at a time (each up to a version's size)
 OWN_WRAPS = "own_wraps"  # meta row: "epochs" once the store's own key copies are under them
 VAULT_KEY_ID = "vault_key_id"  # meta row: which vault key the database is encrypted under
 EPOCH = "epoch"  # meta row: which epoch key the database is encrypted under
@@ -120,14 +113,14 @@ class Store:
         self._use_vault_key(vault_key)
         self.identity = identity
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
-        self._settings: dict[str, dict[str, Any]] = {}  # what this process read or wrote
+        self._settings: dict[str, dict[str, Any]] = {}  # read or written here (store/keyvalue.py)
         self._epochs: dict[int, Epoch] | None = None  # read on first use
         self._codec: tuple[int, IndexCodec] | None = None
         self._lock = _shared_lock(home)
 
     def _use_vault_key(self, vault_key: bytes) -> None:
         self._vault_key = vault_key
-        self._settings_key = crypto.derive_key(vault_key, LABEL_SETTINGS)
+        self._settings_key = keyvalue.settings_key(vault_key)
         self._epoch_file = EpochFile(self.home / EPOCHS_FILE, vault_key)
 
     @property
@@ -247,7 +240,7 @@ class Store:
             create_schema(self._engine)
             # an administrator's store re-reads the feed once, for the receipts it now carries
             if found == 1 and self.identity.is_admin:
-                self.save_setting("pull", {"after": 0})
+                settings.save(self, Pull(after=0, anchor_written=False))
         elif found != SCHEMA_VERSION:
             raise StoreCorrupted(f"the store database has an unknown schema version ({found})")
         with Session(self._engine) as session:
@@ -349,9 +342,11 @@ class Store:
                 own.epoch, own.wrapped = epoch.number, epochs.wrap(epoch, own.entry_id, key)
                 session.add(own)
             self._rekey_index(session, self.index_codec, IndexCodec(epoch.key))
-            self._rekey_drafts(session, self._draft_key, crypto.derive_key(epoch.key, LABEL_DRAFT))
-            self._rekey_settings(session, crypto.derive_key(new_key, LABEL_SETTINGS))
-            self._rekey_record_settings(session, self.epoch, epoch)
+            keyvalue.rekey_drafts(
+                session, keyvalue.draft_key(self.epoch), keyvalue.draft_key(epoch)
+            )
+            keyvalue.rekey_settings(session, self._settings_key, keyvalue.settings_key(new_key))
+            keyvalue.rekey_record_settings(session, self.epoch, epoch)
             session.merge(MetaRow(key=VAULT_KEY_ID, value=_key_id(new_key)))
             session.merge(MetaRow(key=EPOCH, value=str(epoch.number)))
         self.checkpoint()
@@ -363,51 +358,6 @@ class Store:
             if opened.problem is None:  # check --repair rebuilds a damaged one
                 row.index_nonce, row.index_ct = new.seal(opened)
                 session.add(row)
-
-    @staticmethod
-    def _rekey_drafts(session: Session, old: bytes, new: bytes) -> None:
-        for draft in session.exec(select(DraftRow)).all():
-            label = LABEL_DRAFT + draft.id.encode()
-            with contextlib.suppress(DecryptionFailed):
-                plain = crypto.open_with_key(old, draft.nonce, draft.ct, label, what="a draft")
-                draft.nonce, draft.ct = crypto.seal_with_key(new, plain, label)
-                session.add(draft)
-
-    def _rekey_settings(self, session: Session, new_key: bytes) -> None:
-        rows = select(MetaRow).where(col(MetaRow.key).startswith("setting:"))
-        for meta in session.exec(rows).all():
-            label = LABEL_SETTINGS + meta.key.removeprefix("setting:").encode()
-            with contextlib.suppress(DecryptionFailed, ValueError):
-                sealed = bytes.fromhex(meta.value)
-                nonce, ct = sealed[: crypto.NONCE_BYTES], sealed[crypto.NONCE_BYTES :]
-                plain = crypto.open_with_key(self._settings_key, nonce, ct, label, what="a setting")
-                meta.value = b"".join(crypto.seal_with_key(new_key, plain, label)).hex()
-                session.add(meta)
-
-    @staticmethod
-    def _rekey_record_settings(
-        session: Session, old: Epoch, new: Epoch, forgotten: Set[str] = frozenset()
-    ) -> None:
-        """Re-seal every record setting under the new epoch key, a few at a time, except those
-        of ``forgotten`` records: they are deleted, never re-sealed, since a copy under the new
-        key would outlive the wipe in the WAL's old frames. A row that no longer opens stays."""
-        names = list(session.exec(select(MetaRow.key).where(_is_record_setting())).all())
-        for some in in_chunks(names, RESEALED):
-            rows = session.exec(select(MetaRow).where(col(MetaRow.key).in_(some))).all()
-            for row in rows:
-                record, _, sealed = row.value.rpartition(":")
-                if record in forgotten:
-                    session.delete(row)
-                    continue
-                name = row.key.removeprefix(RECORD_SETTING)
-                with contextlib.suppress(DecryptionFailed, ValueError):
-                    plain = _open_record_setting(old, name, record, sealed)
-                    row.value = _seal_record_setting(new, name, record, plain)
-                    session.add(row)
-            session.flush()
-            for row in rows:
-                if row in session:
-                    session.expunge(row)  # held no longer than its chunk
 
     def _settle_passphrase_change(self, pending: bool) -> None:
         """After a passphrase change took effect (``pending``: the new vault is still beside
@@ -442,11 +392,6 @@ class Store:
         if self._codec is None or self._codec[0] != epoch.number:
             self._codec = (epoch.number, IndexCodec(epoch.key))
         return self._codec[1]
-
-    @property
-    def _draft_key(self) -> bytes:
-        """Drafts too: a wipe destroys those deleted before it (a saved record's)."""
-        return crypto.derive_key(self.epoch.key, LABEL_DRAFT)
 
     def _epoch_keys(self) -> dict[int, Epoch]:
         if self._epochs is None:
@@ -511,7 +456,7 @@ class Store:
         The new key goes into the free slot first (durably); a crash before the commit leaves
         the old key in use and the new one is dropped at the next open, a crash after it the
         reverse (``_load_epochs``)."""
-        old, old_codec, old_drafts = self.epoch, self.index_codec, self._draft_key
+        old, old_codec = self.epoch, self.index_codec
         slots = self._epoch_file.read()
         new = epochs.fresh(old.number + 1)
         self._epoch_file.write(slots.index(None), new)
@@ -527,8 +472,8 @@ class Store:
                 also(session)
                 session.flush()
                 self._rekey_index(session, old_codec, IndexCodec(new.key))
-                self._rekey_drafts(session, old_drafts, crypto.derive_key(new.key, LABEL_DRAFT))
-                self._rekey_record_settings(session, old, new, forgotten)
+                keyvalue.rekey_drafts(session, keyvalue.draft_key(old), keyvalue.draft_key(new))
+                keyvalue.rekey_record_settings(session, old, new, forgotten)
                 session.merge(MetaRow(key=EPOCH, value=str(new.number)))
             # Old frames of the WAL are not reused in place by a checkpoint; emptying it at
             # least leaves the database file the only live copy.
@@ -584,8 +529,8 @@ class Store:
                 if not self.identity.is_admin:
                     session.delete(row)
             self._rekey_index(session, IndexCodec(self._vault_key), self.index_codec)
-            before = crypto.derive_key(self._vault_key, LABEL_DRAFT)
-            self._rekey_drafts(session, before, self._draft_key)
+            before = crypto.derive_key(self._vault_key, keyvalue.LABEL_DRAFT)
+            keyvalue.rekey_drafts(session, before, keyvalue.draft_key(self.epoch))
             session.add(MetaRow(key=OWN_WRAPS, value="epochs"))
             session.merge(MetaRow(key=EPOCH, value=str(self.epoch.number)))
         self.checkpoint()
@@ -735,155 +680,22 @@ class Store:
         except IntegrityError as exc:
             return Version(entry, None, f"version {entry.id[:12]} cannot be read: {exc.message}")
 
-    # --- drafts --------------------------------------------------------------------------
-
-    @db_errors
-    def save_draft(self, draft_id: str, payload: dict[str, Any]) -> None:
-        nonce, ct = crypto.seal_with_key(
-            self._draft_key, encoding.encode(payload), LABEL_DRAFT + draft_id.encode()
-        )
-        with Session(self._engine) as session, session.begin():
-            session.merge(DraftRow(id=draft_id, nonce=nonce, ct=ct))
-
-    @db_errors
-    def drafts(self) -> list[tuple[str, dict[str, Any]]]:
-        with Session(self._engine) as session:
-            rows = session.exec(select(DraftRow)).all()
-        found = []
-        for row in rows:
-            plain = crypto.open_with_key(
-                self._draft_key, row.nonce, row.ct, LABEL_DRAFT + row.id.encode(), what="a draft"
-            )
-            found.append((row.id, encoding.decode(plain, what="a draft")))
-        return found
-
-    @db_errors
-    def delete_draft(self, draft_id: str) -> None:
-        with Session(self._engine) as session, session.begin():
-            row = session.get(DraftRow, draft_id)
-            if row is not None:
-                session.delete(row)
-
-    # --- settings and readers ------------------------------------------------------------
-
-    @db_errors
-    def save_setting(self, name: str, value: dict[str, Any]) -> None:
-        """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
-        with Session(self._engine) as session, session.begin():
-            session.merge(self._sealed_setting(name, value))
-        self._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
-
-    @db_errors
-    def delete_settings(self, names: list[str]) -> None:
-        with Session(self._engine) as session, session.begin():
-            for row in self._setting_rows(session, names):
-                session.delete(row)
-        for name in names:
-            self._settings.pop(name, None)
-
-    @staticmethod
-    def _setting_rows(
-        session: Session, names: list[str], prefix: str = "setting:"
-    ) -> Iterator[MetaRow]:
-        for chunk in in_chunks([prefix + name for name in names]):
-            yield from session.exec(select(MetaRow).where(col(MetaRow.key).in_(chunk))).all()
-
-    # A record's settings: bytes kept for one record (a version a pull set aside), sealed under
-    # the epoch key like drafts, so that the wipe that forgets the record destroys every copy
-    # of them, even those left in freed pages and old WAL frames. None is held in memory.
-
-    @db_errors
-    def save_record_settings(self, values: dict[str, tuple[str, dict[str, Any]]]) -> None:
-        """Keep ``{name: (record, value)}`` in one transaction."""
-        epoch = self.epoch
-        rows = [
-            {"key": RECORD_SETTING + name, "value": _seal_record_setting(epoch, name, r, value)}
-            for name, (r, value) in values.items()
-        ]
-        with Session(self._engine) as session, session.begin():
-            replace = insert(MetaRow).prefix_with("OR REPLACE")  # one statement, not a merge each
-            session.execute(replace, rows)
-
-    @db_errors
-    def record_settings(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        """Those of the named record settings that exist (a row that does not open raises)."""
-        epoch = self.epoch
-        found = {}
-        with Session(self._engine) as session:
-            for row in self._setting_rows(session, names, RECORD_SETTING):
-                name = row.key.removeprefix(RECORD_SETTING)
-                record, _, sealed = row.value.rpartition(":")
-                found[name] = _open_record_setting(epoch, name, record, sealed)
-        return found
-
-    @db_errors
-    def delete_record_settings(self, names: list[str]) -> None:
-        with Session(self._engine) as session, session.begin():
-            for row in self._setting_rows(session, names, RECORD_SETTING):
-                session.delete(row)
-
-    @db_errors
-    def move_to_record_settings(self, records: dict[str, str]) -> int:
-        """Move settings kept under the vault key by an earlier fieldsync (``{name: record}``)
-        to record settings, in one transaction; returns how many there were."""
-        epoch = self.epoch
-        with Session(self._engine) as session:  # mostly none: no write lock for nothing
-            if not any(True for _ in self._setting_rows(session, list(records))):
-                return 0
-        moved = 0
-        with Session(self._engine) as session, session.begin():
-            for row in list(self._setting_rows(session, list(records))):
-                name = row.key.removeprefix("setting:")
-                value = self._open_setting(name, row.value)
-                sealed = _seal_record_setting(epoch, name, records[name], value)
-                session.merge(MetaRow(key=RECORD_SETTING + name, value=sealed))
-                session.delete(row)
-                self._settings.pop(name, None)
-                moved += 1
-        return moved
+    # --- readers -----------------------------------------------------------------------
 
     def _sealed_setting(self, name: str, value: dict[str, Any]) -> MetaRow:
-        nonce, ct = crypto.seal_with_key(
-            self._settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
-        )
-        return MetaRow(key=f"setting:{name}", value=(nonce + ct).hex())
-
-    @db_errors
-    def setting(self, name: str) -> dict[str, Any] | None:
-        if name in self._settings:  # one process owns a store at a time (the write lock)
-            return copy.deepcopy(self._settings[name])
-        with Session(self._engine) as session:
-            row = session.get(MetaRow, f"setting:{name}")
-        if row is None:
-            return None
-        value = self._open_setting(name, row.value)
-        self._settings[name] = value
-        return copy.deepcopy(value)
-
-    def _open_setting(self, name: str, sealed_hex: str) -> dict[str, Any]:
-        sealed = bytes.fromhex(sealed_hex)
-        plain = crypto.open_with_key(
-            self._settings_key,
-            sealed[: crypto.NONCE_BYTES],
-            sealed[crypto.NONCE_BYTES :],
-            LABEL_SETTINGS + name.encode(),
-            what=f"the setting {name!r}",
-        )
-        value = encoding.decode(plain, what=f"the setting {name!r}")
-        assert isinstance(value, dict)
-        return value
+        return keyvalue.sealed_setting(self, name, value)  # for forget_delivered's transaction
 
     def readers(self) -> list[bytes]:
         """Whose box keys every new entry's content key is wrapped for: this device's, and the
         organisation's once the device is enrolled (an administrator's store: the org's)."""
         if self.identity.org_read is not None:
             return [self.identity.org_read.public]
-        enrolment = self.setting("enrolment")
-        extra = [bytes.fromhex(enrolment["org_read_key"])] if enrolment else []
+        enrolment = settings.load(self, Enrolment)
+        extra = [bytes.fromhex(enrolment.org_read_key)] if enrolment else []
         return [self.identity.box.public, *extra]
 
     def forgotten_records(self) -> set[str]:
-        return set((self.setting("forgotten") or {}).get("records", []))
+        return set((settings.load(self, Forgotten) or Forgotten()).records)
 
     # --- the index, rebuilt ----------------------------------------------------------
 
@@ -957,38 +769,6 @@ def _unlock(path: Path, passphrase: str) -> tuple[bytes, Identity]:
         return vault_key, Identity.from_secrets(secrets)
     except KeyError as exc:
         raise StoreCorrupted(f"the vault file {path} lacks the device keys") from exc
-
-
-def _is_record_setting() -> Any:
-    return col(MetaRow.key).startswith(RECORD_SETTING)
-
-
-def _record_setting_label(name: str, record: str) -> bytes:
-    return LABEL_RECORD_SETTING + name.encode() + b"\x00" + record.encode()
-
-
-def _seal_record_setting(epoch: Epoch, name: str, record: str, value: dict[str, Any]) -> str:
-    """``record:hex(nonce || AEAD)``: the record in the clear (entry headers show it anyway),
-    so a wipe deletes a forgotten record's settings without opening them."""
-    key = crypto.derive_key(epoch.key, LABEL_RECORD_SETTING)
-    plain = encoding.encode(value)
-    nonce, ct = crypto.seal_with_key(key, plain, _record_setting_label(name, record))
-    return f"{record}:{(nonce + ct).hex()}"
-
-
-def _open_record_setting(epoch: Epoch, name: str, record: str, sealed_hex: str) -> dict[str, Any]:
-    key = crypto.derive_key(epoch.key, LABEL_RECORD_SETTING)
-    sealed = bytes.fromhex(sealed_hex)
-    plain = crypto.open_with_key(
-        key,
-        sealed[: crypto.NONCE_BYTES],
-        sealed[crypto.NONCE_BYTES :],
-        _record_setting_label(name, record),
-        what=f"the setting {name!r} of record {record}",
-    )
-    value = encoding.decode(plain, what=f"the setting {name!r} of record {record}")
-    assert isinstance(value, dict)
-    return value
 
 
 def _rolled_back(path: Path, found: int, needed: int) -> StoreCorrupted:

@@ -19,6 +19,7 @@ from fieldsync.server.app import create_app
 from fieldsync.server.tables import DeviceRow
 from fieldsync.services import admin, records
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.store import DB_FILE, Store
 from tests import terminal
 from tests.cli.conftest import Run, as_json, organisation
@@ -62,7 +63,7 @@ def test_a_hostile_invite_refused_at_the_prompt_leaves_no_wrap_for_its_key(
     assert registered == []  # its server was never contacted
     assert code == 3, shown
     assert "nothing was sent, saved or made readable" in shown
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
 
 
 def test_the_fingerprint_typed_at_the_prompt_enrols(store: Store, tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_the_fingerprint_typed_at_the_prompt_enrols(store: Store, tmp_path: Path
     # never shown before it is typed (it would be copied from the screen, not checked)
     assert keys.fingerprint not in shown.split("Organisation's fingerprint")[0]
     assert "Enrolled as 'laptop 7'" in shown
-    assert store.setting("enrolment") is not None
+    assert keyvalue.setting(store, "enrolment") is not None
 
 
 def test_without_a_fingerprint_nothing_is_saved(store: Store, tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_without_a_fingerprint_nothing_is_saved(store: Store, tmp_path: Path) ->
         code, shown = at_terminal(store.home, ["enroll", text], "")
     assert code == 5, shown
     assert "was not confirmed; nothing was sent or saved" in shown
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
 
 
 def test_admin_invite_refuses_an_impostor_with_both_fingerprints_until_re_pinned(

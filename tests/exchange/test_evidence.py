@@ -24,6 +24,7 @@ from fieldsync.errors import OutputPathError, StoreStateError
 from fieldsync.services import admin, attachments, pull, records, sync
 from fieldsync.services import evidence as packages
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.db import ReceiptRow
 from tests.conftest import example
 from tests.exchange.conftest import World
@@ -296,7 +297,7 @@ def test_an_analysts_store_from_before_receipts_gets_them_on_its_next_pull(
     pull.pull(world.analyst)
     with world.analyst.session() as session, session.begin():  # as an issue-4 pull left it
         session.exec(delete(ReceiptRow))  # type: ignore[call-overload]
-    world.analyst.save_setting("pull", {"after": 0})  # what opening a schema-1 store does
+    keyvalue.save_setting(world.analyst, "pull", {"after": 0})  # what opening a schema-1 store does
     again = pull.pull(world.analyst)
     assert again.received == 0 and again.held >= 1
     built = packages.build(world.analyst, record, tmp_path / "late.zip")

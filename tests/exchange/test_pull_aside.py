@@ -21,6 +21,7 @@ from fieldsync.core.wire import DeviceInfo, FeedPage
 from fieldsync.errors import IntegrityError, ServerError
 from fieldsync.server.tables import FeedRow, StoredEntry
 from fieldsync.services import problems, pull, records, sync
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -212,5 +213,5 @@ def test_an_enrolment_spelled_otherwise_by_the_server_is_not_vouched_for(world: 
 
     with pytest.raises(IntegrityError, match="does not trust"):
         pull.pull(world.analyst, client_for=respelled)
-    kept = (world.analyst.setting("registry") or {}).get("devices", {})
+    kept = (keyvalue.setting(world.analyst, "registry") or {}).get("devices", {})
     assert not any("\n" in device["enrolment"] for device in kept.values())

@@ -33,7 +33,7 @@ from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
 from fieldsync.services import admin, evidence, problems, pull, reading, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import blobs
+from fieldsync.store import blobs, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests import carving
@@ -583,10 +583,10 @@ def set_aside_as_before(world: World) -> tuple[Store, str, entry_format.Entry]:
     )
     pull.pull(laptop)
     name = problems.ASIDE + entry.id
-    value = laptop.record_settings([name])[name]
-    laptop.delete_record_settings([name])
+    value = keyvalue.record_settings(laptop, [name])[name]
+    keyvalue.delete_record_settings(laptop, [name])
     with laptop.session() as session, session.begin():
-        session.merge(laptop._sealed_setting(name, value))
+        session.merge(keyvalue.sealed_setting(laptop, name, value))
     return laptop, own, entry
 
 

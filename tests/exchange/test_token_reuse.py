@@ -14,6 +14,7 @@ from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.entry import Entry
 from fieldsync.server.tables import DeviceRow, InviteUseRow
 from fieldsync.services import pull
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 from tests.exchange.conftest import World
 from tests.exchange.test_pull_poisoned import (
@@ -73,7 +74,7 @@ def test_a_device_the_server_minted_from_a_spent_invite_is_set_aside_by_name(
     assert found.author == fake.signer.public.hex() and found.seqs == [1]
     assert "invite 'laptop 7'" in found.message and "already used: refused" in found.message
     assert f"device 'laptop 7' ({laptop.identity.fingerprint})" in found.message
-    registry = world.analyst.setting("registry") or {}
+    registry = keyvalue.setting(world.analyst, "registry") or {}
     assert fake.signer.public.hex() not in registry["devices"]
 
     again = pull.pull(world.analyst, from_start=True)

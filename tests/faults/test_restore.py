@@ -29,6 +29,7 @@ from fieldsync.server import data
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.services import admin, attachments, enrol, pull, records, sync
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example, fast_store
@@ -194,7 +195,7 @@ def test_after_restore_changes_nothing_when_the_server_lost_nothing(
     seq = sync.delivered_seq(device)
     report = sync.push(device, client_for=client_for, after_restore=True)
     assert (report.sent_entries, sync.delivered_seq(device)) == (0, seq)
-    assert device.setting("delivery_before_restore") is None
+    assert keyvalue.setting(device, "delivery_before_restore") is None
     first = pull.pull(analyst, client_for=client_for)
     assert not pull.pull(analyst, client_for=client_for).restarted
     again = pull.pull(analyst, client_for=client_for, from_start=True)  # admin pull --from-start
@@ -220,4 +221,4 @@ def test_after_restore_refuses_when_the_lost_versions_were_wiped_from_the_device
         sync.push(device, client_for=client_for, after_restore=True)
     assert refused.value.hint is not None and "backup" in refused.value.hint
     assert sync.delivered_seq(device) == delivered  # nothing moved
-    assert device.setting("delivery_before_restore") is None
+    assert keyvalue.setting(device, "delivery_before_restore") is None

@@ -25,6 +25,7 @@ from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.db import EntryRow
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -54,7 +55,7 @@ def add_work(store: Store, folder: Path, picker: random.Random) -> None:
 
 
 def kept_receipt(store: Store) -> str | None:
-    return (store.setting("delivery") or {}).get("receipt")
+    return (keyvalue.setting(store, "delivery") or {}).get("receipt")
 
 
 def test_the_server_killed_during_pushes_from_several_devices_loses_and_doubles_nothing(

@@ -18,6 +18,7 @@ from fieldsync.server.app import create_app
 from fieldsync.server.tables import StoredBlob, StoredEntry
 from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -106,7 +107,7 @@ def test_the_container_knows_its_end(tmp_path: Path) -> None:
 def test_an_impostor_server_gets_no_carried_batch_and_its_receipts_are_refused(
     carried: Path, admin_store: Store, live: tuple[str, object], tmp_path: Path
 ) -> None:
-    pinned = admin_store.setting("server")
+    pinned = keyvalue.setting(admin_store, "server")
     assert pinned is not None
     impostor = data.init(tmp_path / "impostor", admin.org_keys(admin_store).encode())
     app = create_app(impostor)
@@ -146,7 +147,7 @@ def test_an_impostor_server_gets_no_carried_batch_and_its_receipts_are_refused(
                     u, attempts=1, transport=httpx.MockTransport(genuine_key_declared), **kw
                 ),
             )
-    assert admin_store.setting("server") == pinned
+    assert keyvalue.setting(admin_store, "server") == pinned
     assert deliver(admin_store, carried, live[0]).accepted == 1  # the real server still is
 
 

@@ -12,7 +12,7 @@ from sqlmodel import select
 from fieldsync.core.entry import parse as parse_entry
 from fieldsync.services import admin, enrol, reading, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import integrity
+from fieldsync.store import integrity, keyvalue
 from fieldsync.store.db import DraftRow, EntryRow, RecordRow
 from fieldsync.store.store import VAULT_FILE, Store, wipe
 from fieldsync.transport.client import SyncClient
@@ -43,10 +43,10 @@ def test_push_wipe_after_leaves_no_key_to_the_wiped_records_on_the_disk(
             drafts = {}
             for number in range(30):
                 draft = f"draft-{number:02}"  # typed, then saved as a record: the draft goes
-                store.save_draft(draft, {"answers": example("incident")})
+                keyvalue.save_draft(store, draft, {"answers": example("incident")})
                 drafts[draft] = draft_size(store, draft)
                 records.create(store, get_form("incident"), example("incident"))
-                store.delete_draft(draft)
+                keyvalue.delete_draft(store, draft)
             sizes = index_sizes(store)
             report = sync.push(store, client_for=quick_signed, wipe_after=True)
             assert report.wiped_records == 30

@@ -23,6 +23,7 @@ from fieldsync.server.app import create_app
 from fieldsync.server.tables import DeviceRow
 from fieldsync.services import admin, enrol, records
 from fieldsync.services.forms import get_form
+from fieldsync.store import keyvalue
 from fieldsync.store.db import EntryRow, WrapRow
 from fieldsync.store.store import DB_FILE, Store
 from fieldsync.transport.client import SyncClient
@@ -84,7 +85,7 @@ def test_a_server_other_than_the_invites_gets_nothing(
                 expect_fingerprint=shown["organisation_fingerprint"],
                 client_for=lambda _url: quick(impostor_url),
             )
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
 
 
 def test_no_invite_is_signed_for_another_organisations_server(
@@ -126,7 +127,7 @@ def test_an_unreachable_server_changes_nothing(
     assert "Nothing was changed" in (caught.value.hint or "")
     assert len(slept) == 2  # three tries, with backoff between them
     assert all(0 <= pause <= 0.4 for pause in slept)
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
 
 
 def test_server_errors_arrive_as_the_same_fieldsync_errors(server_url: str) -> None:
@@ -140,7 +141,7 @@ def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept
     admin_store: Store, server_url: str, tmp_path: Path
 ) -> None:
     _, first = admin.make_invite(admin_store, "one", server_url, valid_ms=DAY, client_for=quick)
-    pinned = admin_store.setting("server")
+    pinned = keyvalue.setting(admin_store, "server")
     assert pinned is not None
     pinned_fp = fingerprint(bytes.fromhex(pinned["server_key"]))
     # a second real server, serving copies of the organisation's public keys
@@ -151,7 +152,7 @@ def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept
             admin.make_invite(admin_store, "two", impostor_url, valid_ms=DAY, client_for=quick)
         assert pinned_fp in no.value.message
         assert impostor_fp in no.value.message
-        assert admin_store.setting("server") == pinned
+        assert keyvalue.setting(admin_store, "server") == pinned
         with pytest.raises(AccessDenied, match="not the one given"):
             admin.make_invite(
                 admin_store,
@@ -161,7 +162,7 @@ def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept
                 repin=pinned_fp,
                 client_for=quick,
             )
-        assert admin_store.setting("server") == pinned
+        assert keyvalue.setting(admin_store, "server") == pinned
         # re-pinned only when the administrator names the new key's fingerprint
         _, again = admin.make_invite(
             admin_store, "two", impostor_url, valid_ms=DAY, repin=impostor_fp, client_for=quick
@@ -170,7 +171,7 @@ def test_an_impostor_server_at_a_later_invite_is_refused_and_the_pinned_key_kept
         admin.FIRST_USE,
         admin.REPINNED,
     )
-    assert admin_store.setting("server") == {
+    assert keyvalue.setting(admin_store, "server") == {
         "url": impostor_url,
         "server_key": impostor.receipt_key.public.hex(),
     }
@@ -189,7 +190,7 @@ def test_a_hostile_invite_refused_at_the_confirmation_hands_over_nothing(
             enrol.enrol(store, text, expect_fingerprint=genuine[:23], client_for=quick)
         with Session(engine) as session:
             assert session.exec(select(DeviceRow)).all() == []  # it was never contacted
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
     attacker_key = org_read.public
     raw = b"".join(p.read_bytes() for p in store.home.glob(f"{DB_FILE}*"))
     assert attacker_key not in raw and attacker_key.hex().encode() not in raw
@@ -211,7 +212,7 @@ def test_too_short_a_fingerprint_confirms_nothing(
     for typed in (genuine[:17], "", "yes", genuine.replace(" ", "-")):
         with pytest.raises(AccessDenied):
             enrol.enrol(store, text, expect_fingerprint=typed, client_for=quick)
-    assert store.setting("enrolment") is None
+    assert keyvalue.setting(store, "enrolment") is None
     done = enrol.enrol(store, text, expect_fingerprint=genuine[:23], client_for=quick)  # 4 groups
     assert done.admin_fingerprint == genuine
 
@@ -239,7 +240,7 @@ def test_an_invite_for_plain_http_on_another_machine_is_refused_unless_allowed(
 
     with pytest.raises(InputError, match="without encryption"):
         enrol.enrol(store, text, expect_fingerprint=keys.fingerprint, client_for=via_the_network)
-    assert asked == [] and store.setting("enrolment") is None
+    assert asked == [] and keyvalue.setting(store, "enrolment") is None
     done = enrol.enrol(
         store,
         text,

@@ -13,7 +13,7 @@ from fieldsync.errors import ServerError, ServerUnreachable
 from fieldsync.server.tables import AcceptedBatch, StoredEntry
 from fieldsync.services import admin, attachments, enrol, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import delivery
+from fieldsync.store import delivery, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -56,7 +56,7 @@ def test_a_link_that_resets_every_mebibyte_still_delivers_everything_once(
     loaded: Store, live: tuple[str, object], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, engine = live
-    joined = loaded.setting("enrolment")
+    joined = keyvalue.setting(loaded, "enrolment")
     assert joined is not None
     batches = sum(
         len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch

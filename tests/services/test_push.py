@@ -23,7 +23,7 @@ from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredEntry
 from fieldsync.services import admin, attachments, enrol, reading, records, sync
 from fieldsync.services.forms import get_form
-from fieldsync.store import blobs, integrity
+from fieldsync.store import blobs, integrity, keyvalue
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 from tests.conftest import example
@@ -246,7 +246,7 @@ def test_a_genuine_receipt_for_another_batch_marks_nothing_delivered_and_wipes_n
     server, engine = live[1], live[2]
     records.create(enrolled, get_form("interview"), example("interview"))
     sync.push(enrolled, client_for=lambda u, s: client(u, s))
-    delivery = enrolled.setting("delivery")
+    delivery = keyvalue.setting(enrolled, "delivery")
     assert delivery is not None
     earlier = receipt.verify(
         delivery["receipt"].encode(), pinned_server_key=server.receipt_key.public
@@ -327,9 +327,9 @@ def test_nothing_is_wiped_when_the_push_fails_or_the_receipt_is_not_the_servers(
             enrolled, wipe_after=True, client_for=lambda u, s: client("http://127.0.0.1:9", s)
         )
     assert "Nothing was wiped" in (caught.value.hint or "")
-    joined = enrolled.setting("enrolment")
+    joined = keyvalue.setting(enrolled, "enrolment")
     assert joined is not None
-    enrolled.save_setting("enrolment", joined | {"server_key": "ab" * 32})
+    keyvalue.save_setting(enrolled, "enrolment", joined | {"server_key": "ab" * 32})
     with pytest.raises(ServerError):
         sync.push(enrolled, wipe_after=True, client_for=lambda u, s: client(u, s))
     assert reading.read(enrolled, record).body.answers == example("interview")

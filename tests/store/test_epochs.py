@@ -18,7 +18,7 @@ from fieldsync.core import crypto
 from fieldsync.errors import DiskError, DiskFull, StoreBusy, StoreCorrupted, WrongPassphrase
 from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import delivery, epochs, integrity
+from fieldsync.store import delivery, epochs, integrity, keyvalue
 from fieldsync.store.db import DB_FILE, LocalWrapRow, WrapRow, make_engine
 from fieldsync.store.index import IndexCodec
 from fieldsync.store.store import NEW_VAULT_FILE, Store
@@ -118,12 +118,12 @@ def test_a_wipe_cut_short_keeps_the_drafts_of_a_store_with_no_record_left(
     store_home: Path,
 ) -> None:
     with opened(store_home) as store:
-        store.save_draft("d1", {"answers": {"narrative": "half typed"}})
+        keyvalue.save_draft(store, "d1", {"answers": {"narrative": "half typed"}})
         old = store.epoch
         slots = store._epoch_file.read()
         store._epoch_file.write(slots.index(None), epochs.fresh(old.number + 1))  # then killed
     with opened(store_home) as store:
-        assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
+        assert keyvalue.drafts(store) == [("d1", {"answers": {"narrative": "half typed"}})]
 
 
 def test_a_wipe_does_not_start_while_another_command_has_the_store_open(

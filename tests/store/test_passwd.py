@@ -13,16 +13,11 @@ from fieldsync.core import crypto, vault
 from fieldsync.errors import DecryptionFailed, StoreStateError, WrongPassphrase
 from fieldsync.services import reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import epochs, integrity
+from fieldsync.store import epochs, integrity, keyvalue
 from fieldsync.store.db import DraftRow, EntryRow, MetaRow, RecordRow
 from fieldsync.store.index import IndexCodec
-from fieldsync.store.store import (
-    LABEL_RECORD_SETTING,
-    NEW_VAULT_FILE,
-    RECORD_SETTING,
-    VAULT_FILE,
-    Store,
-)
+from fieldsync.store.keyvalue import LABEL_RECORD_SETTING, RECORD_SETTING
+from fieldsync.store.store import NEW_VAULT_FILE, VAULT_FILE, Store
 from tests import carving
 from tests.conftest import PASSPHRASE, example
 
@@ -32,18 +27,18 @@ STEPS = 4  # Store.passphrase_change yields after each durable step
 
 def fill(store: Store) -> str:
     record = records.create(store, get_form("incident"), example("incident"))
-    store.save_setting("server", {"url": "https://example.org"})
-    store.save_draft("d1", {"answers": {"narrative": "half typed"}})
-    store.save_record_settings({"aside:v1": (record, {"detail": "set aside"})})
+    keyvalue.save_setting(store, "server", {"url": "https://example.org"})
+    keyvalue.save_draft(store, "d1", {"answers": {"narrative": "half typed"}})
+    keyvalue.save_record_settings(store, {"aside:v1": (record, {"detail": "set aside"})})
     return record
 
 
 def everything(store: Store, record: str) -> None:
     """The record, the setting and the draft are all there and readable, and check agrees."""
     assert reading.read(store, record).body.answers["narrative"] == example("incident")["narrative"]
-    assert store.setting("server") == {"url": "https://example.org"}
-    assert store.drafts() == [("d1", {"answers": {"narrative": "half typed"}})]
-    assert store.record_settings(["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
+    assert keyvalue.setting(store, "server") == {"url": "https://example.org"}
+    assert keyvalue.drafts(store) == [("d1", {"answers": {"narrative": "half typed"}})]
+    assert keyvalue.record_settings(store, ["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
     assert integrity.check(store).ok
 
 
@@ -127,4 +122,4 @@ def test_passwd_seals_a_records_settings_under_the_new_epoch_key(store: Store) -
             LABEL_RECORD_SETTING + b"aside:v1\x00" + record.encode(),
             what="a record's setting",
         )
-    assert store.record_settings(["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}
+    assert keyvalue.record_settings(store, ["aside:v1"]) == {"aside:v1": {"detail": "set aside"}}

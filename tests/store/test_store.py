@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import attachments, reading, records
 from fieldsync.services.forms import get_form
-from fieldsync.store import blobs, custody, delivery, integrity
+from fieldsync.store import blobs, custody, delivery, integrity, keyvalue
 from fieldsync.store.db import SCHEMA_VERSION, make_engine
 from fieldsync.store.store import DB_FILE, VAULT_FILE, Store, wipe
 from tests.conftest import PASSPHRASE, Endless, example
@@ -184,16 +184,16 @@ def test_a_schema_1_admin_store_pulls_again_from_the_start_for_receipts(
 ) -> None:
     home = tmp_path / "admin"
     with Store.create(home, PASSPHRASE, admin=True) as created:
-        created.save_setting("pull", {"after": 1234})
+        keyvalue.save_setting(created, "pull", {"after": 1234})
     with sqlite3.connect(home / DB_FILE) as db:
         db.execute("DROP TABLE receipts")
         db.execute("PRAGMA user_version=1")
     with Store.open(home, PASSPHRASE) as reopened:
-        assert reopened.setting("pull") == {"after": 0}
+        assert keyvalue.setting(reopened, "pull") == {"after": 0}
     with Store.open(home, PASSPHRASE) as again:  # once only
-        again.save_setting("pull", {"after": 7})
+        keyvalue.save_setting(again, "pull", {"after": 7})
     with Store.open(home, PASSPHRASE) as last:
-        assert last.setting("pull") == {"after": 7}
+        assert keyvalue.setting(last, "pull") == {"after": 7}
 
 
 def test_a_damaged_vault_is_named(store_home: Path) -> None:
@@ -229,16 +229,18 @@ def test_blobs_are_named_by_their_hash_and_tamper_is_detected(store: Store) -> N
 
 
 def test_drafts_are_encrypted_and_removable(store: Store, store_home: Path) -> None:
-    store.save_draft("d1", {"answers": {"narrative": "half-typed secret"}, "form": "incident@1"})
-    assert store.drafts() == [
+    keyvalue.save_draft(
+        store, "d1", {"answers": {"narrative": "half-typed secret"}, "form": "incident@1"}
+    )
+    assert keyvalue.drafts(store) == [
         ("d1", {"answers": {"narrative": "half-typed secret"}, "form": "incident@1"})
     ]
     store.close()
     everything = b"".join(p.read_bytes() for p in store_home.rglob("*") if p.is_file())
     assert b"half-typed secret" not in everything
     with Store.open(store_home, PASSPHRASE) as reopened:
-        reopened.delete_draft("d1")
-        assert reopened.drafts() == []
+        keyvalue.delete_draft(reopened, "d1")
+        assert keyvalue.drafts(reopened) == []
 
 
 def test_wipe_destroys_the_keys(store: Store, store_home: Path) -> None:

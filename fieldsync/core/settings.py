@@ -1,0 +1,338 @@
+"""The settings a store keeps, one typed class each: its name in the store, its version, and
+its JSON. Pure: store/settings.py loads and saves them (store/keyvalue.py seals them).
+
+    name                      class                  written by
+    enrolment                 Enrolment              enrol (a documenter's device)
+    server                    Server                 an administrator's invite (the pinned key)
+    delivery                  Delivery               push, after each verified receipt
+    delivery_before_restore   DeliveryBeforeRestore  push --after-restore
+    pull                      Pull                   pull, after each page
+    registry                  Registry               an administrator's pull
+    forgotten                 Forgotten              push --wipe-after
+    problems                  Problems               pull (the seqs a feed withheld)
+    aside                     Aside                  pull (the versions set aside)
+
+Versions: every setting is at version 1, and version 1 is written without a version field,
+so what is written is byte for byte what fieldsync wrote before these classes; a value with
+no version field reads as version 1. A later version writes ``"version": N`` beside its
+fields (an older fieldsync ignores a field it does not know), and a version newer than this
+fieldsync's is refused rather than misread.
+
+Fields an earlier fieldsync did not write read as their defaults (a registry without tokens, a
+device without its enrolment, a pull without its anchor), as the readers before these classes
+did with ``.get``; a field always written is required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self, TypeVar
+
+from fieldsync.errors import UnsupportedFormat
+
+VERSION_FIELD = "version"
+FIRST_VERSION = 1  # written without VERSION_FIELD
+
+S = TypeVar("S", bound="Setting")
+Span = tuple[int, int]  # first and last seq, both included
+
+
+class Setting:
+    """One setting: ``NAME`` in the store, ``VERSION`` of its JSON."""
+
+    NAME: ClassVar[str]
+    VERSION: ClassVar[int] = FIRST_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+def encode(setting: Setting) -> dict[str, Any]:
+    """The JSON to keep for ``setting``, with its version if it is past the first."""
+    value = setting.to_json()
+    if setting.VERSION > FIRST_VERSION:
+        value[VERSION_FIELD] = setting.VERSION
+    return value
+
+
+def decode(kind: type[S], value: dict[str, Any]) -> S:
+    """``value`` as kept, read as a ``kind``; refused if a newer fieldsync wrote it."""
+    version = value.get(VERSION_FIELD, FIRST_VERSION)
+    if not isinstance(version, int) or version > kind.VERSION:
+        raise UnsupportedFormat(
+            f"the setting {kind.NAME!r} was written by a newer fieldsync (version {version})"
+        )
+    return kind.from_json(value)
+
+
+@dataclass(frozen=True)
+class Enrolment(Setting):
+    """Where a documenter's device delivers: what its invite named, kept once enrolled."""
+
+    NAME = "enrolment"
+
+    admin_key: str  # hex: the organisation's admin (analysts') signing key
+    name: str  # the device's name, from the invite
+    org_read_key: str  # hex: the organisation's box key every new version is wrapped for
+    server: str  # URL
+    server_key: str  # hex: the key that signs the server's receipts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "admin_key": self.admin_key,
+            "name": self.name,
+            "org_read_key": self.org_read_key,
+            "server": self.server,
+            "server_key": self.server_key,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(
+            admin_key=str(value["admin_key"]),
+            name=str(value["name"]),
+            org_read_key=str(value["org_read_key"]),
+            server=str(value["server"]),
+            server_key=str(value["server_key"]),
+        )
+
+
+@dataclass(frozen=True)
+class Server(Setting):
+    """An administrator's server: the URL of the last invite, and the receipt key pinned."""
+
+    NAME = "server"
+
+    url: str
+    server_key: str  # hex
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "server_key": self.server_key}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(url=str(value["url"]), server_key=str(value["server_key"]))
+
+
+@dataclass(frozen=True)
+class Delivery(Setting):
+    """How far the server's verified receipts acknowledge this device's versions. After a
+    rewind (push --after-restore) only ``last_seq`` is known; before any push, nothing."""
+
+    NAME = "delivery"
+
+    last_seq: int | None = None
+    head: str | None = None  # the id of the version at last_seq
+    receipt: str | None = None  # the receipt as the server signed it
+    receipt_time_ms: int | None = None  # the time the receipt states
+
+    @property
+    def seq(self) -> int:
+        """The highest seq acknowledged (0: none)."""
+        return self.last_seq or 0
+
+    def to_json(self) -> dict[str, Any]:
+        found = {
+            "last_seq": self.last_seq,
+            "head": self.head,
+            "receipt": self.receipt,
+            "receipt_time_ms": self.receipt_time_ms,
+        }
+        return {key: value for key, value in found.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(
+            last_seq=_int_or_none(value.get("last_seq")),
+            head=_str_or_none(value.get("head")),
+            receipt=_str_or_none(value.get("receipt")),
+            receipt_time_ms=_int_or_none(value.get("receipt_time_ms")),
+        )
+
+
+@dataclass(frozen=True)
+class DeliveryBeforeRestore(Setting):
+    """Each delivery point a push --after-restore moved back from, oldest first: evidence of
+    what the server once acknowledged."""
+
+    NAME = "delivery_before_restore"
+
+    receipts: tuple[Delivery, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"receipts": [delivery.to_json() for delivery in self.receipts]}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(tuple(Delivery.from_json(found) for found in value.get("receipts", [])))
+
+
+@dataclass(frozen=True)
+class Pull(Setting):
+    """Where the next pull reads the feed from: the cursor, and the id of the version at it
+    (to see next time that the server still serves it)."""
+
+    NAME = "pull"
+
+    after: int = 0
+    anchor: str | None = None
+    # A pull writes "anchor" even while it is null; a store re-reading the feed from the start
+    # (opened from schema 1) was given none at all. Kept apart so the bytes stay as they were.
+    anchor_written: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.anchor_written and self.anchor is None:
+            return {"after": self.after}
+        return {"after": self.after, "anchor": self.anchor}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        anchor = _str_or_none(value.get("anchor"))
+        return cls(int(value.get("after", 0)), anchor, anchor_written="anchor" in value)
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device as an administrator's registry keeps it (a part of ``Registry``)."""
+
+    box_key: str  # hex
+    name: str = ""
+    enrolment: str | None = None  # base64 of the enrolment, verbatim, for evidence packages
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"box_key": self.box_key, "name": self.name, "enrolment": self.enrolment}
+        return {key: value for key, value in found.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Device:
+        return cls(
+            box_key=str(value["box_key"]),
+            name=str(value.get("name", "")),
+            enrolment=_str_or_none(value.get("enrolment")),
+        )
+
+
+@dataclass(frozen=True)
+class Registry(Setting):
+    """An administrator's registry of devices, as its last pull checked it: each device by its
+    key, and each invite token seen with the one device key it vouches for ("": none)."""
+
+    NAME = "registry"
+
+    devices: dict[str, Device] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "devices": {key: device.to_json() for key, device in self.devices.items()},
+            "tokens": dict(self.tokens),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        devices = value.get("devices") or {}
+        tokens = value.get("tokens") or {}
+        return cls(
+            {str(key): Device.from_json(found) for key, found in devices.items()},
+            {str(token): str(key) for token, key in tokens.items()},
+        )
+
+
+@dataclass(frozen=True)
+class Forgotten(Setting):
+    """The records a push --wipe-after forgot: a pull must not bring them back."""
+
+    NAME = "forgotten"
+
+    records: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"records": list(self.records)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(tuple(str(record) for record in value.get("records", [])))
+
+
+@dataclass(frozen=True)
+class Problems(Setting):
+    """The seqs of each author that a server's feed was found to withhold."""
+
+    NAME = "problems"
+
+    withheld: dict[str, tuple[Span, ...]] = field(default_factory=dict)
+    # Keys an earlier fieldsync kept in this setting ("versions", "parts"): kept as they were,
+    # since writing the withheld seqs always kept the rest of the setting.
+    earlier: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        shown = {author: [list(span) for span in kept] for author, kept in self.withheld.items()}
+        return self.earlier | {"withheld": shown}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        found = value.get("withheld", {}).items()
+        withheld = {str(a): tuple((int(f), int(t)) for f, t in kept) for a, kept in found}
+        return cls(withheld, {k: v for k, v in value.items() if k != "withheld"})
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A version set aside as the list names it: no bytes, and whether they are kept."""
+
+    id: str
+    author: str
+    seq: int
+    record: str
+    why: str  # one of services/problems.py's reasons
+    wrap: str  # digest of the wrap it was judged with
+    size: int  # of its signed bytes and wrap
+    kept: bool  # False: past the bytes kept for its author; the server still holds it
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.id,
+            self.author,
+            self.seq,
+            self.record,
+            self.why,
+            self.wrap,
+            self.size,
+            self.kept,
+        ]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> Listed:
+        id_, author, seq, record, why, wrap, size, kept = value
+        return cls(
+            str(id_), str(author), int(seq), str(record), str(why), str(wrap), int(size), bool(kept)
+        )
+
+
+@dataclass(frozen=True)
+class Aside(Setting):
+    """The versions pulls set aside, in the order they were served, without their bytes (each
+    version's bytes are a record setting of its own)."""
+
+    NAME = "aside"
+
+    versions: tuple[Listed, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"versions": [item.to_json() for item in self.versions]}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(tuple(Listed.from_json(found) for found in value.get("versions", [])))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
