@@ -9,14 +9,15 @@ records' wraps and index rows (``Store.new_epoch``), and the old epoch key is ov
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from fieldsync.core import crypto
+from fieldsync.core import settings as setting_format
 from fieldsync.core.entry import Entry
+from fieldsync.core.settings import Forgotten
 from fieldsync.errors import StoreCorrupted
-from fieldsync.store import blobs
+from fieldsync.store import blobs, keyvalue
 from fieldsync.store.db import EntryRow, LocalWrapRow, RecordRow, WrapRow, db_errors, in_chunks
 from fieldsync.store.store import Store
 
@@ -203,21 +204,20 @@ def _forget_delivered(store: Store, up_to_seq: int) -> tuple[int, int]:
     gone_blobs = {b for record in doomed for b in blobs_of[record]} - kept_blobs
     doomed_ids = {v.id for record in doomed for v in by_record[record]}
     kept = {i: store.open_own_wrap(w) for i, w in mine.items() if i not in doomed_ids}
-    forgotten = {"records": sorted(store.forgotten_records() | doomed)}
+    forgotten = Forgotten(tuple(sorted(store.forgotten_records() | doomed)))
     store.new_epoch(
         kept,
         lambda session: _forget_rows(store, session, doomed, forgotten),
-        set(forgotten["records"]),
+        set(forgotten.records),
     )
-    store._settings["forgotten"] = forgotten  # the setting, as the epoch's transaction wrote it
+    # the setting, as the epoch's transaction wrote it
+    store.settings_cache[Forgotten.NAME] = setting_format.encode(forgotten)
     for blob_id in gone_blobs:
         blobs.blob_path(store, blob_id).unlink(missing_ok=True)
     return len(doomed), len(gone_blobs)
 
 
-def _forget_rows(
-    store: Store, session: Session, doomed: set[str], forgotten: dict[str, Any]
-) -> None:
+def _forget_rows(store: Store, session: Session, doomed: set[str], forgotten: Forgotten) -> None:
     """Delete the forgotten records' remaining wraps (for other readers) and index rows."""
     for some in in_chunks(sorted(doomed)):
         ids = select(EntryRow.id).where(col(EntryRow.record).in_(some))
@@ -227,7 +227,7 @@ def _forget_rows(
         index_row = session.get(RecordRow, record)
         if index_row is not None:
             session.delete(index_row)
-    session.merge(store._sealed_setting("forgotten", forgotten))
+    session.merge(keyvalue.sealed_setting(store, Forgotten.NAME, setting_format.encode(forgotten)))
 
 
 def _blobs(store: Store, versions: list[EntryRow], wraps: dict[str, LocalWrapRow]) -> set[str]:

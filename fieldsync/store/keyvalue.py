@@ -13,9 +13,9 @@ Each plaintext is the canonical JSON of a dictionary (core/encoding.py). Drafts 
 settings are under the epoch key, so a wipe that forgets a record destroys their copies too;
 settings are under the vault key and change with the passphrase.
 
-The store keeps two things these functions share with it: its settings key (``_settings_key``,
+The store keeps two things these functions share with it: its settings key (``settings_key``,
 which a passphrase change replaces) and the settings this process read or wrote
-(``_settings``: one process owns a store at a time, under its write lock). The ``rekey_*``
+(``settings_cache``: one process owns a store at a time, under its write lock). The ``rekey_*``
 functions re-seal rows inside a transaction of the store's, when its keys change.
 """
 
@@ -25,7 +25,8 @@ import contextlib
 import copy
 import json
 from collections.abc import Iterator, Set
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
@@ -35,8 +36,19 @@ from fieldsync.errors import DecryptionFailed
 from fieldsync.store.db import DraftRow, MetaRow, db_errors, in_chunks
 from fieldsync.store.epochs import Epoch
 
-if TYPE_CHECKING:  # store.py imports this module: the class is only named here
-    from fieldsync.store.store import Store
+
+class KeyValueHome(Protocol):
+    """What these functions use of a ``Store`` (store.py imports this module: not named here)."""
+
+    home: Path
+    settings_key: bytes  # settings are under it (a passphrase change replaces it)
+    settings_cache: dict[str, dict[str, Any]]  # each setting read or written by this process
+
+    @property
+    def epoch(self) -> Epoch: ...
+
+    def session(self) -> Session: ...
+
 
 LABEL_DRAFT = b"fieldsync/draft/v1"
 LABEL_SETTINGS = b"fieldsync/settings/v1"
@@ -60,7 +72,7 @@ def settings_key(vault_key: bytes) -> bytes:
 
 
 @db_errors
-def save_draft(store: Store, draft_id: str, payload: dict[str, Any]) -> None:
+def save_draft(store: KeyValueHome, draft_id: str, payload: dict[str, Any]) -> None:
     nonce, ct = crypto.seal_with_key(
         draft_key(store.epoch), encoding.encode(payload), LABEL_DRAFT + draft_id.encode()
     )
@@ -69,7 +81,7 @@ def save_draft(store: Store, draft_id: str, payload: dict[str, Any]) -> None:
 
 
 @db_errors
-def drafts(store: Store) -> list[tuple[str, dict[str, Any]]]:
+def drafts(store: KeyValueHome) -> list[tuple[str, dict[str, Any]]]:
     key = draft_key(store.epoch)
     with store.session() as session:
         rows = session.exec(select(DraftRow)).all()
@@ -83,7 +95,7 @@ def drafts(store: Store) -> list[tuple[str, dict[str, Any]]]:
 
 
 @db_errors
-def delete_draft(store: Store, draft_id: str) -> None:
+def delete_draft(store: KeyValueHome, draft_id: str) -> None:
     with store.session() as session, session.begin():
         row = session.get(DraftRow, draft_id)
         if row is not None:
@@ -104,40 +116,42 @@ def rekey_drafts(session: Session, old: bytes, new: bytes) -> None:
 
 
 @db_errors
-def save_setting(store: Store, name: str, value: dict[str, Any]) -> None:
+def save_setting(store: KeyValueHome, name: str, value: dict[str, Any]) -> None:
     """Keep a setting encrypted: even which server a laptop reports to is sensitive."""
     with store.session() as session, session.begin():
         session.merge(sealed_setting(store, name, value))
-    store._settings[name] = json.loads(encoding.encode(value))  # a copy the caller cannot change
+    store.settings_cache[name] = json.loads(
+        encoding.encode(value)
+    )  # a copy the caller cannot change
 
 
 @db_errors
-def delete_settings(store: Store, names: list[str]) -> None:
+def delete_settings(store: KeyValueHome, names: list[str]) -> None:
     with store.session() as session, session.begin():
         for row in _rows(session, names):
             session.delete(row)
     for name in names:
-        store._settings.pop(name, None)
+        store.settings_cache.pop(name, None)
 
 
 @db_errors
-def setting(store: Store, name: str) -> dict[str, Any] | None:
-    if name in store._settings:  # one process owns a store at a time (the write lock)
-        return copy.deepcopy(store._settings[name])
+def setting(store: KeyValueHome, name: str) -> dict[str, Any] | None:
+    if name in store.settings_cache:  # one process owns a store at a time (the write lock)
+        return copy.deepcopy(store.settings_cache[name])
     with store.session() as session:
         row = session.get(MetaRow, SETTING + name)
     if row is None:
         return None
-    value = _open_setting(store._settings_key, name, row.value)
-    store._settings[name] = value
+    value = _open_setting(store.settings_key, name, row.value)
+    store.settings_cache[name] = value
     return copy.deepcopy(value)
 
 
-def sealed_setting(store: Store, name: str, value: dict[str, Any]) -> MetaRow:
+def sealed_setting(store: KeyValueHome, name: str, value: dict[str, Any]) -> MetaRow:
     """The row that keeps ``value`` as the setting ``name``, for a caller's own transaction
     (it does not change what this process holds in memory)."""
     nonce, ct = crypto.seal_with_key(
-        store._settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
+        store.settings_key, encoding.encode(value), LABEL_SETTINGS + name.encode()
     )
     return MetaRow(key=SETTING + name, value=(nonce + ct).hex())
 
@@ -182,7 +196,9 @@ def _rows(session: Session, names: list[str], prefix: str = SETTING) -> Iterator
 
 
 @db_errors
-def save_record_settings(store: Store, values: dict[str, tuple[str, dict[str, Any]]]) -> None:
+def save_record_settings(
+    store: KeyValueHome, values: dict[str, tuple[str, dict[str, Any]]]
+) -> None:
     """Keep ``{name: (record, value)}`` in one transaction."""
     epoch = store.epoch
     rows = [
@@ -195,7 +211,7 @@ def save_record_settings(store: Store, values: dict[str, tuple[str, dict[str, An
 
 
 @db_errors
-def record_settings(store: Store, names: list[str]) -> dict[str, dict[str, Any]]:
+def record_settings(store: KeyValueHome, names: list[str]) -> dict[str, dict[str, Any]]:
     """Those of the named record settings that exist (a row that does not open raises)."""
     epoch = store.epoch
     found = {}
@@ -208,14 +224,14 @@ def record_settings(store: Store, names: list[str]) -> dict[str, dict[str, Any]]
 
 
 @db_errors
-def delete_record_settings(store: Store, names: list[str]) -> None:
+def delete_record_settings(store: KeyValueHome, names: list[str]) -> None:
     with store.session() as session, session.begin():
         for row in _rows(session, names, RECORD_SETTING):
             session.delete(row)
 
 
 @db_errors
-def move_to_record_settings(store: Store, records: dict[str, str]) -> int:
+def move_to_record_settings(store: KeyValueHome, records: dict[str, str]) -> int:
     """Move settings kept under the vault key by an earlier fieldsync (``{name: record}``)
     to record settings, in one transaction; returns how many there were."""
     epoch = store.epoch
@@ -226,11 +242,11 @@ def move_to_record_settings(store: Store, records: dict[str, str]) -> int:
     with store.session() as session, session.begin():
         for row in list(_rows(session, list(records))):
             name = row.key.removeprefix(SETTING)
-            value = _open_setting(store._settings_key, name, row.value)
+            value = _open_setting(store.settings_key, name, row.value)
             sealed = _seal_record_setting(epoch, name, records[name], value)
             session.merge(MetaRow(key=RECORD_SETTING + name, value=sealed))
             session.delete(row)
-            store._settings.pop(name, None)
+            store.settings_cache.pop(name, None)
             moved += 1
     return moved
 

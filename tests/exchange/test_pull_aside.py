@@ -89,10 +89,10 @@ def test_status_reads_the_problems_without_the_bytes_set_aside(world: World) -> 
     bad.send([bad.seal(crypto.random_bytes(100_000))[0]], [bad_seal()])
     pull.pull(world.analyst)
     store = world.analyst
-    store._settings.clear()  # as a new process would start: nothing decrypted yet
+    store.settings_cache.clear()  # as a new process would start: nothing decrypted yet
     (found,) = problems.named(store)
     assert found.seqs == [1]
-    assert all(len(str(value)) < 10_000 for value in store._settings.values())
+    assert all(len(str(value)) < 10_000 for value in store.settings_cache.values())
 
 
 def swap_wrap(world: World, record: str, wrap: bytes) -> bytes:
