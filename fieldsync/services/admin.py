@@ -22,7 +22,7 @@ from fieldsync.errors import (
     ServerError,
     ServerUnreachable,
 )
-from fieldsync.services import sync
+from fieldsync.services import sync, uploads
 from fieldsync.services.setup import refuse_existing
 from fieldsync.store import files, settings
 from fieldsync.store.store import Store
@@ -190,7 +190,7 @@ def import_carry(
                 handle.seek(found.offset + offset)  # never past this item into the next
                 return handle.read(min(count, found.length - offset))
 
-            sync.upload(client, blob_id, item.length, read_at)
+            uploads.upload(client, blob_id, item.length, read_at)
             report.blobs += 1
         for item in (i for i in items if i.kind == carry.BATCH):
             try:

@@ -161,8 +161,8 @@ def settle_all(
 def _source(store: Store) -> tuple[str, set[str]]:
     """The server to pull from, and the authors whose versions this store accepts: itself and
     the organisation's admin key (an administrator adds the vouched devices)."""
-    joined = sync.enrolment(store)
-    return str(joined["server"]), {store.identity.device_id, str(joined["admin_key"])}
+    joined = sync.destination(store)
+    return joined.server, {store.identity.device_id, joined.admin_key}
 
 
 def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[str, str]]:
@@ -271,7 +271,7 @@ def _withheld(
 def _receipts(store: Store, page: FeedPage) -> list[custody.KeptReceipt]:
     """The receipts of the batches a page's versions came in, each verified against the
     server key pinned at the first invite (an administrator's page only)."""
-    pinned = bytes.fromhex(str(sync.enrolment(store)["server_key"]))
+    pinned = bytes.fromhex(sync.destination(store).server_key)
     kept = []
     for raw in page.receipts or ():  # their base64 checked as the page was read
         try:

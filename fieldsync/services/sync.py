@@ -12,38 +12,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import carry, httpsig, words
+from fieldsync.core import carry, words
 from fieldsync.core import receipt as receipts
 from fieldsync.core.receipt import Receipt
 from fieldsync.core.settings import Delivery, DeliveryBeforeRestore, Enrolment, Server
-from fieldsync.core.wire import BlobState
 from fieldsync.errors import (
     ChainGap,
     FieldsyncError,
     Interrupted,
-    NotFound,
     ServerBehind,
     ServerError,
-    ServerStorageFailed,
     ServerUnreachable,
     StoreCorrupted,
     StoreStateError,
-    UploadBusy,
 )
-from fieldsync.services import problems
+from fieldsync.services import problems, uploads
 from fieldsync.store import blobs, delivery, files, settings
 from fieldsync.store.delivery import Outgoing
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
-UPLOAD_SEGMENT = 16 * 1024 * 1024  # one streamed request (hashed first, for its signature)
-UPLOAD_PIECE = 256 * 1024  # read from the file and written to the link at a time
-MAX_STALLED_TRIES = 6  # tries in a row that move an upload no further
-BUSY_PATIENCE_S = 45.0  # outlasts the server's idle limit for a silent body (Limits.body_idle_s)
-SETTLE_PATIENCE_S = 2.0  # how long a cut request's bytes may wait for the server to begin on them
 ClientFor = Callable[[str, Store], SyncClient]
 
 
@@ -72,7 +62,17 @@ def signed_client(url: str, store: Store) -> SyncClient:
     return SyncClient(url, signer=store.identity.signer)
 
 
-def enrolment(store: Store) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Destination:
+    """Where a store delivers, and the keys it holds the server and the organisation to."""
+
+    server: str  # URL
+    server_key: str  # hex: the key that signs the server's receipts
+    org_read_key: str  # hex: every version is wrapped for it
+    admin_key: str  # hex: the organisation's admin (analysts') signing key
+
+
+def destination(store: Store) -> Destination:
     """Where this store delivers to: a device's enrolment, or for an administrator's store
     (analysts' versions) the server its invites named."""
     if store.identity.org_read is not None:
@@ -83,19 +83,19 @@ def enrolment(store: Store) -> dict[str, Any]:
                 hint="Make an invite with 'fieldsync admin invite NAME --server URL' first; "
                 "the server is remembered from it.",
             )
-        return {
-            "server": remembered.url,
-            "server_key": remembered.server_key,
-            "org_read_key": store.identity.org_read.public.hex(),
-            "admin_key": store.identity.device_id,
-        }
+        return Destination(
+            server=remembered.url,
+            server_key=remembered.server_key,
+            org_read_key=store.identity.org_read.public.hex(),
+            admin_key=store.identity.device_id,
+        )
     current = settings.load(store, Enrolment)
     if current is None:
         raise StoreStateError(
             "this device is not enrolled with a server",
             hint="Ask your administrator for an invite, then run 'fieldsync enroll INVITE'.",
         )
-    return current.to_json()
+    return Destination(current.server, current.server_key, current.org_read_key, current.admin_key)
 
 
 def delivered_seq(store: Store) -> int:
@@ -141,9 +141,9 @@ def _rewind(store: Store, server_seq: int) -> None:
     """Move the delivery point back to what the server holds, keeping the receipts it gave
     before (evidence of what it once acknowledged). Only if every version after it can be
     sent again: a record wiped after delivery no longer can."""
-    joined = enrolment(store)
+    joined = destination(store)
     try:
-        delivery.outbox(store, server_seq, bytes.fromhex(joined["org_read_key"]))
+        delivery.outbox(store, server_seq, bytes.fromhex(joined.org_read_key))
     except StoreCorrupted as exc:
         raise StoreStateError(
             f"this device cannot send again what the server lost after seq {server_seq}: "
@@ -160,14 +160,14 @@ def _rewind(store: Store, server_seq: int) -> None:
 def _push(
     store: Store, client_for: ClientFor, progress: Progress | None, wipe_after: bool
 ) -> PushReport:
-    joined = enrolment(store)
+    joined = destination(store)
     progress = progress or Progress()
     report = PushReport()
     outbox, sizes = _pending(store, joined)
     blob_ids = list(sizes)
     progress.plan(len(outbox), sum(sizes.values()))
     try:
-        with client_for(joined["server"], store) as client:
+        with client_for(joined.server, store) as client:
             for blob_id in blob_ids:
                 report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
                 report.blobs += 1
@@ -204,10 +204,10 @@ def _push_stopped(versions: int, attachments: int) -> Interrupted:
     )
 
 
-def _pending(store: Store, joined: dict[str, Any]) -> tuple[list[Outgoing], dict[str, int]]:
+def _pending(store: Store, joined: Destination) -> tuple[list[Outgoing], dict[str, int]]:
     """The versions not yet acknowledged, and the stored size of each blob they reference
     (in the order they are first referenced)."""
-    outbox = delivery.outbox(store, delivered_seq(store), bytes.fromhex(joined["org_read_key"]))
+    outbox = delivery.outbox(store, delivered_seq(store), bytes.fromhex(joined.org_read_key))
     blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
     return outbox, {b: blobs.blob_path(store, b).stat().st_size for b in blob_ids}
 
@@ -219,102 +219,7 @@ def _upload(store: Store, client: SyncClient, blob_id: str, size: int, progress:
             handle.seek(offset)
             return handle.read(count)
 
-        return upload(client, blob_id, size, read_at, progress.bytes_sent)
-
-
-def upload(
-    client: SyncClient,
-    blob_id: str,
-    size: int,
-    read_at: Callable[[int, int], bytes],
-    sent: Callable[[int], None] = lambda n: None,
-) -> int:
-    """Upload a blob from wherever ``read_at(offset, count)`` reads it, resuming from the
-    server's offset; returns the bytes the server took (0 if it already had them all).
-
-    Each request streams up to ``UPLOAD_SEGMENT`` bytes, and the server keeps whatever arrived
-    of a request the link cut, so a dropped link costs only the bytes in flight. The upload
-    goes on as long as tries move it forward; ``MAX_STALLED_TRIES`` in a row that move nothing
-    end it with ``ServerUnreachable`` (a push then says to run it again: it resumes).
-    """
-    state = where_upload_is(client, blob_id, size)
-    first, stalled = state.offset, 0
-    while not state.complete:
-        offset = state.offset
-        length = min(UPLOAD_SEGMENT, size - offset)
-        spans = list(_spans(offset, length))
-        digest = httpsig.content_digest_of(read_at(start, count) for start, count in spans)
-        streamed = [0]  # bytes put on the link by this request
-        failure: FieldsyncError | None = None
-        try:
-            body = _pieces(read_at, spans, sent, streamed)
-            state = client.blob_append(blob_id, offset, body, length=length, digest=digest)
-        except ServerStorageFailed:
-            raise  # the server's disk is full: trying again now would fail the same way
-        except (ServerError, ChainGap, UploadBusy, NotFound) as exc:
-            # Cut mid-body (ServerUnreachable), another request holds or passed this offset,
-            # or the upload expired under this request (NotFound): ask where the upload is
-            # (starting it again if need be), and carry on from there.
-            failure = exc
-            cut = isinstance(exc, ServerUnreachable)
-            state = where_upload_is(client, blob_id, size, cut_at=offset if cut else None)
-        moved = state.offset - offset
-        sent(moved - streamed[0])  # the progress bar forgets what did not arrive
-        if moved > 0:
-            stalled = 0
-            continue
-        stalled += 1
-        if stalled >= MAX_STALLED_TRIES:
-            why = failure.message if failure else "the server took none of the bytes"
-            raise ServerUnreachable(
-                f"the upload of an attachment made no progress in {stalled} tries ({why})",
-                hint="Nothing was lost. Run the command again when the connection is back.",
-            ) from failure
-        client.backoff(stalled)
-    return state.offset - first
-
-
-def where_upload_is(
-    client: SyncClient, blob_id: str, size: int, *, cut_at: int | None = None
-) -> BlobState:
-    """The server's state of an upload (starting it if need be), once no request is appending
-    to it: just after a link drops, the server may still be writing what arrived, or reading a
-    body whose link died silently (it lets go after its idle limit).
-
-    ``cut_at`` is the offset of a request the link just cut. What crossed of it may still wait,
-    unread, for a busy server to begin on it, and this question, on a new connection, can be
-    answered first: an upload still at ``cut_at`` is asked again for up to
-    ``SETTLE_PATIENCE_S``, so the next request is not sent from an offset about to move (the
-    server would refuse it, and the link would carry it for nothing)."""
-    waited, pause = 0.0, 0.02
-    while True:
-        state = client.blob_state(blob_id) or client.blob_create(blob_id, size)
-        if waited >= BUSY_PATIENCE_S:
-            return state
-        settled = cut_at is None or state.offset != cut_at or waited >= SETTLE_PATIENCE_S
-        if not state.busy and settled:
-            return state
-        client.pause(pause)
-        waited, pause = waited + pause, min(1.0, pause * 2)
-
-
-def _pieces(
-    read_at: Callable[[int, int], bytes],
-    spans: list[tuple[int, int]],
-    sent: Callable[[int], None],
-    streamed: list[int],
-) -> Iterator[bytes]:
-    """A request's body, read from the file as the link takes it; counts into ``streamed``."""
-    for start, count in spans:
-        piece = read_at(start, count)
-        streamed[0] += len(piece)
-        sent(len(piece))
-        yield piece
-
-
-def _spans(offset: int, length: int) -> Iterator[tuple[int, int]]:
-    for start in range(offset, offset + length, UPLOAD_PIECE):
-        yield start, min(UPLOAD_PIECE, offset + length - start)
+        return uploads.upload(client, blob_id, size, read_at, progress.bytes_sent)
 
 
 def write_carry(store: Store, path: Path) -> tuple[int, int]:
@@ -322,7 +227,7 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
 
     Nothing is marked delivered: that needs a server's receipt. Returns (versions, blobs).
     """
-    outbox, sizes = _pending(store, enrolment(store))
+    outbox, sizes = _pending(store, destination(store))
     blob_ids = list(sizes)
 
     def chunks() -> Iterator[bytes]:
@@ -330,7 +235,7 @@ def write_carry(store: Store, path: Path) -> tuple[int, int]:
         for blob_id in blob_ids:
             yield carry.header(carry.BLOB, sizes[blob_id])
             with open(blobs.blob_path(store, blob_id), "rb") as handle:
-                while piece := handle.read(UPLOAD_PIECE):
+                while piece := handle.read(uploads.UPLOAD_PIECE):
                     yield piece
         for built in _batches(store, outbox, sizes):
             yield carry.header(carry.BATCH, len(built.raw))
@@ -361,13 +266,13 @@ def _batches(
 def _send_batches(
     store: Store,
     client: SyncClient,
-    joined: dict[str, Any],
+    joined: Destination,
     outbox: list[Outgoing],
     sizes: dict[str, int],
     report: PushReport,
     progress: Progress,
 ) -> None:
-    pinned = bytes.fromhex(joined["server_key"])
+    pinned = bytes.fromhex(joined.server_key)
     for built in _batches(store, outbox, sizes):
         try:
             answer = client.send_batch(built.raw)

@@ -31,7 +31,7 @@ from fieldsync.core.ids import new_record_id
 from fieldsync.errors import BatchInvalid, FieldsyncError
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import DeviceRow, FeedRow, StoredEntry
-from fieldsync.services import admin, evidence, problems, pull, reading, records, sync
+from fieldsync.services import admin, evidence, problems, pull, reading, records, sync, uploads
 from fieldsync.services.forms import get_form
 from fieldsync.store import blobs, keyvalue
 from fieldsync.store.store import Store
@@ -273,7 +273,7 @@ def test_an_attachment_never_uploaded_is_refused_when_named_and_set_aside_when_h
                 handle.seek(offset)
                 return handle.read(count)
 
-        sync.upload(client, blob_id, size, read_at)
+        uploads.upload(client, blob_id, size, read_at)
     recovered = pull.pull(world.analyst)
     assert recovered.recovered == 1 and recovered.problems == []
     assert len(held_records(world.analyst)) == len(expected) + 2

@@ -22,7 +22,7 @@ from fieldsync.server.app import create_app
 from fieldsync.server.blobs import BlobStore
 from fieldsync.server.limits import Limits
 from fieldsync.server.tables import StoredBlob
-from fieldsync.services import sync
+from fieldsync.services import uploads
 from fieldsync.transport.client import SyncClient
 from tests.live import running
 from tests.server.conftest import NOW, Device, Live, Org, enrol_body, make_invite
@@ -316,7 +316,7 @@ def test_a_device_waits_out_a_request_whose_link_went_silent_then_resumes(
 
         client = SyncClient(url, signer=device.signer, clock=lambda: NOW / 1000, sleep=sleep)
         with client:
-            sent = sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
+            sent = uploads.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
         silent.close()
     assert waits, "the device was never told the upload was busy"
     assert sent == len(data_) - 300_000  # it resumed after the silent request's bytes

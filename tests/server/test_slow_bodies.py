@@ -24,7 +24,7 @@ from fieldsync.server import data
 from fieldsync.server.app import create_app
 from fieldsync.server.limits import KIB, SLOW_LINK, Limits
 from fieldsync.server.tables import StoredEntry
-from fieldsync.services import sync
+from fieldsync.services import uploads
 from fieldsync.transport.client import SyncClient
 from tests.faults.proxy import FaultProxy
 from tests.live import free_port, running
@@ -309,7 +309,7 @@ def test_a_normal_push_is_unaffected_and_a_busy_server_is_tried_again(
             with client:
                 client.enrol(enrol_body(make_invite(org, live.server), device.signer, device.box))
                 data_, blob_id = sealed_blob(3_000_000)
-                sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
+                uploads.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
                 batch = device.batch(device.record(20), blobs=((blob_id, len(data_)),))
                 assert json.loads(client.send_batch(batch))["receipt"]["last_seq"] == 20
         except BaseException as exc:  # reported below, from the test's thread
@@ -351,7 +351,7 @@ def test_a_device_on_a_link_below_the_minimum_rate_still_delivers_its_attachment
         with FaultProxy(served.address[1], trickle=300) as proxy:
             client = CountingClient(proxy.url, signer=device.signer, clock=lambda: NOW / 1000)
             with client:
-                sent = sync.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
+                sent = uploads.upload(client, blob_id, len(data_), lambda o, n: data_[o : o + n])
         assert sent == len(data_)
         assert client.appends > 1  # cut for its rate, and resumed
         assert (live.server.folder / "blobs" / blob_id[:2] / blob_id).read_bytes() == data_
