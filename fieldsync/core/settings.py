@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
-from fieldsync.errors import UnsupportedFormat
+from fieldsync.errors import StoreCorrupted, UnsupportedFormat
 
 VERSION_FIELD = "version"
 FIRST_VERSION = 1  # written without VERSION_FIELD
@@ -61,12 +61,18 @@ def encode(setting: Setting) -> dict[str, Any]:
 
 def decode(kind: type[S], value: dict[str, Any]) -> S:
     """``value`` as kept, read as a ``kind``; refused if a newer fieldsync wrote it."""
-    version = value.get(VERSION_FIELD, FIRST_VERSION)
-    if not isinstance(version, int) or version > kind.VERSION:
+    version = value.get(VERSION_FIELD, FIRST_VERSION) if isinstance(value, dict) else None
+    if type(version) is int and version > kind.VERSION:
         raise UnsupportedFormat(
             f"the setting {kind.NAME!r} was written by a newer fieldsync (version {version})"
         )
-    return kind.from_json(value)
+    try:
+        if type(version) is not int or version < FIRST_VERSION:
+            raise ValueError(f"version {version!r}")
+        return kind.from_json(value)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # Sealed, so not a flipped bit: a value this fieldsync never writes.
+        raise StoreCorrupted(f"the setting {kind.NAME!r} of this store is malformed") from exc
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fieldsync.core import encoding
 from fieldsync.errors import (
     AccessDenied,
     BatchInvalid,
@@ -59,8 +60,9 @@ from fieldsync.errors import (
     UploadBusy,
 )
 
-# The largest count, offset or time an answer may carry: what the server's BIGINT columns hold.
-MAX_INT = 2**63 - 1
+# The largest count, offset or time an answer may carry: what a device can keep (its store's
+# canonical JSON holds integers up to 2**53 - 1; the server's BIGINT columns hold more).
+MAX_INT = encoding.MAX_SAFE_INTEGER
 
 # Every error a fieldsync server may answer with, by the name it sends (``ErrorAnswer.error``):
 # those its own code and the core formats it uses raise, and FieldsyncError itself (a path or
@@ -299,6 +301,15 @@ class FeedPage:
     next: int
     more: bool
     receipts: tuple[bytes, ...] | None = None
+    # Receipts a device could not read: refused by ``read_receipts``, which an administrator's
+    # pull asks for once every version of the page verified (a documenter's never does).
+    receipts_malformed: bool = False
+
+    def read_receipts(self) -> tuple[bytes, ...]:
+        """The page's receipts, each its exact bytes (checked by core/receipt.py)."""
+        if self.receipts_malformed:
+            raise ServerError(BAD_RECEIPTS)
+        return self.receipts or ()
 
     def to_json(self) -> dict[str, object]:
         page: dict[str, object] = {
@@ -319,18 +330,28 @@ class FeedPage:
         fields = _Fields(value, NOT_A_PAGE)
         entries = tuple(FeedItem.from_json(item) for item in fields.items("entries"))
         after, more = fields.number("next"), fields.flag("more")
-        receipts = _receipts_of(value) if "receipts" in value else None
-        return cls(entries, after, more, receipts)
+        receipts, malformed = None, False
+        if "receipts" in value:
+            try:
+                receipts = _receipts_of(value)
+            except ServerError:
+                malformed = True
+        return cls(entries, after, more, receipts, receipts_malformed=malformed)
+
+
+def _is_number(value: object) -> bool:
+    return type(value) is int and -MAX_INT <= value <= MAX_INT
 
 
 def _receipts_of(page: dict[str, object]) -> tuple[bytes, ...]:
     """A page's receipts, each the base64 of its exact bytes (checked by ``core/receipt.py``)."""
     fields = _Fields(page, BAD_RECEIPTS)
     encoded = fields.items("receipts")
-    if not all(isinstance(one, str) for one in encoded):
+    texts = [one for one in encoded if isinstance(one, str)]
+    if len(texts) != len(encoded):
         raise fields.malformed()
     try:
-        return tuple(base64.b64decode(str(one), validate=True) for one in encoded)
+        return tuple(base64.b64decode(one, validate=True) for one in texts)
     except (ValueError, binascii.Error) as exc:
         raise fields.malformed() from exc
 
@@ -455,7 +476,7 @@ class ErrorAnswer:
         hint = value.get("hint") if isinstance(value, dict) else None
         raw = value.get("details") if isinstance(value, dict) else None
         details = (
-            {str(k): v for k, v in raw.items() if isinstance(v, int | str)}
+            {str(k): v for k, v in raw.items() if isinstance(v, str) or _is_number(v)}
             if isinstance(raw, dict)
             else {}
         )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from fieldsync.core import enrolment, receipt, words
 from fieldsync.core import entry as entry_format
-from fieldsync.core.settings import Device, Pull, Registry
+from fieldsync.core.settings import Device, Listed, Pull, Registry, Span
 from fieldsync.core.wire import FeedPage
 from fieldsync.errors import (
     FieldsyncError,
@@ -42,7 +42,6 @@ from fieldsync.errors import (
 from fieldsync.services import problems, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
-from fieldsync.services.problems import Listed
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import custody, delivery, settings
 from fieldsync.store.store import Store
@@ -247,9 +246,7 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _withheld(
-    store: Store, aside: list[Listed], claimed: dict[str, int]
-) -> dict[str, list[problems.Span]]:
+def _withheld(store: Store, aside: list[Listed], claimed: dict[str, int]) -> dict[str, list[Span]]:
     """Each trusted author's seqs that this store lacks and did not set aside, up to the
     highest seq that its versions held here, a verified receipt, or the server's registry
     show to exist: what the feed skipped."""
@@ -273,7 +270,7 @@ def _receipts(store: Store, page: FeedPage) -> list[custody.KeptReceipt]:
     server key pinned at the first invite (an administrator's page only)."""
     pinned = bytes.fromhex(sync.destination(store).server_key)
     kept = []
-    for raw in page.receipts or ():  # their base64 checked as the page was read
+    for raw in page.read_receipts():  # after the page's versions verified, as before
         try:
             shown = receipt.verify(raw, pinned_server_key=pinned)
         except IntegrityError as exc:

@@ -237,7 +237,8 @@ class SyncClient:
     def _json(self, response: httpx.Response) -> object:
         try:
             value: object = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # RecursionError: nested past what the decoder follows, as a hostile server may send
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ServerError(f"{self._source} sent an answer that is not JSON") from exc
         return value
 
@@ -246,7 +247,7 @@ def _server_error(base_url: str, response: httpx.Response) -> FieldsyncError:
     """The server's own error, as the same class, when it names a fieldsync error."""
     try:
         answer = ErrorAnswer.from_json(response.json())
-    except (ValueError, ServerError):
+    except (ValueError, RecursionError, ServerError):
         return ServerError(
             f"the server at {base_url} answered {response.status_code} {response.reason_phrase}"
         )

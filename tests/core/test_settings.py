@@ -19,7 +19,7 @@ from fieldsync.core.settings import (
     Registry,
     Server,
 )
-from fieldsync.errors import UnsupportedFormat
+from fieldsync.errors import StoreCorrupted, UnsupportedFormat
 
 # Each value, and the canonical JSON the dictionaries of earlier fieldsyncs encoded to: written
 # out by hand, not by the code under test.
@@ -89,7 +89,27 @@ def test_a_setting_from_a_newer_fieldsync_is_refused_not_misread() -> None:
 
 
 def test_a_field_always_written_is_required() -> None:
-    with pytest.raises(KeyError, match="server_key"):
+    with pytest.raises(StoreCorrupted, match="the setting 'enrolment' of this store is malformed"):
         settings.decode(
             Enrolment, {"admin_key": "a", "name": "n", "org_read_key": "o", "server": "s"}
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (Registry, {"devices": {"k": {}}}),
+        (DeliveryBeforeRestore, {"receipts": [5]}),
+        (Pull, {"after": None}),
+        (Forgotten, {"records": None}),
+        (Server, {"url": "u", "server_key": "k", "version": True}),
+        (Server, {"url": "u", "server_key": "k", "version": -1}),
+    ],
+)
+def test_a_malformed_setting_is_a_damaged_store_not_an_internal_error(
+    kind: type[settings.Setting], value: dict[str, object]
+) -> None:
+    """A sealed setting cannot be a flipped bit, but one this fieldsync never writes (another
+    build, a bug) is named as the store's damage, with the hint to run check."""
+    with pytest.raises(StoreCorrupted, match=f"the setting '{kind.NAME}' of this store"):
+        settings.decode(kind, value)

@@ -237,13 +237,14 @@ def test_a_feed_answer_that_is_no_object_is_unexpected(page: object) -> None:
 @pytest.mark.parametrize("receipts", [None, "e30=", [5], ["e30"], [["e30="]], {"e30=": 1}])
 def test_a_feed_page_with_malformed_receipts_is_refused_in_words(receipts: object) -> None:
     with pytest.raises(ServerError) as caught:
-        FeedPage.from_json(PAGE | {"more": False, "receipts": receipts})
+        FeedPage.from_json(PAGE | {"more": False, "receipts": receipts}).read_receipts()
     assert caught.value.message == "the server's answer to a pull has malformed receipts"
 
 
 def test_a_feed_page_reads_its_bytes_and_receipts() -> None:
     page = FeedPage.from_json(PAGE | {"more": True, "receipts": ["e30="]})
     assert page == FeedPage((FeedItem(1, b"e", b"w"),), 1, True, receipts=(b"{}",))
+    assert page.read_receipts() == (b"{}",)
 
 
 # The error answer and the table of the classes a server may name.
@@ -341,4 +342,33 @@ def test_receipts_are_sent_as_their_exact_bytes() -> None:
     raw = bytes(range(256))
     page = FeedPage((), 0, False, receipts=(raw,)).to_json()
     assert page["receipts"] == [base64.b64encode(raw).decode("ascii")]
-    assert FeedPage.from_json(page).receipts == (raw,)
+    assert FeedPage.from_json(page).read_receipts() == (raw,)
+
+
+def test_a_page_s_receipts_are_read_only_when_asked_for() -> None:
+    """A documenter's pull never reads receipts, and an administrator's reads them once the
+    page's versions verified: junk receipts do not refuse a page before its versions speak."""
+    page = FeedPage.from_json(PAGE | {"more": False, "receipts": [5]})
+    assert page.entries == (FeedItem(1, b"e", b"w"),)
+    with pytest.raises(ServerError, match="malformed receipts"):
+        page.read_receipts()
+    assert FeedPage.from_json(PAGE | {"more": False}).read_receipts() == ()
+
+
+@pytest.mark.parametrize("huge", [2**53, 2**60, 2**63 - 1])
+def test_a_number_a_device_could_not_keep_is_refused_in_words(huge: int) -> None:
+    """The store keeps integers up to 2**53 - 1 (canonical JSON): a page cursor past that was
+    read, then failed as an internal error when the pull saved it."""
+    with pytest.raises(ServerError, match="not a page of versions"):
+        FeedPage.from_json(PAGE | {"next": huge})
+
+
+def test_an_error_answer_keeps_only_details_a_device_can_keep() -> None:
+    answer = ErrorAnswer.from_json(
+        {
+            "error": "ChainGap",
+            "message": "m",
+            "details": {"expected_seq": 3, "flag": True, "huge": 2**60, "text": "t"},
+        }
+    )
+    assert answer.details == {"expected_seq": 3, "text": "t"}

@@ -103,3 +103,19 @@ def test_an_error_answer_to_a_blob_download_is_cut_at_the_bound() -> None:
         client.blob_content("ab" * 32, lambda piece: None)
     thread.join(10)
     assert f"more than {bound} bytes" in caught.value.message
+
+
+@pytest.mark.parametrize("status", [b"200 OK", b"500 Internal Server Error"])
+def test_an_answer_nested_past_reason_is_refused_in_words(status: bytes) -> None:
+    """Small, but nested deeper than the decoder follows: it was a RecursionError, shown as an
+    internal error, for an answer and for an error answer alike."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    head = (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+    )
+    url, thread = _serve(head, iter([body]))
+    with SyncClient(url, attempts=1) as client, pytest.raises(ServerError) as caught:
+        client.info()
+    thread.join(10)
+    assert caught.value.message.startswith(f"the server at {url}")
