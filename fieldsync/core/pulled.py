@@ -1,6 +1,6 @@
 """What a pull does with each version the server serves, given what the store and the pull know
-of it: the decisions of ``services/pull.py``, apart from the reads, the decryption and the
-writes (docs/conflicts.md; ``services/problems.py`` names what is set aside).
+of it: the decisions a pull acts on (``services/judge.py``), apart from the reads, the
+decryption and the writes (docs/conflicts.md; ``services/problems.py`` names what is set aside).
 
 ``judge``, in this order, for a version that verified:
 

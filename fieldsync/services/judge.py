@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, assert_never
 
 from fieldsync.core import blob, pulled
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
+from fieldsync.core.settings import Listed
 from fieldsync.errors import FieldsyncError, FormNotFound, IntegrityError, NotFound
 from fieldsync.services import problems
 from fieldsync.services.forms import get_form
-from fieldsync.services.problems import Listed, SetAside, digest
+from fieldsync.services.problems import SetAside, digest
 from fieldsync.store import blobs, delivery
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -211,6 +212,10 @@ class Judge:
             case pulled.SetAside(why=reason):
                 self._set_aside(entry, wrap, self._reason(reason, header.author), "")
                 return None
+            case pulled.Open():
+                pass  # nothing known against it: opened below
+            case unknown:
+                assert_never(unknown)
         body, why, detail = self._open(entry, wrap, where)
         if body is None:
             self._set_aside(entry, wrap, why or problems.BODY, detail)

@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core.ids import fingerprint
-from fieldsync.core.settings import Aside, Enrolment, Problems, Registry
-from fieldsync.core.settings import Listed as Listed  # named here too, as before it moved
-from fieldsync.core.settings import Span as Span
+from fieldsync.core.settings import Aside, Enrolment, Listed, Problems, Registry, Span
 from fieldsync.store import keyvalue, settings
 from fieldsync.store.store import Store
 

@@ -95,7 +95,12 @@ def destination(store: Store) -> Destination:
             "this device is not enrolled with a server",
             hint="Ask your administrator for an invite, then run 'fieldsync enroll INVITE'.",
         )
-    return Destination(current.server, current.server_key, current.org_read_key, current.admin_key)
+    return Destination(
+        server=current.server,
+        server_key=current.server_key,
+        org_read_key=current.org_read_key,
+        admin_key=current.admin_key,
+    )
 
 
 def delivered_seq(store: Store) -> int:
