@@ -9,6 +9,7 @@ gets a copy of it, opened with the keys the session already derived: the same co
 from __future__ import annotations
 
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,11 @@ def as_an_older_version_recorded(store: Store, form_id: str, answers: dict[str, 
     with store.writer() as writer:
         writer.append(record, [], Body(form.ref, answers), form.summary(answers))
     return record
+
+
+def sigint_restored() -> None:
+    """For a child process, before it runs: SIGINT back to its default, so that Python installs
+    its KeyboardInterrupt handler even when the suite itself runs with SIGINT ignored (as a
+    shell starts a background job: ``scripts/test &``, nohup). A child inherits an ignored
+    SIGINT, and a Ctrl-C test would then wait on a command that cannot be interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

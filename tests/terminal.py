@@ -14,7 +14,7 @@ import sys
 import termios
 import time
 
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, sigint_restored
 
 LOST_SIGINT_S = 5.0  # silence after Ctrl-C that means it was lost, not being handled
 
@@ -40,6 +40,7 @@ def at_terminal(
 
     def own_terminal() -> None:  # in the child: the pty becomes its controlling terminal
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        sigint_restored()
 
     process = subprocess.Popen(
         [sys.executable, "-m", "fieldsync", *args],

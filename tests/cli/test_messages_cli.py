@@ -19,7 +19,7 @@ from fieldsync.errors import InputError
 from fieldsync.services import enrol
 from fieldsync.transport.client import SyncClient
 from tests.cli.conftest import Run, as_json, organisation
-from tests.conftest import PASSPHRASE, example, fast_store
+from tests.conftest import PASSPHRASE, example, fast_store, sigint_restored
 from tests.terminal import at_terminal
 
 
@@ -198,6 +198,7 @@ def interrupted_at(url: str, args: list[str], home: Path) -> tuple[int, str]:
             stderr=subprocess.PIPE,
             text=True,
             env=os.environ | {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": PASSPHRASE},
+            preexec_fn=sigint_restored,
         )
         taken, _ = silent.accept()  # the command is now waiting for an answer
         with taken:

@@ -16,7 +16,7 @@ import pytest
 
 from fieldsync.services import reading
 from fieldsync.store.store import DB_FILE, Store
-from tests.conftest import PASSPHRASE, example
+from tests.conftest import PASSPHRASE, example, sigint_restored
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,7 @@ def test_the_first_row_named_not_saved_is_exactly_the_first_missing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_restored,
     )
     wait_for_a_first_batch(store_home, child)
     time.sleep(after)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, sigint_restored
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,7 @@ def start(home: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_restored,
     )
 
 
