@@ -16,8 +16,6 @@ import time
 
 from tests.conftest import PASSPHRASE, sigint_restored
 
-LOST_SIGINT_S = 5.0  # silence after Ctrl-C that means it was lost, not being handled
-
 
 def at_terminal(
     args: list[str],
@@ -54,17 +52,11 @@ def at_terminal(
     os.close(side)
     shown, since, pending = b"", 0, list(answers)
     deadline = time.monotonic() + 120
-    interrupted_at: float | None = None  # when Ctrl-C was typed, until it is typed again
     try:
         while time.monotonic() < deadline:
             if not select.select([main], [], [], 0.5)[0]:
                 if process.poll() is not None:
                     break
-                if interrupted_at is not None and time.monotonic() - interrupted_at > LOST_SIGINT_S:
-                    # Still at its prompt, silent: CPython lost the SIGINT (below), and a
-                    # person presses Ctrl-C again. Seen on a cold, fresh clone only.
-                    os.write(main, b"\x03")
-                    interrupted_at = None
                 continue
             try:
                 piece = os.read(main, 4096)
@@ -78,10 +70,7 @@ def at_terminal(
                 # printing a prompt and blocking in read(2) (a person's second Ctrl-C works).
                 time.sleep(0.3)
                 since = len(shown)
-                typed = pending.pop(0)[1]
-                os.write(main, typed)
-                if typed == b"\x03":
-                    interrupted_at = time.monotonic()
+                os.write(main, pending.pop(0)[1])
         code = process.wait(timeout=30)
     finally:
         os.close(main)

@@ -26,7 +26,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from fieldsync.core import encoding
 from fieldsync.errors import (
@@ -132,7 +132,7 @@ class _Fields:
 
     def number(self, key: str) -> int:
         value = self._value.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        if not _is_number(value) or value < 0:
             raise self.malformed()
         return value
 
@@ -339,7 +339,8 @@ class FeedPage:
         return cls(entries, after, more, receipts, receipts_malformed=malformed)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int]:
+    """A JSON integer (not a boolean) a device can keep."""
     return type(value) is int and -MAX_INT <= value <= MAX_INT
 
 

@@ -205,16 +205,11 @@ def interrupted_at(url: str, args: list[str], home: Path) -> tuple[int, str]:
             time.sleep(0.3)
             child.send_signal(signal.SIGINT)
             try:
-                _, stderr = child.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                # A SIGINT CPython lost (tests/terminal.py): a person presses Ctrl-C again.
-                child.send_signal(signal.SIGINT)
-                try:
-                    _, stderr = child.communicate(timeout=30)
-                finally:
-                    if child.poll() is None:  # never left running, to fail later tests too
-                        child.kill()
-                        child.communicate()
+                _, stderr = child.communicate(timeout=30)
+            finally:
+                if child.poll() is None:  # never left running, to fail later tests too
+                    child.kill()
+                    child.communicate()
     return child.returncode, stderr
 
 
