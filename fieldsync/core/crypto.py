@@ -38,6 +38,8 @@ LABEL_ENROL = b"fieldsync/enrol/v1"
 LABEL_ENROL_BOX = b"fieldsync/enrol-box/v1"
 LABEL_REQUEST = b"fieldsync/request/v1"
 LABEL_EVIDENCE = b"fieldsync/evidence/v1"
+LABEL_ORG_STATEMENT = b"fieldsync/org-statement/v1"
+LABEL_ORG_STATEMENT_ID = b"fieldsync/org-statement-id/v1"
 
 KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24

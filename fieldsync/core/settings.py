@@ -11,6 +11,10 @@ its JSON. Pure: store/settings.py loads and saves them (store/keyvalue.py seals 
     forgotten                 Forgotten              push --wipe-after
     problems                  Problems               pull (the seqs a feed withheld)
     aside                     Aside                  pull (the versions set aside)
+    org_log                   OrgLog                 push and pull (the organisation's log, as
+                                                     followed), an administrator's rotation
+    org_keys                  OrgKeyring             an administrator's rotation, recover: the
+                                                     read keys after the first (in the vault)
 
 Versions: every setting is at version 1, and version 1 is written without a version field,
 so what is written is byte for byte what fieldsync wrote before these classes; a value with
@@ -334,6 +338,48 @@ class Aside(Setting):
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Self:
         return cls(tuple(Listed.from_json(found) for found in value.get("versions", [])))
+
+
+@dataclass(frozen=True)
+class OrgLog(Setting):
+    """The organisation's log as this store last followed it (core/orglog.py): every
+    statement's exact bytes from seq 1, and the forks it was shown, base64. What it says is
+    worked out again from the root (the invite's keys) whenever it is read."""
+
+    NAME = "org_log"
+
+    statements: tuple[str, ...] = ()
+    forks: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"forks": list(self.forks), "statements": list(self.statements)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(
+            tuple(str(raw) for raw in value["statements"]),
+            tuple(str(raw) for raw in value.get("forks", [])),
+        )
+
+
+@dataclass(frozen=True)
+class OrgKeyring(Setting):
+    """An administrator's read keys after the first (which is in the vault): each epoch's
+    secret X25519 key, hex, oldest first. Sealed like every setting, under the vault key."""
+
+    NAME = "org_keys"
+
+    read_keys: tuple[tuple[int, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"read_keys": [{"epoch": e, "secret": s} for e, s in self.read_keys]}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(tuple((int(k["epoch"]), str(k["secret"])) for k in value["read_keys"]))
+
+    def __repr__(self) -> str:  # never print a key
+        return f"OrgKeyring(epochs={[e for e, _ in self.read_keys]})"
 
 
 def _int_or_none(value: Any) -> int | None:

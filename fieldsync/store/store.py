@@ -149,13 +149,15 @@ class Store:
         *,
         kdf: vault.KdfParams | None = None,
         admin: bool = False,
+        identity: Identity | None = None,
     ) -> Store:
-        """A new store; ``admin`` makes an administrator's store (with the org read key)."""
+        """A new store; ``admin`` makes an administrator's store (with the org read key), and
+        ``identity`` one with the keys given (an administrator's recovered from a backup)."""
         cls.refuse_existing(home)
         if (home / DB_FILE).exists():
             _discard_unfinished_init(home)
         files.make_private_dir(home)
-        identity = Identity.generate(admin=admin)
+        identity = identity or Identity.generate(admin=admin)
         vault_bytes, vault_key = vault.create(passphrase, identity.secrets(), kdf)
         files.make_private_file(home / DB_FILE)
         engine = make_engine(home / DB_FILE)

@@ -1,0 +1,119 @@
+"""The organisation's keys as a store holds them: the log it followed (every store) and the
+read keys' secrets (an administrator's).
+
+The first read key is in the vault (``Identity.org_read``); each one a rotation made after it
+is in the sealed setting ``org_keys`` (core/settings.py, ``OrgKeyring``). The log is kept as
+its statements' bytes and followed again from the root whenever it is read, so nothing derived
+from it is ever trusted from the disk alone.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Protocol
+
+from fieldsync.core import crypto, orglog
+from fieldsync.core.orglog import OrgState
+from fieldsync.core.settings import Enrolment, OrgKeyring, OrgLog, Server
+from fieldsync.errors import DecryptionFailed
+from fieldsync.store import settings
+from fieldsync.store.identity import Identity
+from fieldsync.store.keyvalue import KeyValueHome
+
+
+class OrgHome(KeyValueHome, Protocol):
+    """What these functions use of a ``Store`` (store.py imports this module)."""
+
+    identity: Identity
+
+
+@dataclass(frozen=True)
+class ReadKeySecret:
+    epoch: int
+    pair: crypto.BoxPair
+
+    def __repr__(self) -> str:  # never print a key
+        return f"ReadKeySecret({self.epoch})"
+
+
+def root(store: OrgHome) -> OrgState | None:
+    """Where this store's log starts: its own keys in an administrator's store, its invite's in
+    an enrolled one; None before enrolment."""
+    org = store.identity.org_read
+    if org is not None:
+        server = settings.load(store, Server)
+        return OrgState.root(
+            store.identity.signer.public.hex(),
+            org.public.hex(),
+            server.server_key if server else "",
+        )
+    enrolment = settings.load(store, Enrolment)
+    if enrolment is None:
+        return None
+    return OrgState.root(enrolment.admin_key, enrolment.org_read_key, enrolment.server_key)
+
+
+def followed(store: OrgHome) -> OrgState | None:
+    """The log as this store last followed it, followed again from the root."""
+    start = root(store)
+    if start is None:
+        return None
+    kept = settings.load(store, OrgLog) or OrgLog()
+    return orglog.follow(start, _raw(kept.statements), forks=_raw(kept.forks))
+
+
+def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgState:
+    """Follow a log a server served and keep it, if it reaches what this store followed before
+    (``orglog.RolledBack`` otherwise, nothing kept). Forks are kept beside any known already."""
+    start = root(store)
+    assert start is not None, "only a store with a root follows a log"
+    before = followed(store)
+    known = (before.seq, before.head) if before is not None and before.head else None
+    kept = settings.load(store, OrgLog) or OrgLog()
+    every_fork = [*_raw(kept.forks), *(f for f in forks if f not in _raw(kept.forks))]
+    state = orglog.follow(start, statements, forks=every_fork, known=known)
+    value = OrgLog(_b64(statements), _b64(every_fork))
+    if value != kept:
+        settings.save(store, value)
+    return state
+
+
+def read_keys(store: OrgHome) -> list[ReadKeySecret]:
+    """An administrator's read keys, oldest first (the vault's first)."""
+    org = store.identity.org_read
+    if org is None:
+        return []
+    ring = settings.load(store, OrgKeyring) or OrgKeyring()
+    later = [ReadKeySecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
+    return [ReadKeySecret(1, org), *later]
+
+
+def add_read_key(store: OrgHome, secret: ReadKeySecret) -> None:
+    ring = settings.load(store, OrgKeyring) or OrgKeyring()
+    if any(epoch == secret.epoch for epoch, _ in ring.read_keys):
+        return
+    entry = (secret.epoch, secret.pair.secret.hex())
+    settings.save(store, OrgKeyring((*ring.read_keys, entry)))
+
+
+def unwrap_org(store: OrgHome, wrapped: bytes, *, what: str) -> bytes:
+    """A content key sealed for any of the organisation's read keys this store holds (newest
+    first: most wraps are recent). The wrap does not say which: a sealed box opens or not."""
+    keys = read_keys(store)
+    for secret in reversed(keys):
+        try:
+            return secret.pair.unwrap(wrapped, what=what)
+        except DecryptionFailed:
+            continue
+    if not keys:
+        return store.identity.box.unwrap(wrapped, what=what)
+    raise DecryptionFailed(f"{what}: its key is wrapped for none of the organisation's read keys")
+
+
+def _raw(kept: tuple[str, ...]) -> list[bytes]:
+    return [base64.b64decode(raw) for raw in kept]
+
+
+def _b64(raws: list[bytes]) -> tuple[str, ...]:
+    return tuple(base64.b64encode(raw).decode("ascii") for raw in raws)
