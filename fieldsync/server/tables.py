@@ -136,6 +136,40 @@ class StoredBlob(SQLModel, table=True):
     touched_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
+class OrgStatementRow(SQLModel, table=True):
+    """The organisation's log (core/orglog.py): one statement per seq, exactly as signed."""
+
+    __tablename__ = "org_statements"
+
+    seq: int = Field(primary_key=True)
+    id: str = Field(unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_ms: int = Field(sa_type=BigInteger)
+
+
+class OrgForkRow(SQLModel, table=True):
+    """A statement refused because another was held at its seq: served to every reader, who
+    names the fork if the admin key really signed both."""
+
+    __tablename__ = "org_forks"
+
+    id: str = Field(primary_key=True)
+    seq: int
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_ms: int = Field(sa_type=BigInteger)
+
+
+class OrgBackupRow(SQLModel, table=True):
+    """The organisation's secrets sealed under the backup key that the custodians' shares
+    make (admin backup): the server cannot open it. One row, replaced by each newer one."""
+
+    __tablename__ = "org_backup"
+
+    id: int = Field(default=1, primary_key=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    stored_ms: int = Field(sa_type=BigInteger)
+
+
 SERVER_TABLES = (
     DeviceRow,
     InviteUseRow,
@@ -146,6 +180,9 @@ SERVER_TABLES = (
     AcceptedBatch,
     Quarantined,
     StoredBlob,
+    OrgStatementRow,
+    OrgForkRow,
+    OrgBackupRow,
 )
 
 
