@@ -18,6 +18,7 @@ from fieldsync.cli import (
     evidence_cmds,
     export_cmds,
     forms_cmds,
+    org_cmds,
     read_cmds,
     record_cmds,
     report_cmds,
@@ -171,6 +172,7 @@ conflict_cmds.register(app)
 report_cmds.register(app)
 export_cmds.register(app)
 evidence_cmds.register(app)
+org_cmds.register(app)
 arrange(app)
 
 

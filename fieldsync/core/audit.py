@@ -44,7 +44,8 @@ from fieldsync.errors import FieldsyncError
 class Anchors:
     admin_key: bytes
     server_key: bytes | None  # as pinned by the administrator; None: use the held one, and say so
-    org_read: crypto.BoxPair | None = None  # without it, bodies and attachments go unchecked
+    # every read key the organisation has had; without them, bodies and attachments go unchecked
+    org_reads: tuple[crypto.BoxPair, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ class _Audit:
             ),
             blobs=len(intact_blobs),
             attachments=len(self.attachments),
-            bodies_opened=self.anchors.org_read is not None,
+            bodies_opened=bool(self.anchors.org_reads),
             problems=self.problems,
         )
 
@@ -330,11 +331,11 @@ class _Audit:
         self.held_ids.add(entry.id)
 
     def _open(self, entry: entry_format.Entry, org_wrap: bytes, report: AuthorReport) -> bool:
-        if self.anchors.org_read is None:
+        if not self.anchors.org_reads:
             return True
         header = entry.header
         try:
-            key = self.anchors.org_read.unwrap(org_wrap, what=f"version {entry.id[:12]}")
+            key = _unwrap(self.anchors.org_reads, org_wrap, what=f"version {entry.id[:12]}")
             body = Body.decode(entry.open(key))
         except FieldsyncError as exc:
             report.problems.append(
@@ -479,3 +480,13 @@ def _by_name(report: AuthorReport) -> tuple[bool, str, str]:
 
 def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, FieldsyncError) else str(exc)
+
+
+def _unwrap(keys: tuple[crypto.BoxPair, ...], wrapped: bytes, *, what: str) -> bytes:
+    """The content key, from whichever of the organisation's read keys it was wrapped for."""
+    for key in reversed(keys[1:]):
+        try:
+            return key.unwrap(wrapped, what=what)
+        except FieldsyncError:
+            continue
+    return keys[0].unwrap(wrapped, what=what)

@@ -350,15 +350,20 @@ class OrgLog(Setting):
 
     statements: tuple[str, ...] = ()
     forks: tuple[str, ...] = ()
+    # an administrator's statement signed but not yet known to be on the server: sent again,
+    # byte for byte, never signed afresh (two statements at one seq would be a fork)
+    pending: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"forks": list(self.forks), "statements": list(self.statements)}
+        value: dict[str, Any] = {"forks": list(self.forks), "statements": list(self.statements)}
+        return value if self.pending is None else value | {"pending": self.pending}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Self:
         return cls(
             tuple(str(raw) for raw in value["statements"]),
             tuple(str(raw) for raw in value.get("forks", [])),
+            _str_or_none(value.get("pending")),
         )
 
 

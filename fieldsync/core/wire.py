@@ -12,6 +12,7 @@ names the server ("the server at URL").
     GET  /v1/feed/{after}                FeedPage of FeedItem
     GET  /v1/admin/devices               DeviceListing of DeviceInfo
     POST /v1/admin/devices/{key}/revoke  RevokeAnswer
+    GET  /v1/org/log                     OrgLogPage
     any refusal                          ErrorAnswer, its class named in ERRORS
 
 Receipts (``core/receipt.py``) and batches (``core/batch.py``) are signed formats of their own.
@@ -57,6 +58,7 @@ from fieldsync.errors import (
     StoreNotFound,
     StoreStateError,
     TooLarge,
+    UnsupportedFormat,
     UploadBusy,
 )
 
@@ -80,6 +82,7 @@ ERRORS: dict[str, type[FieldsyncError]] = {
         NotFound,
         StoreNotFound,
         StoreStateError,
+        UnsupportedFormat,
         StoreExists,
         KdfParamsRefused,
         InviteUsed,
@@ -424,6 +427,38 @@ class DeviceListing:
         if not isinstance(value, list):
             raise ServerError(unexpected(source))
         return cls(tuple(DeviceInfo.from_json(row, source) for row in value))
+
+
+@dataclass(frozen=True)
+class OrgLogPage:
+    """The organisation's log (``GET /v1/org/log``): every statement from seq 1 and every one
+    refused as a fork, each its exact bytes (base64); the reader verifies them all."""
+
+    statements: tuple[bytes, ...]
+    forks: tuple[bytes, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "forks": [_b64(raw) for raw in self.forks],
+            "statements": [_b64(raw) for raw in self.statements],
+        }
+
+    @classmethod
+    def from_json(cls, value: object, source: str = "the server") -> OrgLogPage:
+        fields = _Fields(value, unexpected(source))
+        return cls(_all_base64(fields, "statements"), _all_base64(fields, "forks"))
+
+
+def _all_base64(fields: _Fields, key: str) -> tuple[bytes, ...]:
+    found = []
+    for item in fields.items(key):
+        try:
+            found.append(base64.b64decode(item, validate=True) if isinstance(item, str) else b"")
+        except (ValueError, binascii.Error) as exc:
+            raise fields.malformed() from exc
+        if not found[-1]:
+            raise fields.malformed()
+    return tuple(found)
 
 
 @dataclass(frozen=True)

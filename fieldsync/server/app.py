@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import enrolment, httpsig
+from fieldsync.core import enrolment, httpsig, orglog
 from fieldsync.core.wire import (
     BlobState,
     DeviceInfo,
@@ -40,6 +40,7 @@ from fieldsync.errors import (
     NotFound,
 )
 from fieldsync.server import data, logs, refusals, schema
+from fieldsync.server import orglog as org_log
 from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.bodies import (
     Pace,
@@ -170,6 +171,26 @@ def create_app(
         body = await unchecked_body(request, batch_format.MAX_BATCH_BYTES)
         signed = await run_in_threadpool(ingest, db, server, body, clock(), limits)
         return Response(signed, media_type="application/json")
+
+    @app.post("/v1/org/statements", openapi_extra=_body("application/json"))
+    async def receive_statement(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Keep the next statement of the organisation's log (signed by the admin key in
+        force, which the statement itself shows); answers the log as it now stands."""
+        body = await unchecked_body(request, orglog.MAX_STATEMENT)
+        return (await run_in_threadpool(org_log.append, db, server, body, clock())).to_json()
+
+    @app.get("/v1/org/log", openapi_extra=SIGNED)
+    async def organisation_log(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """The organisation's log and its forks, for an enrolled device or the administrator
+        to verify and follow."""
+        await signed_body(request, 0, known_device)
+        return (await run_in_threadpool(org_log.page, db)).to_json()
 
     async def unchecked_body(request: Request, limit: int) -> bytes:
         """A body read before anything vouches for its sender (docs/deploy.md, "Quotas and

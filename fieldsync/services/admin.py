@@ -24,7 +24,7 @@ from fieldsync.errors import (
 )
 from fieldsync.services import sync, uploads
 from fieldsync.services.setup import refuse_existing
-from fieldsync.store import files, settings
+from fieldsync.store import files, orgkeys, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -223,7 +223,7 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
     anchors = audit.Anchors(
         admin_key=store.identity.signer.public,
         server_key=bytes.fromhex(remembered.server_key) if remembered else None,
-        org_read=store.identity.org_read,
+        org_reads=tuple(secret.pair for secret in orgkeys.read_keys(store)),
     )
     return audit.audit(anchors, holdings)
 

@@ -21,7 +21,7 @@ from fieldsync.errors import FieldsyncError, FormNotFound, IntegrityError, NotFo
 from fieldsync.services import problems
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import SetAside, digest
-from fieldsync.store import blobs, delivery
+from fieldsync.store import blobs, delivery, orgkeys
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -233,7 +233,7 @@ class Judge:
     def _open(self, entry: Entry, wrap: bytes, where: str) -> tuple[Body | None, str, str]:
         """The version's body, or the reason it cannot be read and the error's words."""
         try:
-            key = self.store.reader.unwrap(wrap, what=where)
+            key = orgkeys.unwrap_org(self.store, wrap, what=where)
         except FieldsyncError as exc:
             return None, problems.WRAP, exc.message
         try:

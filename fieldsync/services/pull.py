@@ -79,6 +79,7 @@ def pull(
     earlier = problems.listed(store)
     try:
         with client_for(url, store) as client:
+            sync.follow_org_log(store, client)
             claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
             judge = Judge(store, trusted | set(claimed), earlier, refused)
             for retried in judge.retry(report):

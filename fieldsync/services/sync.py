@@ -29,7 +29,7 @@ from fieldsync.errors import (
     StoreStateError,
 )
 from fieldsync.services import problems, uploads
-from fieldsync.store import blobs, delivery, files, settings
+from fieldsync.store import blobs, delivery, files, orgkeys, settings
 from fieldsync.store.delivery import Outgoing
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -68,8 +68,15 @@ class Destination:
 
     server: str  # URL
     server_key: str  # hex: the key that signs the server's receipts
-    org_read_key: str  # hex: every version is wrapped for it
+    org_read_keys: tuple[str, ...]  # hex, newest first: every new version is wrapped for the first
     admin_key: str  # hex: the organisation's admin (analysts') signing key
+
+    @property
+    def org_read_key(self) -> str:
+        return self.org_read_keys[0]
+
+    def org_readers(self) -> list[bytes]:
+        return [bytes.fromhex(key) for key in self.org_read_keys]
 
 
 def destination(store: Store) -> Destination:
@@ -86,7 +93,7 @@ def destination(store: Store) -> Destination:
         return Destination(
             server=remembered.url,
             server_key=remembered.server_key,
-            org_read_key=store.identity.org_read.public.hex(),
+            org_read_keys=_read_keys(store),
             admin_key=store.identity.device_id,
         )
     current = settings.load(store, Enrolment)
@@ -98,9 +105,16 @@ def destination(store: Store) -> Destination:
     return Destination(
         server=current.server,
         server_key=current.server_key,
-        org_read_key=current.org_read_key,
+        org_read_keys=_read_keys(store),
         admin_key=current.admin_key,
     )
+
+
+def _read_keys(store: Store) -> tuple[str, ...]:
+    """The organisation's read keys as the log this store followed names them, newest first."""
+    state = orgkeys.followed(store)
+    assert state is not None, "an enrolled or administrator's store has a root"
+    return tuple(key.key for key in reversed(state.read_keys))
 
 
 def delivered_seq(store: Store) -> int:
@@ -148,7 +162,7 @@ def _rewind(store: Store, server_seq: int) -> None:
     sent again: a record wiped after delivery no longer can."""
     joined = destination(store)
     try:
-        delivery.outbox(store, server_seq, bytes.fromhex(joined.org_read_key))
+        delivery.outbox(store, server_seq, joined.org_readers())
     except StoreCorrupted as exc:
         raise StoreStateError(
             f"this device cannot send again what the server lost after seq {server_seq}: "
@@ -173,6 +187,9 @@ def _push(
     progress.plan(len(outbox), sum(sizes.values()))
     try:
         with client_for(joined.server, store) as client:
+            if follow_org_log(store, client) != joined:  # a new read key: wrapped for it now
+                joined = destination(store)
+                outbox, sizes = _pending(store, joined)
             for blob_id in blob_ids:
                 report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
                 report.blobs += 1
@@ -197,6 +214,17 @@ def _push(
     return report
 
 
+def follow_org_log(store: Store, client: SyncClient) -> Destination:
+    """Follow the organisation's log as the server serves it (refused whole if it does not
+    verify, or is older than the one this store followed: core/orglog.py), and wrap what this
+    store has not delivered for the newest read key, so that nothing the server receives from
+    now on needs a retired one. Where this store delivers, as it now stands."""
+    page = client.org_log()
+    state = orgkeys.keep(store, list(page.statements), list(page.forks))
+    delivery.add_reader(store, bytes.fromhex(state.read_key.key), own_after=delivered_seq(store))
+    return destination(store)
+
+
 def _push_stopped(versions: int, attachments: int) -> Interrupted:
     """What a Ctrl-C mid-push leaves: a version counts as delivered only once its receipt is
     verified and saved, so everything else is still queued, and the next push resumes (an
@@ -212,7 +240,7 @@ def _push_stopped(versions: int, attachments: int) -> Interrupted:
 def _pending(store: Store, joined: Destination) -> tuple[list[Outgoing], dict[str, int]]:
     """The versions not yet acknowledged, and the stored size of each blob they reference
     (in the order they are first referenced)."""
-    outbox = delivery.outbox(store, delivered_seq(store), bytes.fromhex(joined.org_read_key))
+    outbox = delivery.outbox(store, delivered_seq(store), joined.org_readers())
     blob_ids = dict.fromkeys(b for item in outbox for b in item.blobs)
     return outbox, {b: blobs.blob_path(store, b).stat().st_size for b in blob_ids}
 

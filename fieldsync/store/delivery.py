@@ -33,8 +33,9 @@ class Outgoing:
 
 
 @db_errors
-def add_reader(store: Store, reader: bytes) -> int:
-    """Wrap the content key of every entry this device can read for ``reader`` as well.
+def add_reader(store: Store, reader: bytes, *, own_after: int | None = None) -> int:
+    """Wrap the content key of every entry this device can read for ``reader`` as well (with
+    ``own_after``: only this device's own entries past that seq, those not yet delivered).
 
     Entries stay untouched: wraps sit beside them. Returns how many wraps were added.
     """
@@ -43,7 +44,16 @@ def add_reader(store: Store, reader: bytes) -> int:
     store._epoch_keys()  # read before the transaction takes the lock
     with store.session() as session, session.begin():
         have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
-        for row in store.own_wraps(session).values():
+        ids = None
+        if own_after is not None:
+            ids = list(
+                session.exec(
+                    select(EntryRow.id).where(
+                        EntryRow.author == store.identity.device_id, col(EntryRow.seq) > own_after
+                    )
+                )
+            )
+        for row in store.own_wraps(session, ids).values():
             if row.entry_id in have:
                 continue
             key = store.open_own_wrap(row)
@@ -90,8 +100,9 @@ def own_blobs_after(store: Store, seq: int) -> int:
 
 
 @db_errors
-def outbox(store: Store, after_seq: int, org_reader: bytes) -> list[Outgoing]:
-    """This device's entries after ``after_seq``, in order, ready to be batched."""
+def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgoing]:
+    """This device's entries after ``after_seq``, in order, ready to be batched, each with its
+    wrap for the first of ``org_readers`` (the organisation's read keys, newest first) it has."""
     me = store.identity.device_id
     with store.session() as session:
         rows = session.exec(
@@ -107,10 +118,10 @@ def outbox(store: Store, after_seq: int, org_reader: bytes) -> list[Outgoing]:
                 wraps.setdefault(w.entry_id, {})[w.reader] = w.wrapped
         own = store.own_wraps(session, ids)
     outgoing = []
-    org, mine = org_reader.hex(), store.reader.public.hex()
+    orgs, mine = [key.hex() for key in org_readers], store.reader.public.hex()
     for row in rows:
         found = wraps.get(row.id, {})
-        org_wrap = found.get(org)
+        org_wrap = next((found[org] for org in orgs if org in found), None)
         version = store.open_version(row, own.get(row.id))
         if org_wrap is None or version.body is None:
             raise StoreCorrupted(
@@ -118,7 +129,7 @@ def outbox(store: Store, after_seq: int, org_reader: bytes) -> list[Outgoing]:
                 f"{version.problem or 'it has no key for the organisation'}"
             )
         attached = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
-        readers = tuple(sorted((r, w) for r, w in found.items() if r not in (org, mine)))
+        readers = tuple(sorted((r, w) for r, w in found.items() if r not in (*orgs, mine)))
         outgoing.append(Outgoing(version.entry, org_wrap, attached, readers))
     return outgoing
 

@@ -10,7 +10,8 @@ from it is ever trusted from the disk alone.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from fieldsync.core import crypto, orglog
@@ -60,7 +61,13 @@ def followed(store: OrgHome) -> OrgState | None:
     if start is None:
         return None
     kept = settings.load(store, OrgLog) or OrgLog()
-    return orglog.follow(start, _raw(kept.statements), forks=_raw(kept.forks))
+    return _follow(start, kept.statements, kept.forks)
+
+
+@functools.lru_cache(maxsize=16)
+def _follow(start: OrgState, statements: tuple[str, ...], forks: tuple[str, ...]) -> OrgState:
+    """Followed once per process for each log: every write asks which key to wrap for."""
+    return orglog.follow(start, _raw(statements), forks=_raw(forks))
 
 
 def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgState:
@@ -73,10 +80,24 @@ def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgStat
     kept = settings.load(store, OrgLog) or OrgLog()
     every_fork = [*_raw(kept.forks), *(f for f in forks if f not in _raw(kept.forks))]
     state = orglog.follow(start, statements, forks=every_fork, known=known)
-    value = OrgLog(_b64(statements), _b64(every_fork))
+    pending = kept.pending
+    if pending is not None and base64.b64decode(pending) in statements:
+        pending = None  # the server holds it now
+    value = OrgLog(_b64(statements), _b64(every_fork), pending)
     if value != kept:
         settings.save(store, value)
     return state
+
+
+def set_pending(store: OrgHome, raw: bytes) -> None:
+    """Keep an administrator's statement, signed, before it is sent (sent again as it is)."""
+    kept = settings.load(store, OrgLog) or OrgLog()
+    settings.save(store, replace(kept, pending=base64.b64encode(raw).decode("ascii")))
+
+
+def pending(store: OrgHome) -> bytes | None:
+    kept = settings.load(store, OrgLog)
+    return None if kept is None or kept.pending is None else base64.b64decode(kept.pending)
 
 
 def read_keys(store: OrgHome) -> list[ReadKeySecret]:

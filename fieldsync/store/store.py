@@ -42,7 +42,7 @@ from fieldsync import durable
 from fieldsync.core import crypto, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.core.settings import Enrolment, Forgotten, Pull
+from fieldsync.core.settings import Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
     IntegrityError,
@@ -57,7 +57,7 @@ from fieldsync.errors import (
     UnsupportedFormat,
     WrongPassphrase,
 )
-from fieldsync.store import epochs, files, keyvalue, settings
+from fieldsync.store import epochs, files, keyvalue, orgkeys, settings
 from fieldsync.store.blobs import BLOBS_DIR
 from fieldsync.store.db import (
     DB_FILE,
@@ -693,11 +693,9 @@ class Store:
     def readers(self) -> list[bytes]:
         """Whose box keys every new entry's content key is wrapped for: this device's, and the
         organisation's once the device is enrolled (an administrator's store: the org's)."""
-        if self.identity.org_read is not None:
-            return [self.identity.org_read.public]
-        enrolment = settings.load(self, Enrolment)
-        extra = [bytes.fromhex(enrolment.org_read_key)] if enrolment else []
-        return [self.identity.box.public, *extra]
+        state = orgkeys.followed(self)  # the newest read key the organisation's log names
+        org = [bytes.fromhex(state.read_key.key)] if state is not None else []
+        return org if self.identity.org_read is not None else [self.identity.box.public, *org]
 
     def forgotten_records(self) -> set[str]:
         return set((settings.load(self, Forgotten) or Forgotten()).records)

@@ -28,6 +28,7 @@ from fieldsync.core.wire import (
     EnrolAnswer,
     ErrorAnswer,
     FeedPage,
+    OrgLogPage,
     RevokeAnswer,
     ServerInfo,
 )
@@ -151,6 +152,17 @@ class SyncClient:
                 f"the server at {self.base_url} did not answer ({_reason(exc)})",
                 hint="Nothing was changed. Run the command again when the connection is back.",
             ) from exc
+
+    def org_log(self) -> OrgLogPage:
+        """The organisation's log and its forks, as the server holds them (the caller
+        follows and verifies them: core/orglog.py)."""
+        answer = self._json(self._request("GET", "/v1/org/log", signed=True))
+        return OrgLogPage.from_json(answer, self._source)
+
+    def send_statement(self, raw: bytes) -> OrgLogPage:
+        """Deliver the next statement of the organisation's log; the log as it now stands."""
+        answer = self._json(self._request("POST", "/v1/org/statements", content=raw))
+        return OrgLogPage.from_json(answer, self._source)
 
     def send_batch(self, raw: bytes) -> bytes:
         """Deliver a batch; returns the receipt exactly as received (the caller verifies it)."""

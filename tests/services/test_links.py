@@ -60,7 +60,7 @@ def test_a_link_that_resets_every_mebibyte_still_delivers_everything_once(
     assert joined is not None
     batches = sum(
         len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
-        for item in delivery.outbox(loaded, 0, bytes.fromhex(joined["org_read_key"]))
+        for item in delivery.outbox(loaded, 0, [bytes.fromhex(joined["org_read_key"])])
     )
     port = urlparse(url).port
     assert port is not None

@@ -287,7 +287,7 @@ def test_a_bare_200_is_not_a_receipt(
             return httpx.Response(200, content=b"OK")
         return real.handle_request(request)
 
-    with pytest.raises(ServerError, match="nothing was marked as delivered"):
+    with real, pytest.raises(ServerError, match="nothing was marked as delivered"):
         sync.push(
             enrolled, client_for=lambda u, s: client(u, s, transport=httpx.MockTransport(lying))
         )

@@ -1,0 +1,103 @@
+"""The organisation's log on the server: statements the admin key signed, kept one per seq
+and served to every reader, who verifies them all (core/orglog.py).
+
+The server follows the log itself before it keeps a statement, from the root its
+``server.json`` names, so it holds only a log that every reader will follow. A second,
+different statement at a seq it holds is refused as a fork and kept apart, and served with
+the log: each reader checks whether the admin key really signed both, and if so stops
+following at that seq and names the fork. The server never decides a fork's winner quietly.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError as RowConflict
+from sqlmodel import Session, col, select
+
+from fieldsync.core import orglog
+from fieldsync.core.orglog import OrgState
+from fieldsync.core.wire import OrgLogPage
+from fieldsync.errors import ChainFork, ChainGap
+from fieldsync.server.data import ServerData
+from fieldsync.server.tables import OrgForkRow, OrgStatementRow
+
+
+def root(server: ServerData) -> OrgState:
+    return OrgState.root(
+        server.org.admin_key, server.org.org_read_key, server.receipt_key.public.hex()
+    )
+
+
+def page(session: Session) -> OrgLogPage:
+    statements = session.exec(select(OrgStatementRow.raw).order_by(col(OrgStatementRow.seq)))
+    forks = session.exec(select(OrgForkRow.raw).order_by(col(OrgForkRow.seq), OrgForkRow.id))
+    return OrgLogPage(tuple(statements.all()), tuple(forks.all()))
+
+
+def followed(session: Session, server: ServerData) -> OrgState:
+    """The log as the server holds it, followed from its root."""
+    held = page(session)
+    return orglog.follow(root(server), held.statements, forks=held.forks)
+
+
+def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> OrgLogPage:
+    """Keep the next statement of the log (the same one again changes nothing); answers the
+    log as it now stands. ``ChainFork`` for another statement at a seq held (kept as a fork
+    if the key in force there signed it), ``ChainGap`` past the next seq, and the reason any
+    other statement would not be followed."""
+    statement = orglog.parse(raw)
+    held = page(session)
+    log = [orglog.parse(found) for found in held.statements]
+    if statement.seq <= len(log):
+        if log[statement.seq - 1].id == statement.id:
+            return held
+        return _fork(session, server, statement, log, now_ms)
+    if statement.seq > len(log) + 1:
+        raise ChainGap(
+            f"the organisation's log holds {len(log)} statements; statement {statement.seq} "
+            "cannot follow yet, nothing was kept"
+        )
+    state = orglog.follow(root(server), held.statements, forks=held.forks)
+    if state.seq < len(log):
+        raise ChainFork(
+            f"the organisation's log forks at statement {state.seq + 1}: nothing after it is "
+            "followed, nothing was kept",
+            hint="Someone holding the admin key signed two statements at one seq: see "
+            "docs/security.md, 'A stolen admin key'.",
+        )
+    orglog.apply(state, statement)  # what every reader would refuse, the server refuses
+    session.add(OrgStatementRow(seq=statement.seq, id=statement.id, raw=raw, received_ms=now_ms))
+    try:
+        session.commit()
+    except RowConflict:  # another statement took this seq just now, perhaps at another process
+        session.rollback()
+        return append(session, server, raw, now_ms)
+    return page(session)
+
+
+def _fork(
+    session: Session,
+    server: ServerData,
+    statement: orglog.Statement,
+    log: list[orglog.Statement],
+    now_ms: int,
+) -> OrgLogPage:
+    signer = root(server).admin_key_at(statement.seq, log)
+    if statement.signer == signer and session.get(OrgForkRow, statement.id) is None:
+        session.add(
+            OrgForkRow(id=statement.id, seq=statement.seq, raw=statement.raw, received_ms=now_ms)
+        )
+        try:
+            session.commit()
+        except RowConflict:
+            session.rollback()
+    raise ChainFork(
+        f"the organisation's log already holds another statement {statement.seq}; this one "
+        "was refused"
+        + (
+            " and is kept as a fork, which every reader is shown"
+            if statement.signer == signer
+            else ""
+        ),
+        hint="Two statements signed at one seq mean two copies of the admin key are in use, "
+        "or it was stolen: see docs/security.md, 'A stolen admin key'.",
+    )

@@ -1,0 +1,71 @@
+"""Rotating the organisation's read key: a new key, announced by the admin key in the
+organisation's log (core/orglog.py), which every device and analyst follows on its next push
+or pull and wraps everything new for. Old records stay readable: this store keeps every read
+key the organisation has had (store/orgkeys.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fieldsync.core import crypto, orglog
+from fieldsync.core.ids import fingerprint
+from fieldsync.errors import NotAdminStore
+from fieldsync.services import sync
+from fieldsync.services.sync import ClientFor, signed_client
+from fieldsync.store import orgkeys
+from fieldsync.store.orgkeys import ReadKeySecret
+from fieldsync.store.store import Store
+
+
+@dataclass(frozen=True)
+class Rotated:
+    epoch: int
+    fingerprint: str  # of the new read key
+    seq: int  # its statement's place in the organisation's log
+    resent: bool  # an announcement signed before (its sending failed) was sent again
+
+
+def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> Rotated:
+    """Make the next read key and announce it.
+
+    Its secret is kept in this store before the announcement is signed, and the announcement
+    before it is sent: a crash or a dropped link leaves a key that is kept and an announcement
+    that the next run sends again byte for byte. Signing another at the same seq would be a
+    fork, which every reader refuses to follow.
+    """
+    if not store.identity.is_admin:
+        raise NotAdminStore(
+            f"the store in {store.home} is not the administrator's: only the admin key "
+            "announces a new read key; nothing was changed"
+        )
+    joined = sync.destination(store)
+    with client_for(joined.server, store) as client:
+        sync.follow_org_log(store, client)
+        raw = orgkeys.pending(store)
+        resent = raw is not None
+        if raw is None:
+            raw = _announcement(store)
+            orgkeys.set_pending(store, raw)
+        page = client.send_statement(raw)
+        state = orgkeys.keep(store, list(page.statements), list(page.forks))
+    statement = orglog.parse(raw)
+    epoch = int(statement.fields["epoch"])
+    return Rotated(
+        epoch, fingerprint(bytes.fromhex(state.read_keys[epoch - 1].key)), statement.seq, resent
+    )
+
+
+def _announcement(store: Store) -> bytes:
+    """The next read-key statement, its secret kept first (a key kept but never announced, by
+    a run that failed before signing, is the one announced now)."""
+    state = orgkeys.followed(store)
+    assert state is not None
+    epoch = state.read_key.epoch + 1
+    kept = {secret.epoch: secret for secret in orgkeys.read_keys(store)}
+    secret = kept.get(epoch) or ReadKeySecret(epoch, crypto.BoxPair.generate())
+    orgkeys.add_read_key(store, secret)
+    fields = {"epoch": epoch, "read_key": secret.pair.public.hex()}
+    return orglog.sign(
+        store.identity.signer, state, orglog.READ_KEY, fields, time_ms=store.now_ms()
+    )

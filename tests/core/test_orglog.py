@@ -1,0 +1,199 @@
+"""The organisation's log: signed statements followed from the root, rollbacks and forks
+refused (core/orglog.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fieldsync.core import crypto, encoding, orglog
+from fieldsync.core.orglog import OrgState, RolledBack
+from fieldsync.errors import MalformedData, SignatureInvalid, UnsupportedFormat
+
+ADMIN = crypto.SigningPair(bytes(range(32)))
+READ = crypto.BoxPair(bytes(range(1, 33)))
+SERVER = crypto.SigningPair(bytes(range(2, 34)))
+ROOT = OrgState.root(ADMIN.public.hex(), READ.public.hex(), SERVER.public.hex())
+
+
+def _rotate(state: OrgState, signer: crypto.SigningPair = ADMIN) -> tuple[bytes, OrgState]:
+    key = crypto.BoxPair.generate().public.hex()
+    fields = {"epoch": state.read_key.epoch + 1, "read_key": key}
+    raw = orglog.sign(signer, state, orglog.READ_KEY, fields, time_ms=1_000 + state.seq)
+    return raw, orglog.apply(state, orglog.parse(raw))
+
+
+def _log(rotations: int) -> tuple[list[bytes], OrgState]:
+    state, log = ROOT, []
+    for _ in range(rotations):
+        raw, state = _rotate(state)
+        log.append(raw)
+    return log, state
+
+
+def test_a_reader_follows_each_rotation_and_wraps_for_the_newest_key() -> None:
+    log, expected = _log(3)
+    state = orglog.follow(ROOT, log)
+    assert state == expected
+    assert [k.epoch for k in state.read_keys] == [1, 2, 3, 4]
+    assert state.read_keys[0].key == READ.public.hex()
+    assert state.read_key == expected.read_keys[-1]
+
+
+def test_an_empty_log_is_the_root() -> None:
+    assert orglog.follow(ROOT, []) == ROOT
+
+
+def test_a_statement_signed_by_another_key_is_refused() -> None:
+    thief = crypto.SigningPair.generate()
+    forged = OrgState.root(thief.public.hex(), READ.public.hex(), SERVER.public.hex())
+    raw, _ = _rotate(forged, thief)
+    with pytest.raises(SignatureInvalid, match="not the organisation's"):
+        orglog.follow(ROOT, [raw])
+
+
+def test_an_altered_statement_is_refused() -> None:
+    log, _ = _log(1)
+    doc = encoding.decode(log[0], what="test")
+    doc["statement"]["read_key"] = crypto.BoxPair.generate().public.hex()
+    with pytest.raises(SignatureInvalid):
+        orglog.follow(ROOT, [encoding.encode(doc)])
+
+
+def test_a_statement_left_out_reordered_or_replayed_breaks_the_chain() -> None:
+    log, _ = _log(3)
+    for broken in ([log[0], log[2]], [log[1], log[0], log[2]], [log[0], log[0]], log[1:]):
+        with pytest.raises(MalformedData, match="does not follow"):
+            orglog.follow(ROOT, broken)
+
+
+def test_a_log_older_than_the_one_followed_is_refused_as_rolled_back() -> None:
+    log, state = _log(2)
+    with pytest.raises(RolledBack, match="older than the 2"):
+        orglog.follow(ROOT, log[:1], known=(state.seq, state.head or ""))
+    with pytest.raises(RolledBack, match="older"):
+        orglog.follow(ROOT, [], known=(state.seq, state.head or ""))
+    assert orglog.follow(ROOT, log, known=(1, orglog.statement_id(log[0]))) == state
+
+
+def test_another_statement_at_a_seq_followed_is_refused() -> None:
+    _, state = _log(1)
+    other, _ = _rotate(ROOT)  # the same key, the same seq, another key announced
+    with pytest.raises(RolledBack, match="another statement 1"):
+        orglog.follow(ROOT, [other], known=(state.seq, state.head or ""))
+
+
+def test_a_fork_signed_by_the_key_in_force_stops_the_log_before_it_and_is_named() -> None:
+    log, _ = _log(3)
+    state_at_1 = orglog.follow(ROOT, log[:1])
+    fork, _ = _rotate(state_at_1)  # a second statement 2, by the admin key
+    state = orglog.follow(ROOT, log, forks=[fork])
+    assert state.seq == 1
+    assert state.read_key.epoch == 2
+    assert [f.seq for f in state.forks] == [2]
+    assert "signed two different statements at seq 2" in state.forks[0].message
+
+
+def test_a_fork_the_server_made_up_is_ignored() -> None:
+    log, expected = _log(2)
+    thief = crypto.SigningPair.generate()
+    forged_root = OrgState.root(thief.public.hex(), READ.public.hex(), SERVER.public.hex())
+    noise, _ = _rotate(forged_root, thief)
+    state = orglog.follow(ROOT, log, forks=[noise, b"not json", log[0]])
+    assert state == expected
+
+
+def test_a_stolen_key_cannot_take_over_by_succession_quietly() -> None:
+    new_admin, thief_admin = crypto.SigningPair.generate(), crypto.SigningPair.generate()
+    honest = orglog.sign(
+        ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": new_admin.public.hex()}, time_ms=5
+    )
+    stolen = orglog.sign(
+        ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": thief_admin.public.hex()}, time_ms=6
+    )
+    state = orglog.follow(ROOT, [stolen], forks=[honest])
+    assert state.admin_key == ADMIN.public.hex()  # neither successor is followed
+    assert state.forks and state.forks[0].seq == 1
+
+
+def test_after_a_succession_only_the_new_key_signs() -> None:
+    new_admin = crypto.SigningPair.generate()
+    raw = orglog.sign(
+        ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": new_admin.public.hex()}, time_ms=1
+    )
+    state = orglog.follow(ROOT, [raw])
+    assert state.admin_key == new_admin.public.hex()
+    assert state.retired == (ADMIN.public.hex(),)
+    body = {"epoch": 2, "read_key": crypto.BoxPair.generate().public.hex()}
+    with pytest.raises(SignatureInvalid, match="not the organisation's admin key in force"):
+        orglog.sign(ADMIN, state, orglog.READ_KEY, body, time_ms=2)
+    forged = _forge(ADMIN, state, orglog.READ_KEY, body)
+    with pytest.raises(SignatureInvalid, match="retired admin key"):
+        orglog.follow(ROOT, [raw, forged])
+    good = orglog.sign(new_admin, state, orglog.READ_KEY, body, time_ms=2)
+    assert orglog.follow(ROOT, [raw, good]).read_key.epoch == 2
+
+
+def _forge(
+    signer: crypto.SigningPair, state: OrgState, kind: str, fields: dict[str, object]
+) -> bytes:
+    """A statement as a retired key would sign it, the way ``sign`` refuses to."""
+    body = {
+        "format": orglog.FORMAT,
+        "kind": kind,
+        "prev": state.head,
+        "seq": state.seq + 1,
+        "signer": signer.public.hex(),
+        "time_ms": 3,
+        "version": 1,
+    } | fields
+    sig = signer.sign(crypto.LABEL_ORG_STATEMENT, encoding.encode(body))
+    return encoding.encode({"signature": sig.hex(), "statement": body})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"epoch": 3},  # skips epoch 2
+        {"epoch": 1},
+        {"read_key": READ.public.hex()},  # the root's key again
+        {"read_key": "00" * 31 + "80"},  # not canonical X25519
+        {"extra": 1},
+        {"seq": 0},
+        {"time_ms": -1},
+        {"time_ms": True},
+    ],
+)
+def test_a_statement_with_bad_values_is_refused(change: dict[str, object]) -> None:
+    fields: dict[str, object] = {"epoch": 2, "read_key": crypto.BoxPair.generate().public.hex()}
+    body = (
+        {
+            "format": orglog.FORMAT,
+            "kind": orglog.READ_KEY,
+            "prev": None,
+            "seq": 1,
+            "signer": ADMIN.public.hex(),
+            "time_ms": 3,
+            "version": 1,
+        }
+        | fields
+        | change
+    )
+    sig = ADMIN.sign(crypto.LABEL_ORG_STATEMENT, encoding.encode(body))
+    raw = encoding.encode({"signature": sig.hex(), "statement": body})
+    with pytest.raises(MalformedData):
+        orglog.follow(ROOT, [raw])
+
+
+def test_a_statement_of_a_newer_fieldsync_is_refused_in_words() -> None:
+    body = {
+        "format": orglog.FORMAT,
+        "kind": "member",
+        "prev": None,
+        "seq": 1,
+        "signer": ADMIN.public.hex(),
+        "time_ms": 3,
+        "version": 1,
+    }
+    sig = ADMIN.sign(crypto.LABEL_ORG_STATEMENT, encoding.encode(body))
+    with pytest.raises(UnsupportedFormat, match="newer fieldsync"):
+        orglog.parse(encoding.encode({"signature": sig.hex(), "statement": body}))
