@@ -25,6 +25,7 @@ from fieldsync.cli.options import (
 )
 from fieldsync.cli.render import emit_json, err, out, safe
 from fieldsync.core import shares
+from fieldsync.core.invite import checked_server_url
 from fieldsync.core.org import OrgKeys
 from fieldsync.errors import InputError, Interrupted, SharesInvalid
 from fieldsync.services import backup
@@ -39,11 +40,16 @@ def register(_app: typer.Typer) -> None:
 
 def backup_command(
     shares_count: Annotated[
-        int, typer.Option("--shares", min=1, max=shares.MAX_SHARES, help="How many shares (N).")
+        int,
+        typer.Option(
+            "--shares", min=1, max=shares.MAX_SHARES, metavar="N", help="How many shares (N)."
+        ),
     ],
     threshold: Annotated[
         int,
-        typer.Option("--threshold", min=1, max=shares.MAX_SHARES, help="How many rebuild (K)."),
+        typer.Option(
+            "--threshold", min=1, max=shares.MAX_SHARES, metavar="K", help="How many rebuild (K)."
+        ),
     ],
     out_file: Annotated[
         Path | None,
@@ -99,8 +105,18 @@ def backup_command(
     )
 
 
+RecoverFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="The organisation's server, which keeps the sealed backup.",
+        callback=lambda value: value and checked_server_url(value),
+    ),
+]
+
+
 def recover_command(
-    server: RememberedServerUrl = None,
+    server: RecoverFrom = None,
     backup_file: Annotated[
         Path | None,
         typer.Option(

@@ -58,6 +58,7 @@ from fieldsync.errors import (
     StoreNotFound,
     StoreStateError,
     TooLarge,
+    UnsupportedFormat,
     UploadBusy,
 )
 
@@ -83,6 +84,7 @@ ERRORS: dict[str, type[FieldsyncError]] = {
         StoreStateError,
         StoreExists,
         KdfParamsRefused,
+        UnsupportedFormat,
         InviteUsed,
         ChainGap,
         UploadBusy,

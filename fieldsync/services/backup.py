@@ -31,6 +31,7 @@ from fieldsync.core.wire import BackupStored, ServerInfo
 from fieldsync.errors import (
     AccessDenied,
     InputError,
+    MalformedData,
     OutputPathError,
     StoreExists,
     UnsupportedFormat,
@@ -184,6 +185,10 @@ def check_can_recover(
             "where is the backup? Pass --server URL (the organisation's server keeps it) or "
             "--backup-file FILE (written by 'admin backup --out')"
         )
+    _check_room(home, public_out)
+
+
+def _check_room(home: Path, public_out: Path | None) -> None:
     Store.refuse_existing(home)
     if home.exists() and (not home.is_dir() or any(home.iterdir())):
         raise StoreExists(
@@ -204,15 +209,15 @@ def open_backup(
     server) and opened, and checked against the server's organisation when one is named."""
     key = shares.combine(given)
     info = None
-    raw: bytes
     if server_url is not None:
         with SyncClient(server_url) as client:
             info = client.info()
-            raw = _read(backup_file) if backup_file is not None else client.backup()
+            raw = None if backup_file is not None else client.backup()
+    if backup_file is not None:
+        sealed = _parsed(_read(backup_file), f"the backup file {str(backup_file)!r}")
     else:
-        assert backup_file is not None
-        raw = _read(backup_file)
-    sealed = backup.parse(raw)
+        assert raw is not None
+        sealed = _parsed(raw, f"what the server at {server_url} serves as the backup")
     held = backup.open_sealed(key, sealed)
     opened = Opened(sealed.admin_key, held, server_url, info)
     if crypto.SigningPair(held.admin_seed).public.hex() != sealed.admin_key:
@@ -232,6 +237,16 @@ def open_backup(
     return opened
 
 
+def _parsed(raw: bytes, what: str) -> backup.Sealed:
+    try:
+        return backup.parse(raw)
+    except MalformedData as exc:
+        raise MalformedData(
+            f"{what} is not a sealed backup of fieldsync ({exc.message}); nothing was created",
+            hint="Check the file or the server's URL.",
+        ) from exc
+
+
 def _read(path: Path) -> bytes:
     try:
         with open(path, "rb") as handle:
@@ -246,7 +261,7 @@ def create_recovered(
 ) -> Recovered:
     """The administrator's store made again from an opened backup: its admin key and every
     read key, a new box key; the server (if named) pinned on first use."""
-    check_can_recover(home, public_out, opened.server_url or "", None)
+    _check_room(home, public_out)  # again: a prompt came in between
     held = opened.secrets
     identity = Identity(
         signer=crypto.SigningPair(held.admin_seed),

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.cli.conftest import Run, as_json, organisation
 from tests.conftest import example
+from tests.terminal import at_terminal
 
 NEW_PASSPHRASE = "a new passphrase for a new laptop"
 
@@ -127,3 +128,53 @@ def test_backup_refuses_a_threshold_of_one_with_several_shares(run: Run, tmp_pat
         assert "share 2 of 2, any 2 rebuild; check code " in shown.stdout
         assert "▀" in shown.stdout or "█" in shown.stdout  # the QR codes, in block characters
         assert "one lost share loses the backup" in shown.stderr
+
+
+def test_shares_typed_at_the_terminal_are_hidden_and_a_mistyped_one_is_asked_again(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, _url, _org, _record):
+        sealed = tmp_path / "org-backup.json"
+        made = as_json(
+            in_admin_store(
+                "admin",
+                "backup",
+                "--shares",
+                "3",
+                "--threshold",
+                "2",
+                "--out",
+                str(sealed),
+                "--json",
+            )
+        )
+    first, second = made["shares"][0], made["shares"][2]
+    words = first.split()
+    mistyped = " ".join([*words[:3], words[3] + "zz", *words[4:]])
+    home = tmp_path / "recovered"
+    code, shown = at_terminal(
+        ["admin", "recover", "--home", str(home), "--backup-file", str(sealed)],
+        [
+            (b"Share 1 (", mistyped.encode() + b"\n"),
+            (b"Share 1 (", first.encode() + b"\n"),
+            (b"Share 2 of 2", second.encode() + b"\n"),
+        ],
+        {"FIELDSYNC_PASSPHRASE": NEW_PASSPHRASE},
+    )
+    assert code == 0, shown
+    assert "share 1, word 4:" in shown and "Type it again" in shown
+    codes = [line for line in shown.splitlines() if "check code" in line]
+    assert len(codes) == 2 and all(line.split()[-1].count("-") == 1 for line in codes)
+    for share in (mistyped, first, second):
+        assert " ".join(share.split()[4:8]) not in shown  # never echoed
+    assert (home / "vault").exists()
+
+
+def test_without_a_terminal_or_a_shares_file_nothing_is_asked_or_created(
+    run: Run, tmp_path: Path
+) -> None:
+    home = tmp_path / "recovered"
+    result = run("admin", "recover", "--home", str(home), "--backup-file", str(tmp_path / "b"))
+    assert result.exit_code == 5
+    assert "no terminal to type them at" in result.stderr and "--shares-file" in result.stderr
+    assert not home.exists()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
-from fieldsync.core import backup, crypto, httpsig
+from fieldsync.core import backup, crypto, encoding, httpsig
 from fieldsync.server.tables import OrgBackupRow
 from tests.server.conftest import NOW, Live, Org
 
@@ -56,6 +58,9 @@ def test_what_is_not_a_sealed_backup_is_refused(live: Live, org: Org) -> None:
         answer = put(live, body, org.admin)
         assert answer.status_code == 400, body
         assert answer.json()["error"] == "MalformedData"
+    newer = encoding.encode(json.loads(good) | {"version": 2})
+    later = put(live, newer, org.admin)
+    assert later.status_code == 409 and later.json()["error"] == "UnsupportedFormat"
     too_big = put(live, b"x" * (backup.MAX_BACKUP + 1), org.admin)
     assert too_big.status_code == 413
     assert live.count(OrgBackupRow) == 0
