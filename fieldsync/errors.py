@@ -7,6 +7,7 @@
     │   ├── AttachmentError                           a file to attach is missing or odd
     │   ├── PassphraseError                           missing, too short, or mismatched
     │   ├── OutputPathError                           cannot write a decrypted file there
+    │   ├── SharesInvalid                             recovery shares that do not combine
     │   ├── InviteExpired                  HTTP 410   an invite past its expiry
     │   ├── TooLarge                       HTTP 413   a request body over its limit
     │   └── RequestCut                     HTTP 400   the client left mid-body (a dropped link)
@@ -120,6 +121,15 @@ class PassphraseError(InputError):
 
 class OutputPathError(InputError):
     """The output path cannot be used."""
+
+
+class SharesInvalid(InputError):
+    """The recovery shares cannot be combined into the backup key."""
+
+    hint = (
+        "Nothing was created. Check each share word by word against its paper (its check "
+        "code must match the one written beside it), then run 'fieldsync admin recover' again."
+    )
 
 
 class InviteExpired(InputError):

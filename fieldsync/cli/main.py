@@ -13,6 +13,7 @@ import typer
 from fieldsync import __version__
 from fieldsync.cli import (
     admin_cmds,
+    backup_cmds,
     conflict_cmds,
     demo_cmds,
     evidence_cmds,
@@ -173,6 +174,7 @@ report_cmds.register(app)
 export_cmds.register(app)
 evidence_cmds.register(app)
 org_cmds.register(app)
+backup_cmds.register(app)
 arrange(app)
 
 

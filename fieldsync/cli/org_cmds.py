@@ -6,7 +6,7 @@ import typer
 
 from fieldsync.cli.admin_cmds import admin_app, analysts_store
 from fieldsync.cli.options import Home, Json, PassphraseFile
-from fieldsync.cli.render import emit_json, out
+from fieldsync.cli.render import emit_json, err, out
 from fieldsync.services import rotation
 
 
@@ -30,6 +30,7 @@ def rotate_read_key(
                 "fingerprint": done.fingerprint,
                 "seq": done.seq,
                 "resent": done.resent,
+                "backed_up": done.backed_up,
             }
         )
         return
@@ -42,3 +43,11 @@ def rotate_read_key(
         "holds: whoever copied an old read key still opens what was wrapped for it.",
         markup=False,
     )
+    if done.backed_up:
+        out.print("The sealed backup on the server now holds the new key too.", markup=False)
+    else:
+        err.print(
+            "warning: there is no backup of the organisation's keys; losing this store "
+            "loses every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
+            markup=False,
+        )

@@ -40,6 +40,8 @@ LABEL_REQUEST = b"fieldsync/request/v1"
 LABEL_EVIDENCE = b"fieldsync/evidence/v1"
 LABEL_ORG_STATEMENT = b"fieldsync/org-statement/v1"
 LABEL_ORG_STATEMENT_ID = b"fieldsync/org-statement-id/v1"
+LABEL_ORG_BACKUP = b"fieldsync/org-backup/v1"
+LABEL_SHARE_CHECK = b"fieldsync/share-check/v1"
 
 KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
@@ -136,14 +138,19 @@ def aead_decrypt(
         raise DecryptionFailed(f"{what} cannot be decrypted: wrong key or altered bytes") from exc
 
 
-def seal_with_key(key: bytes, plaintext: bytes, label: bytes) -> tuple[bytes, bytes]:
-    """Encrypt under a symmetric key with a fresh nonce; returns ``(nonce, ciphertext)``."""
+def seal_with_key(
+    key: bytes, plaintext: bytes, label: bytes, context: bytes = b""
+) -> tuple[bytes, bytes]:
+    """Encrypt under a symmetric key with a fresh nonce; returns ``(nonce, ciphertext)``. The
+    associated data is ``label || 0x00 || context``: the ciphertext opens only for both."""
     nonce = random_bytes(NONCE_BYTES)
-    return nonce, aead_encrypt(key, nonce, plaintext, labelled(label, b""))
+    return nonce, aead_encrypt(key, nonce, plaintext, labelled(label, context))
 
 
-def open_with_key(key: bytes, nonce: bytes, ciphertext: bytes, label: bytes, *, what: str) -> bytes:
-    return aead_decrypt(key, nonce, ciphertext, labelled(label, b""), what=what)
+def open_with_key(
+    key: bytes, nonce: bytes, ciphertext: bytes, label: bytes, *, what: str, context: bytes = b""
+) -> bytes:
+    return aead_decrypt(key, nonce, ciphertext, labelled(label, context), what=what)
 
 
 # --- signatures ------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ its JSON. Pure: store/settings.py loads and saves them (store/keyvalue.py seals 
                                                      followed), an administrator's rotation
     org_keys                  OrgKeyring             an administrator's rotation, recover: the
                                                      read keys after the first (in the vault)
+    backup_key                BackupKey              admin backup: the key its shares make, so
+                                                     that a rotation re-seals the backup
 
 Versions: every setting is at version 1, and version 1 is written without a version field,
 so what is written is byte for byte what fieldsync wrote before these classes; a value with
@@ -385,6 +387,31 @@ class OrgKeyring(Setting):
 
     def __repr__(self) -> str:  # never print a key
         return f"OrgKeyring(epochs={[e for e, _ in self.read_keys]})"
+
+
+@dataclass(frozen=True)
+class BackupKey(Setting):
+    """The key of the organisation's sealed backup (core/backup.py) and how it was split, kept
+    so that a read-key rotation re-seals the backup for the same shares."""
+
+    NAME = "backup_key"
+
+    key: str  # hex, 32 bytes
+    threshold: int
+    shares: int
+    made_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        kept = {"key": self.key, "made_ms": self.made_ms, "shares": self.shares}
+        return kept | {"threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        found = (value["key"], value["threshold"], value["shares"], value["made_ms"])
+        return cls(str(found[0]), int(found[1]), int(found[2]), int(found[3]))
+
+    def __repr__(self) -> str:  # never print a key
+        return f"BackupKey({self.threshold} of {self.shares})"
 
 
 def _int_or_none(value: Any) -> int | None:

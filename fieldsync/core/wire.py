@@ -13,6 +13,7 @@ names the server ("the server at URL").
     GET  /v1/admin/devices               DeviceListing of DeviceInfo
     POST /v1/admin/devices/{key}/revoke  RevokeAnswer
     GET  /v1/org/log                     OrgLogPage
+    PUT  /v1/admin/backup                BackupStored (GET /v1/org/backup: the sealed backup)
     any refusal                          ErrorAnswer, its class named in ERRORS
 
 Receipts (``core/receipt.py``) and batches (``core/batch.py``) are signed formats of their own.
@@ -82,9 +83,9 @@ ERRORS: dict[str, type[FieldsyncError]] = {
         NotFound,
         StoreNotFound,
         StoreStateError,
-        UnsupportedFormat,
         StoreExists,
         KdfParamsRefused,
+        UnsupportedFormat,
         InviteUsed,
         ChainGap,
         UploadBusy,
@@ -480,6 +481,22 @@ class RevokeAnswer:
             status=fields.text("status"),
             revoked_ms=fields.optional_number("revoked_ms"),
         )
+
+
+@dataclass(frozen=True)
+class BackupStored:
+    """The organisation's sealed backup kept (``PUT /v1/admin/backup``), in place of the last."""
+
+    stored_ms: int
+    size: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"stored_ms": self.stored_ms, "size": self.size}
+
+    @classmethod
+    def from_json(cls, value: object, source: str = "the server") -> BackupStored:
+        fields = _Fields(value, unexpected(source))
+        return cls(stored_ms=fields.number("stored_ms"), size=fields.number("size"))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
+from fieldsync.core import backup as backup_format
 from fieldsync.core import batch as batch_format
 from fieldsync.core import enrolment, httpsig, orglog
 from fieldsync.core.wire import (
@@ -39,7 +40,7 @@ from fieldsync.errors import (
     DeviceRevoked,
     NotFound,
 )
-from fieldsync.server import data, logs, refusals, schema
+from fieldsync.server import backup, data, logs, refusals, schema
 from fieldsync.server import orglog as org_log
 from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.bodies import (
@@ -255,6 +256,22 @@ def create_app(
         uploads that no batch names are deleted (nothing it sends can name them now)."""
         await signed_body(request, 0, admin_only)
         return await run_in_threadpool(revoke, db, server, blobs, device_key, clock)
+
+    @app.put("/v1/admin/backup", openapi_extra=SIGNED | _body("application/json"))
+    async def put_backup(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Keep the organisation's sealed backup (administrator only), in place of the last."""
+        body = await signed_body(request, backup_format.MAX_BACKUP, admin_only)
+        return (await run_in_threadpool(backup.store, db, server, body, clock())).to_json()
+
+    @app.get("/v1/org/backup")
+    async def get_backup(db: Session = Depends(session)) -> Response:  # noqa: B008
+        """The organisation's sealed backup, to anyone: the one recovering holds no key yet,
+        and only K of the custodians' shares open it."""
+        raw = await run_in_threadpool(backup.fetch, db)
+        return Response(raw, media_type="application/json")
 
     @app.get("/v1/blobs/{blob_id}", openapi_extra=SIGNED)
     async def blob_state(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fieldsync.core import crypto, orglog
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import NotAdminStore
-from fieldsync.services import sync
+from fieldsync.services import backup, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
 from fieldsync.store.orgkeys import ReadKeySecret
@@ -24,6 +24,7 @@ class Rotated:
     fingerprint: str  # of the new read key
     seq: int  # its statement's place in the organisation's log
     resent: bool  # an announcement signed before (its sending failed) was sent again
+    backed_up: bool  # the sealed backup on the server was refreshed (False: none was made)
 
 
 def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> Rotated:
@@ -47,13 +48,15 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
         if raw is None:
             raw = _announcement(store)
             orgkeys.set_pending(store, raw)
+        # the custodians' backup holds the new key before anyone wraps for it: a laptop lost
+        # after the announcement loses nothing written under the new key
+        backed_up = backup.refresh(store, client) is not None
         page = client.send_statement(raw)
         state = orgkeys.keep(store, list(page.statements), list(page.forks))
     statement = orglog.parse(raw)
     epoch = int(statement.fields["epoch"])
-    return Rotated(
-        epoch, fingerprint(bytes.fromhex(state.read_keys[epoch - 1].key)), statement.seq, resent
-    )
+    key = fingerprint(bytes.fromhex(state.read_keys[epoch - 1].key))
+    return Rotated(epoch, key, statement.seq, resent, backed_up)
 
 
 def _announcement(store: Store) -> bytes:

@@ -22,6 +22,7 @@ import httpx
 from fieldsync import errors
 from fieldsync.core import crypto, httpsig, invite
 from fieldsync.core.wire import (
+    BackupStored,
     BlobState,
     DeviceInfo,
     DeviceListing,
@@ -131,6 +132,16 @@ class SyncClient:
         path = f"/v1/admin/devices/{device}/revoke"
         answer = self._json(self._request("POST", path, signed=True))
         return RevokeAnswer.from_json(answer, self._source)
+
+    def put_backup(self, sealed: bytes) -> BackupStored:
+        """Give the server the organisation's sealed backup (needs the admin key as signer)."""
+        answer = self._json(self._request("PUT", "/v1/admin/backup", sealed, signed=True))
+        return BackupStored.from_json(answer, self._source)
+
+    def backup(self) -> bytes:
+        """The organisation's sealed backup as the server holds it (the caller parses it;
+        ``NotFound`` if it holds none). Unsigned: the one recovering holds no key yet."""
+        return self._request("GET", "/v1/org/backup").content
 
     def feed(self, after: int) -> FeedPage:
         """One page of the versions stored after position ``after`` that this signer may read."""
