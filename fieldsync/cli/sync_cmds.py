@@ -172,9 +172,11 @@ def print_push(report: sync.PushReport, *, json: bool) -> None:
                 "receipt_time": iso(got.time_ms) if got else None,
                 "wiped_records": report.wiped_records,
                 "wiped_attachments": report.wiped_attachments,
+                "alerts": report.alerts,
             }
         )
         return
+    print_alerts(report.alerts)
     if not report.sent_entries:
         out.print("Nothing to deliver: every version is acknowledged by the server.", markup=False)
     else:
@@ -229,6 +231,7 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "set_aside": report.set_aside,
                 "recovered": report.recovered,
                 "problems": [p.to_json() for p in report.problems],
+                "alerts": report.alerts,
             }
         )
         return
@@ -261,6 +264,19 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
             f"Stored {report.recovered} version(s) set aside by an earlier pull.", markup=False
         )
     print_problems(report.problems)
+    print_alerts(report.alerts)
+
+
+def print_alerts(alerts: list[str]) -> None:
+    """Forks of the organisation's log: a person must act (docs/security.md)."""
+    for alert in alerts:
+        err.print(f"alert: {safe(alert)}", markup=False)
+    if alerts:
+        err.print(
+            "Tell your administrator at once, by a channel other than this server: the "
+            "organisation's admin key may be in someone else's hands.",
+            markup=False,
+        )
 
 
 def print_problems(found: list[problems.Problem]) -> None:
@@ -312,9 +328,12 @@ def status(
                 "acknowledged_seq": shown.acknowledged_seq,
                 "last_receipt": iso(receipt_ms) if receipt_ms else None,
                 "problems": [p.to_json() for p in shown.problems],
+                "read_key_epoch": shown.read_key_epoch,
+                "alerts": shown.alerts,
             }
         )
         return
+    print_alerts(shown.alerts)
     out.print(f"Device fingerprint: {shown.device_fingerprint}", markup=False)
     if not shown.enrolled:
         out.print("Not enrolled with a server: run 'fieldsync enroll INVITE'.", markup=False)

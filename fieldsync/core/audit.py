@@ -335,7 +335,8 @@ class _Audit:
             return True
         header = entry.header
         try:
-            key = _unwrap(self.anchors.org_reads, org_wrap, what=f"version {entry.id[:12]}")
+            what = f"version {entry.id[:12]}"
+            _, key = crypto.unwrap_any(self.anchors.org_reads[::-1], org_wrap, what=what)
             body = Body.decode(entry.open(key))
         except FieldsyncError as exc:
             report.problems.append(
@@ -480,13 +481,3 @@ def _by_name(report: AuthorReport) -> tuple[bool, str, str]:
 
 def _reason(exc: Exception) -> str:
     return exc.message if isinstance(exc, FieldsyncError) else str(exc)
-
-
-def _unwrap(keys: tuple[crypto.BoxPair, ...], wrapped: bytes, *, what: str) -> bytes:
-    """The content key, from whichever of the organisation's read keys it was wrapped for."""
-    for key in reversed(keys[1:]):
-        try:
-            return key.unwrap(wrapped, what=what)
-        except FieldsyncError:
-            continue
-    return keys[0].unwrap(wrapped, what=what)

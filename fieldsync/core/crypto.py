@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -260,6 +260,18 @@ class BoxPair:
 
     def __repr__(self) -> str:
         return "BoxPair(<secret>)"
+
+
+def unwrap_any(keys: Sequence[BoxPair], wrapped: bytes, *, what: str) -> tuple[BoxPair, bytes]:
+    """The key of ``keys`` a content key is sealed for, and the content key. A sealed box does
+    not say whose it is, so each is tried in turn, the likeliest first (the organisation's
+    read keys, newest first: as many as its rotations); the last one's failure is raised."""
+    for key in keys[:-1]:
+        try:
+            return key, key.unwrap(wrapped, what=what)
+        except DecryptionFailed:
+            continue
+    return keys[-1], keys[-1].unwrap(wrapped, what=what)
 
 
 def wrap_key(reader_public: bytes, key: bytes) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, assert_never
 
-from fieldsync.core import blob, pulled
+from fieldsync.core import blob, crypto, pulled
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
@@ -21,7 +21,7 @@ from fieldsync.errors import FieldsyncError, FormNotFound, IntegrityError, NotFo
 from fieldsync.services import problems
 from fieldsync.services.forms import get_form
 from fieldsync.services.problems import SetAside, digest
-from fieldsync.store import blobs, delivery, orgkeys
+from fieldsync.store import blobs, delivery
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -233,7 +233,7 @@ class Judge:
     def _open(self, entry: Entry, wrap: bytes, where: str) -> tuple[Body | None, str, str]:
         """The version's body, or the reason it cannot be read and the error's words."""
         try:
-            key = orgkeys.unwrap_org(self.store, wrap, what=where)
+            _, key = crypto.unwrap_any(self.store.reader_keys(), wrap, what=where)
         except FieldsyncError as exc:
             return None, problems.WRAP, exc.message
         try:

@@ -43,7 +43,7 @@ from fieldsync.services import problems, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
 from fieldsync.services.sync import ClientFor, signed_client
-from fieldsync.store import custody, delivery, settings
+from fieldsync.store import custody, delivery, orgkeys, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -60,6 +60,7 @@ class PullReport:
     set_aside: int = 0  # versions this pull could not use, kept to try again
     recovered: int = 0  # versions set aside by an earlier pull and stored now
     problems: list[problems.Problem] = field(default_factory=list)  # all still outstanding
+    alerts: list[str] = field(default_factory=list)  # forks of the organisation's log
 
 
 def pull(
@@ -119,6 +120,7 @@ def pull(
     report.set_aside = len(set(judge.aside) - known)
     report.recovered = len(known - set(judge.aside))
     report.problems = problems.named(store)
+    report.alerts = orgkeys.alerts(store)
     settle_all(store, report, touched)
     return report
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.settings import Delivery, Enrolment
 from fieldsync.services import problems, sync
-from fieldsync.store import settings
+from fieldsync.store import orgkeys, settings
 from fieldsync.store.store import Store
 
 
@@ -22,11 +22,14 @@ class Status:
     acknowledged_seq: int  # the highest seq of this device's that one does (0: none)
     last_receipt_ms: int | None  # the time the last receipt states
     problems: list[problems.Problem]  # what pulls set aside or found withheld
+    read_key_epoch: int | None  # the organisation's read key new versions are wrapped for
+    alerts: list[str]  # forks of the organisation's log, in words
 
 
 def status(store: Store) -> Status:
     joined = settings.load(store, Enrolment)
     delivery = settings.load(store, Delivery) or Delivery()
+    state = orgkeys.followed(store)
     return Status(
         enrolled=joined is not None,
         server=joined.server if joined else None,
@@ -36,4 +39,6 @@ def status(store: Store) -> Status:
         acknowledged_seq=delivery.seq,
         last_receipt_ms=delivery.receipt_time_ms,
         problems=problems.named(store),
+        read_key_epoch=state.read_key.epoch if state is not None else None,
+        alerts=orgkeys.alerts(store),
     )

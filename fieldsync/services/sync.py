@@ -47,6 +47,7 @@ class PushReport:
     pending: int = 0  # still queued when it stopped
     wiped_records: int = 0
     wiped_attachments: int = 0
+    alerts: list[str] = field(default_factory=list)  # forks of the organisation's log
 
 
 @dataclass
@@ -206,6 +207,7 @@ def _push(
             hint="Run 'fieldsync push' again when the connection is back; it resumes. "
             "Nothing was wiped.",
         ) from exc
+    report.alerts = orgkeys.alerts(store)
     if wipe_after:
         report.wiped_records, report.wiped_attachments = delivery.forget_delivered(
             store, delivered_seq(store)

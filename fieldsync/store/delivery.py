@@ -17,7 +17,7 @@ from fieldsync.core import settings as setting_format
 from fieldsync.core.entry import Entry
 from fieldsync.core.settings import Forgotten
 from fieldsync.errors import StoreCorrupted
-from fieldsync.store import blobs, keyvalue
+from fieldsync.store import blobs, keyvalue, orgkeys
 from fieldsync.store.db import EntryRow, LocalWrapRow, RecordRow, WrapRow, db_errors, in_chunks
 from fieldsync.store.store import Store
 
@@ -119,6 +119,9 @@ def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgo
         own = store.own_wraps(session, ids)
     outgoing = []
     orgs, mine = [key.hex() for key in org_readers], store.reader.public.hex()
+    # a device's batches carry no reader wraps (the server refuses them); an administrator's
+    # carry those for the devices that recorded a record, never one for a read key of its own
+    not_readers = {*orgs, mine, *(s.pair.public.hex() for s in orgkeys.read_keys(store))}
     for row in rows:
         found = wraps.get(row.id, {})
         org_wrap = next((found[org] for org in orgs if org in found), None)
@@ -129,7 +132,11 @@ def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgo
                 f"{version.problem or 'it has no key for the organisation'}"
             )
         attached = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
-        readers = tuple(sorted((r, w) for r, w in found.items() if r not in (*orgs, mine)))
+        readers = (
+            tuple(sorted((r, w) for r, w in found.items() if r not in not_readers))
+            if store.identity.is_admin
+            else ()
+        )
         outgoing.append(Outgoing(version.entry, org_wrap, attached, readers))
     return outgoing
 

@@ -17,7 +17,6 @@ from typing import Protocol
 from fieldsync.core import crypto, orglog
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.settings import Enrolment, OrgKeyring, OrgLog, Server
-from fieldsync.errors import DecryptionFailed
 from fieldsync.store import settings
 from fieldsync.store.identity import Identity
 from fieldsync.store.keyvalue import KeyValueHome
@@ -89,6 +88,12 @@ def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgStat
     return state
 
 
+def alerts(store: OrgHome) -> list[str]:
+    """What a person must know of the organisation's log: each fork found, in words."""
+    state = followed(store)
+    return [fork.message for fork in state.forks] if state is not None else []
+
+
 def set_pending(store: OrgHome, raw: bytes) -> None:
     """Keep an administrator's statement, signed, before it is sent (sent again as it is)."""
     kept = settings.load(store, OrgLog) or OrgLog()
@@ -116,20 +121,6 @@ def add_read_key(store: OrgHome, secret: ReadKeySecret) -> None:
         return
     entry = (secret.epoch, secret.pair.secret.hex())
     settings.save(store, OrgKeyring((*ring.read_keys, entry)))
-
-
-def unwrap_org(store: OrgHome, wrapped: bytes, *, what: str) -> bytes:
-    """A content key sealed for any of the organisation's read keys this store holds (newest
-    first: most wraps are recent). The wrap does not say which: a sealed box opens or not."""
-    keys = read_keys(store)
-    for secret in reversed(keys):
-        try:
-            return secret.pair.unwrap(wrapped, what=what)
-        except DecryptionFailed:
-            continue
-    if not keys:
-        return store.identity.box.unwrap(wrapped, what=what)
-    raise DecryptionFailed(f"{what}: its key is wrapped for none of the organisation's read keys")
 
 
 def _raw(kept: tuple[str, ...]) -> list[bytes]:

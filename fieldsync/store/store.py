@@ -564,7 +564,7 @@ class Store:
                 writer = Writer(
                     session,
                     identity=self.identity,
-                    reader=self.reader,
+                    reader_keys=self.reader_keys(),
                     readers=self.readers(),
                     own_wrap=self.own_wrap,
                     index_codec=self.index_codec,
@@ -696,6 +696,12 @@ class Store:
         state = orgkeys.followed(self)  # the newest read key the organisation's log names
         org = [bytes.fromhex(state.read_key.key)] if state is not None else []
         return org if self.identity.org_read is not None else [self.identity.box.public, *org]
+
+    def reader_keys(self) -> list[crypto.BoxPair]:
+        """The box keys versions served to this store are sealed for, newest first: every
+        read key the organisation has had in an administrator's store, else the device's."""
+        secrets = orgkeys.read_keys(self)
+        return [s.pair for s in reversed(secrets)] if secrets else [self.identity.box]
 
     def forgotten_records(self) -> set[str]:
         return set((settings.load(self, Forgotten) or Forgotten()).records)

@@ -7,7 +7,7 @@ not import each other."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlmodel import Session, col, select
 
@@ -34,18 +34,19 @@ class Writer:
         session: Session,
         *,
         identity: Identity,
-        reader: crypto.BoxPair,
+        reader_keys: Sequence[crypto.BoxPair],
         readers: list[bytes],
         own_wrap: Callable[[str, bytes], LocalWrapRow],
         index_codec: IndexCodec,
         now_ms: Callable[[], int],
     ) -> None:
-        """``reader``: the box key pulled versions are sealed for (``Store.reader``);
+        """``reader_keys``: the box keys pulled versions may be sealed for, the likeliest
+        first (``Store.reader_keys``: the organisation's read keys, or the device's own);
         ``readers``: whose box keys new versions are sealed for (``Store.readers()``);
         ``own_wrap``: the store's own copy of a content key (``Store.own_wrap``)."""
         self._session = session
         self._identity = identity
-        self._reader = reader
+        self._reader_keys = reader_keys
         self._readers = readers
         self._own_wrap = own_wrap
         self._codec = index_codec
@@ -114,7 +115,7 @@ class Writer:
         session = self._session
         if session.get(EntryRow, entry.id) is not None:
             return False
-        key = self._reader.unwrap(wrapped, what=f"version {entry.id[:12]}")
+        reader, key = crypto.unwrap_any(self._reader_keys, wrapped, what=f"version {entry.id[:12]}")
         header = entry.header
         session.add(
             EntryRow(
@@ -127,9 +128,7 @@ class Writer:
         )
         session.add(self._own_wrap(entry.id, key))
         if self._identity.is_admin:
-            session.add(
-                WrapRow(entry_id=entry.id, reader=self._reader.public.hex(), wrapped=wrapped)
-            )
+            session.add(WrapRow(entry_id=entry.id, reader=reader.public.hex(), wrapped=wrapped))
         self._update_index(header.record, list(header.parents), entry, body, summary)
         # Later local versions must sort after what was seen (display order only).
         self._hlc = clock.observe(self._clock(), header.hlc, self._now_ms())

@@ -178,3 +178,63 @@ def test_without_a_terminal_or_a_shares_file_nothing_is_asked_or_created(
     assert result.exit_code == 5
     assert "no terminal to type them at" in result.stderr and "--shares-file" in result.stderr
     assert not home.exists()
+
+
+def test_a_rotation_after_the_backup_is_in_it_and_everything_reads_after_recovery(
+    run: Run, tmp_path: Path
+) -> None:
+    """The issue's disaster: two devices work across a read-key rotation made after the
+    shares were handed out; the laptop is lost; three shares rebuild a store that reads every
+    version, old key and new, and whose verify is clean."""
+    with organisation(run, tmp_path) as (in_admin_store, url, _org, _first):
+        second = {
+            "FIELDSYNC_HOME": str(tmp_path / "second"),
+            "FIELDSYNC_PASSPHRASE": "the second device passphrase",
+        }
+        assert run("init", env=second).exit_code == 0
+        invite = as_json(in_admin_store("admin", "invite", "laptop 2", "--server", url, "--json"))
+        expect = invite["organisation_fingerprint"]
+        enrolled = run("enroll", invite["invite"], "--expect-fingerprint", expect, env=second)
+        assert enrolled.exit_code == 0, enrolled.stderr
+        assert as_json(run("push", "--json"))["delivered"] == 1
+        made = as_json(
+            in_admin_store("admin", "backup", "--shares", "5", "--threshold", "3", "--json")
+        )
+        rotated = as_json(in_admin_store("admin", "rotate-read-key", "--json"))
+        assert rotated["epoch"] == 2 and rotated["backed_up"] is True
+        record_two_more(run, tmp_path)
+        assert as_json(run("push", "--json"))["delivered"] == 2
+        answers = tmp_path / "second.json"
+        answers.write_text(json.dumps(example("interview")), encoding="utf-8")
+        assert run("new", "interview", "--from-file", str(answers), env=second).exit_code == 0
+        assert as_json(run("push", "--json", env=second))["delivered"] == 1
+        assert as_json(in_admin_store("admin", "pull", "--json"))["received"] == 4
+
+        shutil.rmtree(tmp_path / "admin")  # the laptop is gone, after the rotation
+
+        shares_file = tmp_path / "shares.txt"
+        shares_file.write_text("\n".join(made["shares"][:3]) + "\n", encoding="utf-8")
+        env = {"FIELDSYNC_PASSPHRASE": NEW_PASSPHRASE}
+        recovered = in_admin_store(
+            "admin",
+            "recover",
+            "--server",
+            url,
+            "--shares-file",
+            str(shares_file),
+            "--json",
+            env=env,
+        )
+        assert as_json(recovered)["read_keys"] == 2
+        assert (
+            as_json(in_admin_store("admin", "pull", "--from-start", "--json", env=env))["received"]
+            == 4
+        )
+        listed = as_json(in_admin_store("list", "--json", env=env))
+        assert len(listed) == 4
+        verified = in_admin_store(
+            "admin", "verify", "--data", str(tmp_path / "server"), "--json", env=env
+        )
+        assert as_json(verified)["ok"] is True
+        # and it goes on as the administrator: the next rotation is epoch 3
+        assert as_json(in_admin_store("admin", "rotate-read-key", "--json", env=env))["epoch"] == 3
