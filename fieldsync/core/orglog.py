@@ -10,10 +10,13 @@ Canonical JSON of one statement (docs/protocol.md, "The organisation's log")::
 
     id = BLAKE2b-256(LABEL_ORG_STATEMENT_ID || 0 || the whole document's canonical bytes)
 
-    kind          fields            what follows from it
-    read-key      epoch, read_key   every new version is wrapped for this X25519 key
-    succession    admin_key         the next statement is signed by this key, never the old
-    receipt-key   server_key        the server's receipts are signed by this key from now on
+    kind          fields                          what follows from it
+    read-key      epoch, read_key                 every new version is wrapped for this key
+    succession    admin_key                       the next statement is signed by this key
+    receipt-key   server_key                      the server's receipts are signed by it
+    member        member_key, box_key, role, name an analyst (or viewer) of the organisation:
+                                                  its versions are trusted, its bundle opened
+    revoke        member_key                      that member is trusted no more
 
 Every reader starts from what its invite or org-public.json named (the root: admin key, first
 read key, receipt key) and follows the log from seq 1, so the server, which stores and serves
@@ -48,11 +51,17 @@ VERSION = 1
 MAX_STATEMENT = 4096
 MAX_STATEMENTS = 10_000  # a log is a statement per rotation or succession: never near this
 READ_KEY, SUCCESSION, RECEIPT_KEY = "read-key", "succession", "receipt-key"
+MEMBER, REVOKE = "member", "revoke"
+ANALYST, VIEWER = "analyst", "viewer"
+ROLES = (ANALYST, VIEWER)
+MAX_NAME = 100
 COMMON = frozenset({"format", "kind", "prev", "seq", "signer", "time_ms", "version"})
 KIND_FIELDS: dict[str, frozenset[str]] = {
     READ_KEY: frozenset({"epoch", "read_key"}),
     SUCCESSION: frozenset({"admin_key"}),
     RECEIPT_KEY: frozenset({"server_key"}),
+    MEMBER: frozenset({"member_key", "box_key", "role", "name"}),
+    REVOKE: frozenset({"member_key"}),
 }
 
 
@@ -111,6 +120,17 @@ class ReadKey:
 
 
 @dataclass(frozen=True)
+class Member:
+    """An analyst or viewer the admin key certified: its own keys, its role and name."""
+
+    key: str  # hex Ed25519: signs its versions (an analyst's)
+    box_key: str  # hex X25519: its key bundle is sealed to it
+    role: str  # analyst | viewer
+    name: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
 class Fork:
     """Two statements the same admin key signed at one seq."""
 
@@ -140,6 +160,7 @@ class OrgState:
     head: str | None = None
     retired: tuple[str, ...] = ()  # admin keys succeeded, oldest first
     server_keys: tuple[str, ...] = ()  # receipt keys before ``server_key``, oldest first
+    members: tuple[Member, ...] = ()  # in the order they were certified
     forks: tuple[Fork, ...] = field(default=())
 
     @classmethod
@@ -149,6 +170,14 @@ class OrgState:
     @property
     def read_key(self) -> ReadKey:
         return self.read_keys[-1]
+
+    def member(self, key: str) -> Member | None:
+        return next((m for m in self.members if m.key == key), None)
+
+    @property
+    def analysts(self) -> set[str]:
+        """The keys of analysts not revoked: whose versions a reader trusts."""
+        return {m.key for m in self.members if m.role == ANALYST and not m.revoked}
 
     def admin_key_at(self, seq: int, log: Sequence[Statement]) -> str:
         """The admin key in force for the statement at ``seq`` of ``log``."""
@@ -252,6 +281,18 @@ def _kind_values_ok(kind: str, body: dict[str, Any]) -> bool:
         )
     if kind == SUCCESSION:
         return is_hex32(body["admin_key"])
+    if kind == MEMBER:
+        name = body["name"]
+        return (
+            is_hex32(body["member_key"])
+            and is_hex32(body["box_key"])
+            and body["role"] in ROLES
+            and isinstance(name, str)
+            and 0 < len(name) <= MAX_NAME
+            and name.isprintable()
+        )
+    if kind == REVOKE:
+        return is_hex32(body["member_key"])
     return is_hex32(body["server_key"])
 
 
@@ -289,6 +330,18 @@ def apply(state: OrgState, statement: Statement) -> OrgState:
         if new == state.admin_key or new in state.retired:
             raise MalformedData(f"{where} names an admin key the organisation used before")
         return replace(moved, admin_key=new, retired=(*state.retired, state.admin_key))
+    if statement.kind == MEMBER:
+        key = fields["member_key"]
+        if state.member(key) is not None or key in (state.admin_key, *state.retired):
+            raise MalformedData(f"{where} certifies a key the organisation certified before")
+        member = Member(key, fields["box_key"], fields["role"], fields["name"])
+        return replace(moved, members=(*state.members, member))
+    if statement.kind == REVOKE:
+        found = state.member(fields["member_key"])
+        if found is None or found.revoked:
+            raise MalformedData(f"{where} revokes no member of the organisation")
+        kept = tuple(replace(m, revoked=True) if m is found else m for m in state.members)
+        return replace(moved, members=kept)
     new = fields["server_key"]
     if new == state.server_key or new in state.server_keys:
         raise MalformedData(f"{where} names a receipt key the server used before")

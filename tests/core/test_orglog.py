@@ -187,7 +187,7 @@ def test_a_statement_with_bad_values_is_refused(change: dict[str, object]) -> No
 def test_a_statement_of_a_newer_fieldsync_is_refused_in_words() -> None:
     body = {
         "format": orglog.FORMAT,
-        "kind": "member",
+        "kind": "delegate",
         "prev": None,
         "seq": 1,
         "signer": ADMIN.public.hex(),
@@ -197,3 +197,44 @@ def test_a_statement_of_a_newer_fieldsync_is_refused_in_words() -> None:
     sig = ADMIN.sign(crypto.LABEL_ORG_STATEMENT, encoding.encode(body))
     with pytest.raises(UnsupportedFormat, match="newer fieldsync"):
         orglog.parse(encoding.encode({"signature": sig.hex(), "statement": body}))
+
+
+def _member(state: OrgState, role: str = orglog.ANALYST, name: str = "Amal") -> bytes:
+    fields = {
+        "box_key": crypto.BoxPair.generate().public.hex(),
+        "member_key": crypto.SigningPair.generate().public.hex(),
+        "name": name,
+        "role": role,
+    }
+    return orglog.sign(ADMIN, state, orglog.MEMBER, fields, time_ms=7)
+
+
+def test_members_are_certified_then_revoked_and_only_analysts_are_trusted_authors() -> None:
+    analyst = _member(ROOT)
+    state = orglog.follow(ROOT, [analyst])
+    viewer = _member(state, orglog.VIEWER, "Basel")
+    state = orglog.follow(ROOT, [analyst, viewer])
+    (amal, basel) = state.members
+    assert (amal.role, amal.name, basel.role) == ("analyst", "Amal", "viewer")
+    assert state.analysts == {amal.key}
+    revoke = orglog.sign(ADMIN, state, orglog.REVOKE, {"member_key": amal.key}, time_ms=8)
+    after = orglog.follow(ROOT, [analyst, viewer, revoke])
+    assert after.analysts == set()
+    assert after.member(amal.key) is not None and after.member(amal.key).revoked  # type: ignore[union-attr]
+    with pytest.raises(MalformedData, match="revokes no member"):
+        orglog.sign(ADMIN, after, orglog.REVOKE, {"member_key": amal.key}, time_ms=9)
+    again = {"box_key": amal.box_key, "member_key": amal.key, "name": "x", "role": "analyst"}
+    with pytest.raises(MalformedData, match="certified before"):
+        orglog.sign(ADMIN, after, orglog.MEMBER, again, time_ms=9)
+
+
+@pytest.mark.parametrize("change", [{"role": "admin"}, {"name": ""}, {"name": "a\x1b[2J"}])
+def test_a_member_with_a_forged_role_or_a_bad_name_is_refused(change: dict[str, str]) -> None:
+    fields = {
+        "box_key": crypto.BoxPair.generate().public.hex(),
+        "member_key": crypto.SigningPair.generate().public.hex(),
+        "name": "Amal",
+        "role": "analyst",
+    } | change
+    with pytest.raises(MalformedData):
+        orglog.sign(ADMIN, ROOT, orglog.MEMBER, fields, time_ms=7)
