@@ -40,6 +40,7 @@ LABEL_REQUEST = b"fieldsync/request/v1"
 LABEL_EVIDENCE = b"fieldsync/evidence/v1"
 LABEL_ORG_STATEMENT = b"fieldsync/org-statement/v1"
 LABEL_ORG_STATEMENT_ID = b"fieldsync/org-statement-id/v1"
+LABEL_KEY_BUNDLE = b"fieldsync/key-bundle/v1"
 LABEL_ORG_BACKUP = b"fieldsync/org-backup/v1"
 LABEL_SHARE_CHECK = b"fieldsync/share-check/v1"
 
@@ -241,6 +242,13 @@ class BoxPair:
             raise DecryptionFailed(f"the key of {what} has the wrong length")
         return key
 
+    def open_sealed(self, sealed: bytes, *, what: str) -> bytes:
+        """What ``seal_for`` sealed to this key (a key bundle)."""
+        try:
+            return bytes(self._box.decrypt(sealed))
+        except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError, TypeError) as exc:
+            raise DecryptionFailed(f"{what} does not open with this store's box key") from exc
+
     def prove(self, server_key: bytes, label: bytes, message: bytes) -> bytes:
         """Proof, for the server whose Ed25519 receipt key is ``server_key``, that whoever made
         it holds this X25519 secret: ``nonce || crypto_box(hash32(label, message))``, a box with
@@ -272,6 +280,11 @@ def unwrap_any(keys: Sequence[BoxPair], wrapped: bytes, *, what: str) -> tuple[B
         except DecryptionFailed:
             continue
     return keys[-1], keys[-1].unwrap(wrapped, what=what)
+
+
+def seal_for(reader_public: bytes, data: bytes) -> bytes:
+    """Seal ``data`` (a key bundle's secrets) for one reader's X25519 public key."""
+    return wrap_key(reader_public, data)
 
 
 def wrap_key(reader_public: bytes, key: bytes) -> bytes:
