@@ -31,12 +31,13 @@ from fieldsync.cli.options import (
 )
 from fieldsync.cli.render import emit_json, err, labelled, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
-from fieldsync.core.invite import is_loopback
+from fieldsync.core.invite import ROLES, is_loopback
 from fieldsync.core.wire import DeviceInfo
-from fieldsync.errors import InputError, IntegrityError
+from fieldsync.errors import InputError, IntegrityError, NotAdminStore
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin, problems
+from fieldsync.services import admin, problems, rotation
+from fieldsync.store import orgkeys
 from fieldsync.store.store import Store
 
 admin_app = typer.Typer(help="The organisation's administrator.", no_args_is_help=True)
@@ -96,15 +97,33 @@ def invite(
     valid_days: Annotated[
         int, typer.Option("--valid-days", min=1, max=90, help="Days the invite can be used.")
     ] = 7,
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="device (a documenter's laptop), analyst (own keys; reads, edits, resolves, "
+            "reports) or viewer (reads and reports; signs nothing).",
+        ),
+    ] = "device",
     repin_server_key: RepinServerKey = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """A one-time invite for a device, as one line of text for 'fieldsync enroll'."""
+    """A one-time invite for a device or a member of staff, as one line of text for
+    'fieldsync enroll'."""
+    if role not in ("device", *ROLES):
+        raise InputError(
+            f"--role takes device, analyst or viewer, not {role!r}; no invite was made"
+        )
     with unlocked(home, passphrase_file) as store:
         text, shown = admin.make_invite(
-            store, name, server, valid_ms=valid_days * 86_400_000, repin=repin_server_key
+            store,
+            name,
+            server,
+            valid_ms=valid_days * 86_400_000,
+            repin=repin_server_key,
+            role=None if role == "device" else role,
         )
     if json:
         emit_json({"invite": text, **shown})
@@ -190,26 +209,48 @@ def revoke(
     yes: Annotated[
         bool, typer.Option("--yes", help="Revoke without asking (for scripts).")
     ] = False,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate", help="Then rotate the organisation's read key (for a member of staff)."
+        ),
+    ] = False,
     server: RememberedServerUrl = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """Revoke a device: its batches are refused from now on and kept for review."""
-    with unlocked(home, passphrase_file) as store:
+    """Revoke a device or a member of staff: what it sends is refused from now on and kept
+    for review."""
+    with analysts_store(home, passphrase_file) as store:
         url = admin.server_url(store, server)
         target = admin.find_device(store, url, device)
         if not yes:
             _confirm_revoke(target)
         result = admin.revoke(store, url, target.device)
+        rotated = rotation.rotate_read_key(store) if rotate else None
     if json:
-        emit_json(result.to_json())
+        emit_json(result.to_json() | {"rotated_to": rotated.epoch if rotated else None})
         return
     out.print(
-        f"Revoked device {safe(target.name)!r} ({result.device[:16]}…); "
+        f"Revoked {safe(target.name)!r} ({result.device[:16]}…); "
         "what it sends from now on is refused and kept for review.",
         markup=False,
     )
+    if target.role in ROLES:
+        err.print(
+            "This cannot take back what they already hold: every record they pulled, and "
+            "the read keys sealed to them, which open everything wrapped for those keys, "
+            "here or in any copy of the server's data."
+            + (
+                f" The read key is now epoch {rotated.epoch}: nothing recorded from here on "
+                "opens with the keys they hold."
+                if rotated
+                else " Run 'fieldsync admin rotate-read-key' now, so that nothing recorded "
+                "from here on opens with those keys."
+            ),
+            markup=False,
+        )
 
 
 def _confirm_revoke(target: DeviceInfo) -> None:
@@ -388,6 +429,19 @@ def analysts_store(home: Path | None, passphrase_file: Path | None) -> Iterator[
     """The unlocked store, refused before anything is asked if it is a documenter's."""
     with unlocked(home, passphrase_file) as store:
         admin.org_keys(store)
+        yield store
+
+
+@contextlib.contextmanager
+def staff_store(home: Path | None, passphrase_file: Path | None) -> Iterator[Store]:
+    """The unlocked store of the administrator or of a member of staff (an analyst, a
+    viewer): one that reads what the organisation receives (reports, exports)."""
+    with unlocked(home, passphrase_file) as store:
+        if not orgkeys.reads_everything(store):
+            raise NotAdminStore(
+                f"the store in {store.home} is a documenter's: it holds only its own records",
+                hint="Run this in the administrator's store, or an analyst's or viewer's.",
+            )
         yield store
 
 

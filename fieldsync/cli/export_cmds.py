@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fieldsync.cli.admin_cmds import admin_app, analysts_store
+from fieldsync.cli.admin_cmds import admin_app, staff_store
 from fieldsync.cli.options import Home, Json, PassphraseFile
 from fieldsync.cli.render import emit_json, err, literal, out, safe
 from fieldsync.errors import StoreCorrupted
@@ -36,7 +36,7 @@ def export_command(
 ) -> None:
     """Write the records as CSV or JSON Lines: one file per form, one row per record."""
     export.targets(out_dir, fmt.strip().lower(), form, force)  # before the passphrase
-    with analysts_store(home, passphrase_file) as store:
+    with staff_store(home, passphrase_file) as store:
         done = export.export_records(
             store,
             out_dir,

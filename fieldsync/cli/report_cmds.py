@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from fieldsync.cli import chart
-from fieldsync.cli.admin_cmds import admin_app, analysts_store
+from fieldsync.cli.admin_cmds import admin_app, staff_store
 from fieldsync.cli.options import Home, Json, PassphraseFile
 from fieldsync.cli.render import emit_json, err, literal, out, safe
 from fieldsync.core.report import Period, Report, Row, Section
@@ -49,7 +49,7 @@ def report(
     period = _period(month, start, end)
     if chart_file is not None:
         chart.check_target(chart_file)
-    with analysts_store(home, passphrase_file) as store:
+    with staff_store(home, passphrase_file) as store:
         found = reports.monthly(store, period, governorate)
     document = found.to_json()
     if chart_file is not None:

@@ -232,9 +232,16 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "recovered": report.recovered,
                 "problems": [p.to_json() for p in report.problems],
                 "alerts": report.alerts,
+                "certified": report.certified,
             }
         )
         return
+    for name in report.certified:
+        out.print(
+            f"Certified {safe(name)!r} as a member of the organisation, and sealed the "
+            "organisation's read keys to them.",
+            markup=False,
+        )
     if report.restarted:
         out.print(
             "The server's feed changed under this store's place in it (the server was "

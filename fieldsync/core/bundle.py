@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 from fieldsync.core import crypto, encoding
 from fieldsync.core.ids import is_hex, is_hex32
@@ -67,31 +68,24 @@ def make(
     return encoding.encode({"bundle": body, "signature": signature.hex()})
 
 
+@dataclass(frozen=True)
+class Addressed:
+    member: str
+    box_key: str
+
+
+def check_signed(raw: bytes, admin_key: str) -> Addressed:
+    """Whom a bundle is for, once its signature by ``admin_key`` verifies (what the server
+    checks before it keeps one; it cannot open it)."""
+    body = _signed_body(raw, admin_key)
+    return Addressed(body["member"], body["box_key"])
+
+
 def open_bundle(
     raw: bytes, *, state: OrgState, member: crypto.SigningPair, box: crypto.BoxPair
 ) -> list[ReadSecret]:
     """The read keys in a bundle, oldest first, once every check above has passed."""
-    doc = encoding.decode(raw, what="the key bundle", max_bytes=MAX_BUNDLE)
-    if not isinstance(doc, dict) or set(doc) != {"bundle", "signature"}:
-        raise MalformedData("the key bundle does not have the expected fields")
-    body, signature = doc["bundle"], doc["signature"]
-    if not isinstance(body, dict) or set(body) != KEYS or body["format"] != FORMAT:
-        raise MalformedData("the key bundle does not have the expected fields")
-    if body["version"] != VERSION:
-        raise UnsupportedFormat("the key bundle was made by a newer fieldsync")
-    if not (is_hex(signature, crypto.SIGNATURE_BYTES) and is_hex32(body["signer"])):
-        raise MalformedData("the key bundle has invalid values")
-    if body["signer"] != state.admin_key:
-        raise SignatureInvalid(
-            "the key bundle is not signed by the organisation's admin key; nothing of it was used"
-        )
-    crypto.verify(
-        bytes.fromhex(body["signer"]),
-        crypto.LABEL_KEY_BUNDLE,
-        encoding.encode(body),
-        bytes.fromhex(signature),
-        what="the key bundle",
-    )
+    body = _signed_body(raw, state.admin_key)
     if body["member"] != member.public.hex() or body["box_key"] != box.public.hex():
         raise SignatureInvalid("the key bundle was made for another member; nothing of it was used")
     try:
@@ -102,6 +96,37 @@ def open_bundle(
         box.open_sealed(sealed, what="the key bundle"), what="the key bundle's keys"
     )
     return _checked(inner, state)
+
+
+def _signed_body(raw: bytes, admin_key: str) -> dict[str, Any]:
+    doc = encoding.decode(raw, what="the key bundle", max_bytes=MAX_BUNDLE)
+    if not isinstance(doc, dict) or set(doc) != {"bundle", "signature"}:
+        raise MalformedData("the key bundle does not have the expected fields")
+    body, signature = doc["bundle"], doc["signature"]
+    if not isinstance(body, dict) or set(body) != KEYS or body["format"] != FORMAT:
+        raise MalformedData("the key bundle does not have the expected fields")
+    if body["version"] != VERSION:
+        raise UnsupportedFormat("the key bundle was made by a newer fieldsync")
+    ok = (
+        is_hex(signature, crypto.SIGNATURE_BYTES)
+        and all(is_hex32(body[k]) for k in ("signer", "member", "box_key"))
+        and type(body["org_seq"]) is int
+        and isinstance(body["sealed"], str)
+    )
+    if not ok:
+        raise MalformedData("the key bundle has invalid values")
+    if body["signer"] != admin_key:
+        raise SignatureInvalid(
+            "the key bundle is not signed by the organisation's admin key; nothing of it was used"
+        )
+    crypto.verify(
+        bytes.fromhex(body["signer"]),
+        crypto.LABEL_KEY_BUNDLE,
+        encoding.encode(body),
+        bytes.fromhex(signature),
+        what="the key bundle",
+    )
+    return body
 
 
 def _checked(inner: object, state: OrgState) -> list[ReadSecret]:

@@ -141,6 +141,7 @@ class Vouched:
     box_key: str
     name: str
     token: str
+    role: str | None = None  # from the invite: "analyst", "viewer", or None for a device
 
 
 def vouched(data: bytes, admin_key: str) -> Vouched:
@@ -154,4 +155,4 @@ def vouched(data: bytes, admin_key: str) -> Vouched:
     if shown.admin_key != admin_key:
         raise SignatureInvalid("its invite was not signed by this organisation's admin key")
     verify_proof(request, shown.token)
-    return Vouched(request.device_key, request.box_key, shown.name, shown.token)
+    return Vouched(request.device_key, request.box_key, shown.name, shown.token, shown.role)

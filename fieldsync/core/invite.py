@@ -45,6 +45,8 @@ KEYS = frozenset(
         "version",
     }
 )
+ANALYST, VIEWER = "analyst", "viewer"
+ROLES = (ANALYST, VIEWER)  # an invite with no role is a documenter's device's
 MIN_CONFIRMED_DIGITS = 20  # the first four groups of a fingerprint: about 66 bits
 # a host name or IPv4 address, or an IPv6 address in brackets; a port; a path
 SERVER_URL = re.compile(
@@ -61,6 +63,7 @@ class Invite:
     admin_key: str  # hex Ed25519 key that signed this invite
     token: str  # hex, 32 random bytes, good for one enrolment
     expires_ms: int  # Unix milliseconds
+    role: str | None = None  # "analyst" or "viewer": a member of the organisation's staff
 
     @property
     def organisation_fingerprint(self) -> str:
@@ -83,7 +86,7 @@ class Invite:
         return self.server.startswith("http://") and not is_loopback(self.server)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        value = {
             "admin_key": self.admin_key,
             "expires_ms": self.expires_ms,
             "format": FORMAT,
@@ -94,6 +97,7 @@ class Invite:
             "token": self.token,
             "version": VERSION,
         }
+        return value if self.role is None else value | {"role": self.role}
 
 
 def issue(
@@ -105,8 +109,10 @@ def issue(
     org_read_key: bytes,
     expires_ms: int,
     token: bytes | None = None,
+    role: str | None = None,
 ) -> str:
-    """A signed invite as one line of text (``token`` is random unless given, for vectors)."""
+    """A signed invite as one line of text (``token`` is random unless given, for vectors);
+    ``role`` invites an analyst or a viewer rather than a documenter's device."""
     invite = Invite(
         name=name,
         server=server.rstrip("/"),
@@ -115,6 +121,7 @@ def issue(
         admin_key=admin.public.hex(),
         token=(token if token is not None else crypto.random_bytes(32)).hex(),
         expires_ms=expires_ms,
+        role=role,
     )
     _check(invite.to_json())  # never sign what a reader would refuse
     payload = encoding.encode(invite.to_json())
@@ -170,7 +177,7 @@ def _parts(rest: str) -> tuple[bytes, bytes]:
 
 
 def _check(value: object) -> Invite:
-    if not isinstance(value, dict) or set(value) != KEYS:
+    if not isinstance(value, dict) or set(value) not in (KEYS, KEYS | {"role"}):
         raise MalformedData("the invite does not have exactly the expected fields")
     if value["format"] != FORMAT or value["version"] != VERSION:
         raise MalformedData("the invite is of an unknown format or version")
@@ -185,6 +192,7 @@ def _check(value: object) -> Invite:
         and isinstance(expires, int)
         and not isinstance(expires, bool)
         and expires > 0
+        and value.get("role", ROLES[0]) in ROLES
     )
     if not ok:
         raise MalformedData("the invite has invalid values")
@@ -196,6 +204,7 @@ def _check(value: object) -> Invite:
         admin_key=value["admin_key"],
         token=value["token"],
         expires_ms=expires,
+        role=value.get("role"),
     )
 
 

@@ -1,6 +1,9 @@
 """The settings a store keeps, one typed class each: its name in the store, its version, and
 its JSON. Pure: store/settings.py loads and saves them (store/keyvalue.py seals them).
 
+Kept whole: every setting's name, version and JSON side by side is the one place a store's
+layout of settings is defined, as the table below lists it.
+
     name                      class                  written by
     enrolment                 Enrolment              enrol (a documenter's device)
     server                    Server                 an administrator's invite (the pinned key)
@@ -14,7 +17,9 @@ its JSON. Pure: store/settings.py loads and saves them (store/keyvalue.py seals 
     org_log                   OrgLog                 push and pull (the organisation's log, as
                                                      followed), an administrator's rotation
     org_keys                  OrgKeyring             an administrator's rotation, recover: the
-                                                     read keys after the first (in the vault)
+                                                     read keys after the first (in the vault);
+                                                     a member's, from its key bundle
+    bundles                   Bundles                an administrator's pull and rotation
     backup_key                BackupKey              admin backup: the key its shares make, so
                                                      that a rotation re-seals the backup
 
@@ -92,15 +97,17 @@ class Enrolment(Setting):
     org_read_key: str  # hex: the organisation's box key every new version is wrapped for
     server: str  # URL
     server_key: str  # hex: the key that signs the server's receipts
+    role: str | None = None  # "analyst" or "viewer" (a member of staff); None: a device
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        value = {
             "admin_key": self.admin_key,
             "name": self.name,
             "org_read_key": self.org_read_key,
             "server": self.server,
             "server_key": self.server_key,
         }
+        return value if self.role is None else value | {"role": self.role}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Self:
@@ -110,6 +117,7 @@ class Enrolment(Setting):
             org_read_key=str(value["org_read_key"]),
             server=str(value["server"]),
             server_key=str(value["server_key"]),
+            role=_str_or_none(value.get("role")),
         )
 
 
@@ -214,9 +222,15 @@ class Device:
     box_key: str  # hex
     name: str = ""
     enrolment: str | None = None  # base64 of the enrolment, verbatim, for evidence packages
+    role: str | None = None  # "analyst" or "viewer", as its invite says; None: a device
 
     def to_json(self) -> dict[str, Any]:
-        found = {"box_key": self.box_key, "name": self.name, "enrolment": self.enrolment}
+        found = {
+            "box_key": self.box_key,
+            "name": self.name,
+            "enrolment": self.enrolment,
+            "role": self.role,
+        }
         return {key: value for key, value in found.items() if value is not None}
 
     @classmethod
@@ -225,6 +239,7 @@ class Device:
             box_key=str(value["box_key"]),
             name=str(value.get("name", "")),
             enrolment=_str_or_none(value.get("enrolment")),
+            role=_str_or_none(value.get("role")),
         )
 
 
@@ -367,6 +382,23 @@ class OrgLog(Setting):
             tuple(str(raw) for raw in value.get("forks", [])),
             _str_or_none(value.get("pending")),
         )
+
+
+@dataclass(frozen=True)
+class Bundles(Setting):
+    """An administrator's record of the key bundles it gave: each member's key, with how many
+    read keys its newest bundle holds (a rotation makes every member a new one)."""
+
+    NAME = "bundles"
+
+    given: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"given": dict(self.given)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls({str(k): int(v) for k, v in value["given"].items()})
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,9 @@ class _Fields:
             raise self.malformed()
         return value
 
+    def has(self, key: str) -> bool:
+        return key in self._value
+
     def items(self, key: str) -> list[object]:
         value = self._value.get(key)
         if not isinstance(value, list):
@@ -378,6 +381,7 @@ class DeviceInfo:
     entries: int
     alert: str | None
     enrolment: str
+    role: str = "device"  # device | analyst | viewer (a server before roles sends none)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -393,6 +397,7 @@ class DeviceInfo:
             "entries": self.entries,
             "alert": self.alert,
             "enrolment": self.enrolment,
+            "role": self.role,
         }
 
     @classmethod
@@ -411,6 +416,7 @@ class DeviceInfo:
             entries=fields.number("entries"),
             alert=fields.optional_text("alert"),
             enrolment=fields.text("enrolment"),
+            role=fields.text("role") if fields.has("role") else "device",
         )
 
 

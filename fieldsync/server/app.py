@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from fieldsync.core import backup as backup_format
 from fieldsync.core import batch as batch_format
-from fieldsync.core import enrolment, httpsig, orglog
+from fieldsync.core import bundle, enrolment, httpsig, orglog
 from fieldsync.core.wire import (
     BlobState,
     DeviceInfo,
@@ -40,7 +40,7 @@ from fieldsync.errors import (
     DeviceRevoked,
     NotFound,
 )
-from fieldsync.server import backup, data, logs, refusals, schema
+from fieldsync.server import backup, bundles, data, logs, refusals, schema
 from fieldsync.server import orglog as org_log
 from fieldsync.server.blobs import BlobStorage, BlobStore
 from fieldsync.server.bodies import (
@@ -236,13 +236,45 @@ def create_app(
         )
         return body, signer
 
+    def admin_or_member(keyid: str) -> None:
+        """The administrator, or an active analyst or viewer (who reads the registry to name
+        authors and to seal an analyst's versions for the device that recorded a record)."""
+        if keyid == server.org.admin_key:
+            return
+        known_device(keyid)
+        with Session(engine) as lookup:
+            device = lookup.get(DeviceRow, keyid)
+        if device is None or device.role not in bundles.MEMBER_ROLES:
+            raise AccessDenied("only the organisation's administrator and its members may do this")
+
+    @app.put("/v1/admin/bundles/{member}", openapi_extra=SIGNED | _body("application/json"))
+    async def put_bundle(
+        member: str,
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> dict[str, object]:
+        """Keep a member's key bundle (the administrator's, sealed to the member)."""
+        body = await signed_body(request, bundle.MAX_BUNDLE, admin_only)
+        await run_in_threadpool(bundles.keep, db, server, member, body, clock())
+        return {"member": member}
+
+    @app.get("/v1/org/bundle", openapi_extra=SIGNED)
+    async def get_bundle(
+        request: Request,
+        db: Session = Depends(session),  # noqa: B008
+    ) -> Response:
+        """The signer's own key bundle, exactly as the administrator made it."""
+        _, signer = await signed(request, 0, known_device)
+        raw = await run_in_threadpool(bundles.fetch, db, signer)
+        return Response(raw, media_type="application/json")
+
     @app.get("/v1/admin/devices", openapi_extra=SIGNED)
     async def list_devices(
         request: Request,
         db: Session = Depends(session),  # noqa: B008
     ) -> list[dict[str, object]]:
-        """The device registry (administrator only)."""
-        await signed_body(request, 0, admin_only)
+        """The device registry (the administrator and the organisation's members)."""
+        await signed_body(request, 0, admin_or_member)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
         return DeviceListing(tuple(_listed(d) for d in rows)).to_json()
 
@@ -386,4 +418,5 @@ def _listed(device: DeviceRow) -> DeviceInfo:
         alert=device.alert,
         # verbatim, so the administrator can check the invite it shows (admin pull)
         enrolment=base64.b64encode(device.enrolment).decode("ascii"),
+        role=device.role,
     )

@@ -49,7 +49,12 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
     _box_key_is_free(session, request.box_key, key)
     if session.get(InviteUseRow, token_hash) is None and session.get(DeviceRow, key) is None:
         device = DeviceRow(
-            key=key, box_key=request.box_key, name=shown.name, enrolled_ms=now_ms, enrolment=body
+            key=key,
+            box_key=request.box_key,
+            name=shown.name,
+            role=shown.role or "device",
+            enrolled_ms=now_ms,
+            enrolment=body,
         )
         try:
             session.add(device)

@@ -1,7 +1,8 @@
 """Pull: the versions stored after a cursor, for whoever signed the request (docs/protocol.md).
 
-The administrator reads everything, with the organisation's wraps and the receipt of the batch
-each version came in (for chains of custody in evidence packages). A device reads only the
+The administrator and the organisation's members (analysts, viewers) read everything, with the
+organisation's wraps and the receipt of the batch each version came in (for chains of custody
+in evidence packages). A device reads only the
 versions sealed for its own box key: analysts' versions of the records it recorded. Its own
 versions it has already; another device's it is never sent, not even as ciphertext.
 """
@@ -15,20 +16,24 @@ from fieldsync.errors import AccessDenied, DeviceRevoked
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
 
+MEMBER_ROLES = ("analyst", "viewer")
 PAGE_ENTRIES = 500
 PAGE_BYTES = 4 * 1024 * 1024  # a page holds at least one entry, and stops past this
 
 
 def feed_page(session: Session, server: ServerData, signer: str, after: int) -> FeedPage:
-    admin = signer == server.org.admin_key
+    device = None if signer == server.org.admin_key else session.get(DeviceRow, signer)
+    if device is not None and device.status == "revoked":
+        raise DeviceRevoked()
+    # the administrator and the members (analysts, viewers) read everything, as ciphertext
+    # with its organisation's wrap: the key bundle the administrator sealed for them opens it
+    admin = device is None and signer == server.org.admin_key
+    admin = admin or (device is not None and device.role in MEMBER_ROLES)
     if admin:
         query = select(FeedRow.pos, StoredEntry.raw, StoredEntry.org_wrap, StoredEntry.batch).join(
             StoredEntry, col(StoredEntry.id) == col(FeedRow.entry)
         )
     else:
-        device = session.get(DeviceRow, signer)
-        if device is not None and device.status == "revoked":
-            raise DeviceRevoked()
         if device is None or not device.box_key:
             raise AccessDenied("this device is not enrolled with this server")
         query = (

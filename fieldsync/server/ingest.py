@@ -71,6 +71,7 @@ log = logging.getLogger("fieldsync.server.ingest")
 FEED_LOCK = 0x66656564  # "feed": any number, the same in every server process
 HEADS_PER_STATEMENT = 400  # (record, version) pairs in one DELETE, well under SQLite's limits
 ACTIVE, ADMIN = "active", "admin"
+ANALYST, VIEWER = "analyst", "viewer"  # roles of members (DeviceRow.role); others are devices
 
 
 def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
@@ -95,8 +96,12 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int, limits
     author = batch.manifest.author
     _admitted(session, server, author, raw, now_ms, limits, lock=False)
     device = _admitted(session, server, author, raw, now_ms, limits, lock=True)
-    if device.status != ADMIN and any(batch.readers):
-        raise BatchInvalid("only the organisation's administrator may add readers to a version")
+    if device.role == VIEWER:
+        raise AccessDenied("a viewer reads and signs nothing; the batch was not stored")
+    if device.status != ADMIN and device.role != ANALYST and any(batch.readers):
+        raise BatchInvalid(
+            "only the organisation's administrator and analysts may add readers to a version"
+        )
     accepted = session.get(AcceptedBatch, batch.id)
     if accepted is not None:
         return accepted.receipt

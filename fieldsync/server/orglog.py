@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from fieldsync.core import orglog
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.wire import OrgLogPage
-from fieldsync.errors import ChainFork, ChainGap
+from fieldsync.errors import ChainFork, ChainGap, SignatureInvalid
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import OrgForkRow, OrgStatementRow
 
@@ -82,7 +82,12 @@ def _fork(
     now_ms: int,
 ) -> OrgLogPage:
     signer = root(server).admin_key_at(statement.seq, log)
-    if statement.signer == signer and session.get(OrgForkRow, statement.id) is None:
+    if statement.signer != signer:
+        raise SignatureInvalid(
+            f"statement {statement.seq} of the organisation's log is signed by a key that is "
+            "not the organisation's admin key; nothing was kept"
+        )
+    if session.get(OrgForkRow, statement.id) is None:
         session.add(
             OrgForkRow(id=statement.id, seq=statement.seq, raw=statement.raw, received_ms=now_ms)
         )
@@ -92,12 +97,7 @@ def _fork(
             session.rollback()
     raise ChainFork(
         f"the organisation's log already holds another statement {statement.seq}; this one "
-        "was refused"
-        + (
-            " and is kept as a fork, which every reader is shown"
-            if statement.signer == signer
-            else ""
-        ),
+        "was refused and is kept as a fork, which every reader is shown",
         hint="Two statements signed at one seq mean two copies of the admin key are in use, "
         "or it was stolen: see docs/security.md, 'A stolen admin key'.",
     )

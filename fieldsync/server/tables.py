@@ -21,6 +21,7 @@ class DeviceRow(SQLModel, table=True):
     name: str  # as the administrator named it in the invite
     enrolled_ms: int = Field(sa_type=BigInteger)  # Unix ms: past 32 bits on PostgreSQL
     status: str = "active"  # active | revoked | admin (the analysts' own log, no enrolment)
+    role: str = "device"  # device | analyst | viewer, as the invite it enrolled with says
     revoked_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_seen_ms: int | None = Field(default=None, sa_type=BigInteger)
     last_seq: int = 0  # every entry of this device up to here is stored
@@ -159,6 +160,17 @@ class OrgForkRow(SQLModel, table=True):
     received_ms: int = Field(sa_type=BigInteger)
 
 
+class MemberBundle(SQLModel, table=True):
+    """Each member's newest key bundle (core/bundle.py), sealed to its box key: the server
+    keeps it for the member to fetch and cannot open it."""
+
+    __tablename__ = "member_bundles"
+
+    member: str = Field(primary_key=True, foreign_key="devices.key")
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    stored_ms: int = Field(sa_type=BigInteger)
+
+
 class OrgBackupRow(SQLModel, table=True):
     """The organisation's secrets sealed under the backup key that the custodians' shares
     make (admin backup): the server cannot open it. One row, replaced by each newer one."""
@@ -182,6 +194,7 @@ SERVER_TABLES = (
     StoredBlob,
     OrgStatementRow,
     OrgForkRow,
+    MemberBundle,
     OrgBackupRow,
 )
 

@@ -22,7 +22,7 @@ from fieldsync.errors import (
     ServerError,
     ServerUnreachable,
 )
-from fieldsync.services import sync, uploads
+from fieldsync.services import members, sync, uploads
 from fieldsync.services.setup import refuse_existing
 from fieldsync.store import files, orgkeys, settings
 from fieldsync.store.store import Store
@@ -63,6 +63,7 @@ def make_invite(
     valid_ms: int,
     repin: str | None = None,
     client_for: Callable[[str], SyncClient] = SyncClient,
+    role: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """A signed, one-time invite for a device; returns it and what it names: the server's and
     the organisation's fingerprints, and what became of the server key this store pins
@@ -89,6 +90,7 @@ def make_invite(
         server_key=server_key,
         org_read_key=bytes.fromhex(keys.org_read_key),
         expires_ms=store.now_ms() + valid_ms,
+        role=role,
     )
     return text, {
         "server_fingerprint": fingerprint(server_key),
@@ -283,7 +285,11 @@ def _one_device(rows: tuple[DeviceInfo, ...], device: str) -> DeviceInfo:
 def revoke(
     store: Store, url: str, device: str, *, client_for: Callable[..., SyncClient] = SyncClient
 ) -> RevokeAnswer:
-    """Revoke the one device named ``device`` (``find_device``)."""
+    """Revoke the one device named ``device`` (``find_device``); a member of staff is also
+    named revoked in the organisation's log, so no device or analyst trusts it from now on."""
     org_keys(store)
     with client_for(url, signer=store.identity.signer) as client:
-        return client.revoke(_one_device(client.devices(), device).device)
+        sync.follow_org_log(store, client)
+        answer = client.revoke(_one_device(client.devices(), device).device)
+        members.revoke(store, client, answer.device)
+        return answer

@@ -22,6 +22,7 @@ class Enrolled:
     server_fingerprint: str
     admin_fingerprint: str
     wrapped: int  # entries recorded before enrolment, now readable by the organisation
+    role: str | None = None  # "analyst" or "viewer" for a member of staff; None: a device
 
 
 def preview(store: Store, invite_text: str, *, allow_http: bool = False) -> invite.Invite:
@@ -97,6 +98,7 @@ def enrol(
             org_read_key=shown.org_read_key,
             server=shown.server,
             server_key=shown.server_key,
+            role=shown.role,
         ),
     )
     wrapped = delivery.add_reader(store, bytes.fromhex(shown.org_read_key))
@@ -107,4 +109,5 @@ def enrol(
         server_fingerprint=fingerprint(bytes.fromhex(shown.server_key)),
         admin_fingerprint=shown.organisation_fingerprint,
         wrapped=wrapped,
+        role=shown.role,
     )

@@ -36,7 +36,7 @@ from typing import Any
 
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.settings import Aside, Enrolment, Listed, Problems, Registry, Span
-from fieldsync.store import keyvalue, settings
+from fieldsync.store import keyvalue, orgkeys, settings
 from fieldsync.store.store import Store
 
 ASIDE = "aside:"
@@ -238,6 +238,10 @@ def who(store: Store, author: str) -> str:
     joined = settings.load(store, Enrolment)
     if author in (admin_key, joined.admin_key if joined else None):
         return "the administrator (analysts' versions)"
+    state = orgkeys.followed(store)
+    member = state.member(author) if state is not None else None
+    if member is not None:
+        return f"analyst {member.name!r} ({author[:12]})"
     if author == store.identity.device_id:
         return "this device"
     device = (settings.load(store, Registry) or Registry()).devices.get(author)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from fieldsync.core import enrolment, receipt, words
 from fieldsync.core import entry as entry_format
+from fieldsync.core.invite import ROLES
 from fieldsync.core.settings import Device, Listed, Pull, Registry, Span
 from fieldsync.core.wire import FeedPage
 from fieldsync.errors import (
@@ -39,7 +40,7 @@ from fieldsync.errors import (
     Interrupted,
     ServerError,
 )
-from fieldsync.services import problems, settling, sync
+from fieldsync.services import members, problems, settling, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.judge import REFUSED_HINT, Checked, Judge
 from fieldsync.services.sync import ClientFor, signed_client
@@ -61,6 +62,7 @@ class PullReport:
     recovered: int = 0  # versions set aside by an earlier pull and stored now
     problems: list[problems.Problem] = field(default_factory=list)  # all still outstanding
     alerts: list[str] = field(default_factory=list)  # forks of the organisation's log
+    certified: list[str] = field(default_factory=list)  # members the administrator certified
 
 
 def pull(
@@ -72,7 +74,8 @@ def pull(
 ) -> PullReport:
     """Fetch from the cursor everything this store may read, then settle branched records;
     ``from_start`` reads the whole feed again (after a restore), storing nothing twice."""
-    url, trusted = _source(store)
+    url, _ = _source(store)
+    everything = orgkeys.reads_everything(store)
     report = PullReport()
     saved = Pull() if from_start else settings.load(store, Pull) or Pull()
     cursor, anchor = saved.after, saved.anchor
@@ -81,7 +84,12 @@ def pull(
     try:
         with client_for(url, store) as client:
             sync.follow_org_log(store, client)
-            claimed, refused = _registry(store, client) if store.identity.is_admin else ({}, {})
+            if orgkeys.role(store) in ROLES:
+                members.receive_bundle(store, client)
+            claimed, refused = _registry(store, client) if everything else ({}, {})
+            if store.identity.is_admin:
+                report.certified = members.certify(store, client).members
+            _, trusted = _source(store)  # with the members the log certifies now
             judge = Judge(store, trusted | set(claimed), earlier, refused)
             for retried in judge.retry(report):
                 _store(store, judge, retried, client, report, touched)
@@ -92,9 +100,7 @@ def pull(
                 page = page or client.feed(cursor)
                 items, after, more = _page(page, cursor)
                 checked = judge.page(items, report)
-                custody.keep_receipts(
-                    store, _receipts(store, page) if store.identity.is_admin else []
-                )
+                custody.keep_receipts(store, _receipts(store, page) if everything else [])
                 _store(store, judge, checked, client, report, touched)
                 if items:  # the version at the cursor, to see next time that it is still there
                     anchor = entry_format.entry_id(items[-1][0])
@@ -112,7 +118,7 @@ def pull(
             f"checked so far {words.verb(report.received, 'is', 'are')} kept",
             hint="Run 'fieldsync pull' again: it resumes where it stopped.",
         ) from None
-    if store.identity.is_admin:
+    if everything:
         held_back = _withheld(store, judge.kept(), claimed)
         if held_back != problems.withheld(store):
             problems.save_withheld(store, held_back)
@@ -161,10 +167,13 @@ def settle_all(
 
 
 def _source(store: Store) -> tuple[str, set[str]]:
-    """The server to pull from, and the authors whose versions this store accepts: itself and
-    the organisation's admin key (an administrator adds the vouched devices)."""
+    """The server to pull from, and the authors whose versions this store accepts: itself, the
+    organisation's admin key and the analysts its log certifies (an administrator and the
+    members add the vouched devices)."""
     joined = sync.destination(store)
-    return joined.server, {store.identity.device_id, joined.admin_key}
+    state = orgkeys.followed(store)
+    analysts = state.analysts if state is not None else set()
+    return joined.server, {store.identity.device_id, joined.admin_key, *analysts}
 
 
 def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[str, str]]:
@@ -173,7 +182,9 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
     each one's last seq as the server claims it (the analysts' log's too): a pull that ends
     short of it names what the feed withheld; and the devices refused because another device
     used their invite's token, each with the reason it is named by."""
-    admin_key = store.identity.device_id
+    state = orgkeys.followed(store)
+    assert state is not None
+    admin_key = state.root_admin_key  # who signed every invite
     found: dict[str, tuple[enrolment.Vouched, str]] = {}
     claimed: dict[str, int] = {}
     for listed in client.devices():
@@ -191,7 +202,7 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
     bound = _tokens_bound(saved, admin_key)
     refused = _spent_tokens(store, found, bound)
     devices = {
-        key: Device(box_key=shown.box_key, name=shown.name, enrolment=raw)  # raw: verbatim
+        key: Device(box_key=shown.box_key, name=shown.name, enrolment=raw, role=shown.role)
         for key, (shown, raw) in found.items()
         if key not in refused
     }

@@ -15,7 +15,7 @@ from fieldsync.core.merge import Conflict, Granularity
 from fieldsync.core.settings import Enrolment, Registry
 from fieldsync.errors import InputError, NotFound, StoreCorrupted
 from fieldsync.services.forms import get_form
-from fieldsync.store import settings
+from fieldsync.store import orgkeys, settings
 from fieldsync.store.index import IndexEntry
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version, heads_of
@@ -165,10 +165,14 @@ def author_labels(store: Store) -> Callable[[str], str]:
     admin_key = me if store.identity.is_admin else (joined.admin_key if joined else None)
     registry = settings.load(store, Registry) or Registry()
     names = {key: found.name for key, found in registry.devices.items()}
+    state = orgkeys.followed(store)
+    staff = {m.key: m.name for m in state.members} if state is not None else {}
 
     def label(author: str) -> str:
         if author == admin_key:
             return "analyst (this store)" if author == me else "analyst"
+        if author in staff:
+            return f"analyst {staff[author]}" + (" (this store)" if author == me else "")
         if author == me:
             return "this device"
         return f"device {names[author]}" if author in names else f"device {author[:12]}"

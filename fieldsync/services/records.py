@@ -10,11 +10,12 @@ from fieldsync.core import encoding, paths
 from fieldsync.core.body import Attachment, Body
 from fieldsync.core.forms import Form
 from fieldsync.core.ids import new_record_id
+from fieldsync.core.invite import ANALYST
 from fieldsync.core.settings import Registry
 from fieldsync.errors import AnswersInvalid, InputError, StoreCorrupted, StoreStateError
 from fieldsync.services.links import Link, link_records, linker
 from fieldsync.services.reading import RecordView, read
-from fieldsync.store import settings
+from fieldsync.store import orgkeys, settings
 from fieldsync.store.store import Store
 
 
@@ -118,7 +119,7 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     organisation. An analyst: the organisation and the device that recorded the record, so the
     documenter sees the analyst's version on the next pull."""
     readers = store.readers()
-    if not store.identity.is_admin:
+    if orgkeys.role(store) not in (orgkeys.ADMIN, ANALYST):
         return readers
     roots = [v for v in view.versions if not v.entry.header.parents and v.entry.raw]
     recorder = roots[0].entry.header.author if roots else store.identity.device_id
@@ -128,7 +129,8 @@ def readers_for(store: Store, view: RecordView) -> list[bytes]:
     if recorder not in known:
         raise StoreStateError(
             f"this store does not know the device that recorded {view.record}; nothing was saved",
-            hint="Run 'fieldsync admin pull' first: it fetches and checks the device registry.",
+            hint="Pull first ('fieldsync admin pull', or 'fieldsync pull' in an analyst's "
+            "store): it fetches and checks the device registry.",
         )
     return [*readers, bytes.fromhex(known[recorder].box_key)]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fieldsync.core import crypto, orglog
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import NotAdminStore, StoreStateError
-from fieldsync.services import backup, sync
+from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
 from fieldsync.store.orgkeys import ReadKeySecret
@@ -25,6 +25,7 @@ class Rotated:
     seq: int  # its statement's place in the organisation's log
     resent: bool  # an announcement signed before (its sending failed) was sent again
     backed_up: bool  # the sealed backup on the server was refreshed (False: none was made)
+    bundles: int  # members given a key bundle holding the new key
 
 
 def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> Rotated:
@@ -42,24 +43,29 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
         )
     joined = sync.destination(store)
     with client_for(joined.server, store) as client:
-        _holds_every_read_key(sync.follow_org_log(store, client), store)
+        sync.follow_org_log(store, client)
         raw = orgkeys.pending(store)
-        resent = raw is not None
-        if raw is None:
+        resent = raw is not None and orglog.parse(raw).kind == orglog.READ_KEY
+        if raw is not None and not resent:  # another statement an earlier run signed: first
+            members.flush_pending(store, client)
+        _holds_every_read_key(store)
+        if not resent:
             raw = _announcement(store)
             orgkeys.set_pending(store, raw)
+        assert raw is not None
         # the custodians' backup holds the new key before anyone wraps for it: a laptop lost
         # after the announcement loses nothing written under the new key
         backed_up = backup.refresh(store, client) is not None
         page = client.send_statement(raw)
         state = orgkeys.keep(store, list(page.statements), list(page.forks))
+        bundles = members.give_bundles(store, client)  # each member's, with the new key
     statement = orglog.parse(raw)
     epoch = int(statement.fields["epoch"])
     key = fingerprint(bytes.fromhex(state.read_keys[epoch - 1].key))
-    return Rotated(epoch, key, statement.seq, resent, backed_up)
+    return Rotated(epoch, key, statement.seq, resent, backed_up, bundles)
 
 
-def _holds_every_read_key(_joined: sync.Destination, store: Store) -> None:
+def _holds_every_read_key(store: Store) -> None:
     """A copy of the administrator's store taken before a rotation made elsewhere follows the
     log but lacks the new key's secret: it must not announce a key of its own on top."""
     state = orgkeys.followed(store)

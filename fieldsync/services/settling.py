@@ -9,10 +9,12 @@ from typing import Any
 
 from fieldsync.core import merge
 from fieldsync.core.body import Attachment, Body
+from fieldsync.core.invite import VIEWER
 from fieldsync.core.merge import Competing
 from fieldsync.errors import InputError
 from fieldsync.services.reading import RecordView, read, view_with_index
 from fieldsync.services.records import readers_for, save_body
+from fieldsync.store import orgkeys
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version
 
@@ -36,6 +38,7 @@ def settle(store: Store, branched: list[str], touched: set[str] | None = None) -
     each other's merges.
     """
     done = Settled([], [])
+    signs = orgkeys.role(store) != VIEWER  # a viewer shows the merge it would make, unsigned
     for start in range(0, len(branched), SETTLE_PER_TRANSACTION):
         planned: list[tuple[RecordView, list[bytes]]] = []
         indexes = store.index_entries(branched[start : start + SETTLE_PER_TRANSACTION])
@@ -57,7 +60,8 @@ def settle(store: Store, branched: list[str], touched: set[str] | None = None) -
                 if view.in_conflict:
                     done.conflicts.append(record)
                 continue
-            planned.append((view, readers_for(store, view)))
+            if signs:
+                planned.append((view, readers_for(store, view)))
         with store.writer() as writer:  # one transaction for many merges, not one each
             for view, readers in planned:
                 summary = view.form.summary(view.body.answers)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from fieldsync.core import crypto
 from fieldsync.core import settings as setting_format
 from fieldsync.core.entry import Entry
+from fieldsync.core.invite import ANALYST
 from fieldsync.core.settings import Forgotten
 from fieldsync.errors import StoreCorrupted
 from fieldsync.store import blobs, keyvalue, orgkeys
@@ -134,7 +135,7 @@ def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgo
         attached = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
         readers = (
             tuple(sorted((r, w) for r, w in found.items() if r not in not_readers))
-            if store.identity.is_admin
+            if orgkeys.role(store) in (orgkeys.ADMIN, ANALYST)
             else ()
         )
         outgoing.append(Outgoing(version.entry, org_wrap, attached, readers))

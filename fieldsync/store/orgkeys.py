@@ -105,14 +105,40 @@ def pending(store: OrgHome) -> bytes | None:
     return None if kept is None or kept.pending is None else base64.b64decode(kept.pending)
 
 
+ADMIN, DEVICE = "admin", "device"
+
+
+def role(store: OrgHome) -> str:
+    """What this store is to the organisation: ``admin``, ``analyst``, ``viewer`` (members
+    of staff, enrolled with an invite naming the role) or ``device`` (a documenter's)."""
+    if store.identity.org_read is not None:
+        return ADMIN
+    enrolment = settings.load(store, Enrolment)
+    return enrolment.role if enrolment is not None and enrolment.role else DEVICE
+
+
+def reads_everything(store: OrgHome) -> bool:
+    """The administrator's store and a member's read what the organisation receives."""
+    return role(store) != DEVICE
+
+
 def read_keys(store: OrgHome) -> list[ReadKeySecret]:
-    """An administrator's read keys, oldest first (the vault's first)."""
+    """The organisation's read keys this store holds, oldest first: an administrator's (the
+    vault's first, then its rotations'), or a member's from its key bundle (all in the ring)."""
     org = store.identity.org_read
-    if org is None:
-        return []
     ring = settings.load(store, OrgKeyring) or OrgKeyring()
-    later = [ReadKeySecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
-    return [ReadKeySecret(1, org), *later]
+    kept = [ReadKeySecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
+    return [ReadKeySecret(1, org), *kept] if org is not None else kept
+
+
+def keep_bundle(store: OrgHome, secrets: list[ReadKeySecret]) -> int:
+    """A member's read keys, from a key bundle it verified; how many were new."""
+    ring = settings.load(store, OrgKeyring) or OrgKeyring()
+    held = {epoch for epoch, _ in ring.read_keys}
+    new = [(s.epoch, s.pair.secret.hex()) for s in secrets if s.epoch not in held]
+    if new:
+        settings.save(store, OrgKeyring(tuple(sorted((*ring.read_keys, *new)))))
+    return len(new)
 
 
 def add_read_key(store: OrgHome, secret: ReadKeySecret) -> None:

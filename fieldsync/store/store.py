@@ -42,6 +42,7 @@ from fieldsync import durable
 from fieldsync.core import crypto, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import parse as parse_entry
+from fieldsync.core.invite import VIEWER
 from fieldsync.core.settings import Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
@@ -569,6 +570,8 @@ class Store:
                     own_wrap=self.own_wrap,
                     index_codec=self.index_codec,
                     now_ms=self.now_ms,
+                    reads_everything=orgkeys.reads_everything(self),
+                    signs=orgkeys.role(self) != VIEWER,
                 )
                 yield writer
                 writer.finish()

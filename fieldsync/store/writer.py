@@ -16,7 +16,7 @@ from fieldsync.core.body import Body
 from fieldsync.core.clock import HLC
 from fieldsync.core.entry import Entry
 from fieldsync.core.entry import seal as seal_entry
-from fieldsync.errors import MalformedData, StoreCorrupted
+from fieldsync.errors import AccessDenied, MalformedData, StoreCorrupted
 from fieldsync.store.db import DraftRow, EntryRow, LocalWrapRow, MetaRow, RecordRow, WrapRow
 from fieldsync.store.identity import Identity
 from fieldsync.store.index import IndexCodec, IndexEntry
@@ -39,11 +39,18 @@ class Writer:
         own_wrap: Callable[[str, bytes], LocalWrapRow],
         index_codec: IndexCodec,
         now_ms: Callable[[], int],
+        reads_everything: bool = False,
+        signs: bool = True,
     ) -> None:
         """``reader_keys``: the box keys pulled versions may be sealed for, the likeliest
         first (``Store.reader_keys``: the organisation's read keys, or the device's own);
         ``readers``: whose box keys new versions are sealed for (``Store.readers()``);
-        ``own_wrap``: the store's own copy of a content key (``Store.own_wrap``)."""
+        ``own_wrap``: the store's own copy of a content key (``Store.own_wrap``);
+        ``reads_everything``: an administrator's or a member's store, which keeps the
+        organisation's wrap of what it receives (for evidence packages); ``signs``: False in a
+        viewer's store, which signs nothing."""
+        self._reads_everything = reads_everything
+        self._signs = signs
         self._session = session
         self._identity = identity
         self._reader_keys = reader_keys
@@ -67,6 +74,12 @@ class Writer:
         """Seal, sign and store one version; the device's chain and clock advance with it.
 
         ``readers``: whose box keys the content key is sealed for (default: the store's)."""
+        if not self._signs:
+            raise AccessDenied(
+                "this is a viewer's store: it reads and reports, and signs nothing; nothing "
+                "was saved",
+                hint="Ask your administrator for an analyst's invite to edit records.",
+            )
         session, identity = self._session, self._identity
         me = identity.device_id
         if self._head is None:
@@ -127,7 +140,7 @@ class Writer:
             )
         )
         session.add(self._own_wrap(entry.id, key))
-        if self._identity.is_admin:
+        if self._reads_everything:
             session.add(WrapRow(entry_id=entry.id, reader=reader.public.hex(), wrapped=wrapped))
         self._update_index(header.record, list(header.parents), entry, body, summary)
         # Later local versions must sort after what was seen (display order only).

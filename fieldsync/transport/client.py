@@ -164,6 +164,15 @@ class SyncClient:
                 hint="Nothing was changed. Run the command again when the connection is back.",
             ) from exc
 
+    def put_bundle(self, member: str, raw: bytes) -> None:
+        """Give the server a member's key bundle (needs the admin key as signer)."""
+        self._request("PUT", f"/v1/admin/bundles/{member}", content=raw, signed=True)
+
+    def bundle(self) -> bytes:
+        """This signer's own key bundle, exactly as the administrator made it (the caller
+        verifies and opens it: core/bundle.py)."""
+        return self._request("GET", "/v1/org/bundle", signed=True).content
+
     def org_log(self) -> OrgLogPage:
         """The organisation's log and its forks, as the server holds them (the caller
         follows and verifies them: core/orglog.py)."""

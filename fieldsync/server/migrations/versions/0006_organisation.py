@@ -1,6 +1,7 @@
-"""The organisation's log (its statements, and those refused as forks) and the sealed backup
-of its secrets (docs/protocol.md, "The organisation's log"). New tables only: a server of an
-earlier release has an empty log, which every reader follows as the root alone."""
+"""The organisation's log (its statements, and those refused as forks), members' key bundles,
+the sealed backup of its secrets, and each enrolment's role (docs/protocol.md, "The
+organisation's log"). A server of an earlier release has an empty log, which every reader
+follows as the root alone, and every device it registered is a documenter's ("device")."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def upgrade() -> None:
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("devices") as table:
+        table.add_column(sa.Column("role", sa.String(), nullable=False, server_default="device"))
+    op.create_table(
+        "member_bundles",
+        sa.Column("member", sa.String(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("stored_ms", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["member"], ["devices.key"]),
+        sa.PrimaryKeyConstraint("member"),
+    )
     op.create_table(
         "org_backup",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -42,5 +53,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("org_backup")
+    op.drop_table("member_bundles")
+    with op.batch_alter_table("devices") as table:
+        table.drop_column("role")
     op.drop_table("org_forks")
     op.drop_table("org_statements")

@@ -1,0 +1,123 @@
+"""The organisation's members of staff: analysts (own keys, own log, the organisation's read
+keys) and viewers (read, sign nothing).
+
+The administrator certifies each one the admin key invited (the invite names the role, and
+the registry's enrolment shows it), once, as a ``member`` statement of the organisation's log,
+so every device and analyst learns the member's key from the admin key rather than from the
+server; then seals the organisation's read keys to the member's box key in a signed key bundle
+the server keeps and cannot open, again after every rotation. A member fetches and checks its
+bundle on each pull and push.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fieldsync.core import bundle, orglog
+from fieldsync.core.invite import ROLES
+from fieldsync.core.settings import Bundles, Registry
+from fieldsync.errors import NotFound, StoreStateError
+from fieldsync.store import orgkeys, settings
+from fieldsync.store.orgkeys import ReadKeySecret
+from fieldsync.store.store import Store
+from fieldsync.transport.client import SyncClient
+
+
+@dataclass
+class Certified:
+    members: list[str] = field(default_factory=list)  # names certified now
+    bundles: int = 0  # key bundles given now
+
+
+def certify(store: Store, client: SyncClient) -> Certified:
+    """Certify every member the registry (as the last pull checked it) shows the admin key
+    invited and the log does not name yet, then give every member not revoked a key bundle
+    holding every read key (an administrator's store)."""
+    done = Certified()
+    registry = settings.load(store, Registry) or Registry()
+    state = flush_pending(store, client)
+    for key, device in registry.devices.items():
+        if device.role not in ROLES or state.member(key) is not None:
+            continue
+        fields = {"box_key": device.box_key, "member_key": key, "name": device.name}
+        state = _announce(store, client, state, orglog.MEMBER, fields | {"role": device.role})
+        done.members.append(device.name)
+    done.bundles = give_bundles(store, client)
+    return done
+
+
+def revoke(store: Store, client: SyncClient, member: str) -> bool:
+    """Name a member revoked in the organisation's log (False: it is no member, or revoked
+    already), so that no device or analyst trusts its versions from now on."""
+    state = flush_pending(store, client)
+    found = state.member(member)
+    if found is None or found.revoked:
+        return False
+    _announce(store, client, state, orglog.REVOKE, {"member_key": member})
+    return True
+
+
+def give_bundles(store: Store, client: SyncClient) -> int:
+    """A key bundle for each member not revoked whose last one lacks a read key."""
+    state = orgkeys.followed(store)
+    assert state is not None
+    secrets = [bundle.ReadSecret(s.epoch, s.pair) for s in orgkeys.read_keys(store)]
+    given = dict((settings.load(store, Bundles) or Bundles()).given)
+    made = 0
+    for member in state.members:
+        if member.revoked or given.get(member.key) == len(secrets):
+            continue
+        raw = bundle.make(
+            store.identity.signer, state, member=member.key, box_key=member.box_key, secrets=secrets
+        )
+        client.put_bundle(member.key, raw)
+        given[member.key] = len(secrets)
+        settings.save(store, Bundles(given))
+        made += 1
+    return made
+
+
+def receive_bundle(store: Store, client: SyncClient) -> int:
+    """A member's read keys, from the bundle the server keeps for it (checked against the
+    log this store followed: core/bundle.py); how many were new. ``StoreStateError`` if the
+    administrator has not given this member one yet and it holds no read key."""
+    state = orgkeys.followed(store)
+    assert state is not None
+    try:
+        raw = client.bundle()
+    except NotFound:
+        if orgkeys.read_keys(store):
+            return 0
+        raise StoreStateError(
+            "the administrator has not yet given this store the organisation's keys; "
+            "nothing was pulled",
+            hint="Ask your administrator to run 'fieldsync admin pull' (it certifies you and "
+            "seals the keys to you), then run 'fieldsync pull' again.",
+        ) from None
+    secrets = bundle.open_bundle(
+        raw, state=state, member=store.identity.signer, box=store.identity.box
+    )
+    return orgkeys.keep_bundle(store, [ReadKeySecret(s.epoch, s.pair) for s in secrets])
+
+
+def flush_pending(store: Store, client: SyncClient) -> orglog.OrgState:
+    """The log as it stands once a statement signed by an earlier run and not known to have
+    reached the server is sent again, byte for byte (never signed afresh: that would be a
+    fork)."""
+    pending = orgkeys.pending(store)
+    if pending is not None:
+        page = client.send_statement(pending)
+        return orgkeys.keep(store, list(page.statements), list(page.forks))
+    state = orgkeys.followed(store)
+    assert state is not None
+    return state
+
+
+def _announce(
+    store: Store, client: SyncClient, state: orglog.OrgState, kind: str, fields: dict[str, str]
+) -> orglog.OrgState:
+    """Sign the log's next statement, keep it as pending, send it, and follow the answer."""
+    raw = orglog.sign(store.identity.signer, state, kind, fields, time_ms=store.now_ms())
+    orgkeys.set_pending(store, raw)
+    page = client.send_statement(raw)
+    return orgkeys.keep(store, list(page.statements), list(page.forks))
