@@ -176,8 +176,10 @@ class OrgState:
 
     @property
     def analysts(self) -> set[str]:
-        """The keys of analysts not revoked: whose versions a reader trusts."""
-        return {m.key for m in self.members if m.role == ANALYST and not m.revoked}
+        """The keys of every analyst ever certified: whose versions a reader trusts. A revoked
+        one's too: a reader cannot tell when a version was signed, the server refuses what it
+        sends after its revocation, and what it sent before stays part of the record."""
+        return {m.key for m in self.members if m.role == ANALYST}
 
     def admin_key_at(self, seq: int, log: Sequence[Statement]) -> str:
         """The admin key in force for the statement at ``seq`` of ``log``."""

@@ -18,11 +18,12 @@ from tests.services.conftest import DAY, quick
 
 
 class World:
-    def __init__(self, folder: Path, stack: ExitStack) -> None:
+    def __init__(self, folder: Path, stack: ExitStack, database_url: str | None = None) -> None:
         self.folder = folder
         self.analyst = stack.enter_context(fast_store(folder / "analyst", admin=True))
-        self.server = data.init(folder / "server", admin.org_keys(self.analyst).encode())
-        self.app = create_app(self.server)
+        org = admin.org_keys(self.analyst).encode()
+        self.server = data.init(folder / "server", org, database_url)
+        self.app = create_app(self.server, database_url=database_url)
         self.url = stack.enter_context(running(self.app))
         self._stack = stack
         # the analyst's store learns the server (and pins its key) from its first invite
@@ -36,6 +37,17 @@ class World:
         store = self._stack.enter_context(fast_store(home))
         text, shown = admin.make_invite(
             self.analyst, name, self.url, valid_ms=DAY, client_for=quick
+        )
+        enrol.enrol(
+            store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
+        )
+        return store
+
+    def member(self, name: str, role: str = "analyst") -> Store:
+        """A member of staff, enrolled with an invite naming ``role`` (not yet certified)."""
+        store = self._stack.enter_context(fast_store(self.folder / name))
+        text, shown = admin.make_invite(
+            self.analyst, name, self.url, valid_ms=DAY, client_for=quick, role=role
         )
         enrol.enrol(
             store, text, expect_fingerprint=shown["organisation_fingerprint"], client_for=quick
