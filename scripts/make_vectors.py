@@ -819,6 +819,11 @@ def org_vectors() -> list[dict[str, object]]:
             {"error": "MalformedData", "match": "statement 3 .* does not follow statement 1"},
         ),
         refused(
+            "statement 2 at the right seq, naming another statement as its prev",
+            [raws[0], by_hand(admin, 2, orglog.READ_KEY, fresh | {"prev": ids[0][::-1]})],
+            {"error": "MalformedData", "match": "statement 2 .* does not follow statement 1"},
+        ),
+        refused(
             "a log cut back to 5 statements, served to a reader that followed 7",
             raws[:5],
             {"error": "RolledBack", "match": "older than the 7"},
@@ -836,6 +841,15 @@ def org_vectors() -> list[dict[str, object]]:
             },
             forks=[second_succession],
         ),
+        {
+            "what": "ignored",
+            "description": "a second statement 6 offered as a fork, signed by a key not in "
+            "force there (the server's noise): the whole log is followed",
+            "forks": [
+                by_hand(stranger, 6, orglog.SUCCESSION, {"admin_key": other_successor}).decode()
+            ],
+            "expect": {"followed": 7, "forks": []},
+        },
     ]
     return cases
 

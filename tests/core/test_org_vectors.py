@@ -220,6 +220,14 @@ def test_each_refusal_is_the_one_the_vector_names(case: dict[str, Any]) -> None:
     assert state.admin_key == expect["admin_key"]
 
 
+def test_a_fork_signed_by_a_key_not_in_force_is_ignored() -> None:
+    case = next(c for c in CASES if c["what"] == "ignored")
+    forks = [raw.encode("utf-8") for raw in case["forks"]]
+    state = orglog.follow(root(), stored(), forks=forks)
+    assert (state.seq, list(state.forks)) == (case["expect"]["followed"], case["expect"]["forks"])
+    assert described(state) == STATE["expect"]
+
+
 def test_the_refusals_name_each_error_class_and_a_fork() -> None:
     named = {c["expect"].get("error") for c in REFUSED}
     assert named >= set(ERRORS)
