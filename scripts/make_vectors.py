@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import crypto, encoding, invite, receipt
+from fieldsync.core import bundle, crypto, encoding, invite, orglog, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
+from fieldsync.core.orglog import OrgState
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors"
 Case = dict[str, Any]
@@ -581,6 +582,319 @@ def decision_vectors() -> list[dict[str, object]]:
     return cases
 
 
+def org_vectors() -> list[dict[str, object]]:
+    """The organisation's log (core/orglog.py) and a key bundle (core/bundle.py), from fixed
+    seeds: the root, one statement of each kind in a log of seven, the state every reader
+    reaches after following it, and a bundle for the analyst. The state and the refusals are
+    written by hand from the seeds (never read back from ``follow``), then checked once here.
+
+    A bundle's ``sealed`` is a sealed box, made with an ephemeral key libsodium draws itself:
+    its bytes are pinned as made once, and only its signed fields besides ``sealed`` are
+    written by hand. Whatever the seed, ``make`` will not make these bytes again."""
+    admin, successor = (
+        crypto.SigningPair(bytes([0xA1]) * 32),
+        crypto.SigningPair(bytes([0xA2]) * 32),
+    )
+    server, new_server = (
+        crypto.SigningPair(bytes([0x5E]) * 32),
+        crypto.SigningPair(bytes([0x5F]) * 32),
+    )
+    reads = [crypto.BoxPair(bytes([0xB0 + epoch]) * 32) for epoch in (1, 2, 3)]
+    analyst, analyst_box = (
+        crypto.SigningPair(bytes([0xC1]) * 32),
+        crypto.BoxPair(bytes([0xD1]) * 32),
+    )
+    viewer, viewer_box = crypto.SigningPair(bytes([0xC2]) * 32), crypto.BoxPair(bytes([0xD2]) * 32)
+    stranger = crypto.SigningPair(bytes([0xEE]) * 32)
+    hexed = {
+        name: pair.public.hex()
+        for name, pair in [
+            ("admin", admin),
+            ("successor", successor),
+            ("server", server),
+            ("new_server", new_server),
+            ("analyst", analyst),
+            ("viewer", viewer),
+            ("analyst_box", analyst_box),
+            ("viewer_box", viewer_box),
+            ("read1", reads[0]),
+            ("read2", reads[1]),
+            ("read3", reads[2]),
+        ]
+    }
+    t0 = 1_709_700_000_000
+    steps: list[tuple[str, crypto.SigningPair, str, Case]] = [
+        (
+            "a read key for epoch 2",
+            admin,
+            orglog.READ_KEY,
+            {"epoch": 2, "read_key": hexed["read2"]},
+        ),
+        (
+            "an analyst certified (a name in Arabic)",
+            admin,
+            orglog.MEMBER,
+            {
+                "box_key": hexed["analyst_box"],
+                "member_key": hexed["analyst"],
+                "name": "أمل حداد",
+                "role": orglog.ANALYST,
+            },
+        ),
+        (
+            "a viewer certified",
+            admin,
+            orglog.MEMBER,
+            {
+                "box_key": hexed["viewer_box"],
+                "member_key": hexed["viewer"],
+                "name": "Basel",
+                "role": orglog.VIEWER,
+            },
+        ),
+        ("the viewer revoked", admin, orglog.REVOKE, {"member_key": hexed["viewer"]}),
+        ("a new receipt key", admin, orglog.RECEIPT_KEY, {"server_key": hexed["new_server"]}),
+        ("a successor admin key", admin, orglog.SUCCESSION, {"admin_key": hexed["successor"]}),
+        (
+            "a read key for epoch 3, signed by the successor",
+            successor,
+            orglog.READ_KEY,
+            {"epoch": 3, "read_key": hexed["read3"]},
+        ),
+    ]
+    root = OrgState.root(hexed["admin"], hexed["read1"], hexed["server"])
+    cases: list[dict[str, object]] = [
+        {
+            "what": "root",
+            "description": "what an invite or org-public.json names: admin, read and receipt keys",
+            "admin_seed": admin.seed.hex(),
+            "admin_key": hexed["admin"],
+            "read_secret": reads[0].secret.hex(),
+            "read_key": hexed["read1"],
+            "server_seed": server.seed.hex(),
+            "server_key": hexed["server"],
+        }
+    ]
+    state, ids, raws = root, [], []
+    for seq, (description, signer, kind, fields) in enumerate(steps, start=1):
+        raw = orglog.sign(signer, state, kind, fields, time_ms=t0 + seq)
+        state = orglog.apply(state, orglog.parse(raw))
+        cases.append(
+            {
+                "what": "statement",
+                "description": f"statement {seq}: {description}",
+                "signing_seed": signer.seed.hex(),
+                "seq": seq,
+                "prev": ids[-1] if ids else None,
+                "time_ms": t0 + seq,
+                "kind": kind,
+                "fields": fields,
+                "statement": raw.decode("utf-8"),
+                "id": orglog.statement_id(raw),
+                "expect": "ok",
+            }
+        )
+        ids.append(orglog.statement_id(raw))
+        raws.append(raw)
+    expected_state: Case = {
+        "root_admin_key": hexed["admin"],
+        "admin_key": hexed["successor"],
+        "retired": [hexed["admin"]],
+        "read_keys": [[1, hexed["read1"]], [2, hexed["read2"]], [3, hexed["read3"]]],
+        "server_key": hexed["new_server"],
+        "server_keys": [hexed["server"]],
+        "members": [
+            {
+                "key": hexed["analyst"],
+                "box_key": hexed["analyst_box"],
+                "role": "analyst",
+                "name": "أمل حداد",
+                "revoked": False,
+            },
+            {
+                "key": hexed["viewer"],
+                "box_key": hexed["viewer_box"],
+                "role": "viewer",
+                "name": "Basel",
+                "revoked": True,
+            },
+        ],
+        "analysts": [hexed["analyst"]],
+        "seq": 7,
+        "head": ids[6],
+        "forks": [],
+    }
+    assert described_org_state(orglog.follow(root, raws)) == expected_state
+    cases.append(
+        {
+            "what": "state",
+            "description": "what every reader knows after following statements 1 to 7",
+            "expect": expected_state,
+        }
+    )
+    secrets = [bundle.ReadSecret(epoch, pair) for epoch, pair in enumerate(reads, start=1)]
+    body = {
+        "box_key": hexed["analyst_box"],
+        "format": "fieldsync/key-bundle",
+        "member": hexed["analyst"],
+        "org_seq": 7,
+        "signer": hexed["successor"],
+        "version": 1,
+    }
+    made = _bundle_made_before(body) or bundle.make(
+        successor, state, member=hexed["analyst"], box_key=hexed["analyst_box"], secrets=secrets
+    )
+    analyst_state = orglog.follow(root, raws)
+    opened = bundle.open_bundle(made, state=analyst_state, member=analyst, box=analyst_box)
+    assert [(s.epoch, s.pair.secret) for s in opened] == [(s.epoch, s.pair.secret) for s in secrets]
+    cases.append(
+        {
+            "what": "bundle",
+            "description": "the analyst's bundle of read keys 1 to 3, signed by the successor",
+            "admin_seed": successor.seed.hex(),
+            "member_seed": analyst.seed.hex(),
+            "box_secret": analyst_box.secret.hex(),
+            "read_secrets": [[s.epoch, s.pair.secret.hex()] for s in secrets],
+            "bundle": made.decode("utf-8"),
+            "body": body,
+            "expect": "ok",
+        }
+    )
+
+    def by_hand(signer: crypto.SigningPair, seq: int, kind: str, fields: Case) -> bytes:
+        """A statement as ``sign`` would refuse to make it."""
+        body = {
+            "format": "fieldsync/org-statement",
+            "kind": kind,
+            "prev": ids[seq - 2] if seq > 1 else None,
+            "seq": seq,
+            "signer": signer.public.hex(),
+            "time_ms": t0 + 100 + seq,
+            "version": 1,
+        } | fields
+        signature = signer.sign(crypto.LABEL_ORG_STATEMENT, encoding.encode(body))
+        return encoding.encode({"signature": signature.hex(), "statement": body})
+
+    def refused(
+        description: str,
+        log: list[bytes],
+        expect: Case,
+        *,
+        forks: Sequence[bytes] = (),
+        known: int | None = None,
+    ) -> dict[str, object]:
+        return {
+            "what": "refused",
+            "description": description,
+            "log": [raw.decode("utf-8") for raw in log],
+            "forks": [raw.decode("utf-8") for raw in forks],
+            "known": None if known is None else [known, ids[known - 1]],
+            "expect": expect,
+        }
+
+    fresh = {"epoch": 3, "read_key": crypto.BoxPair(bytes([0xBF]) * 32).public.hex()}
+    other_successor = crypto.SigningPair(bytes([0xA3]) * 32).public.hex()
+    second_succession = by_hand(admin, 6, orglog.SUCCESSION, {"admin_key": other_successor})
+    altered = raws[0].replace(b'"time_ms":%d' % (t0 + 1), b'"time_ms":%d' % (t0 + 9))
+    assert altered != raws[0]
+    cases += [
+        refused(
+            "statement 2 signed by a key that is not the admin key in force",
+            [raws[0], by_hand(stranger, 2, orglog.READ_KEY, fresh)],
+            {"error": "SignatureInvalid", "match": "a key that is not the organisation's"},
+        ),
+        refused(
+            "statement 7 signed by the admin key statement 6 retired",
+            [*raws[:6], by_hand(admin, 7, orglog.READ_KEY, fresh)],
+            {"error": "SignatureInvalid", "match": "a retired admin key"},
+        ),
+        refused(
+            "statement 1 with its time changed after it was signed",
+            [altered],
+            {"error": "SignatureInvalid", "match": "does not verify"},
+        ),
+        refused(
+            "statement 2 left out",
+            [raws[0], *raws[2:]],
+            {"error": "MalformedData", "match": "statement 3 .* does not follow statement 1"},
+        ),
+        refused(
+            "statement 2 at the right seq, naming another statement as its prev",
+            [raws[0], by_hand(admin, 2, orglog.READ_KEY, fresh | {"prev": ids[0][::-1]})],
+            {"error": "MalformedData", "match": "statement 2 .* does not follow statement 1"},
+        ),
+        refused(
+            "a log cut back to 5 statements, served to a reader that followed 7",
+            raws[:5],
+            {"error": "RolledBack", "match": "older than the 7"},
+            known=7,
+        ),
+        refused(
+            "a second succession at seq 6, signed by the key in force there (a fork)",
+            raws,
+            {
+                "fork": 6,
+                "signer": hexed["admin"],
+                "ids": [ids[5], orglog.statement_id(second_succession)],
+                "followed": 5,
+                "admin_key": hexed["admin"],
+            },
+            forks=[second_succession],
+        ),
+        {
+            "what": "ignored",
+            "description": "a second statement 6 offered as a fork, signed by a key not in "
+            "force there (the server's noise): the whole log is followed",
+            "forks": [
+                by_hand(stranger, 6, orglog.SUCCESSION, {"admin_key": other_successor}).decode()
+            ],
+            "expect": {"followed": 7, "forks": []},
+        },
+    ]
+    return cases
+
+
+def _bundle_made_before(body: Case) -> bytes | None:
+    """The bundle org-v1.json holds already, if its fields other than ``sealed`` are ``body``:
+    a sealed box is random, so making it again would change the file at every run."""
+    path = OUT / "org-v1.json"
+    if not path.exists():
+        return None
+    for case in json.loads(path.read_text(encoding="utf-8")):
+        if case["what"] == "bundle":
+            raw: str = case["bundle"]
+            held = json.loads(raw)["bundle"]
+            if {k: v for k, v in held.items() if k != "sealed"} == body:
+                return raw.encode("utf-8")
+    return None
+
+
+def described_org_state(state: OrgState) -> Case:
+    """An ``OrgState`` as org-v1.json writes it (read keys as [epoch, key])."""
+    return {
+        "root_admin_key": state.root_admin_key,
+        "admin_key": state.admin_key,
+        "retired": list(state.retired),
+        "read_keys": [[k.epoch, k.key] for k in state.read_keys],
+        "server_key": state.server_key,
+        "server_keys": list(state.server_keys),
+        "members": [
+            {
+                "key": m.key,
+                "box_key": m.box_key,
+                "role": m.role,
+                "name": m.name,
+                "revoked": m.revoked,
+            }
+            for m in state.members
+        ],
+        "analysts": sorted(state.analysts),
+        "seq": state.seq,
+        "head": state.head,
+        "forks": [{"seq": f.seq, "signer": f.signer, "ids": list(f.ids)} for f in state.forks],
+    }
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, cases in (
@@ -588,6 +902,7 @@ def main() -> None:
         ("primitives-v1.json", primitive_vectors()),
         ("sync-v1.json", sync_vectors()),
         ("decisions-v1.json", decision_vectors()),
+        ("org-v1.json", org_vectors()),
     ):
         (OUT / name).write_text(
             json.dumps(cases, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
