@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -32,11 +31,10 @@ from fieldsync.cli.options import (
 from fieldsync.cli.render import emit_json, err, labelled, literal, out, safe, when
 from fieldsync.core.audit import AuditReport
 from fieldsync.core.invite import ROLES, is_loopback
-from fieldsync.core.wire import DeviceInfo
 from fieldsync.errors import InputError, IntegrityError, NotAdminStore
 from fieldsync.server import data as server_data
 from fieldsync.server.holdings import ServerHoldings
-from fieldsync.services import admin, problems, rotation
+from fieldsync.services import admin, problems
 from fieldsync.store import orgkeys
 from fieldsync.store.store import Store
 
@@ -199,79 +197,6 @@ def devices(
 def _short(problem: dict[str, Any]) -> str:
     """A named problem in a table cell: '3 set aside', '1 withheld' (in full below it)."""
     return f"{problem['count']} {problem['kind']}"
-
-
-@admin_app.command("revoke")
-def revoke(
-    device: Annotated[
-        str, typer.Argument(help="The device's name, or its key or fingerprint (a prefix).")
-    ],
-    yes: Annotated[
-        bool, typer.Option("--yes", help="Revoke without asking (for scripts).")
-    ] = False,
-    rotate: Annotated[
-        bool,
-        typer.Option(
-            "--rotate", help="Then rotate the organisation's read key (for a member of staff)."
-        ),
-    ] = False,
-    server: RememberedServerUrl = None,
-    home: Home = None,
-    passphrase_file: PassphraseFile = None,
-    json: Json = False,
-) -> None:
-    """Revoke a device or a member of staff: what it sends is refused from now on and kept
-    for review."""
-    with analysts_store(home, passphrase_file) as store:
-        url = admin.server_url(store, server)
-        target = admin.find_device(store, url, device)
-        if not yes:
-            _confirm_revoke(target)
-        result = admin.revoke(store, url, target.device)
-        rotated = rotation.rotate_read_key(store) if rotate else None
-    if json:
-        emit_json(result.to_json() | {"rotated_to": rotated.epoch if rotated else None})
-        return
-    out.print(
-        f"Revoked {safe(target.name)!r} ({result.device[:16]}…); "
-        "what it sends from now on is refused and kept for review.",
-        markup=False,
-    )
-    if target.role in ROLES:
-        err.print(
-            "This cannot take back what they already hold: every record they pulled, and "
-            "the read keys sealed to them, which open everything wrapped for those keys, "
-            "here or in any copy of the server's data."
-            + (
-                f" The read key is now epoch {rotated.epoch}: nothing recorded from here on "
-                "opens with the keys they hold."
-                if rotated
-                else " Run 'fieldsync admin rotate-read-key' now, so that nothing recorded "
-                "from here on opens with those keys."
-            ),
-            markup=False,
-        )
-
-
-def _confirm_revoke(target: DeviceInfo) -> None:
-    """Ask before a revocation, which cannot be undone; without a terminal nobody can answer,
-    so a script must say --yes rather than hang or revoke unasked."""
-    if not sys.stdin.isatty():
-        raise InputError(
-            "revoking a device needs a confirmation, and there is no terminal to ask at; "
-            "nothing was revoked",
-            hint="Pass --yes to revoke without asking.",
-        )
-    question = (
-        f"Revoke device {safe(target.name)!r} (id {target.device}, "
-        f"fingerprint {target.fingerprint})?"
-    )
-    try:
-        confirmed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        confirmed = False
-    if not confirmed:
-        raise InputError("not confirmed; nothing was revoked")
 
 
 @admin_app.command("import-file")

@@ -9,7 +9,6 @@ endpoint checks the request's signature and calls one function of the modules be
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -30,14 +29,11 @@ from fieldsync.core import batch as batch_format
 from fieldsync.core import bundle, enrolment, httpsig, orglog
 from fieldsync.core.wire import (
     BlobState,
-    DeviceInfo,
     DeviceListing,
     EnrolAnswer,
     ServerInfo,
 )
 from fieldsync.errors import (
-    AccessDenied,
-    DeviceRevoked,
     NotFound,
 )
 from fieldsync.server import backup, bundles, data, logs, refusals, schema
@@ -52,9 +48,10 @@ from fieldsync.server.bodies import (
     read_limited,
 )
 from fieldsync.server.data import ServerData
-from fieldsync.server.enrol import device_fingerprint, enrol, revoke
+from fieldsync.server.enrol import device_fingerprint, enrol, listed, revoke
 from fieldsync.server.feed import feed_page
-from fieldsync.server.ingest import ACTIVE, ingest
+from fieldsync.server.gates import Gates
+from fieldsync.server.ingest import ingest
 from fieldsync.server.limits import Limits
 from fieldsync.server.tables import DeviceRow, StoredBlob
 
@@ -198,23 +195,8 @@ def create_app(
         timeouts")."""
         return await read_limited(request, limit, unchecked_pace, unauthenticated)
 
-    def known_device(keyid: str) -> None:
-        """Let in an enrolled, active device (or the administrator), once it has proved it
-        holds the key: only then is it told whether that key is enrolled or revoked. Looked up
-        in a session of its own, given back at once: a blob append's body streams for as long
-        as the link takes, and must not hold a database connection all that time."""
-        if keyid == server.org.admin_key:  # an administrator delivering carried batches
-            return
-        with Session(engine) as lookup:
-            device = lookup.get(DeviceRow, keyid)
-        if device is None:
-            raise AccessDenied("this key is not enrolled with this server")
-        if device.status != ACTIVE:
-            raise DeviceRevoked()
-
-    def admin_only(keyid: str) -> None:
-        if keyid != server.org.admin_key:
-            raise AccessDenied("only the organisation's administrator may do this")
+    gates = Gates(server, engine)
+    known_device, admin_only = gates.known_device, gates.admin_only
 
     async def signed_body(request: Request, limit: int, admit: Callable[[str], None]) -> bytes:
         """The body of a signed request (RFC 9421 style), checked before anything uses it."""
@@ -235,17 +217,6 @@ def create_app(
             admit=admit,
         )
         return body, signer
-
-    def admin_or_member(keyid: str) -> None:
-        """The administrator, or an active analyst or viewer (who reads the registry to name
-        authors and to seal an analyst's versions for the device that recorded a record)."""
-        if keyid == server.org.admin_key:
-            return
-        known_device(keyid)
-        with Session(engine) as lookup:
-            device = lookup.get(DeviceRow, keyid)
-        if device is None or device.role not in bundles.MEMBER_ROLES:
-            raise AccessDenied("only the organisation's administrator and its members may do this")
 
     @app.put("/v1/admin/bundles/{member}", openapi_extra=SIGNED | _body("application/json"))
     async def put_bundle(
@@ -274,9 +245,9 @@ def create_app(
         db: Session = Depends(session),  # noqa: B008
     ) -> list[dict[str, object]]:
         """The device registry (the administrator and the organisation's members)."""
-        await signed_body(request, 0, admin_or_member)
+        await signed_body(request, 0, gates.admin_or_member)
         rows = await run_in_threadpool(lambda: db.exec(select(DeviceRow)).all())
-        return DeviceListing(tuple(_listed(d) for d in rows)).to_json()
+        return DeviceListing(tuple(listed(d) for d in rows)).to_json()
 
     @app.post("/v1/admin/devices/{device_key}/revoke", openapi_extra=SIGNED)
     async def revoke_device(
@@ -401,22 +372,3 @@ SIGNED: dict[str, Any] = {
 def _body(media_type: str) -> dict[str, Any]:
     kind = {"type": "object"} if media_type == "application/json" else {"type": "string"}
     return {"requestBody": {"required": True, "content": {media_type: {"schema": kind}}}}
-
-
-def _listed(device: DeviceRow) -> DeviceInfo:
-    return DeviceInfo(
-        device=device.key,
-        box_key=device.box_key,
-        name=device.name,
-        fingerprint=device_fingerprint(device) if device.box_key else "",
-        status=device.status,
-        enrolled_ms=device.enrolled_ms,
-        revoked_ms=device.revoked_ms,
-        last_seen_ms=device.last_seen_ms,
-        last_seq=device.last_seq,
-        entries=device.entries,
-        alert=device.alert,
-        # verbatim, so the administrator can check the invite it shows (admin pull)
-        enrolment=base64.b64encode(device.enrolment).decode("ascii"),
-        role=device.role,
-    )

@@ -9,9 +9,8 @@ from fieldsync.core import bundle
 from fieldsync.errors import AccessDenied, NotFound
 from fieldsync.server import orglog
 from fieldsync.server.data import ServerData
+from fieldsync.server.gates import MEMBER_ROLES
 from fieldsync.server.tables import DeviceRow, MemberBundle
-
-MEMBER_ROLES = ("analyst", "viewer")
 
 
 def keep(session: Session, server: ServerData, member: str, raw: bytes, now_ms: int) -> None:

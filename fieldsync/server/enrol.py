@@ -3,6 +3,7 @@ one."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError as RowConflict
@@ -10,7 +11,7 @@ from sqlmodel import Session, select
 
 from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.ids import fingerprint
-from fieldsync.core.wire import RevokeAnswer
+from fieldsync.core.wire import DeviceInfo, RevokeAnswer
 from fieldsync.errors import AccessDenied, InviteUsed, MalformedData, NotFound
 from fieldsync.server.blobs import BlobStorage
 from fieldsync.server.data import ServerData
@@ -125,3 +126,23 @@ def _enrolled_before(session: Session, token_hash: str, device_key: str) -> Devi
 
 def device_fingerprint(device: DeviceRow) -> str:
     return fingerprint(bytes.fromhex(device.key), bytes.fromhex(device.box_key))
+
+
+def listed(device: DeviceRow) -> DeviceInfo:
+    """A registry row as the listing shows it."""
+    return DeviceInfo(
+        device=device.key,
+        box_key=device.box_key,
+        name=device.name,
+        fingerprint=device_fingerprint(device) if device.box_key else "",
+        status=device.status,
+        enrolled_ms=device.enrolled_ms,
+        revoked_ms=device.revoked_ms,
+        last_seen_ms=device.last_seen_ms,
+        last_seq=device.last_seq,
+        entries=device.entries,
+        alert=device.alert,
+        # verbatim, so the administrator can check the invite it shows (admin pull)
+        enrolment=base64.b64encode(device.enrolment).decode("ascii"),
+        role=device.role,
+    )

@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 from fieldsync.core.wire import FeedItem, FeedPage
 from fieldsync.errors import AccessDenied, DeviceRevoked
 from fieldsync.server.data import ServerData
+from fieldsync.server.gates import MEMBER_ROLES
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
 
-MEMBER_ROLES = ("analyst", "viewer")
 PAGE_ENTRIES = 500
 PAGE_BYTES = 4 * 1024 * 1024  # a page holds at least one entry, and stops past this
 

@@ -1,0 +1,52 @@
+"""Who may make a signed request: each gate is handed the key that signed it, once the
+signature verified (core/httpsig.py's ``admit``), and raises if that key may not.
+
+Each looks the key up in a session of its own, given back at once: a blob append's body
+streams for as long as the link takes, and must not hold a database connection all that time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from fieldsync.errors import AccessDenied, DeviceRevoked
+from fieldsync.server.data import ServerData
+from fieldsync.server.ingest import ACTIVE, ANALYST, VIEWER
+from fieldsync.server.tables import DeviceRow
+
+MEMBER_ROLES = (ANALYST, VIEWER)
+
+
+class Gates:
+    def __init__(self, server: ServerData, engine: Engine) -> None:
+        self._admin_key = server.org.admin_key
+        self._engine = engine
+
+    def known_device(self, keyid: str) -> None:
+        """An enrolled, active device or member (or the administrator), told only once it has
+        proved it holds the key whether that key is enrolled or revoked."""
+        if keyid == self._admin_key:  # an administrator delivering carried batches
+            return
+        self._active(keyid)
+
+    def admin_only(self, keyid: str) -> None:
+        if keyid != self._admin_key:
+            raise AccessDenied("only the organisation's administrator may do this")
+
+    def admin_or_member(self, keyid: str) -> None:
+        """The administrator, or an active analyst or viewer (who reads the registry to name
+        authors and to seal an analyst's versions for the device that recorded a record)."""
+        if keyid == self._admin_key:
+            return
+        if self._active(keyid).role not in MEMBER_ROLES:
+            raise AccessDenied("only the organisation's administrator and its members may do this")
+
+    def _active(self, keyid: str) -> DeviceRow:
+        with Session(self._engine) as lookup:
+            device = lookup.get(DeviceRow, keyid)
+        if device is None:
+            raise AccessDenied("this key is not enrolled with this server")
+        if device.status != ACTIVE:
+            raise DeviceRevoked()
+        return device
