@@ -53,7 +53,8 @@ def revoke(
         emit_json(result.to_json() | {"rotated_to": rotated.epoch if rotated else None})
         return
     out.print(
-        f"Revoked {safe(target.name)!r} ({result.device[:16]}…); "
+        f"Revoked {target.role if target.role in ROLES else 'device'} {safe(target.name)!r} "
+        f"({result.device[:16]}…); "
         "what it sends from now on is refused and kept for review.",
         markup=False,
     )

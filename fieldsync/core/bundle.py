@@ -53,6 +53,11 @@ def make(
     secrets: list[ReadSecret],
 ) -> bytes:
     """A bundle of ``secrets`` for one member, signed by the admin key in force."""
+    if admin.public.hex() != state.admin_key:
+        raise SignatureInvalid(
+            "this store's admin key is not the organisation's admin key in force; no key "
+            "bundle was made"
+        )
     inner = {"read_keys": [{"epoch": s.epoch, "secret": s.pair.secret.hex()} for s in secrets]}
     sealed = crypto.seal_for(bytes.fromhex(box_key), encoding.encode(inner))
     body = {
@@ -105,12 +110,15 @@ def _signed_body(raw: bytes, admin_key: str) -> dict[str, Any]:
     body, signature = doc["bundle"], doc["signature"]
     if not isinstance(body, dict) or set(body) != KEYS or body["format"] != FORMAT:
         raise MalformedData("the key bundle does not have the expected fields")
-    if body["version"] != VERSION:
+    if type(body["version"]) is not int or body["version"] < VERSION:
+        raise MalformedData("the key bundle has an invalid version")
+    if body["version"] > VERSION:
         raise UnsupportedFormat("the key bundle was made by a newer fieldsync")
     ok = (
         is_hex(signature, crypto.SIGNATURE_BYTES)
         and all(is_hex32(body[k]) for k in ("signer", "member", "box_key"))
         and type(body["org_seq"]) is int
+        and body["org_seq"] >= 0
         and isinstance(body["sealed"], str)
     )
     if not ok:

@@ -143,8 +143,7 @@ class Fork:
         return (
             f"the organisation's admin key ({fingerprint(bytes.fromhex(self.signer))}) signed "
             f"two different statements at seq {self.seq} of the organisation's log: it may be "
-            "stolen; nothing after seq "
-            f"{self.seq - 1} is followed"
+            "stolen; this store follows no statement it had not followed before"
         )
 
 
@@ -248,8 +247,10 @@ def parse(raw: bytes) -> Statement:
 def _check(body: object) -> None:
     if not isinstance(body, dict) or not set(body) >= COMMON:
         raise MalformedData("a statement of the organisation's log has unexpected fields")
-    if body["format"] != FORMAT or not isinstance(body["version"], int):
+    if body["format"] != FORMAT or type(body["version"]) is not int:
         raise MalformedData("a statement of the organisation's log is of an unknown format")
+    if not isinstance(body["kind"], str):
+        raise MalformedData("a statement of the organisation's log has an invalid kind")
     if body["version"] > VERSION or body["kind"] not in KIND_FIELDS:
         raise UnsupportedFormat(
             f"statement {body.get('seq')!r} of the organisation's log was written by a newer "
@@ -288,6 +289,7 @@ def _kind_values_ok(kind: str, body: dict[str, Any]) -> bool:
         return (
             is_hex32(body["member_key"])
             and is_hex32(body["box_key"])
+            and crypto.is_canonical_box_key(bytes.fromhex(body["box_key"]))
             and body["role"] in ROLES
             and isinstance(name, str)
             and 0 < len(name) <= MAX_NAME
@@ -356,19 +358,28 @@ def follow(
     *,
     forks: Iterable[bytes] = (),
     known: tuple[int, str] | None = None,
+    floor: int = 0,
 ) -> OrgState:
     """Follow ``log`` (every statement, from seq 1) from ``root``.
 
     ``forks``: statements the server refused because it held another at their seq; each one
     the admin key then in force really signed is a ``Fork``, and the log is followed only up to
-    the seq before the earliest. ``known``: the seq and id this reader followed last time,
-    which the log must reach unchanged (``RolledBack`` otherwise).
+    the seq before the earliest, or as far as this reader had followed it before: a fork never
+    takes a reader back (a thief of a retired key forking before its succession must not make
+    it the admin key in force again, nor an old read key the one to wrap for). ``known``: the
+    seq and id this reader followed last time, which the log must reach unchanged
+    (``RolledBack`` otherwise). ``floor``: a seq this reader followed through before, from a
+    log it kept (its own ``known`` of then): followed again whatever the forks.
     """
-    statements = [parse(raw) for raw in log]
-    if len(statements) > MAX_STATEMENTS:
+    raws = list(log)
+    if len(raws) > MAX_STATEMENTS:
         raise MalformedData("the organisation's log is longer than any fieldsync makes")
+    statements = [parse(raw) for raw in raws]
     found = _forks(root, statements, forks)
     stop = min((f.seq for f in found), default=len(statements) + 1) - 1
+    if known is not None:
+        floor = max(floor, known[0])
+    stop = max(stop, min(floor, len(statements)))
     state = root
     for statement in statements[:stop]:
         state = apply(state, statement)
@@ -392,7 +403,7 @@ def _forks(root: OrgState, log: list[Statement], offered: Iterable[bytes]) -> li
     for raw in offered:
         try:
             other = parse(raw)
-        except IntegrityError:
+        except (IntegrityError, UnsupportedFormat):  # not a statement this reader can weigh
             continue
         if not 1 <= other.seq <= len(log) or other.id == log[other.seq - 1].id:
             continue

@@ -370,9 +370,14 @@ class OrgLog(Setting):
     # an administrator's statement signed but not yet known to be on the server: sent again,
     # byte for byte, never signed afresh (two statements at one seq would be a fork)
     pending: str | None = None
+    followed: int = 0  # the seq this store has followed through: a fork never takes it back
 
     def to_json(self) -> dict[str, Any]:
-        value: dict[str, Any] = {"forks": list(self.forks), "statements": list(self.statements)}
+        value: dict[str, Any] = {
+            "followed": self.followed,
+            "forks": list(self.forks),
+            "statements": list(self.statements),
+        }
         return value if self.pending is None else value | {"pending": self.pending}
 
     @classmethod
@@ -381,6 +386,7 @@ class OrgLog(Setting):
             tuple(str(raw) for raw in value["statements"]),
             tuple(str(raw) for raw in value.get("forks", [])),
             _str_or_none(value.get("pending")),
+            int(value.get("followed", 0)),
         )
 
 

@@ -60,13 +60,15 @@ def followed(store: OrgHome) -> OrgState | None:
     if start is None:
         return None
     kept = settings.load(store, OrgLog) or OrgLog()
-    return _follow(start, kept.statements, kept.forks)
+    return _follow(start, kept.statements, kept.forks, kept.followed)
 
 
 @functools.lru_cache(maxsize=16)
-def _follow(start: OrgState, statements: tuple[str, ...], forks: tuple[str, ...]) -> OrgState:
+def _follow(
+    start: OrgState, statements: tuple[str, ...], forks: tuple[str, ...], floor: int
+) -> OrgState:
     """Followed once per process for each log: every write asks which key to wrap for."""
-    return orglog.follow(start, _raw(statements), forks=_raw(forks))
+    return orglog.follow(start, _raw(statements), forks=_raw(forks), floor=floor)
 
 
 def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgState:
@@ -82,7 +84,7 @@ def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgStat
     pending = kept.pending
     if pending is not None and base64.b64decode(pending) in statements:
         pending = None  # the server holds it now
-    value = OrgLog(_b64(statements), _b64(every_fork), pending)
+    value = OrgLog(_b64(statements), _b64(every_fork), pending, state.seq)
     if value != kept:
         settings.save(store, value)
     return state

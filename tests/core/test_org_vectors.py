@@ -18,7 +18,7 @@ import pytest
 
 from fieldsync.core import bundle, crypto, encoding, orglog
 from fieldsync.core.orglog import OrgState, RolledBack
-from fieldsync.errors import IntegrityError, MalformedData, SignatureInvalid, UnsupportedFormat
+from fieldsync.errors import IntegrityError, MalformedData, SignatureInvalid
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CASES: list[dict[str, Any]] = json.loads((VECTORS / "org-v1.json").read_text(encoding="utf-8"))
@@ -234,10 +234,7 @@ def test_the_refusals_name_each_error_class_and_a_fork() -> None:
     assert any("fork" in c["expect"] for c in REFUSED)
 
 
-# --- Missing checks found while writing these vectors --------------------------------------
-# Each test below states what core/orglog.py should do and fails today, for the reason its
-# ``raises`` names: strict xfail, so the suite stays green until core is fixed, and then the
-# XPASS fails and names the test whose mark is to be removed. Reported to the lead.
+# --- Checks found missing while writing these vectors (each failed before its fix) --------
 
 
 def _signed(signer: crypto.SigningPair, body: dict[str, Any]) -> bytes:
@@ -248,16 +245,8 @@ def _signed(signer: crypto.SigningPair, body: dict[str, Any]) -> bytes:
 ADMIN = crypto.SigningPair(bytes.fromhex(ROOT_CASE["admin_seed"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="MISSING CHECK: _check tests `kind in KIND_FIELDS` before kind is known to be a "
-    "string: a list or object kind raises TypeError (unhashable), an internal error, and "
-    "escapes _forks' `except IntegrityError`, so one such 'fork' the server serves stops "
-    "every reader's follow",
-)
 @pytest.mark.parametrize("kind", [[], {}], ids=["a list", "an object"])
-def test_missing_check_a_statement_whose_kind_is_not_a_string_is_malformed(kind: object) -> None:
+def test_a_statement_whose_kind_is_not_a_string_is_malformed(kind: object) -> None:
     body = {
         "format": "fieldsync/org-statement",
         "kind": kind,
@@ -273,14 +262,7 @@ def test_missing_check_a_statement_whose_kind_is_not_a_string_is_malformed(kind:
     assert described(orglog.follow(root(), stored(), forks=[raw])) == STATE["expect"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnsupportedFormat,
-    reason="MISSING CHECK: _forks ignores only an IntegrityError, and an unknown kind is "
-    "UnsupportedFormat, raised before the signature is checked: one unsigned statement of a "
-    "made-up kind the server offers as a fork stops every reader, told to update fieldsync",
-)
-def test_missing_check_an_unsigned_fork_of_an_unknown_kind_is_ignored() -> None:
+def test_an_unsigned_fork_of_an_unknown_kind_is_ignored() -> None:
     body = {
         "format": "fieldsync/org-statement",
         "kind": "delegate",
@@ -294,16 +276,7 @@ def test_missing_check_an_unsigned_fork_of_an_unknown_kind_is_ignored() -> None:
     assert described(orglog.follow(root(), stored(), forks=[noise])) == STATE["expect"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="MISSING CHECK: a fork is counted at any seq the key then in force signed, also a "
-    "seq before that key was retired: a thief of the retired key (the reason for the "
-    "succession) signs another statement 1, and every reader stops at seq 0, where the "
-    "stolen key is the admin key in force again and read key 1 the one to wrap for; `known` "
-    "does not stop it",
-)
-def test_missing_check_a_retired_keys_fork_does_not_undo_its_succession() -> None:
+def test_a_retired_keys_fork_does_not_undo_its_succession() -> None:
     stolen = _signed(
         ADMIN,
         {
@@ -325,13 +298,7 @@ def test_missing_check_a_retired_keys_fork_does_not_undo_its_succession() -> Non
     assert state.read_key.epoch == 3  # nothing new is wrapped for read key 1 or 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="MISSING CHECK: `version` is tested with isinstance(int) and == 1, and True == 1: "
-    'a statement with "version": true follows, a second spelling (and id) of one statement',
-)
-def test_missing_check_a_statement_whose_version_is_true_is_malformed() -> None:
+def test_a_statement_whose_version_is_true_is_malformed() -> None:
     case = STATEMENTS[0]
     body = json.loads(case["statement"])["statement"] | {"version": True}
     with pytest.raises(MalformedData):
