@@ -22,7 +22,7 @@ from sqlalchemy import Engine, MetaData, inspect, text
 from typer.testing import CliRunner
 
 from fieldsync.cli.main import app as cli
-from fieldsync.core import audit, crypto, httpsig, receipt
+from fieldsync.core import audit, crypto, httpsig, orglog, receipt
 from fieldsync.core import batch as batch_format
 from fieldsync.core import entry as entry_format
 from fieldsync.errors import SchemaMismatch
@@ -262,6 +262,20 @@ def serves_on(server: data.ServerData, url: str | None) -> None:
         path = f"/v1/blobs/{keys['half_blob']}/10000"
         assert signed("PATCH", path, half[10_000:])["complete"] is True
         assert signed("GET", f"/v1/blobs/{keys['blob']}")["complete"] is True
+        # migration 0006: every device of the release is a documenter's, the organisation's
+        # log starts empty (every reader follows the root), and the admin key can extend it
+        listed = signed("GET", "/v1/admin/devices", by=admin)
+        assert {row["role"] for row in listed} == {"device"}
+        assert signed("GET", "/v1/org/log") == {"forks": [], "statements": []}
+        root = orglog.OrgState.root(
+            admin.public.hex(), server.org.org_read_key, server.receipt_key.public.hex()
+        )
+        fields = {"epoch": 2, "read_key": crypto.BoxPair.generate().public.hex()}
+        raw = orglog.sign(admin, root, orglog.READ_KEY, fields, time_ms=NOW)
+        answer = http.post("/v1/org/statements", content=raw)
+        assert answer.status_code == 200, answer.text
+        followed = orglog.follow(root, [base64.b64decode(s) for s in answer.json()["statements"]])
+        assert followed.read_key.epoch == 2
     app.state.engine.dispose()
     holdings = ServerHoldings(server, url)
     try:
