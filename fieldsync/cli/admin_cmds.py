@@ -166,24 +166,38 @@ def devices(
     passphrase_file: PassphraseFile = None,
     json: Json = False,
 ) -> None:
-    """The device registry: fingerprints, last seen, entries received, status; and what the
-    last pull could not read or found withheld, by device."""
+    """The organisation's registry of people and devices: name, role, fingerprint, status,
+    entries received, last seen; alerts, and what the last pull could not read or found
+    withheld, by device or member."""
     with unlocked(home, passphrase_file) as store:
         listed = admin.devices(store, admin.server_url(store, server))
         every = problems.named(store)
+        state = orgkeys.followed(store)
+        org_alerts = orgkeys.alerts(store)
     found = problems.by_author(every)
     # the server's alert, and this store's own
     rows = [
-        d.to_json() | {"problems": [p.to_json() for p in found.get(d.device, [])]} for d in listed
+        d.to_json()
+        | {
+            "problems": [p.to_json() for p in found.get(d.device, [])],
+            "certified": state is not None and state.member(d.device) is not None,
+        }
+        for d in listed
     ]
     if json:
         emit_json(rows)
         return
-    table = Table("name", "fingerprint", "status", "entries", "last seen", "alert")
+    table = Table("name", "role", "fingerprint", "status", "entries", "last seen", "alert")
     for row in rows:
-        alerts = [row["alert"] or "", *(_short(p) for p in row["problems"])]
+        waiting = row["role"] in ROLES and not row["certified"]
+        alerts = [
+            "not yet certified: run 'fieldsync admin pull'" if waiting else "",
+            row["alert"] or "",
+            *(_short(p) for p in row["problems"]),
+        ]
         table.add_row(
             literal(row["name"]),
+            literal(row["role"]),
             literal(row["fingerprint"]),
             literal(row["status"]),
             str(row["entries"]),
@@ -192,6 +206,7 @@ def devices(
         )
     out.print(table)
     sync_cmds.print_problems(every)
+    sync_cmds.print_alerts(org_alerts)
 
 
 def _short(problem: dict[str, Any]) -> str:

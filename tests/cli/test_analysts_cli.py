@@ -49,8 +49,15 @@ def test_an_analyst_pulls_edits_and_pushes_under_their_own_key(run: Run, tmp_pat
         assert waiting.exit_code == 7
         assert "has not yet given this store the organisation's keys" in waiting.stdout
 
+        shown = in_admin_store("admin", "devices", env={"COLUMNS": "300"})
+        assert "analyst" in shown.stdout and "not yet certified" in shown.stdout
         pulled = as_json(in_admin_store("admin", "pull", "--json"))
         assert pulled["certified"] == ["Amal"]
+        registry = {
+            row["name"]: row for row in as_json(in_admin_store("admin", "devices", "--json"))
+        }
+        assert (registry["Amal"]["role"], registry["Amal"]["certified"]) == ("analyst", True)
+        assert (registry["laptop"]["role"], registry["laptop"]["certified"]) == ("device", False)
         assert as_json(in_admin_store("admin", "pull", "--json"))["certified"] == []  # once
 
         assert as_json(amal("pull", "--json"))["received"] == 1
