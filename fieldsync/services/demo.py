@@ -1,8 +1,10 @@
 """``fieldsync demo``: the documenter's journey in a throw-away folder, on embedded examples.
 
 The journey records, edits, attaches and reads back; sets up an organisation with a server on
-loopback, enrols and pushes; an analyst pulls, settles a conflict, reports and exports; and the
-device forgets what the server holds (``push --wipe-after``). It is a generator of ``Step``
+loopback, enrols and pushes; an analyst pulls, settles a conflict, reports and exports; the
+organisation backs up its secrets for custodians, takes on an analyst with keys of their own,
+rotates its read key and rebuilds the administrator's store from three shares; and the device
+forgets what the server holds (``push --wipe-after``). It is a generator of ``Step``
 events, so the CLI only renders it and the tests can check every step.
 """
 
@@ -24,6 +26,7 @@ from fieldsync.errors import IntegrityError
 from fieldsync.services import (
     admin,
     attachments,
+    backup,
     enrol,
     evidence,
     export,
@@ -33,6 +36,7 @@ from fieldsync.services import (
     record_history,
     records,
     reports,
+    rotation,
     setup,
     sync,
 )
@@ -42,6 +46,7 @@ from fieldsync.store.store import Store
 OUTPUTS = "outputs"  # what an administrator writes in plaintext on purpose
 DEMO_PASSPHRASE = "demo only, never use this passphrase"  # noqa: S105 - printed on purpose
 ADMIN_PASSPHRASE = "demo administrator, never use this passphrase"  # noqa: S105
+ANALYST_PASSPHRASE = "demo analyst, never use this passphrase"  # noqa: S105
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "incident": {
@@ -137,7 +142,12 @@ def run(folder: Path, start_server: ServerStarter | None = None) -> Iterator[Ste
     found = [p.name for p in searched if _contains(p, needles)]
     if found:
         raise IntegrityError(f"plaintext found at rest in {', '.join(found)}")
-    places = "the store" if start_server is None else "the store, the admin's store and the server"
+    places = (
+        "the store"
+        if start_server is None
+        else "the stores (the device's, the administrator's, the analyst's and the recovered "
+        "administrator's) and the server"
+    )
     yield Step(
         "search every byte written",
         f"no name, text, file name or file content in the "
@@ -274,6 +284,7 @@ def _deliver(
         )
         yield from _exchange(store, admin_store, needles)
         yield from _outputs(admin_store, folder / OUTPUTS)
+        yield from _team(store, admin_store, folder, url, needles)
         yield from _wipe(store)
 
 
@@ -362,6 +373,56 @@ def _outputs(analyst: Store, outputs: Path) -> Iterator[Step]:
         f"{built.versions} signed versions with their keys, bodies, the attachment, "
         f"{built.receipts} server receipt(s) and the custody log; "
         f"{sum(f.level == 'ok' for f in checked.findings)} checks hold offline",
+    )
+
+
+def _team(
+    store: Store, admin_store: Store, folder: Path, url: str, needles: list[bytes]
+) -> Iterator[Step]:
+    """The organisation as a team: the secrets backed up for custodians, an analyst with keys
+    of their own, a read key rotation they and the device follow, and the administrator's
+    store rebuilt from three of the five shares."""
+    made = backup.make_backup(admin_store, 5, 3)
+    needles += [made.shares[0].encode()]
+    yield Step(
+        "fieldsync admin backup --shares 5 --threshold 3",
+        f"5 SLIP-39 word lists for custodians (check codes {', '.join(made.codes[:2])}, …); "
+        "the secrets sealed under the key they make, kept on the server",
+    )
+    text, shown = admin.make_invite(admin_store, "Amal", url, valid_ms=86_400_000, role="analyst")
+    with Store.create(folder / "analyst", ANALYST_PASSPHRASE) as analyst:
+        enrol.enrol(analyst, text, expect_fingerprint=shown["organisation_fingerprint"])
+        certified = pull.pull(admin_store).certified
+        got = pull.pull(analyst)
+        yield Step(
+            "fieldsync admin invite Amal --role analyst; fieldsync enroll; fieldsync admin pull; "
+            "fieldsync pull (the analyst's own store)",
+            f"{', '.join(certified)} certified in the organisation's log, the read keys sealed "
+            f"to them; {got.received} versions read with keys of their own",
+        )
+        rotated = rotation.rotate_read_key(admin_store)
+        new = records.create(store, get_form("interview"), example("interview"))
+        sync.push(store)
+        if pull.pull(analyst).received < 1 or reading.read(analyst, new).body is None:
+            raise IntegrityError("the analyst cannot read what was recorded after the rotation")
+        yield Step(
+            "fieldsync admin rotate-read-key; fieldsync new; fieldsync push; fieldsync pull",
+            f"read key {rotated.epoch} announced; the device wraps the new interview for it, and "
+            "the analyst opens it from a new bundle; every older record still reads",
+        )
+    pull.pull(admin_store)  # the interview recorded after the rotation
+    opened = backup.open_backup(made.shares[1:4], server_url=url)
+    with Store.open(
+        backup.create_recovered(folder / "admin-again", ADMIN_PASSPHRASE, opened).home,
+        ADMIN_PASSPHRASE,
+    ) as again:
+        back = pull.pull(again, from_start=True)
+        if len(again.index()) != len(admin_store.index()):
+            raise IntegrityError("the recovered store does not read every record")
+    yield Step(
+        "fieldsync admin recover (shares 2, 3 and 4 of 5); fieldsync admin pull --from-start",
+        f"as if the administrator's laptop were lost: a new store with the admin key and "
+        f"{len(opened.secrets.read_keys)} read keys reads all {back.received} versions again",
     )
 
 

@@ -28,10 +28,17 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "22. fieldsync admin export --format csv" in result.stdout
     assert "23. fieldsync admin evidence" in result.stdout
     assert "checks hold offline" in result.stdout
-    assert "24. fieldsync push --wipe-after" in result.stdout
-    assert "3 delivered records forgotten" in result.stdout
-    assert "25. search every byte written" in result.stdout
-    assert "the store, the admin's store and the server" in result.stdout
+    assert "24. fieldsync admin backup --shares 5 --threshold 3" in result.stdout
+    assert "25. fieldsync admin invite Amal --role analyst" in result.stdout
+    assert "Amal certified in the organisation's log" in result.stdout
+    assert "26. fieldsync admin rotate-read-key" in result.stdout
+    assert "read key 2 announced" in result.stdout
+    assert "27. fieldsync admin recover (shares 2, 3 and 4 of 5)" in result.stdout
+    assert "a new store with the admin key and 2 read keys" in result.stdout
+    assert "28. fieldsync push --wipe-after" in result.stdout
+    assert "4 delivered records forgotten" in result.stdout
+    assert "29. search every byte written" in result.stdout
+    assert "the stores (the device's, the administrator's, the analyst's" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
 
