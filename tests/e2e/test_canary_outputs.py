@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 def test_no_marker_where_the_administrator_did_not_ask_for_plaintext(tmp_path: Path) -> None:
     marker = "CANARY" + secrets.token_hex(8)
     device, analyst, temp = tmp_path / "device", tmp_path / "analyst", tmp_path / "tmp"
+    amal = tmp_path / "amal"  # an analyst with a store and keys of their own
     inputs, outputs = tmp_path / "inputs", tmp_path / "outputs"
     for folder in (temp, inputs, outputs):
         folder.mkdir()
@@ -81,16 +82,53 @@ def test_no_marker_where_the_administrator_did_not_ask_for_plaintext(tmp_path: P
         fieldsync(analyst, "admin", "export", "--format", "jsonl", "--out", str(outputs))
         fieldsync(analyst, "admin", "evidence", incident, "--out", str(outputs / "case.zip"))
         fieldsync(analyst, "evidence-verify", str(outputs / "case.zip"), "--org", str(org))
+        # the organisation as a team: shares, an analyst of their own, a rotation
+        shares = json.loads(
+            fieldsync(analyst, "admin", "backup", "--shares", "5", "--threshold", "3", "--json")
+        )["shares"]
+        member = json.loads(
+            fieldsync(
+                analyst,
+                "admin",
+                "invite",
+                "Amal",
+                "--server",
+                server.url,
+                "--role",
+                "analyst",
+                "--json",
+            )
+        )
+        fieldsync(amal, "init")
+        fieldsync(
+            amal,
+            "enroll",
+            member["invite"],
+            "--expect-fingerprint",
+            member["organisation_fingerprint"],
+        )
+        fieldsync(analyst, "admin", "pull")
+        fieldsync(analyst, "admin", "rotate-read-key")
+        fieldsync(amal, "pull")
+        fieldsync(amal, "edit", incident, "--set", f"location.place=checked by Amal {marker}")
+        fieldsync(amal, "push")
+        fieldsync(amal, "admin", "report", "--json")
+        fieldsync(device, "pull")
+        fieldsync(analyst, "admin", "pull")
     finally:
         server.stop()
 
-    patterns = encodings_of(marker)
+    patterns = [*encodings_of(marker), *(share.encode() for share in shares)]
+    patterns += [" ".join(share.split()[:6]).encode() for share in shares]
     assert any(marker.encode() in p.read_bytes() for p in outputs.iterdir())  # the journey ran
     exported = (outputs / "incident.v1.csv").read_bytes()
     assert f"victim {marker}".encode() not in exported  # names stay out of the export
     assert f"+963 {marker}".encode() not in exported  # and contacts
     written = [
-        p for root in (analyst, tmp_path / "server", temp) for p in root.rglob("*") if p.is_file()
+        p
+        for root in (analyst, amal, tmp_path / "server", temp)
+        for p in root.rglob("*")
+        if p.is_file()
     ]
     assert any(p.name == "chart.png" for p in written)
     logged = [json.loads(line) for line in server_log.read_text().splitlines()]
