@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,18 @@ def test_an_analyst_pulls_edits_and_pushes_under_their_own_key(run: Run, tmp_pat
         # the analyst reports over what the organisation received
         report = as_json(amal("admin", "report", "--json"))
         assert report
+        # the evidence package names the analyst who made a version, with their enrolment
+        package = tmp_path / "case.zip"
+        built = in_admin_store("admin", "evidence", record, "--out", str(package), "--json")
+        assert built.exit_code == 0, built.stderr
+        checked = as_json(in_admin_store("evidence-verify", str(package), "--json"))
+        assert checked["holds"] is True
+        with zipfile.ZipFile(package) as opened:
+            names = opened.namelist()
+            text = "\n".join(
+                opened.read(n).decode("utf-8", "replace") for n in names if n.endswith(".json")
+            )
+        assert "Amal" in text
 
 
 def test_a_rotation_reaches_the_analyst_and_revoking_them_refuses_what_they_send(
