@@ -12,7 +12,7 @@ from fieldsync.cli.progress import PushProgress, bars
 from fieldsync.cli.render import emit_json, err, iso, out, safe, when
 from fieldsync.core import invite as invite_format
 from fieldsync.errors import InputError
-from fieldsync.services import enrol, problems, sync
+from fieldsync.services import enrol, members, problems, sync
 from fieldsync.services import pull as pulling
 from fieldsync.services import status as status_service
 from fieldsync.store.store import Store
@@ -233,9 +233,20 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "problems": [p.to_json() for p in report.problems],
                 "alerts": report.alerts,
                 "certified": report.certified,
+                "held_back": report.held_back,
             }
         )
         return
+    if report.held_back:
+        err.print(
+            f"note: no member was certified: {report.held_back}"
+            + (
+                f". {members.ROTATE_AGAIN}"
+                if report.held_back == members.UNFINISHED_ROTATION
+                else ""
+            ),
+            markup=False,
+        )
     for name in report.certified:
         out.print(
             f"Certified {safe(name)!r} as a member of the organisation, and sealed the "

@@ -398,13 +398,18 @@ class Bundles(Setting):
     NAME = "bundles"
 
     given: dict[str, int] = field(default_factory=dict)
+    # members revoked before they were certified: never to be certified, whatever the server says
+    refused: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"given": dict(self.given)}
+        return {"given": dict(self.given), "refused": list(self.refused)}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Self:
-        return cls({str(k): int(v) for k, v in value["given"].items()})
+        return cls(
+            {str(k): int(v) for k, v in value["given"].items()},
+            tuple(str(k) for k in value.get("refused", [])),
+        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from fieldsync.core.wire import FeedItem, FeedPage
 from fieldsync.errors import AccessDenied, DeviceRevoked
 from fieldsync.server.data import ServerData
-from fieldsync.server.gates import MEMBER_ROLES
+from fieldsync.server.gates import MEMBER_ROLES, certified
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
 
 PAGE_ENTRIES = 500
@@ -28,7 +28,9 @@ def feed_page(session: Session, server: ServerData, signer: str, after: int) -> 
     # the administrator and the members (analysts, viewers) read everything, as ciphertext
     # with its organisation's wrap: the key bundle the administrator sealed for them opens it
     admin = device is None and signer == server.org.admin_key
-    admin = admin or (device is not None and device.role in MEMBER_ROLES)
+    if device is not None and device.role in MEMBER_ROLES:
+        certified(session, server, signer)
+        admin = True
     if admin:
         query = select(FeedRow.pos, StoredEntry.raw, StoredEntry.org_wrap, StoredEntry.batch).join(
             StoredEntry, col(StoredEntry.id) == col(FeedRow.entry)

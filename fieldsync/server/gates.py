@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from fieldsync.errors import AccessDenied, DeviceRevoked
+from fieldsync.server import orglog
 from fieldsync.server.data import ServerData
 from fieldsync.server.ingest import ACTIVE, ANALYST, VIEWER
 from fieldsync.server.tables import DeviceRow
@@ -20,6 +21,7 @@ MEMBER_ROLES = (ANALYST, VIEWER)
 
 class Gates:
     def __init__(self, server: ServerData, engine: Engine) -> None:
+        self._server = server
         self._admin_key = server.org.admin_key
         self._engine = engine
 
@@ -41,6 +43,8 @@ class Gates:
             return
         if self._active(keyid).role not in MEMBER_ROLES:
             raise AccessDenied("only the organisation's administrator and its members may do this")
+        with Session(self._engine) as lookup:
+            certified(lookup, self._server, keyid)
 
     def _active(self, keyid: str) -> DeviceRow:
         with Session(self._engine) as lookup:
@@ -50,3 +54,15 @@ class Gates:
         if device.status != ACTIVE:
             raise DeviceRevoked()
         return device
+
+
+def certified(session: Session, server: ServerData, member: str) -> None:
+    """``AccessDenied`` unless the organisation's log names ``member`` a member not revoked:
+    an invite with a role lets a key enrol, and only the administrator's certification lets it
+    read as a member (the registry, the whole feed)."""
+    found = orglog.followed(session, server).member(member)
+    if found is None or found.revoked:
+        raise AccessDenied(
+            "this member is not certified in the organisation's log (yet, or any more)",
+            hint="Ask your administrator to run 'fieldsync admin pull', then try again.",
+        )

@@ -290,6 +290,14 @@ def revoke(
     org_keys(store)
     with client_for(url, signer=store.identity.signer) as client:
         sync.follow_org_log(store, client)
-        answer = client.revoke(_one_device(client.devices(), device).device)
-        members.revoke(store, client, answer.device)
+        members.flush_pending(store, client)  # before the server revokes: the log must follow
+        target = _one_device(client.devices(), device).device
+        answer = client.revoke(target)
+        if answer.device != target:  # the server's word names whom to revoke: never
+            raise ServerError(
+                f"the server's answer names another key than {target[:12]}, the one revoked; "
+                "nothing was named revoked in the organisation's log",
+                hint="The server may be dishonest: run 'fieldsync admin verify' on its data.",
+            )
+        members.revoke(store, client, target)
         return answer

@@ -36,7 +36,7 @@ from fieldsync.errors import (
     StoreExists,
     UnsupportedFormat,
 )
-from fieldsync.services import admin
+from fieldsync.services import admin, sync
 from fieldsync.store import files, orgkeys, settings
 from fieldsync.store.identity import Identity
 from fieldsync.store.store import Store
@@ -145,6 +145,8 @@ def _upload(store: Store, client: SyncClient, sealed: bytes, *, doing: str) -> B
             hint="Check the URL, and that the server was set up with this store's org-public.json.",
         )
     admin.pin_server_key(store, client.base_url, info, repin=None, doing=doing, invite=False)
+    sync.follow_org_log(store, client)  # a stale copy of the store must not replace a backup
+    orgkeys.require_every_read_key(store, doing="nothing was sent")
     return client.put_backup(sealed)
 
 

@@ -11,7 +11,7 @@ bundle on each pull and push.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fieldsync.core import bundle, orglog
 from fieldsync.core.invite import ROLES
@@ -27,6 +27,7 @@ from fieldsync.transport.client import SyncClient
 class Certified:
     members: list[str] = field(default_factory=list)  # names certified now
     bundles: int = 0  # key bundles given now
+    held_back: str | None = None  # why nothing was certified now, if something stood in the way
 
 
 def certify(store: Store, client: SyncClient) -> Certified:
@@ -35,9 +36,17 @@ def certify(store: Store, client: SyncClient) -> Certified:
     holding every read key (an administrator's store)."""
     done = Certified()
     registry = settings.load(store, Registry) or Registry()
+    pending = orgkeys.pending(store)
+    if pending is not None and orglog.parse(pending).kind == orglog.READ_KEY:
+        done.held_back = UNFINISHED_ROTATION
+        return done
     state = flush_pending(store, client)
+    if state.forks:  # the log is frozen at a fork: sign nothing more (docs/security.md)
+        done.held_back = "the organisation's log forks; nothing more is signed"
+        return done
+    refused = set((settings.load(store, Bundles) or Bundles()).refused)
     for key, device in registry.devices.items():
-        if device.role not in ROLES or state.member(key) is not None:
+        if device.role not in ROLES or state.member(key) is not None or key in refused:
             continue
         fields = {"box_key": device.box_key, "member_key": key, "name": device.name}
         state = _announce(store, client, state, orglog.MEMBER, fields | {"role": device.role})
@@ -51,7 +60,12 @@ def revoke(store: Store, client: SyncClient, member: str) -> bool:
     already), so that no device or analyst trusts its versions from now on."""
     state = flush_pending(store, client)
     found = state.member(member)
-    if found is None or found.revoked:
+    if found is None:  # revoked before it was certified: it never will be
+        kept = settings.load(store, Bundles) or Bundles()
+        if member not in kept.refused:
+            settings.save(store, replace(kept, refused=(*kept.refused, member)))
+        return False
+    if found.revoked:
         return False
     _announce(store, client, state, orglog.REVOKE, {"member_key": member})
     return True
@@ -105,6 +119,9 @@ def flush_pending(store: Store, client: SyncClient) -> orglog.OrgState:
     reached the server is sent again, byte for byte (never signed afresh: that would be a
     fork)."""
     pending = orgkeys.pending(store)
+    if pending is not None and orglog.parse(pending).kind == orglog.READ_KEY:
+        # announced only once the custodians' backup holds the key: rotation's own path
+        raise StoreStateError(UNFINISHED_ROTATION + "; nothing was changed", hint=ROTATE_AGAIN)
     if pending is not None:
         page = client.send_statement(pending)
         return orgkeys.keep(store, list(page.statements), list(page.forks))
@@ -113,10 +130,22 @@ def flush_pending(store: Store, client: SyncClient) -> orglog.OrgState:
     return state
 
 
+UNFINISHED_ROTATION = "a read key rotation was signed but not announced"
+ROTATE_AGAIN = (
+    "Run 'fieldsync admin rotate-read-key' to finish it: it refreshes the custodians' backup, "
+    "then announces the key."
+)
+
+
 def _announce(
     store: Store, client: SyncClient, state: orglog.OrgState, kind: str, fields: dict[str, str]
 ) -> orglog.OrgState:
     """Sign the log's next statement, keep it as pending, send it, and follow the answer."""
+    if state.forks:
+        raise StoreStateError(
+            "the organisation's log forks: nothing more is signed; nothing was changed",
+            hint="See docs/security.md, 'A stolen admin key'.",
+        )
     raw = orglog.sign(store.identity.signer, state, kind, fields, time_ms=store.now_ms())
     orgkeys.set_pending(store, raw)
     page = client.send_statement(raw)

@@ -63,6 +63,7 @@ class PullReport:
     problems: list[problems.Problem] = field(default_factory=list)  # all still outstanding
     alerts: list[str] = field(default_factory=list)  # forks of the organisation's log
     certified: list[str] = field(default_factory=list)  # members the administrator certified
+    held_back: str | None = None  # why the administrator's pull certified no one now
 
 
 def pull(
@@ -88,7 +89,8 @@ def pull(
                 members.receive_bundle(store, client)
             claimed, refused = _registry(store, client) if everything else ({}, {})
             if store.identity.is_admin:
-                report.certified = members.certify(store, client).members
+                done = members.certify(store, client)
+                report.certified, report.held_back = done.members, done.held_back
             _, trusted = _source(store)  # with the members the log certifies now
             judge = Judge(store, trusted | set(claimed), earlier, refused)
             for retried in judge.retry(report):

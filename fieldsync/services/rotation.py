@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from fieldsync.core import crypto, orglog
 from fieldsync.core.ids import fingerprint
-from fieldsync.errors import NotAdminStore, StoreStateError
+from fieldsync.errors import NotAdminStore
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
@@ -48,7 +48,7 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
         resent = raw is not None and orglog.parse(raw).kind == orglog.READ_KEY
         if raw is not None and not resent:  # another statement an earlier run signed: first
             members.flush_pending(store, client)
-        _holds_every_read_key(store)
+        orgkeys.require_every_read_key(store, doing="nothing was changed")
         if not resent:
             raw = _announcement(store)
             orgkeys.set_pending(store, raw)
@@ -63,22 +63,6 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
     epoch = int(statement.fields["epoch"])
     key = fingerprint(bytes.fromhex(state.read_keys[epoch - 1].key))
     return Rotated(epoch, key, statement.seq, resent, backed_up, bundles)
-
-
-def _holds_every_read_key(store: Store) -> None:
-    """A copy of the administrator's store taken before a rotation made elsewhere follows the
-    log but lacks the new key's secret: it must not announce a key of its own on top."""
-    state = orgkeys.followed(store)
-    assert state is not None
-    held = {secret.pair.public.hex() for secret in orgkeys.read_keys(store)}
-    missing = [key.epoch for key in state.read_keys if key.key not in held]
-    if missing:
-        raise StoreStateError(
-            f"this store does not hold read key {missing[0]}, which the organisation's log "
-            "announces: another copy of the administrator's store made it; nothing was changed",
-            hint="Use the store that made it, or recover one from the custodians' shares "
-            "('fieldsync admin recover'), which holds every read key.",
-        )
 
 
 def _announcement(store: Store) -> bytes:

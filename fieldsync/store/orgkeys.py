@@ -17,6 +17,7 @@ from typing import Protocol
 from fieldsync.core import crypto, orglog
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.settings import Enrolment, OrgKeyring, OrgLog, Server
+from fieldsync.errors import StoreStateError
 from fieldsync.store import settings
 from fieldsync.store.identity import Identity
 from fieldsync.store.keyvalue import KeyValueHome
@@ -131,6 +132,27 @@ def read_keys(store: OrgHome) -> list[ReadKeySecret]:
     ring = settings.load(store, OrgKeyring) or OrgKeyring()
     kept = [ReadKeySecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
     return [ReadKeySecret(1, org), *kept] if org is not None else kept
+
+
+def missing_read_keys(store: OrgHome) -> list[int]:
+    """The epochs of read keys the log this store followed announces and it does not hold."""
+    state = followed(store)
+    held = {secret.pair.public.hex() for secret in read_keys(store)}
+    return [k.epoch for k in state.read_keys if k.key not in held] if state is not None else []
+
+
+def require_every_read_key(store: OrgHome, *, doing: str) -> None:
+    """``StoreStateError`` unless this store holds every read key its log announces: a copy of
+    the administrator's store taken before a rotation made elsewhere must neither announce a
+    key on top of one it cannot read nor back up what lacks it."""
+    missing = missing_read_keys(store)
+    if missing:
+        raise StoreStateError(
+            f"this store does not hold read key {missing[0]}, which the organisation's log "
+            f"announces: another copy of the administrator's store made it; {doing}",
+            hint="Use the store that made it, or recover one from the custodians' shares "
+            "('fieldsync admin recover'), which holds every read key.",
+        )
 
 
 def keep_bundle(store: OrgHome, secrets: list[ReadKeySecret]) -> int:

@@ -156,6 +156,20 @@ def test_bundles_are_kept_for_members_only_and_served_to_them_alone(live: Live, 
     assert (forged.status_code, forged.json()["error"]) == (400, "SignatureInvalid")
     assert live.count(MemberBundle) == 1
     assert _signed_get(live, device.signer, "/v1/org/bundle").status_code == 404
+    # enrolled with a role, not yet certified: neither the registry nor the whole feed
+    for path in ("/v1/admin/devices", "/v1/feed/0"):
+        early = _signed_get(live, analyst.signer, path)
+        assert (early.status_code, early.json()["error"]) == (403, "AccessDenied"), path
+        assert "not certified" in early.json()["message"]
+    fields = {
+        "box_key": analyst.box.public.hex(),
+        "member_key": analyst.signer.public.hex(),
+        "name": "Amal",
+        "role": "analyst",
+    }
+    member = orglog.sign(org.admin, state, orglog.MEMBER, fields, time_ms=NOW)
+    assert live.http.post("/v1/org/statements", content=member).status_code == 200
+    assert _signed_get(live, analyst.signer, "/v1/feed/0").status_code == 200
     listed = _signed_get(live, analyst.signer, "/v1/admin/devices")
     assert listed.status_code == 200
     assert {row["role"] for row in listed.json()} == {"analyst", "device"}
