@@ -22,6 +22,8 @@ first, with epochs 1, 2, ... without a gap.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,9 @@ class Secrets:
     read_keys: tuple[tuple[int, bytes], ...]  # (epoch, X25519 secret), oldest first
     org_seq: int = 0
     org_head: str | None = None
+    # a statement of the log signed and not yet known to be on the server (a rotation sealed
+    # into the backup before it is announced): recovery sends it, so it is never signed again
+    pending: bytes | None = None
 
     def __repr__(self) -> str:  # never print a key
         return f"Secrets(epochs={[e for e, _ in self.read_keys]}, org_seq={self.org_seq})"
@@ -55,7 +60,7 @@ class Secrets:
             "org_head": self.org_head,
             "org_seq": self.org_seq,
             "read_keys": [{"epoch": e, "secret": s.hex()} for e, s in self.read_keys],
-        }
+        } | ({} if self.pending is None else {"pending": base64.b64encode(self.pending).decode()})
 
 
 @dataclass(frozen=True)
@@ -140,13 +145,17 @@ def open_sealed(key: bytes, sealed: Sealed) -> Secrets:
         read_keys=tuple((k["epoch"], bytes.fromhex(k["secret"])) for k in value["read_keys"]),
         org_seq=value["org_seq"],
         org_head=value["org_head"],
+        pending=base64.b64decode(value["pending"]) if "pending" in value else None,
     )
 
 
 def _check_secrets(value: object) -> None:
     """Authenticated, so never a flipped bit: a shape no fieldsync writes is refused anyway."""
-    if not isinstance(value, dict) or set(value) != SECRET_KEYS:
+    if not isinstance(value, dict) or set(value) not in (SECRET_KEYS, SECRET_KEYS | {"pending"}):
         raise MalformedData(f"the inside of {WHAT} has unexpected fields")
+    pending = value.get("pending", "")
+    if not isinstance(pending, str) or (pending and not _is_base64(pending)):
+        raise MalformedData(f"the inside of {WHAT} has a malformed pending statement")
     keys, seq, head = value["read_keys"], value["org_seq"], value["org_head"]
     ok = (
         is_hex32(value["admin_seed"])
@@ -166,3 +175,10 @@ def _check_secrets(value: object) -> None:
     )
     if not ok:
         raise MalformedData(f"the inside of {WHAT} has malformed values")
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        return base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
+    except (ValueError, binascii.Error):
+        return False

@@ -118,6 +118,7 @@ def seal(store: Store, key: bytes) -> bytes:
         read_keys=tuple((k.epoch, k.pair.secret) for k in orgkeys.read_keys(store)),
         org_seq=state.seq if state else 0,
         org_head=state.head if state else None,
+        pending=orgkeys.pending(store),
     )
     return backup.seal(key, _root_admin_key(store), held)
 
@@ -258,6 +259,20 @@ def _read(path: Path) -> bytes:
     return data[:-1] if data.endswith(b"\n") else data
 
 
+def _follow_as_backed_up(store: Store, url: str, held: backup.Secrets) -> None:
+    """The organisation's log, which must reach what the lost store had followed when the
+    backup was last sealed (a server restored from before it, or hiding a rotation, is
+    refused: ``RolledBack``), and announce no read key the backup lacks (an older backup
+    served in place of the newest)."""
+    with SyncClient(url, signer=store.identity.signer) as client:
+        page = client.org_log()
+        if held.pending is not None and held.pending not in page.statements:
+            page = client.send_statement(held.pending)  # the announcement the lost store made
+    known = (held.org_seq, held.org_head) if held.org_seq and held.org_head else None
+    orgkeys.keep(store, list(page.statements), list(page.forks), known=known)
+    orgkeys.require_every_read_key(store, doing="no store was made")
+
+
 def create_recovered(
     home: Path, passphrase: str, opened: Opened, *, public_out: Path | None = None
 ) -> Recovered:
@@ -285,6 +300,7 @@ def create_recovered(
                     doing="no store",
                     invite=False,
                 )
+                _follow_as_backed_up(store, opened.server_url, held)
         if home.exists():
             home.rmdir()  # empty, as checked: rename does not replace a folder on every system
         os.rename(building, home)

@@ -72,13 +72,21 @@ def _follow(
     return orglog.follow(start, _raw(statements), forks=_raw(forks), floor=floor)
 
 
-def keep(store: OrgHome, statements: list[bytes], forks: list[bytes]) -> OrgState:
+def keep(
+    store: OrgHome,
+    statements: list[bytes],
+    forks: list[bytes],
+    *,
+    known: tuple[int, str] | None = None,
+) -> OrgState:
     """Follow a log a server served and keep it, if it reaches what this store followed before
-    (``orglog.RolledBack`` otherwise, nothing kept). Forks are kept beside any known already."""
+    (or ``known``: what a recovered store's backup says was followed; ``orglog.RolledBack``
+    otherwise, nothing kept). Forks are kept beside any known already."""
     start = root(store)
     assert start is not None, "only a store with a root follows a log"
     before = followed(store)
-    known = (before.seq, before.head) if before is not None and before.head else None
+    if known is None and before is not None and before.head:
+        known = (before.seq, before.head)
     kept = settings.load(store, OrgLog) or OrgLog()
     every_fork = [*_raw(kept.forks), *(f for f in forks if f not in _raw(kept.forks))]
     state = orglog.follow(start, statements, forks=every_fork, known=known)

@@ -13,8 +13,8 @@ from sqlmodel import Session
 
 from fieldsync.core import crypto, orglog
 from fieldsync.core.wire import RevokeAnswer
-from fieldsync.errors import ChainFork, ServerError, ServerUnreachable, StoreStateError
-from fieldsync.server.tables import MemberBundle
+from fieldsync.errors import ChainFork, ChainGap, ServerError, ServerUnreachable, StoreStateError
+from fieldsync.server.tables import MemberBundle, OrgStatementRow
 from fieldsync.services import admin, backup, members, pull, records, rotation, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import orgkeys
@@ -141,3 +141,46 @@ def test_a_stale_copy_of_the_administrators_store_cannot_replace_the_backup(
         with pytest.raises(StoreStateError, match="does not hold read key 2"):
             backup.make_backup(stale, 3, 2, server_url=world.url)
         assert client.backup() == before
+
+
+def test_a_recovered_store_refuses_a_server_that_lost_what_the_lost_store_followed(
+    world: World, tmp_path: Path
+) -> None:
+    """Recovery follows the log as far as the backup says the lost store had (a server
+    restored from before a rotation is refused, nothing made), and sends a rotation the lost
+    store sealed into the backup but never delivered, rather than signing that seq again."""
+    device = world.device("laptop")
+    made = backup.make_backup(world.analyst, 3, 2, server_url=world.url)
+    rotation.rotate_read_key(world.analyst)
+    rotation.rotate_read_key(world.analyst)
+    sync.push(device)
+    with Session(world.app.state.engine) as session:  # a server restored from before both
+        rows = [session.get(OrgStatementRow, seq) for seq in (1, 2)]
+        lost = [OrgStatementRow(**row.model_dump()) for row in rows if row is not None]
+        for row in rows:
+            session.delete(row)
+        session.commit()
+    with pytest.raises((orglog.RolledBack, ChainGap)):
+        backup.recover(tmp_path / "again", AGAIN, made.shares[:2], server_url=world.url)
+    assert not (tmp_path / "again").exists()
+    with Session(world.app.state.engine) as session:
+        for row in lost:
+            session.add(row)
+        session.commit()
+    # a rotation signed and backed up, its announcement never delivered (the link dropped)
+
+    def dropped(self: SyncClient, raw: bytes) -> object:
+        raise ServerUnreachable("the link dropped")
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(SyncClient, "send_statement", dropped)
+        with pytest.raises(ServerUnreachable):
+            rotation.rotate_read_key(world.analyst)
+    done = backup.recover(tmp_path / "again", AGAIN, made.shares[:2], server_url=world.url)
+    assert done.read_keys == 4
+    with Store.open(tmp_path / "again", AGAIN) as again:
+        state = orgkeys.followed(again)
+        assert state is not None and (state.seq, state.read_key.epoch) == (3, 4)
+    sync.push(device)  # the device follows the very statement the lost store signed
+    followed = orgkeys.followed(device)
+    assert followed is not None and followed.read_key.epoch == 4
