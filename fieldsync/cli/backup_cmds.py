@@ -207,7 +207,7 @@ def _ask_shares() -> list[str]:
         label = f"Share {len(given) + 1}" + (f" of {needed}" if given else "")
         text = _ask_hidden(f"{label} (its words, hidden)")
         try:
-            read = shares.read(len(given) + 1, text)
+            read = shares.read(len(given) + 1, text, hidden=True)
         except SharesInvalid as exc:
             err.print(f"error: {exc.message}. Type it again.", markup=False)
             continue

@@ -106,6 +106,7 @@ def parse(raw: bytes) -> Sealed:
         )
     ok = (
         set(doc) == KEYS
+        and type(doc["version"]) is int
         and doc["version"] == VERSION
         and is_hex32(doc["admin_key"])
         and is_hex(doc["nonce"], crypto.NONCE_BYTES)

@@ -145,11 +145,14 @@ def combine(given: list[str]) -> bytes:
     return key
 
 
-def read(position: int, text: str) -> Read:
-    """One share, checked on its own: its words, its length, its checksum."""
+def read(position: int, text: str, *, hidden: bool = False) -> Read:
+    """One share, checked on its own: its words, its length, its checksum. ``hidden``: it was
+    typed at a hidden prompt, so an error names a word by its number only, never its text."""
     words = tuple(normalised(text))
     for n, word in enumerate(words, 1):
         if word not in WORD_INDEX_MAP:
+            if hidden:
+                raise SharesInvalid(f"share {position}, word {n} is not a word of a share")
             guess = difflib.get_close_matches(word, WORDLIST, n=3, cutoff=0.6)
             meant = f" (did you mean {' or '.join(repr(g) for g in guess)}?)" if guess else ""
             raise SharesInvalid(

@@ -162,11 +162,12 @@ def test_shares_typed_at_the_terminal_are_hidden_and_a_mistyped_one_is_asked_aga
         {"FIELDSYNC_PASSPHRASE": NEW_PASSPHRASE},
     )
     assert code == 0, shown
-    assert "share 1, word 4:" in shown and "Type it again" in shown
+    assert "share 1, word 4 is not a word" in shown and "Type it again" in shown
     codes = [line for line in shown.splitlines() if "check code" in line]
     assert len(codes) == 2 and all(line.split()[-1].count("-") == 1 for line in codes)
     for share in (mistyped, first, second):
         assert " ".join(share.split()[4:8]) not in shown  # never echoed
+    assert words[3] + "zz" not in shown and f"'{words[3]}'" not in shown  # nor the word wrong
     assert (home / "vault").exists()
 
 

@@ -245,3 +245,26 @@ def test_the_check_code_is_eight_digits_of_a_labelled_blake2b() -> None:
     number = int.from_bytes(digest[:8], "big") % 10**8
     assert shares.check_code(words) == f"{number:08d}"[:4] + "-" + f"{number:08d}"[4:]
     assert shares.check_code(words.upper()) == shares.check_code(words)
+
+
+def test_a_word_typed_hidden_is_never_echoed_in_the_error() -> None:
+    from fieldsync.core import shares as share_words
+    from fieldsync.errors import SharesInvalid
+
+    typed = "secretword " * 20
+    with pytest.raises(SharesInvalid) as caught:
+        share_words.read(2, typed, hidden=True)
+    assert "secretword" not in caught.value.message and "word 1" in caught.value.message
+
+
+def test_a_sealed_backup_whose_version_is_true_is_malformed() -> None:
+    from fieldsync.core import backup as sealed_format
+    from fieldsync.core import crypto, encoding
+    from fieldsync.errors import MalformedData
+
+    secrets = sealed_format.Secrets(crypto.random_bytes(32), ((1, crypto.random_bytes(32)),))
+    raw = sealed_format.seal(sealed_format.new_key(), "ab" * 32, secrets)
+    doc = encoding.decode(raw, what="test")
+    doc["version"] = True
+    with pytest.raises(MalformedData):
+        sealed_format.parse(encoding.encode(doc))
