@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fieldsync.core import bundle, orglog
 from fieldsync.core.invite import ROLES
 from fieldsync.core.settings import Bundles, Registry
-from fieldsync.errors import NotFound, StoreStateError
+from fieldsync.errors import MalformedData, NotFound, StoreStateError
 from fieldsync.store import orgkeys, settings
 from fieldsync.store.orgkeys import ReadKeySecret
 from fieldsync.store.store import Store
@@ -137,16 +137,29 @@ ROTATE_AGAIN = (
 )
 
 
+SIGNING = "signing a statement of the organisation's log"
+
+
 def _announce(
     store: Store, client: SyncClient, state: orglog.OrgState, kind: str, fields: dict[str, str]
 ) -> orglog.OrgState:
-    """Sign the log's next statement, keep it as pending, send it, and follow the answer."""
-    if state.forks:
-        raise StoreStateError(
-            "the organisation's log forks: nothing more is signed; nothing was changed",
-            hint="See docs/security.md, 'A stolen admin key'.",
-        )
-    raw = orglog.sign(store.identity.signer, state, kind, fields, time_ms=store.now_ms())
-    orgkeys.set_pending(store, raw)
-    page = client.send_statement(raw)
-    return orgkeys.keep(store, list(page.statements), list(page.forks))
+    """Sign the log's next statement, keep it as pending, send it, and follow the answer: with
+    the store held alone, after following the log again, so that two commands at once never
+    sign two statements at one seq (a fork of the administrator's own making). A statement
+    that another command made meanwhile (the same member certified) is not made again."""
+    with store.alone(SIGNING):
+        page = client.org_log()
+        state = orgkeys.keep(store, list(page.statements), list(page.forks))
+        if orgkeys.pending(store) is not None or state.forks:
+            raise StoreStateError(
+                "the organisation's log is not in a state to sign in (a statement is pending, "
+                "or the log forks); nothing was changed",
+                hint="Run the command again; see docs/security.md if the log forks.",
+            )
+        try:
+            raw = orglog.sign(store.identity.signer, state, kind, fields, time_ms=store.now_ms())
+        except MalformedData:  # certified, or revoked, already (by another command)
+            return state
+        orgkeys.set_pending(store, raw)
+        page = client.send_statement(raw)
+        return orgkeys.keep(store, list(page.statements), list(page.forks))

@@ -43,21 +43,22 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
         )
     joined = sync.destination(store)
     with client_for(joined.server, store) as client:
-        sync.follow_org_log(store, client)
-        raw = orgkeys.pending(store)
-        resent = raw is not None and orglog.parse(raw).kind == orglog.READ_KEY
-        if raw is not None and not resent:  # another statement an earlier run signed: first
-            members.flush_pending(store, client)
-        orgkeys.require_every_read_key(store, doing="nothing was changed")
-        if not resent:
-            raw = _announcement(store)
-            orgkeys.set_pending(store, raw)
-        assert raw is not None
-        # the custodians' backup holds the new key before anyone wraps for it: a laptop lost
-        # after the announcement loses nothing written under the new key
-        backed_up = backup.refresh(store, client) is not None
-        page = client.send_statement(raw)
-        state = orgkeys.keep(store, list(page.statements), list(page.forks))
+        with store.alone(members.SIGNING):  # never two statements at one seq of our making
+            sync.follow_org_log(store, client)
+            raw = orgkeys.pending(store)
+            resent = raw is not None and orglog.parse(raw).kind == orglog.READ_KEY
+            if raw is not None and not resent:  # another statement an earlier run signed
+                members.flush_pending(store, client)
+            orgkeys.require_every_read_key(store, doing="nothing was changed")
+            if not resent:
+                raw = _announcement(store)
+                orgkeys.set_pending(store, raw)
+            assert raw is not None
+            # the custodians' backup holds the new key before anyone wraps for it: a laptop
+            # lost after the announcement loses nothing written under the new key
+            backed_up = backup.refresh(store, client) is not None
+            page = client.send_statement(raw)
+            state = orgkeys.keep(store, list(page.statements), list(page.forks))
         bundles = members.give_bundles(store, client)  # each member's, with the new key
     statement = orglog.parse(raw)
     epoch = int(statement.fields["epoch"])

@@ -9,12 +9,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from fieldsync.core import crypto, orglog
 from fieldsync.core.wire import RevokeAnswer
-from fieldsync.errors import ChainFork, ChainGap, ServerError, ServerUnreachable, StoreStateError
-from fieldsync.server.tables import MemberBundle, OrgStatementRow
+from fieldsync.errors import (
+    ChainFork,
+    ChainGap,
+    ServerError,
+    ServerUnreachable,
+    StoreBusy,
+    StoreStateError,
+)
+from fieldsync.server.tables import MemberBundle, OrgForkRow, OrgStatementRow
 from fieldsync.services import admin, backup, members, pull, records, rotation, sync
 from fieldsync.services.forms import get_form
 from fieldsync.store import orgkeys
@@ -184,3 +192,25 @@ def test_a_recovered_store_refuses_a_server_that_lost_what_the_lost_store_follow
     sync.push(device)  # the device follows the very statement the lost store signed
     followed = orgkeys.followed(device)
     assert followed is not None and followed.read_key.epoch == 4
+
+
+def test_two_commands_signing_at_once_never_fork_the_log(world: World) -> None:
+    """A rotation while another command holds the administrator's store: it is refused as
+    busy before anything is signed, rather than both signing at one seq."""
+    admin_store = world.analyst
+    other = Store(  # a second command with the same store open
+        admin_store.home,
+        make_engine(admin_store.home / DB_FILE),
+        admin_store._vault_key,
+        admin_store.identity,
+    )
+    try:
+        with pytest.raises(StoreBusy, match="signing a statement"):
+            rotation.rotate_read_key(admin_store)
+    finally:
+        other.close()
+    assert orgkeys.pending(admin_store) is None
+    assert rotation.rotate_read_key(admin_store).epoch == 2
+    with Session(world.app.state.engine) as session:
+        assert session.get(OrgStatementRow, 1) is not None
+        assert session.exec(select(func.count()).select_from(OrgForkRow)).one() == 0
