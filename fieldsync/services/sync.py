@@ -20,6 +20,7 @@ from fieldsync.core.receipt import Receipt
 from fieldsync.core.settings import Delivery, DeliveryBeforeRestore, Enrolment, Server
 from fieldsync.errors import (
     ChainGap,
+    DeviceRevoked,
     FieldsyncError,
     Interrupted,
     ServerBehind,
@@ -188,7 +189,7 @@ def _push(
     progress.plan(len(outbox), sum(sizes.values()))
     try:
         with client_for(joined.server, store) as client:
-            if follow_org_log(store, client) != joined:  # a new read key: wrapped for it now
+            if _followed_for_push(store, client) != joined:  # a new read key: wrapped for it
                 joined = destination(store)
                 outbox, sizes = _pending(store, joined)
             for blob_id in blob_ids:
@@ -225,6 +226,15 @@ def follow_org_log(store: Store, client: SyncClient) -> Destination:
     state = orgkeys.keep(store, list(page.statements), list(page.forks))
     delivery.add_reader(store, bytes.fromhex(state.read_key.key), own_after=delivered_seq(store))
     return destination(store)
+
+
+def _followed_for_push(store: Store, client: SyncClient) -> Destination:
+    """``follow_org_log``; a device the server says is revoked goes on to send its batches
+    all the same, which the server keeps for review (and refuses), as before the log."""
+    try:
+        return follow_org_log(store, client)
+    except DeviceRevoked:
+        return destination(store)
 
 
 def _push_stopped(versions: int, attachments: int) -> Interrupted:

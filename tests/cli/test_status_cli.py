@@ -23,6 +23,8 @@ def test_status_before_enrolling(run: Run) -> None:
         "acknowledged_seq",
         "last_receipt",
         "problems",
+        "read_key_epoch",
+        "alerts",
     ]
     assert shown | {"device_fingerprint": "?"} == {
         "enrolled": False,
@@ -33,6 +35,8 @@ def test_status_before_enrolling(run: Run) -> None:
         "acknowledged_seq": 0,
         "last_receipt": None,
         "problems": [],
+        "read_key_epoch": None,
+        "alerts": [],
     }
     text = run("status")
     assert text.exit_code == 0

@@ -23,6 +23,8 @@ def test_a_store_not_enrolled_has_nothing_acknowledged(store: Store) -> None:
         acknowledged_seq=0,
         last_receipt_ms=None,
         problems=[],
+        read_key_epoch=None,
+        alerts=[],
     )
 
 
