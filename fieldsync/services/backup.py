@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fieldsync.core import backup, crypto, shares
+from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.org import OrgKeys
 from fieldsync.core.settings import BackupKey
@@ -290,7 +291,7 @@ def create_recovered(
     try:
         with Store.create(building, passphrase, identity=identity) as store:
             for epoch, secret in held.read_keys[1:]:
-                orgkeys.add_read_key(store, orgkeys.ReadKeySecret(epoch, crypto.BoxPair(secret)))
+                orgkeys.add_read_key(store, ReadSecret(epoch, crypto.BoxPair(secret)))
             if opened.info is not None and opened.server_url is not None:
                 admin.pin_server_key(
                     store,

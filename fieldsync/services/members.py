@@ -18,7 +18,6 @@ from fieldsync.core.invite import ROLES
 from fieldsync.core.settings import Bundles, Registry
 from fieldsync.errors import MalformedData, NotFound, StoreStateError
 from fieldsync.store import orgkeys, settings
-from fieldsync.store.orgkeys import ReadKeySecret
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
 
@@ -75,7 +74,7 @@ def give_bundles(store: Store, client: SyncClient) -> int:
     """A key bundle for each member not revoked whose last one lacks a read key."""
     state = orgkeys.followed(store)
     assert state is not None
-    secrets = [bundle.ReadSecret(s.epoch, s.pair) for s in orgkeys.read_keys(store)]
+    secrets = orgkeys.read_keys(store)
     given = dict((settings.load(store, Bundles) or Bundles()).given)
     made = 0
     for member in state.members:
@@ -111,7 +110,7 @@ def receive_bundle(store: Store, client: SyncClient) -> int:
     secrets = bundle.open_bundle(
         raw, state=state, member=store.identity.signer, box=store.identity.box
     )
-    return orgkeys.keep_bundle(store, [ReadKeySecret(s.epoch, s.pair) for s in secrets])
+    return orgkeys.keep_bundle(store, secrets)
 
 
 def flush_pending(store: Store, client: SyncClient) -> orglog.OrgState:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fieldsync.core import crypto, orglog
+from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.ids import fingerprint
 from fieldsync.errors import NotAdminStore
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
-from fieldsync.store.orgkeys import ReadKeySecret
 from fieldsync.store.store import Store
 
 
@@ -73,7 +73,7 @@ def _announcement(store: Store) -> bytes:
     assert state is not None
     epoch = state.read_key.epoch + 1
     kept = {secret.epoch: secret for secret in orgkeys.read_keys(store)}
-    secret = kept.get(epoch) or ReadKeySecret(epoch, crypto.BoxPair.generate())
+    secret = kept.get(epoch) or ReadSecret(epoch, crypto.BoxPair.generate())
     orgkeys.add_read_key(store, secret)
     fields = {"epoch": epoch, "read_key": secret.pair.public.hex()}
     return orglog.sign(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from fieldsync.core import crypto, orglog
+from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.settings import Enrolment, OrgKeyring, OrgLog, Server
 from fieldsync.errors import StoreStateError
@@ -27,15 +28,6 @@ class OrgHome(KeyValueHome, Protocol):
     """What these functions use of a ``Store`` (store.py imports this module)."""
 
     identity: Identity
-
-
-@dataclass(frozen=True)
-class ReadKeySecret:
-    epoch: int
-    pair: crypto.BoxPair
-
-    def __repr__(self) -> str:  # never print a key
-        return f"ReadKeySecret({self.epoch})"
 
 
 def root(store: OrgHome) -> OrgState | None:
@@ -133,13 +125,13 @@ def reads_everything(store: OrgHome) -> bool:
     return role(store) != DEVICE
 
 
-def read_keys(store: OrgHome) -> list[ReadKeySecret]:
+def read_keys(store: OrgHome) -> list[ReadSecret]:
     """The organisation's read keys this store holds, oldest first: an administrator's (the
     vault's first, then its rotations'), or a member's from its key bundle (all in the ring)."""
     org = store.identity.org_read
     ring = settings.load(store, OrgKeyring) or OrgKeyring()
-    kept = [ReadKeySecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
-    return [ReadKeySecret(1, org), *kept] if org is not None else kept
+    kept = [ReadSecret(e, crypto.BoxPair(bytes.fromhex(s))) for e, s in ring.read_keys]
+    return [ReadSecret(1, org), *kept] if org is not None else kept
 
 
 def missing_read_keys(store: OrgHome) -> list[int]:
@@ -163,7 +155,7 @@ def require_every_read_key(store: OrgHome, *, doing: str) -> None:
         )
 
 
-def keep_bundle(store: OrgHome, secrets: list[ReadKeySecret]) -> int:
+def keep_bundle(store: OrgHome, secrets: list[ReadSecret]) -> int:
     """A member's read keys, from a key bundle it verified; how many were new."""
     ring = settings.load(store, OrgKeyring) or OrgKeyring()
     held = {epoch for epoch, _ in ring.read_keys}
@@ -173,7 +165,7 @@ def keep_bundle(store: OrgHome, secrets: list[ReadKeySecret]) -> int:
     return len(new)
 
 
-def add_read_key(store: OrgHome, secret: ReadKeySecret) -> None:
+def add_read_key(store: OrgHome, secret: ReadSecret) -> None:
     ring = settings.load(store, OrgKeyring) or OrgKeyring()
     if any(epoch == secret.epoch for epoch, _ in ring.read_keys):
         return

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fieldsync.core import crypto, shares
+from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.settings import BackupKey, Server
 from fieldsync.errors import AccessDenied, OutputPathError, ServerUnreachable, StoreExists
 from fieldsync.server import data
@@ -25,7 +26,7 @@ def test_a_refresh_after_a_rotation_recovers_both_read_keys(
     admin_store: Store, server_url: str, tmp_path: Path
 ) -> None:
     made = backup.make_backup(admin_store, 3, 2, server_url=server_url)
-    second = orgkeys.ReadKeySecret(2, crypto.BoxPair.generate())
+    second = ReadSecret(2, crypto.BoxPair.generate())
     orgkeys.add_read_key(admin_store, second)
     stored = backup.refresh(admin_store)
     assert stored is not None and stored.size > made.stored.size
