@@ -371,3 +371,19 @@ def test_a_bundle_whose_org_seq_is_negative_is_malformed() -> None:
 def test_a_bundle_whose_version_is_true_is_malformed() -> None:
     with pytest.raises(MalformedData):
         _open(_by_hand(version=True))
+
+
+def test_make_refuses_a_key_that_is_not_the_admin_key_in_force() -> None:
+    with pytest.raises(SignatureInvalid, match="not the organisation's admin key in force"):
+        bundle.make(
+            THIEF, STATE, member=MEMBER.public.hex(), box_key=BOX.public.hex(), secrets=SECRETS
+        )
+
+
+def test_a_bundle_made_before_any_statement_opens() -> None:
+    root = OrgState.root(ADMIN.public.hex(), SECRETS[0].pair.public.hex(), "00" * 32)
+    made = bundle.make(
+        ADMIN, root, member=MEMBER.public.hex(), box_key=BOX.public.hex(), secrets=SECRETS[:1]
+    )
+    assert b'"org_seq":0' in made
+    assert len(bundle.open_bundle(made, state=root, member=MEMBER, box=BOX)) == 1

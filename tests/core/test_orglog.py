@@ -238,3 +238,51 @@ def test_a_member_with_a_forged_role_or_a_bad_name_is_refused(change: dict[str, 
     } | change
     with pytest.raises(MalformedData):
         orglog.sign(ADMIN, ROOT, orglog.MEMBER, fields, time_ms=7)
+
+
+# --- killing the mutants scripts/mutants found alive ---------------------------------------
+
+
+def test_a_fork_by_the_successor_just_after_its_succession_is_named() -> None:
+    new_admin = crypto.SigningPair.generate()
+    succession = orglog.sign(
+        ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": new_admin.public.hex()}, time_ms=1
+    )
+    after = orglog.follow(ROOT, [succession])
+    first, _ = _rotate(after, new_admin)
+    second, _ = _rotate(after, new_admin)
+    state = orglog.follow(ROOT, [succession, first], forks=[second])
+    assert [f.seq for f in state.forks] == [2] and state.seq == 1
+
+
+def test_a_succession_back_to_a_retired_key_is_refused() -> None:
+    b = crypto.SigningPair.generate()
+    to_b = orglog.sign(ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": b.public.hex()}, time_ms=1)
+    state = orglog.follow(ROOT, [to_b])
+    with pytest.raises(MalformedData, match="used before"):
+        orglog.sign(b, state, orglog.SUCCESSION, {"admin_key": ADMIN.public.hex()}, time_ms=2)
+
+
+def test_the_edges_of_what_a_statement_may_hold_are_accepted() -> None:
+    zero_time = orglog.sign(
+        ADMIN,
+        ROOT,
+        orglog.READ_KEY,
+        {"epoch": 2, "read_key": crypto.BoxPair.generate().public.hex()},
+        time_ms=0,
+    )
+    state = orglog.follow(ROOT, [zero_time])
+    longest = _member(state, name="n" * orglog.MAX_NAME)
+    assert orglog.follow(ROOT, [zero_time, longest]).members[0].name == "n" * orglog.MAX_NAME
+    with pytest.raises(MalformedData):
+        _member(state, name="n" * (orglog.MAX_NAME + 1))
+
+
+def test_a_log_longer_than_any_fieldsync_makes_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log, _ = _log(3)
+    monkeypatch.setattr(orglog, "MAX_STATEMENTS", 3)
+    assert orglog.follow(ROOT, log).seq == 3
+    with pytest.raises(MalformedData, match="longer than any"):
+        orglog.follow(ROOT, [*log, log[0]])
