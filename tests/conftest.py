@@ -18,7 +18,7 @@ import pytest
 
 from fieldsync.core.body import Body
 from fieldsync.core.ids import new_record_id
-from fieldsync.services import demo
+from fieldsync.services import demo_examples
 from fieldsync.services.forms import get_form
 from fieldsync.store.db import make_engine
 from fieldsync.store.store import DB_FILE, Store
@@ -59,8 +59,8 @@ def store(template_store: tuple[Path, Any, Any], store_home: Path) -> Iterator[S
     opened.close()
 
 
-example = demo.example
-EXAMPLES = demo.EXAMPLES
+example = demo_examples.example
+EXAMPLES = demo_examples.EXAMPLES
 
 
 class Endless:

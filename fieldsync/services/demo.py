@@ -10,7 +10,6 @@ events, so the CLI only renders it and the tests can check every step.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -18,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fieldsync.core import audit
 from fieldsync.core.report import Period
@@ -40,6 +38,7 @@ from fieldsync.services import (
     setup,
     sync,
 )
+from fieldsync.services.demo_examples import example
 from fieldsync.services.forms import get_form
 from fieldsync.store.store import Store
 
@@ -47,62 +46,6 @@ OUTPUTS = "outputs"  # what an administrator writes in plaintext on purpose
 DEMO_PASSPHRASE = "demo only, never use this passphrase"  # noqa: S105 - printed on purpose
 ADMIN_PASSPHRASE = "demo administrator, never use this passphrase"  # noqa: S105
 ANALYST_PASSPHRASE = "demo analyst, never use this passphrase"  # noqa: S105
-
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "incident": {
-        "violations": ["attack_on_vital_facility", "outlawed_weapon"],
-        "date": "2024-03-05",
-        "date_precision": "exact",
-        "location": {"governorate": "idlib", "district": "Maarrat al-Nu'man", "place": "كفرنبل"},
-        "perpetrator": {
-            "parties": ["regime_army", "russian_forces"],
-            "attribution": "joint_undetermined",
-        },
-        "victims": {
-            "total": 5,
-            "children": 2,
-            "adult_women": 1,
-            "individuals": [
-                {"name": "سارة", "age": 7, "sex": "female", "status": "killed"},
-                {
-                    "name": "محمد",
-                    "age": 34,
-                    "sex": "male",
-                    "status": "injured",
-                    "role": "medical_personnel",
-                },
-            ],
-        },
-        "facility_type": "medical_facility",
-        "weapons": ["cluster_munitions"],
-        "sources": [{"type": "eyewitness", "certainty": "high", "description": "nurse on duty"}],
-        "narrative": "At dawn the hospital was struck twice. الطابق الأرضي دُمّر.",
-    },
-    "interview": {
-        "interviewer": "R. K.",
-        "interview_date": "2024-04-01",
-        "interview_place": "Gaziantep",
-        "language": "arabic",
-        "interviewee_role": "survivor",
-        "consent": {"record": True, "quote": True, "share": False, "anonymity_required": True},
-        "topics": ["arbitrary_arrest", "torture"],
-        "testimony": "اعتُقلت عند الحاجز في تشرين الأول.",
-        "quotes": ["They took our names."],
-    },
-    "disappearance": {
-        "person": {"name": "خالد", "sex": "male", "age": 27},
-        "date": "2013-10-12",
-        "event": "arrest",
-        "location": {"governorate": "damascus", "place": "Mezzeh"},
-        "perpetrator_party": "regime_security",
-        "status": "missing",
-    },
-}
-
-
-def example(form: str) -> dict[str, Any]:
-    """A fresh copy of a complete, valid set of answers for a built-in form."""
-    return copy.deepcopy(EXAMPLES[form])
 
 
 @dataclass(frozen=True)
