@@ -286,3 +286,30 @@ def test_a_log_longer_than_any_fieldsync_makes_is_refused(
     assert orglog.follow(ROOT, log).seq == 3
     with pytest.raises(MalformedData, match="longer than any"):
         orglog.follow(ROOT, [*log, log[0]])
+
+
+def test_a_document_without_its_signature_is_malformed_not_an_internal_error() -> None:
+    log, _ = _log(1)
+    doc = encoding.decode(log[0], what="test")
+    for broken in ({"statement": doc["statement"]}, [doc], {"signature": doc["signature"]}):
+        with pytest.raises(MalformedData):
+            orglog.parse(encoding.encode(broken))
+
+
+def test_a_receipt_key_the_server_used_before_is_refused() -> None:
+    new = crypto.SigningPair.generate().public.hex()
+    first = orglog.sign(ADMIN, ROOT, orglog.RECEIPT_KEY, {"server_key": new}, time_ms=1)
+    state = orglog.follow(ROOT, [first])
+    assert (state.server_key, state.server_keys) == (new, (SERVER.public.hex(),))
+    with pytest.raises(MalformedData, match="used before"):
+        orglog.sign(
+            ADMIN, state, orglog.RECEIPT_KEY, {"server_key": SERVER.public.hex()}, time_ms=2
+        )
+
+
+def test_every_fork_offered_is_weighed_and_they_are_named_in_seq_order() -> None:
+    log, _ = _log(2)
+    at_1, _ = _rotate(ROOT)
+    at_2, _ = _rotate(orglog.follow(ROOT, log[:1]))
+    state = orglog.follow(ROOT, log, forks=[b"noise", at_2, log[0], at_1])
+    assert [f.seq for f in state.forks] == [1, 2] and state.seq == 0
