@@ -64,6 +64,10 @@ class Invite:
     token: str  # hex, 32 random bytes, good for one enrolment
     expires_ms: int  # Unix milliseconds
     role: str | None = None  # "analyst" or "viewer": a member of the organisation's staff
+    # how far the organisation's log was followed when the invite was made: the device refuses
+    # an older log from its first push on (a server hiding a rotation from a newcomer)
+    org_seq: int | None = None
+    org_head: str | None = None
 
     @property
     def organisation_fingerprint(self) -> str:
@@ -97,7 +101,11 @@ class Invite:
             "token": self.token,
             "version": VERSION,
         }
-        return value if self.role is None else value | {"role": self.role}
+        if self.role is not None:
+            value["role"] = self.role
+        if self.org_seq is not None:
+            value |= {"org_head": self.org_head, "org_seq": self.org_seq}
+        return value
 
 
 def issue(
@@ -110,6 +118,7 @@ def issue(
     expires_ms: int,
     token: bytes | None = None,
     role: str | None = None,
+    org_log: tuple[int, str] | None = None,
 ) -> str:
     """A signed invite as one line of text (``token`` is random unless given, for vectors);
     ``role`` invites an analyst or a viewer rather than a documenter's device."""
@@ -122,6 +131,8 @@ def issue(
         token=(token if token is not None else crypto.random_bytes(32)).hex(),
         expires_ms=expires_ms,
         role=role,
+        org_seq=org_log[0] if org_log else None,
+        org_head=org_log[1] if org_log else None,
     )
     _check(invite.to_json())  # never sign what a reader would refuse
     payload = encoding.encode(invite.to_json())
@@ -177,8 +188,16 @@ def _parts(rest: str) -> tuple[bytes, bytes]:
 
 
 def _check(value: object) -> Invite:
-    if not isinstance(value, dict) or set(value) not in (KEYS, KEYS | {"role"}):
+    optional = {"role"}, {"org_head", "org_seq"}
+    extra = set(value) - KEYS if isinstance(value, dict) else set()
+    if (
+        not isinstance(value, dict)
+        or not set(value) >= KEYS
+        or not all(extra & part in (set(), part) for part in optional)
+        or extra - optional[0] - optional[1]
+    ):
         raise MalformedData("the invite does not have exactly the expected fields")
+    seq, head = value.get("org_seq", 1), value.get("org_head", "00" * 32)
     if value["format"] != FORMAT or value["version"] != VERSION:
         raise MalformedData("the invite is of an unknown format or version")
     name, server, expires = value["name"], value["server"], value["expires_ms"]
@@ -193,6 +212,9 @@ def _check(value: object) -> Invite:
         and not isinstance(expires, bool)
         and expires > 0
         and value.get("role", ROLES[0]) in ROLES
+        and type(seq) is int
+        and 0 < seq <= encoding.MAX_SAFE_INTEGER
+        and is_hex32(head)
     )
     if not ok:
         raise MalformedData("the invite has invalid values")
@@ -205,6 +227,8 @@ def _check(value: object) -> Invite:
         token=value["token"],
         expires_ms=expires,
         role=value.get("role"),
+        org_seq=value.get("org_seq"),
+        org_head=value.get("org_head"),
     )
 
 

@@ -98,16 +98,21 @@ class Enrolment(Setting):
     server: str  # URL
     server_key: str  # hex: the key that signs the server's receipts
     role: str | None = None  # "analyst" or "viewer" (a member of staff); None: a device
+    org_log: tuple[int, str] | None = None  # how far the log was followed at the invite
 
     def to_json(self) -> dict[str, Any]:
-        value = {
+        value: dict[str, Any] = {
             "admin_key": self.admin_key,
             "name": self.name,
             "org_read_key": self.org_read_key,
             "server": self.server,
             "server_key": self.server_key,
         }
-        return value if self.role is None else value | {"role": self.role}
+        if self.role is not None:
+            value["role"] = self.role
+        if self.org_log is not None:
+            value["org_log"] = list(self.org_log)
+        return value
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Self:
@@ -118,6 +123,9 @@ class Enrolment(Setting):
             server=str(value["server"]),
             server_key=str(value["server_key"]),
             role=_str_or_none(value.get("role")),
+            org_log=(int(value["org_log"][0]), str(value["org_log"][1]))
+            if "org_log" in value
+            else None,
         )
 
 

@@ -91,12 +91,20 @@ def make_invite(
         org_read_key=bytes.fromhex(keys.org_read_key),
         expires_ms=store.now_ms() + valid_ms,
         role=role,
+        org_log=_followed_position(store),
     )
     return text, {
         "server_fingerprint": fingerprint(server_key),
         "organisation_fingerprint": keys.fingerprint,
         "server_key_pinned": pinning,
     }
+
+
+def _followed_position(store: Store) -> tuple[int, str] | None:
+    """How far this store followed the organisation's log: an invite carries it, so a device
+    refuses an older log from its first push on."""
+    state = orgkeys.followed(store)
+    return (state.seq, state.head) if state is not None and state.head else None
 
 
 FIRST_USE, KEPT, REPINNED = "first use", "kept", "re-pinned"

@@ -99,6 +99,9 @@ def enrol(
             server=shown.server,
             server_key=shown.server_key,
             role=shown.role,
+            org_log=(shown.org_seq, shown.org_head)
+            if shown.org_seq is not None and shown.org_head is not None
+            else None,
         ),
     )
     wrapped = delivery.add_reader(store, bytes.fromhex(shown.org_read_key))

@@ -79,6 +79,9 @@ def keep(
     before = followed(store)
     if known is None and before is not None and before.head:
         known = (before.seq, before.head)
+    if known is None:  # nothing followed yet: at least what the invite said was there
+        enrolment = settings.load(store, Enrolment)
+        known = enrolment.org_log if enrolment is not None else None
     kept = settings.load(store, OrgLog) or OrgLog()
     every_fork = [*_raw(kept.forks), *(f for f in forks if f not in _raw(kept.forks))]
     state = orglog.follow(start, statements, forks=every_fork, known=known)

@@ -158,3 +158,22 @@ def test_a_replayed_announcement_changes_nothing_and_a_stale_copy_is_a_fork(
         assert "Tell your administrator at once" in shown.stderr
         admin_pulled = as_json(in_admin_store("admin", "pull", "--json"))
         assert admin_pulled["alerts"] == pushed["alerts"]
+
+
+def test_a_device_enrolled_after_a_rotation_refuses_a_server_that_hides_it(
+    run: Run, tmp_path: Path
+) -> None:
+    """The invite carries how far the administrator had followed the log, so even a newcomer's
+    first push refuses a server that serves it an older one."""
+    with organisation(run, tmp_path) as (in_admin_store, url, _org, _record):
+        assert as_json(in_admin_store("admin", "rotate-read-key", "--json"))["epoch"] == 2
+        newcomer = {"FIELDSYNC_HOME": str(tmp_path / "new"), "FIELDSYNC_PASSPHRASE": SECOND}
+        assert run("init", env=newcomer).exit_code == 0
+        invite = as_json(in_admin_store("admin", "invite", "laptop 3", "--server", url, "--json"))
+        expect = invite["organisation_fingerprint"]
+        joined = run("enroll", invite["invite"], "--expect-fingerprint", expect, env=newcomer)
+        assert joined.exit_code == 0, joined.stderr
+        with sqlite3.connect(tmp_path / "server" / "server.db") as db:
+            db.execute("delete from org_statements")
+        refused = run("push", "--json", env=newcomer)
+        assert refused.exit_code == 6 and json.loads(refused.stdout)["kind"] == "RolledBack"

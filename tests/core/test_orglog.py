@@ -313,3 +313,22 @@ def test_every_fork_offered_is_weighed_and_they_are_named_in_seq_order() -> None
     at_2, _ = _rotate(orglog.follow(ROOT, log[:1]))
     state = orglog.follow(ROOT, log, forks=[b"noise", at_2, log[0], at_1])
     assert [f.seq for f in state.forks] == [1, 2] and state.seq == 0
+
+
+def test_an_invite_carries_how_far_the_log_was_followed() -> None:
+    from fieldsync.core import invite
+
+    args = dict(
+        name="laptop",
+        server="https://sync.example",
+        server_key=SERVER.public,
+        org_read_key=READ.public,
+        expires_ms=2**40,
+    )
+    text = invite.issue(ADMIN, **args, org_log=(3, "ab" * 32))  # type: ignore[arg-type]
+    shown = invite.read(text, now_ms=1)
+    assert (shown.org_seq, shown.org_head) == (3, "ab" * 32)
+    assert invite.read(invite.issue(ADMIN, **args), now_ms=1).org_seq is None  # type: ignore[arg-type]
+    for bad in ((0, "ab" * 32), (1, "zz")):
+        with pytest.raises(MalformedData):
+            invite.issue(ADMIN, **args, org_log=bad)  # type: ignore[arg-type]
