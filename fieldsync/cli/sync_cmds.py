@@ -59,10 +59,12 @@ def enroll(
                 "server_fingerprint": done.server_fingerprint,
                 "organisation_fingerprint": done.admin_fingerprint,
                 "wrapped_for_organisation": done.wrapped,
+                "role": done.role or "device",
             }
         )
         return
-    out.print(f"Enrolled as {safe(done.name)!r} with {safe(done.server)}", markup=False)
+    as_role = f" ({done.role})" if done.role else ""
+    out.print(f"Enrolled as {safe(done.name)!r}{as_role} with {safe(done.server)}", markup=False)
     out.print(f"This device:   {done.device_fingerprint}", markup=False)
     out.print(f"Server:        {done.server_fingerprint}", markup=False)
     out.print(f"Organisation:  {done.admin_fingerprint} (confirmed)", markup=False)
@@ -71,6 +73,12 @@ def enroll(
         out.print(
             f"{done.wrapped} version(s) recorded before enrolling can now be read by the "
             "organisation once delivered.",
+            markup=False,
+        )
+    if done.role:
+        out.print(
+            "Your administrator's next 'fieldsync admin pull' certifies you and seals the "
+            "organisation's read keys to you; then 'fieldsync pull' reads what it holds.",
             markup=False,
         )
 
