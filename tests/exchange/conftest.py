@@ -24,6 +24,7 @@ class World:
         org = admin.org_keys(self.analyst).encode()
         self.server = data.init(folder / "server", org, database_url)
         self.app = create_app(self.server, database_url=database_url)
+        stack.callback(self.app.state.engine.dispose)  # a PostgreSQL pool's connections too
         self.url = stack.enter_context(running(self.app))
         self._stack = stack
         # the analyst's store learns the server (and pins its key) from its first invite
