@@ -87,6 +87,7 @@ class Judge:
         self, store: Store, trusted: set[str], aside: list[Listed], refused: dict[str, str]
     ) -> None:
         self.store = store
+        self.reader_keys = store.reader_keys()  # once: each is a key to derive, per version
         self.trusted = trusted
         self.refused = refused  # author -> why: a device the server made up, set aside
         self.forgotten = store.forgotten_records()
@@ -233,7 +234,7 @@ class Judge:
     def _open(self, entry: Entry, wrap: bytes, where: str) -> tuple[Body | None, str, str]:
         """The version's body, or the reason it cannot be read and the error's words."""
         try:
-            _, key = crypto.unwrap_any(self.store.reader_keys(), wrap, what=where)
+            _, key = crypto.unwrap_any(self.reader_keys, wrap, what=where)
         except FieldsyncError as exc:
             return None, problems.WRAP, exc.message
         try:
