@@ -82,14 +82,15 @@ def keep(
     if known is None:  # nothing followed yet: at least what the invite said was there
         enrolment = settings.load(store, Enrolment)
         known = enrolment.org_log if enrolment is not None else None
-    kept = settings.load(store, OrgLog) or OrgLog()
+    found = settings.load(store, OrgLog)
+    kept = found or OrgLog()
     every_fork = [*_raw(kept.forks), *(f for f in forks if f not in _raw(kept.forks))]
     state = orglog.follow(start, statements, forks=every_fork, known=known)
     pending = kept.pending
     if pending is not None and base64.b64decode(pending) in statements:
         pending = None  # the server holds it now
     value = OrgLog(_b64(statements), _b64(every_fork), pending, state.seq)
-    if value != kept:
+    if value != kept or found is None:  # kept even when empty: every write reads it, cached
         settings.save(store, value)
     return state
 
