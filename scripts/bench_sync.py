@@ -256,7 +256,7 @@ def links(work: Path, url: str, admin_store: Store, size_mb: int) -> list[dict[s
         assert joined is not None
         versions = sum(
             len(item.entry.raw) + 84  # an entry, its org wrap and its length in the batch
-            for item in delivery.outbox(store, 0, bytes.fromhex(joined.org_read_key))
+            for item in delivery.outbox(store, 0, [bytes.fromhex(joined.org_read_key)])
         )
         with FaultProxy(port, reset_every=reset_every, server_sees=server_sees) as proxy:
             report = sync.push(store, client_for=lambda _u, s: pusher(proxy.url, s))

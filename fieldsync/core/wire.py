@@ -461,12 +461,15 @@ class OrgLogPage:
 def _all_base64(fields: _Fields, key: str) -> tuple[bytes, ...]:
     found = []
     for item in fields.items(key):
+        if not isinstance(item, str):
+            raise fields.malformed()
         try:
-            found.append(base64.b64decode(item, validate=True) if isinstance(item, str) else b"")
+            raw = base64.b64decode(item, validate=True)
         except (ValueError, binascii.Error) as exc:
             raise fields.malformed() from exc
-        if not found[-1]:
+        if not raw:
             raise fields.malformed()
+        found.append(raw)
     return tuple(found)
 
 

@@ -75,7 +75,7 @@ def pull(
 ) -> PullReport:
     """Fetch from the cursor everything this store may read, then settle branched records;
     ``from_start`` reads the whole feed again (after a restore), storing nothing twice."""
-    url, _ = _source(store)
+    url = sync.destination(store).server
     everything = orgkeys.reads_everything(store)
     report = PullReport()
     saved = Pull() if from_start else settings.load(store, Pull) or Pull()
@@ -91,7 +91,7 @@ def pull(
             if store.identity.is_admin:
                 done = members.certify(store, client)
                 report.certified, report.held_back = done.members, done.held_back
-            _, trusted = _source(store)  # with the members the log certifies now
+            trusted = _trusted(store)  # with the members the log certifies now
             judge = Judge(store, trusted | set(claimed), earlier, refused)
             for retried in judge.retry(report):
                 _store(store, judge, retried, client, report, touched)
@@ -168,14 +168,13 @@ def settle_all(
     return report
 
 
-def _source(store: Store) -> tuple[str, set[str]]:
-    """The server to pull from, and the authors whose versions this store accepts: itself, the
-    organisation's admin key and the analysts its log certifies (an administrator and the
-    members add the vouched devices)."""
-    joined = sync.destination(store)
+def _trusted(store: Store) -> set[str]:
+    """The authors whose versions this store accepts: itself, the organisation's admin key and
+    the analysts its log certifies (an administrator and the members add the vouched
+    devices)."""
     state = orgkeys.followed(store)
     analysts = state.analysts if state is not None else set()
-    return joined.server, {store.identity.device_id, joined.admin_key, *analysts}
+    return {store.identity.device_id, sync.destination(store).admin_key, *analysts}
 
 
 def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[str, str]]:

@@ -73,10 +73,6 @@ class Destination:
     org_read_keys: tuple[str, ...]  # hex, newest first: every new version is wrapped for the first
     admin_key: str  # hex: the organisation's admin (analysts') signing key
 
-    @property
-    def org_read_key(self) -> str:
-        return self.org_read_keys[0]
-
     def org_readers(self) -> list[bytes]:
         return [bytes.fromhex(key) for key in self.org_read_keys]
 

@@ -44,9 +44,11 @@ def add_reader(store: Store, reader: bytes, *, own_after: int | None = None) -> 
     added = 0
     store._epoch_keys()  # read before the transaction takes the lock
     with store.session() as session, session.begin():
-        have = set(session.exec(select(WrapRow.entry_id).where(WrapRow.reader == theirs)))
+        held = select(WrapRow.entry_id).where(WrapRow.reader == theirs)
         ids = None
-        if own_after is not None:
+        if own_after is None:
+            have = set(session.exec(held))
+        else:  # every push and pull: only what is undelivered is looked at
             ids = list(
                 session.exec(
                     select(EntryRow.id).where(
@@ -54,6 +56,9 @@ def add_reader(store: Store, reader: bytes, *, own_after: int | None = None) -> 
                     )
                 )
             )
+            have = set()
+            for some in in_chunks(ids):
+                have.update(session.exec(held.where(col(WrapRow.entry_id).in_(some))))
         for row in store.own_wraps(session, ids).values():
             if row.entry_id in have:
                 continue
@@ -123,6 +128,7 @@ def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgo
     # a device's batches carry no reader wraps (the server refuses them); an administrator's
     # carry those for the devices that recorded a record, never one for a read key of its own
     not_readers = {*orgs, mine, *(s.pair.public.hex() for s in orgkeys.read_keys(store))}
+    adds_readers = orgkeys.role(store) in (orgkeys.ADMIN, ANALYST)
     for row in rows:
         found = wraps.get(row.id, {})
         org_wrap = next((found[org] for org in orgs if org in found), None)
@@ -135,7 +141,7 @@ def outbox(store: Store, after_seq: int, org_readers: list[bytes]) -> list[Outgo
         attached = tuple(dict.fromkeys(a.blob for a in version.body.attachments))
         readers = (
             tuple(sorted((r, w) for r, w in found.items() if r not in not_readers))
-            if orgkeys.role(store) in (orgkeys.ADMIN, ANALYST)
+            if adds_readers
             else ()
         )
         outgoing.append(Outgoing(version.entry, org_wrap, attached, readers))
