@@ -1,5 +1,5 @@
-"""``fieldsync admin revoke`` and ``admin rotate-read-key``: who belongs to the organisation,
-and its keys over time."""
+"""``fieldsync admin revoke``, ``admin rotate-read-key`` and ``admin rotate-admin-key``: who
+belongs to the organisation, and its keys over time."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from fieldsync.cli.render import emit_json, err, out, safe
 from fieldsync.core.invite import ROLES
 from fieldsync.core.wire import DeviceInfo
 from fieldsync.errors import InputError
-from fieldsync.services import admin, rotation
+from fieldsync.services import admin, rotation, succession
 
 
 def register(_app: typer.Typer) -> None:
     admin_app.command("revoke")(revoke)
     admin_app.command("rotate-read-key")(rotate_read_key)
+    admin_app.command("rotate-admin-key")(rotate_admin_key)
 
 
 def revoke(
@@ -126,6 +127,50 @@ def rotate_read_key(
     )
     if done.backed_up:
         out.print("The sealed backup on the server now holds the new key too.", markup=False)
+    else:
+        err.print(
+            "warning: there is no backup of the organisation's keys; losing this store "
+            "loses every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
+            markup=False,
+        )
+
+
+def rotate_admin_key(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Make a new admin key and announce it, signed by the one in force: devices, analysts,
+    the server and evidence-verify follow it, and refuse what the old key signs from now on."""
+    with analysts_store(home, passphrase_file) as store:
+        done = succession.rotate_admin_key(store)
+    if json:
+        emit_json(
+            {
+                "fingerprint": done.fingerprint,
+                "retired": done.retired,
+                "seq": done.seq,
+                "resent": done.resent,
+                "backed_up": done.backed_up,
+                "bundles": done.bundles,
+            }
+        )
+        return
+    again = " (the succession signed before was sent again)" if done.resent else ""
+    out.print(
+        f"The admin key is now {done.fingerprint}, named as statement {done.seq} of the "
+        f"organisation's log by the key it succeeds ({done.retired}){again}. This store signs "
+        "with it from now on; devices, analysts and the server follow it on their next push "
+        "or pull, and refuse what the old key signs from now on. Invites made before stay "
+        "good; the organisation's fingerprint does not change.",
+        markup=False,
+    )
+    if done.bundles:
+        out.print(
+            f"Gave {done.bundles} member(s) a key bundle signed by the new key.", markup=False
+        )
+    if done.backed_up:
+        out.print("The sealed backup on the server now holds the new key.", markup=False)
     else:
         err.print(
             "warning: there is no backup of the organisation's keys; losing this store "

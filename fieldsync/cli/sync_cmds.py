@@ -248,10 +248,10 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
     if report.held_back:
         err.print(
             f"note: no member was certified: {report.held_back}"
-            + (
-                f". {members.ROTATE_AGAIN}"
-                if report.held_back == members.UNFINISHED_ROTATION
-                else ""
+            + "".join(
+                f". {hint}"
+                for said, hint in members.UNFINISHED.values()
+                if said == report.held_back
             ),
             markup=False,
         )

@@ -42,10 +42,15 @@ from fieldsync.errors import FieldsyncError
 
 @dataclass(frozen=True)
 class Anchors:
-    admin_key: bytes
+    admin_key: bytes  # the organisation's first
     server_key: bytes | None  # as pinned by the administrator; None: use the held one, and say so
     # every read key the organisation has had; without them, bodies and attachments go unchecked
     org_reads: tuple[crypto.BoxPair, ...] = ()
+    successors: tuple[bytes, ...] = ()  # the admin keys that succeeded it, as its log names them
+
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        return tuple(key.hex() for key in (self.admin_key, *self.successors))
 
 
 @dataclass(frozen=True)
@@ -257,17 +262,18 @@ class _Audit:
                     "the server's receipt key is not the one pinned in the administrator's store"
                 )
             )
-        admin = self.author(self.anchors.admin_key.hex())
-        admin.name, admin.status, admin.enrolment_ok = "administrator", "admin", True
+        for key in self.anchors.admin_keys:
+            admin = self.author(key)
+            admin.name, admin.status, admin.enrolment_ok = "administrator", "admin", True
 
     def _device(self, device: HeldDevice) -> None:
         self.registry[device.key] = device
-        if device.key == self.anchors.admin_key.hex():  # the analysts' log: no invite to check
+        if device.key in self.anchors.admin_keys:  # an administrator's log: no invite to check
             return
         report = self.author(device.key)
         report.name, report.status = device.name, device.status
         try:
-            shown = enrolment.vouched(device.enrolment, self.anchors.admin_key.hex())
+            shown = enrolment.vouched(device.enrolment, self.anchors.admin_keys)
             if (shown.device_key, shown.box_key) != (device.key, device.box_key):
                 raise ValueError("the registered keys are not the ones the device enrolled")
             if shown.name != device.name:

@@ -23,6 +23,7 @@ accepts no new one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,15 +145,17 @@ class Vouched:
     role: str | None = None  # from the invite: "analyst", "viewer", or None for a device
 
 
-def vouched(data: bytes, admin_key: str) -> Vouched:
-    """Check a stored enrolment request against the admin key, whenever its invite expired.
+def vouched(data: bytes, admin_keys: str | Sequence[str]) -> Vouched:
+    """Check a stored enrolment request against the admin keys (the organisation's first,
+    then each that succeeded it, as its log names them), whenever its invite expired.
 
-    Raises an ``IntegrityError`` unless the admin key signed the invite and the device key
-    signed the claim for that invite's token.
+    Raises an ``IntegrityError`` unless one of the admin keys signed the invite for this
+    organisation and the device key signed the claim for that invite's token.
     """
+    keys = (admin_keys,) if isinstance(admin_keys, str) else tuple(admin_keys)
     request = parse(data)
     shown = invite.read(request.invite, now_ms=None)
-    if shown.admin_key != admin_key:
+    if shown.admin_key != keys[0] or shown.signed_by not in keys:
         raise SignatureInvalid("its invite was not signed by this organisation's admin key")
     verify_proof(request, shown.token)
     return Vouched(request.device_key, request.box_key, shown.name, shown.token, shown.role)

@@ -60,7 +60,7 @@ class Invite:
     server: str  # base URL of the organisation's server
     server_key: str  # hex Ed25519 key the server signs receipts with: pinned by the device
     org_read_key: str  # hex X25519 key every entry's content key is wrapped for
-    admin_key: str  # hex Ed25519 key that signed this invite
+    admin_key: str  # hex Ed25519: the organisation's first admin key, where its log starts
     token: str  # hex, 32 random bytes, good for one enrolment
     expires_ms: int  # Unix milliseconds
     role: str | None = None  # "analyst" or "viewer": a member of the organisation's staff
@@ -68,6 +68,13 @@ class Invite:
     # an older log from its first push on (a server hiding a rotation from a newcomer)
     org_seq: int | None = None
     org_head: str | None = None
+    # the admin key in force that signed it, when a succession made it other than the first
+    # (the log at org_seq names it; the server enrols only with the key in force)
+    signer: str | None = None
+
+    @property
+    def signed_by(self) -> str:
+        return self.signer or self.admin_key
 
     @property
     def organisation_fingerprint(self) -> str:
@@ -105,6 +112,8 @@ class Invite:
             value["role"] = self.role
         if self.org_seq is not None:
             value |= {"org_head": self.org_head, "org_seq": self.org_seq}
+        if self.signer is not None:
+            value["signer"] = self.signer
         return value
 
 
@@ -119,20 +128,25 @@ def issue(
     token: bytes | None = None,
     role: str | None = None,
     org_log: tuple[int, str] | None = None,
+    root_admin_key: str | None = None,
 ) -> str:
     """A signed invite as one line of text (``token`` is random unless given, for vectors);
-    ``role`` invites an analyst or a viewer rather than a documenter's device."""
+    ``role`` invites an analyst or a viewer rather than a documenter's device;
+    ``root_admin_key``: the organisation's first admin key, when ``admin`` succeeded it."""
+    signer = admin.public.hex()
+    root = root_admin_key or signer
     invite = Invite(
         name=name,
         server=server.rstrip("/"),
         server_key=server_key.hex(),
         org_read_key=org_read_key.hex(),
-        admin_key=admin.public.hex(),
+        admin_key=root,
         token=(token if token is not None else crypto.random_bytes(32)).hex(),
         expires_ms=expires_ms,
         role=role,
         org_seq=org_log[0] if org_log else None,
         org_head=org_log[1] if org_log else None,
+        signer=signer if signer != root else None,
     )
     _check(invite.to_json())  # never sign what a reader would refuse
     payload = encoding.encode(invite.to_json())
@@ -157,7 +171,7 @@ def read(text: str, *, now_ms: int | None) -> Invite:
     value = encoding.decode(payload, what="the invite", max_bytes=MAX_TEXT)
     invite = _check(value)
     crypto.verify(
-        bytes.fromhex(invite.admin_key),
+        bytes.fromhex(invite.signed_by),
         crypto.LABEL_INVITE,
         payload,
         signature,
@@ -188,13 +202,14 @@ def _parts(rest: str) -> tuple[bytes, bytes]:
 
 
 def _check(value: object) -> Invite:
-    optional = {"role"}, {"org_head", "org_seq"}
+    optional = {"role"}, {"org_head", "org_seq"}, {"signer"}
     extra = set(value) - KEYS if isinstance(value, dict) else set()
     if (
         not isinstance(value, dict)
         or not set(value) >= KEYS
         or not all(extra & part in (set(), part) for part in optional)
-        or extra - optional[0] - optional[1]
+        or extra - set().union(*optional)
+        or ("signer" in value and "org_seq" not in value)  # a successor exists from a seq on
     ):
         raise MalformedData("the invite does not have exactly the expected fields")
     seq, head = value.get("org_seq", 1), value.get("org_head", "00" * 32)
@@ -215,6 +230,8 @@ def _check(value: object) -> Invite:
         and type(seq) is int
         and 0 < seq <= encoding.MAX_SAFE_INTEGER
         and is_hex32(head)
+        and value.get("signer") != value["admin_key"]
+        and is_hex32(value.get("signer", value["admin_key"]))
     )
     if not ok:
         raise MalformedData("the invite has invalid values")
@@ -229,6 +246,7 @@ def _check(value: object) -> Invite:
         role=value.get("role"),
         org_seq=value.get("org_seq"),
         org_head=value.get("org_head"),
+        signer=value.get("signer"),
     )
 
 

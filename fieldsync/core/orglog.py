@@ -180,6 +180,13 @@ class OrgState:
         sends after its revocation, and what it sent before stays part of the record."""
         return {m.key for m in self.members if m.role == ANALYST}
 
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        """Every admin key of the organisation, the first (the root) first and the one in force
+        last: what a reader trusts an invite or a version by. A retired one's too, as with a
+        revoked member: the server refuses what it signs after its retirement."""
+        return (*self.retired, self.admin_key)
+
     def admin_key_at(self, seq: int, log: Sequence[Statement]) -> str:
         """The admin key in force for the statement at ``seq`` of ``log``."""
         key = self.root_admin_key

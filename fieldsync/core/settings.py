@@ -441,6 +441,29 @@ class OrgKeyring(Setting):
 
 
 @dataclass(frozen=True)
+class AdminKeys(Setting):
+    """An administrator's admin keys after a succession (services/succession.py): the root's
+    public key (the vault may hold the root's seed, or, in a store recovered after a
+    succession, its successor's) and each successor's secret seed, hex, oldest first. Sealed
+    like every setting, under the vault key."""
+
+    NAME = "admin_keys"
+
+    root: str
+    successors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": self.root, "successors": list(self.successors)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(str(value["root"]), tuple(str(s) for s in value["successors"]))
+
+    def __repr__(self) -> str:  # never print a key
+        return f"AdminKeys(root={self.root[:12]}, successors={len(self.successors)})"
+
+
+@dataclass(frozen=True)
 class BackupKey(Setting):
     """The key of the organisation's sealed backup (core/backup.py) and how it was split, kept
     so that a read-key rotation re-seals the backup for the same shares."""

@@ -107,8 +107,9 @@ def create_app(
         with Session(engine) as opened:
             yield opened
 
+    gates = Gates(server, engine)
     blobs: BlobStorage = BlobStore(
-        blob_folder or server.blob_folder, limits, clock, carrier=server.org.admin_key
+        blob_folder or server.blob_folder, limits, clock, carrier=gates.admin_key
     )
     with Session(engine) as sweeping:
         blobs.expire(sweeping)
@@ -187,7 +188,7 @@ def create_app(
     ) -> dict[str, object]:
         """The organisation's log and its forks, for an enrolled device or the administrator
         to verify and follow."""
-        await signed_body(request, 0, known_device)
+        await signed_body(request, 0, gates.log_reader)
         return (await run_in_threadpool(org_log.page, db)).to_json()
 
     async def unchecked_body(request: Request, limit: int) -> bytes:
@@ -195,7 +196,6 @@ def create_app(
         timeouts")."""
         return await read_limited(request, limit, unchecked_pace, unauthenticated)
 
-    gates = Gates(server, engine)
     known_device, admin_only = gates.known_device, gates.admin_only
 
     async def signed_body(request: Request, limit: int, admit: Callable[[str], None]) -> bytes:

@@ -13,8 +13,10 @@ from fieldsync.core import crypto, enrolment, invite
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.wire import DeviceInfo, RevokeAnswer
 from fieldsync.errors import AccessDenied, InviteUsed, MalformedData, NotFound
+from fieldsync.server import orglog
 from fieldsync.server.blobs import BlobStorage
 from fieldsync.server.data import ServerData
+from fieldsync.server.ingest import ADMIN
 from fieldsync.server.tables import DeviceRow, InviteUseRow
 
 LABEL_TOKEN = b"fieldsync/invite-token/v1"
@@ -41,6 +43,12 @@ def enrol(session: Session, server: ServerData, body: bytes, now_ms: int) -> Dev
     shown = invite.read(request.invite, now_ms=now_ms)
     if shown.admin_key != server.org.admin_key:
         raise AccessDenied("this invite was not signed by this organisation's admin key")
+    if shown.signed_by != orglog.admin_key(session, server):
+        raise AccessDenied(
+            "this invite was signed by an admin key the organisation's log retired; nothing "
+            "was registered",
+            hint="Ask your administrator for a new invite: it is signed by the key in force.",
+        )
     if shown.server_key != server.receipt_key.public.hex():
         raise AccessDenied("this invite was made for another server")
     enrolment.verify_proof(request, shown.token)
@@ -82,7 +90,7 @@ def revoke(
     for review, and its uploads that no batch names are deleted (nothing it sends can name
     them now). ``now_ms`` is read only when the device is revoked now."""
     device = session.get(DeviceRow, device_key)
-    if device is None or device.key == server.org.admin_key:
+    if device is None or device.key in orglog.followed(session, server).admin_keys:
         raise NotFound("no such device is enrolled")
     if device.status != "revoked":
         device.status, device.revoked_ms = "revoked", now_ms()
@@ -134,7 +142,7 @@ def listed(device: DeviceRow) -> DeviceInfo:
         device=device.key,
         box_key=device.box_key,
         name=device.name,
-        fingerprint=device_fingerprint(device) if device.box_key else "",
+        fingerprint=device_fingerprint(device) if device.status != ADMIN else "",
         status=device.status,
         enrolled_ms=device.enrolled_ms,
         revoked_ms=device.revoked_ms,

@@ -13,8 +13,10 @@ from sqlmodel import Session, col, select
 
 from fieldsync.core.wire import FeedItem, FeedPage
 from fieldsync.errors import AccessDenied, DeviceRevoked
+from fieldsync.server import orglog
 from fieldsync.server.data import ServerData
 from fieldsync.server.gates import MEMBER_ROLES, certified
+from fieldsync.server.ingest import ADMIN
 from fieldsync.server.tables import AcceptedBatch, DeviceRow, FeedRow, ReaderWrap, StoredEntry
 
 PAGE_ENTRIES = 500
@@ -22,12 +24,13 @@ PAGE_BYTES = 4 * 1024 * 1024  # a page holds at least one entry, and stops past 
 
 
 def feed_page(session: Session, server: ServerData, signer: str, after: int) -> FeedPage:
-    device = None if signer == server.org.admin_key else session.get(DeviceRow, signer)
+    admin_key = orglog.admin_key(session, server)
+    device = None if signer == admin_key else session.get(DeviceRow, signer)
     if device is not None and device.status == "revoked":
         raise DeviceRevoked()
     # the administrator and the members (analysts, viewers) read everything, as ciphertext
     # with its organisation's wrap: the key bundle the administrator sealed for them opens it
-    admin = device is None and signer == server.org.admin_key
+    admin = device is None and signer == admin_key
     if device is not None and device.role in MEMBER_ROLES:
         certified(session, server, signer)
         admin = True
@@ -36,7 +39,7 @@ def feed_page(session: Session, server: ServerData, signer: str, after: int) -> 
             StoredEntry, col(StoredEntry.id) == col(FeedRow.entry)
         )
     else:
-        if device is None or not device.box_key:
+        if device is None or device.status == ADMIN:  # a retired admin key's: no box key
             raise AccessDenied("this device is not enrolled with this server")
         query = (
             select(FeedRow.pos, StoredEntry.raw, ReaderWrap.wrapped, StoredEntry.batch)

@@ -17,36 +17,57 @@ from fieldsync.server.ingest import ACTIVE, ANALYST, VIEWER
 from fieldsync.server.tables import DeviceRow
 
 MEMBER_ROLES = (ANALYST, VIEWER)
+RETIRED = (
+    "this admin key was succeeded in the organisation's log: it signs nothing for the "
+    "organisation now"
+)
 
 
 class Gates:
     def __init__(self, server: ServerData, engine: Engine) -> None:
         self._server = server
-        self._admin_key = server.org.admin_key
         self._engine = engine
+
+    def admin_key(self) -> str:
+        """The admin key in force, as the organisation's log names it now."""
+        with Session(self._engine) as lookup:
+            return orglog.admin_key(lookup, self._server)
 
     def known_device(self, keyid: str) -> None:
         """An enrolled, active device or member (or the administrator), told only once it has
         proved it holds the key whether that key is enrolled or revoked."""
-        if keyid == self._admin_key:  # an administrator delivering carried batches
+        if keyid == self.admin_key():  # an administrator delivering carried batches
             return
         self._active(keyid)
 
+    def log_reader(self, keyid: str) -> None:
+        """``known_device``, or any admin key the log names, a retired one too: a store whose
+        succession reached the server unseen (the answer was lost) learns it from the log."""
+        if not self._retired(keyid):
+            self.known_device(keyid)
+
     def admin_only(self, keyid: str) -> None:
-        if keyid != self._admin_key:
-            raise AccessDenied("only the organisation's administrator may do this")
+        if keyid != self.admin_key():
+            only = "only the organisation's administrator may do this"
+            raise AccessDenied(RETIRED if self._retired(keyid) else only)
 
     def admin_or_member(self, keyid: str) -> None:
         """The administrator, or an active analyst or viewer (who reads the registry to name
         authors and to seal an analyst's versions for the device that recorded a record)."""
-        if keyid == self._admin_key:
+        if keyid == self.admin_key():
             return
         if self._active(keyid).role not in MEMBER_ROLES:
             raise AccessDenied("only the organisation's administrator and its members may do this")
         with Session(self._engine) as lookup:
             certified(lookup, self._server, keyid)
 
+    def _retired(self, keyid: str) -> bool:
+        with Session(self._engine) as lookup:
+            return keyid in orglog.followed(lookup, self._server).retired
+
     def _active(self, keyid: str) -> DeviceRow:
+        if self._retired(keyid):  # its own log's row is no enrolment
+            raise AccessDenied(RETIRED)
         with Session(self._engine) as lookup:
             device = lookup.get(DeviceRow, keyid)
         if device is None:

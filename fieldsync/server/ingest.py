@@ -51,7 +51,7 @@ from fieldsync.errors import (
     DeviceRevoked,
     QuotaExceeded,
 )
-from fieldsync.server import logs
+from fieldsync.server import logs, orglog
 from fieldsync.server.data import ServerData
 from fieldsync.server.limits import Limits
 from fieldsync.server.locks import QUARANTINE, lock_owner
@@ -75,11 +75,13 @@ ANALYST, VIEWER = "analyst", "viewer"  # roles of members (DeviceRow.role); othe
 
 
 def analysts_log(admin_key: str, now_ms: int) -> DeviceRow:
-    """The registry row that tracks the administrator's own log (analysts' versions): created
-    with its first batch, vouched for by the organisation's keys rather than an invite."""
+    """The registry row that tracks an admin key's own log (the administrator's versions):
+    created with its first batch, vouched for by the organisation's log rather than an invite.
+    It names no box key (nothing is sealed to an admin key); each admin key a succession
+    brings has a log, and a row, of its own, and box keys are unique."""
     return DeviceRow(
         key=admin_key,
-        box_key="",
+        box_key=f"{ADMIN}:{admin_key}",
         name="administrator",
         enrolled_ms=now_ms,
         status=ADMIN,
@@ -127,10 +129,19 @@ def _admitted(
     """The sender's registry row, if it may send; a revoked device's batch, whose signatures
     have been checked, is quarantined."""
     device = _locked_device(session, author) if lock else session.get(DeviceRow, author)
-    if device is None and author == server.org.admin_key:
+    admin_key = orglog.admin_key(session, server)
+    if device is None and author == admin_key:
         device = analysts_log(author, now_ms)
     if device is None:
         raise AccessDenied("this device is not enrolled with this server")
+    if device.status == ADMIN and author != admin_key:  # an admin key succeeded since
+        _quarantine(session, raw, author, "sent by a retired admin key", now_ms, limits)
+        logs.event(log, "retired admin key's batch quarantined", logging.WARNING, device=author)
+        raise AccessDenied(
+            "this batch is signed by an admin key the organisation's log retired; it is kept "
+            "on the server for review",
+            hint="Sign with the admin key in force: the store that made the succession holds it.",
+        )
     if device.status not in (ACTIVE, ADMIN):
         _quarantine(session, raw, author, "sent after the device was revoked", now_ms, limits)
         logs.event(log, "revoked device's batch quarantined", logging.WARNING, device=author)

@@ -10,6 +10,8 @@ following at that seq and names the fork. The server never decides a fork's winn
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
@@ -34,9 +36,24 @@ def page(session: Session) -> OrgLogPage:
 
 
 def followed(session: Session, server: ServerData) -> OrgState:
-    """The log as the server holds it, followed from its root."""
+    """The log as the server holds it (the statement it kept first at each seq), followed from
+    its root: whose requests it takes as the administrator's and a member's. A fork changes
+    nothing here: a thief of the admin key who signs a rival succession after the real one
+    gets no say on this server, and every reader is shown the fork."""
     held = page(session)
-    return orglog.follow(root(server), held.statements, forks=held.forks)
+    return _follow(root(server), held.statements, ())
+
+
+@functools.lru_cache(maxsize=8)
+def _follow(start: OrgState, statements: tuple[bytes, ...], forks: tuple[bytes, ...]) -> OrgState:
+    """Followed once per process for each log: every signed request asks for the admin key in
+    force."""
+    return orglog.follow(start, statements, forks=forks)
+
+
+def admin_key(session: Session, server: ServerData) -> str:
+    """The admin key in force: the root's, or the last succession's the log names."""
+    return followed(session, server).admin_key
 
 
 def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> OrgLogPage:
@@ -56,7 +73,7 @@ def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> Org
             f"the organisation's log holds {len(log)} statements; statement {statement.seq} "
             "cannot follow yet, nothing was kept"
         )
-    state = orglog.follow(root(server), held.statements, forks=held.forks)
+    state = _follow(root(server), held.statements, held.forks)
     if state.seq < len(log):
         raise ChainFork(
             f"the organisation's log forks at statement {state.seq + 1}: nothing after it is "

@@ -33,7 +33,7 @@ def org_keys(store: Store) -> OrgKeys:
     org = store.identity.org_read
     if org is None:
         raise NotAdminStore(f"the store in {store.home} is a documenter's, not an administrator's")
-    return OrgKeys(admin_key=store.identity.signer.public.hex(), org_read_key=org.public.hex())
+    return OrgKeys(admin_key=orgkeys.root_admin_key(store), org_read_key=org.public.hex())
 
 
 def check_can_create(home: Path, public_out: Path) -> None:
@@ -85,6 +85,7 @@ def make_invite(
     )
     text = invite.issue(
         store.identity.signer,
+        root_admin_key=keys.admin_key,
         name=name,
         server=server_url,
         server_key=server_key,
@@ -230,10 +231,13 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
             hint="Check the data folder, and that this is the organisation's administrator store.",
         )
     remembered = settings.load(store, Server)
+    state = orgkeys.followed(store)
+    assert state is not None
     anchors = audit.Anchors(
-        admin_key=store.identity.signer.public,
+        admin_key=bytes.fromhex(state.root_admin_key),
         server_key=bytes.fromhex(remembered.server_key) if remembered else None,
         org_reads=tuple(secret.pair for secret in orgkeys.read_keys(store)),
+        successors=tuple(bytes.fromhex(key) for key in state.admin_keys[1:]),
     )
     return audit.audit(anchors, holdings)
 

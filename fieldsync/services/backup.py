@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldsync.core import backup, crypto, shares
+from fieldsync.core import backup, crypto, orglog, shares
 from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.org import OrgKeys
@@ -32,10 +32,10 @@ from fieldsync.core.wire import BackupStored, ServerInfo
 from fieldsync.errors import (
     AccessDenied,
     InputError,
+    IntegrityError,
     MalformedData,
     OutputPathError,
     StoreExists,
-    UnsupportedFormat,
 )
 from fieldsync.services import admin, sync
 from fieldsync.store import files, orgkeys, settings
@@ -115,7 +115,7 @@ def seal(store: Store, key: bytes) -> bytes:
     """What this store holds of the organisation's secrets, sealed under ``key``."""
     state = orgkeys.followed(store)
     held = backup.Secrets(
-        admin_seed=store.identity.signer.seed,
+        admin_seed=_admin_seed(store),
         read_keys=tuple((k.epoch, k.pair.secret) for k in orgkeys.read_keys(store)),
         org_seq=state.seq if state else 0,
         org_head=state.head if state else None,
@@ -124,9 +124,20 @@ def seal(store: Store, key: bytes) -> bytes:
     return backup.seal(key, _root_admin_key(store), held)
 
 
+def _admin_seed(store: Store) -> bytes:
+    """The admin key in force; the successor a pending succession names, which recovery
+    announces (the backup holds one admin key: the one the organisation goes on with)."""
+    pending = orgkeys.pending(store)
+    statement = orglog.parse(pending) if pending is not None else None
+    if statement is not None and statement.kind == orglog.SUCCESSION:
+        named = statement.fields["admin_key"]
+        held = {k.public.hex(): k for k in orgkeys.admin_keys(store)}
+        return held[named].seed
+    return store.identity.signer.seed
+
+
 def _root_admin_key(store: Store) -> str:
-    state = orgkeys.root(store)
-    return state.root_admin_key if state else store.identity.signer.public.hex()
+    return orgkeys.root_admin_key(store)
 
 
 @contextlib.contextmanager
@@ -224,12 +235,6 @@ def open_backup(
         sealed = _parsed(raw, f"what the server at {server_url} serves as the backup")
     held = backup.open_sealed(key, sealed)
     opened = Opened(sealed.admin_key, held, server_url, info)
-    if crypto.SigningPair(held.admin_seed).public.hex() != sealed.admin_key:
-        raise UnsupportedFormat(
-            "this backup holds an admin key that succeeded the organisation's first one; "
-            "this fieldsync makes a store only for the first; nothing was created",
-            hint="Upgrade fieldsync, then recover again with the same shares.",
-        )
     if info is not None and (
         info.admin_key != opened.org.admin_key or info.org_read_key != opened.org.org_read_key
     ):
@@ -266,11 +271,19 @@ def _follow_as_backed_up(store: Store, url: str, held: backup.Secrets) -> None:
     refused: ``RolledBack``), and announce no read key the backup lacks (an older backup
     served in place of the newest)."""
     with SyncClient(url, signer=store.identity.signer) as client:
-        page = client.org_log()
-        if held.pending is not None and held.pending not in page.statements:
-            page = client.send_statement(held.pending)  # the announcement the lost store made
+        # the announcement the lost store made first (the same one again changes nothing): a
+        # succession must be in force before the new key may read the log
+        page = client.org_log() if held.pending is None else client.send_statement(held.pending)
     known = (held.org_seq, held.org_head) if held.org_seq and held.org_head else None
-    orgkeys.keep(store, list(page.statements), list(page.forks), known=known)
+    state = orgkeys.keep(store, list(page.statements), list(page.forks), known=known)
+    orgkeys.use_admin_key_in_force(store)
+    if state.admin_key != store.identity.signer.public.hex():
+        raise IntegrityError(
+            "the organisation's log names another admin key in force than the one this backup "
+            "holds: an older backup, or one the log retired; no store was made",
+            hint="Recover from the custodians' newest shares; tell your organisation if this "
+            "was the newest.",
+        )
     orgkeys.require_every_read_key(store, doing="no store was made")
 
 
@@ -290,6 +303,8 @@ def create_recovered(
     building = home.parent / f".{home.name}.recovering-{secrets.token_hex(4)}"
     try:
         with Store.create(building, passphrase, identity=identity) as store:
+            if identity.signer.public.hex() != opened.admin_key:  # a successor of the first
+                orgkeys.add_successor(store, identity.signer, root=opened.admin_key)
             for epoch, secret in held.read_keys[1:]:
                 orgkeys.add_read_key(store, ReadSecret(epoch, crypto.BoxPair(secret)))
             if opened.info is not None and opened.server_url is not None:

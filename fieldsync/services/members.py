@@ -35,9 +35,9 @@ def certify(store: Store, client: SyncClient) -> Certified:
     holding every read key (an administrator's store)."""
     done = Certified()
     registry = settings.load(store, Registry) or Registry()
-    pending = orgkeys.pending(store)
-    if pending is not None and orglog.parse(pending).kind == orglog.READ_KEY:
-        done.held_back = UNFINISHED_ROTATION
+    unfinished = unfinished_key_change(store)
+    if unfinished is not None:
+        done.held_back = unfinished[0]
         return done
     state = flush_pending(store, client)
     if state.forks:  # the log is frozen at a fork: sign nothing more (docs/security.md)
@@ -117,10 +117,10 @@ def flush_pending(store: Store, client: SyncClient) -> orglog.OrgState:
     """The log as it stands once a statement signed by an earlier run and not known to have
     reached the server is sent again, byte for byte (never signed afresh: that would be a
     fork)."""
+    unfinished = unfinished_key_change(store)
+    if unfinished is not None:  # announced only once the custodians' backup holds the key
+        raise StoreStateError(unfinished[0] + "; nothing was changed", hint=unfinished[1])
     pending = orgkeys.pending(store)
-    if pending is not None and orglog.parse(pending).kind == orglog.READ_KEY:
-        # announced only once the custodians' backup holds the key: rotation's own path
-        raise StoreStateError(UNFINISHED_ROTATION + "; nothing was changed", hint=ROTATE_AGAIN)
     if pending is not None:
         page = client.send_statement(pending)
         return orgkeys.keep(store, list(page.statements), list(page.forks))
@@ -134,6 +134,23 @@ ROTATE_AGAIN = (
     "Run 'fieldsync admin rotate-read-key' to finish it: it refreshes the custodians' backup, "
     "then announces the key."
 )
+UNFINISHED_SUCCESSION = "an admin key succession was signed but not announced"
+SUCCEED_AGAIN = (
+    "Run 'fieldsync admin rotate-admin-key' to finish it: it refreshes the custodians' "
+    "backup, then announces the new key."
+)
+# a new key's statement goes out only by its own command, after the custodians' backup holds
+# the key: each kind's words for an earlier run that signed one and did not send it
+UNFINISHED = {
+    orglog.READ_KEY: (UNFINISHED_ROTATION, ROTATE_AGAIN),
+    orglog.SUCCESSION: (UNFINISHED_SUCCESSION, SUCCEED_AGAIN),
+}
+
+
+def unfinished_key_change(store: Store) -> tuple[str, str] | None:
+    """What stands in the way, and what to run, if a key change is signed and not sent."""
+    pending = orgkeys.pending(store)
+    return None if pending is None else UNFINISHED.get(orglog.parse(pending).kind)
 
 
 SIGNING = "signing a statement of the organisation's log"

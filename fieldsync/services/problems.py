@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fieldsync.core.ids import fingerprint
-from fieldsync.core.settings import Aside, Enrolment, Listed, Problems, Registry, Span
+from fieldsync.core.settings import Aside, Listed, Problems, Registry, Span
 from fieldsync.store import keyvalue, orgkeys, settings
 from fieldsync.store.store import Store
 
@@ -234,9 +234,7 @@ def by_author(found: list[Problem]) -> dict[str, list[Problem]]:
 
 def who(store: Store, author: str) -> str:
     """An author as a person knows it: a device's name and fingerprint, or its role."""
-    admin_key = store.identity.device_id if store.identity.is_admin else None
-    joined = settings.load(store, Enrolment)
-    if author in (admin_key, joined.admin_key if joined else None):
+    if author in orgkeys.admin_keys_trusted(store):
         return "the administrator (analysts' versions)"
     state = orgkeys.followed(store)
     member = state.member(author) if state is not None else None

@@ -85,7 +85,8 @@ def pull(
     try:
         with client_for(url, store) as client:
             sync.follow_org_log(store, client)
-            if orgkeys.role(store) in ROLES:
+            forked = bool(orgkeys.alerts(store))  # the log forks: no bundle signed past it
+            if orgkeys.role(store) in ROLES and not forked:
                 members.receive_bundle(store, client)
             claimed, refused = _registry(store, client) if everything else ({}, {})
             if store.identity.is_admin:
@@ -174,7 +175,7 @@ def _trusted(store: Store) -> set[str]:
     devices)."""
     state = orgkeys.followed(store)
     analysts = state.analysts if state is not None else set()
-    return {store.identity.device_id, sync.destination(store).admin_key, *analysts}
+    return {store.identity.device_id, *orgkeys.admin_keys_trusted(store), *analysts}
 
 
 def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[str, str]]:
@@ -185,22 +186,23 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
     used their invite's token, each with the reason it is named by."""
     state = orgkeys.followed(store)
     assert state is not None
-    admin_key = state.root_admin_key  # who signed every invite
+    admin_keys = state.admin_keys  # who signed every invite: the first, or a successor
     found: dict[str, tuple[enrolment.Vouched, str]] = {}
     claimed: dict[str, int] = {}
     for listed in client.devices():
-        if listed.device == admin_key:
-            claimed[admin_key] = _count(listed.last_seq)
+        if listed.device in admin_keys:
+            claimed[listed.device] = _count(listed.last_seq)
             continue
         try:
-            shown = enrolment.vouched(base64.b64decode(listed.enrolment, validate=True), admin_key)
+            raw = base64.b64decode(listed.enrolment, validate=True)
+            shown = enrolment.vouched(raw, admin_keys)
         except (FieldsyncError, ValueError, binascii.Error):
             continue  # not vouched for: its versions will be refused by name below
         if shown.device_key == listed.device:
             found[shown.device_key] = (shown, listed.enrolment)
             claimed[shown.device_key] = _count(listed.last_seq)
     saved = settings.load(store, Registry) or Registry()
-    bound = _tokens_bound(saved, admin_key)
+    bound = _tokens_bound(saved, admin_keys)
     refused = _spent_tokens(store, found, bound)
     devices = {
         key: Device(box_key=shown.box_key, name=shown.name, enrolment=raw, role=shown.role)
@@ -211,7 +213,7 @@ def _registry(store: Store, client: SyncClient) -> tuple[dict[str, int], dict[st
     return {k: n for k, n in claimed.items() if k not in refused}, refused
 
 
-def _tokens_bound(saved: Registry, admin_key: str) -> dict[str, str]:
+def _tokens_bound(saved: Registry, admin_keys: tuple[str, ...]) -> dict[str, str]:
     """Each invite token this store has seen enrol a device, and the one device key it vouches
     for ("": none, two having shown it); kept across pulls, so a device the server stops
     listing still holds its token. A registry saved before tokens were kept gives them from
@@ -225,7 +227,7 @@ def _tokens_bound(saved: Registry, admin_key: str) -> dict[str, str]:
             continue
         try:
             raw = base64.b64decode(device.enrolment, validate=True)
-            users.setdefault(enrolment.vouched(raw, admin_key).token, set()).add(str(key))
+            users.setdefault(enrolment.vouched(raw, admin_keys).token, set()).add(str(key))
         except (FieldsyncError, KeyError, ValueError, binascii.Error):
             continue
     return {token: next(iter(keys)) if len(keys) == 1 else "" for token, keys in users.items()}

@@ -12,7 +12,7 @@ from fieldsync.core.body import Attachment, Body
 from fieldsync.core.forms import Form
 from fieldsync.core.ids import unique_prefixes
 from fieldsync.core.merge import Conflict, Granularity
-from fieldsync.core.settings import Enrolment, Registry
+from fieldsync.core.settings import Registry
 from fieldsync.errors import InputError, NotFound, StoreCorrupted
 from fieldsync.services.forms import get_form
 from fieldsync.store import orgkeys, settings
@@ -161,15 +161,14 @@ def author_labels(store: Store) -> Callable[[str], str]:
     """How to name a version's author to a person: this store, the analysts (the admin key), or
     a device by the name its invite gave it where this store knows it."""
     me = store.identity.device_id
-    joined = settings.load(store, Enrolment)
-    admin_key = me if store.identity.is_admin else (joined.admin_key if joined else None)
+    admin_keys = set(orgkeys.admin_keys_trusted(store))
     registry = settings.load(store, Registry) or Registry()
     names = {key: found.name for key, found in registry.devices.items()}
     state = orgkeys.followed(store)
     staff = {m.key: m.name for m in state.members} if state is not None else {}
 
     def label(author: str) -> str:
-        if author == admin_key:
+        if author in admin_keys:
             return "analyst (this store)" if author == me else "analyst"
         if author in staff:
             return f"analyst {staff[author]}" + (" (this store)" if author == me else "")

@@ -71,7 +71,6 @@ class Destination:
     server: str  # URL
     server_key: str  # hex: the key that signs the server's receipts
     org_read_keys: tuple[str, ...]  # hex, newest first: every new version is wrapped for the first
-    admin_key: str  # hex: the organisation's admin (analysts') signing key
 
     def org_readers(self) -> list[bytes]:
         return [bytes.fromhex(key) for key in self.org_read_keys]
@@ -92,7 +91,6 @@ def destination(store: Store) -> Destination:
             server=remembered.url,
             server_key=remembered.server_key,
             org_read_keys=_read_keys(store),
-            admin_key=store.identity.device_id,
         )
     current = settings.load(store, Enrolment)
     if current is None:
@@ -104,7 +102,6 @@ def destination(store: Store) -> Destination:
         server=current.server,
         server_key=current.server_key,
         org_read_keys=_read_keys(store),
-        admin_key=current.admin_key,
     )
 
 
@@ -220,6 +217,8 @@ def follow_org_log(store: Store, client: SyncClient) -> Destination:
     now on needs a retired one. Where this store delivers, as it now stands."""
     page = client.org_log()
     state = orgkeys.keep(store, list(page.statements), list(page.forks))
+    orgkeys.use_admin_key_in_force(store)  # an administrator's: a succession may have arrived
+    client.sign_with(store.identity.signer)
     delivery.add_reader(store, bytes.fromhex(state.read_key.key), own_after=delivered_seq(store))
     return destination(store)
 

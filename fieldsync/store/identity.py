@@ -24,6 +24,9 @@ class Identity:
     signer: crypto.SigningPair
     box: crypto.BoxPair
     org_read: crypto.BoxPair | None = None
+    # the vault's signing key, when ``signer`` is an admin key that succeeded it (kept in a
+    # sealed setting, store/orgkeys.py): the vault is written with this one
+    vault_signer: crypto.SigningPair | None = None
 
     @classmethod
     def generate(cls, *, admin: bool = False) -> Identity:
@@ -41,7 +44,8 @@ class Identity:
         )
 
     def secrets(self) -> vault.Secrets:
-        keys = {KEY_DEVICE_SIGN: self.signer.seed, KEY_DEVICE_BOX: self.box.secret}
+        vault_signer = self.vault_signer or self.signer
+        keys = {KEY_DEVICE_SIGN: vault_signer.seed, KEY_DEVICE_BOX: self.box.secret}
         if self.org_read is not None:
             keys[KEY_ORG_READ] = self.org_read.secret
         return vault.Secrets(keys)

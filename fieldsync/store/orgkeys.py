@@ -17,7 +17,7 @@ from typing import Protocol
 from fieldsync.core import crypto, orglog
 from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.orglog import OrgState
-from fieldsync.core.settings import Enrolment, OrgKeyring, OrgLog, Server
+from fieldsync.core.settings import AdminKeys, Enrolment, OrgKeyring, OrgLog, Server
 from fieldsync.errors import StoreStateError
 from fieldsync.store import settings
 from fieldsync.store.identity import Identity
@@ -37,14 +37,59 @@ def root(store: OrgHome) -> OrgState | None:
     if org is not None:
         server = settings.load(store, Server)
         return OrgState.root(
-            store.identity.signer.public.hex(),
-            org.public.hex(),
-            server.server_key if server else "",
+            root_admin_key(store), org.public.hex(), server.server_key if server else ""
         )
     enrolment = settings.load(store, Enrolment)
     if enrolment is None:
         return None
     return OrgState.root(enrolment.admin_key, enrolment.org_read_key, enrolment.server_key)
+
+
+def root_admin_key(store: OrgHome) -> str:
+    """An administrator's store: the organisation's first admin key, where its log starts."""
+    kept = settings.load(store, AdminKeys)
+    if kept is not None:
+        return kept.root
+    return (store.identity.vault_signer or store.identity.signer).public.hex()
+
+
+def admin_keys(store: OrgHome) -> list[crypto.SigningPair]:
+    """Every admin key an administrator's store holds, oldest first: the vault's, then each
+    successor it made or recovered."""
+    vault_signer = store.identity.vault_signer or store.identity.signer
+    kept = settings.load(store, AdminKeys)
+    successors = [crypto.SigningPair(bytes.fromhex(s)) for s in kept.successors] if kept else []
+    return [vault_signer, *(s for s in successors if s.public != vault_signer.public)]
+
+
+def add_successor(
+    store: OrgHome, successor: crypto.SigningPair, *, root: str | None = None
+) -> None:
+    """Keep an admin key that is to succeed the one in force, before the succession is
+    signed: a crash after the announcement must never leave the organisation without it.
+    ``root``: the first admin key, for a store recovered with only a successor's seed."""
+    kept = settings.load(store, AdminKeys) or AdminKeys(root or root_admin_key(store))
+    seed = successor.seed.hex()
+    if seed not in kept.successors:
+        settings.save(store, replace(kept, successors=(*kept.successors, seed)))
+
+
+def use_admin_key_in_force(store: OrgHome) -> None:
+    """Sign with the admin key the log this store followed names in force (the newest held if
+    it names none this store holds: a succession signed and not yet announced keeps the old
+    one in force until it is)."""
+    if store.identity.org_read is None or settings.load(store, AdminKeys) is None:
+        return
+    held = admin_keys(store)
+    state = followed(store)
+    in_force = state.admin_key if state is not None else ""
+    signer = next((k for k in held if k.public.hex() == in_force), held[-1])
+    vault_signer = store.identity.vault_signer or store.identity.signer
+    store.identity = replace(
+        store.identity,
+        signer=signer,
+        vault_signer=None if signer.public == vault_signer.public else vault_signer,
+    )
 
 
 def followed(store: OrgHome) -> OrgState | None:
@@ -93,6 +138,13 @@ def keep(
     if value != kept or found is None:  # kept even when empty: every write reads it, cached
         settings.save(store, value)
     return state
+
+
+def admin_keys_trusted(store: OrgHome) -> tuple[str, ...]:
+    """The organisation's admin keys, public, as the log this store followed names them: the
+    first, each one that succeeded it, the one in force last (none before enrolment)."""
+    state = followed(store)
+    return state.admin_keys if state is not None else ()
 
 
 def alerts(store: OrgHome) -> list[str]:

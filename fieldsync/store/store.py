@@ -207,6 +207,7 @@ class Store:
         store = cls(home, make_engine(home / DB_FILE), vault_key, identity)
         store._check_schema()
         store._move_own_wraps()
+        orgkeys.use_admin_key_in_force(store)
         return store
 
     @classmethod

@@ -256,6 +256,11 @@ class SyncClient:
             response.status_code, headers=headers, content=bytes(body), request=response.request
         )
 
+    def sign_with(self, signer: crypto.SigningPair) -> None:
+        """Sign what follows with ``signer``: an administrator's store whose admin key was
+        just succeeded goes on with the key in force."""
+        self._signer = signer
+
     def _signature_of(self, method: str, path: str, digest: str) -> dict[str, str]:
         if self._signer is None:
             raise ValueError("this request must be signed, and the client has no key")
