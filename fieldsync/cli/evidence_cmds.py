@@ -11,6 +11,7 @@ from rich.table import Table
 from fieldsync.cli.admin_cmds import admin_app, analysts_store
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg
 from fieldsync.cli.render import emit_json, err, literal, one_line, out
+from fieldsync.core import evidence as core_evidence
 from fieldsync.core import org
 from fieldsync.core.evidence import Verdict
 from fieldsync.errors import InputError, IntegrityError
@@ -67,16 +68,24 @@ def verify_command(
         Path | None,
         typer.Option("--org", help="The organisation's published public keys (org-public.json)."),
     ] = None,
+    org_log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--org-log",
+            help="The organisation's log as it stands now ('fieldsync admin org-log'): a key "
+            "retired or revoked since signs no package after.",
+        ),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Check an evidence package offline: every signature, hash and commitment in it."""
     admin_key = None
     if org_file is not None:
-        try:
-            admin_key = org.parse(org_file.read_bytes()).admin_key
-        except OSError as exc:
-            raise InputError(f"cannot read {str(org_file)!r}: {exc.strerror}") from exc
-    verdict = evidence.verify_file(package, admin_key)
+        admin_key = org.parse(_read(org_file)).admin_key
+    org_log = None
+    if org_log_file is not None:
+        org_log = core_evidence.read_log(_read(org_log_file))
+    verdict = evidence.verify_file(package, admin_key, org_log)
     if json:
         emit_json(verdict.to_json())
     else:
@@ -86,6 +95,13 @@ def verify_command(
             "the evidence package does not verify: the failed checks above say what was altered",
             hint="Ask the organisation for a fresh package; do not rely on this one.",
         )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
 
 
 def _render(verdict: Verdict, *, anchored: bool) -> None:

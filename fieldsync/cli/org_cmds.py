@@ -4,23 +4,26 @@ belongs to the organisation, and its keys over time."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from fieldsync.cli.admin_cmds import admin_app, analysts_store
+from fieldsync.cli.admin_cmds import admin_app, analysts_store, staff_store
 from fieldsync.cli.options import Home, Json, PassphraseFile, RememberedServerUrl
 from fieldsync.cli.render import emit_json, err, out, safe
 from fieldsync.core.invite import ROLES
 from fieldsync.core.wire import DeviceInfo
 from fieldsync.errors import InputError
 from fieldsync.services import admin, rotation, succession
+from fieldsync.services import evidence as packages
 
 
 def register(_app: typer.Typer) -> None:
     admin_app.command("revoke")(revoke)
     admin_app.command("rotate-read-key")(rotate_read_key)
     admin_app.command("rotate-admin-key")(rotate_admin_key)
+    admin_app.command("org-log")(org_log)
 
 
 def revoke(
@@ -177,3 +180,21 @@ def rotate_admin_key(
             "loses every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
             markup=False,
         )
+
+
+def org_log(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write it to this file (else to stdout).")
+    ] = None,
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """The organisation's log as this store last followed it (pull first for the newest), for
+    'fieldsync evidence-verify --org-log': every statement the admin keys signed."""
+    with staff_store(home, passphrase_file) as store:
+        count, document = packages.org_log(store)
+    if out_file is None:
+        sys.stdout.buffer.write(document)
+        return
+    packages.write_org_log(out_file, document)
+    err.print(f"Wrote {count} statement(s) of the organisation's log.", markup=False)

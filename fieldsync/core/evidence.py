@@ -9,7 +9,13 @@ never from anything a person typed, so no name can point outside the package)::
                                       when and by which admin key it was exported
     manifest.sig                      hex Ed25519 signature by that admin key over
                                       LABEL_EVIDENCE || 0 || manifest.json
-    organisation.json                 the admin key, the org read key, the server's receipt key
+    organisation.json                 the organisation's first admin key, first read key and
+                                      first receipt key: where its log starts
+    organisation-log.json             the organisation's log as the exporter followed it
+                                      ({"statements": [base64 of each signed statement]}):
+                                      the admin keys that succeeded the first, the receipt keys,
+                                      the analysts the admin key certified (optional: a package
+                                      without it is checked against the first admin key alone)
     custody.json, custody.txt         the chain of custody: captured, signed, received,
                                       verified, exported (who, when, with what key)
     devices/<key>.enrolment           each author device's enrolment exactly as the server kept
@@ -26,9 +32,11 @@ never from anything a person typed, so no name can point outside the package)::
 
 ``verify`` reads a package through ``PackageReader`` (the service opens the ZIP) and checks it
 with no store and no server: every file against the signed manifest, every signature, every
-hash, every key commitment, every enrolment against the admin key, every receipt against the
-server key the admin key vouched for, every hash-chain link, and every custody statement
-against the signed facts. It reports what holds and what does not, file by file.
+hash, every key commitment, every enrolment against the admin keys, every receipt against the
+server keys the admin key vouched for, every hash-chain link, and every custody statement
+against the signed facts. The manifest's signer must be an admin key in force when it was
+made, or an analyst the log certifies and had not revoked then. It reports what holds and
+what does not, file by file.
 
 Kept whole: the package format and the checks that read it are one contract (docs/evidence.md),
 and the checks share one ``Verdict`` and the facts each earlier check establishes, in order.
@@ -36,6 +44,8 @@ and the checks share one ``Verdict`` and the facts each earlier check establishe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import hashlib
 import re
@@ -44,17 +54,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from fieldsync.core import blob, crypto, encoding, enrolment, invite, receipt
+from fieldsync.core import blob, crypto, encoding, enrolment, invite, orglog, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.body import Body
 from fieldsync.core.entry import Entry
 from fieldsync.core.ids import fingerprint, from_hex, is_hex32, is_record_id
-from fieldsync.errors import FieldsyncError
+from fieldsync.errors import FieldsyncError, MalformedData
 
 FORMAT = "fieldsync/evidence"
 VERSION = 1
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+ORG_LOG = "organisation-log.json"
 MAX_SMALL_FILE = 16 * 1024 * 1024  # any file read whole (entries are at most about 8 MiB)
 MAX_FILES = 100_000
 # What all compressed files together may inflate to: only small files are ever compressed, so
@@ -62,7 +73,8 @@ MAX_FILES = 100_000
 MAX_INFLATED = 256 * 1024 * 1024
 HEX = "[0-9a-f]{64}"
 NAMES = re.compile(
-    rf"(README\.txt|manifest\.json|manifest\.sig|organisation\.json|custody\.json|custody\.txt"
+    rf"(README\.txt|manifest\.json|manifest\.sig|organisation\.json|organisation-log\.json"
+    rf"|custody\.json|custody\.txt"
     rf"|devices/{HEX}\.enrolment|versions/{HEX}\.(entry|key|body\.json)"
     rf"|attachments/{HEX}(\.[a-z0-9]{{1,8}})?|blobs/{HEX}|receipts/{HEX}\.json|chain/{HEX}\.entry)"
 )
@@ -178,8 +190,14 @@ def event(
 class _Facts:
     """What has been established so far, for the later checks to build on."""
 
-    admin_key: str = ""
+    admin_key: str = ""  # the manifest's signer: an admin key, or an analyst's
     created_ms: int = 0
+    root_key: str = ""  # the organisation's first admin key (organisation.json)
+    admin_keys: tuple[str, ...] = ()  # the first, then each successor the log names
+    members: dict[str, orglog.Member] = field(default_factory=dict)  # as the log certifies them
+    receipt_keys: set[str] = field(default_factory=set)  # the first, then each the log names
+    # when each admin key and member spoke for the organisation: (from, until or None), Unix ms
+    windows: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     listed: dict[str, tuple[int, str]] = field(default_factory=dict)  # manifest: name -> size, sha
     good: set[str] = field(default_factory=set)  # files whose bytes match the signed manifest
     devices: dict[str, str] = field(default_factory=dict)  # device key -> name in its invite
@@ -199,17 +217,26 @@ class _Facts:
         return kept[at] if at < len(kept) else None
 
 
-def verify(package: PackageReader, *, org_admin_key: str | None = None) -> Verdict:
-    """Check a package offline; ``org_admin_key``: the organisation's admin key as published
-    (without it, the package's own key is reported for a person to compare)."""
+def verify(
+    package: PackageReader,
+    *,
+    org_admin_key: str | None = None,
+    org_log: list[bytes] | None = None,
+) -> Verdict:
+    """Check a package offline; ``org_admin_key``: the organisation's first admin key as
+    published (without it, the package's own key is reported for a person to compare);
+    ``org_log``: the organisation's log as the verifier holds it, newer than the package's
+    perhaps, of which the package's must be the start (a key it retired since signs no
+    package after)."""
     verdict = Verdict()
     facts = _Facts()
     if not _names(package, verdict) or not _sizes(package, verdict):
         return verdict
-    if not _manifest(package, verdict, facts, org_admin_key):
+    if not _manifest(package, verdict, facts):
         return verdict
     _files(package, verdict, facts)
-    _organisation(package, verdict, facts)
+    if not _organisation(package, verdict, facts, org_admin_key, org_log):
+        return verdict
     _devices(package, verdict, facts)
     _versions(package, verdict, facts)
     _attachments(package, verdict, facts)
@@ -259,7 +286,7 @@ def _sizes(package: PackageReader, verdict: Verdict) -> bool:
     return True
 
 
-def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts, org_key: str | None) -> bool:
+def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts) -> bool:
     try:
         raw = _small(package, MANIFEST)
         doc = encoding.decode(raw, what="the manifest", max_bytes=MAX_SMALL_FILE)
@@ -279,12 +306,6 @@ def _manifest(package: PackageReader, verdict: Verdict, facts: _Facts, org_key: 
         return False
     facts.admin_key, facts.created_ms, facts.listed = doc["exported_by"], doc["created_ms"], files
     verdict.record, verdict.exported_by = doc["record"], doc["exported_by"]
-    verdict.ok(
-        MANIFEST, f"signed by the admin key {facts.admin_key[:16]}… on {_utc(facts.created_ms)}"
-    )
-    if org_key is not None and org_key != facts.admin_key:
-        verdict.fail(MANIFEST, "signed by a key other than the organisation's published admin key")
-        return False
     return True
 
 
@@ -339,7 +360,15 @@ def _files(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         verdict.ok("package", f"all {len(facts.listed)} files are exactly as the manifest lists")
 
 
-def _organisation(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
+def _organisation(
+    package: PackageReader,
+    verdict: Verdict,
+    facts: _Facts,
+    org_key: str | None,
+    org_log: list[bytes] | None,
+) -> bool:
+    """organisation.json and the log: who the organisation is, and whether the manifest's
+    signer spoke for it when the package was made."""
     name = "organisation.json"
     try:
         doc = encoding.decode(_small(package, name), what=name)
@@ -352,15 +381,118 @@ def _organisation(package: PackageReader, verdict: Verdict, facts: _Facts) -> No
             raise ValueError("invalid keys")
     except (FieldsyncError, ValueError) as exc:
         verdict.fail(name, f"cannot be read ({_why(exc)})")
-        return
-    if doc["admin_key"] != facts.admin_key:
-        verdict.fail(name, "names an admin key other than the one that signed the manifest")
-        return
-    facts.server_key = doc["server_key"] or ""
+        return False
+    facts.root_key, facts.server_key = doc["admin_key"], doc["server_key"] or ""
+    if org_key is not None and org_key != facts.root_key:
+        verdict.fail(name, "names an admin key other than the organisation's published admin key")
+        return False
+    root = orglog.OrgState.root(facts.root_key, doc["org_read_key"], facts.server_key)
+    if not _log(package, verdict, facts, root, org_log):
+        return False
     verdict.organisation_fingerprint = fingerprint(
         bytes.fromhex(doc["admin_key"]), bytes.fromhex(doc["org_read_key"])
     )
     verdict.ok(name, f"organisation fingerprint {verdict.organisation_fingerprint}")
+    return _exporter(verdict, facts)
+
+
+def _log(
+    package: PackageReader,
+    verdict: Verdict,
+    facts: _Facts,
+    root: orglog.OrgState,
+    given: list[bytes] | None,
+) -> bool:
+    """The organisation's log, followed from its root: which keys spoke for it, and when."""
+    facts.admin_keys, facts.receipt_keys = (facts.root_key,), {facts.server_key} - {""}
+    facts.windows = {facts.root_key: (0, None)}
+    if ORG_LOG not in facts.listed and given is None:
+        return True
+    try:
+        raws = read_log(_small(package, ORG_LOG)) if ORG_LOG in facts.listed else []
+        state = orglog.follow(root, raws)
+        if given is not None:
+            if given[: len(raws)] != raws:
+                raise ValueError("the package's log is not the start of the one given to check it")
+            raws = given
+            state = orglog.follow(root, raws)
+    except (FieldsyncError, ValueError, TypeError, binascii.Error) as exc:
+        verdict.fail(ORG_LOG, f"the organisation's log does not verify ({_why(exc)})")
+        return False
+    facts.admin_keys = state.admin_keys
+    facts.members = {m.key: m for m in state.members}
+    facts.receipt_keys = {*state.server_keys, state.server_key} - {""}
+    facts.windows = _windows(facts.root_key, [orglog.parse(raw) for raw in raws])
+    verdict.ok(
+        ORG_LOG,
+        f"all {state.seq} statements verify, each signed by the admin key in force"
+        + (f"; {len(state.retired)} succession(s) of the admin key" if state.retired else ""),
+    )
+    return True
+
+
+def read_log(data: bytes) -> list[bytes]:
+    """The statements of an organisation-log.json (a package's, or ``admin org-log``'s)."""
+    doc = encoding.decode(data.removesuffix(b"\n"), what=ORG_LOG, max_bytes=MAX_SMALL_FILE)
+    if not isinstance(doc, dict) or set(doc) != {"statements"}:
+        raise MalformedData("the organisation's log file does not have the expected fields")
+    if not isinstance(doc["statements"], list) or not all(
+        isinstance(raw, str) for raw in doc["statements"]
+    ):
+        raise MalformedData("the organisation's log file holds no list of statements")
+    try:
+        return [base64.b64decode(raw, validate=True) for raw in doc["statements"]]
+    except (ValueError, binascii.Error) as exc:
+        raise MalformedData("a statement of the organisation's log file is not base64") from exc
+
+
+def log_file(statements: list[bytes]) -> bytes:
+    """An organisation-log.json: ``read_log``'s inverse."""
+    return encoding.encode({"statements": [base64.b64encode(raw).decode() for raw in statements]})
+
+
+def _windows(root: str, log: list[orglog.Statement]) -> dict[str, tuple[int, int | None]]:
+    """When each key spoke for the organisation (Unix ms, from; until, or None: still): an
+    admin key from its succession (the first from the start) until the next; a member from
+    its certification until its revocation."""
+    windows: dict[str, tuple[int, int | None]] = {root: (0, None)}
+    for statement in log:
+        if statement.kind in (orglog.SUCCESSION, orglog.REVOKE):
+            ending = statement.signer if statement.kind == orglog.SUCCESSION else None
+            key = ending or str(statement.fields["member_key"])
+            windows[key] = (windows[key][0], statement.time_ms)
+        if statement.kind in (orglog.SUCCESSION, orglog.MEMBER):
+            named = statement.fields.get("admin_key") or statement.fields["member_key"]
+            windows[str(named)] = (statement.time_ms, None)
+    return windows
+
+
+def _exporter(verdict: Verdict, facts: _Facts) -> bool:
+    """The manifest's signer spoke for the organisation when the package was made: an admin
+    key then in force, or an analyst certified and not yet revoked."""
+    key, when = facts.admin_key, facts.created_ms
+    member = facts.members.get(key)
+    if key in facts.admin_keys:
+        who = "the admin key"
+    elif member is not None and member.role == orglog.ANALYST:
+        who = f"analyst {_safe(member.name)!r}, certified in the organisation's log,"
+    else:
+        verdict.fail(MANIFEST, "signed by a key other than the organisation's admin key")
+        return False
+    start, until = facts.windows[key]
+    if when < start:
+        verdict.fail(MANIFEST, f"signed by {who} at a time before the organisation's log named it")
+        return False
+    if until is not None and when >= until:
+        verdict.fail(
+            MANIFEST,
+            f"signed by {who} after the organisation's log "
+            + ("retired it" if key in facts.admin_keys else "revoked them")
+            + f" ({_utc(until)})",
+        )
+        return False
+    verdict.ok(MANIFEST, f"signed by {who} {key[:16]}… on {_utc(when)}")
+    return True
 
 
 def _devices(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
@@ -369,7 +501,7 @@ def _devices(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         try:
             request = enrolment.parse(_small(package, name))
             shown = invite.read(request.invite, now_ms=None)
-            if shown.admin_key != facts.admin_key:
+            if shown.admin_key != facts.root_key or shown.signed_by not in facts.admin_keys:
                 raise ValueError("its invite was not signed by the admin key of this package")
             enrolment.verify_proof(request, shown.token)
             if request.device_key != key:
@@ -403,7 +535,7 @@ def _versions(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         if header.record != verdict.record:
             verdict.fail(name, "is a version of another record")
             continue
-        if header.author != facts.admin_key and header.author not in facts.devices:
+        if header.author not in facts.admin_keys and header.author not in facts.devices:
             verdict.fail(name, "is signed by a key the package shows no enrolment for")
             continue
         try:
@@ -422,10 +554,13 @@ def _versions(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
             continue
         facts.versions[entry.id] = entry
         facts.links[(header.author, header.seq)] = entry
+        member = facts.members.get(header.author)
         by = (
-            "the admin key (an analyst)"
-            if header.author == facts.admin_key
-            else (f"device {_safe(facts.devices[header.author])!r}")
+            "the admin key (the administrator)"
+            if header.author in facts.admin_keys
+            else f"analyst {_safe(member.name)!r}, certified in the organisation's log"
+            if member is not None
+            else f"device {_safe(facts.devices[header.author])!r}"
         )
         verdict.ok(
             subject,
@@ -506,8 +641,8 @@ def _receipts(package: PackageReader, verdict: Verdict, facts: _Facts) -> None:
         try:
             if not facts.server_key:
                 raise ValueError("organisation.json names no server key")
-            shown = receipt.verify(
-                _small(package, name), pinned_server_key=bytes.fromhex(facts.server_key)
+            shown = receipt.verify_any(
+                _small(package, name), {bytes.fromhex(key) for key in facts.receipt_keys}
             )
             if shown.batch != name.split("/")[1].split(".")[0]:
                 raise ValueError("it answers another batch than its file name says")
@@ -600,7 +735,7 @@ def _custody_problem(item: object, facts: _Facts) -> str:
         expected = (entry.header.author, entry.header.hlc.wall_ms)
     elif kind == "received":
         covering = facts.covering(entry.header)
-        expected = ("", -1) if covering is None else (facts.server_key, covering.time_ms)
+        expected = ("", -1) if covering is None else (covering.server, covering.time_ms)
     elif kind == "verified":
         expected = (facts.admin_key, time_ms)  # attested by the admin key's signature alone
     else:

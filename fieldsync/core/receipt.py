@@ -15,6 +15,7 @@ and names the head it sent.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,20 @@ def verify(data: bytes, *, pinned_server_key: bytes) -> Receipt:
         what=f"the receipt for seq {receipt.last_seq}",
     )
     return receipt
+
+
+def verify_any(data: bytes, keys: Collection[bytes]) -> Receipt:
+    """The receipt, if one of ``keys`` signed it (a server's receipt keys over time, as the
+    organisation's log names them); ``SignatureInvalid`` otherwise."""
+    doc = encoding.decode(data, what="the receipt", max_bytes=MAX_RECEIPT)
+    body = doc.get("receipt") if isinstance(doc, dict) else None
+    named = body.get("server") if isinstance(body, dict) else None
+    by_hex = {key.hex(): key for key in keys}
+    if not isinstance(named, str) or named not in by_hex:
+        raise SignatureInvalid(
+            "the receipt was signed by a server key the organisation's log does not name"
+        )
+    return verify(data, pinned_server_key=by_hex[named])
 
 
 def _check(value: object) -> Receipt:

@@ -21,15 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from fieldsync.core import encoding, evidence
+from fieldsync.core import encoding, evidence, orglog
 from fieldsync.core import entry as entry_format
 from fieldsync.core import receipt as receipts
 from fieldsync.core.evidence import Verdict
-from fieldsync.core.settings import Registry, Server
+from fieldsync.core.invite import ANALYST
+from fieldsync.core.settings import Registry
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
 from fieldsync.services.reading import author_labels
-from fieldsync.store import blobs, custody, settings
+from fieldsync.store import blobs, custody, files, orgkeys, settings
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version
@@ -53,6 +54,9 @@ software. versions/*.body.json are the decrypted records; attachments/ the origi
 """
 
 
+SERVER = "the organisation's server"
+
+
 @dataclass(frozen=True)
 class Built:
     path: Path
@@ -64,11 +68,13 @@ class Built:
 
 
 def build(store: Store, record_prefix: str, out: Path, *, force: bool = False) -> Built:
-    """Write the evidence package of one record to ``out`` (a .zip), then verify it."""
-    if not store.identity.is_admin:
+    """Write the evidence package of one record to ``out`` (a .zip), then verify it: from
+    the administrator's store (signed by the admin key in force) or an analyst's (signed by
+    the analyst's key, which the organisation's log in the package certifies)."""
+    if orgkeys.role(store) not in (orgkeys.ADMIN, ANALYST):
         raise StoreStateError(
-            "evidence packages are made from an administrator's store",
-            hint="Run 'fieldsync admin evidence' with --home set to the administrator's store.",
+            "evidence packages are made from the administrator's store or an analyst's",
+            hint="Run 'fieldsync admin evidence' with --home set to one of those stores.",
         )
     check_target(out, force)
     record = store.resolve_record(record_prefix)
@@ -131,12 +137,11 @@ class _Gathered:
 
 
 def _gather(store: Store, versions: list[Version], now: int) -> _Gathered:
-    admin_key = store.identity.device_id
     registry = (settings.load(store, Registry) or Registry()).devices
     gathered = _Gathered(versions, {}, {}, {}, {}, {}, {}, [])
     authors = {v.entry.header.author for v in versions}
     own = {v.id for v in versions}
-    for author in sorted(authors - {admin_key}):
+    for author in sorted(authors - set(orgkeys.admin_keys_trusted(store))):
         device = registry.get(author)
         encoded = device.enrolment if device else None
         if not encoded:
@@ -184,10 +189,15 @@ def _set_aside_by_author(store: Store) -> dict[str, dict[int, bytes]]:
     return found
 
 
-def _server_key(store: Store) -> str:
-    """The receipt key pinned at this store's first invite ("" before there was a server)."""
-    remembered = settings.load(store, Server)
-    return remembered.server_key if remembered else ""
+def _receipt_keys(store: Store) -> list[str]:
+    """Every receipt key the organisation's log names, the first one first."""
+    state = orgkeys.followed(store)
+    return [k for k in (*state.server_keys, state.server_key) if k] if state else []
+
+
+def _first_receipt_key(state: orglog.OrgState) -> str:
+    """The receipt key the log starts from: pinned at the first invite ("" before then)."""
+    return state.server_keys[0] if state.server_keys else state.server_key
 
 
 def _ext(name: str) -> str:
@@ -200,8 +210,9 @@ def _ext(name: str) -> str:
 def _custody_log(
     store: Store, gathered: _Gathered, label: Callable[[str], str], now: int
 ) -> list[dict[str, Any]]:
-    admin_key = store.identity.device_id
-    server_key = _server_key(store)
+    exporter = store.identity.device_id
+    me = "administrator" if store.identity.is_admin else label(exporter)
+    receipt_keys = [bytes.fromhex(k) for k in _receipt_keys(store)]
     log: list[dict[str, Any]] = []
     for version in gathered.versions:
         header = version.entry.header
@@ -220,23 +231,23 @@ def _custody_log(
         )  # fmt: skip
         kept = gathered.covering.get(version.id)
         if kept is not None:
-            shown = receipts.verify(kept.raw, pinned_server_key=bytes.fromhex(server_key))
+            shown = receipts.verify_any(kept.raw, receipt_keys)
             log.append(
                 evidence.event(
-                    "received", version.id, shown.time_ms, server_key, "the organisation's server",
+                    "received", version.id, shown.time_ms, shown.server, SERVER,
                     f"stored and acknowledged with a signed receipt (batch {shown.batch[:16]})",
                 )
             )  # fmt: skip
             log.append(
                 evidence.event(
-                    "verified", version.id, kept.verified_ms, admin_key, "administrator",
-                    "signature, enrolment, receipt and key commitment checked on admin pull",
+                    "verified", version.id, kept.verified_ms, exporter, me,
+                    "signature, enrolment, receipt and key commitment checked on pull",
                 )
             )  # fmt: skip
         log.append(
             evidence.event(
-                "exported", version.id, now, admin_key, "administrator",
-                "written into this package, whose manifest the admin key signs",
+                "exported", version.id, now, exporter, me,
+                "written into this package, whose manifest the same key signs",
             )
         )  # fmt: skip
     return log
@@ -247,12 +258,15 @@ def _custody_log(
 
 def _write(store: Store, path: Path, record: str, gathered: _Gathered, now: int) -> None:
     listed: dict[str, tuple[int, str]] = {}
-    admin_key = store.identity.device_id
-    org = {
-        "admin_key": admin_key,
-        "org_read_key": store.reader.public.hex(),
-        "server_key": _server_key(store) or None,  # none: nothing was delivered yet
+    exporter = store.identity.device_id
+    state = orgkeys.followed(store)
+    assert state is not None
+    org = {  # where the organisation's log starts
+        "admin_key": state.root_admin_key,
+        "org_read_key": state.read_keys[0].key,
+        "server_key": _first_receipt_key(state) or None,  # none: nothing delivered yet
     }
+    statements = orgkeys.statements(store)[: state.seq]  # as far as it was followed
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as package:
 
@@ -272,6 +286,8 @@ def _write(store: Store, path: Path, record: str, gathered: _Gathered, now: int)
 
         put("README.txt", README.encode("utf-8"))
         put("organisation.json", encoding.encode(org))
+        if statements:
+            put(evidence.ORG_LOG, evidence.log_file(statements))
         for device, raw in sorted(gathered.enrolments.items()):
             put(f"devices/{device}.enrolment", raw)
         for version in gathered.versions:
@@ -290,7 +306,7 @@ def _write(store: Store, path: Path, record: str, gathered: _Gathered, now: int)
             put(f"chain/{entry_id}.entry", raw, compress=False)
         put("custody.json", encoding.encode(gathered.custody))
         put("custody.txt", _custody_text(gathered.custody).encode("utf-8"))
-        manifest = evidence.manifest(record, admin_key, now, listed)
+        manifest = evidence.manifest(record, exporter, now, listed)
         package.writestr(_info(evidence.MANIFEST, zipfile.ZIP_DEFLATED), manifest)
         signature = evidence.sign_manifest(store.identity.signer, manifest)
         package.writestr(_info(evidence.SIGNATURE, zipfile.ZIP_STORED), signature)
@@ -386,12 +402,29 @@ def _bounded(member: IO[bytes], declared: int, name: str) -> Iterator[bytes]:
         yield chunk
 
 
-def verify_file(path: Path, org_admin_key: str | None = None) -> Verdict:
+def org_log(store: Store) -> tuple[int, bytes]:
+    """The organisation's log as this store last followed it, as ``evidence-verify
+    --org-log`` reads it: how many statements, and the file's bytes."""
+    state = orgkeys.followed(store)
+    held = orgkeys.statements(store)[: state.seq if state else 0]
+    return len(held), evidence.log_file(held) + b"\n"
+
+
+def write_org_log(path: Path, document: bytes) -> None:
+    try:
+        files.write_atomic(path, document)
+    except OSError as exc:
+        raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
+
+
+def verify_file(
+    path: Path, org_admin_key: str | None = None, org_log: list[bytes] | None = None
+) -> Verdict:
     """``evidence-verify``: check a package file offline."""
     try:
         with zipfile.ZipFile(path) as archive:
             package = ZipPackage(archive, path.stat().st_size)
-            return evidence.verify(package, org_admin_key=org_admin_key)
+            return evidence.verify(package, org_admin_key=org_admin_key, org_log=org_log)
     except FileNotFoundError as exc:
         raise OutputPathError(f"there is no file {str(path)!r}") from exc
     except ARCHIVE_ERRORS as exc:

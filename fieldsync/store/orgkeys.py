@@ -140,6 +140,12 @@ def keep(
     return state
 
 
+def statements(store: OrgHome) -> list[bytes]:
+    """The organisation's log as this store last kept it, every statement's signed bytes."""
+    kept = settings.load(store, OrgLog)
+    return _raw(kept.statements) if kept is not None else []
+
+
 def admin_keys_trusted(store: OrgHome) -> tuple[str, ...]:
     """The organisation's admin keys, public, as the log this store followed names them: the
     first, each one that succeeded it, the one in force last (none before enrolment)."""

@@ -47,8 +47,9 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         assert in_admin_store("edit", record, "--set", "victims.total=4").exit_code == 0
         assert as_json(in_admin_store("push", "--json"))["delivered"] == 1
         old, _ = _keys(tmp_path / "admin")
-        stale_copy = tmp_path / "admin-copy"
+        stale_copy, thief_copy = tmp_path / "admin-copy", tmp_path / "thief"
         shutil.copytree(tmp_path / "admin", stale_copy)
+        shutil.copytree(tmp_path / "admin", thief_copy)  # follows nothing from now on
 
         done = as_json(in_admin_store("admin", "rotate-admin-key", "--json"))
         assert (done["seq"], done["resent"], done["backed_up"]) == (2, False, False)
@@ -61,7 +62,10 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         assert in_admin_store("edit", record, "--set", "victims.total=5").exit_code == 0
         assert as_json(in_admin_store("push", "--json"))["delivered"] == 1
         # an invite made now is signed by the new key, and enrols
-        other = {"FIELDSYNC_HOME": str(tmp_path / "second"), "FIELDSYNC_PASSPHRASE": "a second laptop's passphrase"}
+        other = {
+            "FIELDSYNC_HOME": str(tmp_path / "second"),
+            "FIELDSYNC_PASSPHRASE": "a second laptop's passphrase",
+        }
         assert run("init", env=other).exit_code == 0
         made = as_json(in_admin_store("admin", "invite", "laptop 2", "--server", url, "--json"))
         shown = invite.read(made["invite"], now_ms=None)
@@ -100,7 +104,10 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
             org_read_key=bytes.fromhex(shown.org_read_key),
             expires_ms=shown.expires_ms,
         )
-        third = {"FIELDSYNC_HOME": str(tmp_path / "third"), "FIELDSYNC_PASSPHRASE": "a third laptop's passphrase"}
+        third = {
+            "FIELDSYNC_HOME": str(tmp_path / "third"),
+            "FIELDSYNC_PASSPHRASE": "a third laptop's passphrase",
+        }
         assert run("init", env=third).exit_code == 0
         refused = run("enroll", forged, "--expect-fingerprint", expect, "--json", env=third)
         assert refused.exit_code != 0
@@ -126,6 +133,42 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         forged_statement = _signed_by(old, statement)
         with SyncClient(url, signer=new) as client, pytest.raises(SignatureInvalid):
             client.send_statement(forged_statement)
+
+        # an evidence package made now is signed by the new key, and verifies against the
+        # organisation's first key (org-public.json) by the chain of successions it carries
+        org_file, log = str(tmp_path / "org.json"), tmp_path / "org-log.json"
+        assert in_admin_store("admin", "org-log", "--out", str(log)).exit_code == 0
+        package = tmp_path / "case.zip"
+        as_json(in_admin_store("admin", "evidence", record, "--out", str(package), "--json"))
+        checked = as_json(
+            run("evidence-verify", str(package), "--org", org_file, "--org-log", str(log), "--json")
+        )
+        assert checked["holds"] and checked["exported_by"] == new.public.hex()
+        assert any("1 succession" in f["statement"] for f in checked["findings"])
+        # the stale copy followed the log at its push: it cannot make a package at all
+        stale = in_admin_store(
+            "admin", "evidence", record, "--out", str(tmp_path / "s.zip"), env=copy
+        )
+        assert stale.exit_code != 0 and "retired it" in stale.stderr, stale.stderr
+        # a thief's copy that never followed the succession makes one that holds alone, and
+        # fails against the organisation's log as it stands
+        thief = {"FIELDSYNC_HOME": str(thief_copy)}
+        forged_package = tmp_path / "forged.zip"
+        made = in_admin_store("admin", "evidence", record, "--out", str(forged_package), env=thief)
+        assert made.exit_code == 0, made.stderr
+        alone = as_json(run("evidence-verify", str(forged_package), "--org", org_file, "--json"))
+        assert alone["holds"]
+        against = run(
+            "evidence-verify",
+            str(forged_package),
+            "--org",
+            org_file,
+            "--org-log",
+            str(log),
+            "--json",
+        )
+        assert against.exit_code != 0
+        assert "after the organisation's log retired it" in against.stdout
 
 
 def test_a_second_succession_signed_by_the_retired_key_is_a_fork_everyone_sees(
