@@ -23,6 +23,7 @@ def register(_app: typer.Typer) -> None:
     admin_app.command("revoke")(revoke)
     admin_app.command("rotate-read-key")(rotate_read_key)
     admin_app.command("rotate-admin-key")(rotate_admin_key)
+    admin_app.command("rotate-receipt-key")(rotate_receipt_key)
     admin_app.command("org-log")(org_log)
 
 
@@ -198,3 +199,23 @@ def org_log(
         return
     packages.write_org_log(out_file, document)
     err.print(f"Wrote {count} statement(s) of the organisation's log.", markup=False)
+
+
+def rotate_receipt_key(
+    home: Home = None,
+    passphrase_file: PassphraseFile = None,
+    json: Json = False,
+) -> None:
+    """Name the new receipt key the server offers ('fieldsync server new-receipt-key'):
+    devices and analysts check its receipts from their next push or pull, no new invite."""
+    with analysts_store(home, passphrase_file) as store:
+        done = rotation.rotate_receipt_key(store)
+    if json:
+        emit_json({"fingerprint": done.fingerprint, "seq": done.seq})
+        return
+    out.print(
+        f"The server's receipt key is now {done.fingerprint}, named as statement {done.seq} "
+        "of the organisation's log. Devices and analysts check receipts against it from "
+        "their next push or pull; receipts signed before stay good.",
+        markup=False,
+    )

@@ -13,6 +13,7 @@ import typer
 
 from fieldsync.cli.options import BlobFolder, DatabaseUrl, DataDir, Json
 from fieldsync.cli.render import emit_json, out, safe
+from fieldsync.core.ids import fingerprint
 from fieldsync.errors import InputError
 from fieldsync.server import data, logs, schema
 from fieldsync.server.limits import GIB, KIB, MIB, Limits
@@ -147,6 +148,24 @@ def init(
         markup=False,
     )
     out.print(f"Server fingerprint:       {server.fingerprint}", markup=False)
+
+
+@server_app.command("new-receipt-key")
+def new_receipt_key(data_dir: DataDir, json: Json = False) -> None:
+    """Make the server a new receipt key, offered to the administrator: it signs receipts
+    once 'fieldsync admin rotate-receipt-key' names it in the organisation's log."""
+    number, key = data.new_receipt_key(data_dir)
+    shown = fingerprint(key.public)
+    if json:
+        emit_json({"number": number, "server_key": key.public.hex(), "server_fingerprint": shown})
+        return
+    out.print(
+        f"Made receipt key {number} (fingerprint {shown}) in {safe(data_dir)}. Every running "
+        "server process offers it now; the old key signs until the administrator runs "
+        "'fieldsync admin rotate-receipt-key'. Copy the new server-key file to every host "
+        "that serves from this data (docs/deploy.md).",
+        markup=False,
+    )
 
 
 @server_app.command("migrate")

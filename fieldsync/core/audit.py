@@ -47,6 +47,7 @@ class Anchors:
     # every read key the organisation has had; without them, bodies and attachments go unchecked
     org_reads: tuple[crypto.BoxPair, ...] = ()
     successors: tuple[bytes, ...] = ()  # the admin keys that succeeded it, as its log names them
+    later_receipt_keys: tuple[bytes, ...] = ()  # receipt keys the log named after the first
 
     @property
     def admin_keys(self) -> tuple[str, ...]:
@@ -442,7 +443,8 @@ class _Audit:
     def _receipt(self, held: HeldReceipt) -> None:
         report = self.author(held.author)
         try:
-            signed = receipt.verify(held.raw, pinned_server_key=self.server_key)
+            keys = {self.server_key, *self.anchors.later_receipt_keys}
+            signed = receipt.verify_any(held.raw, keys)
         except FieldsyncError as exc:
             report.problems.append(
                 Problem(f"the receipt for batch {held.batch[:12]} does not verify: {exc.message}")

@@ -43,6 +43,7 @@ LABEL_ORG_STATEMENT_ID = b"fieldsync/org-statement-id/v1"
 LABEL_KEY_BUNDLE = b"fieldsync/key-bundle/v1"
 LABEL_ORG_BACKUP = b"fieldsync/org-backup/v1"
 LABEL_SHARE_CHECK = b"fieldsync/share-check/v1"
+LABEL_NEXT_RECEIPT_KEY = b"fieldsync/next-receipt-key/v1"
 
 KEY_BYTES = 32
 NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24

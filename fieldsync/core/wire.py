@@ -189,6 +189,11 @@ class ServerInfo:
     admin_key: str | None
     org_read_key: str | None
     org_fingerprint: str | None
+    # the first receipt key is ``server_key`` (where the organisation's log starts); the one
+    # signing now, and a newer one the administrator may name, signed by the one in force
+    receipt_key: str | None = None
+    next_receipt_key: str | None = None
+    next_receipt_key_proof: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -198,6 +203,9 @@ class ServerInfo:
             "admin_key": self.admin_key,
             "org_read_key": self.org_read_key,
             "org_fingerprint": self.org_fingerprint,
+            "receipt_key": self.receipt_key,
+            "next_receipt_key": self.next_receipt_key,
+            "next_receipt_key_proof": self.next_receipt_key_proof,
         }
 
     @classmethod
@@ -219,6 +227,9 @@ class ServerInfo:
             admin_key=text("admin_key"),
             org_read_key=text("org_read_key"),
             org_fingerprint=text("org_fingerprint"),
+            receipt_key=text("receipt_key"),
+            next_receipt_key=text("next_receipt_key"),
+            next_receipt_key_proof=text("next_receipt_key_proof"),
         )
 
 

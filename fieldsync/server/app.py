@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from fieldsync.core import backup as backup_format
 from fieldsync.core import batch as batch_format
-from fieldsync.core import bundle, enrolment, httpsig, orglog
+from fieldsync.core import bundle, crypto, enrolment, httpsig, orglog
 from fieldsync.core.wire import (
     BlobState,
     DeviceListing,
@@ -135,8 +135,13 @@ def create_app(
         return JSONResponse({"status": "ok"})
 
     @app.get("/v1/info")
-    def info() -> dict[str, Any]:
-        """Who this server is: its receipt key and the organisation it serves."""
+    def info(db: Session = Depends(session)) -> dict[str, Any]:  # noqa: B008
+        """Who this server is: its receipt keys and the organisation it serves."""
+        in_force = org_log.receipt_key(db, server)
+        offered = org_log.next_receipt_key(db, server)
+        proof = (
+            in_force.sign(crypto.LABEL_NEXT_RECEIPT_KEY, offered.public).hex() if offered else None
+        )
         return ServerInfo(
             protocol=PROTOCOL,
             server_key=server.receipt_key.public.hex(),
@@ -144,6 +149,9 @@ def create_app(
             admin_key=server.org.admin_key,
             org_read_key=server.org.org_read_key,
             org_fingerprint=server.org.fingerprint,
+            receipt_key=in_force.public.hex(),
+            next_receipt_key=offered.public.hex() if offered else None,
+            next_receipt_key_proof=proof,
         ).to_json()
 
     @app.post("/v1/enrol", openapi_extra=_body("application/json"))

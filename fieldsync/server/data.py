@@ -3,6 +3,8 @@
     DATA/server.json   canonical JSON: the organisation's public keys and the server's receipt
                        key (public), written by ``server init``
     DATA/server-key    the receipt signing seed (hex), readable by the server's user only
+    DATA/server-key-N  each receipt key made after it (N = 2, 3, ...: ``server new-receipt-key``),
+                       in force once the organisation's log names it (core/orglog.py)
     DATA/server.db     SQLite, unless a database URL is given
     DATA/blobs/        uploaded blobs (encrypted by the devices; the server holds no key)
 
@@ -18,6 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldsync import durable
 from fieldsync.core import crypto, encoding
 from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
@@ -35,7 +38,15 @@ FORMAT = "fieldsync/server"
 class ServerData:
     folder: Path
     org: OrgKeys
-    receipt_key: crypto.SigningPair
+    receipt_key: crypto.SigningPair  # the first: server.json's, where the log starts
+
+    def receipt_keys(self) -> list[crypto.SigningPair]:
+        """Every receipt key this server holds, the first first: read from the folder each
+        time, so a key made by ``server new-receipt-key`` serves without a restart."""
+        return [self.receipt_key, *(key for _, key in _later_keys(self.folder))]
+
+    def receipt_pair(self, public_hex: str) -> crypto.SigningPair | None:
+        return next((k for k in self.receipt_keys() if k.public.hex() == public_hex), None)
 
     @property
     def fingerprint(self) -> str:
@@ -77,6 +88,39 @@ def init(folder: Path, org_file: bytes, database_url: str | None = None) -> Serv
     config = {"format": FORMAT, "org": org.to_json(), "receipt_key": key.public.hex(), "version": 1}
     (folder / CONFIG_FILE).write_bytes(encoding.encode(config) + b"\n")
     return ServerData(folder, org, key)
+
+
+def new_receipt_key(folder: Path) -> tuple[int, crypto.SigningPair]:
+    """The next receipt key, kept as DATA/server-key-N (never over another): the
+    administrator names it in the organisation's log, and from then on it signs receipts."""
+    load(folder)  # a server folder, whole
+    number = max((n for n, _ in _later_keys(folder)), default=1) + 1
+    key = crypto.SigningPair.generate()
+    path, partial = folder / f"{KEY_FILE}-{number}", folder / f".{KEY_FILE}-{number}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.seed.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(partial, path)  # whole or not at all, and never over another key
+    finally:
+        partial.unlink()
+    durable.fsync_dir(folder)
+    return number, key
+
+
+def _later_keys(folder: Path) -> list[tuple[int, crypto.SigningPair]]:
+    found = []
+    for path in folder.glob(f"{KEY_FILE}-*"):
+        number = path.name.removeprefix(f"{KEY_FILE}-")
+        if not number.isdigit():
+            continue
+        seed_hex = path.read_text(encoding="ascii").strip()
+        if not is_hex32(seed_hex):
+            raise MalformedData(f"the receipt key file {path} is damaged")
+        found.append((int(number), crypto.SigningPair(bytes.fromhex(seed_hex))))
+    return sorted(found, key=lambda item: item[0])
 
 
 def load(folder: Path) -> ServerData:

@@ -15,10 +15,10 @@ import functools
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
-from fieldsync.core import orglog
+from fieldsync.core import crypto, orglog
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.wire import OrgLogPage
-from fieldsync.errors import ChainFork, ChainGap, SignatureInvalid
+from fieldsync.errors import AccessDenied, ChainFork, ChainGap, SignatureInvalid, StoreStateError
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import OrgForkRow, OrgStatementRow
 
@@ -56,6 +56,28 @@ def admin_key(session: Session, server: ServerData) -> str:
     return followed(session, server).admin_key
 
 
+def receipt_key(session: Session, server: ServerData) -> crypto.SigningPair:
+    """The receipt key in force: the first, or the last the log named (which this server
+    held when it kept that statement)."""
+    named = followed(session, server).server_key
+    pair = server.receipt_pair(named)
+    if pair is None:
+        raise StoreStateError(
+            f"the receipt key the organisation's log names in force ({named[:16]}…) is not in "
+            f"{server.folder}; no receipt can be signed",
+            hint="Restore the server-key-N file it was made as (docs/deploy.md).",
+        )
+    return pair
+
+
+def next_receipt_key(session: Session, server: ServerData) -> crypto.SigningPair | None:
+    """The newest receipt key this server holds that the log has not named yet."""
+    state = followed(session, server)
+    named = {state.server_key, *state.server_keys}
+    unnamed = [k for k in server.receipt_keys() if k.public.hex() not in named]
+    return unnamed[-1] if unnamed else None
+
+
 def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> OrgLogPage:
     """Keep the next statement of the log (the same one again changes nothing); answers the
     log as it now stands. ``ChainFork`` for another statement at a seq held (kept as a fork
@@ -82,6 +104,15 @@ def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> Org
             "docs/security.md, 'A stolen admin key'.",
         )
     orglog.apply(state, statement)  # what every reader would refuse, the server refuses
+    if (
+        statement.kind == orglog.RECEIPT_KEY
+        and server.receipt_pair(str(statement.fields["server_key"])) is None
+    ):
+        raise AccessDenied(
+            "this statement names a receipt key this server does not hold; nothing was kept",
+            hint="Run 'fieldsync server new-receipt-key' on the server, then 'fieldsync admin "
+            "rotate-receipt-key', which names the key the server offers.",
+        )
     session.add(OrgStatementRow(seq=statement.seq, id=statement.id, raw=raw, received_ms=now_ms))
     try:
         session.commit()

@@ -193,6 +193,7 @@ def import_carry(
             store, server_url, info, repin=repin, doing="no delivery", invite=False
         )
         report.server_fingerprint = fingerprint(pinned)
+        in_force = bytes.fromhex(sync.follow_org_log(store, client).server_key)
         items = carry.index(handle)
         for item in (i for i in items if i.kind == carry.BLOB):
             blob_id = blob.blob_id_of_pieces(carry.read_chunks(handle, item))
@@ -207,7 +208,7 @@ def import_carry(
             try:
                 raw = carry.read_batch(handle, item)
                 built = batch_format.parse(raw)
-                sync.verified(client.send_batch(raw), pinned, built)
+                sync.verified(client.send_batch(raw), in_force, built)
             except (ServerUnreachable, ServerError):
                 raise
             except FieldsyncError as exc:
@@ -238,6 +239,9 @@ def verify(store: Store, holdings: audit.Holdings) -> audit.AuditReport:
         server_key=bytes.fromhex(remembered.server_key) if remembered else None,
         org_reads=tuple(secret.pair for secret in orgkeys.read_keys(store)),
         successors=tuple(bytes.fromhex(key) for key in state.admin_keys[1:]),
+        later_receipt_keys=tuple(
+            bytes.fromhex(key) for key in (*state.server_keys, state.server_key)[1:]
+        ),
     )
     return audit.audit(anchors, holdings)
 

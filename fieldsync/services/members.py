@@ -48,7 +48,7 @@ def certify(store: Store, client: SyncClient) -> Certified:
         if device.role not in ROLES or state.member(key) is not None or key in refused:
             continue
         fields = {"box_key": device.box_key, "member_key": key, "name": device.name}
-        state = _announce(store, client, orglog.MEMBER, fields | {"role": device.role})
+        state = announce(store, client, orglog.MEMBER, fields | {"role": device.role})
         done.members.append(device.name)
     done.bundles = give_bundles(store, client)
     return done
@@ -66,7 +66,7 @@ def revoke(store: Store, client: SyncClient, member: str) -> bool:
         return False
     if found.revoked:
         return False
-    _announce(store, client, orglog.REVOKE, {"member_key": member})
+    announce(store, client, orglog.REVOKE, {"member_key": member})
     return True
 
 
@@ -156,7 +156,7 @@ def unfinished_key_change(store: Store) -> tuple[str, str] | None:
 SIGNING = "signing a statement of the organisation's log"
 
 
-def _announce(
+def announce(
     store: Store, client: SyncClient, kind: str, fields: dict[str, str]
 ) -> orglog.OrgState:
     """Sign the log's next statement, keep it as pending, send it, and follow the answer: with

@@ -284,12 +284,15 @@ def _withheld(store: Store, aside: list[Listed], claimed: dict[str, int]) -> dic
 
 def _receipts(store: Store, page: FeedPage) -> list[custody.KeptReceipt]:
     """The receipts of the batches a page's versions came in, each verified against the
-    server key pinned at the first invite (an administrator's page only)."""
-    pinned = bytes.fromhex(sync.destination(store).server_key)
+    receipt keys the organisation's log names: the one pinned at the first invite, then each
+    named after it (an administrator's page only)."""
+    state = orgkeys.followed(store)
+    assert state is not None
+    keys = [bytes.fromhex(k) for k in (*state.server_keys, state.server_key) if k]
     kept = []
     for raw in page.read_receipts():  # after the page's versions verified, as before
         try:
-            shown = receipt.verify(raw, pinned_server_key=pinned)
+            shown = receipt.verify_any(raw, keys)
         except IntegrityError as exc:
             raise IntegrityError(
                 f"the server sent a receipt that does not verify: {exc.message}",

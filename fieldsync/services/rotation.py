@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fieldsync.core import crypto, orglog
 from fieldsync.core.bundle import ReadSecret
 from fieldsync.core.ids import fingerprint
-from fieldsync.errors import NotAdminStore
+from fieldsync.errors import IntegrityError, NotAdminStore, SignatureInvalid, StoreStateError
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
@@ -79,3 +79,52 @@ def _announcement(store: Store) -> bytes:
     return orglog.sign(
         store.identity.signer, state, orglog.READ_KEY, fields, time_ms=store.now_ms()
     )
+
+
+@dataclass(frozen=True)
+class ReceiptKeyNamed:
+    fingerprint: str  # of the receipt key in force now
+    seq: int  # its statement's place in the organisation's log
+
+
+def rotate_receipt_key(store: Store, *, client_for: ClientFor = signed_client) -> ReceiptKeyNamed:
+    """Name in the organisation's log the new receipt key the server offers (made on the
+    server by ``fieldsync server new-receipt-key``): from then on it signs every receipt, and
+    devices and members check receipts against it without a new invite. The server proves the
+    offer with the receipt key in force, which this store knows from the log, not from the
+    server's word."""
+    if not store.identity.is_admin:
+        raise NotAdminStore(
+            f"the store in {store.home} is not the administrator's: only the admin key names "
+            "the server's receipt key; nothing was changed"
+        )
+    joined = sync.destination(store)
+    with client_for(joined.server, store) as client:
+        joined = sync.follow_org_log(store, client)
+        info = client.info()
+        offered, proof = info.next_receipt_key, info.next_receipt_key_proof
+        if offered is None or proof is None:
+            raise StoreStateError(
+                f"the server at {joined.server} offers no new receipt key; nothing was changed",
+                hint="Run 'fieldsync server new-receipt-key --data DIR' on the server first.",
+            )
+        try:
+            crypto.verify(
+                bytes.fromhex(joined.server_key),
+                crypto.LABEL_NEXT_RECEIPT_KEY,
+                bytes.fromhex(offered),
+                bytes.fromhex(proof),
+                what="the server's offer of a new receipt key",
+            )
+        except (ValueError, IntegrityError) as exc:
+            raise SignatureInvalid(
+                "the new receipt key the server offers is not signed by its receipt key in "
+                "force: it may not be this organisation's server; nothing was changed",
+            ) from exc
+        state = members.announce(store, client, orglog.RECEIPT_KEY, {"server_key": offered})
+    if state.server_key != offered:
+        raise StoreStateError(
+            "the receipt key was sent, but the organisation's log does not name it in force",
+            hint="Run 'fieldsync admin pull' and look at its alerts.",
+        )
+    return ReceiptKeyNamed(fingerprint(bytes.fromhex(offered)), state.seq)

@@ -69,7 +69,7 @@ class Destination:
     """Where a store delivers, and the keys it holds the server and the organisation to."""
 
     server: str  # URL
-    server_key: str  # hex: the key that signs the server's receipts
+    server_key: str  # hex: the key that signs the server's receipts now, as the log names it
     org_read_keys: tuple[str, ...]  # hex, newest first: every new version is wrapped for the first
 
     def org_readers(self) -> list[bytes]:
@@ -89,7 +89,7 @@ def destination(store: Store) -> Destination:
             )
         return Destination(
             server=remembered.url,
-            server_key=remembered.server_key,
+            server_key=_receipt_key(store),
             org_read_keys=_read_keys(store),
         )
     current = settings.load(store, Enrolment)
@@ -100,9 +100,17 @@ def destination(store: Store) -> Destination:
         )
     return Destination(
         server=current.server,
-        server_key=current.server_key,
+        server_key=_receipt_key(store),
         org_read_keys=_read_keys(store),
     )
+
+
+def _receipt_key(store: Store) -> str:
+    """The server's receipt key in force, as the log this store followed names it: the one
+    pinned at enrolment (or the first invite) until the admin key names another."""
+    state = orgkeys.followed(store)
+    assert state is not None, "an enrolled or administrator's store has a root"
+    return state.server_key
 
 
 def _read_keys(store: Store) -> tuple[str, ...]:
