@@ -761,6 +761,40 @@ def org_vectors() -> list[dict[str, object]]:
         }
     )
 
+    invite_text = invite.issue(
+        successor,
+        name="laptop 3",
+        server="https://fieldsync.example.org",
+        server_key=server.public,
+        org_read_key=reads[0].public,
+        expires_ms=t0 + 86_400_000,
+        token=bytes([0x5E]) * 32,
+        org_log=(7, ids[6]),
+        root_admin_key=hexed["admin"],
+    )
+    next_receipt_key = crypto.SigningPair(bytes([0x60]) * 32).public
+    cases += [
+        {
+            "what": "invite",
+            "description": "an invite signed by the successor (statement 6 named it): it names "
+            "the first admin key, read key and receipt key, where the log starts",
+            "signing_seed": successor.seed.hex(),
+            "text": invite_text,
+            "admin_key": hexed["admin"],
+            "signer": hexed["successor"],
+            "expect": "ok",
+        },
+        {
+            "what": "receipt-key offer",
+            "description": "the server's offer of its next receipt key (GET /v1/info), signed "
+            "by the receipt key in force (statement 5 named it)",
+            "signing_seed": new_server.seed.hex(),
+            "next_receipt_key": next_receipt_key.hex(),
+            "proof": new_server.sign(crypto.LABEL_NEXT_RECEIPT_KEY, next_receipt_key).hex(),
+            "expect": "ok",
+        },
+    ]
+
     def by_hand(signer: crypto.SigningPair, seq: int, kind: str, fields: Case) -> bytes:
         """A statement as ``sign`` would refuse to make it."""
         body = {

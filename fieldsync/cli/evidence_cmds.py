@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from fieldsync.cli.admin_cmds import admin_app, analysts_store
+from fieldsync.cli.admin_cmds import admin_app, staff_store
 from fieldsync.cli.options import Home, Json, PassphraseFile, RecordArg
 from fieldsync.cli.render import emit_json, err, literal, one_line, out
 from fieldsync.core import evidence as core_evidence
@@ -35,7 +35,7 @@ def evidence_command(
 ) -> None:
     """A self-verifying evidence package of one record, for investigators and courts."""
     evidence.check_target(out_file, force)  # before the passphrase
-    with analysts_store(home, passphrase_file) as store:
+    with staff_store(home, passphrase_file) as store:
         built = evidence.build(store, record, out_file, force=force)
     if json:
         emit_json(

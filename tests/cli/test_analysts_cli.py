@@ -89,6 +89,12 @@ def test_an_analyst_pulls_edits_and_pushes_under_their_own_key(run: Run, tmp_pat
         assert built.exit_code == 0, built.stderr
         checked = as_json(in_admin_store("evidence-verify", str(package), "--json"))
         assert checked["holds"] is True
+        # Amal makes one of her own, signed by her key, which the log in it certifies
+        mine = tmp_path / "amal.zip"
+        assert amal("admin", "evidence", record, "--out", str(mine)).exit_code == 0
+        org = str(tmp_path / "org.json")
+        theirs = as_json(amal("evidence-verify", str(mine), "--org", org, "--json"))
+        assert theirs["holds"] and "analyst 'Amal'" in json.dumps(theirs["findings"])
         with zipfile.ZipFile(package) as opened:
             names = opened.namelist()
             text = "\n".join(
@@ -129,6 +135,19 @@ def test_a_rotation_reaches_the_analyst_and_revoking_them_refuses_what_they_send
         assert run("push", "--json").exit_code == 0
         joined = as_json(run("status", "--json"))
         assert joined["read_key_epoch"] == 3
+        # a package Amal makes now holds alone (her copy of the log ends before her
+        # revocation) and fails against the organisation's log as it stands
+        package, log = tmp_path / "amal.zip", tmp_path / "org-log.json"
+        made = amal("admin", "evidence", record, "--out", str(package))
+        assert made.exit_code == 0, made.stderr
+        org = str(tmp_path / "org.json")
+        assert as_json(amal("evidence-verify", str(package), "--org", org, "--json"))["holds"]
+        assert in_admin_store("admin", "org-log", "--out", str(log)).exit_code == 0
+        checked = amal(
+            "evidence-verify", str(package), "--org", org, "--org-log", str(log), "--json"
+        )
+        assert checked.exit_code != 0
+        assert "after the organisation's log revoked them" in checked.stdout
 
 
 def test_an_analyst_cannot_invite_revoke_or_rotate(run: Run, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fieldsync.core import bundle, crypto, encoding, orglog
+from fieldsync.core import bundle, crypto, encoding, invite, orglog
 from fieldsync.core.orglog import OrgState, RolledBack
 from fieldsync.errors import IntegrityError, MalformedData, SignatureInvalid
 
@@ -27,6 +27,8 @@ STATEMENTS = [c for c in CASES if c["what"] == "statement"]
 STATE = next(c for c in CASES if c["what"] == "state")
 BUNDLE = next(c for c in CASES if c["what"] == "bundle")
 REFUSED = [c for c in CASES if c["what"] == "refused"]
+INVITE = next(c for c in CASES if c["what"] == "invite")
+OFFER = next(c for c in CASES if c["what"] == "receipt-key offer")
 ERRORS: dict[str, type[IntegrityError]] = {
     "SignatureInvalid": SignatureInvalid,
     "MalformedData": MalformedData,
@@ -35,6 +37,8 @@ ERRORS: dict[str, type[IntegrityError]] = {
 STATEMENT_ID_LABEL = b"fieldsync/org-statement-id/v1"  # written here, not read from crypto
 STATEMENT_LABEL = b"fieldsync/org-statement/v1"
 BUNDLE_LABEL = b"fieldsync/key-bundle/v1"
+INVITE_LABEL = b"fieldsync/invite/v1"
+OFFER_LABEL = b"fieldsync/next-receipt-key/v1"
 
 
 def verified_by_hand(signer: str, label: bytes, signed: str, signature: str) -> None:
@@ -303,3 +307,37 @@ def test_a_statement_whose_version_is_true_is_malformed() -> None:
     body = json.loads(case["statement"])["statement"] | {"version": True}
     with pytest.raises(MalformedData):
         orglog.parse(_signed(ADMIN, body))
+
+
+def test_an_invite_signed_by_the_successor_names_the_first_key_and_verifies_by_hand() -> None:
+    shown = invite.read(INVITE["text"], now_ms=None)
+    assert (shown.admin_key, shown.signer, shown.signed_by) == (
+        INVITE["admin_key"],
+        INVITE["signer"],
+        INVITE["signer"],
+    )
+    assert (shown.org_seq, shown.org_head) == (7, STATEMENTS[6]["id"])
+    payload, signature = INVITE["text"].removeprefix("fieldsync-invite-v1:").split(".")
+    pad = lambda part: base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))  # noqa: E731
+    crypto.verify(
+        bytes.fromhex(INVITE["signer"]), INVITE_LABEL, pad(payload), pad(signature), what="a vector"
+    )
+    signer = crypto.SigningPair(bytes.fromhex(INVITE["signing_seed"]))
+    assert signer.public.hex() == INVITE["signer"]
+    # the successor is the admin key in force after statement 6, and the retired key not
+    state = orglog.follow(root(), stored())
+    assert shown.signed_by == state.admin_key and ROOT_CASE["admin_key"] in state.retired
+
+
+def test_the_receipt_key_offer_is_signed_by_the_key_in_force() -> None:
+    in_force = orglog.follow(root(), stored()).server_key
+    key = crypto.SigningPair(bytes.fromhex(OFFER["signing_seed"]))
+    assert key.public.hex() == in_force
+    offered = bytes.fromhex(OFFER["next_receipt_key"])
+    assert key.sign(crypto.LABEL_NEXT_RECEIPT_KEY, offered).hex() == OFFER["proof"]
+    assert (
+        crypto.labelled(crypto.LABEL_NEXT_RECEIPT_KEY, offered) == OFFER_LABEL + b"\x00" + offered
+    )
+    crypto.verify(
+        bytes.fromhex(in_force), OFFER_LABEL, offered, bytes.fromhex(OFFER["proof"]), what="offer"
+    )

@@ -146,6 +146,50 @@ def test_invalid_invites_are_never_signed(overrides: dict[str, object]) -> None:
         make_invite(**overrides)
 
 
+def _signed_invite(signer: crypto.SigningPair, value: dict[str, object]) -> str:
+    payload = encoding.encode(value)
+    signature = signer.sign(crypto.LABEL_INVITE, payload)
+    return f"fieldsync-invite-v1:{invite._b64(payload)}.{invite._b64(signature)}"
+
+
+def test_an_invite_signed_by_a_successor_names_the_first_key_and_its_signer() -> None:
+    text = invite.issue(
+        OTHER,
+        name="laptop",
+        server="https://sync.example.org",
+        server_key=SERVER.public,
+        org_read_key=ORG.public,
+        expires_ms=NOW + 1,
+        org_log=(2, "ab" * 32),
+        root_admin_key=ADMIN.public.hex(),
+    )
+    shown = invite.read(text, now_ms=NOW)
+    assert (shown.admin_key, shown.signer) == (ADMIN.public.hex(), OTHER.public.hex())
+    # the organisation is the same one: its fingerprint is the first key's
+    assert (
+        shown.organisation_fingerprint
+        == invite.read(make_invite(), now_ms=NOW).organisation_fingerprint
+    )
+    # signed by the first key, an invite names no signer (the older form, unchanged)
+    assert invite.read(make_invite(), now_ms=NOW).signer is None
+
+
+def test_a_signer_the_signature_is_not_by_and_malformed_signers_are_refused() -> None:
+    good = invite.read(make_invite(org_log=(2, "ab" * 32)), now_ms=NOW).to_json()
+    # the invite names a successor, but the first key signed it: the signer's key must verify
+    with pytest.raises(SignatureInvalid):
+        invite.read(_signed_invite(ADMIN, good | {"signer": OTHER.public.hex()}), now_ms=NOW)
+    for value in (
+        good | {"signer": ADMIN.public.hex()},  # the first key named as its own successor
+        {k: v for k, v in good.items() if k not in ("org_seq", "org_head")}
+        | {"signer": OTHER.public.hex()},  # a successor, with no place in the log
+        good | {"signer": "not a key"},
+        good | {"signer": 7},
+    ):
+        with pytest.raises(MalformedData):
+            invite.read(_signed_invite(OTHER, value), now_ms=NOW)
+
+
 # --- batches ---------------------------------------------------------------------------------
 
 
