@@ -53,7 +53,10 @@ def start_server(folder: Path, org_public: bytes) -> Iterator[journey.RunningSer
     server = data.init(folder, org_public)
     with running(create_app(server)) as url:
         yield journey.RunningServer(
-            url, server.fingerprint, lambda: closing(ServerHoldings(server))
+            url,
+            server.fingerprint,
+            lambda: closing(ServerHoldings(server)),
+            lambda: data.new_receipt_key(folder)[1].public.hex(),
         )
 
 

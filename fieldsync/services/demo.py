@@ -36,10 +36,12 @@ from fieldsync.services import (
     reports,
     rotation,
     setup,
+    succession,
     sync,
 )
 from fieldsync.services.demo_examples import example
 from fieldsync.services.forms import get_form
+from fieldsync.store import orgkeys
 from fieldsync.store.store import Store
 
 OUTPUTS = "outputs"  # what an administrator writes in plaintext on purpose
@@ -59,6 +61,7 @@ class RunningServer:
     url: str
     fingerprint: str
     holdings: Callable[[], AbstractContextManager[audit.Holdings]]  # its data, read as stored
+    new_receipt_key: Callable[[], str]  # ``server new-receipt-key``: the key offered, hex
 
 
 ServerStarter = Callable[[Path, bytes], AbstractContextManager[RunningServer]]
@@ -227,7 +230,7 @@ def _deliver(
         )
         yield from _exchange(store, admin_store, needles)
         yield from _outputs(admin_store, folder / OUTPUTS)
-        yield from _team(store, admin_store, folder, url, needles)
+        yield from _team(store, admin_store, folder, server, needles)
         yield from _wipe(store)
 
 
@@ -320,11 +323,13 @@ def _outputs(analyst: Store, outputs: Path) -> Iterator[Step]:
 
 
 def _team(
-    store: Store, admin_store: Store, folder: Path, url: str, needles: list[bytes]
+    store: Store, admin_store: Store, folder: Path, server: RunningServer, needles: list[bytes]
 ) -> Iterator[Step]:
     """The organisation as a team: the secrets backed up for custodians, an analyst with keys
-    of their own, a read key rotation they and the device follow, and the administrator's
-    store rebuilt from three of the five shares."""
+    of their own, a read key rotation, an admin key succession and a new receipt key that
+    they and the device follow, and the administrator's store rebuilt from three of the five
+    shares."""
+    url = server.url
     made = backup.make_backup(admin_store, 5, 3)
     needles += [made.shares[0].encode()]
     yield Step(
@@ -353,6 +358,29 @@ def _team(
             f"read key {rotated.epoch} announced; the device wraps the new interview for it, and "
             "the analyst opens it from a new bundle; every older record still reads",
         )
+        sync.push(admin_store)  # what the administrator signed under the first key, delivered
+        succeeded = succession.rotate_admin_key(admin_store)
+        sync.push(store)
+        pull.pull(analyst)
+        if orgkeys.admin_keys_trusted(store)[-1] != admin_store.identity.device_id:
+            raise IntegrityError("the device did not follow the admin key's succession")
+        yield Step(
+            "fieldsync admin rotate-admin-key; fieldsync push; fieldsync pull",
+            f"a new admin key ({succeeded.fingerprint[:24]}…) named by the one it succeeds; the "
+            "device and the analyst follow it with no new invite, and refuse the old key from "
+            "now on",
+        )
+        offered = server.new_receipt_key()
+        named = rotation.rotate_receipt_key(admin_store)
+        records.create(store, get_form("interview"), example("interview"))
+        pushed = sync.push(store)
+        if pushed.receipt is None or pushed.receipt.server != offered:
+            raise IntegrityError("the device did not check its receipt under the new receipt key")
+        yield Step(
+            "fieldsync server new-receipt-key; fieldsync admin rotate-receipt-key; fieldsync push",
+            f"the server's receipt key is now {named.fingerprint[:24]}…, named in the "
+            "organisation's log: the device checks its next receipt under it, no new invite",
+        )
     pull.pull(admin_store)  # the interview recorded after the rotation
     opened = backup.open_backup(made.shares[1:4], server_url=url)
     with Store.open(
@@ -362,9 +390,11 @@ def _team(
         back = pull.pull(again, from_start=True)
         if len(again.index()) != len(admin_store.index()):
             raise IntegrityError("the recovered store does not read every record")
+        if again.identity.signer.public != admin_store.identity.signer.public:
+            raise IntegrityError("the recovered store does not hold the admin key in force")
     yield Step(
         "fieldsync admin recover (shares 2, 3 and 4 of 5); fieldsync admin pull --from-start",
-        f"as if the administrator's laptop were lost: a new store with the admin key and "
+        f"as if the administrator's laptop were lost: a new store with the admin key in force and "
         f"{len(opened.secrets.read_keys)} read keys reads all {back.received} versions again",
     )
 

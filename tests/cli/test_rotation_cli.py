@@ -177,3 +177,31 @@ def test_a_device_enrolled_after_a_rotation_refuses_a_server_that_hides_it(
             db.execute("delete from org_statements")
         refused = run("push", "--json", env=newcomer)
         assert refused.exit_code == 6 and json.loads(refused.stdout)["kind"] == "RolledBack"
+
+
+def test_the_server_gets_a_new_receipt_key_and_devices_follow_it_without_a_new_invite(
+    run: Run, tmp_path: Path
+) -> None:
+    with organisation(run, tmp_path) as (in_admin_store, _url, org, _before):
+        assert as_json(run("push", "--json"))["delivered"] == 1
+        offered_none = in_admin_store("admin", "rotate-receipt-key")
+        assert offered_none.exit_code != 0 and "server new-receipt-key" in offered_none.stderr
+        server = tmp_path / "server"
+        made = as_json(run("server", "new-receipt-key", "--data", str(server), "--json"))
+        assert made["number"] == 2 and (server / "server-key-2").stat().st_mode & 0o077 == 0
+        done = as_json(in_admin_store("admin", "rotate-receipt-key", "--json"))
+        assert (done["fingerprint"], done["seq"]) == (made["server_fingerprint"], 1)
+        later = _new(run, tmp_path)
+        assert as_json(run("push", "--json"))["delivered"] == 1  # its receipt: the new key's
+        with sqlite3.connect(server / "server.db") as db:
+            (kept,) = db.execute(
+                "select receipt from accepted_batches order by received_ms desc limit 1"
+            ).fetchone()
+        assert json.loads(kept)["receipt"]["server"] == made["server_key"]
+        assert as_json(in_admin_store("admin", "pull", "--json"))["received"] == 2
+        verified = as_json(in_admin_store("admin", "verify", "--data", str(server), "--json"))
+        assert verified["ok"] is True
+        package = tmp_path / "later.zip"
+        as_json(in_admin_store("admin", "evidence", later, "--out", str(package), "--json"))
+        checked = as_json(run("evidence-verify", str(package), "--org", str(org), "--json"))
+        assert checked["holds"] is True
