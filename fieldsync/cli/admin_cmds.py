@@ -176,12 +176,14 @@ def devices(
         org_alerts = orgkeys.alerts(store)
     found = problems.by_author(every)
     # the server's alert, and this store's own
+    retired = set(state.retired) if state is not None else set()
     rows = [
         d.to_json()
         | {
             "problems": [p.to_json() for p in found.get(d.device, [])],
             "certified": state is not None and state.member(d.device) is not None,
         }
+        | ({"status": "retired"} if d.status == "admin" and d.device in retired else {})
         for d in listed
     ]
     if json:

@@ -61,6 +61,9 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         assert as_json(in_admin_store("admin", "devices", "--json"))
         assert in_admin_store("edit", record, "--set", "victims.total=5").exit_code == 0
         assert as_json(in_admin_store("push", "--json"))["delivered"] == 1
+        registry = as_json(in_admin_store("admin", "devices", "--json"))
+        admin_rows = {r["device"]: r["status"] for r in registry if r["name"] == "administrator"}
+        assert admin_rows == {old.public.hex(): "retired", new.public.hex(): "admin"}
         # an invite made now is signed by the new key, and enrols
         other = {
             "FIELDSYNC_HOME": str(tmp_path / "second"),
