@@ -770,7 +770,7 @@ def org_vectors() -> list[dict[str, object]]:
         expires_ms=t0 + 86_400_000,
         token=bytes([0x5E]) * 32,
         org_log=(7, ids[6]),
-        root_admin_key=hexed["admin"],
+        successions=[raws[5]],
     )
     next_receipt_key = crypto.SigningPair(bytes([0x60]) * 32).public
     cases += [

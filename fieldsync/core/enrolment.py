@@ -33,7 +33,7 @@ from fieldsync.errors import MalformedData, SignatureInvalid
 
 KEYS = frozenset({"box_key", "box_proof", "device_key", "invite", "proof"})
 KEYS_BEFORE_BOX_PROOF = KEYS - {"box_proof"}
-MAX_REQUEST = 8 * 1024
+MAX_REQUEST = 16 * 1024
 
 
 @dataclass(frozen=True)

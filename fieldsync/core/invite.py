@@ -19,18 +19,27 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from fieldsync.core import crypto, encoding
+from fieldsync.core import crypto, encoding, orglog
 from fieldsync.core.ids import fingerprint, is_hex32
-from fieldsync.errors import InputError, InviteExpired, MalformedData
+from fieldsync.errors import (
+    InputError,
+    IntegrityError,
+    InviteExpired,
+    MalformedData,
+    SignatureInvalid,
+    UnsupportedFormat,
+)
 
 PREFIX = "fieldsync-invite-v1:"
 FORMAT = "fieldsync/invite"
 VERSION = 1
-MAX_TEXT = 4096
+MAX_TEXT = 8192
+MAX_SUCCESSIONS = 8  # an invite carries the chain from the first admin key to its signer
 MAX_NAME = 100
 KEYS = frozenset(
     {
@@ -68,9 +77,12 @@ class Invite:
     # an older log from its first push on (a server hiding a rotation from a newcomer)
     org_seq: int | None = None
     org_head: str | None = None
-    # the admin key in force that signed it, when a succession made it other than the first
-    # (the log at org_seq names it; the server enrols only with the key in force)
+    # the admin key in force that signed it, when a succession made it other than the first,
+    # with the chain of succession statements (signed bytes) from the first key to it: the
+    # device checks the chain offline, so no one but the organisation's admin keys can sign
+    # an invite that shows the organisation's fingerprint
     signer: str | None = None
+    successions: tuple[bytes, ...] = ()
 
     @property
     def signed_by(self) -> str:
@@ -114,6 +126,7 @@ class Invite:
             value |= {"org_head": self.org_head, "org_seq": self.org_seq}
         if self.signer is not None:
             value["signer"] = self.signer
+            value["successions"] = [base64.b64encode(raw).decode() for raw in self.successions]
         return value
 
 
@@ -128,13 +141,14 @@ def issue(
     token: bytes | None = None,
     role: str | None = None,
     org_log: tuple[int, str] | None = None,
-    root_admin_key: str | None = None,
+    successions: Sequence[bytes] = (),
 ) -> str:
     """A signed invite as one line of text (``token`` is random unless given, for vectors);
     ``role`` invites an analyst or a viewer rather than a documenter's device;
-    ``root_admin_key``: the organisation's first admin key, when ``admin`` succeeded it."""
+    ``successions``: the succession statements of the organisation's log, oldest first, when
+    ``admin`` succeeded the first admin key (the first one's signer is the first key)."""
     signer = admin.public.hex()
-    root = root_admin_key or signer
+    root = orglog.parse(successions[0]).signer if successions else signer
     invite = Invite(
         name=name,
         server=server.rstrip("/"),
@@ -147,6 +161,7 @@ def issue(
         org_seq=org_log[0] if org_log else None,
         org_head=org_log[1] if org_log else None,
         signer=signer if signer != root else None,
+        successions=tuple(successions) if signer != root else (),
     )
     _check(invite.to_json())  # never sign what a reader would refuse
     payload = encoding.encode(invite.to_json())
@@ -170,6 +185,7 @@ def read(text: str, *, now_ms: int | None) -> Invite:
     payload, signature = _parts(text[len(PREFIX) :])
     value = encoding.decode(payload, what="the invite", max_bytes=MAX_TEXT)
     invite = _check(value)
+    _check_successions(invite)
     crypto.verify(
         bytes.fromhex(invite.signed_by),
         crypto.LABEL_INVITE,
@@ -202,7 +218,7 @@ def _parts(rest: str) -> tuple[bytes, bytes]:
 
 
 def _check(value: object) -> Invite:
-    optional = {"role"}, {"org_head", "org_seq"}, {"signer"}
+    optional = {"role"}, {"org_head", "org_seq"}, {"signer", "successions"}
     extra = set(value) - KEYS if isinstance(value, dict) else set()
     if (
         not isinstance(value, dict)
@@ -232,6 +248,7 @@ def _check(value: object) -> Invite:
         and is_hex32(head)
         and value.get("signer") != value["admin_key"]
         and is_hex32(value.get("signer", value["admin_key"]))
+        and ("successions" not in value or _are_statements(value["successions"]))
     )
     if not ok:
         raise MalformedData("the invite has invalid values")
@@ -247,7 +264,44 @@ def _check(value: object) -> Invite:
         org_seq=value.get("org_seq"),
         org_head=value.get("org_head"),
         signer=value.get("signer"),
+        successions=tuple(base64.b64decode(raw) for raw in value.get("successions", [])),
     )
+
+
+def _are_statements(found: object) -> bool:
+    if not isinstance(found, list) or not 0 < len(found) <= MAX_SUCCESSIONS:
+        return False
+    try:
+        return all(isinstance(raw, str) and base64.b64decode(raw, validate=True) for raw in found)
+    except (ValueError, binascii.Error):
+        return False
+
+
+def _check_successions(invite: Invite) -> None:
+    """``SignatureInvalid`` unless the invite's signer is the first admin key, or the last of a
+    chain of successions each signed by the key the one before named, from the first key on,
+    all at or before the log position the invite names."""
+    key, seq = invite.admin_key, 0
+    for raw in invite.successions:
+        try:
+            statement = orglog.parse(raw)
+        except (IntegrityError, UnsupportedFormat) as exc:
+            raise SignatureInvalid(
+                f"a succession the invite carries does not verify ({exc.message})"
+            ) from exc
+        if (
+            statement.kind != orglog.SUCCESSION
+            or statement.signer != key
+            or not seq < statement.seq <= (invite.org_seq or 0)
+        ):
+            raise SignatureInvalid(
+                "the invite's signer is not an admin key the organisation's first one named"
+            )
+        key, seq = str(statement.fields["admin_key"]), statement.seq
+    if key != invite.signed_by:
+        raise SignatureInvalid(
+            "the invite's signer is not an admin key the organisation's first one named"
+        )
 
 
 def checked_server_url(text: str) -> str:

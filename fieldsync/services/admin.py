@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fieldsync.core import audit, blob, carry, invite
+from fieldsync.core import audit, blob, carry, invite, orglog
 from fieldsync.core import batch as batch_format
 from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
@@ -85,7 +85,7 @@ def make_invite(
     )
     text = invite.issue(
         store.identity.signer,
-        root_admin_key=keys.admin_key,
+        successions=_successions(store),
         name=name,
         server=server_url,
         server_key=server_key,
@@ -99,6 +99,14 @@ def make_invite(
         "organisation_fingerprint": keys.fingerprint,
         "server_key_pinned": pinning,
     }
+
+
+def _successions(store: Store) -> list[bytes]:
+    """The succession statements of the log this store followed, oldest first: an invite
+    signed by a successor carries them, to show the first admin key named it."""
+    state = orgkeys.followed(store)
+    held = orgkeys.statements(store)[: state.seq if state else 0]
+    return [raw for raw in held if orglog.parse(raw).kind == orglog.SUCCESSION]
 
 
 def _followed_position(store: Store) -> tuple[int, str] | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 
 import pytest
 
 from fieldsync.core import batch as batch_format
-from fieldsync.core import crypto, encoding, invite, receipt
+from fieldsync.core import crypto, encoding, invite, orglog, receipt
 from fieldsync.core import entry as entry_format
 from fieldsync.core.clock import HLC
 from fieldsync.core.ids import new_record_id
+from fieldsync.core.orglog import OrgState
 from fieldsync.errors import (
     BatchInvalid,
     IntegrityError,
@@ -146,6 +149,12 @@ def test_invalid_invites_are_never_signed(overrides: dict[str, object]) -> None:
         make_invite(**overrides)
 
 
+ROOT = OrgState.root(ADMIN.public.hex(), ORG.public.hex(), SERVER.public.hex())
+SUCCESSION = orglog.sign(
+    ADMIN, ROOT, orglog.SUCCESSION, {"admin_key": OTHER.public.hex()}, time_ms=NOW
+)
+
+
 def _signed_invite(signer: crypto.SigningPair, value: dict[str, object]) -> str:
     payload = encoding.encode(value)
     signature = signer.sign(crypto.LABEL_INVITE, payload)
@@ -160,8 +169,8 @@ def test_an_invite_signed_by_a_successor_names_the_first_key_and_its_signer() ->
         server_key=SERVER.public,
         org_read_key=ORG.public,
         expires_ms=NOW + 1,
-        org_log=(2, "ab" * 32),
-        root_admin_key=ADMIN.public.hex(),
+        org_log=(1, orglog.statement_id(SUCCESSION)),
+        successions=[SUCCESSION],
     )
     shown = invite.read(text, now_ms=NOW)
     assert (shown.admin_key, shown.signer) == (ADMIN.public.hex(), OTHER.public.hex())
@@ -174,20 +183,51 @@ def test_an_invite_signed_by_a_successor_names_the_first_key_and_its_signer() ->
     assert invite.read(make_invite(), now_ms=NOW).signer is None
 
 
-def test_a_signer_the_signature_is_not_by_and_malformed_signers_are_refused() -> None:
-    good = invite.read(make_invite(org_log=(2, "ab" * 32)), now_ms=NOW).to_json()
-    # the invite names a successor, but the first key signed it: the signer's key must verify
-    with pytest.raises(SignatureInvalid):
-        invite.read(_signed_invite(ADMIN, good | {"signer": OTHER.public.hex()}), now_ms=NOW)
+def test_an_invite_whose_signer_no_succession_names_is_refused() -> None:
+    """The attack: anyone may sign an invite naming the organisation's public keys (so it
+    shows the organisation's fingerprint) with a key of their own as its signer. Only a chain
+    of successions from the first admin key, each signed by the key the one before named,
+    makes a signer the organisation's."""
+    thief = crypto.SigningPair(bytes([0x77]) * 32)
+    chained = {"signer": OTHER.public.hex(), "successions": [_b64(SUCCESSION)]}
+    good = invite.read(make_invite(org_log=(1, "ab" * 32)), now_ms=NOW).to_json() | chained
+    assert invite.read(_signed_invite(OTHER, good), now_ms=NOW).signer == OTHER.public.hex()
+    thiefs_root = OrgState.root(thief.public.hex(), ORG.public.hex(), "")
+    to_thief = {"admin_key": OTHER.public.hex()}
+    by_thief = orglog.sign(thief, thiefs_root, orglog.SUCCESSION, to_thief, time_ms=NOW)
+    new_read_key = {"epoch": 2, "read_key": crypto.BoxPair(bytes([9]) * 32).public.hex()}
+    rotation = orglog.sign(ADMIN, ROOT, orglog.READ_KEY, new_read_key, time_ms=NOW)
+    later = orglog.sign(ADMIN, _at(1), orglog.SUCCESSION, to_thief, time_ms=NOW)  # at seq 2
+    refused = [
+        (thief, good | {"signer": thief.public.hex()}),  # a signer the chain does not end at
+        (OTHER, good | {"successions": [_b64(by_thief)]}),  # a chain the thief signed
+        (OTHER, good | {"successions": [_b64(rotation)]}),  # not a succession
+        (OTHER, good | {"successions": [_b64(later)]}),  # past the invite's log position
+        (ADMIN, good),  # the chain ends at OTHER, and the first key signed it
+    ]
+    for signer, value in refused:
+        with pytest.raises(SignatureInvalid):
+            invite.read(_signed_invite(signer, value), now_ms=NOW)
     for value in (
         good | {"signer": ADMIN.public.hex()},  # the first key named as its own successor
-        {k: v for k, v in good.items() if k not in ("org_seq", "org_head")}
-        | {"signer": OTHER.public.hex()},  # a successor, with no place in the log
+        {k: v for k, v in good.items() if k not in ("org_seq", "org_head")},  # no log position
+        {k: v for k, v in good.items() if k != "successions"},  # a signer without its chain
         good | {"signer": "not a key"},
-        good | {"signer": 7},
+        good | {"successions": []},
+        good | {"successions": ["not base64!"]},
+        good | {"successions": [_b64(SUCCESSION)] * 9},
     ):
         with pytest.raises(MalformedData):
             invite.read(_signed_invite(OTHER, value), now_ms=NOW)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _at(seq: int) -> OrgState:
+    """The root as if ``seq`` statements had been followed (a succession signed after them)."""
+    return dataclasses.replace(ROOT, seq=seq, head="cd" * 32)
 
 
 # --- batches ---------------------------------------------------------------------------------
