@@ -137,13 +137,23 @@ class Fork:
     seq: int
     signer: str
     ids: tuple[str, str]
+    # the signer was retired by a succession at or after this seq that the reader followed
+    # before: whoever signed the other one is not the organisation, and nothing stops here
+    superseded: bool = False
 
     @property
     def message(self) -> str:
+        shown = fingerprint(bytes.fromhex(self.signer))
+        if self.superseded:
+            return (
+                f"the organisation's retired admin key ({shown}) signed another statement at "
+                f"seq {self.seq} of the organisation's log after it was succeeded: someone else "
+                "holds it; nothing they signed is followed"
+            )
         return (
-            f"the organisation's admin key ({fingerprint(bytes.fromhex(self.signer))}) signed "
-            f"two different statements at seq {self.seq} of the organisation's log: it may be "
-            "stolen; this store follows no statement it had not followed before"
+            f"the organisation's admin key ({shown}) signed two different statements at seq "
+            f"{self.seq} of the organisation's log: it may be stolen; this store follows no "
+            "statement it had not followed before"
         )
 
 
@@ -186,6 +196,11 @@ class OrgState:
         last: what a reader trusts an invite or a version by. A retired one's too, as with a
         revoked member: the server refuses what it signs after its retirement."""
         return (*self.retired, self.admin_key)
+
+    @property
+    def blocked(self) -> bool:
+        """A fork stops this log: nothing past it is followed, and nothing more is signed."""
+        return any(not fork.superseded for fork in self.forks)
 
     def admin_key_at(self, seq: int, log: Sequence[Statement]) -> str:
         """The admin key in force for the statement at ``seq`` of ``log``."""
@@ -382,11 +397,12 @@ def follow(
     if len(raws) > MAX_STATEMENTS:
         raise MalformedData("the organisation's log is longer than any fieldsync makes")
     statements = [parse(raw) for raw in raws]
-    found = _forks(root, statements, forks)
-    stop = min((f.seq for f in found), default=len(statements) + 1) - 1
     if known is not None:
         floor = max(floor, known[0])
-    stop = max(stop, min(floor, len(statements)))
+    through = min(floor, len(statements))
+    found = [_superseded(fork, statements, through) for fork in _forks(root, statements, forks)]
+    blocking = [f.seq for f in found if not f.superseded]
+    stop = max(min(blocking, default=len(statements) + 1) - 1, through)
     state = root
     for statement in statements[:stop]:
         state = apply(state, statement)
@@ -401,6 +417,16 @@ def follow(
                 "than the one this store followed"
             )
     return replace(state, forks=tuple(found))
+
+
+def _superseded(fork: Fork, log: list[Statement], through: int) -> Fork:
+    """``fork``, marked superseded if a succession at or after its seq, within what the reader
+    had followed before it saw the fork, retired the key that signed it: the reader took that
+    key's statements up to its succession as the organisation's, and the other one came from
+    whoever else holds the retired key."""
+    after = (s for s in log[fork.seq - 1 : through] if s.kind == SUCCESSION)
+    first = next(after, None)
+    return replace(fork, superseded=first is not None and first.signer == fork.signer)
 
 
 def _forks(root: OrgState, log: list[Statement], offered: Iterable[bytes]) -> list[Fork]:

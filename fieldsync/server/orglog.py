@@ -45,10 +45,12 @@ def followed(session: Session, server: ServerData) -> OrgState:
 
 
 @functools.lru_cache(maxsize=8)
-def _follow(start: OrgState, statements: tuple[bytes, ...], forks: tuple[bytes, ...]) -> OrgState:
+def _follow(
+    start: OrgState, statements: tuple[bytes, ...], forks: tuple[bytes, ...], floor: int = 0
+) -> OrgState:
     """Followed once per process for each log: every signed request asks for the admin key in
     force."""
-    return orglog.follow(start, statements, forks=forks)
+    return orglog.follow(start, statements, forks=forks, floor=floor)
 
 
 def admin_key(session: Session, server: ServerData) -> str:
@@ -95,10 +97,13 @@ def append(session: Session, server: ServerData, raw: bytes, now_ms: int) -> Org
             f"the organisation's log holds {len(log)} statements; statement {statement.seq} "
             "cannot follow yet, nothing was kept"
         )
-    state = _follow(root(server), held.statements, held.forks)
-    if state.seq < len(log):
+    # the server followed every statement it holds before any fork reached it (a fork stops
+    # appends), so a fork below a succession it holds came from the retired key's other holder
+    state = _follow(root(server), held.statements, held.forks, len(log))
+    if state.blocked:
+        at = min(fork.seq for fork in state.forks if not fork.superseded)
         raise ChainFork(
-            f"the organisation's log forks at statement {state.seq + 1}: nothing after it is "
+            f"the organisation's log forks at statement {at}: nothing after it is "
             "followed, nothing was kept",
             hint="Someone holding the admin key signed two statements at one seq: see "
             "docs/security.md, 'A stolen admin key'.",

@@ -40,7 +40,7 @@ def certify(store: Store, client: SyncClient) -> Certified:
         done.held_back = unfinished[0]
         return done
     state = flush_pending(store, client)
-    if state.forks:  # the log is frozen at a fork: sign nothing more (docs/security.md)
+    if state.blocked:  # the log is frozen at a fork: sign nothing more (docs/security.md)
         done.held_back = "the organisation's log forks; nothing more is signed"
         return done
     refused = set((settings.load(store, Bundles) or Bundles()).refused)
@@ -166,7 +166,7 @@ def announce(
     with store.alone(SIGNING):
         page = client.org_log()
         state = orgkeys.keep(store, list(page.statements), list(page.forks))
-        if orgkeys.pending(store) is not None or state.forks:
+        if orgkeys.pending(store) is not None or state.blocked:
             raise StoreStateError(
                 "the organisation's log is not in a state to sign in (a statement is pending, "
                 "or the log forks); nothing was changed",

@@ -57,7 +57,7 @@ def rotate_admin_key(store: Store, *, client_for: ClientFor = signed_client) -> 
             orgkeys.require_every_read_key(store, doing="nothing was changed")
             state = orgkeys.followed(store)
             assert state is not None
-            if state.forks:
+            if state.blocked:
                 raise StoreStateError(
                     "the organisation's log forks: nothing more is signed; nothing was changed",
                     hint="See docs/security.md, 'A stolen admin key'.",

@@ -3,6 +3,8 @@ refused (core/orglog.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from fieldsync.core import crypto, encoding, orglog
@@ -332,3 +334,34 @@ def test_an_invite_carries_how_far_the_log_was_followed() -> None:
     for bad in ((0, "ab" * 32), (1, "zz")):
         with pytest.raises(MalformedData):
             invite.issue(ADMIN, **args, org_log=bad)  # type: ignore[arg-type]
+
+
+def _succeed(state: OrgState, signer: crypto.SigningPair, to: crypto.SigningPair) -> bytes:
+    fields = {"admin_key": to.public.hex()}
+    return orglog.sign(signer, state, orglog.SUCCESSION, fields, time_ms=2_000 + state.seq)
+
+
+def test_a_retired_keys_fork_below_a_succession_followed_stops_nothing() -> None:
+    """Review F2: after a succession made because the old key may have leaked, its holder
+    forked the log below the succession and froze the organisation for good. A reader that
+    had followed the succession before names such a fork and follows on; a reader that had
+    not cannot tell the two apart, and stops (as before)."""
+    log, state = _log(2)
+    successor = crypto.SigningPair.generate()
+    log.append(_succeed(state, ADMIN, successor))
+    followed = orglog.follow(ROOT, log)
+    raw, after = _rotate(followed, successor)
+    log.append(raw)
+    rival, _ = _rotate(orglog.follow(ROOT, log[:1]))  # the retired key, at seq 2
+    rival_succession = _succeed(orglog.follow(ROOT, log[:2]), ADMIN, crypto.SigningPair.generate())
+    for fork in (rival, rival_succession):
+        seen = orglog.follow(ROOT, log, forks=[fork], floor=3)
+        assert seen == replace(after, forks=seen.forks)  # all four followed
+        assert [(f.seq, f.superseded) for f in seen.forks] == [(orglog.parse(fork).seq, True)]
+        assert not seen.blocked and "retired admin key" in seen.forks[0].message
+        unseen = orglog.follow(ROOT, log, forks=[fork], floor=1)
+        assert unseen.blocked and unseen.seq == orglog.parse(fork).seq - 1
+    # the successor forking after its own succession is a fork like any other
+    other, _ = _rotate(orglog.follow(ROOT, log[:3]), successor)
+    blocked = orglog.follow(ROOT, log, forks=[other], floor=4)
+    assert blocked.blocked and not blocked.forks[0].superseded
