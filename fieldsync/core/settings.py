@@ -157,6 +157,9 @@ class Delivery(Setting):
     head: str | None = None  # the id of the version at last_seq
     receipt: str | None = None  # the receipt as the server signed it
     receipt_time_ms: int | None = None  # the time the receipt states
+    # whose log: an administrator's store signs with a new key after a succession, and its
+    # log starts again at seq 1 (None: the store's one key, as before successions)
+    author: str | None = None
 
     @property
     def seq(self) -> int:
@@ -169,6 +172,7 @@ class Delivery(Setting):
             "head": self.head,
             "receipt": self.receipt,
             "receipt_time_ms": self.receipt_time_ms,
+            "author": self.author,
         }
         return {key: value for key, value in found.items() if value is not None}
 
@@ -179,6 +183,7 @@ class Delivery(Setting):
             head=_str_or_none(value.get("head")),
             receipt=_str_or_none(value.get("receipt")),
             receipt_time_ms=_int_or_none(value.get("receipt_time_ms")),
+            author=_str_or_none(value.get("author")),
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from fieldsync.core import crypto, orglog, words
 from fieldsync.core.ids import fingerprint
-from fieldsync.core.settings import Bundles, Delivery, DeliveryBeforeRestore
+from fieldsync.core.settings import Bundles, Delivery
 from fieldsync.errors import NotAdminStore, StoreStateError
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
@@ -48,8 +48,7 @@ def rotate_admin_key(store: Store, *, client_for: ClientFor = signed_client) -> 
         with store.alone(members.SIGNING):  # never two statements at one seq of our making
             earlier = orgkeys.pending(store)
             finishing = earlier is not None and orglog.parse(earlier).kind == orglog.SUCCESSION
-            if not finishing:  # (a run that began it set the old key's log aside)
-                _require_delivered(store)
+            _require_delivered(store)  # (no version is signed while a succession is pending)
             sync.follow_org_log(store, client)  # in force now if an earlier run's got there
             raw = earlier if finishing else orgkeys.pending(store)  # the same one sent again
             if raw is not None and not finishing:  # another statement an earlier run signed
@@ -117,16 +116,13 @@ def _succession(store: Store, state: orglog.OrgState) -> bytes:
 
 
 def _start_afresh(store: Store) -> None:
-    """What belongs to the retired key's own log and signatures, set aside before the new key
-    signs: the new key's versions start a log of their own at seq 1 (the last receipt for the
-    old one is kept as evidence), and every member's key bundle is made again, signed by it.
-    Done before the announcement: if it is never sent, a push sends again versions the server
-    holds (it answers a replay with a receipt), and a bundle is signed again by the old key."""
+    """What belongs to the retired key, marked before the new key signs: the delivery point
+    is the old key's log (the new key's starts at seq 1, ``sync.delivered_seq``), and every
+    member's key bundle is made again, signed by the new key. Done before the announcement:
+    if it is never sent, a bundle is only signed again by the old key."""
     kept = settings.load(store, Delivery)
-    if kept is not None and kept != Delivery():
-        history = settings.load(store, DeliveryBeforeRestore) or DeliveryBeforeRestore()
-        settings.save(store, DeliveryBeforeRestore((*history.receipts, kept)))
-        settings.save(store, Delivery())
+    if kept is not None and kept.author is None:
+        settings.save(store, replace(kept, author=store.identity.device_id))
     given = settings.load(store, Bundles)
     if given is not None and given.given:
         settings.save(store, replace(given, given={}))

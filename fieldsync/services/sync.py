@@ -121,7 +121,10 @@ def _read_keys(store: Store) -> tuple[str, ...]:
 
 
 def delivered_seq(store: Store) -> int:
-    return (settings.load(store, Delivery) or Delivery()).seq
+    """How far the server acknowledged this store's own log (0 for a key whose log has not
+    been delivered yet: an admin key that succeeded the one the receipts were for)."""
+    kept = settings.load(store, Delivery) or Delivery()
+    return kept.seq if kept.author in (None, store.identity.device_id) else 0
 
 
 def pending(store: Store) -> int:
@@ -176,7 +179,7 @@ def _rewind(store: Store, server_seq: int) -> None:
     before = settings.load(store, Delivery) or Delivery()
     history = settings.load(store, DeliveryBeforeRestore) or DeliveryBeforeRestore()
     settings.save(store, DeliveryBeforeRestore((*history.receipts, before)))
-    settings.save(store, Delivery(last_seq=server_seq))
+    settings.save(store, Delivery(last_seq=server_seq, author=store.identity.device_id))
 
 
 def _push(
@@ -188,11 +191,16 @@ def _push(
     outbox, sizes = _pending(store, joined)
     blob_ids = list(sizes)
     progress.plan(len(outbox), sum(sizes.values()))
+    me = store.identity.device_id
     try:
         with client_for(joined.server, store) as client:
-            if _followed_for_push(store, client) != joined:  # a new read key: wrapped for it
-                joined = destination(store)
+            followed = _followed_for_push(store, client)
+            # a new read key (wrapped for it), a new receipt key, or a succession this store
+            # learns of only now (its own log is the new key's)
+            if followed != joined or store.identity.device_id != me:
+                joined = followed
                 outbox, sizes = _pending(store, joined)
+                blob_ids = list(sizes)
             for blob_id in blob_ids:
                 report.blob_bytes += _upload(store, client, blob_id, sizes[blob_id], progress)
                 report.blobs += 1
@@ -343,6 +351,7 @@ def _send_batches(
                 head=last.id,
                 receipt=answer.decode("utf-8"),
                 receipt_time_ms=got.time_ms,
+                author=built.manifest.author,
             ),
         )
         report.sent_entries += len(built.entries)

@@ -16,9 +16,10 @@ from typing import Protocol
 
 from fieldsync.core import crypto, orglog
 from fieldsync.core.bundle import ReadSecret
+from fieldsync.core.invite import VIEWER
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.settings import AdminKeys, Enrolment, OrgKeyring, OrgLog, Server
-from fieldsync.errors import StoreStateError
+from fieldsync.errors import AccessDenied, StoreStateError
 from fieldsync.store import settings
 from fieldsync.store.identity import Identity
 from fieldsync.store.keyvalue import KeyValueHome
@@ -171,6 +172,26 @@ def pending(store: OrgHome) -> bytes | None:
 
 
 ADMIN, DEVICE = "admin", "device"
+
+
+def why_not_signing(store: OrgHome) -> AccessDenied | None:
+    """Why this store may sign no version now, if it may not: a viewer's signs nothing; an
+    administrator's whose admin key succession is signed and not yet announced signs nothing
+    with the old key, which the server refuses once the succession arrives (and nothing with
+    the new one before it is in force)."""
+    if role(store) == VIEWER:
+        return AccessDenied(
+            "this is a viewer's store: it reads and reports, and signs nothing; nothing was saved",
+            hint="Ask your administrator for an analyst's invite to edit records.",
+        )
+    raw = pending(store) if store.identity.org_read is not None else None
+    if raw is not None and orglog.parse(raw).kind == orglog.SUCCESSION:
+        return AccessDenied(
+            "an admin key succession was signed but not announced: this store signs no version "
+            "until it is; nothing was saved",
+            hint="Run 'fieldsync admin rotate-admin-key' to finish it, then try again.",
+        )
+    return None
 
 
 def role(store: OrgHome) -> str:

@@ -42,7 +42,6 @@ from fieldsync import durable
 from fieldsync.core import crypto, vault
 from fieldsync.core.body import Body
 from fieldsync.core.entry import parse as parse_entry
-from fieldsync.core.invite import VIEWER
 from fieldsync.core.settings import Forgotten, Pull
 from fieldsync.errors import (
     DecryptionFailed,
@@ -572,7 +571,7 @@ class Store:
                     index_codec=self.index_codec,
                     now_ms=self.now_ms,
                     reads_everything=orgkeys.reads_everything(self),
-                    signs=orgkeys.role(self) != VIEWER,
+                    refusal=orgkeys.why_not_signing(self),
                 )
                 yield writer
                 writer.finish()

@@ -40,17 +40,18 @@ class Writer:
         index_codec: IndexCodec,
         now_ms: Callable[[], int],
         reads_everything: bool = False,
-        signs: bool = True,
+        refusal: AccessDenied | None = None,
     ) -> None:
         """``reader_keys``: the box keys pulled versions may be sealed for, the likeliest
         first (``Store.reader_keys``: the organisation's read keys, or the device's own);
         ``readers``: whose box keys new versions are sealed for (``Store.readers()``);
         ``own_wrap``: the store's own copy of a content key (``Store.own_wrap``);
         ``reads_everything``: an administrator's or a member's store, which keeps the
-        organisation's wrap of what it receives (for evidence packages); ``signs``: False in a
-        viewer's store, which signs nothing."""
+        organisation's wrap of what it receives (for evidence packages); ``refusal``: why this
+        store signs nothing now (a viewer's; an administrator's whose succession is on its way,
+        ``orgkeys.why_not_signing``), raised at the first version."""
         self._reads_everything = reads_everything
-        self._signs = signs
+        self._refusal = refusal
         self._session = session
         self._identity = identity
         self._reader_keys = reader_keys
@@ -74,12 +75,8 @@ class Writer:
         """Seal, sign and store one version; the device's chain and clock advance with it.
 
         ``readers``: whose box keys the content key is sealed for (default: the store's)."""
-        if not self._signs:
-            raise AccessDenied(
-                "this is a viewer's store: it reads and reports, and signs nothing; nothing "
-                "was saved",
-                hint="Ask your administrator for an analyst's invite to edit records.",
-            )
+        if self._refusal is not None:
+            raise self._refusal
         session, identity = self._session, self._identity
         me = identity.device_id
         if self._head is None:

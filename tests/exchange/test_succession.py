@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from fieldsync.core import orglog
-from fieldsync.errors import ServerUnreachable, StoreStateError
+from fieldsync.errors import AccessDenied, ServerUnreachable, StoreStateError
 from fieldsync.server.tables import DeviceRow, OrgStatementRow, Quarantined
 from fieldsync.services import admin, backup, members, pull, records, succession, sync
 from fieldsync.services.forms import get_form
@@ -115,6 +115,7 @@ def test_a_succession_whose_answer_was_lost_is_followed_on_the_next_pull(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = world.analyst.identity.signer.public
+    device = world.device("laptop")
     real = SyncClient.send_statement
 
     def answer_lost(self: SyncClient, raw: bytes) -> object:
@@ -127,7 +128,17 @@ def test_a_succession_whose_answer_was_lost_is_followed_on_the_next_pull(
             succession.rotate_admin_key(world.analyst)
     assert _successions(world) == 1
     assert world.analyst.identity.signer.public == old  # the store has not seen it arrive
-    report = pull.pull(world.analyst)  # the log shows it: the store signs with the new key
+    # nothing is signed meanwhile: the old key's version could never be delivered now
+    incident = (get_form("incident"), example("incident"))
+    with pytest.raises(AccessDenied, match="succession was signed but not announced"):
+        records.create(world.analyst, *incident)
+    assert sync.push(world.analyst).sent_entries == 0  # the log shows it: the new key now
+    assert world.analyst.identity.signer.public != old
+    records.create(world.analyst, *incident)
+    assert sync.push(world.analyst).sent_entries == 1  # seq 1 of the new key's log
+    records.create(device, *incident)
+    sync.push(device)
+    report = pull.pull(world.analyst)
     assert report.alerts == [] and orgkeys.pending(world.analyst) is None
     assert world.analyst.identity.signer.public != old
     done = succession.rotate_admin_key(world.analyst)  # a second succession, on purpose
