@@ -242,9 +242,18 @@ def print_pull(report: pulling.PullReport, *, json: bool) -> None:
                 "alerts": report.alerts,
                 "certified": report.certified,
                 "held_back": report.held_back,
+                "not_certified": report.strangers,
             }
         )
         return
+    for name in report.strangers:
+        err.print(
+            f"warning: {safe(name)!r} enrolled as a member with an invite this store did not "
+            "make, and was not certified: nothing is sealed to them. If you invited them from "
+            "another store (or before a recovery), revoke them and invite them again from this "
+            "one; if not, someone holding an old admin key let them in: see docs/security.md.",
+            markup=False,
+        )
     if report.held_back:
         err.print(
             f"note: no member was certified: {report.held_back}"

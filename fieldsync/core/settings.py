@@ -446,6 +446,28 @@ class OrgKeyring(Setting):
 
 
 @dataclass(frozen=True)
+class MemberInvites(Setting):
+    """The one-time tokens of the invites with a role this administrator's store made: it
+    certifies as a member (and seals the read keys to) only an enrolment showing one of them,
+    never one an invite signed elsewhere let in (a retired admin key's, with a dishonest
+    server's help)."""
+
+    NAME = "member_invites"
+
+    tokens: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tokens": list(self.tokens)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Self:
+        return cls(tuple(str(token) for token in value["tokens"]))
+
+    def __repr__(self) -> str:  # never print a token
+        return f"MemberInvites({len(self.tokens)})"
+
+
+@dataclass(frozen=True)
 class AdminKeys(Setting):
     """An administrator's admin keys after a succession (services/succession.py): the root's
     public key (the vault may hold the root's seed, or, in a store recovered after a

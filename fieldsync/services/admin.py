@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fieldsync.core import audit, blob, carry, invite, orglog
+from fieldsync.core import audit, blob, carry, crypto, invite, orglog
 from fieldsync.core import batch as batch_format
 from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.core.org import OrgKeys
-from fieldsync.core.settings import Server
+from fieldsync.core.settings import MemberInvites, Server
 from fieldsync.core.wire import DeviceInfo, RevokeAnswer, ServerInfo
 from fieldsync.errors import (
     AccessDenied,
@@ -83,8 +83,13 @@ def make_invite(
     server_key, pinning = pin_server_key(
         store, server_url, info, repin=repin, doing="no invite", invite=True
     )
+    token = crypto.random_bytes(32)
+    if role is not None:  # remembered before the invite exists: only these are certified
+        issued = settings.load(store, MemberInvites) or MemberInvites()
+        settings.save(store, MemberInvites((*issued.tokens, token.hex())))
     text = invite.issue(
         store.identity.signer,
+        token=token,
         successions=_successions(store),
         name=name,
         server=server_url,

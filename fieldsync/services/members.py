@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from fieldsync.core import bundle, orglog
 from fieldsync.core.invite import ROLES
-from fieldsync.core.settings import Bundles, Registry
+from fieldsync.core.settings import Bundles, MemberInvites, Registry
 from fieldsync.errors import MalformedData, NotFound, StoreStateError
 from fieldsync.store import orgkeys, settings
 from fieldsync.store.store import Store
@@ -27,6 +27,7 @@ class Certified:
     members: list[str] = field(default_factory=list)  # names certified now
     bundles: int = 0  # key bundles given now
     held_back: str | None = None  # why nothing was certified now, if something stood in the way
+    strangers: list[str] = field(default_factory=list)  # enrolled with a member's invite not ours
 
 
 def certify(store: Store, client: SyncClient) -> Certified:
@@ -44,8 +45,14 @@ def certify(store: Store, client: SyncClient) -> Certified:
         done.held_back = "the organisation's log forks; nothing more is signed"
         return done
     refused = set((settings.load(store, Bundles) or Bundles()).refused)
+    issued = settings.load(store, MemberInvites)
+    ours = set(issued.tokens) if issued is not None else None  # None: a store from before
+    token_of = {key: token for token, key in registry.tokens.items() if key}
     for key, device in registry.devices.items():
         if device.role not in ROLES or state.member(key) is not None or key in refused:
+            continue
+        if ours is not None and token_of.get(key) not in ours:
+            done.strangers.append(device.name)
             continue
         fields = {"box_key": device.box_key, "member_key": key, "name": device.name}
         state = announce(store, client, orglog.MEMBER, fields | {"role": device.role})

@@ -64,6 +64,7 @@ class PullReport:
     alerts: list[str] = field(default_factory=list)  # forks of the organisation's log
     certified: list[str] = field(default_factory=list)  # members the administrator certified
     held_back: str | None = None  # why the administrator's pull certified no one now
+    strangers: list[str] = field(default_factory=list)  # members whose invite it did not make
 
 
 def pull(
@@ -92,6 +93,7 @@ def pull(
             if store.identity.is_admin:
                 done = members.certify(store, client)
                 report.certified, report.held_back = done.members, done.held_back
+                report.strangers = done.strangers
             trusted = _trusted(store)  # with the members the log certifies now
             judge = Judge(store, trusted | set(claimed), earlier, refused)
             for retried in judge.retry(report):

@@ -14,16 +14,17 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from fieldsync.core import orglog
+from fieldsync.core import invite, orglog
 from fieldsync.errors import AccessDenied, ServerUnreachable, StoreStateError
+from fieldsync.server import orglog as server_orglog
 from fieldsync.server.tables import DeviceRow, OrgStatementRow, Quarantined
-from fieldsync.services import admin, backup, members, pull, records, succession, sync
+from fieldsync.services import admin, backup, enrol, members, pull, records, succession, sync
 from fieldsync.services.forms import get_form
 from fieldsync.services.reading import read
 from fieldsync.store import orgkeys
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
-from tests.conftest import example
+from tests.conftest import example, fast_store
 from tests.exchange.conftest import World
 from tests.server.postgres import fresh_postgres
 from tests.services.conftest import DAY, quick
@@ -157,3 +158,44 @@ def test_a_succession_waits_for_the_old_keys_versions_to_be_delivered(world: Wor
     assert _successions(world) == 0
     sync.push(world.analyst)
     assert succession.rotate_admin_key(world.analyst).seq == 1
+
+
+def test_a_member_the_retired_key_invited_through_a_dishonest_server_is_never_certified(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F3: the retired key's holder signs an analyst's invite, a dishonest server
+    enrols it anyway, and the administrator's next pull certified the spy and sealed every
+    read key to them. Only a member whose invite this store made is certified now."""
+    honest = world.member("Amal")  # invited by this store: certified as before
+    old = world.analyst.identity.signer
+    before = orgkeys.followed(world.analyst)
+    assert before is not None
+    succession.rotate_admin_key(world.analyst)
+    with SyncClient(world.url) as client:
+        info = client.info()
+    text = invite.issue(
+        old,
+        name="spy",
+        server=world.url,
+        server_key=bytes.fromhex(str(info.server_key)),
+        org_read_key=bytes.fromhex(str(info.org_read_key)),
+        expires_ms=world.analyst.now_ms() + DAY,
+        role="analyst",
+        org_log=(before.seq, str(before.head)) if before.head else None,
+    )
+    with fast_store(tmp_path / "spy") as spy:
+        with monkeypatch.context() as dishonest:  # the server lets the retired key's invite in
+            dishonest.setattr(server_orglog, "admin_key", lambda *_: old.public.hex())
+            enrol.enrol(
+                spy,
+                text,
+                expect_fingerprint=admin.org_keys(world.analyst).fingerprint,
+                client_for=quick,
+            )
+        report = pull.pull(world.analyst)
+        assert report.certified == ["Amal"] and report.strangers == ["spy"]
+        state = orgkeys.followed(world.analyst)
+        assert state is not None and state.member(spy.identity.device_id) is None
+        with pytest.raises(StoreStateError, match="not yet given this store"):
+            pull.pull(spy)
+    assert pull.pull(honest).set_aside == 0
