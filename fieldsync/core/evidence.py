@@ -241,8 +241,21 @@ def verify(
     _versions(package, verdict, facts)
     _attachments(package, verdict, facts)
     _receipts(package, verdict, facts)
+    _made_after_its_receipts(verdict, facts)
     _custody(package, verdict, facts)
     return verdict
+
+
+def _made_after_its_receipts(verdict: Verdict, facts: _Facts) -> None:
+    """A package holds the server's receipts, so it was made after the newest of them: a
+    manifest dated before one was backdated (to pass for a key in force then)."""
+    newest = max((r.time_ms for r in facts.receipts), default=0)
+    if facts.created_ms < newest:
+        verdict.fail(
+            MANIFEST,
+            f"dated {_utc(facts.created_ms)}, before a server receipt it holds "
+            f"({_utc(newest)}): its time was set back",
+        )
 
 
 def _names(package: PackageReader, verdict: Verdict) -> bool:
@@ -492,6 +505,13 @@ def _exporter(verdict: Verdict, facts: _Facts) -> bool:
         )
         return False
     verdict.ok(MANIFEST, f"signed by {who} {key[:16]}… on {_utc(when)}")
+    if until is not None:
+        verdict.warn(
+            MANIFEST,
+            f"the organisation's log has since {'retired' if member is None else 'revoked'} "
+            f"that key ({_utc(until)}): the package's time is its signer's word; ask the "
+            "organisation whether it made this package",
+        )
     return True
 
 

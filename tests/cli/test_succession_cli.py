@@ -50,6 +50,8 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         stale_copy, thief_copy = tmp_path / "admin-copy", tmp_path / "thief"
         shutil.copytree(tmp_path / "admin", stale_copy)
         shutil.copytree(tmp_path / "admin", thief_copy)  # follows nothing from now on
+        early = tmp_path / "early.zip"  # a package signed by the first key, before
+        as_json(in_admin_store("admin", "evidence", record, "--out", str(early), "--json"))
 
         done = as_json(in_admin_store("admin", "rotate-admin-key", "--json"))
         assert (done["seq"], done["resent"], done["backed_up"]) == (2, False, False)
@@ -148,6 +150,15 @@ def test_everyone_follows_a_succession_and_the_retired_key_is_refused(
         )
         assert checked["holds"] and checked["exported_by"] == new.public.hex()
         assert any("1 succession" in f["statement"] for f in checked["findings"])
+        # one signed before the succession still holds, saying its key was retired since
+        before = as_json(
+            run("evidence-verify", str(early), "--org", org_file, "--org-log", str(log), "--json")
+        )
+        assert before["holds"]
+        assert any(
+            f["level"] == "warning" and "since retired" in f["statement"]
+            for f in before["findings"]
+        )
         # the stale copy followed the log at its push: it cannot make a package at all
         stale = in_admin_store(
             "admin", "evidence", record, "--out", str(tmp_path / "s.zip"), env=copy

@@ -219,6 +219,34 @@ def test_a_forged_receipt_or_custody_time_is_caught_even_when_re_signed(
     assert any("'received' statement" in f.statement for f in verdict.findings)
 
 
+def test_a_package_dated_before_a_receipt_it_holds_is_caught_even_when_re_signed(
+    case: tuple[World, str, Path],
+) -> None:
+    """Review F5: a key the log has since retired signs a package dated back to when it was in
+    force. The receipts in it say the package cannot be older than they are."""
+    world, _, out = case
+
+    def backdate(files: dict[str, bytes]) -> None:
+        received = min(
+            json.loads(raw)["receipt"]["time_ms"]
+            for name, raw in files.items()
+            if name.startswith("receipts/")
+        )
+        custody = json.loads(files["custody.json"])
+        for event in custody:
+            if event["event"] == "exported":
+                event["time_ms"] = received - 1
+        files["custody.json"] = encoding.encode(custody)
+        doc = json.loads(files["manifest.json"])
+        doc["created_ms"] = received - 1
+        files["manifest.json"] = encoding.encode(doc)
+        resign(files, world)
+
+    verdict = packages.verify_file(rewrite(out, backdate))
+    assert not verdict.holds
+    assert any("its time was set back" in f.statement for f in verdict.findings)
+
+
 @pytest.mark.parametrize(
     "name",
     [
