@@ -345,6 +345,16 @@ class ServerStorageFailed(ServerError):
     hint = "Nothing was lost; it stays on this device. Tell your administrator."
 
 
+class ReceiptKeyMissing(ServerError):
+    """The receipt key the organisation's log names in force is not in the server's data."""
+
+    http_status = 500
+    hint = (
+        "Nothing was lost; it stays on this device. Tell your administrator: the server needs "
+        "that key's file back, or a new receipt key (docs/deploy.md)."
+    )
+
+
 class BodyTooSlow(ServerError):
     """The request's body arrived too slowly: the server stopped reading it."""
 

@@ -202,6 +202,14 @@ def org_log(
 
 
 def rotate_receipt_key(
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm",
+            help="The new key's fingerprint, as 'server new-receipt-key' printed it: only when "
+            "the server lost its receipt key in force and cannot prove the offer.",
+        ),
+    ] = None,
     home: Home = None,
     passphrase_file: PassphraseFile = None,
     json: Json = False,
@@ -209,7 +217,7 @@ def rotate_receipt_key(
     """Name the new receipt key the server offers ('fieldsync server new-receipt-key'):
     devices and analysts check its receipts from their next push or pull, no new invite."""
     with analysts_store(home, passphrase_file) as store:
-        done = rotation.rotate_receipt_key(store)
+        done = rotation.rotate_receipt_key(store, confirm=confirm)
     if json:
         emit_json({"fingerprint": done.fingerprint, "seq": done.seq})
         return

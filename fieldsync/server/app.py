@@ -33,9 +33,7 @@ from fieldsync.core.wire import (
     EnrolAnswer,
     ServerInfo,
 )
-from fieldsync.errors import (
-    NotFound,
-)
+from fieldsync.errors import NotFound, ReceiptKeyMissing
 from fieldsync.server import backup, bundles, data, logs, refusals, schema
 from fieldsync.server import orglog as org_log
 from fieldsync.server.blobs import BlobStorage, BlobStore
@@ -137,10 +135,15 @@ def create_app(
     @app.get("/v1/info")
     def info(db: Session = Depends(session)) -> dict[str, Any]:  # noqa: B008
         """Who this server is: its receipt keys and the organisation it serves."""
-        in_force = org_log.receipt_key(db, server)
+        try:
+            in_force: crypto.SigningPair | None = org_log.receipt_key(db, server)
+        except ReceiptKeyMissing:  # lost from DATA: no receipt is signed, a new key is offered
+            in_force = None
         offered = org_log.next_receipt_key(db, server)
         proof = (
-            in_force.sign(crypto.LABEL_NEXT_RECEIPT_KEY, offered.public).hex() if offered else None
+            in_force.sign(crypto.LABEL_NEXT_RECEIPT_KEY, offered.public).hex()
+            if offered and in_force
+            else None
         )
         return ServerInfo(
             protocol=PROTOCOL,
@@ -149,7 +152,7 @@ def create_app(
             admin_key=server.org.admin_key,
             org_read_key=server.org.org_read_key,
             org_fingerprint=server.org.fingerprint,
-            receipt_key=in_force.public.hex(),
+            receipt_key=in_force.public.hex() if in_force else None,
             next_receipt_key=offered.public.hex() if offered else None,
             next_receipt_key_proof=proof,
         ).to_json()

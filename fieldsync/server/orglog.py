@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from fieldsync.core import crypto, orglog
 from fieldsync.core.orglog import OrgState
 from fieldsync.core.wire import OrgLogPage
-from fieldsync.errors import AccessDenied, ChainFork, ChainGap, SignatureInvalid, StoreStateError
+from fieldsync.errors import AccessDenied, ChainFork, ChainGap, ReceiptKeyMissing, SignatureInvalid
 from fieldsync.server.data import ServerData
 from fieldsync.server.tables import OrgForkRow, OrgStatementRow
 
@@ -64,10 +64,9 @@ def receipt_key(session: Session, server: ServerData) -> crypto.SigningPair:
     named = followed(session, server).server_key
     pair = server.receipt_pair(named)
     if pair is None:
-        raise StoreStateError(
+        raise ReceiptKeyMissing(
             f"the receipt key the organisation's log names in force ({named[:16]}…) is not in "
-            f"{server.folder}; no receipt can be signed",
-            hint="Restore the server-key-N file it was made as (docs/deploy.md).",
+            "the server's data folder; no receipt can be signed"
         )
     return pair
 

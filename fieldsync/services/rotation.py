@@ -10,8 +10,14 @@ from dataclasses import dataclass
 
 from fieldsync.core import crypto, orglog
 from fieldsync.core.bundle import ReadSecret
-from fieldsync.core.ids import fingerprint
-from fieldsync.errors import IntegrityError, NotAdminStore, SignatureInvalid, StoreStateError
+from fieldsync.core.ids import fingerprint, is_hex32
+from fieldsync.errors import (
+    InputError,
+    IntegrityError,
+    NotAdminStore,
+    SignatureInvalid,
+    StoreStateError,
+)
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys
@@ -87,12 +93,15 @@ class ReceiptKeyNamed:
     seq: int  # its statement's place in the organisation's log
 
 
-def rotate_receipt_key(store: Store, *, client_for: ClientFor = signed_client) -> ReceiptKeyNamed:
+def rotate_receipt_key(
+    store: Store, *, confirm: str | None = None, client_for: ClientFor = signed_client
+) -> ReceiptKeyNamed:
     """Name in the organisation's log the new receipt key the server offers (made on the
     server by ``fieldsync server new-receipt-key``): from then on it signs every receipt, and
     devices and members check receipts against it without a new invite. The server proves the
     offer with the receipt key in force, which this store knows from the log, not from the
-    server's word."""
+    server's word; a server that lost the key in force can prove nothing, and the offer is
+    taken only with ``confirm``, the new key's fingerprint as the server printed it."""
     if not store.identity.is_admin:
         raise NotAdminStore(
             f"the store in {store.home} is not the administrator's: only the admin key names "
@@ -101,26 +110,18 @@ def rotate_receipt_key(store: Store, *, client_for: ClientFor = signed_client) -
     joined = sync.destination(store)
     with client_for(joined.server, store) as client:
         joined = sync.follow_org_log(store, client)
+        earlier = orgkeys.pending(store)
+        if earlier is not None and orglog.parse(earlier).kind == orglog.RECEIPT_KEY:
+            state = members.flush_pending(store, client)  # the one a dropped link kept back
+            return ReceiptKeyNamed(fingerprint(bytes.fromhex(state.server_key)), state.seq)
         info = client.info()
-        offered, proof = info.next_receipt_key, info.next_receipt_key_proof
-        if offered is None or proof is None:
+        offered = info.next_receipt_key
+        if offered is None or not is_hex32(offered):
             raise StoreStateError(
                 f"the server at {joined.server} offers no new receipt key; nothing was changed",
                 hint="Run 'fieldsync server new-receipt-key --data DIR' on the server first.",
             )
-        try:
-            crypto.verify(
-                bytes.fromhex(joined.server_key),
-                crypto.LABEL_NEXT_RECEIPT_KEY,
-                bytes.fromhex(offered),
-                bytes.fromhex(proof),
-                what="the server's offer of a new receipt key",
-            )
-        except (ValueError, IntegrityError) as exc:
-            raise SignatureInvalid(
-                "the new receipt key the server offers is not signed by its receipt key in "
-                "force: it may not be this organisation's server; nothing was changed",
-            ) from exc
+        _check_offer(joined.server_key, offered, info.next_receipt_key_proof, confirm)
         state = members.announce(store, client, orglog.RECEIPT_KEY, {"server_key": offered})
     if state.server_key != offered:
         raise StoreStateError(
@@ -128,3 +129,33 @@ def rotate_receipt_key(store: Store, *, client_for: ClientFor = signed_client) -
             hint="Run 'fieldsync admin pull' and look at its alerts.",
         )
     return ReceiptKeyNamed(fingerprint(bytes.fromhex(offered)), state.seq)
+
+
+def _check_offer(in_force: str, offered: str, proof: str | None, confirm: str | None) -> None:
+    """The offer proved by the receipt key in force, or confirmed by its fingerprint."""
+    shown = fingerprint(bytes.fromhex(offered))
+    if confirm is not None:
+        if "".join(confirm.split()) != "".join(shown.split()):
+            raise InputError(
+                f"the server offers the receipt key {shown}, not the one given to --confirm; "
+                "nothing was changed",
+                hint="Compare with what 'fieldsync server new-receipt-key' printed on the server.",
+            )
+        return
+    try:
+        if proof is None:
+            raise ValueError("no proof")
+        crypto.verify(
+            bytes.fromhex(in_force),
+            crypto.LABEL_NEXT_RECEIPT_KEY,
+            bytes.fromhex(offered),
+            bytes.fromhex(proof),
+            what="the server's offer of a new receipt key",
+        )
+    except (ValueError, IntegrityError) as exc:
+        raise SignatureInvalid(
+            "the new receipt key the server offers is not signed by its receipt key in force: "
+            "it may not be this organisation's server, or it lost that key; nothing was changed",
+            hint="If the server lost its receipt key, run this again with --confirm and the new "
+            f"key's fingerprint as the server printed it (the server offers {shown}).",
+        ) from exc

@@ -14,8 +14,16 @@ from sqlmodel import Session, select
 
 from fieldsync.core import batch as batch_format
 from fieldsync.core import crypto, orglog, receipt
+from fieldsync.core.ids import fingerprint
 from fieldsync.core.wire import ServerInfo
-from fieldsync.errors import AccessDenied, ServerError, SignatureInvalid, StoreStateError
+from fieldsync.errors import (
+    AccessDenied,
+    InputError,
+    ServerError,
+    ServerUnreachable,
+    SignatureInvalid,
+    StoreStateError,
+)
 from fieldsync.server import data
 from fieldsync.server.holdings import ServerHoldings
 from fieldsync.server.tables import AcceptedBatch
@@ -161,3 +169,46 @@ def test_a_device_enrolled_after_the_rotation_checks_the_new_key(
         )
         records.create(store, get_form("incident"), example("incident"))
         assert sync.push(store).sent_entries == 1
+
+
+def test_a_rotation_whose_statement_was_dropped_is_finished_by_running_it_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F7: a second run said "a statement is pending", for ever."""
+    _, key = data.new_receipt_key(world.server.folder)
+
+    def dropped(*_: object, **__: object) -> None:
+        raise ServerUnreachable("the link dropped")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SyncClient, "send_statement", dropped)
+        with pytest.raises(ServerUnreachable):
+            rotation.rotate_receipt_key(world.analyst)
+    done = rotation.rotate_receipt_key(world.analyst)
+    assert done.seq == 1 and orgkeys.pending(world.analyst) is None
+    state = orgkeys.followed(world.analyst)
+    assert state is not None and state.server_key == key.public.hex()
+
+
+def test_a_server_that_lost_its_receipt_key_gets_a_new_one_confirmed_by_fingerprint(
+    world: World,
+) -> None:
+    """Review F4: with the key in force lost, no push could succeed and no new key could be
+    proved, for ever."""
+    device = world.device("laptop")
+    number, _ = data.new_receipt_key(world.server.folder)
+    rotation.rotate_receipt_key(world.analyst)
+    (world.server.folder / f"server-key-{number}").unlink()  # the host rebuilt without it
+    records.create(device, get_form("incident"), example("incident"))
+    with pytest.raises(ServerError):
+        sync.push(device)
+    assert sync.pending(device) == 1  # nothing lost
+    _, again = data.new_receipt_key(world.server.folder)
+    with pytest.raises(SignatureInvalid, match="or it lost that key") as unproved:
+        rotation.rotate_receipt_key(world.analyst)
+    assert "--confirm" in (unproved.value.hint or "")
+    with pytest.raises(InputError, match="not the one given"):
+        rotation.rotate_receipt_key(world.analyst, confirm="1" * 40)
+    done = rotation.rotate_receipt_key(world.analyst, confirm=fingerprint(again.public))
+    assert done.fingerprint == fingerprint(again.public)
+    assert sync.push(device).sent_entries == 1
