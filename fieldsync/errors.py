@@ -1,5 +1,8 @@
 """Every error fieldsync raises on purpose, in one tree.
 
+Kept whole: the tree is the contract between the CLI's exit codes, the server's HTTP statuses
+and the client that turns one back into the other; it reads best in one place.
+
     FieldsyncError               exit 1    HTTP 500
     ├── InputError               exit 5    HTTP 422   what the person gave us is unusable
     │   ├── AnswersInvalid                            answers fail the form's rules

@@ -16,7 +16,7 @@ from fieldsync.core.invite import ROLES
 from fieldsync.core.wire import DeviceInfo
 from fieldsync.errors import InputError
 from fieldsync.services import admin, rotation, succession
-from fieldsync.services import evidence as packages
+from fieldsync.services import org_log as org_log_file
 
 
 def register(_app: typer.Typer) -> None:
@@ -193,11 +193,11 @@ def org_log(
     """The organisation's log as this store last followed it (pull first for the newest), for
     'fieldsync evidence-verify --org-log': every statement the admin keys signed."""
     with staff_store(home, passphrase_file) as store:
-        count, document = packages.org_log(store)
+        count, document = org_log_file.as_file(store)
     if out_file is None:
         sys.stdout.buffer.write(document)
         return
-    packages.write_org_log(out_file, document)
+    org_log_file.write(out_file, document)
     err.print(f"Wrote {count} statement(s) of the organisation's log.", markup=False)
 
 

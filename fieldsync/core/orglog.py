@@ -29,6 +29,10 @@ admin key signed both, and only a thief of that key (or an administrator working
 copies of one store) does that. A reader follows the log only up to the seq before the
 earliest fork it is shown or finds, and names the fork: a stolen key cannot take the
 organisation over quietly by rotating the read key or naming a successor of its own.
+
+Kept whole: the statement's bytes and the rules for following them (which key is in force at a
+seq, what a fork is and when one is superseded) are one contract, pinned together by
+tests/vectors/org-v1.json and docs/format.md, sections 11 and 12.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from sqlalchemy import CursorResult, delete, func, insert, text, true, tuple_, u
 from sqlalchemy.exc import IntegrityError as RowConflict
 from sqlmodel import Session, col, select
 
-from fieldsync.core import admission, receipt, words
+from fieldsync.core import admission, words
 from fieldsync.core import batch as batch_format
 from fieldsync.core.batch import Batch
 from fieldsync.errors import (
@@ -51,7 +51,7 @@ from fieldsync.errors import (
     DeviceRevoked,
     QuotaExceeded,
 )
-from fieldsync.server import logs, orglog
+from fieldsync.server import logs, orglog, receipts
 from fieldsync.server.data import ServerData
 from fieldsync.server.limits import Limits
 from fieldsync.server.locks import QUARANTINE, lock_owner
@@ -106,11 +106,11 @@ def ingest(session: Session, server: ServerData, raw: bytes, now_ms: int, limits
         )
     accepted = session.get(AcceptedBatch, batch.id)
     if accepted is not None:
-        return _in_force(session, server, accepted.receipt)
+        return receipts.in_force(session, server, accepted.receipt)
     links = _links(batch)
     fresh = _check_chain(session, device, batch, links, now_ms, limits)
     if not fresh:  # every entry was already stored (a rebuilt batch): answer for the head
-        return _sign(session, server, device, batch, now_ms)
+        return receipts.sign(session, server, device, batch, now_ms)
     _check_parents(session, links, fresh)
     _check_blobs(session, batch, limits)
     return _commit(session, server, device, batch, fresh, now_ms, limits)
@@ -296,7 +296,7 @@ def _commit(
     device.last_seq, device.head = last.header.seq, last.id
     device.entries += len(fresh)
     device.last_seen_ms = now_ms
-    signed = _sign(session, server, device, batch, now_ms)
+    signed = receipts.sign(session, server, device, batch, now_ms)
     named = sorted({blob_id for blob_id, _ in batch.manifest.blobs})
     try:
         if session.get_bind().dialect.name == "postgresql":
@@ -362,38 +362,6 @@ def _named(session: Session, blob_ids: list[str]) -> int:
 def _first_missing(session: Session, blob_ids: list[str]) -> str:
     held = set(session.exec(select(StoredBlob.id).where(col(StoredBlob.id).in_(blob_ids))))
     return next((blob_id for blob_id in blob_ids if blob_id not in held), blob_ids[0])
-
-
-def _sign(
-    session: Session, server: ServerData, device: DeviceRow, batch: Batch, now_ms: int
-) -> bytes:
-    assert device.head is not None
-    return receipt.sign(
-        orglog.receipt_key(session, server),
-        device=device.key,
-        last_seq=device.last_seq,
-        head=device.head,
-        batch=batch.id,
-        time_ms=now_ms,
-    )
-
-
-def _in_force(session: Session, server: ServerData, kept: bytes) -> bytes:
-    """A stored receipt as it was signed, or, signed by a receipt key the log has retired
-    since, the same receipt signed again by the key in force: a device checks receipts
-    against the key in force only (a retired key, perhaps leaked, convinces nobody)."""
-    shown = receipt.parse_unverified(kept)
-    key = orglog.receipt_key(session, server)
-    if shown.server == key.public.hex():
-        return kept
-    return receipt.sign(
-        key,
-        device=shown.device,
-        last_seq=shown.last_seq,
-        head=shown.head,
-        batch=shown.batch,
-        time_ms=shown.time_ms,
-    )
 
 
 def _quarantine(

@@ -3,9 +3,13 @@
 The journey records, edits, attaches and reads back; sets up an organisation with a server on
 loopback, enrols and pushes; an analyst pulls, settles a conflict, reports and exports; the
 organisation backs up its secrets for custodians, takes on an analyst with keys of their own,
-rotates its read key and rebuilds the administrator's store from three shares; and the device
+rotates its read key, names a successor admin key and a new receipt key, and rebuilds the
+administrator's store from three shares; and the device
 forgets what the server holds (``push --wipe-after``). It is a generator of ``Step``
 events, so the CLI only renders it and the tests can check every step.
+
+Kept whole: the journey is one story whose steps hand each other stores, records and a
+server; read top to bottom it is the tour of fieldsync the README promises.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from fieldsync.core.settings import Registry
 from fieldsync.errors import IntegrityError, MalformedData, OutputPathError, StoreStateError
 from fieldsync.services import problems
 from fieldsync.services.reading import author_labels
-from fieldsync.store import blobs, custody, files, orgkeys, settings
+from fieldsync.store import blobs, custody, orgkeys, settings
 from fieldsync.store.custody import KeptReceipt
 from fieldsync.store.store import Store
 from fieldsync.store.version import Version
@@ -400,21 +400,6 @@ def _bounded(member: IO[bytes], declared: int, name: str) -> Iterator[bytes]:
         if left < 0:
             raise MalformedData(f"{name} is larger than the archive says")
         yield chunk
-
-
-def org_log(store: Store) -> tuple[int, bytes]:
-    """The organisation's log as this store last followed it, as ``evidence-verify
-    --org-log`` reads it: how many statements, and the file's bytes."""
-    state = orgkeys.followed(store)
-    held = orgkeys.statements(store)[: state.seq if state else 0]
-    return len(held), evidence.log_file(held) + b"\n"
-
-
-def write_org_log(path: Path, document: bytes) -> None:
-    try:
-        files.write_atomic(path, document)
-    except OSError as exc:
-        raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}") from exc
 
 
 def verify_file(
