@@ -129,14 +129,7 @@ def rotate_read_key(
         "holds: whoever copied an old read key still opens what was wrapped for it.",
         markup=False,
     )
-    if done.backed_up:
-        out.print("The sealed backup on the server now holds the new key too.", markup=False)
-    else:
-        err.print(
-            "warning: there is no backup of the organisation's keys; losing this store "
-            "loses every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
-            markup=False,
-        )
+    _say_backed_up(done.backed_up)
 
 
 def rotate_admin_key(
@@ -173,14 +166,7 @@ def rotate_admin_key(
         out.print(
             f"Gave {done.bundles} member(s) a key bundle signed by the new key.", markup=False
         )
-    if done.backed_up:
-        out.print("The sealed backup on the server now holds the new key.", markup=False)
-    else:
-        err.print(
-            "warning: there is no backup of the organisation's keys; losing this store "
-            "loses every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
-            markup=False,
-        )
+    _say_backed_up(done.backed_up)
 
 
 def org_log(
@@ -225,5 +211,17 @@ def rotate_receipt_key(
         f"The server's receipt key is now {done.fingerprint}, named as statement {done.seq} "
         "of the organisation's log. Devices and analysts check receipts against it from "
         "their next push or pull; receipts signed before stay good.",
+        markup=False,
+    )
+
+
+def _say_backed_up(backed_up: bool) -> None:
+    """After a new key: the custodians' backup on the server holds it, or there is none."""
+    if backed_up:
+        out.print("The sealed backup on the server now holds the new key.", markup=False)
+        return
+    err.print(
+        "warning: there is no backup of the organisation's keys; losing this store loses "
+        "every record. Run 'fieldsync admin backup --shares 5 --threshold 3'.",
         markup=False,
     )

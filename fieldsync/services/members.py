@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fieldsync.core import bundle, orglog
 from fieldsync.core.invite import ROLES
 from fieldsync.core.settings import Bundles, MemberInvites, Registry
-from fieldsync.errors import MalformedData, NotFound, StoreStateError
+from fieldsync.errors import MalformedData, NotAdminStore, NotFound, StoreStateError
 from fieldsync.store import orgkeys, settings
 from fieldsync.store.store import Store
 from fieldsync.transport.client import SyncClient
@@ -59,6 +59,16 @@ def certify(store: Store, client: SyncClient) -> Certified:
         done.members.append(device.name)
     done.bundles = give_bundles(store, client)
     return done
+
+
+def require_admin(store: Store, doing: str) -> None:
+    """``NotAdminStore`` unless this is the administrator's store: only the admin key
+    ``doing`` (announces a new read key, names its successor, ...)."""
+    if not store.identity.is_admin:
+        raise NotAdminStore(
+            f"the store in {store.home} is not the administrator's: only the admin key "
+            f"{doing}; nothing was changed"
+        )
 
 
 def revoke(store: Store, client: SyncClient, member: str) -> bool:

@@ -14,7 +14,6 @@ from fieldsync.core.ids import fingerprint, is_hex32
 from fieldsync.errors import (
     InputError,
     IntegrityError,
-    NotAdminStore,
     SignatureInvalid,
     StoreStateError,
 )
@@ -42,11 +41,7 @@ def rotate_read_key(store: Store, *, client_for: ClientFor = signed_client) -> R
     that the next run sends again byte for byte. Signing another at the same seq would be a
     fork, which every reader refuses to follow.
     """
-    if not store.identity.is_admin:
-        raise NotAdminStore(
-            f"the store in {store.home} is not the administrator's: only the admin key "
-            "announces a new read key; nothing was changed"
-        )
+    members.require_admin(store, "announces a new read key")
     joined = sync.destination(store)
     with client_for(joined.server, store) as client:
         with store.alone(members.SIGNING):  # never two statements at one seq of our making
@@ -102,11 +97,7 @@ def rotate_receipt_key(
     offer with the receipt key in force, which this store knows from the log, not from the
     server's word; a server that lost the key in force can prove nothing, and the offer is
     taken only with ``confirm``, the new key's fingerprint as the server printed it."""
-    if not store.identity.is_admin:
-        raise NotAdminStore(
-            f"the store in {store.home} is not the administrator's: only the admin key names "
-            "the server's receipt key; nothing was changed"
-        )
+    members.require_admin(store, "names the server's receipt key")
     joined = sync.destination(store)
     with client_for(joined.server, store) as client:
         joined = sync.follow_org_log(store, client)

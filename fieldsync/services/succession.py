@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from fieldsync.core import crypto, orglog, words
 from fieldsync.core.ids import fingerprint
 from fieldsync.core.settings import Bundles, Delivery
-from fieldsync.errors import NotAdminStore, StoreStateError
+from fieldsync.errors import StoreStateError
 from fieldsync.services import backup, members, sync
 from fieldsync.services.sync import ClientFor, signed_client
 from fieldsync.store import orgkeys, settings
@@ -37,11 +37,7 @@ def rotate_admin_key(store: Store, *, client_for: ClientFor = signed_client) -> 
     dropped link leaves a key that is kept and a statement the next run sends again byte for
     byte (signing another would be a fork, which every reader refuses to follow).
     """
-    if not store.identity.is_admin:
-        raise NotAdminStore(
-            f"the store in {store.home} is not the administrator's: only the admin key names "
-            "its successor; nothing was changed"
-        )
+    members.require_admin(store, "names its successor")
     joined = sync.destination(store)
     retired = store.identity.signer.public
     with client_for(joined.server, store) as client:
