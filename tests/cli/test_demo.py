@@ -33,11 +33,17 @@ def test_demo_runs_every_step_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "Amal certified in the organisation's log" in result.stdout
     assert "26. fieldsync admin rotate-read-key" in result.stdout
     assert "read key 2 announced" in result.stdout
-    assert "27. fieldsync admin recover (shares 2, 3 and 4 of 5)" in result.stdout
-    assert "a new store with the admin key and 2 read keys" in result.stdout
-    assert "28. fieldsync push --wipe-after" in result.stdout
-    assert "4 delivered records forgotten" in result.stdout
-    assert "29. search every byte written" in result.stdout
+    assert "27. fieldsync admin rotate-admin-key" in result.stdout
+    assert "the device and the analyst follow it with no new invite" in result.stdout
+    assert (
+        "28. fieldsync server new-receipt-key; fieldsync admin rotate-receipt-key" in result.stdout
+    )
+    assert "the device checks its next receipt under it" in result.stdout
+    assert "29. fieldsync admin recover (shares 2, 3 and 4 of 5)" in result.stdout
+    assert "a new store with the admin key in force and 2 read keys" in result.stdout
+    assert "30. fieldsync push --wipe-after" in result.stdout
+    assert "5 delivered records forgotten" in result.stdout
+    assert "31. search every byte written" in result.stdout
     assert "the stores (the device's, the administrator's, the analyst's" in result.stdout
     assert list(tmp_path.iterdir()) == []
 
