@@ -361,6 +361,12 @@ def test_a_retired_keys_fork_below_a_succession_followed_stops_nothing() -> None
         assert not seen.blocked and "retired admin key" in seen.forks[0].message
         unseen = orglog.follow(ROOT, log, forks=[fork], floor=1)
         assert unseen.blocked and unseen.seq == orglog.parse(fork).seq - 1
+    # a rival of the first statement, when that one is the succession
+    first = _succeed(ROOT, ADMIN, successor)
+    named, _ = _rotate(orglog.follow(ROOT, [first]), successor)
+    rival_first = _succeed(ROOT, ADMIN, crypto.SigningPair.generate())
+    seen = orglog.follow(ROOT, [first, named], forks=[rival_first], floor=1)
+    assert seen.seq == 2 and seen.forks[0].superseded
     # the successor forking after its own succession is a fork like any other
     other, _ = _rotate(orglog.follow(ROOT, log[:3]), successor)
     blocked = orglog.follow(ROOT, log, forks=[other], floor=4)

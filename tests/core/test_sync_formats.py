@@ -198,12 +198,26 @@ def test_an_invite_whose_signer_no_succession_names_is_refused() -> None:
     new_read_key = {"epoch": 2, "read_key": crypto.BoxPair(bytes([9]) * 32).public.hex()}
     rotation = orglog.sign(ADMIN, ROOT, orglog.READ_KEY, new_read_key, time_ms=NOW)
     later = orglog.sign(ADMIN, _at(1), orglog.SUCCESSION, to_thief, time_ms=NOW)  # at seq 2
+    third = crypto.SigningPair(bytes([0x78]) * 32)
+    same_seq = orglog.sign(  # OTHER names a successor at seq 1 too, where it was named
+        OTHER,
+        dataclasses.replace(ROOT, admin_key=OTHER.public.hex()),
+        orglog.SUCCESSION,
+        {"admin_key": third.public.hex()},
+        time_ms=NOW,
+    )
     refused = [
         (thief, good | {"signer": thief.public.hex()}),  # a signer the chain does not end at
         (OTHER, good | {"successions": [_b64(by_thief)]}),  # a chain the thief signed
         (OTHER, good | {"successions": [_b64(rotation)]}),  # not a succession
         (OTHER, good | {"successions": [_b64(later)]}),  # past the invite's log position
         (ADMIN, good),  # the chain ends at OTHER, and the first key signed it
+        (third, good | {"signer": third.public.hex(), "successions": [_b64(SUCCESSION)] * 8}),
+        (
+            third,
+            good
+            | {"signer": third.public.hex(), "successions": [_b64(SUCCESSION), _b64(same_seq)]},
+        ),  # two successions at one seq: not a chain of the log
     ]
     for signer, value in refused:
         with pytest.raises(SignatureInvalid):
@@ -215,6 +229,7 @@ def test_an_invite_whose_signer_no_succession_names_is_refused() -> None:
         good | {"signer": "not a key"},
         good | {"successions": []},
         good | {"successions": ["not base64!"]},
+        good | {"successions": ["QUJD!"]},  # base64 only once what is not base64 is dropped
         good | {"successions": [_b64(SUCCESSION)] * 9},
     ):
         with pytest.raises(MalformedData):
