@@ -43,6 +43,7 @@ and the client that turns one back into the other; it reads best in one place.
     │   ├── DatabaseUnreachable                       the server's own database did not answer
     │   ├── DatabaseDriverMissing                     its database's driver is not installed
     │   ├── ServerStorageFailed            HTTP 507   the server's disk is full or failing
+    │   ├── ReceiptKeyMissing              HTTP 500   the receipt key in force is not in its data
     │   ├── BodyTooSlow                    HTTP 408   a request body arrived too slowly
     │   └── ServerBusy                     HTTP 503   the server reads no more bodies now
     ├── IntegrityError           exit 6    HTTP 400   bytes are not what they claim

@@ -60,14 +60,20 @@ DEVICE_JSON = (
 )
 SHAPES: list[tuple[Any, str]] = [
     (
-        ServerInfo(1, KEY, "1 2", "ef" * 32, "01" * 32, "3 4"),
+        ServerInfo(1, KEY, "1 2", "ef" * 32, "01" * 32, "3 4", "cd" * 32, "23" * 32, "45" * 64),
         '{"protocol":1,"server_key":"'
         + KEY
         + '","server_fingerprint":"1 2","admin_key":"'
         + "ef" * 32
         + '","org_read_key":"'
         + "01" * 32
-        + '","org_fingerprint":"3 4"}',
+        + '","org_fingerprint":"3 4","receipt_key":"'
+        + "cd" * 32
+        + '","next_receipt_key":"'
+        + "23" * 32
+        + '","next_receipt_key_proof":"'
+        + "45" * 64
+        + '"}',
     ),
     (
         EnrolAnswer(KEY, "laptop", "5 6", 42),
