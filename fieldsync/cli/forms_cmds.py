@@ -74,18 +74,18 @@ def show_form(
                 "ref": found.ref,
                 "title": found.title,
                 "title_ar": found.title_ar,
-                "fields": [_field_json(f) for f in found.fields],
+                "fields": [field_json(f) for f in found.fields],
                 "schema": found.schema,
             }
         )
         return
     out.print(literal(f"{found.title} — {found.title_ar}  ({found.ref})", style="bold"))
     shown = [f for f in found.walk() if not f.hidden]
-    _print_fields(shown)
-    _print_choices([f for f in shown if f.choices])
+    print_fields(shown)
+    print_choices([f for f in shown if f.choices])
 
 
-def _print_fields(fields: list[Field]) -> None:
+def print_fields(fields: list[Field]) -> None:
     # A name is never cut: it is typed back in --set and names a CSV column. Its column has the
     # width of the longest name; the labels and notes give way on a narrow terminal.
     width = max((len(f.dotted) for f in fields), default=5)
@@ -119,7 +119,7 @@ def _notes(field: Field) -> list[str]:
     return notes
 
 
-def _print_choices(fields: list[Field]) -> None:
+def print_choices(fields: list[Field]) -> None:
     """Each choice's value (what --set and CSV columns take) with its labels, one a line."""
     if not fields:
         return
@@ -131,7 +131,7 @@ def _print_choices(fields: list[Field]) -> None:
             out.print(literal(f"  {choice.value} — {choice.label} — {choice.label_ar}"))
 
 
-def _field_json(field: Field) -> dict[str, Any]:
+def field_json(field: Field) -> dict[str, Any]:
     return {
         "name": field.dotted,
         "kind": field.kind,
@@ -142,7 +142,7 @@ def _field_json(field: Field) -> dict[str, Any]:
         "choices": [
             {"value": c.value, "label": c.label, "label_ar": c.label_ar} for c in field.choices
         ],
-        "fields": [_field_json(child) for child in field.children],
+        "fields": [field_json(child) for child in field.children],
     }
 
 

@@ -18,6 +18,7 @@ from fieldsync.cli import (
     demo_cmds,
     evidence_cmds,
     export_cmds,
+    form_import_cmds,
     forms_cmds,
     org_cmds,
     read_cmds,
@@ -175,6 +176,7 @@ export_cmds.register(app)
 evidence_cmds.register(app)
 org_cmds.register(app)
 backup_cmds.register(app)
+form_import_cmds.register(app)
 arrange(app)
 
 

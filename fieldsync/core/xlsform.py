@@ -1,0 +1,380 @@
+"""An XLSForm, as pyxform reads it, translated into a fieldsync form (JSON Schema 2020-12 with
+fieldsync's annotations: docs/forms.md), or refused naming the sheet, row and column of what
+cannot be translated. Nothing is dropped silently: a rule left out would let through what the
+organisation meant to stop, and a question left out would never be asked.
+
+The reading is pyxform's (services/xlsform.py hands over its survey and its sheets' rows);
+this module only translates. Supported:
+
+    survey types    text, integer, decimal (kept as text: canonical JSON has no floats), date,
+                    select_one LIST, select_multiple LIST, begin_group/end_group,
+                    begin_repeat/end_repeat (a list of objects), note (shown, never answered)
+    columns         type, name, label[::Language (xx)], hint[::...], required, relevant,
+                    constraint, constraint_message[::...], x-sensitive (yes: hidden until
+                    asked, left out of exports), appearance (display only: ignored)
+    choices         list_name, name, label[::...]
+    settings        form_id, form_title, version (a whole number), default_language
+    expressions     core/xpath.py's subset, in relevant and constraint
+
+Labels: the English column (``label::English (en)``, or the one without a language) gives
+``title``; the Arabic one (``label::Arabic (ar)``) gives ``x-title-ar``; every language is kept
+in ``x-labels`` by its code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fieldsync.core import encoding, xpath
+from fieldsync.core.forms import FORM_ID
+from fieldsync.errors import InputError
+
+SURVEY_COLUMNS = {
+    "type", "name", "label", "hint", "required", "relevant", "constraint",
+    "constraint_message", "x-sensitive", "appearance", "required_message",
+}  # fmt: skip
+TRANSLATED_COLUMNS = {"label", "hint", "constraint_message", "required_message"}
+CHOICE_COLUMNS = {"list_name", "name", "label"}
+SETTINGS = {"form_id", "form_title", "version", "default_language"}
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+MAX_TEXT = 10_000
+ITEM_ID = {
+    "type": "string",
+    "title": "Item id",
+    "x-title-ar": "معرّف العنصر",
+    "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$(?!\\n)",
+    "x-hidden": True,
+}
+DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$(?!\\n)"
+DECIMAL = "^-?[0-9]{1,15}(\\.[0-9]{1,15})?$(?!\\n)"
+YES = {"yes", "true", "true()", "1"}
+NO = {"", "no", "false", "false()", "0"}
+
+
+class XLSFormRefused(InputError):
+    """The XLSForm holds something fieldsync cannot translate faithfully."""
+
+
+@dataclass(frozen=True)
+class Sheets:
+    """What pyxform read: the survey tree and each sheet's rows (row 1 is the header)."""
+
+    survey: dict[str, Any]
+    rows: dict[str, list[dict[str, Any]]]
+
+
+@dataclass
+class _Scope:
+    properties: dict[str, Any] = field(default_factory=dict)
+    required: list[str] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def translate(sheets: Sheets) -> dict[str, Any]:
+    """The form schema, or ``XLSFormRefused`` naming the first thing that cannot be said."""
+    _check_columns(sheets)
+    translator = _Translator(sheets)
+    return translator.form()
+
+
+def _check_columns(sheets: Sheets) -> None:
+    allowed = {"survey": SURVEY_COLUMNS, "choices": CHOICE_COLUMNS, "settings": SETTINGS}
+    for sheet in sheets.rows:
+        if sheet in ("sheet_names",) or sheet.endswith("_header"):
+            continue
+        if sheet not in allowed:
+            raise XLSFormRefused(
+                f"the sheet {sheet!r} is not one fieldsync reads (survey, choices, settings); "
+                "nothing was imported"
+            )
+        for number, row in enumerate(sheets.rows[sheet], start=2):
+            for column, value in row.items():
+                base = column.split("::", 1)[0].strip()
+                if value in (None, "") or base in allowed[sheet]:
+                    continue
+                raise XLSFormRefused(
+                    f"{sheet}, row {number}, column {column!r}: fieldsync does not translate "
+                    "this column; nothing was imported",
+                    hint="Remove the column (or its values), or see docs/forms.md for what is "
+                    "supported.",
+                )
+
+
+class _Translator:
+    def __init__(self, sheets: Sheets) -> None:
+        self.sheets = sheets
+        self.rows = {
+            str(row["name"]): number
+            for number, row in enumerate(sheets.rows.get("survey", []), start=2)
+            if row.get("name")
+        }
+        self.paths: dict[str, tuple[str, ...]] = {}
+        self.in_repeat: set[str] = set()
+        self.conditional: list[dict[str, Any]] = []  # root-level if/then for required+relevant
+        self._index(sheets.survey.get("children", []), (), False)
+
+    def _index(self, children: list[dict[str, Any]], prefix: tuple[str, ...], repeat: bool) -> None:
+        for child in children:
+            name = str(child.get("name", ""))
+            if child.get("type") == "group" and name == "meta":
+                continue
+            path = (*prefix, name)
+            self.paths[name] = path
+            if repeat:
+                self.in_repeat.add(name)
+            if child.get("type") in ("group", "repeat"):
+                self._index(
+                    child.get("children", []), path, repeat or child.get("type") == "repeat"
+                )
+
+    def where(self, name: str, column: str | None = None) -> str:
+        row = self.rows.get(name)
+        place = f"survey, row {row}" if row else f"survey, question {name!r}"
+        return f"{place}, column {column!r}" if column else place
+
+    def _written(self, name: str, column: str) -> str:
+        row = self.rows.get(name)
+        if row is None:
+            return ""
+        return str(self.sheets.rows["survey"][row - 2].get(column) or "").strip()
+
+    def form(self) -> dict[str, Any]:
+        settings = (self.sheets.rows.get("settings") or [{}])[0]
+        form_id = str(settings.get("form_id") or self.sheets.survey.get("id_string") or "")
+        if not FORM_ID.fullmatch(form_id):
+            raise XLSFormRefused(
+                f"settings, column 'form_id': {form_id!r} is not a form id fieldsync can use "
+                "(a lowercase letter, then up to 63 lowercase letters, digits, _ or -)"
+            )
+        version = str(settings.get("version") or "1").strip()
+        if not version.isdigit() or not 1 <= int(version) <= encoding.MAX_SAFE_INTEGER:
+            raise XLSFormRefused(
+                f"settings, column 'version': {version!r} is not a whole number from 1"
+            )
+        scope = _Scope()
+        self._children(self.sheets.survey.get("children", []), scope)
+        title = settings.get("form_title") or self.sheets.survey.get("title") or form_id
+        schema: dict[str, Any] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"urn:fieldsync:form:{form_id}:{int(version)}",
+            "title": str(title),
+            "x-form": form_id,
+            "x-version": int(version),
+            "x-summary": self._summary(scope),
+            "type": "object",
+            "additionalProperties": False,
+            "required": scope.required,
+            "properties": scope.properties,
+        }
+        if scope.notes:
+            schema["x-notes"] = scope.notes
+        if self.conditional:
+            schema["allOf"] = self.conditional
+        return schema
+
+    def _summary(self, scope: _Scope) -> list[str]:
+        shown = [
+            name
+            for name, sub in scope.properties.items()
+            if not sub.get("x-sensitive") and sub.get("type") in ("string", "integer")
+        ]
+        return shown[:3]
+
+    def _children(self, children: list[dict[str, Any]], scope: _Scope) -> None:
+        for child in children:
+            kind, name = child.get("type"), str(child.get("name", ""))
+            if kind == "group" and name == "meta":
+                continue  # pyxform's own instanceID: fieldsync names records itself
+            if not NAME.fullmatch(name):
+                raise XLSFormRefused(
+                    f"{self.where(name, 'name')}: {name!r} is not a name fieldsync can use "
+                    "(a letter or _, then letters, digits, _ or -, up to 64)"
+                )
+            if kind == "note":
+                scope.notes.append(
+                    {"after": list(scope.properties)[-1:], "name": name}
+                    | self._labels(child, "label")
+                )
+                continue
+            schema = self._question(child, name, str(kind))
+            scope.properties[name] = schema
+            if self._required(child, name):
+                relevant = child.get("bind", {}).get("relevant")
+                if relevant:
+                    self._required_when(name, str(relevant))
+                else:
+                    scope.required.append(name)
+
+    def _question(self, child: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+        schema: dict[str, Any] = self._labels(child, "label")
+        hint = self._labels(child, "hint")
+        if hint:
+            schema["description"] = hint["title"]
+            if "x-title-ar" in hint:
+                schema["x-description-ar"] = hint["x-title-ar"]
+        schema |= self._shape(child, name, kind)
+        if str(child.get("x-sensitive", "")).strip().lower() in YES:
+            schema["x-sensitive"] = True
+        bind = child.get("bind", {})
+        if bind.get("relevant"):
+            schema["x-ask-when"] = self._expression(name, "relevant", str(bind["relevant"]))
+        if bind.get("constraint"):
+            schema["allOf"] = [self._constraint(name, str(bind["constraint"]))]
+            message = bind.get("jr:constraintMsg")
+            if message:
+                schema["x-message"] = _english(message)
+        return schema
+
+    def _shape(self, child: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+        if kind == "text":
+            return {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+        if kind == "integer":
+            return {
+                "type": "integer",
+                "minimum": -encoding.MAX_SAFE_INTEGER,
+                "maximum": encoding.MAX_SAFE_INTEGER,
+            }
+        if kind == "decimal":
+            return {"type": "string", "pattern": DECIMAL}
+        if kind == "date":
+            return {"type": "string", "format": "date", "pattern": DATE}
+        if kind == "select one":
+            return {"type": "string", "oneOf": self._choices(child, name)}
+        if kind == "select all that apply":
+            return {
+                "type": "array",
+                "uniqueItems": True,
+                "items": {"type": "string", "oneOf": self._choices(child, name)},
+            }
+        if kind in ("group", "repeat"):
+            inner = _Scope()
+            self._children(child.get("children", []), inner)
+            body: dict[str, Any] = {
+                "type": "object",
+                "additionalProperties": False,
+                "required": inner.required,
+                "properties": inner.properties,
+            }
+            if inner.notes:
+                body["x-notes"] = inner.notes
+            if kind == "group":
+                return body
+            body["properties"] = {"id": dict(ITEM_ID)} | inner.properties
+            return {"type": "array", "maxItems": 1000, "items": body}
+        written = self._written(name, "type") or kind  # as the sheet spells it, not pyxform
+        raise XLSFormRefused(
+            f"{self.where(name, 'type')}: fieldsync does not translate the type {written!r}; "
+            "nothing was imported",
+            hint="Supported: text, integer, decimal, date, select_one, select_multiple, "
+            "groups, repeats and notes (docs/forms.md).",
+        )
+
+    def _choices(self, child: dict[str, Any], name: str) -> list[dict[str, Any]]:
+        found = child.get("choices") or []
+        if not found:
+            raise XLSFormRefused(f"{self.where(name, 'type')}: its choice list is empty")
+        choices = []
+        for choice in found:
+            value = str(choice.get("name", ""))
+            if not value or len(value) > 200:
+                raise XLSFormRefused(
+                    f"choices, list {child.get('list_name')!r}: a choice has no name"
+                )
+            choices.append({"const": value} | self._labels(choice, "label", default=value))
+        return choices
+
+    def _labels(self, element: dict[str, Any], key: str, default: str = "") -> dict[str, Any]:
+        found = element.get(key)
+        if not found:
+            return {"title": default} if default else {}
+        if isinstance(found, str):
+            return {"title": found}
+        by_code = {_code(language): str(text) for language, text in found.items() if text}
+        english = by_code.get("en") or by_code.get("default") or next(iter(by_code.values()), "")
+        labels: dict[str, Any] = {"title": english or default}
+        if "ar" in by_code:
+            labels["x-title-ar"] = by_code["ar"]
+        if set(by_code) - {"en", "ar", "default"}:  # a language beyond the two labels
+            labels["x-labels"] = dict(sorted(by_code.items()))
+        return labels
+
+    def _required(self, child: dict[str, Any], name: str) -> bool:
+        value = str(child.get("bind", {}).get("required", "")).strip().lower()
+        if value in YES:
+            return True
+        if value in NO:
+            return False
+        raise XLSFormRefused(
+            f"{self.where(name, 'required')}: {value!r} is neither yes nor no (a computed "
+            "requirement is not supported)"
+        )
+
+    def _required_when(self, name: str, relevant: str) -> None:
+        """Required only when asked: a condition at the top, which JSON Schema can say for a
+        question outside a repeat (inside one, the record's answers are not in reach)."""
+        if name in self.in_repeat:
+            raise XLSFormRefused(
+                f"{self.where(name, 'required')}: a required question with its own relevant "
+                "inside a repeat is not supported; make it optional, or move the rule"
+            )
+        path = self.paths[name]
+        when = self._expression(name, "relevant", relevant)
+        self.conditional.append({"if": when, "then": _required_at(path)})
+
+    def _expression(self, name: str, column: str, text: str) -> Any:
+        try:
+            node = xpath.parse(text)
+            return xpath.condition(node, self._locate(name, column))
+        except xpath.Untranslatable as exc:
+            raise XLSFormRefused(
+                f"{self.where(name, column)}: {text!r} cannot be translated ({exc}); nothing "
+                "was imported",
+                hint="docs/forms.md lists the expressions fieldsync translates.",
+            ) from exc
+
+    def _constraint(self, name: str, text: str) -> Any:
+        try:
+            node = xpath.parse(text)
+            return xpath.field_schema(node, self._locate(name, "constraint"), self.paths[name])
+        except xpath.Untranslatable as exc:
+            raise XLSFormRefused(
+                f"{self.where(name, 'constraint')}: {text!r} cannot be translated ({exc}); "
+                "nothing was imported",
+                hint="docs/forms.md lists the expressions fieldsync translates.",
+            ) from exc
+
+    def _locate(self, name: str, column: str) -> xpath.Locate:
+        def locate(target: str) -> tuple[str, ...]:
+            if target == name:
+                return self.paths[name]
+            if target not in self.paths:
+                raise xpath.Untranslatable(f"there is no question {target!r}")
+            if target in self.in_repeat:
+                raise xpath.Untranslatable(
+                    f"{target!r} is inside a repeat: a rule may name only questions outside one"
+                )
+            return self.paths[target]
+
+        return locate
+
+
+def _required_at(path: tuple[str, ...]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"required": [path[-1]]}
+    for name in reversed(path[:-1]):  # the groups it is in must be there too
+        schema = {"required": [name], "properties": {name: schema}}
+    return schema
+
+
+def _code(language: str) -> str:
+    """``Arabic (ar)`` -> ``ar``; ``default`` stays; a name without a code, lowercased."""
+    found = re.search(r"\(([A-Za-z-]{2,12})\)\s*$", language)
+    return found[1].lower() if found else language.strip().lower()
+
+
+def _english(message: Any) -> str:
+    if isinstance(message, str):
+        return message
+    by_code = {_code(k): str(v) for k, v in message.items()}
+    return by_code.get("en") or by_code.get("default") or next(iter(by_code.values()), "")
