@@ -28,18 +28,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fieldsync.core import encoding, xpath
+from fieldsync.core import xlsform_labels as labels
 from fieldsync.core.forms import FORM_ID
 from fieldsync.errors import InputError
 
 SURVEY_COLUMNS = {
     "type", "name", "label", "hint", "required", "relevant", "constraint",
-    "constraint_message", "x-sensitive", "appearance", "required_message",
+    "constraint_message", "x-sensitive", "appearance",
 }  # fmt: skip
-TRANSLATED_COLUMNS = {"label", "hint", "constraint_message", "required_message"}
 CHOICE_COLUMNS = {"list_name", "name", "label"}
 SETTINGS = {"form_id", "form_title", "version", "default_language"}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 MAX_TEXT = 10_000
+MAX_DEPTH = 16  # groups and repeats within each other
+MAX_QUESTIONS = 2_000
+MAX_CHOICES = 2_000  # in one list
+MAX_SHOWN = 200  # characters of an expression an error repeats
+KINDS = {
+    "text": "text", "integer": "integer", "decimal": "decimal", "date": "date",
+    "select one": "one", "select all that apply": "many", "group": "group", "repeat": "group",
+}  # fmt: skip
 ITEM_ID = {
     "type": "string",
     "title": "Item id",
@@ -63,6 +71,7 @@ class Sheets:
 
     survey: dict[str, Any]
     rows: dict[str, list[dict[str, Any]]]
+    exact_rows: bool = True  # False where the reader drops blank rows (CSV): name questions
 
 
 @dataclass
@@ -111,9 +120,12 @@ class _Translator:
             if row.get("name")
         }
         self.paths: dict[str, tuple[str, ...]] = {}
+        self.kinds: dict[str, str] = {}
         self.in_repeat: set[str] = set()
         self.conditional: list[dict[str, Any]] = []  # root-level if/then for required+relevant
         self._index(sheets.survey.get("children", []), (), False)
+        if len(self.paths) > MAX_QUESTIONS:
+            raise XLSFormRefused(f"the form has more than {MAX_QUESTIONS} questions")
 
     def _index(self, children: list[dict[str, Any]], prefix: tuple[str, ...], repeat: bool) -> None:
         for child in children:
@@ -121,7 +133,17 @@ class _Translator:
             if child.get("type") == "group" and name == "meta":
                 continue
             path = (*prefix, name)
+            if len(path) > MAX_DEPTH:
+                raise XLSFormRefused(
+                    f"{self.where(name)}: groups and repeats nested deeper than {MAX_DEPTH}"
+                )
+            if name in self.paths:  # pyxform allows one in each group; a rule names one
+                raise XLSFormRefused(
+                    f"{self.where(name, 'name')}: the name {name!r} is used twice; fieldsync "
+                    "needs every question's name to be unique"
+                )
             self.paths[name] = path
+            self.kinds[name] = KINDS.get(str(child.get("type")), "other")
             if repeat:
                 self.in_repeat.add(name)
             if child.get("type") in ("group", "repeat"):
@@ -130,7 +152,7 @@ class _Translator:
                 )
 
     def where(self, name: str, column: str | None = None) -> str:
-        row = self.rows.get(name)
+        row = self.rows.get(name) if self.sheets.exact_rows else None
         place = f"survey, row {row}" if row else f"survey, question {name!r}"
         return f"{place}, column {column!r}" if column else place
 
@@ -154,7 +176,7 @@ class _Translator:
                 f"settings, column 'version': {version!r} is not a whole number from 1"
             )
         scope = _Scope()
-        self._children(self.sheets.survey.get("children", []), scope)
+        self._children(self.sheets.survey.get("children", []), scope, [])
         title = settings.get("form_title") or self.sheets.survey.get("title") or form_id
         schema: dict[str, Any] = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -182,7 +204,9 @@ class _Translator:
         ]
         return shown[:3]
 
-    def _children(self, children: list[dict[str, Any]], scope: _Scope) -> None:
+    def _children(self, children: list[dict[str, Any]], scope: _Scope, context: list[Any]) -> None:
+        """``context``: the relevance of the groups these children are in, which holds for
+        each of them as well (a question in a group not asked is not asked)."""
         for child in children:
             kind, name = child.get("type"), str(child.get("name", ""))
             if kind == "group" and name == "meta":
@@ -192,42 +216,74 @@ class _Translator:
                     f"{self.where(name, 'name')}: {name!r} is not a name fieldsync can use "
                     "(a letter or _, then letters, digits, _ or -, up to 64)"
                 )
-            if kind == "note":
-                scope.notes.append(
-                    {"after": list(scope.properties)[-1:], "name": name}
-                    | self._labels(child, "label")
+            if "or_other" in self._written(name, "type"):
+                raise XLSFormRefused(
+                    f"{self.where(name, 'type')}: or_other is not supported; add an 'other' "
+                    "choice and a text question relevant to it"
                 )
+            relevant = child.get("bind", {}).get("relevant")
+            own = [self._expression(name, "relevant", str(relevant))] if relevant else []
+            conditions = [*context, *own]
+            if kind == "note":
+                note = {"name": name, "after": next(reversed(scope.properties), None)}
+                note |= labels.of(child, "label")
+                if conditions:
+                    note["x-ask-when"] = _all(conditions)
+                scope.notes.append(note)
                 continue
-            schema = self._question(child, name, str(kind))
+            schema = self._question(child, name, str(kind), conditions)
             scope.properties[name] = schema
-            if self._required(child, name):
-                relevant = child.get("bind", {}).get("relevant")
-                if relevant:
-                    self._required_when(name, str(relevant))
-                else:
-                    scope.required.append(name)
+            required = self._required(child, name)
+            if kind == "group" and schema.get("required"):
+                required = True  # a group holding required questions must be there
+            if not required:
+                continue
+            if not conditions:
+                scope.required.append(name)
+            elif name in self.in_repeat:
+                raise XLSFormRefused(
+                    f"{self.where(name, 'required')}: a required question asked only when "
+                    "something holds is not supported inside a repeat; make it optional"
+                )
+            else:
+                self.conditional.append(
+                    {"if": _all(conditions), "then": _required_at(self.paths[name])}
+                )
 
-    def _question(self, child: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
-        schema: dict[str, Any] = self._labels(child, "label")
-        hint = self._labels(child, "hint")
+    def _question(
+        self, child: dict[str, Any], name: str, kind: str, conditions: list[Any]
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = labels.of(child, "label")
+        hint = labels.of(child, "hint")
         if hint:
             schema["description"] = hint["title"]
             if "x-title-ar" in hint:
                 schema["x-description-ar"] = hint["x-title-ar"]
-        schema |= self._shape(child, name, kind)
-        if str(child.get("x-sensitive", "")).strip().lower() in YES:
+        schema |= self._shape(child, name, kind, conditions)
+        sensitive = str(child.get("x-sensitive", "")).strip().lower()
+        if sensitive in YES:
             schema["x-sensitive"] = True
+        elif sensitive not in NO:
+            raise XLSFormRefused(
+                f"{self.where(name, 'x-sensitive')}: {sensitive!r} is neither yes nor no"
+            )
+        if conditions:
+            schema["x-ask-when"] = _all(conditions)
         bind = child.get("bind", {})
-        if bind.get("relevant"):
-            schema["x-ask-when"] = self._expression(name, "relevant", str(bind["relevant"]))
         if bind.get("constraint"):
-            schema["allOf"] = [self._constraint(name, str(bind["constraint"]))]
+            rule = self._constraint(name, str(bind["constraint"]))
             message = bind.get("jr:constraintMsg")
-            if message:
-                schema["x-message"] = _english(message)
+            # the message where the validator reports the rule failing, and there only
+            schema["allOf"] = [
+                {"anyOf": [rule], "x-message": labels.english(message)} if message else rule
+            ]
+        if self._required(child, name) and kind == "select all that apply":
+            schema["minItems"] = 1  # ODK's required: at least one choice
         return schema
 
-    def _shape(self, child: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+    def _shape(
+        self, child: dict[str, Any], name: str, kind: str, conditions: list[Any]
+    ) -> dict[str, Any]:
         if kind == "text":
             return {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
         if kind == "integer":
@@ -250,7 +306,12 @@ class _Translator:
             }
         if kind in ("group", "repeat"):
             inner = _Scope()
-            self._children(child.get("children", []), inner)
+            if kind == "repeat" and "id" in (str(c.get("name")) for c in child.get("children", [])):
+                raise XLSFormRefused(
+                    f"{self.where(name)}: a question named 'id' inside a repeat: fieldsync "
+                    "keeps each entry's own id under that name"
+                )
+            self._children(child.get("children", []), inner, [] if kind == "repeat" else conditions)
             body: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": False,
@@ -275,30 +336,24 @@ class _Translator:
         found = child.get("choices") or []
         if not found:
             raise XLSFormRefused(f"{self.where(name, 'type')}: its choice list is empty")
+        if len(found) > MAX_CHOICES:
+            raise XLSFormRefused(
+                f"{self.where(name, 'type')}: its choice list has more than {MAX_CHOICES} choices"
+            )
         choices = []
         for choice in found:
             value = str(choice.get("name", ""))
-            if not value or len(value) > 200:
+            if len(value) > 200:
+                listed = child.get("list_name")
+                raise XLSFormRefused(
+                    f"choices, list {listed!r}: the choice name {value[:40]!r}… is longer than 200"
+                )
+            if not value:
                 raise XLSFormRefused(
                     f"choices, list {child.get('list_name')!r}: a choice has no name"
                 )
-            choices.append({"const": value} | self._labels(choice, "label", default=value))
+            choices.append({"const": value} | labels.of(choice, "label", default=value))
         return choices
-
-    def _labels(self, element: dict[str, Any], key: str, default: str = "") -> dict[str, Any]:
-        found = element.get(key)
-        if not found:
-            return {"title": default} if default else {}
-        if isinstance(found, str):
-            return {"title": found}
-        by_code = {_code(language): str(text) for language, text in found.items() if text}
-        english = by_code.get("en") or by_code.get("default") or next(iter(by_code.values()), "")
-        labels: dict[str, Any] = {"title": english or default}
-        if "ar" in by_code:
-            labels["x-title-ar"] = by_code["ar"]
-        if set(by_code) - {"en", "ar", "default"}:  # a language beyond the two labels
-            labels["x-labels"] = dict(sorted(by_code.items()))
-        return labels
 
     def _required(self, child: dict[str, Any], name: str) -> bool:
         value = str(child.get("bind", {}).get("required", "")).strip().lower()
@@ -311,51 +366,38 @@ class _Translator:
             "requirement is not supported)"
         )
 
-    def _required_when(self, name: str, relevant: str) -> None:
-        """Required only when asked: a condition at the top, which JSON Schema can say for a
-        question outside a repeat (inside one, the record's answers are not in reach)."""
-        if name in self.in_repeat:
-            raise XLSFormRefused(
-                f"{self.where(name, 'required')}: a required question with its own relevant "
-                "inside a repeat is not supported; make it optional, or move the rule"
-            )
-        path = self.paths[name]
-        when = self._expression(name, "relevant", relevant)
-        self.conditional.append({"if": when, "then": _required_at(path)})
-
     def _expression(self, name: str, column: str, text: str) -> Any:
         try:
             node = xpath.parse(text)
             return xpath.condition(node, self._locate(name, column))
         except xpath.Untranslatable as exc:
             raise XLSFormRefused(
-                f"{self.where(name, column)}: {text!r} cannot be translated ({exc}); nothing "
-                "was imported",
+                f"{self.where(name, column)}: {_shown(text)} cannot be translated ({exc}); "
+                "nothing was imported",
                 hint="docs/forms.md lists the expressions fieldsync translates.",
             ) from exc
 
     def _constraint(self, name: str, text: str) -> Any:
         try:
             node = xpath.parse(text)
-            return xpath.field_schema(node, self._locate(name, "constraint"), self.paths[name])
+            subject = xpath.Target(self.paths[name], self.kinds[name])
+            return xpath.field_schema(node, self._locate(name, "constraint"), subject)
         except xpath.Untranslatable as exc:
             raise XLSFormRefused(
-                f"{self.where(name, 'constraint')}: {text!r} cannot be translated ({exc}); "
+                f"{self.where(name, 'constraint')}: {_shown(text)} cannot be translated ({exc}); "
                 "nothing was imported",
                 hint="docs/forms.md lists the expressions fieldsync translates.",
             ) from exc
 
     def _locate(self, name: str, column: str) -> xpath.Locate:
-        def locate(target: str) -> tuple[str, ...]:
-            if target == name:
-                return self.paths[name]
-            if target not in self.paths:
+        def locate(target: str) -> xpath.Target:
+            if target != name and target not in self.paths:
                 raise xpath.Untranslatable(f"there is no question {target!r}")
-            if target in self.in_repeat:
+            if target != name and target in self.in_repeat:
                 raise xpath.Untranslatable(
                     f"{target!r} is inside a repeat: a rule may name only questions outside one"
                 )
-            return self.paths[target]
+            return xpath.Target(self.paths[target], self.kinds[target])
 
         return locate
 
@@ -367,14 +409,9 @@ def _required_at(path: tuple[str, ...]) -> dict[str, Any]:
     return schema
 
 
-def _code(language: str) -> str:
-    """``Arabic (ar)`` -> ``ar``; ``default`` stays; a name without a code, lowercased."""
-    found = re.search(r"\(([A-Za-z-]{2,12})\)\s*$", language)
-    return found[1].lower() if found else language.strip().lower()
+def _all(conditions: list[Any]) -> Any:
+    return conditions[0] if len(conditions) == 1 else {"allOf": conditions}
 
 
-def _english(message: Any) -> str:
-    if isinstance(message, str):
-        return message
-    by_code = {_code(k): str(v) for k, v in message.items()}
-    return by_code.get("en") or by_code.get("default") or next(iter(by_code.values()), "")
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "…")

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fieldsync.core import odk_regex
+
 COMPARISONS = ("<=", ">=", "!=", "=", "<", ">")
 FUNCTIONS = ("count-selected", "string-length", "selected", "regex", "not")
 TOKEN = re.compile(
@@ -176,10 +178,19 @@ class _Parser:
         raise Untranslatable(f"unexpected {value!r}")
 
 
-Locate = Callable[[str], tuple[str, ...]]  # a field's name -> its path in the answers
+@dataclass(frozen=True)
+class Target:
+    """A field an expression names: where its answer sits, and what kind of answer it is (an
+    XPath comparison means something else for a number, a text, one choice or several)."""
+
+    path: tuple[str, ...]
+    kind: str  # text | integer | decimal | date | one | many
 
 
-def condition(node: Node, locate: Locate, *, subject: tuple[str, ...] | None = None) -> Any:
+Locate = Callable[[str], Target]  # a field's name -> where and what it is
+
+
+def condition(node: Node, locate: Locate, *, subject: Target | None = None) -> Any:
     """A JSON Schema the whole record's answers fit when ``node`` holds (``relevant``);
     with ``subject``, ``.`` is that field (``constraint``: use ``field_schema`` instead)."""
     if isinstance(node, Logic):
@@ -188,11 +199,16 @@ def condition(node: Node, locate: Locate, *, subject: tuple[str, ...] | None = N
     if isinstance(node, Call) and node.function == "not":
         (inner,) = _arity(node, 1)
         return {"not": condition(inner, locate, subject=subject)}
+    empty = _empty_test(node, locate, subject)
+    if empty is not None:  # ${x} = '' holds when x is not answered, != '' when it is
+        target, answered = empty
+        present = _at(target.path, {}, True)
+        return present if answered else {"not": present}
     path, schema, required = _atom(node, locate, subject)
     return _at(path, schema, required)
 
 
-def field_schema(node: Node, locate: Locate, subject: tuple[str, ...]) -> Any:
+def field_schema(node: Node, locate: Locate, subject: Target) -> Any:
     """A JSON Schema the answer itself fits when a constraint holds (``.``, or the field's own
     name, is the answer at ``subject``; a constraint that names another field is refused). An
     absent answer is not checked."""
@@ -202,8 +218,14 @@ def field_schema(node: Node, locate: Locate, subject: tuple[str, ...]) -> Any:
     if isinstance(node, Call) and node.function == "not":
         (inner,) = _arity(node, 1)
         return {"not": field_schema(inner, locate, subject)}
+    empty = _empty_test(node, locate, subject)
+    if empty is not None:  # of an answer that is there: never empty
+        target, answered = empty
+        if target.path != subject.path:
+            raise Untranslatable("a constraint may test only the answer itself ('.')")
+        return {} if answered else {"not": {}}
     path, schema, _ = _atom(node, locate, subject)
-    if path != subject:
+    if path != subject.path:
         raise Untranslatable("a constraint may test only the answer itself ('.')")
     return schema
 
@@ -219,25 +241,38 @@ def _at(path: tuple[str, ...], schema: Any, required: bool) -> Any:
     return schema
 
 
-def _atom(
-    node: Node, locate: Locate, subject: tuple[str, ...] | None
-) -> tuple[tuple[str, ...], Any, bool]:
+def _empty_test(node: Node, locate: Locate, subject: Target | None) -> tuple[Target, bool] | None:
+    """(the field, True for ``!= ''``) when ``node`` compares a field with the empty text."""
+    if not isinstance(node, Compare) or node.op not in ("=", "!="):
+        return None
+    left, right = node.left, node.right
+    if isinstance(left, Literal):
+        left, right = right, left
+    if isinstance(right, Literal) and right.value == "" and isinstance(left, Ref):
+        return _path(left, locate, subject), node.op == "!="
+    return None
+
+
+def _atom(node: Node, locate: Locate, subject: Target | None) -> tuple[tuple[str, ...], Any, bool]:
     """(the field's path, a schema for its value, whether an empty answer fails it)."""
     if isinstance(node, Call) and node.function == "selected":
         field, value = _arity(node, 2)
-        return _path(field, locate, subject), {"contains": {"const": _text(value)}}, True
+        target, text = _path(field, locate, subject), _text(value)
+        if target.kind == "many":
+            return target.path, {"contains": {"const": text}}, True
+        if target.kind == "one":
+            return target.path, {"const": text}, True
+        raise Untranslatable("selected() tests a select_one or select_multiple question")
     if isinstance(node, Call) and node.function == "regex":
         field, pattern = _arity(node, 2)
-        text = _text(pattern)
+        target = _path(field, locate, subject)
+        if target.kind not in ("text", "date", "one"):
+            raise Untranslatable("regex() tests a text, a date or one choice")
         try:
-            re.compile(text)
-        except re.error as exc:
-            raise Untranslatable(f"the regex {text!r} does not compile ({exc})") from exc
-        return (
-            _path(field, locate, subject),
-            {"type": "string", "pattern": text},
-            not re.search(text, ""),
-        )
+            text = odk_regex.translated(_text(pattern))
+        except ValueError as exc:
+            raise Untranslatable(str(exc)) from exc
+        return target.path, {"type": "string", "pattern": text}, not re.search(text, "")
     if isinstance(node, Compare):
         return _comparison(node, locate, subject)
     if isinstance(node, Ref):
@@ -246,7 +281,7 @@ def _atom(
 
 
 def _comparison(
-    node: Compare, locate: Locate, subject: tuple[str, ...] | None
+    node: Compare, locate: Locate, subject: Target | None
 ) -> tuple[tuple[str, ...], Any, bool]:
     left, right, op = node.left, node.right, node.op
     if isinstance(left, Literal) and not isinstance(right, Literal):
@@ -256,28 +291,53 @@ def _comparison(
     value = right.value
     if isinstance(left, Call) and left.function in ("count-selected", "string-length"):
         (field,) = _arity(left, 1)
+        target = _path(field, locate, subject)
+        counted = "many" if left.function == "count-selected" else None
+        if (counted and target.kind != counted) or (
+            not counted and target.kind not in ("text", "date", "one")
+        ):
+            raise Untranslatable(f"{left.function}() of a {target.kind} answer is not supported")
         if not isinstance(value, int):
             raise Untranslatable(f"{left.function}() compares with a whole number only")
         low, high = _bounds(op, value)
-        keys = (
-            ("minItems", "maxItems")
-            if left.function == "count-selected"
-            else ("minLength", "maxLength")
-        )
+        keys = ("minItems", "maxItems") if counted else ("minLength", "maxLength")
         schema = _bounded(keys, low, high)
-        return _path(field, locate, subject), schema, not _holds(op, 0, value)
+        return target.path, schema, not _holds(op, 0, value)
     if not isinstance(left, Ref):
         raise Untranslatable("only a field, count-selected() or string-length() is compared")
-    path = _path(left, locate, subject)
+    target = _path(left, locate, subject)
+    wanted = _as_answer(target, value, op)
     if op in ("=", "!="):
-        same: Any = {"const": value}
-        return path, same if op == "=" else {"not": same}, op == "="
-    if isinstance(value, str):
-        raise Untranslatable(f"'{op}' compares numbers, not text ({value!r})")
+        same: Any = {"const": wanted}
+        return target.path, same if op == "=" else {"not": same}, op == "="
     keyword = {"<": "exclusiveMaximum", "<=": "maximum", ">": "exclusiveMinimum", ">=": "minimum"}
-    if isinstance(value, float):
-        raise Untranslatable("decimal numbers are kept as text; compare with a whole number")
-    return path, {"type": "integer", keyword[op]: value}, True
+    return target.path, {"type": "integer", keyword[op]: wanted}, True
+
+
+def _as_answer(target: Target, value: str | int | float, op: str) -> str | int:
+    """The literal as the answer would be stored, for a comparison XPath makes the same way;
+    ``Untranslatable`` where XPath compares otherwise than JSON Schema would."""
+    kind = target.kind
+    if kind == "integer":
+        number = value if isinstance(value, int) else None
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,15}", value):
+            number = int(value)
+        if number is None:
+            raise Untranslatable(f"a whole-number question compared with {value!r}")
+        return number
+    if op not in ("=", "!="):
+        raise Untranslatable(f"'{op}' compares numbers: only a whole-number question has one")
+    if kind == "one":
+        if isinstance(value, float):
+            raise Untranslatable(f"a choice compared with {value!r}")
+        return str(value)  # choice names are text; XPath compares ${q} = 1 as '1'
+    if kind in ("text", "date") and isinstance(value, str):
+        return value
+    if kind == "many":
+        raise Untranslatable("a select_multiple answer is tested with selected()")
+    if kind == "decimal":
+        raise Untranslatable("a decimal answer is kept as text: comparing it is not supported")
+    raise Untranslatable(f"a {kind} answer compared with {value!r}")
 
 
 _MIRROR = {"=": "=", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
@@ -318,7 +378,7 @@ def _holds(op: str, left: int, right: int) -> bool:
     }[op]
 
 
-def _path(node: Node, locate: Locate, subject: tuple[str, ...] | None) -> tuple[str, ...]:
+def _path(node: Node, locate: Locate, subject: Target | None) -> Target:
     if not isinstance(node, Ref):
         raise Untranslatable("the first argument must be a field")
     if node.name is None:

@@ -92,12 +92,24 @@ def _sheets(path: Path, suffix: str) -> Sheets:
             warnings.simplefilter("ignore")
             rows = readers[suffix](str(path))
             survey = xls2json.parse_file_to_json(str(path), warnings=[])
-    except PyXFormError as exc:  # its own words, with its row as ours reads: survey, row N
-        said = re.sub(r"\[row : ([0-9]+)\]", r"survey, row \1:", str(exc))
+    except PyXFormError as exc:  # its own words, with its row as ours reads: SHEET, row N
+        said = str(exc)
+        named = re.search(r"On the '([a-z_]+)' sheet", said)
+        sheet = named[1] if named else "survey"
+        said = re.sub(r"\[row : ([0-9]+)\]", rf"{sheet}, row \1:", said)
         raise XLSFormRefused(f"{said} (as pyxform read {path.name}); nothing was imported") from exc
-    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{str(path)!r} is not a spreadsheet pyxform can read ({exc})") from exc
-    return Sheets(survey=survey, rows={k: v for k, v in rows.items() if isinstance(v, list)})
+    except RecursionError as exc:
+        raise XLSFormRefused(f"{path.name} nests its groups too deep for any form") from exc
+    except Exception as exc:  # a reader's fault on a hostile file is a refusal, not a crash
+        raise InputError(
+            f"{str(path)!r} is not a spreadsheet pyxform can read ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"
+        ) from exc
+    return Sheets(
+        survey=survey,
+        rows={k: v for k, v in rows.items() if isinstance(v, list)},
+        exact_rows=suffix != ".csv",  # pyxform's CSV reader drops blank rows
+    )
 
 
 def check_target(out: Path, force: bool) -> None:

@@ -9,9 +9,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from fieldsync.core import xpath
+from fieldsync.core import odk_regex, xpath
 
-PATHS = {"a": ("a",), "n": ("n",), "m": ("m",), "t": ("g", "t")}
+PATHS = {
+    "a": xpath.Target(("a",), "text"),
+    "n": xpath.Target(("n",), "integer"),
+    "m": xpath.Target(("m",), "many"),
+    "o": xpath.Target(("o",), "one"),
+    "d": xpath.Target(("d",), "decimal"),
+    "t": xpath.Target(("g", "t"), "text"),
+}
 
 
 def holds(expression: str, answers: dict[str, Any]) -> bool:
@@ -38,6 +45,14 @@ def holds(expression: str, answers: dict[str, Any]) -> bool:
         ("regex(${a}, '^[0-9]+$')", {"a": "123"}, [{"a": "12a"}, {}]),
         ("${t} = 'in a group'", {"g": {"t": "in a group"}}, [{"g": {}}, {}]),
         ("(${a} = 'x')", {"a": "x"}, [{}]),
+        # review F1: '' is what an unanswered question equals
+        ("${a} != ''", {"a": "x"}, [{}]),
+        ("${a} = ''", {}, [{"a": "x"}]),
+        ("${t} != ''", {"g": {"t": "x"}}, [{"g": {}}, {}]),
+        # review F2: the comparison follows the answer's kind
+        ("${o} = 1", {"o": "1"}, [{"o": "2"}, {}]),
+        ("${n} = '18'", {"n": 18}, [{"n": 17}]),
+        ("selected(${o}, 'x')", {"o": "x"}, [{"o": "y"}, {}]),
     ],
 )
 def test_each_construct_means_what_xpath_means(
@@ -55,7 +70,7 @@ def test_each_construct_means_what_xpath_means(
         ("today() > ${n}", "'today'"),
         ("${a} = ${n}", "only with a literal"),
         ("${a}", "not a condition"),
-        ("${n} > 1.5", "decimal"),
+        ("${n} > 1.5", "compared with 1.5"),
         ("${a} > 'x'", "compares numbers"),
         ("selected(${m})", "takes 2"),
         ("regex(${a}, '(')", "does not compile"),
@@ -65,6 +80,17 @@ def test_each_construct_means_what_xpath_means(
         ("count-selected(${m}) != 1", "'!='"),
         (". = 'x'", "only a constraint"),
         ("x" * 2001, "longer than"),
+        ("${a} = 5", "compared with 5"),
+        ("${m} = 'x'", "selected()"),
+        ("${d} > 1", "compares numbers"),
+        ("${d} = '1.5'", "decimal"),
+        ("string-length(${n}) > 2", "integer answer"),
+        ("count-selected(${o}) > 1", "one answer"),
+        ("selected(${a}, 'x')", "select_one or select_multiple"),
+        ("regex(${n}, '^1')", "a text"),
+        ("regex(${a}, '^(a+)+$')", "catastrophic"),
+        ("regex(${a}, '\\w+')", "means otherwise"),
+        ("regex(${a}, '(?=x)')", "look-around"),
     ],
 )
 def test_anything_outside_the_subset_is_refused_with_what(expression: str, why: str) -> None:
@@ -74,13 +100,13 @@ def test_anything_outside_the_subset_is_refused_with_what(expression: str, why: 
 
 def test_a_constraint_tests_the_answer_itself() -> None:
     node = xpath.parse(". >= 0 and . < 10")
-    schema = xpath.field_schema(node, PATHS.__getitem__, ("n",))
+    schema = xpath.field_schema(node, PATHS.__getitem__, PATHS["n"])
     validator = Draft202012Validator(schema)
     assert validator.is_valid(3) and not validator.is_valid(10) and not validator.is_valid(-1)
-    named = xpath.field_schema(xpath.parse("${n} < 10"), PATHS.__getitem__, ("n",))
+    named = xpath.field_schema(xpath.parse("${n} < 10"), PATHS.__getitem__, PATHS["n"])
     assert named == {"type": "integer", "exclusiveMaximum": 10}
     with pytest.raises(xpath.Untranslatable, match="only the answer itself"):
-        xpath.field_schema(xpath.parse("${a} = 'x'"), PATHS.__getitem__, ("n",))
+        xpath.field_schema(xpath.parse("${a} = 'x'"), PATHS.__getitem__, PATHS["n"])
 
 
 def test_reading_a_long_hostile_expression_stays_linear() -> None:
@@ -90,3 +116,14 @@ def test_reading_a_long_hostile_expression_stays_linear() -> None:
     assert holds("(" * 30 + "${a} = 'x'" + ")" * 30, {"a": "x"})
     wide = " or ".join(["${a} = 'x'"] * 100)
     assert holds(wide, {"a": "x"})
+
+
+def test_a_regex_means_what_it_means_in_odk() -> None:
+    """Review F8: under Python, \\d takes every script's digits and $ a final newline."""
+    pattern = odk_regex.translated("^\\d{3}$")
+    assert pattern == "^[0-9]{3}$(?!\\n)"
+    assert odk_regex.translated("[\\d$]") == "[0-9$]"
+    import re
+
+    assert re.search(pattern, "123") and not re.search(pattern, "١٢٣")
+    assert not re.search(pattern, "123\n")

@@ -255,3 +255,93 @@ def test_a_file_that_is_no_spreadsheet_or_a_zip_bomb_is_refused_before_pyxform(
     garbled.write_bytes(b"\xd0\xcf\x11\xe0 truncated OLE")
     with pytest.raises(InputError):
         xlsform.read(garbled)
+
+
+REVIEW = """| survey |
+|  | type | name | label | required | relevant | x-sensitive |
+|  | select_one yn | hurt | Hurt? | | | |
+|  | select_one yn | seen | Seen? | | | |
+|  | begin_group | place | Place | | | |
+|  | text | town | Town | yes | | |
+|  | end_group | | | | | |
+|  | begin_group | injury | Injury | | ${hurt} = 'yes' | |
+|  | text | kind | Kind | yes | ${seen} = 'yes' | no |
+|  | end_group | | | | | |
+|  | text | after | After | | ${kind} != '' | |
+|  | select_multiple yn | both | Both | yes | | |
+| choices |
+|  | list_name | name | label |
+|  | yn | yes | Yes |
+|  | yn | no | No |
+| settings |
+|  | form_id | version |
+|  | review | 1 |
+"""
+
+
+def test_groups_carry_requirement_and_relevance_as_odk_means_them(tmp_path: Path) -> None:
+    """Review F1, F3: a group holding a required question must be there, a group's relevant
+    holds for its questions, and '' is what an unanswered question equals."""
+    found = xlsform.read_form(write(tmp_path, REVIEW))[1]
+    base = {"place": {"town": "Homs"}, "both": ["no"]}
+    assert not ok(found, {"both": ["no"]})  # the place group, with its required town
+    assert ok(found, base | {"hurt": "no", "seen": "yes"})  # injury not asked
+    assert not ok(found, base | {"hurt": "yes", "seen": "yes"})  # now injury.kind is
+    assert ok(found, base | {"hurt": "yes", "seen": "yes", "injury": {"kind": "burn"}})
+    kind, after = found.field("injury.kind"), found.field("after")
+    assert not found.asks(kind, {"seen": "yes"}) and found.asks(
+        kind, {"hurt": "yes", "seen": "yes"}
+    )
+    assert found.asks(after, {"injury": {"kind": "x"}}) and not found.asks(after, {})
+    assert not ok(found, {"place": {"town": "Homs"}, "both": []})  # required: one at least
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (("|  | text | after |", "|  | text | town |"), "used twice"),
+        (("| no |", "| y |"), "neither yes nor no"),
+        (("select_one yn | hurt", "select_one yn or_other | hurt"), "or_other"),
+        (("${seen} = 'yes'", "regex(${seen}, '^(y+)+$')"), "catastrophic"),
+        (("${seen} = 'yes'", "${seen} = 1.5"), "compared with 1.5"),
+    ],
+)
+def test_review_findings_are_refused_not_mistranslated(
+    tmp_path: Path, change: tuple[str, str], why: str
+) -> None:
+    text = REVIEW.replace(*change, 1)
+    assert text != REVIEW
+    with pytest.raises(XLSFormRefused, match=why):
+        xlsform.read_form(write(tmp_path, text))
+
+
+def test_a_choices_sheet_fault_names_the_choices_sheet_and_deep_groups_are_refused(
+    tmp_path: Path,
+) -> None:
+    blank = REVIEW.replace("|  | yn | no | No |", "|  | yn | | No |")
+    with pytest.raises(XLSFormRefused, match="choices, row 3"):
+        xlsform.read_form(write(tmp_path, blank))
+    deep = ["| survey |", "| | type | name | label |"]
+    deep += [f"| | begin_group | g{n} | G{n} |" for n in range(20)]
+    deep += ["| | text | q | Q |"] + ["| | end_group | | |"] * 20
+    with pytest.raises(XLSFormRefused, match="nested deeper than 16"):
+        xlsform.read_form(write(tmp_path, "\n".join(deep) + "\n" + SETTINGS))
+    repeat_id = (
+        "| survey |\n| | type | name | label |\n| | begin_repeat | r | R |\n"
+        "| | text | id | Id |\n| | end_repeat | | |\n" + SETTINGS
+    )
+    with pytest.raises(XLSFormRefused, match="named 'id'"):
+        xlsform.read_form(write(tmp_path, repeat_id))
+
+
+def test_an_xlsx_whose_xml_is_broken_is_a_clear_refusal(tmp_path: Path) -> None:
+    workbook = rows_to_xlsx(FORMS / "01_text_integer.md", tmp_path / "good.xlsx")
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(workbook) as source, zipfile.ZipFile(broken, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.startswith("xl/worksheets/"):
+                data = data[: len(data) // 2]  # cut in the middle of a tag
+            target.writestr(info, data)
+    with pytest.raises(InputError, match="not a spreadsheet pyxform can read"):
+        xlsform.read(broken)
