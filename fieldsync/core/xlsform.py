@@ -80,6 +80,18 @@ class _Scope:
     required: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
 
+    def as_object(self) -> dict[str, Any]:
+        """The questions in scope as a JSON Schema object (the form's, a group's, an entry's)."""
+        body: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": self.required,
+            "properties": self.properties,
+        }
+        if self.notes:
+            body["x-notes"] = self.notes
+        return body
+
 
 def translate(sheets: Sheets) -> dict[str, Any]:
     """The form schema, or ``XLSFormRefused`` naming the first thing that cannot be said."""
@@ -185,13 +197,7 @@ class _Translator:
             "x-form": form_id,
             "x-version": int(version),
             "x-summary": self._summary(scope),
-            "type": "object",
-            "additionalProperties": False,
-            "required": scope.required,
-            "properties": scope.properties,
-        }
-        if scope.notes:
-            schema["x-notes"] = scope.notes
+        } | scope.as_object()
         if self.conditional:
             schema["allOf"] = self.conditional
         return schema
@@ -312,14 +318,7 @@ class _Translator:
                     "keeps each entry's own id under that name"
                 )
             self._children(child.get("children", []), inner, [] if kind == "repeat" else conditions)
-            body: dict[str, Any] = {
-                "type": "object",
-                "additionalProperties": False,
-                "required": inner.required,
-                "properties": inner.properties,
-            }
-            if inner.notes:
-                body["x-notes"] = inner.notes
+            body = inner.as_object()
             if kind == "group":
                 return body
             body["properties"] = {"id": dict(ITEM_ID)} | inner.properties
